@@ -1,0 +1,39 @@
+//! The event log: one small, Kafka-shaped trait that every UltraCore service
+//! reads and writes through, and the record and envelope types that travel on it.
+//!
+//! Two backends implement [`EventLog`]: the embedded, durable single-node log
+//! (`ultracore-log-embedded`, the default) and Apache Kafka through librdkafka
+//! (`ultracore-log-kafka`). Both pass the same conformance suite, exported
+//! from this crate under the `testing` feature.
+//!
+//! # Layout
+//!
+//! - `record`: what goes in ([`NewRecord`]) and what comes out ([`Record`]),
+//!   headers, timestamps, topic specs and descriptions.
+//! - `log`: the [`EventLog`] and [`Consumer`] traits and their guarantees.
+//! - `partition`: the key → partition hash (Kafka's murmur2, so Java, Python and
+//!   Rust producers agree on where a key lives).
+//! - `envelope`: the JSON [`Envelope`] every record's value carries, and the
+//!   [`EventFamily`] trait for typed payloads with upcasting.
+//! - `dlq`: routing undecodable records to `<topic>.dlq` with the reason.
+//! - `error`: the crate's [`Error`].
+//! - `testing` (feature): the conformance suite.
+
+mod dlq;
+mod envelope;
+mod error;
+mod log;
+mod partition;
+mod record;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use dlq::{decode_or_dead_letter, dlq_topic, DeadLetter, DLQ_SUFFIX};
+pub use envelope::{payload_as, DecodeError, Envelope, EnvelopeBuilder, EventFamily, RawEnvelope};
+pub use error::{Error, Result};
+pub use log::{Consumer, ConsumerOptions, EventLog, EventLogExt};
+pub use partition::{murmur2, partition_for_key};
+pub use record::{
+    now_millis, Appended, GroupLag, Header, NewRecord, PartitionInfo, Position, Record, Retention,
+    Seek, StartFrom, TopicInfo, TopicPartition, TopicSpec,
+};
