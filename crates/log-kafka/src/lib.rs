@@ -1,0 +1,1 @@
+//! ultracore-log-kafka
