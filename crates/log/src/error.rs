@@ -45,6 +45,8 @@ pub enum Error {
     Unreachable { address: String, reason: String },
     #[error("Kafka error: {0}")]
     Kafka(String),
+    #[error("the log is unavailable: {0}")]
+    Unavailable(String),
     #[error("the log is shut down")]
     Closed,
     #[error("I/O error on {}: {source}", path.display())]

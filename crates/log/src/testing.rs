@@ -450,7 +450,7 @@ pub async fn concurrent_producers<H: Harness>(h: &H) {
         tasks.push(tokio::spawn(async move {
             let mut acks = Vec::new();
             for i in 0..per {
-                let rec = NewRecord::new(format!("producer-{p}"), format!("p{p}-{}", p * 1000 + i));
+                let rec = NewRecord::new(format!("producer-{p}"), value(p * 1000 + i));
                 acks.push(log.append(&topic, vec![rec]).await.unwrap()[0]);
             }
             acks

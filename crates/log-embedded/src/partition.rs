@@ -1,0 +1,585 @@
+//! One topic-partition: its segments, its durable high watermark, reading,
+//! and (for the writer) appending, rolling, recovery and retention.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use ultracore_log::{Appended, Error, NewRecord, Record, Result, Retention};
+
+use crate::codec::{self, FrameError};
+use crate::segment::{log_path, sync_dir, Segment};
+
+/// How a partition is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The single writer: recovers (truncating a torn tail) and appends.
+    Writer,
+    /// A reader beside a running writer: never modifies files, follows the tail.
+    ReadOnly,
+}
+
+/// State only the writer touches.
+#[derive(Debug)]
+struct Active {
+    file: File,
+    /// Bytes in the active segment file, written or staged.
+    position: u64,
+    next_offset: u64,
+    staged: Vec<u8>,
+    /// Index observations of staged frames: (offset, position, timestamp).
+    staged_index: Vec<(u64, u64, i64)>,
+}
+
+/// Where a read-only handle has verified the active segment up to.
+#[derive(Debug, Default)]
+struct Tail {
+    valid_len: u64,
+}
+
+#[derive(Debug)]
+pub struct Partition {
+    pub topic: Arc<str>,
+    pub id: u32,
+    pub dir: PathBuf,
+    segments: RwLock<Vec<Arc<Segment>>>,
+    /// One past the last durable record. Readers never look beyond it.
+    high_watermark: AtomicU64,
+    log_start: AtomicU64,
+    active: Mutex<Option<Active>>,
+    tail: Mutex<Tail>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Partition {
+    /// Opens (or creates) a partition directory and recovers it.
+    pub fn open(topic: Arc<str>, id: u32, dir: PathBuf, mode: Mode) -> Result<Partition> {
+        if mode == Mode::Writer {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        let mut bases: Vec<u64> = std::fs::read_dir(&dir)
+            .map_err(|e| Error::io(&dir, e))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".log"))
+                    .and_then(|n| n.parse().ok())
+            })
+            .collect();
+        bases.sort_unstable();
+        if bases.is_empty() {
+            if mode == Mode::ReadOnly {
+                return Err(Error::io(
+                    &dir,
+                    std::io::Error::other("partition has no segment"),
+                ));
+            }
+            create_segment_file(&dir, 0)?;
+            bases.push(0);
+        }
+        let mut segments = Vec::with_capacity(bases.len());
+        for (i, &base) in bases.iter().enumerate() {
+            let seg = Segment::open(&dir, base)?;
+            if i + 1 < bases.len() && !seg.load_index_files(&dir)? {
+                let scan = seg.scan()?;
+                if let Some(bad) = scan.bad {
+                    tracing::warn!(segment = %seg.path.display(), position = bad.position, reason = %bad.error.describe(),
+                        "sealed segment has a corrupt record; reads reaching it will fail");
+                }
+                *seg.index.write().unwrap_or_else(|e| e.into_inner()) = scan.index;
+                if mode == Mode::Writer {
+                    seg.write_index_files(&dir)?;
+                }
+            }
+            segments.push(Arc::new(seg));
+        }
+        let last = segments
+            .last()
+            .cloned()
+            .ok_or_else(|| Error::io(&dir, std::io::Error::other("no segment")))?;
+        let scan = last.scan()?;
+        let mut valid_len = scan.valid_len;
+        if let Some(bad) = scan.bad {
+            if let Some(next_good) = last.valid_frame_after(bad.position, scan.next_offset)? {
+                return Err(Error::Corrupt {
+                    segment: last.path.clone(),
+                    position: bad.position,
+                    reason: format!(
+                        "{} in the middle of the segment (valid records follow at byte {next_good})",
+                        bad.error.describe()
+                    ),
+                });
+            }
+            let size = last.size()?;
+            match mode {
+                Mode::Writer => {
+                    let dropped = last.count_frames_from(bad.position)?;
+                    tracing::warn!(
+                        segment = %last.path.display(), position = bad.position, bytes = size - bad.position,
+                        records = dropped, reason = %bad.error.describe(),
+                        "truncating torn tail left by a crash ({} bytes, {} unacknowledged records dropped)",
+                        size - bad.position, dropped
+                    );
+                    let f = OpenOptions::new()
+                        .write(true)
+                        .open(&last.path)
+                        .map_err(|e| Error::io(&last.path, e))?;
+                    f.set_len(bad.position)
+                        .map_err(|e| Error::io(&last.path, e))?;
+                    f.sync_all().map_err(|e| Error::io(&last.path, e))?;
+                }
+                // A reader may be looking at a frame the writer is still writing.
+                Mode::ReadOnly => valid_len = bad.position,
+            }
+        }
+        let next_offset = scan.next_offset.unwrap_or(last.base_offset);
+        *last.index.write().unwrap_or_else(|e| e.into_inner()) = scan.index;
+        let active = match mode {
+            Mode::Writer => {
+                let file = OpenOptions::new()
+                    .append(true)
+                    .open(&last.path)
+                    .map_err(|e| Error::io(&last.path, e))?;
+                Some(Active {
+                    file,
+                    position: valid_len,
+                    next_offset,
+                    staged: Vec::new(),
+                    staged_index: Vec::new(),
+                })
+            }
+            Mode::ReadOnly => None,
+        };
+        let log_start = segments[0].base_offset;
+        Ok(Partition {
+            topic,
+            id,
+            dir,
+            segments: RwLock::new(segments),
+            high_watermark: AtomicU64::new(next_offset),
+            log_start: AtomicU64::new(log_start),
+            active: Mutex::new(active),
+            tail: Mutex::new(Tail { valid_len }),
+        })
+    }
+
+    pub fn high_watermark(&self) -> u64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    pub fn log_start(&self) -> u64 {
+        self.log_start.load(Ordering::Acquire)
+    }
+
+    fn segments(&self) -> Vec<Arc<Segment>> {
+        self.segments
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Bytes stored, over all segments.
+    pub fn size_bytes(&self) -> Result<u64> {
+        self.segments().iter().map(|s| s.size()).sum()
+    }
+
+    // ---- writer side -------------------------------------------------------
+
+    /// Encodes records into the staging buffer and assigns their offsets.
+    /// Nothing is visible until [`Partition::flush`], `sync` and
+    /// [`Partition::publish`] ran. Rolls to a new segment first when the
+    /// active one would grow past `segment_bytes`.
+    pub fn stage(
+        &self,
+        records: &[&NewRecord],
+        now: i64,
+        segment_bytes: u64,
+        out: &mut Vec<Appended>,
+    ) -> Result<()> {
+        let mut guard = lock(&self.active);
+        let active = guard.as_mut().ok_or(Error::ReadOnly("append"))?;
+        for r in records {
+            let len = codec::frame_len(r.key.as_deref(), &r.value, &r.headers) as u64;
+            if active.position > 0 && active.position + len > segment_bytes {
+                self.roll(active)?;
+            }
+            let timestamp = r.timestamp.unwrap_or(now);
+            let offset = active.next_offset;
+            active
+                .staged_index
+                .push((offset, active.position, timestamp));
+            codec::encode(
+                &mut active.staged,
+                offset,
+                timestamp,
+                r.key.as_deref(),
+                &r.value,
+                &r.headers,
+            );
+            active.position += len;
+            active.next_offset += 1;
+            out.push(Appended {
+                partition: self.id,
+                offset,
+                timestamp,
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes staged bytes to the active file (not yet durable). Returns the
+    /// file to sync, if anything was written.
+    pub fn flush(&self) -> Result<Option<File>> {
+        let mut guard = lock(&self.active);
+        let Some(active) = guard.as_mut() else {
+            return Ok(None);
+        };
+        if active.staged.is_empty() {
+            return Ok(None);
+        }
+        let path = self.active_path();
+        active
+            .file
+            .write_all(&active.staged)
+            .map_err(|e| Error::io(&path, e))?;
+        active.staged.clear();
+        active
+            .file
+            .try_clone()
+            .map(Some)
+            .map_err(|e| Error::io(&path, e))
+    }
+
+    /// After a successful sync: indexes the new records and makes them visible.
+    pub fn publish(&self) {
+        let mut guard = lock(&self.active);
+        let Some(active) = guard.as_mut() else { return };
+        if let Some(seg) = self
+            .segments
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .last()
+        {
+            let mut index = seg.index.write().unwrap_or_else(|e| e.into_inner());
+            for &(offset, position, ts) in active
+                .staged_index
+                .iter()
+                .filter(|(o, _, _)| *o >= seg.base_offset)
+            {
+                index.observe(offset, position, ts);
+            }
+        }
+        active.staged_index.clear();
+        self.high_watermark
+            .store(active.next_offset, Ordering::Release);
+    }
+
+    fn active_path(&self) -> PathBuf {
+        self.segments
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .last()
+            .map(|s| s.path.clone())
+            .unwrap_or_default()
+    }
+
+    /// Seals the active segment (after making it durable) and starts a new one.
+    fn roll(&self, active: &mut Active) -> Result<()> {
+        let path = self.active_path();
+        active
+            .file
+            .write_all(&active.staged)
+            .map_err(|e| Error::io(&path, e))?;
+        active.staged.clear();
+        active.file.sync_data().map_err(|e| Error::io(&path, e))?;
+        let sealed = self
+            .segments
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .last()
+            .cloned();
+        if let Some(seg) = &sealed {
+            {
+                let mut index = seg.index.write().unwrap_or_else(|e| e.into_inner());
+                for &(offset, position, ts) in &active.staged_index {
+                    index.observe(offset, position, ts);
+                }
+            }
+            seg.write_index_files(&self.dir)?;
+        }
+        active.staged_index.clear();
+        // The sealed records are durable: publish them before moving on.
+        self.high_watermark
+            .store(active.next_offset, Ordering::Release);
+        let base = active.next_offset;
+        create_segment_file(&self.dir, base)?;
+        let seg = Arc::new(Segment::open(&self.dir, base)?);
+        active.file = OpenOptions::new()
+            .append(true)
+            .open(&seg.path)
+            .map_err(|e| Error::io(&seg.path, e))?;
+        active.position = 0;
+        self.segments
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(seg);
+        tracing::debug!(topic = %self.topic, partition = self.id, base, "rolled to a new segment");
+        Ok(())
+    }
+
+    /// Deletes whole sealed segments past the retention limits.
+    pub fn apply_retention(&self, retention: &Retention, now: i64) -> Result<()> {
+        if retention.max_age.is_none() && retention.max_bytes.is_none() {
+            return Ok(());
+        }
+        let segments = self.segments();
+        let sizes: Vec<u64> = segments.iter().map(|s| s.size()).collect::<Result<_>>()?;
+        let mut total: u64 = sizes.iter().sum();
+        let mut drop = 0;
+        for (seg, size) in segments
+            .iter()
+            .zip(&sizes)
+            .take(segments.len().saturating_sub(1))
+        {
+            let max_ts = seg
+                .index
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .max_timestamp;
+            let too_old = retention
+                .max_age
+                .is_some_and(|age| max_ts < now - age.as_millis() as i64);
+            let too_big = retention.max_bytes.is_some_and(|max| total > max);
+            if !(too_old || too_big) {
+                break;
+            }
+            total -= size;
+            drop += 1;
+        }
+        if drop == 0 {
+            return Ok(());
+        }
+        let removed: Vec<Arc<Segment>> = {
+            let mut segs = self.segments.write().unwrap_or_else(|e| e.into_inner());
+            let removed = segs.drain(..drop).collect();
+            self.log_start.store(segs[0].base_offset, Ordering::Release);
+            removed
+        };
+        for seg in &removed {
+            seg.remove_files(&self.dir);
+        }
+        sync_dir(&self.dir)?;
+        tracing::info!(topic = %self.topic, partition = self.id, segments = drop, log_start = self.log_start(), "retention deleted old segments");
+        Ok(())
+    }
+
+    // ---- reader side -------------------------------------------------------
+
+    /// Reads up to `max` records from `from`, never past the high watermark.
+    pub fn read(&self, from: u64, max: usize) -> Result<Vec<Record>> {
+        let hw = self.high_watermark();
+        let start = self.log_start();
+        if from < start || from > hw {
+            return Err(Error::OffsetOutOfRange {
+                topic: self.topic.to_string(),
+                partition: self.id,
+                offset: from,
+                start,
+                end: hw,
+            });
+        }
+        let mut out = Vec::new();
+        if from == hw || max == 0 {
+            return Ok(out);
+        }
+        let segments = self.segments();
+        let mut i = segments
+            .partition_point(|s| s.base_offset <= from)
+            .saturating_sub(1);
+        let mut offset = from;
+        while out.len() < max && offset < hw && i < segments.len() {
+            let seg = &segments[i];
+            let pos = seg
+                .index
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .floor(offset)
+                .map_or(0, |e| e.position);
+            let done = self.read_segment(seg, pos, offset, hw, max, &mut out)?;
+            offset = out.last().map_or(offset, |r| r.offset + 1);
+            if !done {
+                break;
+            }
+            i += 1;
+        }
+        Ok(out)
+    }
+
+    /// Reads frames of one segment from `pos`, keeping those at or after
+    /// `from` and before `hw`. Returns true if the segment was exhausted.
+    fn read_segment(
+        &self,
+        seg: &Segment,
+        mut pos: u64,
+        from: u64,
+        hw: u64,
+        max: usize,
+        out: &mut Vec<Record>,
+    ) -> Result<bool> {
+        const CHUNK: usize = 256 * 1024;
+        let corrupt = |position: u64, e: FrameError| Error::Corrupt {
+            segment: seg.path.clone(),
+            position,
+            reason: e.describe(),
+        };
+        loop {
+            let buf = seg.read_at(pos, CHUNK)?;
+            if buf.is_empty() {
+                return Ok(true);
+            }
+            let mut rel = 0;
+            loop {
+                match codec::decode(&buf[rel..]) {
+                    Ok(f) => {
+                        if f.offset >= hw {
+                            return Ok(false);
+                        }
+                        if f.offset >= from {
+                            out.push(
+                                f.to_record(&self.topic, self.id)
+                                    .map_err(|e| corrupt(pos + rel as u64, e))?,
+                            );
+                            if out.len() >= max {
+                                return Ok(false);
+                            }
+                        }
+                        rel += f.len;
+                    }
+                    Err(FrameError::Incomplete) if rel > 0 => break,
+                    Err(FrameError::Incomplete) if buf.len() < codec::FRAME_HEADER => {
+                        return Ok(true)
+                    }
+                    Err(FrameError::Incomplete) => {
+                        // A frame larger than the chunk: read it whole.
+                        let need = u32::from_le_bytes(buf[..4].try_into().unwrap_or_default())
+                            as usize
+                            + codec::FRAME_HEADER;
+                        let whole = seg.read_at(pos, need)?;
+                        if whole.len() < need {
+                            // The end of a sealed segment, or bytes the writer has not finished.
+                            return Err(corrupt(pos, FrameError::Incomplete));
+                        }
+                        let f = codec::decode(&whole).map_err(|e| corrupt(pos, e))?;
+                        if f.offset >= hw {
+                            return Ok(false);
+                        }
+                        if f.offset >= from {
+                            out.push(
+                                f.to_record(&self.topic, self.id)
+                                    .map_err(|e| corrupt(pos, e))?,
+                            );
+                            if out.len() >= max {
+                                return Ok(false);
+                            }
+                        }
+                        rel = f.len;
+                        break;
+                    }
+                    Err(e) => return Err(corrupt(pos + rel as u64, e)),
+                }
+                if rel >= buf.len() {
+                    break;
+                }
+            }
+            pos += rel as u64;
+        }
+    }
+
+    /// The first offset whose record has a timestamp at or after `ts`, or the
+    /// high watermark if there is none.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<u64> {
+        let hw = self.high_watermark();
+        for seg in self.segments() {
+            let entry = {
+                let index = seg.index.read().unwrap_or_else(|e| e.into_inner());
+                if index.max_timestamp < ts && !index.entries.is_empty() {
+                    continue;
+                }
+                index.time_floor(ts)
+            };
+            let from = entry.map_or(seg.base_offset, |e| e.offset);
+            let mut offset = from;
+            loop {
+                let batch = self.read(offset, 512)?;
+                let Some(last) = batch.last() else { break };
+                if let Some(r) = batch.iter().find(|r| r.timestamp >= ts) {
+                    return Ok(r.offset);
+                }
+                offset = last.offset + 1;
+                if offset >= hw {
+                    return Ok(hw);
+                }
+            }
+        }
+        Ok(hw)
+    }
+
+    /// For read-only handles: picks up what the writer appended since.
+    pub fn refresh(&self) -> Result<()> {
+        let mut tail = lock(&self.tail);
+        // New segments the writer rolled to.
+        let known: Vec<u64> = self.segments().iter().map(|s| s.base_offset).collect();
+        let mut bases: Vec<u64> = std::fs::read_dir(&self.dir)
+            .map_err(|e| Error::io(&self.dir, e))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".log"))
+                    .and_then(|n| n.parse().ok())
+            })
+            .filter(|b| known.last().is_none_or(|l| b > l))
+            .collect();
+        bases.sort_unstable();
+        loop {
+            let last = self.segments().last().cloned().ok_or(Error::Closed)?;
+            let mut index =
+                std::mem::take(&mut *last.index.write().unwrap_or_else(|e| e.into_inner()));
+            let scan = last.scan_from(tail.valid_len, &mut index);
+            *last.index.write().unwrap_or_else(|e| e.into_inner()) = index;
+            let scan = scan?;
+            tail.valid_len = scan.valid_len;
+            if let Some(next) = scan.next_offset {
+                self.high_watermark.store(next, Ordering::Release);
+            }
+            if bases.is_empty() {
+                return Ok(());
+            }
+            let base = bases.remove(0);
+            let seg = Segment::open(&self.dir, base)?;
+            self.segments
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Arc::new(seg));
+            tail.valid_len = 0;
+        }
+    }
+}
+
+fn create_segment_file(dir: &Path, base: u64) -> Result<()> {
+    let path = log_path(dir, base);
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    f.sync_all().map_err(|e| Error::io(&path, e))?;
+    sync_dir(dir)
+}
