@@ -1,0 +1,126 @@
+//! `ultracore`: the one binary of the UltraCore platform.
+//!
+//! # Layout
+//!
+//! - `cmd/events`: `ultracore events …`: topics, produce, tail, lag.
+//! - `cmd/bench`: `ultracore bench …`: benchmarks that print figures.
+//! - `cmd/demo`: `ultracore demo`: the guided end-to-end run.
+//! - `output`: tables for humans.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use ultracore_log_any::LogConfig;
+
+mod cmd;
+mod output;
+
+/// UltraCore: an event-driven wealth and trading core. Every fact is an
+/// event on a durable log; services react to events and publish new ones.
+#[derive(Debug, Parser)]
+#[command(name = "ultracore", version, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the event log is. With nothing set, the embedded log in ./data.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// The log: `file:///path`, a directory, or `kafka://host:9092`. Wins over the variables below.
+    #[arg(long = "log", global = true, env = "ULTRACORE_LOG", value_name = "URL")]
+    pub url: Option<String>,
+    /// Data directory of the embedded log.
+    #[arg(
+        long,
+        global = true,
+        env = "ULTRACORE_DATA_DIR",
+        value_name = "DIR",
+        default_value = "data"
+    )]
+    pub data_dir: PathBuf,
+    /// `embedded` or `kafka`.
+    #[arg(long, global = true, env = "EVENT_STORE_TYPE", value_name = "TYPE")]
+    pub event_store_type: Option<String>,
+    /// Kafka brokers (`host:port,…`); selects the Kafka backend when set.
+    #[arg(
+        long,
+        global = true,
+        env = "KAFKA_BOOTSTRAP_SERVERS",
+        value_name = "SERVERS"
+    )]
+    pub kafka_bootstrap_servers: Option<String>,
+    /// Prefix of every Kafka topic name, so deployments can share a cluster.
+    #[arg(long, global = true, env = "KAFKA_TOPIC_PREFIX", value_name = "PREFIX")]
+    pub kafka_topic_prefix: Option<String>,
+    /// Retention of topics created without one, in days.
+    #[arg(
+        long,
+        global = true,
+        env = "EVENT_STORE_RETENTION_DAYS",
+        value_name = "DAYS"
+    )]
+    pub retention_days: Option<u64>,
+}
+
+impl LogArgs {
+    pub fn config(&self) -> LogConfig {
+        LogConfig {
+            url: self.url.clone(),
+            store_type: self.event_store_type.clone(),
+            bootstrap_servers: self.kafka_bootstrap_servers.clone(),
+            topic_prefix: self.kafka_topic_prefix.clone(),
+            retention_days: self.retention_days,
+            data_dir: Some(self.data_dir.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the guided demo on the embedded log.
+    ///
+    /// Example: ultracore demo
+    Demo(cmd::demo::DemoArgs),
+    /// Inspect and use the event log.
+    #[command(subcommand)]
+    Events(cmd::events::EventsCommand),
+    /// Measure performance; prints figures (or one JSON object with --json).
+    #[command(subcommand)]
+    Bench(cmd::bench::BenchCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ULTRACORE_LOG_LEVEL")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The chain of causes, one line, without a backtrace: users need the reason, not our stack.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Demo(args) => cmd::demo::run(&cli.log, args).await,
+            Command::Events(c) => cmd::events::run(&cli.log, c).await,
+            Command::Bench(c) => cmd::bench::run(&cli.log, c).await,
+        }
+    })
+}

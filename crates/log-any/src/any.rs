@@ -1,0 +1,131 @@
+use std::time::Duration;
+
+use ultracore_log::{
+    Appended, Consumer, ConsumerOptions, Error, EventLog, GroupLag, NewRecord, Position, Record,
+    Result, Seek, TopicInfo, TopicPartition, TopicSpec,
+};
+use ultracore_log_embedded::{EmbeddedConsumer, EmbeddedLog, EmbeddedOptions};
+
+use crate::config::{Access, Backend, LogConfig};
+
+/// The log a process uses, whichever backend configuration chose.
+#[derive(Clone, Debug)]
+pub enum AnyLog {
+    Embedded(EmbeddedLog),
+}
+
+/// A consumer of an [`AnyLog`].
+#[derive(Debug)]
+pub enum AnyConsumer {
+    Embedded(EmbeddedConsumer),
+}
+
+/// Calls the same method on whichever backend is inside.
+macro_rules! dispatch {
+    ($self:expr, $log:ident => $call:expr) => {
+        match $self {
+            AnyLog::Embedded($log) => $call,
+        }
+    };
+}
+
+macro_rules! dispatch_consumer {
+    ($self:expr, $c:ident => $call:expr) => {
+        match $self {
+            AnyConsumer::Embedded($c) => $call,
+        }
+    };
+}
+
+impl AnyLog {
+    /// Opens the configured backend. A configured Kafka that cannot be
+    /// reached is an error naming its address; there is no fallback.
+    pub async fn open(config: &LogConfig, access: Access) -> Result<AnyLog> {
+        let backend = config
+            .backend()
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        tracing::debug!(%backend, ?access, "opening event log");
+        match backend {
+            Backend::Embedded { dir } => {
+                let options = EmbeddedOptions {
+                    default_retention: config.default_retention(),
+                    ..EmbeddedOptions::default()
+                };
+                let log = match access {
+                    Access::Write => EmbeddedLog::open(&dir, options)?,
+                    Access::ReadOnly => EmbeddedLog::open_read_only(&dir).map_err(|e| match e {
+                        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => Error::InvalidArgument(format!(
+                            "no event log at {}: set ULTRACORE_DATA_DIR (or --data-dir) to the server's data directory, or run `ultracore demo` to create one",
+                            dir.display()
+                        )),
+                        e => e,
+                    })?,
+                };
+                Ok(AnyLog::Embedded(log))
+            }
+            Backend::Kafka { bootstrap_servers } => Err(Error::Unreachable {
+                address: bootstrap_servers,
+                reason: "this build has no Kafka backend".into(),
+            }),
+        }
+    }
+
+    /// "embedded" or "kafka".
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AnyLog::Embedded(_) => "embedded",
+        }
+    }
+}
+
+impl EventLog for AnyLog {
+    type Consumer = AnyConsumer;
+
+    async fn create_topic(&self, spec: &TopicSpec) -> Result<()> {
+        dispatch!(self, l => l.create_topic(spec).await)
+    }
+
+    async fn list_topics(&self) -> Result<Vec<TopicInfo>> {
+        dispatch!(self, l => l.list_topics().await)
+    }
+
+    async fn describe_topic(&self, topic: &str) -> Result<TopicInfo> {
+        dispatch!(self, l => l.describe_topic(topic).await)
+    }
+
+    async fn append(&self, topic: &str, records: Vec<NewRecord>) -> Result<Vec<Appended>> {
+        dispatch!(self, l => l.append(topic, records).await)
+    }
+
+    async fn consumer(&self, options: ConsumerOptions) -> Result<AnyConsumer> {
+        match self {
+            AnyLog::Embedded(l) => Ok(AnyConsumer::Embedded(l.consumer(options).await?)),
+        }
+    }
+
+    async fn list_groups(&self) -> Result<Vec<String>> {
+        dispatch!(self, l => l.list_groups().await)
+    }
+
+    async fn group_lag(&self, group: &str) -> Result<Vec<GroupLag>> {
+        dispatch!(self, l => l.group_lag(group).await)
+    }
+}
+
+impl Consumer for AnyConsumer {
+    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Record>> {
+        dispatch_consumer!(self, c => c.poll(max, timeout).await)
+    }
+
+    async fn commit(&mut self, positions: &[Position]) -> Result<()> {
+        dispatch_consumer!(self, c => c.commit(positions).await)
+    }
+
+    async fn seek(&mut self, target: Seek) -> Result<()> {
+        dispatch_consumer!(self, c => c.seek(target).await)
+    }
+
+    fn assignment(&self) -> Vec<TopicPartition> {
+        dispatch_consumer!(self, c => c.assignment())
+    }
+}
