@@ -1,4 +1,4 @@
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -178,6 +178,12 @@ impl RawEnvelope {
     }
 }
 
+/// The current time at the millisecond precision the envelope carries, so an
+/// envelope equals itself after a round trip through JSON.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
+}
+
 /// Builds envelopes that share an aggregate and a correlation.
 #[derive(Debug, Clone)]
 pub struct EnvelopeBuilder {
@@ -219,7 +225,7 @@ impl EnvelopeBuilder {
             event_id: Uuid::now_v7(),
             event_type: event.event_type().to_owned(),
             schema_version: event.schema_version(),
-            timestamp: Utc::now(),
+            timestamp: now(),
             aggregate_type: self.aggregate_type.clone(),
             aggregate_id: self.aggregate_id.clone(),
             version: self.version,
@@ -240,7 +246,7 @@ impl EnvelopeBuilder {
             event_id: Uuid::now_v7(),
             event_type: event_type.into(),
             schema_version,
-            timestamp: Utc::now(),
+            timestamp: now(),
             aggregate_type: self.aggregate_type.clone(),
             aggregate_id: self.aggregate_id.clone(),
             version: self.version,
