@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Starts a Kafka-protocol broker (Tansu 0.6.0, built from crates.io) on 127.0.0.1
+# for the Kafka backend's tests and for trying Kafka mode locally.
+#
+#   KAFKA_PORT=19092                       listener port (loopback only)
+#   TANSU_STORAGE=sqlite                   sqlite (durable, survives restarts) | memory (fast, volatile)
+#   ULTRACORE_CACHE=~/.cache/ultracore     where the broker binary is cached (built once, ~11 min on 2 cores)
+#   TANSU_DATA=/tmp/ultracore-tansu-$KAFKA_PORT   data dir (tansu.db, broker.log, broker.pid)
+#
+# Idempotent: exits at once if something already listens on the port.
+# Stop with: kill "$(cat "$TANSU_DATA/broker.pid")"
+set -euo pipefail
+
+KAFKA_PORT="${KAFKA_PORT:-19092}"
+TANSU_STORAGE="${TANSU_STORAGE:-sqlite}"
+TANSU_VERSION=0.6.0
+CACHE="${ULTRACORE_CACHE:-$HOME/.cache/ultracore}"
+TANSU_ROOT="$CACHE/tansu-$TANSU_VERSION"
+TANSU_BIN="$TANSU_ROOT/bin/tansu"
+TANSU_DATA="${TANSU_DATA:-/tmp/ultracore-tansu-$KAFKA_PORT}"
+
+log() { echo "[kafka-up $(date +%T)] $*" >&2; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; }
+
+if port_open; then
+  exit 0
+fi
+
+if [ ! -x "$TANSU_BIN" ]; then
+  log "building tansu $TANSU_VERSION from crates.io into $TANSU_ROOT (once per machine, ~11 min) ..."
+  build_dir="$(mktemp -d /tmp/tansu-build.XXXXXX)"
+  CARGO_TARGET_DIR="$build_dir" cargo install tansu --version "$TANSU_VERSION" --locked --quiet \
+    --no-default-features --features libsql,dynostore --root "$TANSU_ROOT"
+  rm -rf "$build_dir"   # ~1.5 GB of intermediates
+fi
+
+mkdir -p "$TANSU_DATA"
+case "$TANSU_STORAGE" in
+  sqlite) STORAGE_URL="sqlite://tansu.db" ;;   # relative to the data dir
+  memory) STORAGE_URL="memory://tansu/" ;;
+  *) log "unknown TANSU_STORAGE=$TANSU_STORAGE (sqlite|memory)"; exit 2 ;;
+esac
+(
+  cd "$TANSU_DATA"
+  nohup "$TANSU_BIN" broker \
+    --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --storage-engine "$STORAGE_URL" >>broker.log 2>&1 &
+  echo $! > broker.pid
+)
+for _ in $(seq 1 100); do
+  if port_open; then log "broker up on 127.0.0.1:$KAFKA_PORT (pid $(cat "$TANSU_DATA/broker.pid"), data in $TANSU_DATA)"; exit 0; fi
+  kill -0 "$(cat "$TANSU_DATA/broker.pid")" 2>/dev/null || break
+  sleep 0.1
+done
+log "broker failed to start; its log follows"
+cat "$TANSU_DATA/broker.log" >&2
+exit 1

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every UltraCore test, starting what the tests need first:
+#   - a Kafka-protocol broker (Tansu) on 127.0.0.1:19092, built once and cached
+#     in ~/.cache/ultracore (the first run on a fresh machine takes ~11 min);
+#   - a Python venv with confluent-kafka, the "foreign" Kafka client the
+#     interoperability tests write with.
+# Idempotent: a second run reuses the cached binary, the venv and a running broker.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export ULTRACORE_CACHE="${ULTRACORE_CACHE:-$HOME/.cache/ultracore}"
+export KAFKA_PORT="${ULTRACORE_TEST_KAFKA_PORT:-19092}"
+
+log() { echo "[test $(date +%T)] $*" >&2; }
+
+# Tools the build needs beyond the Rust toolchain (librdkafka builds from its bundled source).
+need=()
+for pkg in make gcc g++ pkg-config; do
+  command -v "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]}"
+  apt-get update -qq && apt-get install -y -qq build-essential pkg-config >/dev/null
+fi
+
+log "starting the test broker on 127.0.0.1:$KAFKA_PORT"
+scripts/kafka-up.sh
+export ULTRACORE_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
+
+log "preparing the Python test client"
+ULTRACORE_TEST_PYTHON="$(scripts/python-env.sh)"
+export ULTRACORE_TEST_PYTHON
+
+# The tests must not pick up a user's broker or data dir by accident.
+unset KAFKA_BOOTSTRAP_SERVERS EVENT_STORE_TYPE ULTRACORE_LOG ULTRACORE_DATA_DIR KAFKA_TOPIC_PREFIX
+
+cargo fmt --all -- --check
+cargo test --workspace --locked "$@"
