@@ -11,7 +11,8 @@
 
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,7 @@ const MAX_BATCH: usize = 4096;
 
 impl Writer {
     pub fn run(self) {
+        let mut pool = SyncPool::default();
         let mut last_retention = Instant::now();
         let mut batch = Vec::new();
         loop {
@@ -63,7 +65,7 @@ impl Writer {
                 }
             }
             if !batch.is_empty() {
-                self.commit(std::mem::take(&mut batch));
+                self.commit(std::mem::take(&mut batch), &mut pool);
             }
             if last_retention.elapsed() >= self.retention_interval {
                 self.retention();
@@ -72,7 +74,7 @@ impl Writer {
         }
     }
 
-    fn commit(&self, batch: Vec<Command>) {
+    fn commit(&self, batch: Vec<Command>, pool: &mut SyncPool) {
         if self.failed.load(Ordering::Acquire) {
             for Command::Append { reply, .. } in batch {
                 let _ = reply.send(Err(failed_error()));
@@ -99,7 +101,7 @@ impl Writer {
             );
             results.push((r, reply));
         }
-        let durable = self.make_durable(&dirty);
+        let durable = self.make_durable(&dirty, pool);
         match durable {
             Ok(()) => {
                 for p in &dirty {
@@ -127,24 +129,14 @@ impl Writer {
         }
     }
 
-    fn make_durable(&self, dirty: &[Arc<Partition>]) -> Result<()> {
-        let mut files: Vec<(File, &Partition)> = Vec::with_capacity(dirty.len());
+    fn make_durable(&self, dirty: &[Arc<Partition>], pool: &mut SyncPool) -> Result<()> {
+        let mut files: Vec<(File, PathBuf)> = Vec::with_capacity(dirty.len());
         for p in dirty {
             if let Some(f) = p.flush()? {
-                files.push((f, p));
+                files.push((f, p.dir.clone()));
             }
         }
-        let sync = |(f, p): &(File, &Partition)| f.sync_data().map_err(|e| Error::io(&p.dir, e));
-        if files.len() <= 1 {
-            return files.iter().try_for_each(sync);
-        }
-        // Several files: fsync them in parallel, they are independent.
-        std::thread::scope(|s| {
-            let handles: Vec<_> = files.iter().map(|f| s.spawn(move || sync(f))).collect();
-            handles
-                .into_iter()
-                .try_for_each(|h| h.join().unwrap_or(Err(Error::Closed)))
-        })
+        pool.sync_all(files)
     }
 
     fn retention(&self) {
@@ -201,4 +193,52 @@ fn stage(
 
 pub fn failed_error() -> Error {
     Error::Unavailable("the embedded log stopped accepting appends after a write failure; restart the process to recover".into())
+}
+
+type SyncJob = (File, PathBuf, mpsc::Sender<Result<()>>);
+
+/// Threads that fdatasync files in parallel when one group commit touched
+/// several partitions: the fsyncs are independent, and waiting for them one
+/// after another would multiply the acknowledgement latency by the number of
+/// partitions. The threads live as long as the writer (spawning per batch
+/// costs more than the fsync saves).
+#[derive(Default)]
+struct SyncPool {
+    workers: Vec<mpsc::Sender<SyncJob>>,
+}
+
+fn sync_one(file: &File, path: &std::path::Path) -> Result<()> {
+    file.sync_data().map_err(|e| Error::io(path, e))
+}
+
+impl SyncPool {
+    fn sync_all(&mut self, mut files: Vec<(File, PathBuf)>) -> Result<()> {
+        let Some((own_file, own_path)) = files.pop() else { return Ok(()) };
+        while self.workers.len() < files.len() {
+            let (tx, rx) = mpsc::channel::<SyncJob>();
+            std::thread::Builder::new()
+                .name("ultracore-log-fsync".into())
+                .spawn(move || {
+                    for (file, path, done) in rx {
+                        let _ = done.send(sync_one(&file, &path));
+                    }
+                })
+                .map_err(|e| Error::io(&own_path, e))?;
+            self.workers.push(tx);
+        }
+        let (done_tx, done_rx) = mpsc::channel();
+        let mut pending = 0;
+        for ((file, path), worker) in files.into_iter().zip(&self.workers) {
+            worker.send((file, path, done_tx.clone())).map_err(|_| Error::Closed)?;
+            pending += 1;
+        }
+        let mut result = sync_one(&own_file, &own_path);
+        for _ in 0..pending {
+            let r = done_rx.recv().unwrap_or(Err(Error::Closed));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
 }
