@@ -97,8 +97,9 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ULTRACORE_LOG_LEVEL")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_env("ULTRACORE_LOG_LEVEL").unwrap_or_else(
+                |_| tracing_subscriber::EnvFilter::new("warn,librdkafka=off,rdkafka=off"),
+            ),
         )
         .with_writer(std::io::stderr)
         .init();

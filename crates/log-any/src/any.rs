@@ -5,6 +5,7 @@ use ultracore_log::{
     Result, Seek, TopicInfo, TopicPartition, TopicSpec,
 };
 use ultracore_log_embedded::{EmbeddedConsumer, EmbeddedLog, EmbeddedOptions};
+use ultracore_log_kafka::{KafkaConfig, KafkaConsumer, KafkaLog};
 
 use crate::config::{Access, Backend, LogConfig};
 
@@ -12,12 +13,14 @@ use crate::config::{Access, Backend, LogConfig};
 #[derive(Clone, Debug)]
 pub enum AnyLog {
     Embedded(EmbeddedLog),
+    Kafka(KafkaLog),
 }
 
 /// A consumer of an [`AnyLog`].
 #[derive(Debug)]
 pub enum AnyConsumer {
     Embedded(EmbeddedConsumer),
+    Kafka(KafkaConsumer),
 }
 
 /// Calls the same method on whichever backend is inside.
@@ -25,6 +28,7 @@ macro_rules! dispatch {
     ($self:expr, $log:ident => $call:expr) => {
         match $self {
             AnyLog::Embedded($log) => $call,
+            AnyLog::Kafka($log) => $call,
         }
     };
 }
@@ -33,6 +37,7 @@ macro_rules! dispatch_consumer {
     ($self:expr, $c:ident => $call:expr) => {
         match $self {
             AnyConsumer::Embedded($c) => $call,
+            AnyConsumer::Kafka($c) => $call,
         }
     };
 }
@@ -63,10 +68,11 @@ impl AnyLog {
                 };
                 Ok(AnyLog::Embedded(log))
             }
-            Backend::Kafka { bootstrap_servers } => Err(Error::Unreachable {
-                address: bootstrap_servers,
-                reason: "this build has no Kafka backend".into(),
-            }),
+            Backend::Kafka { bootstrap_servers } => {
+                let kafka = KafkaConfig::new(bootstrap_servers)
+                    .with_prefix(config.topic_prefix.clone().unwrap_or_default());
+                Ok(AnyLog::Kafka(KafkaLog::connect(kafka).await?))
+            }
         }
     }
 
@@ -74,6 +80,7 @@ impl AnyLog {
     pub fn kind(&self) -> &'static str {
         match self {
             AnyLog::Embedded(_) => "embedded",
+            AnyLog::Kafka(_) => "kafka",
         }
     }
 }
@@ -100,6 +107,7 @@ impl EventLog for AnyLog {
     async fn consumer(&self, options: ConsumerOptions) -> Result<AnyConsumer> {
         match self {
             AnyLog::Embedded(l) => Ok(AnyConsumer::Embedded(l.consumer(options).await?)),
+            AnyLog::Kafka(l) => Ok(AnyConsumer::Kafka(l.consumer(options).await?)),
         }
     }
 

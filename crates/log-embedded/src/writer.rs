@@ -10,8 +10,8 @@
 //! fsync runs on this dedicated thread, never on the async runtime.
 
 use std::fs::File;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -213,7 +213,9 @@ fn sync_one(file: &File, path: &std::path::Path) -> Result<()> {
 
 impl SyncPool {
     fn sync_all(&mut self, mut files: Vec<(File, PathBuf)>) -> Result<()> {
-        let Some((own_file, own_path)) = files.pop() else { return Ok(()) };
+        let Some((own_file, own_path)) = files.pop() else {
+            return Ok(());
+        };
         while self.workers.len() < files.len() {
             let (tx, rx) = mpsc::channel::<SyncJob>();
             std::thread::Builder::new()
@@ -229,7 +231,9 @@ impl SyncPool {
         let (done_tx, done_rx) = mpsc::channel();
         let mut pending = 0;
         for ((file, path), worker) in files.into_iter().zip(&self.workers) {
-            worker.send((file, path, done_tx.clone())).map_err(|_| Error::Closed)?;
+            worker
+                .send((file, path, done_tx.clone()))
+                .map_err(|_| Error::Closed)?;
             pending += 1;
         }
         let mut result = sync_one(&own_file, &own_path);

@@ -131,6 +131,21 @@ async fn log_bench(args: &LogArgs, b: LogBench) -> Result<()> {
         );
     }
     let throughput = throughput_phase(&log, &topic, &b).await?;
+    // Kafka: a bare rdkafka producer with the same settings, same run, same topic.
+    let bare = match &log {
+        AnyLog::Kafka(k) => Some(
+            ultracore_log_kafka::bare_producer_rate(
+                k.config(),
+                &topic,
+                b.events,
+                b.size,
+                b.batch,
+                b.producers,
+            )
+            .await?,
+        ),
+        AnyLog::Embedded(_) => None,
+    };
     let latency = if b.rate > 0 {
         Some(latency_phase(&log, &topic, &b).await?)
     } else {
@@ -152,6 +167,8 @@ async fn log_bench(args: &LogArgs, b: LogBench) -> Result<()> {
         "offered_rate": b.rate,
         "achieved_rate": latency.as_ref().map(|l| l.records_per_sec.round()),
         "latency_max_ms": latency.as_ref().map(|l| l.max_ms),
+        "bare_rdkafka_records_per_sec": bare.map(f64::round),
+        "ratio_vs_bare": bare.map(|r| (throughput.records_per_sec / r * 1000.0).round() / 1000.0),
     });
     drop(log);
     if let Some(dir) = cleanup {
@@ -164,6 +181,9 @@ async fn log_bench(args: &LogArgs, b: LogBench) -> Result<()> {
             "throughput: {:>12.0} records/s  (append of {} records: p50 {:.3} ms, p99 {:.3} ms)",
             throughput.records_per_sec, b.batch, throughput.p50_ms, throughput.p99_ms
         );
+        if let Some(bare) = bare {
+            println!("bare rdkafka producer, same settings: {bare:>12.0} records/s  (ours / bare = {:.3})", throughput.records_per_sec / bare);
+        }
         if let Some(l) = latency {
             println!("latency at {} records/s offered ({:.0} achieved): p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
                 b.rate, l.records_per_sec, l.p50_ms, l.p99_ms, l.max_ms);

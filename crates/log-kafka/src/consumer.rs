@@ -1,0 +1,269 @@
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::time::Instant;
+use ultracore_log::{
+    Consumer, ConsumerOptions, Error, Header, Position, Record, Result, Seek, StartFrom,
+    TopicPartition,
+};
+
+use crate::config::KafkaConfig;
+use crate::map_err;
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A member of a Kafka consumer group.
+pub struct KafkaConsumer {
+    consumer: Arc<StreamConsumer>,
+    config: KafkaConfig,
+    /// A seek applies to every partition assigned until records are returned,
+    /// including partitions the group assigns only later.
+    pending_seek: Option<Seek>,
+    /// Partitions (full names) the pending seek was applied to.
+    seeked: BTreeSet<(String, i32)>,
+}
+
+impl std::fmt::Debug for KafkaConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConsumer")
+            .field("pending_seek", &self.pending_seek)
+            .finish()
+    }
+}
+
+impl KafkaConsumer {
+    pub(crate) fn new(config: KafkaConfig, options: ConsumerOptions) -> Result<KafkaConsumer> {
+        let reset = match options.start {
+            StartFrom::Earliest => "earliest",
+            StartFrom::Latest => "latest",
+        };
+        let consumer: StreamConsumer = config
+            .consumer(&options.group, reset)
+            .create()
+            .map_err(map_err)?;
+        let full: Vec<String> = options.topics.iter().map(|t| config.full(t)).collect();
+        let names: Vec<&str> = full.iter().map(String::as_str).collect();
+        consumer.subscribe(&names).map_err(map_err)?;
+        Ok(KafkaConsumer {
+            consumer: Arc::new(consumer),
+            config,
+            pending_seek: None,
+            seeked: BTreeSet::new(),
+        })
+    }
+
+    fn to_record(&self, m: &BorrowedMessage<'_>) -> Record {
+        let headers = m
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| Header {
+                        key: h.key.to_owned(),
+                        value: h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Record {
+            topic: self.config.strip(m.topic()).unwrap_or(m.topic()).to_owned(),
+            partition: m.partition() as u32,
+            offset: m.offset() as u64,
+            timestamp: m.timestamp().to_millis().unwrap_or(0),
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            headers,
+        }
+    }
+
+    /// Applies the pending seek to assigned partitions it has not reached yet.
+    async fn apply_pending_seek(&mut self) -> Result<()> {
+        let Some(target) = self.pending_seek else {
+            return Ok(());
+        };
+        let assignment = self.consumer.assignment().map_err(map_err)?;
+        let fresh: Vec<(String, i32)> = assignment
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .filter(|tp| !self.seeked.contains(tp))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let consumer = self.consumer.clone();
+        let config = self.config.clone();
+        let targets = fresh.clone();
+        let applied: Vec<(String, i32)> =
+            tokio::task::spawn_blocking(move || -> Result<Vec<(String, i32)>> {
+                let mut tpl = TopicPartitionList::new();
+                for (t, p) in &targets {
+                    let offset = match target {
+                        Seek::Beginning => Offset::Beginning,
+                        Seek::End => Offset::End,
+                        Seek::Offset(o) => Offset::Offset(o as i64),
+                        Seek::Timestamp(ts) => Offset::Offset(ts),
+                    };
+                    tpl.add_partition_offset(t, *p, offset).map_err(map_err)?;
+                }
+                if let Seek::Timestamp(ts) = target {
+                    let found = consumer
+                        .offsets_for_times(tpl, CALL_TIMEOUT)
+                        .map_err(map_err)?;
+                    tpl = TopicPartitionList::new();
+                    for e in found.elements() {
+                        let offset = match e.offset() {
+                            Offset::Offset(o)
+                                if o >= 0
+                                    && record_at_or_after(
+                                        &config,
+                                        e.topic(),
+                                        e.partition(),
+                                        o,
+                                        ts,
+                                    )? =>
+                            {
+                                Offset::Offset(o)
+                            }
+                            // No record at or after the time: wait at the end.
+                            _ => Offset::End,
+                        };
+                        tpl.add_partition_offset(e.topic(), e.partition(), offset)
+                            .map_err(map_err)?;
+                    }
+                }
+                let result = consumer
+                    .seek_partitions(tpl, CALL_TIMEOUT)
+                    .map_err(map_err)?;
+                // A partition whose fetcher is not started yet refuses the seek; it is retried at the next poll.
+                Ok(result
+                    .elements()
+                    .iter()
+                    .filter(|e| e.error().is_ok())
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect())
+            })
+            .await
+            .map_err(|_| Error::Closed)??;
+        self.seeked.extend(applied);
+        Ok(())
+    }
+}
+
+impl Consumer for KafkaConsumer {
+    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Record>> {
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::new();
+        loop {
+            self.apply_pending_seek().await?;
+            let msg = if out.is_empty() {
+                // Short waits, so a seek waiting for the group's assignment is applied promptly.
+                let wait = deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(100));
+                tokio::time::timeout(wait, self.consumer.recv()).await.ok()
+            } else {
+                self.consumer.recv().now_or_never()
+            };
+            match msg {
+                Some(Ok(m)) => {
+                    let tp = (m.topic().to_owned(), m.partition());
+                    // Fetched before the seek reached this partition: librdkafka
+                    // will deliver it again from the sought position.
+                    if self.pending_seek.is_some() && !self.seeked.contains(&tp) {
+                        continue;
+                    }
+                    out.push(self.to_record(&m));
+                    if out.len() >= max {
+                        break;
+                    }
+                }
+                Some(Err(e)) => return Err(map_err(e)),
+                None if !out.is_empty() || Instant::now() >= deadline => break,
+                None => {}
+            }
+        }
+        if !out.is_empty() {
+            self.pending_seek = None;
+            self.seeked.clear();
+        }
+        Ok(out)
+    }
+
+    async fn commit(&mut self, positions: &[Position]) -> Result<()> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in positions {
+            tpl.add_partition_offset(
+                &self.config.full(&p.topic),
+                p.partition as i32,
+                Offset::Offset(p.offset as i64),
+            )
+            .map_err(map_err)?;
+        }
+        let consumer = self.consumer.clone();
+        tokio::task::spawn_blocking(move || {
+            consumer.commit(&tpl, CommitMode::Sync).map_err(map_err)
+        })
+        .await
+        .map_err(|_| Error::Closed)?
+    }
+
+    async fn seek(&mut self, target: Seek) -> Result<()> {
+        self.pending_seek = Some(target);
+        self.seeked.clear();
+        self.apply_pending_seek().await
+    }
+
+    fn assignment(&self) -> Vec<TopicPartition> {
+        self.consumer
+            .assignment()
+            .map(|tpl| {
+                tpl.elements()
+                    .iter()
+                    .map(|e| TopicPartition {
+                        topic: self.config.strip(e.topic()).unwrap_or(e.topic()).to_owned(),
+                        partition: e.partition() as u32,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Checks the broker's answer to a time look-up: is the record at `offset`
+/// really at or after `ts`? Some Kafka-protocol brokers (Tansu 0.6) answer a
+/// time past the last record with offset 0 instead of "none", which would
+/// replay the whole partition.
+fn record_at_or_after(
+    config: &KafkaConfig,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    ts: i64,
+) -> Result<bool> {
+    use rdkafka::consumer::BaseConsumer;
+    let mut cfg = config.base();
+    cfg.set("group.id", "ultracore-offset-check")
+        .set("enable.auto.commit", "false");
+    let probe: BaseConsumer = cfg.create().map_err(map_err)?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+        .map_err(map_err)?;
+    probe.assign(&tpl).map_err(map_err)?;
+    let deadline = std::time::Instant::now() + CALL_TIMEOUT;
+    while std::time::Instant::now() < deadline {
+        match probe.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => return Ok(m.timestamp().to_millis().is_some_and(|t| t >= ts)),
+            Some(Err(e)) => return Err(map_err(e)),
+            None => {}
+        }
+    }
+    Ok(false)
+}
