@@ -62,17 +62,7 @@ impl Partition {
         if mode == Mode::Writer {
             std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         }
-        let mut bases: Vec<u64> = std::fs::read_dir(&dir)
-            .map_err(|e| Error::io(&dir, e))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()
-                    .and_then(|n| n.strip_suffix(".log"))
-                    .and_then(|n| n.parse().ok())
-            })
-            .collect();
-        bases.sort_unstable();
+        let mut bases = segment_bases(&dir)?;
         if bases.is_empty() {
             if mode == Mode::ReadOnly {
                 return Err(Error::io(
@@ -535,18 +525,8 @@ impl Partition {
         let mut tail = lock(&self.tail);
         // New segments the writer rolled to.
         let known: Vec<u64> = self.segments().iter().map(|s| s.base_offset).collect();
-        let mut bases: Vec<u64> = std::fs::read_dir(&self.dir)
-            .map_err(|e| Error::io(&self.dir, e))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()
-                    .and_then(|n| n.strip_suffix(".log"))
-                    .and_then(|n| n.parse().ok())
-            })
-            .filter(|b| known.last().is_none_or(|l| b > l))
-            .collect();
-        bases.sort_unstable();
+        let mut bases: Vec<u64> = segment_bases(&self.dir)?;
+        bases.retain(|b| known.last().is_none_or(|l| b > l));
         loop {
             let last = self.segments().last().cloned().ok_or(Error::Closed)?;
             let mut index =
@@ -570,6 +550,22 @@ impl Partition {
             tail.valid_len = 0;
         }
     }
+}
+
+/// Base offsets of the segment files in a partition directory, ascending.
+fn segment_bases(dir: &Path) -> Result<Vec<u64>> {
+    let mut bases: Vec<u64> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".log"))
+                .and_then(|n| n.parse().ok())
+        })
+        .collect();
+    bases.sort_unstable();
+    Ok(bases)
 }
 
 fn create_segment_file(dir: &Path, base: u64) -> Result<()> {
