@@ -1,0 +1,515 @@
+//! Mean-variance optimization with clarabel, matching PyPortfolioOpt's
+//! `EfficientFrontier` formulations.
+//!
+//! Weights are fully invested (`Σ w = 1`) and bounded per asset (long-only
+//! `[0, 1]` by default); optional group (sector) bounds and an L2 penalty
+//! `γ ‖w‖²` apply to every objective.
+
+mod factor;
+mod problem;
+
+use crate::{Error, Matrix, Result};
+pub use problem::SolverSettings;
+use problem::{is_infeasible, is_solved, Program, Solution};
+
+/// What to optimize.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "objective")]
+pub enum Objective {
+    /// Minimise `wᵀΣw (+ γ‖w‖²)`.
+    MinVolatility,
+    /// Maximise `(μᵀw − R_f) / √(wᵀΣw)` with the frontier's risk-free rate,
+    /// through PyPortfolioOpt's variable transformation: minimise `yᵀΣy
+    /// (+ γ‖y‖²)` s.t. `(μ − R_f)ᵀy = 1`, `Σ y = k`, `k ≥ 0` and every bound
+    /// scaled by `k`; then `w = y / k`.
+    MaxSharpe,
+    /// Maximise `μᵀw (− γ‖w‖²)` s.t. `√(wᵀΣw) ≤ target_volatility`
+    /// (a second-order cone `‖Fᵀw‖ ≤ σ` with `Σ = FFᵀ`).
+    EfficientRisk {
+        /// Annualised volatility budget.
+        target_volatility: f64,
+    },
+    /// Minimise `wᵀΣw (+ γ‖w‖²)` s.t. `μᵀw ≥ target_return`.
+    EfficientReturn {
+        /// Minimum annualised expected return.
+        target_return: f64,
+    },
+    /// Maximise `μᵀw − δ/2 · wᵀΣw (− γ‖w‖²)`.
+    MaxQuadraticUtility {
+        /// Risk aversion `δ > 0` (PyPortfolioOpt's default 1).
+        risk_aversion: f64,
+    },
+}
+
+/// Bounds on the total weight of a group of assets (a sector).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GroupBounds {
+    /// Group name, for messages.
+    pub name: String,
+    /// Indices of the member assets.
+    pub members: Vec<usize>,
+    /// Minimum total weight, if any.
+    pub lower: Option<f64>,
+    /// Maximum total weight, if any.
+    pub upper: Option<f64>,
+}
+
+/// An optimal portfolio and how it was found.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OptimizedPortfolio {
+    /// Weight per asset, in the order of the inputs.
+    pub weights: Vec<f64>,
+    /// `μᵀw`.
+    pub expected_return: f64,
+    /// `√(wᵀΣw)`.
+    pub volatility: f64,
+    /// `(μᵀw − R_f) / √(wᵀΣw)`.
+    pub sharpe: f64,
+    /// The annual risk-free rate used for `sharpe`.
+    pub risk_free_rate: f64,
+    /// The objective solved.
+    pub objective: Objective,
+    /// The objective's value at `weights`, in its natural sense: variance
+    /// (+ penalty) for min-volatility and efficient-return, the Sharpe ratio
+    /// for max-Sharpe, return (− penalty) for efficient-risk, utility
+    /// (− penalty) for quadratic utility.
+    pub objective_value: f64,
+    /// Clarabel's final status (`Solved`, `AlmostSolved`).
+    pub status: String,
+    /// Interior-point iterations.
+    pub iterations: u32,
+}
+
+/// A mean-variance problem: expected returns, covariance and constraints.
+#[derive(Debug, Clone)]
+pub struct EfficientFrontier {
+    mu: Vec<f64>,
+    cov: Matrix,
+    bounds: Vec<(f64, f64)>,
+    groups: Vec<GroupBounds>,
+    gamma: f64,
+    risk_free_rate: f64,
+    settings: SolverSettings,
+}
+
+impl EfficientFrontier {
+    /// A long-only (`0 ≤ w ≤ 1`) problem with risk-free rate 0 and no penalty.
+    ///
+    /// `mu` has one annualised expected return per asset, `cov` is the
+    /// matching `n × n` annualised covariance (symmetric, finite).
+    pub fn new(mu: Vec<f64>, cov: Matrix) -> Result<Self> {
+        let n = mu.len();
+        if n == 0 {
+            return Err(Error::DimensionMismatch {
+                what: "expected returns",
+                expected: 1,
+                got: 0,
+            });
+        }
+        if cov.rows() != n || cov.cols() != n {
+            return Err(Error::DimensionMismatch {
+                what: "covariance rows and columns",
+                expected: n,
+                got: if cov.rows() != n {
+                    cov.rows()
+                } else {
+                    cov.cols()
+                },
+            });
+        }
+        if let Some(i) = mu.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                what: "expected return",
+                row: 0,
+                column: i,
+                value: mu[i],
+            });
+        }
+        cov.check_finite("covariance")?;
+        let scale = cov.diagonal().iter().fold(0.0f64, |a, b| a.max(b.abs()));
+        for i in 0..n {
+            for j in 0..i {
+                if (cov.get(i, j) - cov.get(j, i)).abs() > 1e-9 * scale.max(1e-300) {
+                    return Err(Error::InvalidParameter {
+                        name: "covariance entry",
+                        value: cov.get(i, j),
+                        reason: "the covariance matrix is not symmetric",
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            mu,
+            cov,
+            bounds: vec![(0.0, 1.0); n],
+            groups: Vec::new(),
+            gamma: 0.0,
+            risk_free_rate: 0.0,
+            settings: SolverSettings::default(),
+        })
+    }
+
+    /// Number of assets.
+    pub fn assets(&self) -> usize {
+        self.mu.len()
+    }
+
+    /// Expected returns.
+    pub fn expected_returns(&self) -> &[f64] {
+        &self.mu
+    }
+
+    /// Covariance matrix.
+    pub fn covariance(&self) -> &Matrix {
+        &self.cov
+    }
+
+    /// The same bounds `[lower, upper]` for every asset (use
+    /// `f64::NEG_INFINITY` / `f64::INFINITY` for none).
+    pub fn with_weight_bounds(self, lower: f64, upper: f64) -> Result<Self> {
+        let n = self.assets();
+        self.with_asset_bounds(vec![(lower, upper); n])
+    }
+
+    /// Per-asset bounds `(lower, upper)`.
+    pub fn with_asset_bounds(mut self, bounds: Vec<(f64, f64)>) -> Result<Self> {
+        if bounds.len() != self.assets() {
+            return Err(Error::DimensionMismatch {
+                what: "weight bounds",
+                expected: self.assets(),
+                got: bounds.len(),
+            });
+        }
+        for (i, &(lo, hi)) in bounds.iter().enumerate() {
+            if lo.is_nan() || hi.is_nan() || lo > hi {
+                return Err(Error::InfeasibleConstraints {
+                    reason: format!("asset {i} has lower bound {lo} above upper bound {hi}"),
+                });
+            }
+        }
+        let lo: f64 = bounds.iter().map(|b| b.0).sum();
+        let hi: f64 = bounds.iter().map(|b| b.1).sum();
+        if lo > 1.0 + 1e-12 {
+            return Err(Error::InfeasibleConstraints {
+                reason: format!("the lower bounds add up to {lo:.4}, above 1"),
+            });
+        }
+        if hi < 1.0 - 1e-12 {
+            return Err(Error::InfeasibleConstraints {
+                reason: format!("the upper bounds add up to {hi:.4}, below 1"),
+            });
+        }
+        self.bounds = bounds;
+        Ok(self)
+    }
+
+    /// Adds a group (sector) constraint.
+    pub fn with_group(mut self, group: GroupBounds) -> Result<Self> {
+        if let Some(&m) = group.members.iter().find(|&&m| m >= self.assets()) {
+            return Err(Error::DimensionMismatch {
+                what: "group member index",
+                expected: self.assets(),
+                got: m,
+            });
+        }
+        if let (Some(lo), Some(hi)) = (group.lower, group.upper) {
+            if lo > hi {
+                return Err(Error::InfeasibleConstraints {
+                    reason: format!(
+                        "group {} has lower bound {lo} above upper bound {hi}",
+                        group.name
+                    ),
+                });
+            }
+        }
+        self.groups.push(group);
+        Ok(self)
+    }
+
+    /// L2 regularisation `γ ‖w‖²` added to every objective (PyPortfolioOpt
+    /// `L2_reg`); pushes towards more evenly spread weights.
+    pub fn with_l2_gamma(mut self, gamma: f64) -> Result<Self> {
+        if !(gamma.is_finite() && gamma >= 0.0) {
+            return Err(Error::InvalidParameter {
+                name: "L2 gamma",
+                value: gamma,
+                reason: "must be a non-negative number",
+            });
+        }
+        self.gamma = gamma;
+        Ok(self)
+    }
+
+    /// Annual risk-free rate for max-Sharpe and for every reported Sharpe ratio.
+    pub fn with_risk_free_rate(mut self, rate: f64) -> Result<Self> {
+        if !rate.is_finite() {
+            return Err(Error::InvalidParameter {
+                name: "risk-free rate",
+                value: rate,
+                reason: "must be finite",
+            });
+        }
+        self.risk_free_rate = rate;
+        Ok(self)
+    }
+
+    /// Solver accuracy and limits.
+    pub fn with_solver_settings(mut self, settings: SolverSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Solves for `objective`.
+    ///
+    /// Errors: [`Error::TargetVolatilityTooLow`] / [`Error::TargetReturnTooHigh`]
+    /// with the nearest feasible value for an unreachable target,
+    /// [`Error::NoAssetAboveRiskFree`] for max-Sharpe when no asset beats the
+    /// risk-free rate, [`Error::InfeasibleConstraints`] when the bounds and
+    /// groups exclude every portfolio, [`Error::Solver`] otherwise.
+    pub fn optimize(&self, objective: Objective) -> Result<OptimizedPortfolio> {
+        match objective {
+            Objective::MinVolatility => self.min_volatility(),
+            Objective::MaxSharpe => self.max_sharpe(),
+            Objective::EfficientRisk { target_volatility } => {
+                self.efficient_risk(target_volatility)
+            }
+            Objective::EfficientReturn { target_return } => self.efficient_return(target_return),
+            Objective::MaxQuadraticUtility { risk_aversion } => {
+                self.max_quadratic_utility(risk_aversion)
+            }
+        }
+    }
+
+    /// The minimum-volatility portfolio.
+    pub fn min_volatility(&self) -> Result<OptimizedPortfolio> {
+        let mut p = self.program();
+        p.add_quadratic(self.assets(), self.cov.as_slice(), 2.0);
+        self.add_penalty(&mut p);
+        let sol = p.solve(&self.settings, self.assets())?;
+        self.finish(Objective::MinVolatility, sol)
+    }
+
+    /// The maximum-return portfolio (a linear program; no penalty), used
+    /// for the frontier's end and for efficient-return error messages.
+    pub fn max_return(&self) -> Result<OptimizedPortfolio> {
+        let mut p = self.program();
+        for (j, m) in self.mu.iter().enumerate() {
+            p.set_linear(j, -m);
+        }
+        let sol = p.solve(&self.settings, self.assets())?;
+        let target_return = f64::INFINITY;
+        self.finish(Objective::EfficientReturn { target_return }, sol)
+    }
+
+    fn max_sharpe(&self) -> Result<OptimizedPortfolio> {
+        let rf = self.risk_free_rate;
+        let max_return = self.mu.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+        if max_return <= rf {
+            return Err(Error::NoAssetAboveRiskFree {
+                risk_free_rate: rf,
+                max_return,
+            });
+        }
+        let n = self.assets();
+        let k = n;
+        let mut p = Program::new(n + 1);
+        let excess: Vec<(usize, f64)> = self.mu.iter().map(|m| m - rf).enumerate().collect();
+        p.eq(&excess, 1.0);
+        let mut sum: Vec<(usize, f64)> = (0..n).map(|j| (j, 1.0)).collect();
+        sum.push((k, -1.0));
+        p.eq(&sum, 0.0);
+        p.le(&[(k, -1.0)], 0.0);
+        self.push_bounds(&mut p, Some(k));
+        p.add_quadratic(n, self.cov.as_slice(), 2.0);
+        self.add_penalty(&mut p);
+        let sol = p.solve(&self.settings, n)?;
+        if is_infeasible(sol.status) {
+            return Err(Error::InfeasibleConstraints {
+                reason: "no portfolio within the bounds has a positive excess return".into(),
+            });
+        }
+        let kv = sol.x[k];
+        let weights = sol.x[..n].iter().map(|y| y / kv).collect();
+        self.finish(
+            Objective::MaxSharpe,
+            Solution {
+                x: weights,
+                status: sol.status,
+                iterations: sol.iterations,
+            },
+        )
+    }
+
+    fn efficient_risk(&self, target: f64) -> Result<OptimizedPortfolio> {
+        if !(target.is_finite() && target > 0.0) {
+            return Err(Error::InvalidParameter {
+                name: "target volatility",
+                value: target,
+                reason: "must be a positive number",
+            });
+        }
+        let n = self.assets();
+        let mut p = self.program();
+        for (j, m) in self.mu.iter().enumerate() {
+            p.set_linear(j, -m);
+        }
+        self.add_penalty(&mut p);
+        let ft = factor::covariance_factor(&self.cov);
+        p.norm_le(&ft, n, target);
+        let sol = p.solve(&self.settings, n)?;
+        let objective = Objective::EfficientRisk {
+            target_volatility: target,
+        };
+        if !is_solved(sol.status) {
+            // Explain the failure with the nearest feasible value when the
+            // target is the culprit; only then pay for a second solve.
+            let min = self.min_volatility()?;
+            if target < min.volatility {
+                return Err(Error::TargetVolatilityTooLow {
+                    target,
+                    min: min.volatility,
+                });
+            }
+        }
+        self.finish(objective, sol)
+    }
+
+    pub(crate) fn efficient_return(&self, target: f64) -> Result<OptimizedPortfolio> {
+        if !target.is_finite() {
+            return Err(Error::InvalidParameter {
+                name: "target return",
+                value: target,
+                reason: "must be finite",
+            });
+        }
+        let n = self.assets();
+        let mut p = self.program();
+        let neg_mu: Vec<(usize, f64)> = self.mu.iter().map(|m| -m).enumerate().collect();
+        p.le(&neg_mu, -target);
+        p.add_quadratic(n, self.cov.as_slice(), 2.0);
+        self.add_penalty(&mut p);
+        let sol = p.solve(&self.settings, n)?;
+        let objective = Objective::EfficientReturn {
+            target_return: target,
+        };
+        if !is_solved(sol.status) {
+            let max = self.max_return()?;
+            if target > max.expected_return {
+                return Err(Error::TargetReturnTooHigh {
+                    target,
+                    max: max.expected_return,
+                });
+            }
+        }
+        self.finish(objective, sol)
+    }
+
+    fn max_quadratic_utility(&self, delta: f64) -> Result<OptimizedPortfolio> {
+        if !(delta.is_finite() && delta > 0.0) {
+            return Err(Error::InvalidParameter {
+                name: "risk aversion",
+                value: delta,
+                reason: "must be greater than zero",
+            });
+        }
+        let mut p = self.program();
+        for (j, m) in self.mu.iter().enumerate() {
+            p.set_linear(j, -m);
+        }
+        p.add_quadratic(self.assets(), self.cov.as_slice(), delta);
+        self.add_penalty(&mut p);
+        let sol = p.solve(&self.settings, self.assets())?;
+        self.finish(
+            Objective::MaxQuadraticUtility {
+                risk_aversion: delta,
+            },
+            sol,
+        )
+    }
+
+    /// A program over the weights with `Σ w = 1`, bounds and groups.
+    fn program(&self) -> Program {
+        let n = self.assets();
+        let mut p = Program::new(n);
+        let sum: Vec<(usize, f64)> = (0..n).map(|j| (j, 1.0)).collect();
+        p.eq(&sum, 1.0);
+        self.push_bounds(&mut p, None);
+        p
+    }
+
+    /// Bounds and group rows; with `k = Some(idx)` every constant is
+    /// multiplied by variable `idx` (the max-Sharpe homogenisation).
+    fn push_bounds(&self, p: &mut Program, k: Option<usize>) {
+        let row = |p: &mut Program, mut entries: Vec<(usize, f64)>, rhs: f64| match k {
+            Some(k) => {
+                entries.push((k, -rhs));
+                p.le(&entries, 0.0);
+            }
+            None => p.le(&entries, rhs),
+        };
+        for (i, &(lo, hi)) in self.bounds.iter().enumerate() {
+            if hi.is_finite() {
+                row(p, vec![(i, 1.0)], hi);
+            }
+            if lo.is_finite() {
+                row(p, vec![(i, -1.0)], -lo);
+            }
+        }
+        for g in &self.groups {
+            let mut members = g.members.clone();
+            members.sort_unstable();
+            members.dedup();
+            if let Some(hi) = g.upper {
+                row(p, members.iter().map(|&m| (m, 1.0)).collect(), hi);
+            }
+            if let Some(lo) = g.lower {
+                row(p, members.iter().map(|&m| (m, -1.0)).collect(), -lo);
+            }
+        }
+    }
+
+    fn add_penalty(&self, p: &mut Program) {
+        if self.gamma > 0.0 {
+            p.add_diagonal(self.assets(), 2.0 * self.gamma);
+        }
+    }
+
+    fn finish(&self, objective: Objective, sol: Solution) -> Result<OptimizedPortfolio> {
+        if !is_solved(sol.status) {
+            if is_infeasible(sol.status) {
+                return Err(Error::InfeasibleConstraints {
+                    reason: "the weight bounds and group bounds contradict each other".into(),
+                });
+            }
+            return Err(Error::Solver {
+                status: format!("{:?}", sol.status),
+                iterations: sol.iterations,
+            });
+        }
+        let w = sol.x[..self.assets()].to_vec();
+        let ret: f64 = w.iter().zip(&self.mu).map(|(a, b)| a * b).sum();
+        let var = self.cov.quad_form(&w)?.max(0.0);
+        let vol = var.sqrt();
+        let penalty = self.gamma * w.iter().map(|x| x * x).sum::<f64>();
+        let sharpe = (ret - self.risk_free_rate) / vol;
+        let objective_value = match objective {
+            Objective::MinVolatility | Objective::EfficientReturn { .. } => var + penalty,
+            Objective::MaxSharpe => sharpe,
+            Objective::EfficientRisk { .. } => ret - penalty,
+            Objective::MaxQuadraticUtility { risk_aversion } => {
+                ret - 0.5 * risk_aversion * var - penalty
+            }
+        };
+        Ok(OptimizedPortfolio {
+            weights: w,
+            expected_return: ret,
+            volatility: vol,
+            sharpe,
+            risk_free_rate: self.risk_free_rate,
+            objective,
+            objective_value,
+            status: format!("{:?}", sol.status),
+            iterations: sol.iterations,
+        })
+    }
+}
