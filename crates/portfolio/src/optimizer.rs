@@ -7,6 +7,7 @@
 
 mod factor;
 mod problem;
+mod working_set;
 
 use crate::{Error, Matrix, Result};
 pub use problem::SolverSettings;
@@ -311,18 +312,14 @@ impl EfficientFrontier {
             });
         }
         let n = self.assets();
+        let sol = match self.screen() {
+            true => match working_set::max_sharpe(self)? {
+                Some(sol) => sol,
+                None => self.max_sharpe_solution()?,
+            },
+            false => self.max_sharpe_solution()?,
+        };
         let k = n;
-        let mut p = Program::new(n + 1);
-        let excess: Vec<(usize, f64)> = self.mu.iter().map(|m| m - rf).enumerate().collect();
-        p.eq(&excess, 1.0);
-        let mut sum: Vec<(usize, f64)> = (0..n).map(|j| (j, 1.0)).collect();
-        sum.push((k, -1.0));
-        p.eq(&sum, 0.0);
-        p.le(&[(k, -1.0)], 0.0);
-        self.push_bounds(&mut p, Some(k));
-        p.add_quadratic(n, self.cov.as_slice(), 2.0);
-        self.add_penalty(&mut p);
-        let sol = p.solve(&self.settings, n)?;
         if is_infeasible(sol.status) {
             return Err(Error::InfeasibleConstraints {
                 reason: "no portfolio within the bounds has a positive excess return".into(),
@@ -334,6 +331,8 @@ impl EfficientFrontier {
             Objective::MaxSharpe,
             Solution {
                 x: weights,
+                z: sol.z,
+                soc_start: None,
                 status: sol.status,
                 iterations: sol.iterations,
             },
@@ -348,15 +347,13 @@ impl EfficientFrontier {
                 reason: "must be a positive number",
             });
         }
-        let n = self.assets();
-        let mut p = self.program();
-        for (j, m) in self.mu.iter().enumerate() {
-            p.set_linear(j, -m);
-        }
-        self.add_penalty(&mut p);
-        let ft = factor::covariance_factor(&self.cov);
-        p.norm_le(&ft, n, target);
-        let sol = p.solve(&self.settings, n)?;
+        let sol = match self.screen() {
+            true => match working_set::efficient_risk(self, target)? {
+                Some(sol) => sol,
+                None => self.efficient_risk_solution(target)?,
+            },
+            false => self.efficient_risk_solution(target)?,
+        };
         let objective = Objective::EfficientRisk {
             target_volatility: target,
         };
@@ -372,6 +369,46 @@ impl EfficientFrontier {
             }
         }
         self.finish(objective, sol)
+    }
+
+    /// Whether to solve on a working set (see `working_set`): a large
+    /// universe, zero lower bounds (excluded assets sit at zero) and no
+    /// groups.
+    fn screen(&self) -> bool {
+        self.assets() >= self.settings.working_set_from_assets
+            && self.groups.is_empty()
+            && self.bounds.iter().all(|b| b.0 == 0.0)
+    }
+
+    /// The transformed max-Sharpe program over all assets: `x = (y, k)`.
+    fn max_sharpe_solution(&self) -> Result<Solution> {
+        let rf = self.risk_free_rate;
+        let n = self.assets();
+        let k = n;
+        let mut p = Program::new(n + 1);
+        let excess: Vec<(usize, f64)> = self.mu.iter().map(|m| m - rf).enumerate().collect();
+        p.eq(&excess, 1.0);
+        let mut sum: Vec<(usize, f64)> = (0..n).map(|j| (j, 1.0)).collect();
+        sum.push((k, -1.0));
+        p.eq(&sum, 0.0);
+        p.le(&[(k, -1.0)], 0.0);
+        self.push_bounds(&mut p, Some(k));
+        p.add_quadratic(n, self.cov.as_slice(), 2.0);
+        self.add_penalty(&mut p);
+        p.solve(&self.settings, n)
+    }
+
+    /// Efficient risk over all assets at once.
+    fn efficient_risk_solution(&self, target: f64) -> Result<Solution> {
+        let n = self.assets();
+        let mut p = self.program();
+        for (j, m) in self.mu.iter().enumerate() {
+            p.set_linear(j, -m);
+        }
+        self.add_penalty(&mut p);
+        let ft = factor::covariance_factor(&self.cov);
+        p.norm_le(&ft, n, target);
+        p.solve(&self.settings, n)
     }
 
     pub(crate) fn efficient_return(&self, target: f64) -> Result<OptimizedPortfolio> {

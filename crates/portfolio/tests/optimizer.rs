@@ -363,3 +363,48 @@ fn bench_runs_on_a_small_synthetic_universe() -> TestResult {
     assert_eq!(a, bench::synthetic_returns(5, 10, 1));
     Ok(())
 }
+
+#[test]
+fn working_set_matches_the_full_problem() -> TestResult {
+    let returns = bench::synthetic_returns(160, 400, 11);
+    let mu = mean_historical_return(&returns, true)?;
+    let cov = sample_cov(&returns)?;
+    let ws = EfficientFrontier::new(mu.clone(), cov.clone())?;
+    let full = EfficientFrontier::new(mu, cov)?.with_solver_settings(SolverSettings {
+        working_set_from_assets: usize::MAX,
+        ..SolverSettings::default()
+    });
+    let lo = ws.min_volatility()?.volatility;
+    let hi = ws.max_return()?.volatility;
+    for frac in [0.05, 0.3, 0.7] {
+        let objective = Objective::EfficientRisk {
+            target_volatility: lo + frac * (hi - lo),
+        };
+        let a = ws.optimize(objective)?;
+        let b = full.optimize(objective)?;
+        assert_close(
+            "objective",
+            a.objective_value,
+            b.objective_value,
+            1e-7,
+            1e-6,
+        );
+        for (x, y) in a.weights.iter().zip(&b.weights) {
+            assert!((x - y).abs() < 1e-4, "{x} vs {y}");
+        }
+    }
+    let a = ws.optimize(Objective::MaxSharpe)?;
+    let b = full.optimize(Objective::MaxSharpe)?;
+    assert_close("max Sharpe", a.sharpe, b.sharpe, 1e-7, 1e-6);
+    for (x, y) in a.weights.iter().zip(&b.weights) {
+        assert!((x - y).abs() < 1e-4, "{x} vs {y}");
+    }
+    let err = ws
+        .optimize(Objective::EfficientRisk {
+            target_volatility: lo * 0.9,
+        })
+        .err()
+        .ok_or("expected an error")?;
+    assert!(matches!(err, Error::TargetVolatilityTooLow { .. }), "{err}");
+    Ok(())
+}

@@ -24,6 +24,12 @@ pub struct SolverSettings {
     /// where blocked kernels win; for small problems QDLDL's lower overhead
     /// wins.
     pub faer_from_assets: usize,
+    /// Assets from which efficient-risk is solved on a working set of
+    /// assets grown until the excluded ones' optimality conditions hold
+    /// (long-only, no groups). Typically only a few dozen of hundreds of
+    /// assets get weight, and the interior-point cost grows with the cube
+    /// of the assets in the problem. `usize::MAX` disables it.
+    pub working_set_from_assets: usize,
 }
 
 impl Default for SolverSettings {
@@ -32,6 +38,7 @@ impl Default for SolverSettings {
             tolerance: 1e-10,
             max_iter: 200,
             faer_from_assets: 60,
+            working_set_from_assets: 80,
         }
     }
 }
@@ -56,6 +63,10 @@ pub(crate) struct Program {
 #[derive(Debug)]
 pub(crate) struct Solution {
     pub x: Vec<f64>,
+    /// Dual variables, one per constraint row.
+    pub z: Vec<f64>,
+    /// First row of the second-order cone, if there is one.
+    pub soc_start: Option<usize>,
     pub status: SolverStatus,
     pub iterations: u32,
 }
@@ -176,6 +187,8 @@ impl Program {
         solver.solve();
         Ok(Solution {
             x: solver.solution.x.clone(),
+            z: solver.solution.z.clone(),
+            soc_start: (self.soc_rows > 0).then_some(self.zero_rows + self.nonneg_rows),
             status: solver.solution.status,
             iterations: solver.solution.iterations,
         })
