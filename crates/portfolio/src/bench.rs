@@ -2,6 +2,20 @@
 //!
 //! Synthetic data comes from a fixed-seed factor model driven by SplitMix64
 //! and Box-Muller, so runs are reproducible without a random-number crate.
+//!
+//! Medians measured on the 2-core development machine with
+//! `cargo run --release -p ultracore-portfolio --example bench_optimize`
+//! (1,260 daily returns each):
+//!
+//! | assets | sample cov | Ledoit-Wolf | max Sharpe | efficient risk |
+//! |---|---|---|---|---|
+//! | 20 (S&P 500 sample) | 0.09 ms | 0.17 ms | 0.22 ms | 0.33 ms |
+//! | 100 (synthetic) | 1.3 ms | 3.0 ms | 1.0 ms | 1.2 ms |
+//! | 500 (synthetic) | 13 ms | 27 ms | 3.4 ms | 2.3 ms |
+//!
+//! The large universes are fast because of the working-set solve (see
+//! `optimizer/working_set.rs`); solving all 500 assets at once took about
+//! 150 ms (max Sharpe) and 800 ms (efficient risk).
 
 use std::time::{Duration, Instant};
 
