@@ -1,5 +1,6 @@
 //! One module per top-level command.
 
+pub mod analytics;
 pub mod bench;
 pub mod demo;
 pub mod events;

@@ -88,6 +88,21 @@ enum Command {
     /// Inspect and use the event log.
     #[command(subcommand)]
     Events(cmd::events::EventsCommand),
+    /// Risk and return per asset (empyrical's definitions, annualised over 252 days).
+    ///
+    /// Example: ultracore risk --prices sample-data/factor_etf_prices.csv --lookback-years 5 --json
+    Risk(cmd::analytics::RiskArgs),
+    /// Correlation matrix of daily returns.
+    ///
+    /// Example: ultracore correlation --prices sample-data/factor_etf_prices.csv --tickers MTUM,QUAL,USMV
+    Correlation(cmd::analytics::CorrelationArgs),
+    /// Mean-variance optimization (long-only by default, fully invested).
+    ///
+    /// Example: ultracore optimize --prices sample-data/sp500_prices.csv --lookback-years 5 --objective efficient-risk --target-volatility 0.2 --plot frontier.svg
+    Optimize(cmd::analytics::OptimizeArgs),
+    /// Price data files.
+    #[command(subcommand)]
+    Etf(cmd::analytics::EtfCommand),
     /// Measure performance; prints figures (or one JSON object with --json).
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -122,6 +137,10 @@ fn run(cli: Cli) -> Result<()> {
             Command::Demo(args) => cmd::demo::run(&cli.log, args).await,
             Command::Events(c) => cmd::events::run(&cli.log, c).await,
             Command::Bench(c) => cmd::bench::run(&cli.log, c).await,
+            Command::Risk(a) => cmd::analytics::risk(a),
+            Command::Correlation(a) => cmd::analytics::correlation(a),
+            Command::Optimize(a) => cmd::analytics::optimize(a),
+            Command::Etf(c) => cmd::analytics::etf(c),
         }
     })
 }

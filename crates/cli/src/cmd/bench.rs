@@ -26,6 +26,24 @@ pub enum BenchCommand {
     ///
     /// Example: ultracore bench log --backend embedded --events 1000000 --size 200 --json
     Log(LogBench),
+    /// Median solve time of max-Sharpe and efficient-risk on 20 real assets
+    /// (the shipped S&P 500 sample, last 1,261 days) and on 100 and 500
+    /// synthetic assets (fixed seed), plus covariance estimation time.
+    ///
+    /// Example: ultracore bench optimize --json
+    Optimize(OptimizeBench),
+}
+
+#[derive(Debug, Args)]
+pub struct OptimizeBench {
+    /// The real-data universe (wide CSV of prices).
+    #[arg(long, default_value = "sample-data/sp500_prices.csv")]
+    prices: PathBuf,
+    /// Timed runs per case (the median is reported).
+    #[arg(long, default_value_t = 21)]
+    runs: usize,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -69,6 +87,7 @@ pub struct LogBench {
 pub async fn run(args: &LogArgs, command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Log(b) => log_bench(args, b).await,
+        BenchCommand::Optimize(b) => optimize_bench(b),
     }
 }
 
@@ -297,4 +316,55 @@ async fn latency_phase(log: &AnyLog, topic: &str, b: &LogBench) -> Result<Phase>
         p99_ms: ms(&hist, 0.99),
         max_ms: ms(&hist, 1.0),
     })
+}
+
+fn optimize_bench(b: OptimizeBench) -> Result<()> {
+    use ultracore_marketdata::{DataProvider, Lookback};
+    use ultracore_portfolio::bench::{bench_optimize, BenchOptions};
+    let provider = DataProvider::open(&b.prices).map_err(|e| {
+        anyhow::anyhow!("{e} (run from the repository root, or pass --prices FILE)")
+    })?;
+    let prices = provider.price_matrix(&[], Lookback::Rows(1261), 2)?;
+    let matrix = ultracore_portfolio::Matrix::from_row_major(
+        prices.dates.len(),
+        prices.tickers.len(),
+        prices.values,
+    )?;
+    let options = BenchOptions {
+        runs: b.runs.max(1),
+        ..BenchOptions::default()
+    };
+    let cases = bench_optimize(Some(&matrix), &options)?;
+    if b.json {
+        println!("{}", serde_json::to_string(&cases)?);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = cases
+        .iter()
+        .map(|c| {
+            vec![
+                c.case.clone(),
+                c.data.clone(),
+                c.assets.to_string(),
+                c.observations.to_string(),
+                format!("{:.3}", c.median.as_secs_f64() * 1e3),
+                format!("{:.3}", c.min.as_secs_f64() * 1e3),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        crate::output::table(
+            &[
+                "case",
+                "data",
+                ">assets",
+                ">observations",
+                ">median_ms",
+                ">min_ms"
+            ],
+            &rows
+        )
+    );
+    Ok(())
 }

@@ -1,0 +1,401 @@
+//! `ultracore risk | correlation | optimize | etf import`: portfolio
+//! analytics on price files, with no event log needed.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{json, Map, Value};
+use ultracore_marketdata::{DataProvider, Lookback, PriceMatrix};
+use ultracore_portfolio::{
+    correlation_matrix, estimate_covariance, estimate_expected_returns, frontier_svg,
+    returns_from_prices, risk_metrics_per_asset, CovarianceMethod, EfficientFrontier,
+    ExpectedReturnsMethod, FrontierPoint, Matrix, MetricsConfig, Objective, PlotInput,
+    DEFAULT_COV_SPAN, DEFAULT_EMA_SPAN,
+};
+
+use crate::output::table;
+
+/// Where prices come from and which part of them to use.
+#[derive(Debug, Args)]
+pub struct PriceArgs {
+    /// A price file (wide CSV, long CSV/Parquet, Yahoo CSV) or a directory with etf/historical/TICKER.parquet.
+    #[arg(long)]
+    prices: PathBuf,
+    /// Comma-separated tickers (default: all in the file).
+    #[arg(long, value_delimiter = ',')]
+    tickers: Vec<String>,
+    /// Use only the last N years of prices (default: all).
+    #[arg(long)]
+    lookback_years: Option<f64>,
+}
+
+impl PriceArgs {
+    fn load(&self, extra: Option<&str>) -> Result<(PriceMatrix, Matrix)> {
+        let provider = DataProvider::open(&self.prices)
+            .with_context(|| format!("reading prices from {}", self.prices.display()))?;
+        let mut tickers = self.tickers.clone();
+        if let (Some(t), false) = (extra, tickers.is_empty()) {
+            if !tickers.iter().any(|x| x == t) {
+                tickers.push(t.to_owned());
+            }
+        }
+        let lookback = self.lookback_years.map_or(Lookback::All, Lookback::Years);
+        let prices = provider.price_matrix(&tickers, lookback, 3)?;
+        let returns = returns_from_prices(&Matrix::from_row_major(
+            prices.dates.len(),
+            prices.tickers.len(),
+            prices.values.clone(),
+        )?)?;
+        Ok((prices, returns))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RiskArgs {
+    #[command(flatten)]
+    prices: PriceArgs,
+    /// Ticker to compute each asset's beta against (it must be in the price data).
+    #[arg(long)]
+    benchmark: Option<String>,
+    /// Annual risk-free rate for Sharpe and Sortino.
+    #[arg(long, default_value_t = 0.0)]
+    risk_free_rate: f64,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CorrelationArgs {
+    #[command(flatten)]
+    prices: PriceArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ObjectiveArg {
+    MinVolatility,
+    MaxSharpe,
+    EfficientRisk,
+    EfficientReturn,
+    MaxUtility,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ReturnsArg {
+    /// Compounded mean (CAGR), PyPortfolioOpt's default.
+    Mean,
+    MeanArithmetic,
+    Ema,
+    Capm,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CovarianceArg {
+    Sample,
+    LedoitWolf,
+    Exp,
+}
+
+#[derive(Debug, Args)]
+pub struct OptimizeArgs {
+    #[command(flatten)]
+    prices: PriceArgs,
+    #[arg(long, value_enum)]
+    objective: ObjectiveArg,
+    /// Volatility budget for efficient-risk (annualised, e.g. 0.15).
+    #[arg(long)]
+    target_volatility: Option<f64>,
+    /// Required return for efficient-return (annualised, e.g. 0.10).
+    #[arg(long)]
+    target_return: Option<f64>,
+    /// Annual risk-free rate.
+    #[arg(long, default_value_t = 0.02)]
+    risk_free_rate: f64,
+    /// Risk aversion for max-utility.
+    #[arg(long, default_value_t = 1.0)]
+    risk_aversion: f64,
+    /// Bounds of every weight, LO,HI.
+    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [0.0, 1.0])]
+    weight_bounds: Vec<f64>,
+    #[arg(long, value_enum, default_value = "mean")]
+    expected_returns: ReturnsArg,
+    #[arg(long, value_enum, default_value = "sample")]
+    covariance: CovarianceArg,
+    /// Draw the efficient frontier with this portfolio, the assets and the minimum-volatility point to an SVG file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EtfCommand {
+    /// Import price files into the DIR/etf/historical/TICKER.parquet layout.
+    ///
+    /// Example: ultracore etf import QUAL.csv --ticker QUAL --out data
+    Import {
+        files: Vec<PathBuf>,
+        /// Ticker of a single-ticker file (Yahoo export); default: from the file name.
+        #[arg(long)]
+        ticker: Option<String>,
+        /// Root of the layout.
+        #[arg(long, default_value = "data")]
+        out: PathBuf,
+    },
+}
+
+pub fn risk(args: RiskArgs) -> Result<()> {
+    let (prices, returns) = args.prices.load(args.benchmark.as_deref())?;
+    let benchmark = match &args.benchmark {
+        Some(b) => {
+            let i = prices
+                .tickers
+                .iter()
+                .position(|t| t == b)
+                .with_context(|| format!("benchmark {b} is not in the price data"))?;
+            Some(returns.column(i))
+        }
+        None => None,
+    };
+    let config = MetricsConfig {
+        risk_free_rate: args.risk_free_rate,
+        ..MetricsConfig::default()
+    };
+    let metrics = risk_metrics_per_asset(&returns, benchmark.as_deref(), &config)?;
+    if args.json {
+        let out: Map<String, Value> = prices
+            .tickers
+            .iter()
+            .zip(&metrics)
+            .map(|(t, m)| Ok((t.clone(), serde_json::to_value(m)?)))
+            .collect::<Result<_>>()?;
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = prices
+        .tickers
+        .iter()
+        .zip(&metrics)
+        .map(|(t, m)| {
+            let mut row = vec![t.clone()];
+            row.extend(
+                [
+                    m.cagr,
+                    m.mean_return,
+                    m.volatility,
+                    m.sharpe,
+                    m.sortino,
+                    m.max_drawdown,
+                    m.calmar,
+                    m.var_95,
+                    m.cvar_95,
+                ]
+                .map(|v| format!("{v:.4}")),
+            );
+            row.push(m.beta.map_or_else(|| "-".into(), |b| format!("{b:.3}")));
+            row
+        })
+        .collect();
+    println!(
+        "{} daily prices, {} to {}",
+        prices.dates.len(),
+        prices.dates[0],
+        prices.dates[prices.dates.len() - 1]
+    );
+    print!(
+        "{}",
+        table(
+            &[
+                "ticker",
+                ">cagr",
+                ">mean",
+                ">volatility",
+                ">sharpe",
+                ">sortino",
+                ">max_dd",
+                ">calmar",
+                ">var_95",
+                ">cvar_95",
+                ">beta"
+            ],
+            &rows
+        )
+    );
+    Ok(())
+}
+
+pub fn correlation(args: CorrelationArgs) -> Result<()> {
+    let (prices, returns) = args.prices.load(None)?;
+    let corr = correlation_matrix(&returns)?;
+    let n = prices.tickers.len();
+    if args.json {
+        let out: Map<String, Value> = (0..n)
+            .map(|i| {
+                (
+                    prices.tickers[i].clone(),
+                    json!((0..n)
+                        .map(|j| (prices.tickers[j].clone(), json!(corr.get(i, j))))
+                        .collect::<Map<_, _>>()),
+                )
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let mut header: Vec<String> = vec!["".into()];
+    header.extend(prices.tickers.iter().map(|t| format!(">{t}")));
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let rows: Vec<Vec<String>> = (0..n)
+        .map(|i| {
+            std::iter::once(prices.tickers[i].clone())
+                .chain((0..n).map(|j| format!("{:.3}", corr.get(i, j))))
+                .collect()
+        })
+        .collect();
+    print!("{}", table(&header, &rows));
+    Ok(())
+}
+
+pub fn optimize(args: OptimizeArgs) -> Result<()> {
+    let (prices, returns) = args.prices.load(None)?;
+    let mu = estimate_expected_returns(
+        &returns,
+        match args.expected_returns {
+            ReturnsArg::Mean => ExpectedReturnsMethod::Mean,
+            ReturnsArg::MeanArithmetic => ExpectedReturnsMethod::MeanArithmetic,
+            ReturnsArg::Ema => ExpectedReturnsMethod::Ema {
+                span: DEFAULT_EMA_SPAN,
+            },
+            ReturnsArg::Capm => ExpectedReturnsMethod::Capm {
+                risk_free_rate: args.risk_free_rate,
+            },
+        },
+        None,
+    )?;
+    let cov = estimate_covariance(
+        &returns,
+        match args.covariance {
+            CovarianceArg::Sample => CovarianceMethod::Sample,
+            CovarianceArg::LedoitWolf => CovarianceMethod::LedoitWolf,
+            CovarianceArg::Exp => CovarianceMethod::Exp {
+                span: DEFAULT_COV_SPAN,
+            },
+        },
+    )?;
+    let objective = match args.objective {
+        ObjectiveArg::MinVolatility => Objective::MinVolatility,
+        ObjectiveArg::MaxSharpe => Objective::MaxSharpe,
+        ObjectiveArg::EfficientRisk => Objective::EfficientRisk {
+            target_volatility: args
+                .target_volatility
+                .context("--objective efficient-risk needs --target-volatility (e.g. 0.15)")?,
+        },
+        ObjectiveArg::EfficientReturn => Objective::EfficientReturn {
+            target_return: args
+                .target_return
+                .context("--objective efficient-return needs --target-return (e.g. 0.10)")?,
+        },
+        ObjectiveArg::MaxUtility => Objective::MaxQuadraticUtility {
+            risk_aversion: args.risk_aversion,
+        },
+    };
+    let [lo, hi] = args.weight_bounds[..] else {
+        bail!("--weight-bounds takes two numbers: LO,HI")
+    };
+    let asset_points: Vec<FrontierPoint> = (0..mu.len())
+        .map(|i| FrontierPoint {
+            volatility: cov.get(i, i).sqrt(),
+            expected_return: mu[i],
+        })
+        .collect();
+    let ef = EfficientFrontier::new(mu, cov)?
+        .with_weight_bounds(lo, hi)?
+        .with_risk_free_rate(args.risk_free_rate)?;
+    let p = ef.optimize(objective)?;
+    if let Some(path) = &args.plot {
+        let frontier = ef.frontier(50)?;
+        let label = format!("{:?}", args.objective).to_lowercase();
+        let svg = frontier_svg(&PlotInput {
+            frontier: &frontier,
+            chosen: Some((
+                &label,
+                FrontierPoint {
+                    volatility: p.volatility,
+                    expected_return: p.expected_return,
+                },
+            )),
+            asset_names: &prices.tickers,
+            asset_points: &asset_points,
+            title: "Efficient frontier",
+        });
+        std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.json {
+        let weights: Map<String, Value> = prices
+            .tickers
+            .iter()
+            .zip(&p.weights)
+            .map(|(t, w)| (t.clone(), json!(w)))
+            .collect();
+        println!(
+            "{}",
+            json!({"weights": weights, "expected_return": p.expected_return, "volatility": p.volatility, "sharpe": p.sharpe,
+                   "status": p.status.to_string(), "iterations": p.iterations})
+        );
+        return Ok(());
+    }
+    let mut rows: Vec<(String, f64)> = prices
+        .tickers
+        .iter()
+        .cloned()
+        .zip(p.weights.iter().copied())
+        .collect();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .filter(|(_, w)| w.abs() > 1e-6)
+        .map(|(t, w)| vec![t, format!("{:.2} %", w * 100.0)])
+        .collect();
+    print!("{}", table(&["ticker", ">weight"], &rows));
+    println!(
+        "\nexpected return {:.2} %, volatility {:.2} %, Sharpe {:.3}  (solver: {}, {} iterations)",
+        p.expected_return * 100.0,
+        p.volatility * 100.0,
+        p.sharpe,
+        p.status,
+        p.iterations
+    );
+    if let Some(path) = &args.plot {
+        println!("frontier plot written to {}", path.display());
+    }
+    Ok(())
+}
+
+pub fn etf(command: EtfCommand) -> Result<()> {
+    match command {
+        EtfCommand::Import { files, ticker, out } => {
+            if files.is_empty() {
+                bail!("name at least one file to import");
+            }
+            let summaries = ultracore_marketdata::import_files(&files, ticker.as_deref(), &out)?;
+            let rows: Vec<Vec<String>> = summaries
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.ticker.clone(),
+                        s.rows.to_string(),
+                        s.first_date.map_or_else(|| "-".into(), |d| d.to_string()),
+                        s.path.display().to_string(),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table(&["ticker", ">rows", "first_date", "file"], &rows)
+            );
+            Ok(())
+        }
+    }
+}
