@@ -1,0 +1,193 @@
+//! The `ultracore` binary as a user runs it.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn ultracore(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ultracore"))
+        .args(args)
+        .env("ULTRACORE_DATA_DIR", dir)
+        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
+        .env_remove("EVENT_STORE_TYPE")
+        .env_remove("ULTRACORE_LOG")
+        .output()
+        .expect("run ultracore")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn sample(name: &str) -> String {
+    format!("{}/../../sample-data/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn demo_publishes_and_reads_back_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = ok(ultracore(dir.path(), &["demo", "--json"]));
+    let events: Vec<Value> = first
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 5);
+    assert!(events
+        .iter()
+        .all(|e| e["event_type"] == "etf_data_collected"));
+    // A second run reads only its own new events: the group's offsets were committed.
+    assert_eq!(
+        ok(ultracore(dir.path(), &["demo", "--json"]))
+            .lines()
+            .count(),
+        5
+    );
+    let topics: Value =
+        serde_json::from_str(&ok(ultracore(dir.path(), &["events", "topics", "--json"]))).unwrap();
+    assert_eq!(topics[0]["topic"], "etf-data-events");
+    assert_eq!(topics[0]["records"], 10);
+    let lag: Value = serde_json::from_str(&ok(ultracore(
+        dir.path(),
+        &["events", "lag", "--group", "demo-reader", "--json"],
+    )))
+    .unwrap();
+    assert!(
+        lag.as_array().unwrap().iter().all(|r| r["lag"] == 0),
+        "{lag}"
+    );
+}
+
+#[test]
+fn produce_wraps_lines_and_reports_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ultracore"))
+        .args([
+            "events",
+            "produce",
+            "misc",
+            "--key",
+            "k1",
+            "--event-type",
+            "thing_happened",
+        ])
+        .env("ULTRACORE_DATA_DIR", dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"a\":1}\nnot json\n{\"b\":2}\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !out.status.success(),
+        "a skipped line must fail the command"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
+    let tail = ok(ultracore(
+        dir.path(),
+        &[
+            "events",
+            "tail",
+            "misc",
+            "--from-beginning",
+            "--no-follow",
+            "--json",
+        ],
+    ));
+    let records: Vec<Value> = tail
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        records.len(),
+        2,
+        "the good lines before and after the bad one are kept"
+    );
+    assert_eq!(records[0]["value"]["event_type"], "thing_happened");
+    assert_eq!(records[1]["value"]["payload"]["b"], 2);
+}
+
+#[test]
+fn unreachable_kafka_is_an_error_not_a_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ultracore(
+        dir.path(),
+        &["--log", "kafka://127.0.0.1:1", "events", "topics"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach Kafka at 127.0.0.1:1"));
+    assert!(
+        !dir.path().join("topics").exists(),
+        "nothing may be written to the embedded log"
+    );
+}
+
+#[test]
+fn optimize_and_risk_print_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let prices = sample("factor_etf_prices.csv");
+    let p: Value = serde_json::from_str(&ok(ultracore(
+        dir.path(),
+        &[
+            "optimize",
+            "--prices",
+            &prices,
+            "--objective",
+            "min-volatility",
+            "--json",
+        ],
+    )))
+    .unwrap();
+    let total: f64 = p["weights"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|w| w.as_f64().unwrap())
+        .sum();
+    assert!((total - 1.0).abs() < 1e-6, "weights sum to {total}");
+    assert!(p["volatility"].as_f64().unwrap() > 0.05);
+    let out = ultracore(
+        dir.path(),
+        &[
+            "optimize",
+            "--prices",
+            &prices,
+            "--objective",
+            "efficient-risk",
+            "--target-volatility",
+            "0.01",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("minimum achievable"));
+    let r: Value = serde_json::from_str(&ok(ultracore(
+        dir.path(),
+        &["risk", "--prices", &prices, "--benchmark", "USMV", "--json"],
+    )))
+    .unwrap();
+    for key in [
+        "cagr",
+        "mean_return",
+        "volatility",
+        "sharpe",
+        "sortino",
+        "max_drawdown",
+        "calmar",
+        "var_95",
+        "cvar_95",
+        "beta",
+    ] {
+        assert!(r["QUAL"][key].is_number(), "{key} missing: {}", r["QUAL"]);
+    }
+    assert!((r["USMV"]["beta"].as_f64().unwrap() - 1.0).abs() < 1e-12);
+}
