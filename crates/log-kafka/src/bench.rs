@@ -7,11 +7,18 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use ultracore_log::Result;
 
-use crate::{map_err, KafkaConfig};
+use crate::error::map_topic_err;
+use crate::KafkaConfig;
 
-/// Records per second of a plain `FutureProducer` with the same settings as
-/// ours, sending `records` values of `size` bytes to `topic` (unprefixed) in
-/// windows of `batch` in-flight records, from `producers` concurrent tasks.
+/// Records per second of a plain `FutureProducer` built from the same
+/// settings as ours (idempotent, `acks=all`, same compression, linger and
+/// batch size), sending `records` values of `size` bytes to `topic`
+/// (unprefixed; it must exist) in windows of `batch` in-flight records, from
+/// `producers` concurrent tasks each with its own key, exactly as the
+/// benchmark drives our `append`.
+///
+/// The producer is connected and warmed up (one acknowledged record) before
+/// the clock starts, as our `KafkaLog` is by `connect`.
 pub async fn bare_producer_rate(
     config: &KafkaConfig,
     topic: &str,
@@ -20,15 +27,24 @@ pub async fn bare_producer_rate(
     batch: usize,
     producers: usize,
 ) -> Result<f64> {
-    let producer: FutureProducer = config.producer().create().map_err(map_err)?;
+    let producer: FutureProducer = config.producer().create().map_err(crate::error::map_err)?;
     let full = config.full(topic);
     let value = vec![b'x'; size];
-    let per = records.div_ceil(producers.max(1));
+    let producers = producers.max(1);
+    let batch = batch.max(1);
+    producer
+        .send(
+            FutureRecord::to(&full).key("warm-up").payload(&value),
+            Timeout::Never,
+        )
+        .await
+        .map_err(|(e, _)| map_topic_err(e, topic))?;
+    let per = records.div_ceil(producers);
     let start = Instant::now();
-    let tasks = (0..producers.max(1)).map(|p| {
-        let producer = producer.clone();
-        let full = full.clone();
-        let value = value.clone();
+    let tasks = (0..producers).map(|p| {
+        let producer = &producer;
+        let full = &full;
+        let value = &value;
         async move {
             let key = format!("producer-{p}");
             let mut sent = 0;
@@ -36,12 +52,12 @@ pub async fn bare_producer_rate(
                 let n = batch.min(per - sent);
                 let sends = (0..n).map(|_| {
                     producer.send(
-                        FutureRecord::to(&full).key(&key).payload(&value),
+                        FutureRecord::to(full).key(&key).payload(value),
                         Timeout::Never,
                     )
                 });
                 for r in futures::future::join_all(sends).await {
-                    r.map_err(|(e, _)| map_err(e))?;
+                    r.map_err(|(e, _)| map_topic_err(e, topic))?;
                 }
                 sent += n;
             }
@@ -51,5 +67,5 @@ pub async fn bare_producer_rate(
     for r in futures::future::join_all(tasks).await {
         r?;
     }
-    Ok((per * producers.max(1)) as f64 / start.elapsed().as_secs_f64())
+    Ok((per * producers) as f64 / start.elapsed().as_secs_f64())
 }

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::Instant;
@@ -13,9 +13,7 @@ use ultracore_log::{
 };
 
 use crate::config::KafkaConfig;
-use crate::map_err;
-
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::error::{map_err, transient};
 
 /// A member of a Kafka consumer group.
 pub struct KafkaConsumer {
@@ -97,49 +95,30 @@ impl KafkaConsumer {
         }
         let consumer = self.consumer.clone();
         let config = self.config.clone();
-        let targets = fresh.clone();
         let applied: Vec<(String, i32)> =
             tokio::task::spawn_blocking(move || -> Result<Vec<(String, i32)>> {
-                let mut tpl = TopicPartitionList::new();
-                for (t, p) in &targets {
-                    let offset = match target {
-                        Seek::Beginning => Offset::Beginning,
-                        Seek::End => Offset::End,
-                        Seek::Offset(o) => Offset::Offset(o as i64),
-                        Seek::Timestamp(ts) => Offset::Offset(ts),
-                    };
-                    tpl.add_partition_offset(t, *p, offset).map_err(map_err)?;
-                }
-                if let Seek::Timestamp(ts) = target {
-                    let found = consumer
-                        .offsets_for_times(tpl, CALL_TIMEOUT)
-                        .map_err(map_err)?;
-                    tpl = TopicPartitionList::new();
-                    for e in found.elements() {
-                        let offset = match e.offset() {
-                            Offset::Offset(o)
-                                if o >= 0
-                                    && record_at_or_after(
-                                        &config,
-                                        e.topic(),
-                                        e.partition(),
-                                        o,
-                                        ts,
-                                    )? =>
-                            {
-                                Offset::Offset(o)
-                            }
-                            // No record at or after the time: wait at the end.
+                let tpl = match target {
+                    Seek::Timestamp(ts) => offsets_for_time(&consumer, &config, &fresh, ts)?,
+                    other => {
+                        let offset = match other {
+                            Seek::Beginning => Offset::Beginning,
+                            Seek::Offset(o) => Offset::Offset(i64::try_from(o).unwrap_or(i64::MAX)),
                             _ => Offset::End,
                         };
-                        tpl.add_partition_offset(e.topic(), e.partition(), offset)
-                            .map_err(map_err)?;
+                        let mut tpl = TopicPartitionList::new();
+                        for (t, p) in &fresh {
+                            tpl.add_partition_offset(t, *p, offset).map_err(map_err)?;
+                        }
+                        tpl
                     }
-                }
+                };
+                // librdkafka purges what it fetched for a partition before the
+                // seek, so nothing from the old position is delivered after it.
                 let result = consumer
-                    .seek_partitions(tpl, CALL_TIMEOUT)
+                    .seek_partitions(tpl, config.request_timeout)
                     .map_err(map_err)?;
-                // A partition whose fetcher is not started yet refuses the seek; it is retried at the next poll.
+                // A partition whose fetcher has not started yet refuses the
+                // seek; it stays pending and is retried at the next poll.
                 Ok(result
                     .elements()
                     .iter()
@@ -148,7 +127,8 @@ impl KafkaConsumer {
                     .collect())
             })
             .await
-            .map_err(|_| Error::Closed)??;
+            .map_err(|e| Error::Kafka(format!("seek task failed: {e}")))??;
+        tracing::debug!(?target, partitions = applied.len(), "seek applied");
         self.seeked.extend(applied);
         Ok(())
     }
@@ -157,7 +137,11 @@ impl KafkaConsumer {
 impl Consumer for KafkaConsumer {
     async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Record>> {
         let deadline = Instant::now() + timeout;
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(max.min(1024));
+        if max == 0 {
+            self.apply_pending_seek().await?;
+            return Ok(out);
+        }
         loop {
             self.apply_pending_seek().await?;
             let msg = if out.is_empty() {
@@ -181,6 +165,11 @@ impl Consumer for KafkaConsumer {
                     if out.len() >= max {
                         break;
                     }
+                }
+                // Connection trouble is reported as consumer errors while
+                // librdkafka keeps retrying; the member stays in its group.
+                Some(Err(e)) if e.rdkafka_error_code().is_some_and(transient) => {
+                    tracing::warn!(error = %e, "Kafka consumer: transient error, retrying");
                 }
                 Some(Err(e)) => return Err(map_err(e)),
                 None if !out.is_empty() || Instant::now() >= deadline => break,
@@ -212,7 +201,7 @@ impl Consumer for KafkaConsumer {
             consumer.commit(&tpl, CommitMode::Sync).map_err(map_err)
         })
         .await
-        .map_err(|_| Error::Closed)?
+        .map_err(|e| Error::Kafka(format!("commit task failed: {e}")))?
     }
 
     async fn seek(&mut self, target: Seek) -> Result<()> {
@@ -237,33 +226,104 @@ impl Consumer for KafkaConsumer {
     }
 }
 
-/// Checks the broker's answer to a time look-up: is the record at `offset`
-/// really at or after `ts`? Some Kafka-protocol brokers (Tansu 0.6) answer a
-/// time past the last record with offset 0 instead of "none", which would
-/// replay the whole partition.
-fn record_at_or_after(
+/// Where `Seek::Timestamp(ts)` puts each partition: the first record at or
+/// after `ts`, or the end when there is none.
+///
+/// Tansu 0.6 answers a time past the last record with offset 0 (Kafka says
+/// "none", -1), which would replay the whole partition. So an answer at the
+/// start of the partition is checked by reading that record's timestamp;
+/// answers inside the log are trusted.
+fn offsets_for_time(
+    consumer: &StreamConsumer,
     config: &KafkaConfig,
-    topic: &str,
-    partition: i32,
-    offset: i64,
+    partitions: &[(String, i32)],
     ts: i64,
-) -> Result<bool> {
-    use rdkafka::consumer::BaseConsumer;
-    let mut cfg = config.base();
-    cfg.set("group.id", "ultracore-offset-check")
-        .set("enable.auto.commit", "false");
-    let probe: BaseConsumer = cfg.create().map_err(map_err)?;
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
-        .map_err(map_err)?;
-    probe.assign(&tpl).map_err(map_err)?;
-    let deadline = std::time::Instant::now() + CALL_TIMEOUT;
-    while std::time::Instant::now() < deadline {
-        match probe.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => return Ok(m.timestamp().to_millis().is_some_and(|t| t >= ts)),
-            Some(Err(e)) => return Err(map_err(e)),
-            None => {}
-        }
+) -> Result<TopicPartitionList> {
+    let mut query = TopicPartitionList::new();
+    for (t, p) in partitions {
+        // offsets_for_times takes the timestamp in the offset field.
+        query
+            .add_partition_offset(t, *p, Offset::Offset(ts))
+            .map_err(map_err)?;
     }
-    Ok(false)
+    let found = consumer
+        .offsets_for_times(query, config.request_timeout)
+        .map_err(map_err)?;
+    let mut probe = None;
+    let mut tpl = TopicPartitionList::new();
+    for e in found.elements() {
+        let offset = match e.offset() {
+            Offset::Offset(o) if o >= 0 => {
+                let (low, high) = consumer
+                    .fetch_watermarks(e.topic(), e.partition(), config.request_timeout)
+                    .map_err(map_err)?;
+                if o >= high {
+                    Offset::End
+                } else if o > low {
+                    Offset::Offset(o)
+                } else {
+                    let probe = match &mut probe {
+                        Some(p) => p,
+                        None => probe.insert(Probe::new(config)?),
+                    };
+                    match probe.timestamp_at(e.topic(), e.partition(), o)? {
+                        Some(t) if t >= ts => Offset::Offset(o),
+                        _ => Offset::End,
+                    }
+                }
+            }
+            // No record at or after the time: wait at the end.
+            _ => Offset::End,
+        };
+        tpl.add_partition_offset(e.topic(), e.partition(), offset)
+            .map_err(map_err)?;
+    }
+    Ok(tpl)
+}
+
+/// A group-less reader of single records, to check a timestamp look-up.
+struct Probe {
+    consumer: BaseConsumer,
+    timeout: Duration,
+}
+
+impl Probe {
+    fn new(config: &KafkaConfig) -> Result<Probe> {
+        let mut cfg = config.client();
+        // librdkafka wants a group id on any consumer; assign() never joins it.
+        cfg.set("group.id", "ultracore-timestamp-probe")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true");
+        Ok(Probe {
+            consumer: cfg.create().map_err(map_err)?,
+            timeout: config.request_timeout,
+        })
+    }
+
+    /// The timestamp of the record at `offset`, `None` if there is none.
+    fn timestamp_at(&self, topic: &str, partition: i32, offset: i64) -> Result<Option<i64>> {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+            .map_err(map_err)?;
+        self.consumer.assign(&tpl).map_err(map_err)?;
+        let deadline = std::time::Instant::now() + self.timeout;
+        while std::time::Instant::now() < deadline {
+            match self.consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) if m.topic() == topic && m.partition() == partition => {
+                    return Ok(m.timestamp().to_millis())
+                }
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) if p == partition => {
+                    return Ok(None)
+                }
+                Some(Err(e)) if !e.rdkafka_error_code().is_some_and(transient) => {
+                    return Err(map_err(e))
+                }
+                _ => {}
+            }
+        }
+        Err(Error::Unavailable(format!(
+            "reading {topic}/{partition} at offset {offset}: no answer within {:?}",
+            self.timeout
+        )))
+    }
 }
