@@ -8,6 +8,7 @@
 #   TANSU_DATA=/tmp/ultracore-tansu-$KAFKA_PORT   data dir (tansu.db, broker.log, broker.pid)
 #
 # Idempotent: exits at once if something already listens on the port.
+# Quiet on success; it speaks only while building the broker or when it fails.
 # Stop with: kill "$(cat "$TANSU_DATA/broker.pid")"
 set -euo pipefail
 
@@ -49,7 +50,7 @@ esac
   echo $! > broker.pid
 )
 for _ in $(seq 1 100); do
-  if port_open; then log "broker up on 127.0.0.1:$KAFKA_PORT (pid $(cat "$TANSU_DATA/broker.pid"), data in $TANSU_DATA)"; exit 0; fi
+  if port_open; then exit 0; fi
   kill -0 "$(cat "$TANSU_DATA/broker.pid")" 2>/dev/null || break
   sleep 0.1
 done

@@ -41,31 +41,37 @@ pub async fn bare_producer_rate(
         .map_err(|(e, _)| map_topic_err(e, topic))?;
     let per = records.div_ceil(producers);
     let start = Instant::now();
-    let tasks = (0..producers).map(|p| {
-        let producer = &producer;
-        let full = &full;
-        let value = &value;
-        async move {
-            let key = format!("producer-{p}");
-            let mut sent = 0;
-            while sent < per {
-                let n = batch.min(per - sent);
-                let sends = (0..n).map(|_| {
-                    producer.send(
-                        FutureRecord::to(full).key(&key).payload(value),
-                        Timeout::Never,
-                    )
-                });
-                for r in futures::future::join_all(sends).await {
-                    r.map_err(|(e, _)| map_topic_err(e, topic))?;
+    // One spawned task per producer, as the benchmark drives our append, so
+    // both sides get the same parallelism from the runtime.
+    let tasks: Vec<_> = (0..producers)
+        .map(|p| {
+            let producer = producer.clone();
+            let full = full.clone();
+            let value = value.clone();
+            let topic = topic.to_owned();
+            tokio::spawn(async move {
+                let key = format!("producer-{p}");
+                let mut sent = 0;
+                while sent < per {
+                    let n = batch.min(per - sent);
+                    let sends = (0..n).map(|_| {
+                        producer.send(
+                            FutureRecord::to(&full).key(&key).payload(&value),
+                            Timeout::Never,
+                        )
+                    });
+                    for r in futures::future::join_all(sends).await {
+                        r.map_err(|(e, _)| map_topic_err(e, &topic))?;
+                    }
+                    sent += n;
                 }
-                sent += n;
-            }
-            Result::Ok(())
-        }
-    });
-    for r in futures::future::join_all(tasks).await {
-        r?;
+                Result::Ok(())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await
+            .map_err(|e| ultracore_log::Error::Kafka(format!("bench task failed: {e}")))??;
     }
     Ok((per * producers) as f64 / start.elapsed().as_secs_f64())
 }

@@ -16,8 +16,13 @@ use crate::config::KafkaConfig;
 use crate::error::{map_err, transient};
 
 /// A member of a Kafka consumer group.
+///
+/// Dropping it leaves the group at once (a LeaveGroup request, on a blocking
+/// thread), so the remaining members get its partitions without waiting for
+/// the session timeout.
 pub struct KafkaConsumer {
-    consumer: Arc<StreamConsumer>,
+    /// `None` only while being dropped.
+    consumer: Option<Arc<StreamConsumer>>,
     config: KafkaConfig,
     /// A seek applies to every partition assigned until records are returned,
     /// including partitions the group assigns only later.
@@ -48,11 +53,15 @@ impl KafkaConsumer {
         let names: Vec<&str> = full.iter().map(String::as_str).collect();
         consumer.subscribe(&names).map_err(map_err)?;
         Ok(KafkaConsumer {
-            consumer: Arc::new(consumer),
+            consumer: Some(Arc::new(consumer)),
             config,
             pending_seek: None,
             seeked: BTreeSet::new(),
         })
+    }
+
+    fn member(&self) -> Result<&Arc<StreamConsumer>> {
+        self.consumer.as_ref().ok_or(Error::Closed)
     }
 
     fn to_record(&self, m: &BorrowedMessage<'_>) -> Record {
@@ -83,7 +92,7 @@ impl KafkaConsumer {
         let Some(target) = self.pending_seek else {
             return Ok(());
         };
-        let assignment = self.consumer.assignment().map_err(map_err)?;
+        let assignment = self.member()?.assignment().map_err(map_err)?;
         let fresh: Vec<(String, i32)> = assignment
             .elements()
             .iter()
@@ -93,7 +102,7 @@ impl KafkaConsumer {
         if fresh.is_empty() {
             return Ok(());
         }
-        let consumer = self.consumer.clone();
+        let consumer = self.member()?.clone();
         let config = self.config.clone();
         let applied: Vec<(String, i32)> =
             tokio::task::spawn_blocking(move || -> Result<Vec<(String, i32)>> {
@@ -149,9 +158,9 @@ impl Consumer for KafkaConsumer {
                 let wait = deadline
                     .saturating_duration_since(Instant::now())
                     .min(Duration::from_millis(100));
-                tokio::time::timeout(wait, self.consumer.recv()).await.ok()
+                tokio::time::timeout(wait, self.member()?.recv()).await.ok()
             } else {
-                self.consumer.recv().now_or_never()
+                self.member()?.recv().now_or_never()
             };
             match msg {
                 Some(Ok(m)) => {
@@ -196,7 +205,7 @@ impl Consumer for KafkaConsumer {
             )
             .map_err(map_err)?;
         }
-        let consumer = self.consumer.clone();
+        let consumer = self.member()?.clone();
         tokio::task::spawn_blocking(move || {
             consumer.commit(&tpl, CommitMode::Sync).map_err(map_err)
         })
@@ -211,7 +220,10 @@ impl Consumer for KafkaConsumer {
     }
 
     fn assignment(&self) -> Vec<TopicPartition> {
-        self.consumer
+        let Some(consumer) = &self.consumer else {
+            return Vec::new();
+        };
+        consumer
             .assignment()
             .map(|tpl| {
                 tpl.elements()
@@ -223,6 +235,23 @@ impl Consumer for KafkaConsumer {
                     .collect()
             })
             .unwrap_or_default()
+    }
+}
+
+impl Drop for KafkaConsumer {
+    fn drop(&mut self) {
+        let Some(consumer) = self.consumer.take() else {
+            return;
+        };
+        // rdkafka's drop closes the consumer: it sends LeaveGroup and waits
+        // for the coordinator's answer (about 100 ms). Keep that wait off the
+        // async workers when there is a runtime; without one, block here.
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn_blocking(move || drop(consumer));
+            }
+            Err(_) => drop(consumer),
+        }
     }
 }
 
