@@ -69,8 +69,12 @@ impl AnyLog {
                 Ok(AnyLog::Embedded(log))
             }
             Backend::Kafka { bootstrap_servers } => {
-                let kafka = KafkaConfig::new(bootstrap_servers)
-                    .with_prefix(config.topic_prefix.clone().unwrap_or_default());
+                // KAFKA_COMPRESSION_TYPE, KAFKA_LINGER_MS, KAFKA_BATCH_SIZE, KAFKA_PROPERTIES, …
+                // then the prefix as resolved by the caller (flag or KAFKA_TOPIC_PREFIX).
+                let mut kafka = KafkaConfig::new(bootstrap_servers).with_env()?;
+                if let Some(prefix) = &config.topic_prefix {
+                    kafka = kafka.with_prefix(prefix.clone());
+                }
                 Ok(AnyLog::Kafka(KafkaLog::connect(kafka).await?))
             }
         }
