@@ -5,6 +5,7 @@
 //! - `cmd/events`: `ultracore events …`: topics, produce, tail, lag.
 //! - `cmd/bench`: `ultracore bench …`: benchmarks that print figures.
 //! - `cmd/demo`: `ultracore demo`: the guided end-to-end run.
+//! - `emit`: publishing a command's events without making it wait.
 //! - `output`: tables for humans.
 
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use ultracore_log_any::LogConfig;
 
 mod cmd;
+mod emit;
 mod output;
 
 /// UltraCore: an event-driven wealth and trading core. Every fact is an
@@ -33,15 +35,9 @@ pub struct LogArgs {
     /// The log: `file:///path`, a directory, or `kafka://host:9092`. Wins over the variables below.
     #[arg(long = "log", global = true, env = "ULTRACORE_LOG", value_name = "URL")]
     pub url: Option<String>,
-    /// Data directory of the embedded log.
-    #[arg(
-        long,
-        global = true,
-        env = "ULTRACORE_DATA_DIR",
-        value_name = "DIR",
-        default_value = "data"
-    )]
-    pub data_dir: PathBuf,
+    /// Data directory of the embedded log [default: data].
+    #[arg(long, global = true, env = "ULTRACORE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     /// `embedded` or `kafka`.
     #[arg(long, global = true, env = "EVENT_STORE_TYPE", value_name = "TYPE")]
     pub event_store_type: Option<String>,
@@ -74,8 +70,17 @@ impl LogArgs {
             bootstrap_servers: self.kafka_bootstrap_servers.clone(),
             topic_prefix: self.kafka_topic_prefix.clone(),
             retention_days: self.retention_days,
-            data_dir: Some(self.data_dir.clone()),
+            data_dir: self.data_dir.clone(),
         }
+    }
+
+    /// Whether the user named a log. Commands that work without one
+    /// (analytics) publish their events only then.
+    pub fn is_configured(&self) -> bool {
+        self.url.is_some()
+            || self.data_dir.is_some()
+            || self.event_store_type.is_some()
+            || self.kafka_bootstrap_servers.is_some()
     }
 }
 
@@ -113,7 +118,11 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ULTRACORE_LOG_LEVEL").unwrap_or_else(
-                |_| tracing_subscriber::EnvFilter::new("warn,librdkafka=off,rdkafka=off"),
+                |_| {
+                    tracing_subscriber::EnvFilter::new(
+                        "warn,librdkafka=off,rdkafka=off,ultracore_log::publish=error",
+                    )
+                },
             ),
         )
         .with_writer(std::io::stderr)
@@ -137,9 +146,9 @@ fn run(cli: Cli) -> Result<()> {
             Command::Demo(args) => cmd::demo::run(&cli.log, args).await,
             Command::Events(c) => cmd::events::run(&cli.log, c).await,
             Command::Bench(c) => cmd::bench::run(&cli.log, c).await,
-            Command::Risk(a) => cmd::analytics::risk(a),
-            Command::Correlation(a) => cmd::analytics::correlation(a),
-            Command::Optimize(a) => cmd::analytics::optimize(a),
+            Command::Risk(a) => cmd::analytics::risk(&cli.log, a).await,
+            Command::Correlation(a) => cmd::analytics::correlation(&cli.log, a).await,
+            Command::Optimize(a) => cmd::analytics::optimize(&cli.log, a).await,
             Command::Etf(c) => cmd::analytics::etf(c),
         }
     })

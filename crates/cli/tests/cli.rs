@@ -191,3 +191,97 @@ fn optimize_and_risk_print_json() {
     }
     assert!((r["USMV"]["beta"].as_f64().unwrap() - 1.0).abs() < 1e-12);
 }
+
+fn tail_json(dir: &std::path::Path, topic: &str) -> Vec<Value> {
+    ok(ultracore(
+        dir,
+        &[
+            "events",
+            "tail",
+            topic,
+            "--from-beginning",
+            "--no-follow",
+            "--json",
+        ],
+    ))
+    .lines()
+    .map(|l| serde_json::from_str::<Value>(l).unwrap()["value"].clone())
+    .collect()
+}
+
+#[test]
+fn analytics_publish_their_events_when_a_log_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let prices = sample("factor_etf_prices.csv");
+    let p: Value = serde_json::from_str(&ok(ultracore(
+        dir.path(),
+        &[
+            "optimize",
+            "--prices",
+            &prices,
+            "--objective",
+            "max-sharpe",
+            "--lookback-years",
+            "3",
+            "--json",
+        ],
+    )))
+    .unwrap();
+    ok(ultracore(
+        dir.path(),
+        &["risk", "--prices", &prices, "--tickers", "MTUM,QUAL"],
+    ));
+
+    let results = tail_json(dir.path(), "portfolio-events");
+    let queries = tail_json(dir.path(), "query-events");
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert_eq!(queries.len(), 2, "{queries:?}");
+    let optimized = results
+        .iter()
+        .find(|e| e["event_type"] == "portfolio_optimized")
+        .expect("a portfolio_optimized event");
+    assert_eq!(optimized["payload"]["objective"], "max_sharpe");
+    assert_eq!(optimized["payload"]["weights"], p["weights"]);
+    assert_eq!(optimized["payload"]["sharpe"], p["sharpe"]);
+    // The result names the query it was computed from, in the same correlation.
+    let query = queries
+        .iter()
+        .find(|q| q["event_id"] == optimized["causation_id"])
+        .expect("the causing price_data_queried event");
+    assert_eq!(query["event_type"], "price_data_queried");
+    assert_eq!(query["correlation_id"], optimized["correlation_id"]);
+    assert_eq!(query["payload"]["lookback_years"], 3.0);
+
+    let risk = results
+        .iter()
+        .find(|e| e["event_type"] == "risk_metrics_calculated")
+        .expect("a risk_metrics_calculated event");
+    let metrics = risk["payload"]["metrics"].as_object().unwrap();
+    assert_eq!(
+        metrics.keys().collect::<Vec<_>>(),
+        ["MTUM", "QUAL"],
+        "{risk}"
+    );
+    assert!(metrics["QUAL"]["cvar_95"].is_number());
+}
+
+#[test]
+fn analytics_without_a_configured_log_write_nothing() {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ultracore"))
+        .args([
+            "risk",
+            "--prices",
+            &sample("factor_etf_prices.csv"),
+            "--json",
+        ])
+        .current_dir(cwd.path())
+        .env_remove("ULTRACORE_DATA_DIR")
+        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
+        .env_remove("EVENT_STORE_TYPE")
+        .env_remove("ULTRACORE_LOG")
+        .output()
+        .unwrap();
+    ok(out);
+    assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0);
+}

@@ -15,6 +15,7 @@
 //!   Rust producers agree on where a key lives).
 //! - `envelope`: the JSON [`Envelope`] every record's value carries, and the
 //!   [`EventFamily`] trait for typed payloads with upcasting.
+//! - `publish`: fire-and-forget [`Publisher`] for events a caller must not wait for.
 //! - `dlq`: routing undecodable records to `<topic>.dlq` with the reason.
 //! - `error`: the crate's [`Error`].
 //! - `testing` (feature): the conformance suite.
@@ -24,6 +25,7 @@ mod envelope;
 mod error;
 mod log;
 mod partition;
+mod publish;
 mod record;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -33,6 +35,7 @@ pub use envelope::{payload_as, DecodeError, Envelope, EnvelopeBuilder, EventFami
 pub use error::{Error, Result};
 pub use log::{Consumer, ConsumerOptions, EventLog, EventLogExt};
 pub use partition::{murmur2, partition_for_key};
+pub use publish::{PublishError, PublishReport, Publisher, PublisherOptions};
 pub use record::{
     now_millis, Appended, GroupLag, Header, NewRecord, PartitionInfo, Position, Record, Retention,
     Seek, StartFrom, TopicInfo, TopicPartition, TopicSpec,

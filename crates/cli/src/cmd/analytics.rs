@@ -1,7 +1,11 @@
 //! `ultracore risk | correlation | optimize | etf import`: portfolio
-//! analytics on price files, with no event log needed.
+//! analytics on price files, with no event log needed. When a log is
+//! configured, each command also publishes what it read and computed
+//! (`price_data_queried`, `risk_metrics_calculated`, `portfolio_optimized`)
+//! without waiting for the log.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
@@ -14,7 +18,28 @@ use ultracore_portfolio::{
     DEFAULT_COV_SPAN, DEFAULT_EMA_SPAN,
 };
 
+use ultracore_events::portfolio::{self, AssetRisk, PortfolioEvent};
+use ultracore_events::query::{self, PriceDataQueried, QueryEvent};
+
+use crate::emit::{elapsed_ms, Emitter};
 use crate::output::table;
+use crate::LogArgs;
+
+/// Prices as read for one command, with the id of the event that recorded the read.
+struct Loaded {
+    prices: PriceMatrix,
+    returns: Matrix,
+    query_event: Option<uuid::Uuid>,
+}
+
+impl Loaded {
+    fn start(&self) -> chrono::NaiveDate {
+        self.prices.dates[0]
+    }
+    fn end(&self) -> chrono::NaiveDate {
+        self.prices.dates[self.prices.dates.len() - 1]
+    }
+}
 
 /// Where prices come from and which part of them to use.
 #[derive(Debug, Args)]
@@ -31,7 +56,12 @@ pub struct PriceArgs {
 }
 
 impl PriceArgs {
-    fn load(&self, extra: Option<&str>) -> Result<(PriceMatrix, Matrix)> {
+    fn source(&self) -> String {
+        self.prices.display().to_string()
+    }
+
+    fn load(&self, extra: Option<&str>, emitter: &Emitter) -> Result<Loaded> {
+        let started = Instant::now();
         let provider = DataProvider::open(&self.prices)
             .with_context(|| format!("reading prices from {}", self.prices.display()))?;
         let mut tickers = self.tickers.clone();
@@ -47,7 +77,26 @@ impl PriceArgs {
             prices.tickers.len(),
             prices.values.clone(),
         )?)?;
-        Ok((prices, returns))
+        let query_event = emitter.emit(
+            query::TOPIC,
+            (query::AGGREGATE_TYPE, &self.source()),
+            None,
+            QueryEvent::PriceDataQueried(PriceDataQueried {
+                source: self.source(),
+                requested: tickers,
+                tickers: prices.tickers.clone(),
+                lookback_years: self.lookback_years,
+                start: prices.dates[0],
+                end: prices.dates[prices.dates.len() - 1],
+                rows: prices.dates.len(),
+                duration_ms: elapsed_ms(started),
+            }),
+        );
+        Ok(Loaded {
+            prices,
+            returns,
+            query_event,
+        })
     }
 }
 
@@ -82,6 +131,24 @@ enum ObjectiveArg {
     MaxUtility,
 }
 
+impl ObjectiveArg {
+    fn event_name(self) -> &'static str {
+        match self {
+            ObjectiveArg::MinVolatility => "min_volatility",
+            ObjectiveArg::MaxSharpe => "max_sharpe",
+            ObjectiveArg::EfficientRisk => "efficient_risk",
+            ObjectiveArg::EfficientReturn => "efficient_return",
+            ObjectiveArg::MaxUtility => "max_quadratic_utility",
+        }
+    }
+}
+
+/// The name clap accepts for a value, as recorded in events.
+fn value_name(v: impl ValueEnum) -> String {
+    v.to_possible_value()
+        .map_or_else(String::new, |p| p.get_name().to_owned())
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ReturnsArg {
     /// Compounded mean (CAGR), PyPortfolioOpt's default.
@@ -96,6 +163,18 @@ enum CovarianceArg {
     Sample,
     LedoitWolf,
     Exp,
+}
+
+impl ReturnsArg {
+    fn name(self) -> String {
+        value_name(self)
+    }
+}
+
+impl CovarianceArg {
+    fn name(self) -> String {
+        value_name(self)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -146,8 +225,16 @@ pub enum EtfCommand {
     },
 }
 
-pub fn risk(args: RiskArgs) -> Result<()> {
-    let (prices, returns) = args.prices.load(args.benchmark.as_deref())?;
+pub async fn risk(log: &LogArgs, args: RiskArgs) -> Result<()> {
+    let emitter = Emitter::start(log);
+    let result = risk_with(&emitter, args);
+    emitter.finish().await;
+    result
+}
+
+fn risk_with(emitter: &Emitter, args: RiskArgs) -> Result<()> {
+    let loaded = args.prices.load(args.benchmark.as_deref(), emitter)?;
+    let (prices, returns) = (&loaded.prices, &loaded.returns);
     let benchmark = match &args.benchmark {
         Some(b) => {
             let i = prices
@@ -163,7 +250,40 @@ pub fn risk(args: RiskArgs) -> Result<()> {
         risk_free_rate: args.risk_free_rate,
         ..MetricsConfig::default()
     };
-    let metrics = risk_metrics_per_asset(&returns, benchmark.as_deref(), &config)?;
+    let metrics = risk_metrics_per_asset(returns, benchmark.as_deref(), &config)?;
+    emitter.emit(
+        portfolio::TOPIC,
+        (portfolio::AGGREGATE_TYPE, &args.prices.source()),
+        loaded.query_event,
+        PortfolioEvent::RiskMetricsCalculated(portfolio::RiskMetricsCalculated {
+            source: args.prices.source(),
+            start: loaded.start(),
+            end: loaded.end(),
+            observations: returns.rows(),
+            risk_free_rate: args.risk_free_rate,
+            benchmark: args.benchmark.clone(),
+            metrics: prices
+                .tickers
+                .iter()
+                .zip(&metrics)
+                .map(|(t, m)| {
+                    let risk = AssetRisk {
+                        cagr: m.cagr,
+                        mean_return: m.mean_return,
+                        volatility: m.volatility,
+                        sharpe: m.sharpe,
+                        sortino: m.sortino,
+                        max_drawdown: m.max_drawdown,
+                        calmar: m.calmar,
+                        var_95: m.var_95,
+                        cvar_95: m.cvar_95,
+                        beta: m.beta,
+                    };
+                    (t.clone(), risk)
+                })
+                .collect(),
+        }),
+    );
     if args.json {
         let out: Map<String, Value> = prices
             .tickers
@@ -226,9 +346,17 @@ pub fn risk(args: RiskArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn correlation(args: CorrelationArgs) -> Result<()> {
-    let (prices, returns) = args.prices.load(None)?;
-    let corr = correlation_matrix(&returns)?;
+pub async fn correlation(log: &LogArgs, args: CorrelationArgs) -> Result<()> {
+    let emitter = Emitter::start(log);
+    let result = correlation_with(&emitter, args);
+    emitter.finish().await;
+    result
+}
+
+fn correlation_with(emitter: &Emitter, args: CorrelationArgs) -> Result<()> {
+    let loaded = args.prices.load(None, emitter)?;
+    let (prices, returns) = (&loaded.prices, &loaded.returns);
+    let corr = correlation_matrix(returns)?;
     let n = prices.tickers.len();
     if args.json {
         let out: Map<String, Value> = (0..n)
@@ -258,10 +386,18 @@ pub fn correlation(args: CorrelationArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn optimize(args: OptimizeArgs) -> Result<()> {
-    let (prices, returns) = args.prices.load(None)?;
+pub async fn optimize(log: &LogArgs, args: OptimizeArgs) -> Result<()> {
+    let emitter = Emitter::start(log);
+    let result = optimize_with(&emitter, args);
+    emitter.finish().await;
+    result
+}
+
+fn optimize_with(emitter: &Emitter, args: OptimizeArgs) -> Result<()> {
+    let loaded = args.prices.load(None, emitter)?;
+    let (prices, returns) = (&loaded.prices, &loaded.returns);
     let mu = estimate_expected_returns(
-        &returns,
+        returns,
         match args.expected_returns {
             ReturnsArg::Mean => ExpectedReturnsMethod::Mean,
             ReturnsArg::MeanArithmetic => ExpectedReturnsMethod::MeanArithmetic,
@@ -275,7 +411,7 @@ pub fn optimize(args: OptimizeArgs) -> Result<()> {
         None,
     )?;
     let cov = estimate_covariance(
-        &returns,
+        returns,
         match args.covariance {
             CovarianceArg::Sample => CovarianceMethod::Sample,
             CovarianceArg::LedoitWolf => CovarianceMethod::LedoitWolf,
@@ -313,7 +449,38 @@ pub fn optimize(args: OptimizeArgs) -> Result<()> {
     let ef = EfficientFrontier::new(mu, cov)?
         .with_weight_bounds(lo, hi)?
         .with_risk_free_rate(args.risk_free_rate)?;
+    let solve_started = Instant::now();
     let p = ef.optimize(objective)?;
+    let solve_ms = elapsed_ms(solve_started);
+    emitter.emit(
+        portfolio::TOPIC,
+        (portfolio::AGGREGATE_TYPE, &args.prices.source()),
+        loaded.query_event,
+        PortfolioEvent::PortfolioOptimized(portfolio::PortfolioOptimized {
+            source: args.prices.source(),
+            start: loaded.start(),
+            end: loaded.end(),
+            objective: args.objective.event_name().into(),
+            target_volatility: args.target_volatility,
+            target_return: args.target_return,
+            risk_free_rate: args.risk_free_rate,
+            weight_bounds: (lo, hi),
+            expected_returns_method: args.expected_returns.name(),
+            covariance_method: args.covariance.name(),
+            weights: prices
+                .tickers
+                .iter()
+                .cloned()
+                .zip(p.weights.iter().copied())
+                .collect(),
+            expected_return: p.expected_return,
+            volatility: p.volatility,
+            sharpe: p.sharpe,
+            solver_status: p.status.to_string(),
+            iterations: p.iterations,
+            solve_ms,
+        }),
+    );
     if let Some(path) = &args.plot {
         let frontier = ef.frontier(50)?;
         let label = format!("{:?}", args.objective).to_lowercase();
