@@ -4,7 +4,7 @@ use ultracore_log::{
     Appended, Consumer, ConsumerOptions, Error, EventLog, GroupLag, NewRecord, Position, Record,
     Result, Seek, TopicInfo, TopicPartition, TopicSpec,
 };
-use ultracore_log_embedded::{EmbeddedConsumer, EmbeddedLog, EmbeddedOptions};
+use ultracore_log_embedded::{EmbeddedConsumer, EmbeddedLog, EmbeddedOptions, SyncMode};
 use ultracore_log_kafka::{KafkaConfig, KafkaConsumer, KafkaLog};
 
 use crate::config::{Access, Backend, LogConfig};
@@ -52,8 +52,15 @@ impl AnyLog {
         tracing::debug!(%backend, ?access, "opening event log");
         match backend {
             Backend::Embedded { dir } => {
+                let sync = match std::env::var("ULTRACORE_SYNC_MODE") {
+                    Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|e: String| {
+                        Error::InvalidArgument(format!("ULTRACORE_SYNC_MODE: {e}"))
+                    })?,
+                    _ => SyncMode::default(),
+                };
                 let options = EmbeddedOptions {
                     default_retention: config.default_retention(),
+                    sync,
                     ..EmbeddedOptions::default()
                 };
                 let log = match access {

@@ -32,7 +32,7 @@ mod segment;
 mod writer;
 
 pub use consumer::EmbeddedConsumer;
-pub use log::{EmbeddedLog, EmbeddedOptions};
+pub use log::{EmbeddedLog, EmbeddedOptions, SyncMode};
 
 /// Frame encoding, exposed for tools and tests that write raw segment bytes.
 pub mod frame {

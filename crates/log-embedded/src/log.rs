@@ -40,6 +40,36 @@ pub struct EmbeddedOptions {
     pub default_retention: Retention,
     /// How often the writer deletes segments past retention.
     pub retention_interval: Duration,
+    /// How a group commit that touched several files is made durable.
+    pub sync: SyncMode,
+}
+
+/// How the writer makes a group commit durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// One `syncfs` for a commit that touched several files (Linux ≥ 5.8,
+    /// which reports writeback errors from `syncfs`); `fdatasync` for one
+    /// file, and everywhere else. `syncfs` costs one journal commit where
+    /// parallel `fdatasync`s cost several, but it also flushes other
+    /// programs' dirty data on the same filesystem: give the data directory
+    /// its own filesystem for steady latency, or choose [`SyncMode::PerFile`].
+    #[default]
+    Auto,
+    /// One `fdatasync` per touched file, in parallel.
+    PerFile,
+}
+
+impl std::str::FromStr for SyncMode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "auto" => Ok(SyncMode::Auto),
+            "per-file" => Ok(SyncMode::PerFile),
+            other => Err(format!(
+                "sync mode '{other}' is not known: use 'auto' or 'per-file'"
+            )),
+        }
+    }
 }
 
 impl Default for EmbeddedOptions {
@@ -48,6 +78,7 @@ impl Default for EmbeddedOptions {
             segment_bytes: 128 * 1024 * 1024,
             default_retention: Retention::default(),
             retention_interval: Duration::from_secs(60),
+            sync: SyncMode::Auto,
         }
     }
 }
@@ -188,6 +219,7 @@ impl EmbeddedLog {
                 failed,
                 segment_bytes: options.segment_bytes,
                 retention_interval: options.retention_interval,
+                sync: options.sync,
             };
             let handle = std::thread::Builder::new()
                 .name("ultracore-log-writer".into())

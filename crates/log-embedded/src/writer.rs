@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 use ultracore_log::{now_millis, Appended, Error, NewRecord, Result};
 
-use crate::log::TopicState;
+use crate::log::{SyncMode, TopicState};
 use crate::partition::Partition;
 
 pub enum Command {
@@ -39,6 +39,7 @@ pub struct Writer {
     pub failed: Arc<AtomicBool>,
     pub segment_bytes: u64,
     pub retention_interval: Duration,
+    pub sync: SyncMode,
 }
 
 /// Most commands taken into one group commit.
@@ -46,7 +47,7 @@ const MAX_BATCH: usize = 4096;
 
 impl Writer {
     pub fn run(self) {
-        let mut pool = SyncPool::default();
+        let mut pool = SyncPool::new(self.sync);
         let mut last_retention = Instant::now();
         let mut batch = Vec::new();
         loop {
@@ -202,9 +203,10 @@ type SyncJob = (File, PathBuf, mpsc::Sender<Result<()>>);
 /// after another would multiply the acknowledgement latency by the number of
 /// partitions. The threads live as long as the writer (spawning per batch
 /// costs more than the fsync saves).
-#[derive(Default)]
 struct SyncPool {
     workers: Vec<mpsc::Sender<SyncJob>>,
+    /// Several files are made durable with one `syncfs`.
+    whole_filesystem: bool,
 }
 
 fn sync_one(file: &File, path: &std::path::Path) -> Result<()> {
@@ -212,7 +214,22 @@ fn sync_one(file: &File, path: &std::path::Path) -> Result<()> {
 }
 
 impl SyncPool {
+    fn new(mode: SyncMode) -> SyncPool {
+        let whole_filesystem = mode == SyncMode::Auto && syncfs_reports_errors();
+        tracing::debug!(
+            whole_filesystem,
+            "group commits touching several files use syncfs"
+        );
+        SyncPool {
+            workers: Vec::new(),
+            whole_filesystem,
+        }
+    }
+
     fn sync_all(&mut self, mut files: Vec<(File, PathBuf)>) -> Result<()> {
+        if self.whole_filesystem && files.len() > 1 {
+            return syncfs(&files[0].0, &files[0].1);
+        }
         let Some((own_file, own_path)) = files.pop() else {
             return Ok(());
         };
@@ -245,4 +262,32 @@ impl SyncPool {
         }
         result
     }
+}
+
+/// Flushes every dirty page and the journal of the filesystem holding `file`.
+#[cfg(target_os = "linux")]
+fn syncfs(file: &File, path: &std::path::Path) -> Result<()> {
+    rustix::fs::syncfs(file).map_err(|e| Error::io(path, std::io::Error::from(e)))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn syncfs(file: &File, path: &std::path::Path) -> Result<()> {
+    sync_one(file, path)
+}
+
+/// `syncfs` reports writeback errors only since Linux 5.8; before, a failed
+/// write could go unnoticed, so older kernels sync file by file.
+#[cfg(target_os = "linux")]
+fn syncfs_reports_errors() -> bool {
+    let uname = rustix::system::uname();
+    let release = uname.release().to_string_lossy();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u32>().ok());
+    matches!((parts.next(), parts.next()), (Some(major), Some(minor)) if (major, minor) >= (5, 8))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn syncfs_reports_errors() -> bool {
+    false
 }

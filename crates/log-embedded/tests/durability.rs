@@ -13,7 +13,7 @@ use ultracore_log::{
     Consumer, ConsumerOptions, Error, EventLog, EventLogExt, NewRecord, Record, Retention,
     TopicSpec,
 };
-use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
+use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions, SyncMode};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -60,7 +60,17 @@ async fn crash_child() {
         .unwrap()
         .parse()
         .unwrap();
-    let log = EmbeddedLog::open(&dir, small_segments()).unwrap();
+    // Both ways of syncing a commit that touches both partitions take turns.
+    let sync = if round.is_multiple_of(2) {
+        SyncMode::Auto
+    } else {
+        SyncMode::PerFile
+    };
+    let options = EmbeddedOptions {
+        sync,
+        ..small_segments()
+    };
+    let log = EmbeddedLog::open(&dir, options).unwrap();
     log.ensure_topic(&TopicSpec::new("crash", 2)).await.unwrap();
     let mut tasks = Vec::new();
     for task in 0..4 {

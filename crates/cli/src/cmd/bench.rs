@@ -174,6 +174,10 @@ async fn log_bench(args: &LogArgs, b: LogBench) -> Result<()> {
         "backend": log.kind(),
         "size": b.size,
         "durable": true,
+        "sync": match &log {
+            AnyLog::Embedded(_) => Some(std::env::var("ULTRACORE_SYNC_MODE").unwrap_or_else(|_| "auto".into())),
+            AnyLog::Kafka(_) => None,
+        },
         "records_per_sec": throughput.records_per_sec.round(),
         "p50_ms": latency.as_ref().map_or(throughput.p50_ms, |l| l.p50_ms),
         "p99_ms": latency.as_ref().map_or(throughput.p99_ms, |l| l.p99_ms),
