@@ -80,7 +80,8 @@ pub trait EventLog: Clone + Send + Sync + 'static {
         options: ConsumerOptions,
     ) -> impl Future<Output = Result<Self::Consumer>> + Send;
 
-    /// Consumer groups that have committed offsets.
+    /// Consumer groups the log knows, sorted: at least every group that has
+    /// committed offsets (Kafka also lists groups that only have live members).
     fn list_groups(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
 
     /// Lag of a group on every partition of the topics it committed on.

@@ -34,13 +34,6 @@ pub trait Harness: Send + Sync {
         key: &[u8],
         value: &[u8],
     ) -> impl Future<Output = ()> + Send;
-
-    /// Whether the store can enumerate consumer groups. A broker that cannot
-    /// (a known defect of the test broker) says so here; the backend must
-    /// then return an error from `list_groups`, never a wrong list.
-    fn lists_groups(&self) -> bool {
-        true
-    }
 }
 
 /// A name no other scenario (or earlier run against the same broker) uses.
@@ -285,14 +278,7 @@ pub async fn commits_survive_restart<H: Harness>(h: &H) {
         (mine.committed, mine.high_watermark, mine.lag()),
         (Some(6), 10, 4)
     );
-    if h.lists_groups() {
-        assert!(log.list_groups().await.unwrap().contains(&group));
-    } else {
-        assert!(
-            log.list_groups().await.is_err(),
-            "a broker that cannot list groups must not return a list"
-        );
-    }
+    assert!(log.list_groups().await.unwrap().contains(&group));
     let mut c = log
         .consumer(ConsumerOptions::new(group, [topic.clone()]))
         .await
