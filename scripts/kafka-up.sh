@@ -8,6 +8,7 @@
 #   TANSU_DATA=/tmp/ultracore-tansu-$KAFKA_PORT   data dir (tansu.db, broker.log, broker.pid)
 #
 # Idempotent: exits at once if something already listens on the port.
+# `kafka-up.sh --binary` only builds the broker if needed and prints its path.
 # Quiet on success; it speaks only while building the broker or when it fails.
 # Stop with: kill "$(cat "$TANSU_DATA/broker.pid")"
 set -euo pipefail
@@ -23,7 +24,7 @@ TANSU_DATA="${TANSU_DATA:-/tmp/ultracore-tansu-$KAFKA_PORT}"
 log() { echo "[kafka-up $(date +%T)] $*" >&2; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; }
 
-if port_open; then
+if [ "${1:-}" != "--binary" ] && port_open; then
   exit 0
 fi
 
@@ -33,6 +34,10 @@ if [ ! -x "$TANSU_BIN" ]; then
   CARGO_TARGET_DIR="$build_dir" cargo install tansu --version "$TANSU_VERSION" --locked --quiet \
     --no-default-features --features libsql,dynostore --root "$TANSU_ROOT"
   rm -rf "$build_dir"   # ~1.5 GB of intermediates
+fi
+if [ "${1:-}" = "--binary" ]; then
+  echo "$TANSU_BIN"
+  exit 0
 fi
 
 mkdir -p "$TANSU_DATA"

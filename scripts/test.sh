@@ -26,6 +26,9 @@ fi
 log "starting the test broker on 127.0.0.1:$KAFKA_PORT"
 scripts/kafka-up.sh
 export ULTRACORE_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
+# Outage tests start, kill and restart brokers of their own with this binary.
+ULTRACORE_TEST_TANSU="$(scripts/kafka-up.sh --binary)"
+export ULTRACORE_TEST_TANSU
 
 log "preparing the Python test client"
 ULTRACORE_TEST_PYTHON="$(scripts/python-env.sh)"

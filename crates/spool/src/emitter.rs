@@ -1,0 +1,467 @@
+//! The emitter: a bounded queue in front of a delivery task that appends to
+//! the target log through the breaker, spools what it cannot deliver, and
+//! forwards the spool in order when the target answers again.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use ultracore_log::{
+    Consumer, ConsumerOptions, EventLog, EventLogExt, Header, NewRecord, Position, Record,
+    TopicSpec,
+};
+use ultracore_log_embedded::{EmbeddedConsumer, EmbeddedLog};
+
+use crate::{Breaker, BreakerConfig, BreakerState};
+
+/// The spool's topic in the embedded log (one partition: one order).
+pub const SPOOL_TOPIC: &str = "spool";
+/// The spool's consumer group: its committed position is what was forwarded.
+const SPOOL_GROUP: &str = "spool-forwarder";
+/// The header carrying a spooled record's destination topic.
+const TOPIC_HEADER: &str = "spool.topic";
+
+#[derive(Debug, Clone)]
+pub struct EmitterOptions {
+    pub breaker: BreakerConfig,
+    /// An append without acknowledgement after this long counts as a failure.
+    pub append_timeout: Duration,
+    /// Records waiting in memory; beyond this `emit` refuses.
+    pub queue_capacity: usize,
+    /// Most records per append.
+    pub max_batch: usize,
+}
+
+impl Default for EmitterOptions {
+    fn default() -> Self {
+        EmitterOptions {
+            breaker: BreakerConfig::default(),
+            append_timeout: Duration::from_secs(2),
+            queue_capacity: 100_000,
+            max_batch: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmitError {
+    #[error("{0} events are waiting to be emitted; this one was refused (the log and the spool are not keeping up)")]
+    QueueFull(usize),
+    #[error("the emitter has shut down")]
+    Closed,
+}
+
+/// Counters and gauges, for logs and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EmitterStats {
+    /// Accepted by `emit`.
+    pub emitted: u64,
+    /// Appended to the target directly.
+    pub delivered: u64,
+    /// Written to the spool.
+    pub spooled: u64,
+    /// Forwarded from the spool to the target.
+    pub forwarded: u64,
+    /// In the spool, not yet forwarded.
+    pub spool_backlog: u64,
+    /// In memory, not yet delivered or spooled.
+    pub queued: u64,
+    /// Refused by `emit` (queue full).
+    pub refused: u64,
+    /// Failed appends to the target, in total.
+    pub target_failures: u64,
+    pub consecutive_failures: u64,
+    pub breaker: BreakerState,
+    pub breaker_transitions: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    emitted: AtomicU64,
+    delivered: AtomicU64,
+    spooled: AtomicU64,
+    forwarded: AtomicU64,
+    backlog: AtomicU64,
+    refused: AtomicU64,
+    target_failures: AtomicU64,
+    consecutive_failures: AtomicU64,
+    breaker: AtomicU8,
+    transitions: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> EmitterStats {
+        let emitted = self.emitted.load(Ordering::Relaxed);
+        let delivered = self.delivered.load(Ordering::Relaxed);
+        let spooled = self.spooled.load(Ordering::Relaxed);
+        EmitterStats {
+            emitted,
+            delivered,
+            spooled,
+            forwarded: self.forwarded.load(Ordering::Relaxed),
+            spool_backlog: self.backlog.load(Ordering::Relaxed),
+            queued: emitted.saturating_sub(delivered + spooled),
+            refused: self.refused.load(Ordering::Relaxed),
+            target_failures: self.target_failures.load(Ordering::Relaxed),
+            consecutive_failures: self.consecutive_failures.load(Ordering::Relaxed),
+            breaker: match self.breaker.load(Ordering::Relaxed) {
+                1 => BreakerState::Open,
+                2 => BreakerState::HalfOpen,
+                _ => BreakerState::Closed,
+            },
+            breaker_transitions: self.transitions.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Emits records to a target log without blocking the caller and without
+/// losing any while the target is down. See the crate documentation.
+#[derive(Debug)]
+pub struct SpooledEmitter {
+    tx: mpsc::Sender<(String, NewRecord)>,
+    counters: Arc<Counters>,
+    task: JoinHandle<()>,
+    capacity: usize,
+}
+
+impl SpooledEmitter {
+    /// Starts the delivery task. `spool` is an embedded log used only for
+    /// this (its own directory); records a previous run spooled and did not
+    /// forward are forwarded first. Must be called within a Tokio runtime.
+    pub async fn start<L: EventLog>(
+        target: L,
+        spool: EmbeddedLog,
+        options: EmitterOptions,
+    ) -> ultracore_log::Result<SpooledEmitter> {
+        spool.ensure_topic(&TopicSpec::new(SPOOL_TOPIC, 1)).await?;
+        let lag = spool.group_lag(SPOOL_GROUP).await?;
+        let backlog = if lag.is_empty() {
+            // Never committed: everything in the spool is pending.
+            spool.describe_topic(SPOOL_TOPIC).await?.records()
+        } else {
+            lag.iter().map(|l| l.lag()).sum()
+        };
+        let consumer = spool
+            .consumer(ConsumerOptions::new(SPOOL_GROUP, [SPOOL_TOPIC]))
+            .await?;
+        let capacity = options.queue_capacity.max(1);
+        let (tx, rx) = mpsc::channel(capacity);
+        let counters = Arc::new(Counters::default());
+        counters.backlog.store(backlog, Ordering::Relaxed);
+        if backlog > 0 {
+            tracing::info!(
+                backlog,
+                "spool holds records from an earlier run; forwarding them first"
+            );
+        }
+        let worker = Worker {
+            breaker: Breaker::new(options.breaker),
+            target,
+            spool,
+            consumer,
+            rx,
+            counters: counters.clone(),
+            options,
+            unforwarded: VecDeque::new(),
+        };
+        let task = tokio::spawn(worker.run());
+        Ok(SpooledEmitter {
+            tx,
+            counters,
+            task,
+            capacity,
+        })
+    }
+
+    /// Queues `record` for `topic` and returns at once.
+    pub fn emit(&self, topic: &str, record: NewRecord) -> Result<(), EmitError> {
+        match self.tx.try_send((topic.to_owned(), record)) {
+            Ok(()) => {
+                self.counters.emitted.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                Err(EmitError::QueueFull(self.capacity))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(EmitError::Closed),
+        }
+    }
+
+    pub fn stats(&self) -> EmitterStats {
+        self.counters.snapshot()
+    }
+
+    /// Stops taking records, delivers or spools everything queued, tries
+    /// once more to forward the spool, and returns the final statistics.
+    /// Records still in the spool stay there for the next start.
+    pub async fn shutdown(self) -> EmitterStats {
+        let SpooledEmitter {
+            tx, counters, task, ..
+        } = self;
+        drop(tx);
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "emitter task failed");
+        }
+        counters.snapshot()
+    }
+}
+
+struct Worker<L> {
+    breaker: Breaker,
+    target: L,
+    spool: EmbeddedLog,
+    consumer: EmbeddedConsumer,
+    rx: mpsc::Receiver<(String, NewRecord)>,
+    counters: Arc<Counters>,
+    options: EmitterOptions,
+    /// Read from the spool, not yet forwarded (in spool order).
+    unforwarded: VecDeque<Record>,
+}
+
+impl<L: EventLog> Worker<L> {
+    async fn run(mut self) {
+        let mut closed = false;
+        while !closed {
+            let mut batch = Vec::new();
+            let backlog = self.backlog();
+            if backlog == 0 {
+                match self.rx.recv().await {
+                    Some(item) => batch.push(item),
+                    None => closed = true,
+                }
+            } else {
+                // While the spool holds records, wake up to retry forwarding.
+                let wait = self
+                    .breaker
+                    .wait(Instant::now())
+                    .max(Duration::from_millis(10));
+                match tokio::time::timeout(wait, self.rx.recv()).await {
+                    Ok(Some(item)) => batch.push(item),
+                    Ok(None) => closed = true,
+                    Err(_) => {}
+                }
+            }
+            while batch.len() < self.options.max_batch {
+                match self.rx.try_recv() {
+                    Ok(item) => batch.push(item),
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                self.handle(batch).await;
+            }
+            if self.backlog() > 0 {
+                self.forward().await;
+            }
+        }
+    }
+
+    fn backlog(&self) -> u64 {
+        self.counters.backlog.load(Ordering::Relaxed)
+    }
+
+    /// Delivers a batch directly when that keeps the order (nothing spooled)
+    /// and the breaker allows it; spools it otherwise.
+    async fn handle(&mut self, batch: Vec<(String, NewRecord)>) {
+        if self.backlog() == 0 && self.acquire() {
+            let mut rest = batch.as_slice();
+            while let Some((topic, _)) = rest.first() {
+                let run = rest.iter().take_while(|(t, _)| t == topic).count();
+                let records: Vec<NewRecord> = rest[..run].iter().map(|(_, r)| r.clone()).collect();
+                if self.deliver(topic, records).await {
+                    self.counters
+                        .delivered
+                        .fetch_add(run as u64, Ordering::Relaxed);
+                    rest = &rest[run..];
+                } else {
+                    break;
+                }
+            }
+            if !rest.is_empty() {
+                self.spool_records(rest.to_vec()).await;
+            }
+        } else {
+            self.spool_records(batch).await;
+        }
+    }
+
+    fn acquire(&mut self) -> bool {
+        let (ok, change) = self.breaker.try_acquire(Instant::now());
+        self.note(change);
+        ok
+    }
+
+    /// One append to the target, bounded by the append timeout, through the breaker.
+    async fn deliver(&mut self, topic: &str, records: Vec<NewRecord>) -> bool {
+        let n = records.len();
+        let result = tokio::time::timeout(
+            self.options.append_timeout,
+            self.target.append(topic, records),
+        )
+        .await;
+        let error = match result {
+            Ok(Ok(_)) => {
+                let change = self.breaker.success();
+                self.note(change);
+                return true;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!(
+                "no acknowledgement within {} ms",
+                self.options.append_timeout.as_millis()
+            ),
+        };
+        self.counters
+            .target_failures
+            .fetch_add(1, Ordering::Relaxed);
+        let change = self.breaker.failure(Instant::now());
+        tracing::warn!(
+            topic,
+            records = n,
+            error,
+            consecutive = self.breaker.consecutive_failures(),
+            "append to the target log failed; spooling"
+        );
+        self.note(change);
+        false
+    }
+
+    fn note(&self, change: Option<BreakerState>) {
+        self.counters.consecutive_failures.store(
+            u64::from(self.breaker.consecutive_failures()),
+            Ordering::Relaxed,
+        );
+        let Some(state) = change else { return };
+        self.counters
+            .breaker
+            .store(state.as_gauge(), Ordering::Relaxed);
+        self.counters.transitions.fetch_add(1, Ordering::Relaxed);
+        match state {
+            BreakerState::Open => tracing::warn!(
+                failures = self.breaker.consecutive_failures(),
+                "circuit breaker open: the target log is not tried until the open timeout passes; events go to the spool"
+            ),
+            BreakerState::HalfOpen => {
+                tracing::info!("circuit breaker half-open: trying the target log")
+            }
+            BreakerState::Closed => tracing::info!(
+                backlog = self.backlog(),
+                "circuit breaker closed: the target log answers again"
+            ),
+        }
+    }
+
+    /// Appends to the durable spool; retries until it succeeds, because the
+    /// spool is the last place the records can go.
+    async fn spool_records(&mut self, items: Vec<(String, NewRecord)>) {
+        let n = items.len() as u64;
+        let records: Vec<NewRecord> = items
+            .into_iter()
+            .map(|(topic, mut r)| {
+                r.headers.push(Header::new(TOPIC_HEADER, topic));
+                r.partition = None;
+                r
+            })
+            .collect();
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            match self.spool.append(SPOOL_TOPIC, records.clone()).await {
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, records = n, "cannot write the spool; retrying (records stay in memory)");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+        self.counters.spooled.fetch_add(n, Ordering::Relaxed);
+        self.counters.backlog.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Forwards the spool in order while the target accepts, committing
+    /// progress after each append.
+    async fn forward(&mut self) {
+        while self.backlog() > 0 {
+            if !self.acquire() {
+                return;
+            }
+            if self.unforwarded.is_empty() {
+                match self
+                    .consumer
+                    .poll(self.options.max_batch, Duration::from_millis(100))
+                    .await
+                {
+                    Ok(records) if records.is_empty() => return,
+                    Ok(records) => self.unforwarded.extend(records),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the spool");
+                        return;
+                    }
+                }
+            }
+            let topic = self
+                .unforwarded
+                .front()
+                .and_then(|r| r.header(TOPIC_HEADER))
+                .map(|t| String::from_utf8_lossy(t).into_owned())
+                .unwrap_or_default();
+            let run = self
+                .unforwarded
+                .iter()
+                .take_while(|r| {
+                    r.header(TOPIC_HEADER)
+                        .map(|t| t == topic.as_bytes())
+                        .unwrap_or(false)
+                })
+                .count()
+                .max(1);
+            let records: Vec<NewRecord> = self
+                .unforwarded
+                .iter()
+                .take(run)
+                .map(|r| NewRecord {
+                    key: r.key.clone(),
+                    value: r.value.clone(),
+                    headers: r
+                        .headers
+                        .iter()
+                        .filter(|h| h.key != TOPIC_HEADER)
+                        .cloned()
+                        .collect(),
+                    timestamp: Some(r.timestamp),
+                    partition: None,
+                })
+                .collect();
+            if topic.is_empty() {
+                tracing::error!(
+                    offset = self.unforwarded[0].offset,
+                    "spooled record without a destination topic; skipped"
+                );
+            } else if !self.deliver(&topic, records).await {
+                return;
+            }
+            let last = self.unforwarded.drain(..run).next_back().map(|r| r.offset);
+            self.counters
+                .forwarded
+                .fetch_add(run as u64, Ordering::Relaxed);
+            self.counters
+                .backlog
+                .fetch_sub((run as u64).min(self.backlog()), Ordering::Relaxed);
+            if let Some(offset) = last {
+                let position = Position {
+                    topic: SPOOL_TOPIC.into(),
+                    partition: 0,
+                    offset: offset + 1,
+                };
+                if let Err(e) = self.consumer.commit(&[position]).await {
+                    tracing::warn!(error = %e, "cannot commit spool progress; a restart forwards these records again");
+                }
+            }
+        }
+    }
+}
