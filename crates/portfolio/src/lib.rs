@@ -24,6 +24,8 @@
 //! - `optimizer`: [`EfficientFrontier`] with clarabel — min volatility, max
 //!   Sharpe, efficient risk, efficient return, max quadratic utility; bounds,
 //!   group bounds, L2 penalty.
+//!   `optimizer::esg`: [`EsgOptimizer`], rebalancing a current portfolio
+//!   under ESG score, carbon, exclusion, sector, turnover and cost constraints.
 //! - `frontier`: points along the efficient frontier.
 //! - `plot`: an SVG chart of the frontier.
 //! - [`bench`]: timing entry points for `ultracore bench optimize`.
@@ -77,7 +79,9 @@ pub use metrics::{
     sharpe_ratio, sortino_ratio, value_at_risk, MetricsConfig, RiskMetrics, PERIODS_PER_YEAR,
 };
 pub use optimizer::{
-    EfficientFrontier, GroupBounds, Objective, OptimizedPortfolio, SolverSettings,
+    EfficientFrontier, EsgConstraints, EsgData, EsgObjective, EsgOptimizer, EsgRebalance,
+    GroupBounds, Objective, OptimizedPortfolio, PortfolioFigures, SectorBound, SolverSettings,
+    WeightChange,
 };
 pub use plot::{frontier_svg, PlotInput};
 pub use returns::{equal_weight_returns, portfolio_returns, returns_from_prices};

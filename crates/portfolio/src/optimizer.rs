@@ -5,11 +5,16 @@
 //! `[0, 1]` by default); optional group (sector) bounds and an L2 penalty
 //! `γ ‖w‖²` apply to every objective.
 
+mod esg;
 mod factor;
 mod problem;
 mod working_set;
 
 use crate::{Error, Matrix, Result};
+pub use esg::{
+    EsgConstraints, EsgData, EsgObjective, EsgOptimizer, EsgRebalance, PortfolioFigures,
+    SectorBound, WeightChange,
+};
 pub use problem::SolverSettings;
 use problem::{is_infeasible, is_solved, Program, Solution};
 
