@@ -4,3 +4,4 @@ pub mod analytics;
 pub mod bench;
 pub mod demo;
 pub mod events;
+pub mod mesh;

@@ -108,6 +108,9 @@ enum Command {
     /// Price data files.
     #[command(subcommand)]
     Etf(cmd::analytics::EtfCommand),
+    /// The data mesh's data products (prices and ESG).
+    #[command(subcommand)]
+    Mesh(cmd::mesh::MeshCommand),
     /// Measure performance; prints figures (or one JSON object with --json).
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -150,6 +153,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Correlation(a) => cmd::analytics::correlation(&cli.log, a).await,
             Command::Optimize(a) => cmd::analytics::optimize(&cli.log, a).await,
             Command::Etf(c) => cmd::analytics::etf(c),
+            Command::Mesh(c) => cmd::mesh::run(c),
         }
     })
 }

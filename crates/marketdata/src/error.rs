@@ -8,12 +8,12 @@ use chrono::NaiveDate;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading or writing a file failed.
-    #[error("cannot access {path}: {source}")]
+    #[error("cannot access {path}: {cause}")]
     Io {
         /// The file or directory.
         path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, so it is not repeated as a source).
+        cause: std::io::Error,
     },
     /// A Parquet file could not be read or written.
     #[error("Parquet error in {path}: {message}")]
@@ -116,7 +116,7 @@ impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 

@@ -24,6 +24,8 @@
 //! - `frame`: columns read from a file and layout detection.
 //! - `csv_io`, `parquet_io`: the two formats ([`write_series_parquet`]).
 //! - `import`: [`import_files`] for `ultracore etf import`.
+//! - [`mesh`]: the financial and ESG data products and [`mesh::DataMesh`],
+//!   which reads them with filter pushdown.
 //! - `provider`: [`DataProvider`] with its LRU cache, [`PriceMatrix`].
 //! - `error`: [`Error`] and [`Result`].
 
@@ -31,6 +33,7 @@ mod csv_io;
 mod error;
 mod frame;
 mod import;
+pub mod mesh;
 mod parquet_io;
 mod provider;
 mod series;
