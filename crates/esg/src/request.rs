@@ -1,0 +1,103 @@
+//! Checks of a request before any data is read: every problem names the
+//! field, so a failed event says what to fix.
+
+use crate::events::OptimizationRequest;
+use crate::optimize::Failure;
+
+pub(crate) fn validate(r: &OptimizationRequest) -> Result<(), Failure> {
+    let bad = |field: &str, reason: String| Err(Failure::field(field, reason));
+    if r.portfolio_id.trim().is_empty() || r.portfolio_id.len() > 128 {
+        return bad("portfolio_id", "must be 1 to 128 characters".into());
+    }
+    if !(r.lookback_years.is_finite() && r.lookback_years > 0.0 && r.lookback_years <= 50.0) {
+        return bad(
+            "lookback_years",
+            format!(
+                "{} is not a number of years between 0 and 50",
+                r.lookback_years
+            ),
+        );
+    }
+    if !(r.risk_free_rate.is_finite() && r.risk_free_rate.abs() < 1.0) {
+        return bad(
+            "risk_free_rate",
+            format!("{} is not an annual rate (e.g. 0.02)", r.risk_free_rate),
+        );
+    }
+    let p = &r.portfolio;
+    if !(p.cash.is_finite() && p.cash >= 0.0) {
+        return bad("portfolio.cash", format!("{} is not an amount ≥ 0", p.cash));
+    }
+    if let Some(v) = p.value {
+        if !(v.is_finite() && v > 0.0) {
+            return bad("portfolio.value", format!("{v} is not an amount > 0"));
+        }
+    }
+    let mut by_weight = false;
+    let mut by_units = false;
+    for (i, h) in p.holdings.iter().enumerate() {
+        let at = |f: &str| format!("portfolio.holdings[{i}].{f}");
+        if h.ticker.is_none() && h.isin.is_none() {
+            return bad(
+                &at("ticker"),
+                "name the instrument by ticker or isin".into(),
+            );
+        }
+        match (h.units, h.weight) {
+            (Some(u), None) => {
+                by_units = true;
+                if !(u.is_finite() && u >= 0.0) {
+                    return bad(
+                        &at("units"),
+                        format!("{u} is not a quantity ≥ 0 (short positions are not supported)"),
+                    );
+                }
+            }
+            (None, Some(w)) => {
+                by_weight = true;
+                if !(w.is_finite() && (0.0..=1.0).contains(&w)) {
+                    return bad(
+                        &at("weight"),
+                        format!("{w} is not a weight between 0 and 1"),
+                    );
+                }
+            }
+            _ => return bad(&at("units"), "give either units or weight".into()),
+        }
+    }
+    if by_units && by_weight {
+        return bad(
+            "portfolio.holdings",
+            "give every holding in units, or every holding as a weight, not both".into(),
+        );
+    }
+    if by_weight {
+        if p.value.is_none() {
+            return bad(
+                "portfolio.value",
+                "holdings given as weights need the portfolio's total value for the trade list"
+                    .into(),
+            );
+        }
+        let sum: f64 = p.holdings.iter().filter_map(|h| h.weight).sum();
+        if sum > 1.0 + 1e-9 {
+            return bad(
+                "portfolio.holdings",
+                format!("weights add up to {sum:.4}, above 1"),
+            );
+        }
+    }
+    if by_units && p.value.is_some() {
+        return bad(
+            "portfolio.value",
+            "with holdings in units the value follows from prices and cash; leave it out".into(),
+        );
+    }
+    if !by_units && !by_weight && p.cash <= 0.0 {
+        return bad(
+            "portfolio",
+            "the portfolio is empty: give holdings or cash to invest".into(),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! Requests against data products built from the shipped sample data.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+use ultracore_esg::{optimize, EsgPortfolioEvent, OptimizationRequest, Side};
+use ultracore_log::EventFamily;
+use ultracore_marketdata::mesh::{build_products, DataMesh};
+use ultracore_marketdata::read_prices_file;
+
+fn mesh() -> (tempfile::TempDir, DataMesh) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sample-data");
+    let mut series = read_prices_file(&root.join("sp500_prices.csv"), None).unwrap();
+    series.extend(read_prices_file(&root.join("factor_etf_prices.csv"), None).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    build_products(&series, dir.path()).unwrap();
+    let mesh = DataMesh::open(dir.path()).unwrap();
+    (dir, mesh)
+}
+
+/// A request as a client sends it: JSON, decoded like any event payload.
+fn request(v: serde_json::Value) -> OptimizationRequest {
+    match EsgPortfolioEvent::decode("portfolio_optimization_requested", 1, v).unwrap() {
+        EsgPortfolioEvent::Requested(r) => *r,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn sample_request() -> serde_json::Value {
+    json!({
+        "request_id": "0190f5a0-0000-7000-8000-000000000001",
+        "portfolio_id": "pf-1",
+        "portfolio": {
+            "holdings": [
+                {"ticker": "XOM", "units": 400},
+                {"ticker": "CVX", "units": 200},
+                {"ticker": "AAPL", "units": 150},
+                {"ticker": "JPM", "units": 100},
+                {"ticker": "KO", "units": 300}
+            ],
+            "cash": 20000.0
+        },
+        "objective": {"kind": "max_sharpe"},
+        "constraints": {
+            "min_esg_score": 60.0,
+            "max_carbon_intensity": 150.0,
+            "max_turnover": 1.2,
+            "transaction_cost_bps": 10.0,
+            "min_trade_weight": 0.005,
+            "weight_bounds": [0.0, 0.25]
+        },
+        "universe": ["MSFT", "JNJ", "PG", "WMT", "HD", "UNH", "PEP", "LLY", "USMV", "QUAL"],
+        "lookback_years": 5
+    })
+}
+
+#[test]
+fn a_request_becomes_weights_trades_figures_and_words() {
+    let (_dir, mesh) = mesh();
+    let r = optimize(&mesh, &request(sample_request())).unwrap();
+    let total: f64 = r.weights.values().sum();
+    assert!((total - 1.0).abs() < 1e-6, "{total}");
+    assert!(r.weights.values().all(|w| *w <= 0.25 + 1e-7));
+    assert!(r.after.esg_score >= 60.0 - 1e-6, "{:?}", r.after);
+    assert!(r.after.carbon_intensity <= 150.0 + 1e-6, "{:?}", r.after);
+    assert!(r.after.turnover <= 1.2 + 1e-6);
+    assert!(
+        r.before.carbon_intensity > 150.0,
+        "the energy-heavy start is dirtier"
+    );
+    // Buying minus selling spends exactly the cash: the new portfolio is fully invested.
+    let net: f64 = r
+        .trades
+        .iter()
+        .map(|t| match t.side {
+            Side::Buy => t.notional,
+            Side::Sell => -t.notional,
+        })
+        .sum();
+    assert!(
+        (net - 20_000.0).abs() < 1e-3 * r.portfolio_value,
+        "net {net}"
+    );
+    for t in &r.trades {
+        assert!((t.units * t.price - t.notional).abs() < 1e-6 * t.notional.max(1.0));
+        assert!(t.weight_change.abs() >= 0.005 - 1e-7, "{t:?}");
+    }
+    let xom = r
+        .trades
+        .iter()
+        .find(|t| t.ticker == "XOM")
+        .expect("XOM is sold");
+    assert_eq!(xom.side, Side::Sell);
+    let text = r.explanation.join(" ");
+    assert!(text.contains("SYNTHETIC"), "{text}");
+    assert!(text.contains("Largest changes"), "{text}");
+    assert!(text.contains("ESG constraints cost"), "{text}");
+    assert!(r.esg_data_synthetic);
+    assert!(r.observations > 1000);
+    // The completed event carries all of it and decodes back.
+    let event = EsgPortfolioEvent::Completed(Box::new(r.clone()));
+    let back = EsgPortfolioEvent::decode(event.event_type(), 1, event.to_payload()).unwrap();
+    assert_eq!(back, event);
+}
+
+#[test]
+fn bad_requests_fail_naming_the_field() {
+    let (_dir, mesh) = mesh();
+    let fail = |patch: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = sample_request();
+        patch(&mut v);
+        optimize(&mesh, &request(v)).unwrap_err()
+    };
+    let f = fail(&|v| v["portfolio"]["holdings"][1]["ticker"] = json!("NOPE"));
+    assert_eq!(f.field.as_deref(), Some("portfolio.holdings[1].ticker"));
+    assert!(f.reason.contains("NOPE is not in the data products"), "{f}");
+
+    let f = fail(&|v| v["portfolio"] = json!({"holdings": [{"ticker": "KO", "weight": 0.5}]}));
+    assert_eq!(f.field.as_deref(), Some("portfolio.value"));
+
+    let f = fail(&|v| v["constraints"]["min_esg_score"] = json!(99.0));
+    assert_eq!(f.field.as_deref(), Some("constraints.min_esg_score"));
+    assert!(f.reason.contains("maximum achievable"), "{f}");
+
+    let f = fail(&|v| v["lookback_years"] = json!(-1));
+    assert_eq!(f.field.as_deref(), Some("lookback_years"));
+
+    let f = fail(&|v| v["portfolio"]["holdings"][0]["units"] = json!(-5));
+    assert_eq!(f.field.as_deref(), Some("portfolio.holdings[0].units"));
+
+    // Unknown fields are refused when the event is decoded, before any work.
+    let mut v = sample_request();
+    v["constraints"]["max_esg"] = json!(1);
+    assert!(EsgPortfolioEvent::decode("portfolio_optimization_requested", 1, v).is_err());
+}
