@@ -12,14 +12,20 @@
 //! - `request`: validation of a request against the data products.
 //! - `optimize`: [`optimize`], the whole computation for one request.
 //! - `explain`: the plain-words explanation.
+//! - `service`: [`OptimizationService`], the consumer group that answers requests.
 
 mod events;
 mod explain;
 mod optimize;
 mod request;
+mod service;
 
 pub use events::{
     completion_event_id, EsgPortfolioEvent, Holding, OptimizationFailed, OptimizationRequest,
     OptimizationResult, PortfolioInput, Side, Trade, AGGREGATE_TYPE, TOPIC,
 };
 pub use optimize::{optimize, Failure};
+pub use service::{
+    ensure_topic, request_envelope, OptimizationService, ServiceStats, SERVICE_GROUP,
+    TOPIC_PARTITIONS,
+};
