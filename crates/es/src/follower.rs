@@ -160,7 +160,13 @@ impl<L: EventLog> Follower<L> {
     pub(crate) async fn ends(&self, log: &L) -> Result<BTreeMap<(String, u32), (u64, u64)>> {
         let mut out = BTreeMap::new();
         for t in &self.topics {
-            for p in log.describe_topic(t).await?.partitions {
+            let info = match log.describe_topic(t).await {
+                Ok(info) => info,
+                // Nothing written yet: nothing to wait for.
+                Err(ultracore_log::Error::UnknownTopic(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            for p in info.partitions {
                 out.insert(
                     (t.clone(), p.partition),
                     (p.log_start_offset, p.high_watermark),
@@ -233,7 +239,15 @@ impl<L: EventLog> Follower<L> {
         if self.consumer.is_none() {
             let options = ConsumerOptions::new(self.group.clone(), self.topics.clone())
                 .start(StartFrom::Earliest);
-            self.consumer = Some(log.consumer(options).await?);
+            match log.consumer(options).await {
+                Ok(c) => self.consumer = Some(c),
+                // A topic nobody wrote to yet: look again shortly.
+                Err(ultracore_log::Error::UnknownTopic(_)) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    return Ok(0);
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         let records = match self.consumer.as_mut() {
             Some(c) => c.poll(self.max_batch, Duration::from_millis(200)).await?,
