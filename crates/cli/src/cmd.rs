@@ -2,5 +2,7 @@
 
 pub mod analytics;
 pub mod bench;
+pub mod bench_es;
 pub mod demo;
+pub mod es;
 pub mod events;

@@ -192,8 +192,13 @@ impl<L: EventLog> EventStore<L> {
             .unwrap_or(A::SNAPSHOT_EVERY)
     }
 
-    /// The index follower of an aggregate type's topic, creating the topic if needed.
-    async fn index(&self, aggregate_type: &str) -> Result<Arc<tokio::sync::Mutex<Follower<L>>>> {
+    /// The index follower of an aggregate type's topic. Creates the topic
+    /// if `create` (saves); otherwise a missing topic is `None`: no events.
+    async fn index(
+        &self,
+        aggregate_type: &str,
+        create: bool,
+    ) -> Result<Option<Arc<tokio::sync::Mutex<Follower<L>>>>> {
         check_type(aggregate_type)?;
         let topic = topic_for(aggregate_type);
         if let Some(f) = self
@@ -203,7 +208,7 @@ impl<L: EventLog> EventStore<L> {
             .unwrap_or_else(|e| e.into_inner())
             .get(&topic)
         {
-            return Ok(f.clone());
+            return Ok(Some(f.clone()));
         }
         // Event-sourced topics keep every event: an explicit unbounded
         // retention, so a log-wide default retention does not apply to them.
@@ -213,15 +218,19 @@ impl<L: EventLog> EventStore<L> {
                 max_bytes: Some(i64::MAX as u64),
             },
         );
-        match self.inner.log.ensure_topic(&spec).await {
-            Ok(_) => {}
-            // A read-only log cannot create topics; a missing one is simply empty.
-            Err(ultracore_log::Error::ReadOnly(_)) => {
-                self.inner.log.describe_topic(&topic).await?;
+        if create {
+            self.inner.log.ensure_topic(&spec).await?;
+        } else {
+            match self.inner.log.describe_topic(&topic).await {
+                Ok(_) => {}
+                Err(ultracore_log::Error::UnknownTopic(_)) => return Ok(None),
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
         }
-        let group = format!("es-index.{}.{}", self.inner.instance, topic);
+        // The generation (bumped by a rebuild) names the group, so a rebuilt
+        // index reads from offset 0 in a fresh group.
+        let generation = lock(&self.inner.db.storage).generation(INDEX_FOLLOWER)?;
+        let group = format!("es-index.{}.g{generation}.{topic}", self.inner.instance);
         let follower = Follower::new(
             INDEX_FOLLOWER.to_owned(),
             group,
@@ -230,15 +239,22 @@ impl<L: EventLog> EventStore<L> {
             1_000,
         );
         let mut map = self.inner.indexes.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(map
-            .entry(topic)
-            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(follower)))
-            .clone())
+        Ok(Some(
+            map.entry(topic)
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(follower)))
+                .clone(),
+        ))
     }
 
     /// Brings the stream index of an aggregate type up to `until`.
     async fn catch_up(&self, aggregate_type: &str, until: Until) -> Result<()> {
-        let index = self.index(aggregate_type).await?;
+        self.catch_up_with(aggregate_type, until, false).await
+    }
+
+    async fn catch_up_with(&self, aggregate_type: &str, until: Until, create: bool) -> Result<()> {
+        let Some(index) = self.index(aggregate_type, create).await? else {
+            return Ok(());
+        };
         let mut follower = index.lock().await;
         follower
             .catch_up(
@@ -248,6 +264,22 @@ impl<L: EventLog> EventStore<L> {
                 until,
             )
             .await?;
+        Ok(())
+    }
+
+    /// Deletes the stream index (and its checkpoints) and re-reads every
+    /// aggregate topic given from offset 0; other types re-index on first use.
+    /// Snapshots are kept: they carry their own version and schema.
+    pub async fn rebuild_index(&self, aggregate_types: &[&str]) -> Result<()> {
+        lock(&self.inner.db.storage).reset(INDEX_FOLLOWER)?;
+        self.inner
+            .indexes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        for t in aggregate_types {
+            self.catch_up(t, Until::End).await?;
+        }
         Ok(())
     }
 
@@ -484,7 +516,7 @@ impl<L: EventLog> EventStore<L> {
         }
         let stripe = stripe(id);
         let _turn = self.inner.stripes[stripe].lock().await;
-        self.catch_up(aggregate_type, Until::End).await?;
+        self.catch_up_with(aggregate_type, Until::End, true).await?;
         let storage = &self.inner.db.storage;
         let current = {
             let mut s = lock(storage);
