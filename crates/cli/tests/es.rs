@@ -70,7 +70,8 @@ fn bench_replay_and_rebuild() {
             "{key}: {figures}"
         );
     }
-    assert_eq!(figures["snapshot_version"], 300);
+    assert_eq!(figures["snapshot_version"], 201);
+    assert_eq!(figures["events_after_snapshot"], 99);
 
     // acc-3: opened, then deposits of 100 cents (20 events each), plus bench commands.
     let at2 = json(ultracore(

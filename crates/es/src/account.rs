@@ -252,20 +252,22 @@ impl Projection for AccountBalances {
     }
 
     fn apply(&mut self, event: &RawEnvelope, views: &mut Views<'_>) -> Result<()> {
-        let typed =
-            event
-                .clone()
-                .typed::<AccountEvent>()
-                .map_err(|source| crate::Error::Decode {
-                    aggregate_type: event.aggregate_type.clone(),
-                    aggregate_id: event.aggregate_id.clone(),
-                    version: event.version,
-                    source,
-                })?;
+        // Decode (and upcast) only the payload: no clone of the envelope.
+        let payload = AccountEvent::decode(
+            &event.event_type,
+            event.schema_version,
+            event.payload.clone(),
+        )
+        .map_err(|source| crate::Error::Decode {
+            aggregate_type: event.aggregate_type.clone(),
+            aggregate_id: event.aggregate_id.clone(),
+            version: event.version,
+            source,
+        })?;
         let id = &event.aggregate_id;
         let mut doc: BalanceDoc = views.get_as("balances", id)?.unwrap_or_default();
         let mut totals: TotalsDoc = views.get_as("totals", "all")?.unwrap_or_default();
-        match typed.payload {
+        match payload {
             AccountEvent::Opened { owner } => {
                 doc.owner = owner;
                 totals.accounts += 1;

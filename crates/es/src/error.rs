@@ -43,6 +43,12 @@ pub enum Error {
     },
     #[error("unknown projection '{0}'; the registered projections are listed by `ultracore projections list`")]
     UnknownProjection(String),
+    #[error("{aggregate_type}/{aggregate_id} lives in partition {partition}, which another instance owns; route the command to the owner of that partition in the es-writers.{aggregate_type} group")]
+    NotOwner {
+        aggregate_type: String,
+        aggregate_id: String,
+        partition: u32,
+    },
     #[error("projection '{projection}' failed on {topic}/{partition} offset {offset}: {reason}")]
     Projection {
         projection: String,

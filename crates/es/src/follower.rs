@@ -213,7 +213,6 @@ impl<L: EventLog> Follower<L> {
                 .iter()
                 .all(|(tp, end)| cps.get(tp).copied().unwrap_or(0) >= *end);
             if done {
-                self.commit_group(true).await?;
                 return Ok(stats);
             }
             let n = self.step(log, storage, sink, &mut stats).await?;
@@ -307,15 +306,13 @@ impl<L: EventLog> Follower<L> {
                 "simulated crash after the storage commit, before the group commit".into(),
             ));
         }
-        self.commit_group(false).await?;
+        self.commit_group().await?;
         Ok(records.len())
     }
 
-    /// Commits the group's positions if enough records were read since the last commit (or `force`).
-    async fn commit_group(&mut self, force: bool) -> Result<()> {
-        if self.positions.is_empty()
-            || (!force && self.since_group_commit < self.group_commit_every)
-        {
+    /// Commits the group's positions once enough records were read since the last commit.
+    async fn commit_group(&mut self) -> Result<()> {
+        if self.positions.is_empty() || self.since_group_commit < self.group_commit_every {
             return Ok(());
         }
         let Some(consumer) = self.consumer.as_mut() else {
@@ -362,7 +359,11 @@ fn apply_records(
         }
         cps.insert(tp.clone(), record.offset + 1);
         batch.checkpoints.insert(tp, record.offset + 1);
-        let env = match RawEnvelope::from_bytes(&record.value) {
+        // One pass when the record is a valid envelope (the common case); the
+        // two-step parse only to classify what is wrong with a bad one.
+        let parsed = serde_json::from_slice::<RawEnvelope>(&record.value)
+            .or_else(|_| RawEnvelope::from_bytes(&record.value));
+        let env = match parsed {
             Ok(env) => env,
             Err(e) => {
                 dead.push((record.clone(), e.to_string()));

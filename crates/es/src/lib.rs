@@ -19,6 +19,9 @@
 //!   saves are decided on a log without conditional appends.
 //! - `follower`: reading topics with checkpoints and watermarks, shared by
 //!   the stream index and projections; the acceptance rule.
+//! - `ownership`: [`Ownership`], which instance writes which aggregates
+//!   on a shared log (the `es-writers.<TYPE>` consumer group), and what a
+//!   rebalance means for saves.
 //! - `projection`: [`Projection`], [`Views`] and [`ProjectionRunner`]
 //!   (catch-up, run, rebuild, lag).
 //! - `storage`: the [`Storage`] trait and [`SqliteStorage`] (versioned
@@ -34,6 +37,7 @@ mod aggregate;
 mod database;
 mod error;
 mod follower;
+mod ownership;
 mod projection;
 mod storage;
 mod store;
@@ -42,6 +46,7 @@ pub use aggregate::{Aggregate, Cut, Expected, Loaded, StoredEvent};
 pub use database::Database;
 pub use error::{CommandError, Error, Result};
 pub use follower::{CatchUp, COMMIT_HEADER};
+pub use ownership::Ownership;
 pub use projection::{Projection, ProjectionRunner, ProjectionStatus, Views};
 pub use storage::{Batch, IndexedEvent, Snapshot, SqliteStorage, Storage, Watermark};
 pub use store::{topic_for, EventStore, Saved, StoreOptions};

@@ -23,12 +23,12 @@
 //!    every reader (this index, every projection) skips them, and its
 //!    writer gets [`Error::Conflict`]. No transactions needed.
 //!
-//! On Kafka, deployments route the commands of an aggregate to the instance
-//! that owns its partition (the `es-writers.<TYPE>` consumer group assigns
-//! partitions to command-handler instances; see the README), so conflicts
-//! between processes are rare; during a rebalance two instances may briefly
-//! both write a partition, and step 2 keeps that safe: one wins, the other
-//! gets a conflict and the command is retried on the new owner.
+//! On Kafka, command handlers route the commands of an aggregate to the
+//! instance that owns its partition ([`crate::Ownership`]: the
+//! `es-writers.<TYPE>` consumer group), so conflicts between processes are
+//! rare; during a rebalance two instances may briefly both write a
+//! partition, and step 2 keeps that safe: one wins, the other gets a
+//! conflict and the command is retried on the new owner.
 //!
 //! # Idempotency
 //!
@@ -265,6 +265,11 @@ impl<L: EventLog> EventStore<L> {
             )
             .await?;
         Ok(())
+    }
+
+    /// Creates the topic of an aggregate type unless it exists.
+    pub async fn ensure_topic(&self, aggregate_type: &str) -> Result<()> {
+        self.index(aggregate_type, true).await.map(|_| ())
     }
 
     /// Deletes the stream index (and its checkpoints) and re-reads every

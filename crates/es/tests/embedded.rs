@@ -98,3 +98,9 @@ async fn index_survives_a_restart_and_catches_up() -> TestResult {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn writer_ownership_follows_the_group() -> TestResult {
+    let (_dir, log) = log();
+    common::ownership_splits_partitions(log.clone(), log).await
+}

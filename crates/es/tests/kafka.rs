@@ -53,3 +53,9 @@ async fn kafka_load_snapshots_time_travel() -> TestResult {
     common::load_handle_save(log.clone()).await?;
     common::time_travel(log).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_writer_ownership_follows_the_group() -> TestResult {
+    let p = prefix();
+    common::ownership_splits_partitions(connect(&p).await, connect(&p).await).await
+}

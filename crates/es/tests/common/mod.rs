@@ -362,3 +362,57 @@ pub fn describe(e: &Error) -> String {
     }
     s
 }
+
+/// Refreshes until `ok` holds for the owned partition sets, or fails after `secs`.
+async fn until_owned<L: EventLog>(
+    members: &mut [&mut ultracore_es::Ownership<L>],
+    secs: u64,
+    ok: impl Fn(&[std::collections::BTreeSet<u32>]) -> bool,
+) -> Vec<std::collections::BTreeSet<u32>> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let mut sets = Vec::new();
+        for m in members.iter_mut() {
+            sets.push(m.refresh().await.unwrap().clone());
+        }
+        if ok(&sets) {
+            return sets;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ownership did not settle: {sets:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The writer group gives every partition (so every aggregate) to exactly
+/// one instance, and hands them over when an instance leaves.
+pub async fn ownership_splits_partitions<L: EventLog>(first: L, second: L) -> TestResult {
+    use ultracore_es::Ownership;
+    let one = store(first);
+    let two = store(second);
+    let all: std::collections::BTreeSet<u32> = (0..4).collect();
+    let mut a = Ownership::join(&one, "Account").await?;
+    until_owned(&mut [&mut a], 60, |s| s[0] == all).await;
+    let mut b = Ownership::join(&two, "Account").await?;
+    let sets = until_owned(&mut [&mut a, &mut b], 60, |s| {
+        !s[0].is_empty() && !s[1].is_empty() && s[0].is_disjoint(&s[1]) && {
+            let union: std::collections::BTreeSet<u32> = s[0].union(&s[1]).copied().collect();
+            union == all
+        }
+    })
+    .await;
+    assert_eq!(sets[0].len() + sets[1].len(), 4);
+    for i in 0..40 {
+        let id = format!("acc-{i}");
+        assert!(a.owns(&id) != b.owns(&id), "{id} has exactly one owner");
+        let (owner, other) = if a.owns(&id) { (&a, &b) } else { (&b, &a) };
+        owner.check(&id)?;
+        let err = other.check(&id).unwrap_err();
+        assert!(matches!(err, Error::NotOwner { .. }), "{err}");
+    }
+    drop(b);
+    until_owned(&mut [&mut a], 60, |s| s[0] == all).await;
+    Ok(())
+}
