@@ -2,6 +2,8 @@
 
 pub mod analytics;
 pub mod bench;
+pub mod bench_es;
 pub mod demo;
+pub mod es;
 pub mod events;
 pub mod mesh;

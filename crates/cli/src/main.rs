@@ -3,6 +3,7 @@
 //! # Layout
 //!
 //! - `cmd/events`: `ultracore events …`: topics, produce, tail, lag.
+//! - `cmd/es`: `ultracore events replay`, `ultracore projections …`.
 //! - `cmd/bench`: `ultracore bench …`: benchmarks that print figures.
 //! - `cmd/demo`: `ultracore demo`: the guided end-to-end run.
 //! - `emit`: publishing a command's events without making it wait.
@@ -111,6 +112,9 @@ enum Command {
     /// The data mesh's data products (prices and ESG).
     #[command(subcommand)]
     Mesh(cmd::mesh::MeshCommand),
+    /// Read models fed by events: status, catch-up, rebuild.
+    #[command(subcommand)]
+    Projections(cmd::es::ProjectionsCommand),
     /// Measure performance; prints figures (or one JSON object with --json).
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
@@ -149,6 +153,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Demo(args) => cmd::demo::run(&cli.log, args).await,
             Command::Events(c) => cmd::events::run(&cli.log, c).await,
             Command::Bench(c) => cmd::bench::run(&cli.log, c).await,
+            Command::Projections(c) => cmd::es::projections(&cli.log, c).await,
             Command::Risk(a) => cmd::analytics::risk(&cli.log, a).await,
             Command::Correlation(a) => cmd::analytics::correlation(&cli.log, a).await,
             Command::Optimize(a) => cmd::analytics::optimize(&cli.log, a).await,

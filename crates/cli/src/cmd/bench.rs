@@ -32,6 +32,11 @@ pub enum BenchCommand {
     ///
     /// Example: ultracore bench optimize --json
     Optimize(OptimizeBench),
+    /// Event sourcing: aggregate load time with and without snapshots,
+    /// projection catch-up rate into SQLite, command round trip p99.
+    ///
+    /// Example: ultracore bench es --json
+    Es(crate::cmd::bench_es::EsBench),
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +93,7 @@ pub async fn run(args: &LogArgs, command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Log(b) => log_bench(args, b).await,
         BenchCommand::Optimize(b) => optimize_bench(b),
+        BenchCommand::Es(b) => crate::cmd::bench_es::run(args, b).await,
     }
 }
 

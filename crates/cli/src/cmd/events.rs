@@ -46,6 +46,11 @@ pub enum EventsCommand {
     ///
     /// Example: ultracore events tail esg-portfolio-events --from-beginning --json
     Tail(TailArgs),
+    /// An aggregate's state and the events that built it, now or at a point in the past.
+    ///
+    /// Example: ultracore events replay --aggregate Account/acc-1 --as-of 2026-01-02T00:00:00Z --json
+    #[command(disable_version_flag = true)]
+    Replay(crate::cmd::es::ReplayArgs),
     /// Consumer lag per group and partition.
     ///
     /// Example: ultracore events lag --group reporting
@@ -127,6 +132,7 @@ pub async fn run(args: &LogArgs, command: EventsCommand) -> Result<()> {
             };
             tail(&AnyLog::open(&config, access).await?, t).await
         }
+        EventsCommand::Replay(r) => crate::cmd::es::replay(args, r).await,
         EventsCommand::Lag { group, json } => {
             lag(&AnyLog::open(&config, Access::ReadOnly).await?, group, json).await
         }
