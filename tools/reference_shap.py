@@ -21,6 +21,10 @@ with every value missing, one with none missing, rows whose values sit exactly
 on split conditions of the models (XGBoost's test is `x < condition`, so equal
 goes right), and one with extreme values.
 
+It also writes sample-data/decision_rows.csv: the first 12 of those rows as
+the CSV `ultracore forensics explain --rows` reads (header = feature names,
+empty cell = missing); the CLI tests compare its output with this fixture.
+
 shap's `expected_value` is read only after the first `shap_values()` call:
 before it, the attribute may not reflect the model's base score.
 """
@@ -40,6 +44,8 @@ import train_models  # noqa: E402  (same directory)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "crates/models/tests/fixtures/reference_shap.json"
+SAMPLE_CSV = ROOT / "sample-data/decision_rows.csv"
+SAMPLE_ROWS = 12  # the first rows of the fixture, for `ultracore forensics explain`
 MODELS = ["bull", "bear", "sideways"]
 FEATURES = train_models.FEATURES
 TIMING_ROWS = 2000
@@ -138,6 +144,10 @@ def main():
         "rows": [[None if np.isnan(v) else float(v) for v in row] for row in x],
         "models": models,
     }
+    with open(SAMPLE_CSV, "w") as f:
+        f.write(",".join(FEATURES) + "\n")
+        for row in x[:SAMPLE_ROWS]:
+            f.write(",".join("" if np.isnan(v) else repr(float(v)) for v in row) + "\n")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(fixture, indent=1) + "\n")
     print(f"wrote {OUT.relative_to(ROOT)}: {len(x)} rows x {len(MODELS)} models", file=sys.stderr)

@@ -2,5 +2,7 @@
 
 pub mod analytics;
 pub mod bench;
+pub mod bench_forensics;
 pub mod demo;
 pub mod events;
+pub mod forensics;

@@ -5,6 +5,7 @@
 //! - `cmd/events`: `ultracore events …`: topics, produce, tail, lag.
 //! - `cmd/bench`: `ultracore bench …`: benchmarks that print figures.
 //! - `cmd/demo`: `ultracore demo`: the guided end-to-end run.
+//! - `cmd/forensics`: `ultracore forensics explain`: SHAP values of a tree model's predictions.
 //! - `output`: tables for humans.
 
 use std::path::PathBuf;
@@ -106,6 +107,9 @@ enum Command {
     /// Measure performance; prints figures (or one JSON object with --json).
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
+    /// Explain tree-model predictions (SHAP values).
+    #[command(subcommand)]
+    Forensics(cmd::forensics::ForensicsCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -141,6 +145,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Correlation(a) => cmd::analytics::correlation(a),
             Command::Optimize(a) => cmd::analytics::optimize(a),
             Command::Etf(c) => cmd::analytics::etf(c),
+            Command::Forensics(c) => cmd::forensics::run(c),
         }
     })
 }

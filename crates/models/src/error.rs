@@ -6,14 +6,14 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The model file could not be read.
-    #[error("cannot read model file {path}: {source}")]
+    #[error("cannot read model file {path}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
     /// The text is not JSON, or not the shape `save_model("model.json")` writes.
-    #[error("not an XGBoost JSON model: {0}")]
+    #[error("not an XGBoost JSON model")]
     Json(#[from] serde_json::Error),
     /// A well-formed model that uses something this crate does not implement.
     #[error("unsupported XGBoost model: {what}")]

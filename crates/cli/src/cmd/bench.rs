@@ -32,6 +32,11 @@ pub enum BenchCommand {
     ///
     /// Example: ultracore bench optimize --json
     Optimize(OptimizeBench),
+    /// SHAP time per trading decision (three regime specialists) for the
+    /// exact and the fast algorithm, against shap's TreeExplainer.
+    ///
+    /// Example: ultracore bench forensics --json
+    Forensics(crate::cmd::bench_forensics::ForensicsBench),
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +93,7 @@ pub async fn run(args: &LogArgs, command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Log(b) => log_bench(args, b).await,
         BenchCommand::Optimize(b) => optimize_bench(b),
+        BenchCommand::Forensics(b) => crate::cmd::bench_forensics::run(b),
     }
 }
 
