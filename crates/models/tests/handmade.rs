@@ -216,6 +216,64 @@ fn shap_values_equal_the_shapley_definition() -> TestResult {
 }
 
 #[test]
+fn paths_of_more_than_four_features_use_the_wide_tables() -> TestResult {
+    // A chain over features 0..5 (six distinct features on the deepest path),
+    // with feature 1 repeated and a balanced split at the bottom.
+    let trees = vec![
+        handmade_trees()[0].clone(),
+        vec![
+            N::Split(0, 0.0, true, 1, 2, 20.0),
+            N::Leaf(0.5, 4.0),
+            N::Split(1, 1.0, false, 3, 4, 16.0),
+            N::Split(2, 2.0, true, 5, 6, 10.0),
+            N::Leaf(-0.75, 6.0),
+            N::Split(3, 3.0, false, 7, 8, 7.0),
+            N::Leaf(1.5, 3.0),
+            N::Split(1, 0.0, true, 9, 10, 5.0),
+            N::Leaf(0.25, 2.0),
+            N::Split(4, 4.0, false, 11, 12, 3.0),
+            N::Split(5, 5.0, true, 13, 14, 2.0),
+            N::Leaf(-2.0, 1.0),
+            N::Leaf(3.0, 2.0),
+            N::Leaf(1.0, 1.5),
+            N::Leaf(-1.0, 0.5),
+        ],
+    ];
+    let model =
+        Model::from_json(&model_json("reg:squarederror", json!("0"), 6, &trees).to_string())?;
+    let fast = FastTreeShap::new(&model);
+    assert_eq!((fast.narrow_trees(), fast.exact_trees()), (1, 0));
+    let exact = TreeShap::new(&model);
+    let (mut we, mut wf) = (exact.workspace(), fast.workspace());
+    let (mut pe, mut pf) = (vec![0.0; 6], vec![0.0; 6]);
+    let values = [-1.0, 0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, f32::NAN];
+    for k in 0..400usize {
+        let row: Vec<f32> = (0..6)
+            .map(|f| values[(k * 7 + f * 3 + k / (f + 1)) % values.len()])
+            .collect();
+        let expected = brute_force(&trees, 6, &row);
+        let me = exact.shap_values(&row, &mut we, &mut pe)?;
+        let mf = fast.shap_values(&row, &mut wf, &mut pf)?;
+        assert!((me - mf).abs() < 1e-12);
+        for i in 0..6 {
+            assert!(
+                (pe[i] - expected[i]).abs() < 1e-12,
+                "row {row:?} feature {i}: exact {} vs {}",
+                pe[i],
+                expected[i]
+            );
+            assert!(
+                (pf[i] - expected[i]).abs() < 1e-12,
+                "row {row:?} feature {i}: fast {} vs {}",
+                pf[i],
+                expected[i]
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
 fn one_split_by_hand() -> TestResult {
     let trees = vec![vec![
         N::Split(0, 0.5, false, 1, 2, 10.0),
@@ -274,7 +332,7 @@ fn very_deep_trees_fall_back_to_the_exact_recursion() -> TestResult {
     let model =
         Model::from_json(&model_json("reg:squarederror", json!("0"), 20, &[nodes]).to_string())?;
     let fast = FastTreeShap::new(&model);
-    assert_eq!(fast.exact_trees(), 1);
+    assert_eq!((fast.narrow_trees(), fast.exact_trees()), (0, 1));
     let exact = TreeShap::new(&model);
     let (mut we, mut wf) = (exact.workspace(), fast.workspace());
     let (mut pe, mut pf) = (vec![0.0; 20], vec![0.0; 20]);
