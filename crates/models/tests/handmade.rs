@@ -70,8 +70,9 @@ fn model_json(objective: &str, base_score: Value, num_feature: usize, trees: &[V
 }
 
 /// Trees over 5 features with a feature repeated on a path, a child no
-/// training row reached (cover 0), a single-leaf tree and both default
-/// directions.
+/// training row reached (cover 0), a single-leaf tree, both default
+/// directions, and every block shape of the fast algorithm (lone leaves,
+/// sibling pairs, four leaves under one node).
 fn handmade_trees() -> Vec<Vec<N>> {
     vec![
         vec![
@@ -103,6 +104,28 @@ fn handmade_trees() -> Vec<Vec<N>> {
             N::Leaf(1.25, 2.5),
             N::Leaf(-2.0, 0.25),
             N::Leaf(0.0, 0.75),
+        ],
+        // Four leaves two levels under the root, feature 1 repeated.
+        vec![
+            N::Split(1, 0.5, false, 1, 2, 9.0),
+            N::Split(1, -1.0, true, 3, 4, 4.0),
+            N::Split(3, 1.0, false, 5, 6, 5.0),
+            N::Leaf(0.3, 1.5),
+            N::Leaf(-0.2, 2.5),
+            N::Leaf(1.1, 3.0),
+            N::Leaf(-0.9, 2.0),
+        ],
+        // The same under a split, next to a lone leaf; feature 2 repeated.
+        vec![
+            N::Split(0, 1.0, true, 1, 2, 12.0),
+            N::Split(2, 0.0, false, 3, 4, 8.0),
+            N::Leaf(0.6, 4.0),
+            N::Split(3, 2.0, true, 5, 6, 5.0),
+            N::Split(2, 3.0, false, 7, 8, 3.0),
+            N::Leaf(-0.4, 2.0),
+            N::Leaf(0.9, 3.0),
+            N::Leaf(1.7, 1.0),
+            N::Leaf(-1.2, 2.0),
         ],
     ]
 }
