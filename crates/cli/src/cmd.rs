@@ -3,7 +3,9 @@
 pub mod analytics;
 pub mod bench;
 pub mod bench_es;
+pub mod bench_forensics;
 pub mod demo;
 pub mod es;
 pub mod events;
+pub mod forensics;
 pub mod mesh;

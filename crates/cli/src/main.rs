@@ -7,6 +7,7 @@
 //! - `cmd/bench`: `ultracore bench …`: benchmarks that print figures.
 //! - `cmd/demo`: `ultracore demo`: the guided end-to-end run.
 //! - `emit`: publishing a command's events without making it wait.
+//! - `cmd/forensics`: `ultracore forensics explain`: SHAP values of a tree model's predictions.
 //! - `output`: tables for humans.
 
 use std::path::PathBuf;
@@ -118,6 +119,9 @@ enum Command {
     /// Measure performance; prints figures (or one JSON object with --json).
     #[command(subcommand)]
     Bench(cmd::bench::BenchCommand),
+    /// Explain tree-model predictions (SHAP values).
+    #[command(subcommand)]
+    Forensics(cmd::forensics::ForensicsCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -159,6 +163,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Optimize(a) => cmd::analytics::optimize(&cli.log, a).await,
             Command::Etf(c) => cmd::analytics::etf(c),
             Command::Mesh(c) => cmd::mesh::run(c),
+            Command::Forensics(c) => cmd::forensics::run(c),
         }
     })
 }

@@ -37,6 +37,11 @@ pub enum BenchCommand {
     ///
     /// Example: ultracore bench es --json
     Es(crate::cmd::bench_es::EsBench),
+    /// SHAP time per trading decision (three regime specialists) for the
+    /// exact and the fast algorithm, against shap's TreeExplainer.
+    ///
+    /// Example: ultracore bench forensics --json
+    Forensics(crate::cmd::bench_forensics::ForensicsBench),
 }
 
 #[derive(Debug, Args)]
@@ -94,6 +99,7 @@ pub async fn run(args: &LogArgs, command: BenchCommand) -> Result<()> {
         BenchCommand::Log(b) => log_bench(args, b).await,
         BenchCommand::Optimize(b) => optimize_bench(b),
         BenchCommand::Es(b) => crate::cmd::bench_es::run(args, b).await,
+        BenchCommand::Forensics(b) => crate::cmd::bench_forensics::run(b),
     }
 }
 

@@ -1,0 +1,304 @@
+//! `ultracore bench forensics`: SHAP time per trading decision.
+//!
+//! A decision is explained by all three regime specialists (bull, bear,
+//! sideways: 100 trees of depth 4 each), so one decision costs three SHAP
+//! computations. The rows are synthetic: each feature taken from a random
+//! row of the reference fixture, scaled by a random factor in [0.9, 1.1],
+//! missing where that row is; the cost of both algorithms hardly depends on
+//! the values (every tree is visited whole). shap's and XGBoost's times come
+//! from the fixture, measured by `tools/reference_shap.py` (one thread,
+//! 2,000 rows, best of 3) on the machine that wrote it.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::{json, Value};
+use ultracore_models::{FastTreeShap, Model, TreeShap};
+
+const SPECIALISTS: [&str; 3] = ["bull", "bear", "sideways"];
+
+#[derive(Debug, Args)]
+pub struct ForensicsBench {
+    /// Directory with bull.json, bear.json and sideways.json.
+    #[arg(long, default_value = "models")]
+    models: PathBuf,
+    /// The reference fixture with shap's timings.
+    #[arg(
+        long,
+        default_value = "crates/models/tests/fixtures/reference_shap.json"
+    )]
+    fixture: PathBuf,
+    /// Decisions explained by the fast algorithm per run (the exact one gets a tenth).
+    #[arg(long, default_value_t = 50_000)]
+    decisions: usize,
+    /// Threads for the multi-threaded fast run (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Timed runs per case; the best is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+struct Specialist {
+    model: Model,
+    exact: TreeShap,
+    fast: FastTreeShap,
+}
+
+pub fn run(b: ForensicsBench) -> Result<()> {
+    if b.decisions == 0 || b.runs == 0 {
+        bail!("--decisions and --runs must be positive");
+    }
+    let specialists = SPECIALISTS
+        .iter()
+        .map(|name| {
+            let path = b.models.join(format!("{name}.json"));
+            let model = crate::cmd::forensics::load_model(&path)
+                .context("run from the repository root, or pass --models DIR")?;
+            Ok(Specialist {
+                exact: TreeShap::new(&model),
+                fast: FastTreeShap::new(&model),
+                model,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let fixture: Value =
+        serde_json::from_str(&std::fs::read_to_string(&b.fixture).with_context(|| {
+            format!("cannot read {} (pass --fixture FILE)", b.fixture.display())
+        })?)?;
+    let n = specialists[0].model.num_features();
+    let rows = synthetic_rows(&fixture, n, b.decisions)?;
+    let exact_rows = &rows[..(b.decisions / 10).max(1)];
+    let threads = b
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |p| p.get()))
+        .max(1);
+
+    // The two algorithms must agree before their speed means anything.
+    let max_diff = max_difference(&specialists, &rows[..rows.len().min(2000)])?;
+
+    let exact = best_of(b.runs, || explain_exact(&specialists, exact_rows))?;
+    let fast = best_of(b.runs, || explain_fast(&specialists, &rows))?;
+    let fast_mt = best_of(b.runs, || {
+        explain_fast_threads(&specialists, &rows, threads)
+    })?;
+
+    let per_decision = |d: Duration, count: usize| d.as_secs_f64() / count as f64;
+    let exact_s = per_decision(exact, exact_rows.len());
+    let fast_s = per_decision(fast, rows.len());
+    let fast_mt_s = per_decision(fast_mt, rows.len());
+    let reference = |key: &str| -> Result<f64> {
+        SPECIALISTS
+            .iter()
+            .map(|name| {
+                fixture["models"][name][key]
+                    .as_f64()
+                    .with_context(|| format!("fixture lacks models.{name}.{key}"))
+            })
+            .sum()
+    };
+    let shap_s = reference("shap_seconds_per_row")?;
+    let xgb_s = reference("xgboost_pred_contribs_seconds_per_row")?;
+
+    let us = |s: f64| s * 1e6;
+    let out = json!({
+        "specialists": SPECIALISTS,
+        "trees_per_specialist": specialists.iter().map(|s| s.model.num_trees()).collect::<Vec<_>>(),
+        "max_depth": specialists.iter().map(|s| s.model.max_depth()).max(),
+        "decisions": rows.len(),
+        "exact": {
+            "decisions": exact_rows.len(),
+            "us_per_decision": us(exact_s),
+            "decisions_per_s": 1.0 / exact_s,
+        },
+        "fast": {
+            "decisions": rows.len(),
+            "us_per_decision": us(fast_s),
+            "decisions_per_s": 1.0 / fast_s,
+        },
+        "fast_threads": {
+            "threads": threads,
+            "us_per_decision": us(fast_mt_s),
+            "decisions_per_s": 1.0 / fast_mt_s,
+        },
+        "shap_tree_explainer": {
+            "us_per_decision": us(shap_s),
+            "decisions_per_s": 1.0 / shap_s,
+            "source": b.fixture.display().to_string(),
+            "versions": fixture["versions"],
+        },
+        "xgboost_pred_contribs": {
+            "us_per_decision": us(xgb_s),
+            "decisions_per_s": 1.0 / xgb_s,
+        },
+        "speedup_fast_vs_shap": shap_s / fast_s,
+        "speedup_exact_vs_shap": shap_s / exact_s,
+        "max_abs_difference_fast_vs_exact": max_diff,
+    });
+    if b.json {
+        println!("{out}");
+        return Ok(());
+    }
+    let row = |name: &str, what: String, s: f64| {
+        vec![
+            name.to_owned(),
+            what,
+            format!("{:.2}", us(s)),
+            format!("{:.0}", 1.0 / s),
+            format!("{:.1}x", shap_s / s),
+        ]
+    };
+    let table = vec![
+        row("exact TreeSHAP (ours)", "1 thread".into(), exact_s),
+        row("Fast TreeSHAP v2 (ours)", "1 thread".into(), fast_s),
+        row(
+            "Fast TreeSHAP v2 (ours)",
+            format!("{threads} threads"),
+            fast_mt_s,
+        ),
+        row("shap TreeExplainer", "1 thread (fixture)".into(), shap_s),
+        row("XGBoost pred_contribs", "1 thread (fixture)".into(), xgb_s),
+    ];
+    println!(
+        "SHAP per decision: 3 specialists x 100 trees of depth 4; fast vs exact max |difference| {max_diff:.1e}"
+    );
+    print!(
+        "{}",
+        crate::output::table(
+            &[
+                "algorithm",
+                "threads",
+                ">us/decision",
+                ">decisions/s",
+                ">vs shap"
+            ],
+            &table
+        )
+    );
+    Ok(())
+}
+
+fn best_of(runs: usize, mut f: impl FnMut() -> Result<Duration>) -> Result<Duration> {
+    f()?; // warm-up: page in tables and code
+    let mut best = Duration::MAX;
+    for _ in 0..runs {
+        best = best.min(f()?);
+    }
+    Ok(best)
+}
+
+fn explain_exact(specialists: &[Specialist], rows: &[Vec<f32>]) -> Result<Duration> {
+    let mut workspaces: Vec<_> = specialists.iter().map(|s| s.exact.workspace()).collect();
+    let mut phi = vec![0.0; rows[0].len()];
+    let mut sink = 0.0;
+    let start = Instant::now();
+    for row in rows {
+        for (s, ws) in specialists.iter().zip(&mut workspaces) {
+            sink += s.exact.shap_values(row, ws, &mut phi)?;
+        }
+    }
+    let elapsed = start.elapsed();
+    std::hint::black_box(sink);
+    Ok(elapsed)
+}
+
+fn explain_fast(specialists: &[Specialist], rows: &[Vec<f32>]) -> Result<Duration> {
+    let start = Instant::now();
+    std::hint::black_box(fast_chunk(specialists, rows)?);
+    Ok(start.elapsed())
+}
+
+fn fast_chunk(specialists: &[Specialist], rows: &[Vec<f32>]) -> Result<f64> {
+    let mut workspaces: Vec<_> = specialists.iter().map(|s| s.fast.workspace()).collect();
+    let mut phi = vec![0.0; rows[0].len()];
+    let mut sink = 0.0;
+    for row in rows {
+        for (s, ws) in specialists.iter().zip(&mut workspaces) {
+            sink += s.fast.shap_values(row, ws, &mut phi)?;
+        }
+    }
+    Ok(sink)
+}
+
+fn explain_fast_threads(
+    specialists: &[Specialist],
+    rows: &[Vec<f32>],
+    threads: usize,
+) -> Result<Duration> {
+    let chunk = rows.len().div_ceil(threads);
+    let start = Instant::now();
+    // One scoped thread per chunk: the explainers are shared read-only, each
+    // thread has its own workspaces.
+    let sums: Vec<Result<f64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = rows
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || fast_chunk(specialists, part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| bail!("a benchmark thread panicked"))
+            })
+            .collect()
+    });
+    let elapsed = start.elapsed();
+    for s in sums {
+        std::hint::black_box(s?);
+    }
+    Ok(elapsed)
+}
+
+fn max_difference(specialists: &[Specialist], rows: &[Vec<f32>]) -> Result<f64> {
+    let n = rows[0].len();
+    let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
+    let mut max = 0.0f64;
+    for s in specialists {
+        let (mut we, mut wf) = (s.exact.workspace(), s.fast.workspace());
+        for row in rows {
+            s.exact.shap_values(row, &mut we, &mut a)?;
+            s.fast.shap_values(row, &mut wf, &mut b)?;
+            for (x, y) in a.iter().zip(&b) {
+                max = max.max((x - y).abs());
+            }
+        }
+    }
+    Ok(max)
+}
+
+/// `count` rows mixing the fixture's rows column by column, with a fixed seed.
+fn synthetic_rows(fixture: &Value, n: usize, count: usize) -> Result<Vec<Vec<f32>>> {
+    let source: Vec<Vec<Option<f64>>> = serde_json::from_value(fixture["rows"].clone())
+        .context("fixture rows are not arrays of numbers or nulls")?;
+    // Leave out rows with extreme values (they exist to test edge cases).
+    let source: Vec<&Vec<Option<f64>>> = source
+        .iter()
+        .filter(|r| r.len() == n && r.iter().flatten().all(|v| v.abs() < 1e6))
+        .collect();
+    if source.is_empty() {
+        bail!("the fixture has no rows with {n} features");
+    }
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    Ok((0..count)
+        .map(|_| {
+            (0..n)
+                .map(|f| {
+                    let r = next();
+                    let pick = source[(r % source.len() as u64) as usize][f];
+                    let scale = 0.9 + 0.2 * ((r >> 32) as f64 / u32::MAX as f64);
+                    pick.map_or(f32::NAN, |v| (v * scale) as f32)
+                })
+                .collect()
+        })
+        .collect())
+}
