@@ -6,6 +6,7 @@ pub mod bench_es;
 pub mod bench_forensics;
 pub mod demo;
 pub mod es;
+pub mod esg;
 pub mod events;
 pub mod forensics;
 pub mod mesh;

@@ -110,6 +110,12 @@ enum Command {
     /// Price data files.
     #[command(subcommand)]
     Etf(cmd::analytics::EtfCommand),
+    /// ESG portfolio optimization requests.
+    #[command(subcommand)]
+    Esg(cmd::esg::EsgCommand),
+    /// Run one service alone (scale out by running several against Kafka).
+    #[command(subcommand)]
+    Service(cmd::esg::ServiceCommand),
     /// The data mesh's data products (prices and ESG).
     #[command(subcommand)]
     Mesh(cmd::mesh::MeshCommand),
@@ -163,6 +169,8 @@ fn run(cli: Cli) -> Result<()> {
             Command::Optimize(a) => cmd::analytics::optimize(&cli.log, a).await,
             Command::Etf(c) => cmd::analytics::etf(c),
             Command::Mesh(c) => cmd::mesh::run(c),
+            Command::Esg(c) => cmd::esg::run(&cli.log, c).await,
+            Command::Service(c) => cmd::esg::service(&cli.log, c).await,
             Command::Forensics(c) => cmd::forensics::run(c),
         }
     })

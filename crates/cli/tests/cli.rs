@@ -285,3 +285,75 @@ fn analytics_without_a_configured_log_write_nothing() {
     ok(out);
     assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0);
 }
+
+/// `esg submit --wait` against the optimization service, both on the test
+/// broker (the embedded log has one writer process, so this flow runs
+/// across processes on Kafka).
+#[test]
+fn esg_request_is_answered_by_the_service_over_kafka() {
+    let broker = std::env::var("ULTRACORE_TEST_KAFKA").expect(
+        "ULTRACORE_TEST_KAFKA is not set: run scripts/test.sh, which starts a local broker",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mesh = dir.path().join("mesh");
+    ok(ultracore(
+        dir.path(),
+        &[
+            "mesh",
+            "build",
+            "--prices",
+            &sample("sp500_prices.csv"),
+            "--out",
+            mesh.to_str().unwrap(),
+        ],
+    ));
+    let prefix = format!("cli{:08x}.", rand_suffix());
+    let kafka = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ultracore"));
+        c.args(args)
+            .env("KAFKA_BOOTSTRAP_SERVERS", &broker)
+            .env("KAFKA_TOPIC_PREFIX", &prefix)
+            .env_remove("ULTRACORE_DATA_DIR")
+            .env_remove("EVENT_STORE_TYPE")
+            .env_remove("ULTRACORE_LOG");
+        c
+    };
+    let mut service = kafka(&["service", "optimization", "--mesh", mesh.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let request = dir.path().join("req.json");
+    std::fs::write(
+        &request,
+        r#"{"portfolio_id": "pf-cli",
+            "portfolio": {"holdings": [{"ticker": "XOM", "units": 100}, {"ticker": "KO", "units": 100}], "cash": 1000},
+            "objective": {"kind": "min_volatility"},
+            "constraints": {"min_esg_score": 55}}"#,
+    )
+    .unwrap();
+    let out = kafka(&["esg", "submit", request.to_str().unwrap(), "--wait", "60"])
+        .output()
+        .unwrap();
+    let _ = service.kill();
+    let _ = service.wait();
+    let answer: Value = serde_json::from_str(&ok(out)).unwrap();
+    assert_eq!(answer["event_type"], "portfolio_optimization_completed");
+    assert_eq!(answer["aggregate_id"], "pf-cli");
+    let p = &answer["payload"];
+    assert!(p["after"]["esg_score"].as_f64().unwrap() >= 55.0 - 1e-6);
+    let total: f64 = p["weights"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|w| w.as_f64().unwrap())
+        .sum();
+    assert!((total - 1.0).abs() < 1e-6);
+    assert!(!p["trades"].as_array().unwrap().is_empty());
+}
+
+fn rand_suffix() -> u32 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    t.subsec_nanos() ^ std::process::id()
+}

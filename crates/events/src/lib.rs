@@ -7,9 +7,12 @@
 //!
 //! - `portfolio`: `portfolio-events` — `portfolio_optimized`, `risk_metrics_calculated`.
 //! - `query`: `query-events` — `price_data_queried`.
+//! - `trading`: `trading_decisions`, `model_updates`, `regime_changes`,
+//!   `risk_decisions` — one event type each.
 
 pub mod portfolio;
 pub mod query;
+pub mod trading;
 
 /// Implements `EventFamily` for an enum whose variants each wrap one payload
 /// struct at schema version 1: `event_type` is the given string, and decoding
