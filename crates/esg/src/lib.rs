@@ -18,6 +18,7 @@ mod events;
 mod explain;
 mod optimize;
 mod request;
+pub use request::validate;
 mod service;
 
 pub use events::{

@@ -4,7 +4,9 @@
 use crate::events::OptimizationRequest;
 use crate::optimize::Failure;
 
-pub(crate) fn validate(r: &OptimizationRequest) -> Result<(), Failure> {
+/// Checks a request's shape and ranges (no data needed): the API rejects
+/// what fails here with 422 before anything is published.
+pub fn validate(r: &OptimizationRequest) -> Result<(), Failure> {
     let bad = |field: &str, reason: String| Err(Failure::field(field, reason));
     if r.portfolio_id.trim().is_empty() || r.portfolio_id.len() > 128 {
         return bad("portfolio_id", "must be 1 to 128 characters".into());

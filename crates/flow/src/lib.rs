@@ -44,7 +44,8 @@ pub use portfolio::{
     RequestState, RequestStatus, Requested,
 };
 pub use reporting::{
-    OptimizationView, Recorder, ReportingProjection, Reports, REPORTING_GROUP, REPORTING_PROJECTION,
+    OptimizationView, Recorder, ReportingProjection, Reports, ORDERS_GROUP, ORDERS_WAIT,
+    REPORTING_GROUP, REPORTING_PROJECTION,
 };
 pub use runner::{await_answer, submit, Flow, FlowOptions, Service};
 

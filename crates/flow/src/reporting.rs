@@ -31,6 +31,11 @@ use crate::{derived_id, Error, Result};
 
 /// The recorder's consumer group.
 pub const REPORTING_GROUP: &str = "reporting-service";
+/// The recorder's consumer group on `portfolio-events` (staged orders).
+pub const ORDERS_GROUP: &str = "reporting-service.orders";
+/// How long an orders fact waits for its request's answer before it is
+/// recorded anyway.
+pub const ORDERS_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// The reporting projection's name (its documents' namespace).
 pub const REPORTING_PROJECTION: &str = "reporting";
 
@@ -56,19 +61,50 @@ impl<L: EventLog> Recorder<L> {
         }
     }
 
-    /// Serves the recorder's group until `shutdown` resolves.
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<()> {
+    /// Serves the recorder until `shutdown` resolves: group
+    /// `reporting-service` on `esg-portfolio-events` and group
+    /// `reporting-service.orders` on `portfolio-events`. An orders fact waits
+    /// (up to [`ORDERS_WAIT`]) until its request's answer is recorded, so a
+    /// portfolio's history reads requested → completed → orders staged even
+    /// though the two topics are read independently.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         let log = self.store.log().clone();
         crate::ensure_flow_topics(&log).await?;
         self.store.ensure_topic(Portfolio::TYPE).await?;
-        run_group(
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut orders = Recorder::new(self.store.clone());
+        let orders_log = log.clone();
+        let mut stopped = stop_rx.clone();
+        let orders_task = tokio::spawn(async move {
+            run_group(
+                &orders_log,
+                ORDERS_GROUP,
+                &[portfolio_topic::TOPIC],
+                &mut orders,
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            )
+            .await
+        });
+        let mut facts = self;
+        let main = run_group(
             &log,
             REPORTING_GROUP,
-            &[ultracore_esg::TOPIC, portfolio_topic::TOPIC],
-            &mut self,
-            shutdown,
+            &[ultracore_esg::TOPIC],
+            &mut facts,
+            async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            },
         )
-        .await
+        .await;
+        drop(stop_rx);
+        let orders = orders_task.await.map_err(|e| Error::Service {
+            service: "reporting (orders)".into(),
+            reason: e.to_string(),
+        })?;
+        main.and(orders)
     }
 
     /// Records one fact (an envelope from either topic). Returns whether the
@@ -77,8 +113,26 @@ impl<L: EventLog> Recorder<L> {
         let Some((portfolio_id, command)) = command_for(env) else {
             return Ok(false);
         };
-        for _ in 0..ATTEMPTS {
+        let waiting_since = std::time::Instant::now();
+        let mut attempt = 0;
+        while attempt < ATTEMPTS {
+            attempt += 1;
             let loaded = self.store.load::<Portfolio>(&portfolio_id).await?;
+            if let PortfolioCommand::RecordOrders(o) = &command {
+                let answered = loaded
+                    .state
+                    .requests
+                    .get(&o.staged.request_id)
+                    .is_some_and(|r| r.status != crate::RequestStatus::Pending);
+                if !answered && waiting_since.elapsed() < ORDERS_WAIT {
+                    attempt -= 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+                if !answered {
+                    tracing::warn!(request_id = %o.staged.request_id, "orders recorded before their request's answer");
+                }
+            }
             let events = match loaded.state.handle(command.clone()) {
                 Ok(events) => events,
                 Err(e) => {
