@@ -10,3 +10,4 @@ pub mod esg;
 pub mod events;
 pub mod forensics;
 pub mod mesh;
+pub mod serve;

@@ -61,8 +61,9 @@ pub fn stage_orders(
     let mut orders = Vec::new();
     let mut skipped = Vec::new();
     for (i, trade) in result.trades.iter().enumerate() {
+        // Towards zero, forgiving float noise (99.9999999 units is 100).
         let units = if trade.units.is_finite() {
-            trade.units.abs().floor()
+            (trade.units.abs() + 1e-6).floor()
         } else {
             0.0
         };
