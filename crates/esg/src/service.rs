@@ -66,11 +66,23 @@ fn parallelism() -> usize {
 
 /// Test hook: `ULTRACORE_FAILPOINT=optimization.after_consume=MILLIS` pauses
 /// the service after it has consumed and optimized a batch, before it
-/// publishes the answers, so a test can kill it at exactly that point.
-fn failpoint_after_consume() -> Option<Duration> {
-    let spec = std::env::var("ULTRACORE_FAILPOINT").ok()?;
-    let millis = spec.strip_prefix("optimization.after_consume=")?;
-    millis.trim().parse().ok().map(Duration::from_millis)
+/// publishes the answers; `optimization.after_publish=MILLIS` after the
+/// answers are durable, before the offsets are committed. A test kills the
+/// service during the pause.
+async fn failpoint(name: &str) {
+    let Ok(spec) = std::env::var("ULTRACORE_FAILPOINT") else {
+        return;
+    };
+    let Some(millis) = spec
+        .strip_prefix(name)
+        .and_then(|rest| rest.strip_prefix('='))
+        .and_then(|m| m.trim().parse().ok())
+    else {
+        return;
+    };
+    tracing::warn!(millis, "failpoint {name}: pausing");
+    eprintln!("failpoint {name}: pausing {millis} ms");
+    tokio::time::sleep(Duration::from_millis(millis)).await;
 }
 
 #[derive(Debug)]
@@ -218,15 +230,10 @@ impl<L: EventLog> OptimizationService<L> {
             answer.event_id = completion_event_id(request_id);
             answers.push(answer.to_record());
         }
-        if let Some(pause) = failpoint_after_consume() {
-            tracing::warn!(
-                ?pause,
-                "failpoint: pausing after consuming, before publishing"
-            );
-            tokio::time::sleep(pause).await;
-        }
         if !answers.is_empty() {
+            failpoint("optimization.after_consume").await;
             self.log.append(TOPIC, answers).await?;
+            failpoint("optimization.after_publish").await;
         }
         Ok(Position::after(records))
     }

@@ -33,7 +33,7 @@ pub struct DemoArgs {
 /// over the 20 shipped S&P 500 stocks for the best Sharpe ratio with a
 /// minimum ESG score, a carbon cap, flagged issuers excluded, at most 25 %
 /// per stock and 80 % turnover, 10 bps costs.
-fn sample_request(portfolio_id: &str) -> OptimizationRequest {
+pub(crate) fn sample_request(portfolio_id: &str) -> OptimizationRequest {
     serde_json::from_value(json!({
         "request_id": uuid::Uuid::now_v7(),
         "portfolio_id": portfolio_id,
