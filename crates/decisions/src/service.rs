@@ -73,13 +73,16 @@ impl Default for ServiceOptions {
     }
 }
 
+/// A symbol's most probable regime and its probabilities at its last decision.
+type LastRegime = (Regime, BTreeMap<String, f64>);
+
 /// Decides and publishes. Share it as `Arc<DecisionService>`.
 #[derive(Debug)]
 pub struct DecisionService {
     engine: RwLock<Arc<DecisionEngine>>,
     emitter: Option<SpooledEmitter>,
     /// The most probable regime and probabilities of the last decision per symbol.
-    regimes: Mutex<HashMap<String, (Regime, BTreeMap<String, f64>)>>,
+    regimes: Mutex<HashMap<String, LastRegime>>,
     /// Risk-decision, regime-change and model-update events that could not be queued.
     unpublished: AtomicU64,
     decisions: AtomicU64,

@@ -49,19 +49,37 @@ fn decisions_equal_the_python_reference() -> common::TestResult {
                 (d.decision.regime_probs[r.as_str()] - want).abs() < 1e-12,
                 "case {i} {r} probability"
             );
-            assert_eq!(d.decision.strategy_weights[r.as_str()], d.decision.regime_probs[r.as_str()]);
+            assert_eq!(
+                d.decision.strategy_weights[r.as_str()],
+                d.decision.regime_probs[r.as_str()]
+            );
         }
-        assert!((d.regime_trend - f(&case["trend"])).abs() < 1e-12, "case {i}");
-        assert!((d.regime_stress - f(&case["stress"])).abs() < 1e-12, "case {i}");
-        assert!((d.score - f(&case["score"])).abs() < 1e-12, "case {i} score");
+        assert!(
+            (d.regime_trend - f(&case["trend"])).abs() < 1e-12,
+            "case {i}"
+        );
+        assert!(
+            (d.regime_stress - f(&case["stress"])).abs() < 1e-12,
+            "case {i}"
+        );
+        assert!(
+            (d.score - f(&case["score"])).abs() < 1e-12,
+            "case {i} score"
+        );
         worst.1 = worst.1.max((d.score - f(&case["score"])).abs());
         assert_eq!(d.decision.action.as_str(), case["action"], "case {i}");
-        assert!((d.decision.confidence - f(&case["confidence"])).abs() < 1e-12, "case {i}");
+        assert!(
+            (d.decision.confidence - f(&case["confidence"])).abs() < 1e-12,
+            "case {i}"
+        );
         *actions.entry(d.decision.action.as_str()).or_insert(0) += 1;
     }
     // The fixture exercises every action.
     assert_eq!(actions.len(), 3, "{actions:?}");
-    eprintln!("max |prediction - XGBoost| {:.1e}, max |score - Python| {:.1e}", worst.0, worst.1);
+    eprintln!(
+        "max |prediction - XGBoost| {:.1e}, max |score - Python| {:.1e}",
+        worst.0, worst.1
+    );
     Ok(())
 }
 
@@ -86,7 +104,13 @@ fn sharpe_on_the_evaluation_set_equals_the_reference() -> common::TestResult {
     }
     // A model compared with itself: nothing degrades, everything is stable.
     let bull = engine.specialists().get(Regime::Bull);
-    let u = set.compare(bull, bull, 100.0, StabilityBounds::default(), chrono::Utc::now())?;
+    let u = set.compare(
+        bull,
+        bull,
+        100.0,
+        StabilityBounds::default(),
+        chrono::Utc::now(),
+    )?;
     assert_eq!((u.sharpe_before, u.degradation_pct), (u.sharpe_after, 0.0));
     assert!(u.stability_check_passed, "{:?}", u.stability_detail);
     Ok(())

@@ -102,3 +102,28 @@ pub async fn read_envelopes<L: EventLog>(
     }
     out
 }
+
+/// A models directory whose bull specialist is the shipped one cut to its
+/// first `trees` trees (what it was before boosting went on), the others
+/// copied as shipped.
+pub fn models_with_short_bull(dir: &std::path::Path, trees: usize) -> std::io::Result<()> {
+    for name in ["bear", "sideways"] {
+        std::fs::copy(
+            models_dir().join(format!("{name}.json")),
+            dir.join(format!("{name}.json")),
+        )?;
+    }
+    let text = std::fs::read_to_string(models_dir().join("bull.json"))?;
+    let mut json: serde_json::Value = serde_json::from_str(&text)?;
+    let model = &mut json["learner"]["gradient_booster"]["model"];
+    for key in ["trees", "tree_info"] {
+        if let Some(a) = model[key].as_array_mut() {
+            a.truncate(trees);
+        }
+    }
+    if let Some(a) = model["iteration_indptr"].as_array_mut() {
+        a.truncate(trees + 1);
+    }
+    model["gbtree_model_param"]["num_trees"] = serde_json::Value::String(trees.to_string());
+    std::fs::write(dir.join("bull.json"), serde_json::to_vec(&json)?)
+}
