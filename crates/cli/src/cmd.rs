@@ -2,8 +2,10 @@
 
 pub mod analytics;
 pub mod bench;
+pub mod bench_decisions;
 pub mod bench_es;
 pub mod bench_forensics;
+pub mod decide;
 pub mod demo;
 pub mod es;
 pub mod esg;

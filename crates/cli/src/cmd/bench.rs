@@ -42,6 +42,12 @@ pub enum BenchCommand {
     ///
     /// Example: ultracore bench forensics --json
     Forensics(crate::cmd::bench_forensics::ForensicsBench),
+    /// Decision latency including event emission (p50/p99), with the log up
+    /// (embedded; Kafka when configured) and down (breaker open, spool),
+    /// and the down/up ratio.
+    ///
+    /// Example: ultracore bench decisions --json
+    Decisions(crate::cmd::bench_decisions::DecisionsBench),
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +106,7 @@ pub async fn run(args: &LogArgs, command: BenchCommand) -> Result<()> {
         BenchCommand::Optimize(b) => optimize_bench(b),
         BenchCommand::Es(b) => crate::cmd::bench_es::run(args, b).await,
         BenchCommand::Forensics(b) => crate::cmd::bench_forensics::run(b),
+        BenchCommand::Decisions(b) => crate::cmd::bench_decisions::run(args, b).await,
     }
 }
 
