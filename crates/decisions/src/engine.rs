@@ -149,7 +149,10 @@ impl DecisionEngine {
         decision_id: Uuid,
         timestamp: DateTime<Utc>,
     ) -> Result<Decision> {
-        request.validate(self.specialists.feature_names())?;
+        request.validate_with(
+            |name| self.column.contains_key(name),
+            self.specialists.feature_names(),
+        )?;
         let row = self.row(&request.features);
         let signals = self.signals(&row)?;
         let regime = self.regime(&request.features);

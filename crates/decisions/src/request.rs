@@ -235,6 +235,19 @@ impl DecisionRequest {
 
     /// Checks names and ranges against the models' feature list.
     pub fn validate(&self, feature_names: &[String]) -> Result<(), InvalidRequest> {
+        self.validate_with(
+            |name| feature_names.iter().any(|f| f == name),
+            feature_names,
+        )
+    }
+
+    /// [`DecisionRequest::validate`] with a faster test of feature names
+    /// (`known`); `feature_names` is only read to word an error.
+    pub fn validate_with(
+        &self,
+        known: impl Fn(&str) -> bool,
+        feature_names: &[String],
+    ) -> Result<(), InvalidRequest> {
         let s = &self.symbol;
         if s.is_empty() || s.len() > 32 {
             return Err(InvalidRequest::new(
@@ -261,7 +274,7 @@ impl DecisionRequest {
             ));
         }
         for (name, value) in &self.features {
-            if !feature_names.iter().any(|f| f == name) {
+            if !known(name) {
                 return Err(InvalidRequest::new(
                     format!("features.{name}"),
                     format!(

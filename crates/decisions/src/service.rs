@@ -27,14 +27,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use serde::Serialize;
 use ultracore_events::trading::{
-    ModelUpdate, ModelUpdateEvent, RegimeChange, RegimeChangeEvent, RiskDecision,
-    RiskDecisionEvent, RiskOutcome, TradingDecisionEvent, AGGREGATE_TYPE, DECISIONS_TOPIC,
+    ModelUpdate, RegimeChange, RiskDecision, RiskOutcome, AGGREGATE_TYPE, DECISIONS_TOPIC,
     MODEL_AGGREGATE_TYPE, MODEL_UPDATES_TOPIC, REGIME_AGGREGATE_TYPE, REGIME_CHANGES_TOPIC,
     RISK_DECISIONS_TOPIC,
 };
-use ultracore_log::{Envelope, EventFamily, EventLog, EventLogExt, NewRecord, TopicSpec};
+use ultracore_log::{EventLog, EventLogExt, Header, NewRecord, TopicSpec};
 use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
 use ultracore_spool::{EmitterOptions, EmitterStats, SpooledEmitter};
 use uuid::Uuid;
@@ -51,6 +51,13 @@ pub const TOPICS: [&str; 4] = [
     REGIME_CHANGES_TOPIC,
     MODEL_UPDATES_TOPIC,
 ];
+
+/// The event types (schema version 1), as the event families in
+/// `ultracore_events::trading` name them (a test checks they agree).
+const DECISION_EVENT: &str = "trading_decision";
+const RISK_EVENT: &str = "risk_decision";
+const REGIME_EVENT: &str = "regime_change";
+const MODEL_EVENT: &str = "model_update";
 
 /// How [`DecisionService::start`] sets up its events.
 #[derive(Debug, Clone)]
@@ -180,18 +187,17 @@ impl DecisionService {
             .correlation_id
             .clone()
             .unwrap_or_else(|| decision.decision.decision_id.clone());
-        let event = TradingDecisionEvent::TradingDecision(Box::new(decision.decision.clone()));
         let first = record(
             decision_id,
             now,
             (AGGREGATE_TYPE, symbol),
             &correlation,
             None,
-            event,
+            (DECISION_EVENT, &decision.decision),
         );
         emitter.emit(DECISIONS_TOPIC, first)?;
 
-        let risk = RiskDecisionEvent::RiskDecision(RiskDecision {
+        let risk = RiskDecision {
             decision_id: decision.decision.decision_id.clone(),
             symbol: symbol.to_owned(),
             outcome: if decision.approved {
@@ -202,7 +208,7 @@ impl DecisionService {
             failed_checks: decision.failed_checks.clone(),
             checks: decision.decision.risk_checks.clone(),
             timestamp: now,
-        });
+        };
         self.emit_secondary(
             emitter,
             RISK_DECISIONS_TOPIC,
@@ -212,11 +218,10 @@ impl DecisionService {
                 (AGGREGATE_TYPE, symbol),
                 &correlation,
                 Some(decision_id),
-                risk,
+                (RISK_EVENT, &risk),
             ),
         );
         if let Some(change) = self.note_regime(&decision) {
-            let event = RegimeChangeEvent::RegimeChange(change);
             self.emit_secondary(
                 emitter,
                 REGIME_CHANGES_TOPIC,
@@ -226,7 +231,7 @@ impl DecisionService {
                     (REGIME_AGGREGATE_TYPE, symbol),
                     &correlation,
                     Some(decision_id),
-                    event,
+                    (REGIME_EVENT, &change),
                 ),
             );
         }
@@ -283,18 +288,17 @@ impl DecisionService {
         if let Some(emitter) = &self.emitter {
             let correlation = Uuid::now_v7().to_string();
             for update in &updates {
-                let id = update.model_id.clone();
-                let event = ModelUpdateEvent::ModelUpdate(update.clone());
+                let id = update.model_id.as_str();
                 self.emit_secondary(
                     emitter,
                     MODEL_UPDATES_TOPIC,
                     record(
                         Uuid::now_v7(),
                         now,
-                        (MODEL_AGGREGATE_TYPE, &id),
+                        (MODEL_AGGREGATE_TYPE, id),
                         &correlation,
                         None,
-                        event,
+                        (MODEL_EVENT, update),
                     ),
                 );
             }
@@ -323,26 +327,159 @@ impl DecisionService {
     }
 }
 
-/// An envelope with the given id and time, as the record to append.
-fn record<E: EventFamily>(
+/// The envelope as `ultracore_log::Envelope` writes it (same fields, same order, same
+/// timestamp format), serialized straight from a borrowed payload: no
+/// clone of the decision and no intermediate JSON tree on the hot path.
+#[derive(Serialize)]
+struct EnvelopeOut<'a, P: Serialize> {
+    event_id: Uuid,
+    event_type: &'a str,
+    schema_version: u32,
+    timestamp: String,
+    aggregate_type: &'a str,
+    aggregate_id: &'a str,
+    version: u64,
+    correlation_id: Option<&'a str>,
+    causation_id: Option<Uuid>,
+    payload: &'a P,
+}
+
+/// The record of one event: key = aggregate id, value = envelope JSON, the
+/// event type in a header, the envelope time as the record timestamp (as
+/// [`Envelope::to_record`] makes it). Event types are schema version 1.
+fn record<P: Serialize>(
     event_id: Uuid,
     timestamp: DateTime<Utc>,
     (aggregate_type, aggregate_id): (&str, &str),
     correlation_id: &str,
     causation_id: Option<Uuid>,
-    event: E,
+    (event_type, payload): (&str, &P),
 ) -> NewRecord {
-    Envelope {
+    let envelope = EnvelopeOut {
         event_id,
-        event_type: event.event_type().to_owned(),
-        schema_version: event.schema_version(),
-        timestamp,
-        aggregate_type: aggregate_type.to_owned(),
-        aggregate_id: aggregate_id.to_owned(),
+        event_type,
+        schema_version: 1,
+        timestamp: timestamp.to_rfc3339_opts(SecondsFormat::Millis, true),
+        aggregate_type,
+        aggregate_id,
         version: 1,
-        correlation_id: Some(correlation_id.to_owned()),
+        correlation_id: Some(correlation_id),
         causation_id,
-        payload: event,
+        payload,
+    };
+    let value = serde_json::to_vec(&envelope).expect("event payloads always serialize");
+    NewRecord {
+        key: Some(aggregate_id.as_bytes().to_vec()),
+        value,
+        headers: vec![
+            Header::new("event_type", event_type),
+            Header::new("content-type", "application/json"),
+        ],
+        timestamp: Some(timestamp.timestamp_millis()),
+        partition: None,
     }
-    .to_record()
+}
+
+#[cfg(test)]
+mod tests {
+    use ultracore_events::trading::TradingDecisionEvent;
+    use ultracore_log::{Envelope, EventFamily, RawEnvelope};
+
+    use super::*;
+
+    #[test]
+    fn records_equal_what_the_envelope_type_writes() {
+        let decision = ultracore_events::trading::TradingDecision {
+            decision_id: Uuid::now_v7().to_string(),
+            timestamp: Utc::now().trunc_subsecs(3),
+            symbol: "AAPL".into(),
+            action: ultracore_events::trading::Action::Sell,
+            quantity: 12.0,
+            confidence: 0.1 + 0.2,
+            regime_probs: [("bull".to_owned(), 1.0 / 3.0)].into(),
+            strategy_weights: [("bull".to_owned(), 1.0 / 3.0)].into(),
+            features: [("rsi_14".to_owned(), 61.5)].into(),
+            risk_checks: vec![],
+            model_version: "bull@1".into(),
+        };
+        let id = Uuid::now_v7();
+        let cause = Uuid::now_v7();
+        let ours = record(
+            id,
+            decision.timestamp,
+            (AGGREGATE_TYPE, "AAPL"),
+            "corr",
+            Some(cause),
+            (DECISION_EVENT, &decision),
+        );
+        let event = TradingDecisionEvent::TradingDecision(Box::new(decision.clone()));
+        assert_eq!(event.event_type(), DECISION_EVENT);
+        let theirs = Envelope {
+            event_id: id,
+            event_type: DECISION_EVENT.to_owned(),
+            schema_version: event.schema_version(),
+            timestamp: decision.timestamp,
+            aggregate_type: AGGREGATE_TYPE.to_owned(),
+            aggregate_id: "AAPL".to_owned(),
+            version: 1,
+            correlation_id: Some("corr".to_owned()),
+            causation_id: Some(cause),
+            payload: event,
+        }
+        .to_record();
+        // The same JSON (the payload's keys come in declaration order
+        // rather than sorted: JSON objects are unordered).
+        let json = |v: &[u8]| serde_json::from_slice::<serde_json::Value>(v).unwrap();
+        assert_eq!(json(&ours.value), json(&theirs.value));
+        assert_eq!(
+            (ours.key, ours.headers, ours.timestamp),
+            (theirs.key, theirs.headers, theirs.timestamp)
+        );
+        let back = RawEnvelope::from_bytes(&ours.value)
+            .unwrap()
+            .typed::<TradingDecisionEvent>()
+            .unwrap();
+        let TradingDecisionEvent::TradingDecision(d) = back.payload;
+        assert_eq!(*d, decision);
+    }
+
+    #[test]
+    fn event_type_names_agree_with_the_event_families() {
+        use ultracore_events::trading::*;
+        let risk = RiskDecisionEvent::RiskDecision(RiskDecision {
+            decision_id: String::new(),
+            symbol: String::new(),
+            outcome: RiskOutcome::Approved,
+            failed_checks: vec![],
+            checks: vec![],
+            timestamp: Utc::now(),
+        });
+        assert_eq!(risk.event_type(), RISK_EVENT);
+        let change = RegimeChangeEvent::RegimeChange(RegimeChange {
+            symbol: String::new(),
+            previous_regime: String::new(),
+            new_regime: String::new(),
+            previous_probs: Default::default(),
+            new_probs: Default::default(),
+            decision_id: None,
+            timestamp: Utc::now(),
+        });
+        assert_eq!(change.event_type(), REGIME_EVENT);
+        assert_eq!((risk.schema_version(), change.schema_version()), (1, 1));
+        let update = ModelUpdateEvent::ModelUpdate(ModelUpdate {
+            model_id: String::new(),
+            update_type: UpdateType::FullRetrain,
+            previous_version: String::new(),
+            new_version: String::new(),
+            data_window_start: Utc::now().date_naive(),
+            data_window_end: Utc::now().date_naive(),
+            sharpe_before: 0.0,
+            sharpe_after: 0.0,
+            degradation_pct: 0.0,
+            stability_check_passed: true,
+            stability_detail: None,
+            timestamp: Utc::now(),
+        });
+        assert_eq!(update.event_type(), MODEL_EVENT);
+    }
 }
