@@ -2,9 +2,11 @@
 
 pub mod analytics;
 pub mod bench;
+pub mod bench_decisions;
 pub mod bench_es;
 pub mod bench_flow;
 pub mod bench_forensics;
+pub mod decide;
 pub mod demo;
 pub mod es;
 pub mod esg;

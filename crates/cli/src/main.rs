@@ -9,6 +9,7 @@
 //! - `cmd/serve`: `ultracore serve` and `ultracore service …`: the API and the flow's services.
 //! - `emit`: publishing a command's events without making it wait.
 //! - `cmd/forensics`: `ultracore forensics explain`: SHAP values of a tree model's predictions.
+//! - `cmd/decide`: `ultracore decide`, `ultracore models reload`: trading decisions and model updates.
 //! - `output`: tables for humans.
 
 use std::path::PathBuf;
@@ -135,6 +136,15 @@ enum Command {
     /// Explain tree-model predictions (SHAP values).
     #[command(subcommand)]
     Forensics(cmd::forensics::ForensicsCommand),
+    /// Make one trading decision: the regime specialists' ensemble, sized and
+    /// risk-checked; publishes trading_decision, risk_decision (and
+    /// regime_change) when a log is configured.
+    ///
+    /// Example: ultracore decide --features examples/decision.json
+    Decide(cmd::decide::DecideArgs),
+    /// The regime specialists: compare a retrained set and publish model_update events.
+    #[command(subcommand)]
+    Models(cmd::decide::ModelsCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -180,6 +190,8 @@ fn run(cli: Cli) -> Result<()> {
             Command::Serve(a) => cmd::serve::serve(&cli.log, a).await,
             Command::Service(c) => cmd::esg::service(&cli.log, c).await,
             Command::Forensics(c) => cmd::forensics::run(c),
+            Command::Decide(a) => cmd::decide::run(&cli.log, a).await,
+            Command::Models(c) => cmd::decide::models(&cli.log, c).await,
         }
     })
 }

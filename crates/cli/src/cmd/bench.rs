@@ -49,6 +49,12 @@ pub enum BenchCommand {
     ///
     /// Example: ultracore bench flow --requests 300 --clients 8 --seconds 10 --json
     Flow(crate::cmd::bench_flow::FlowBench),
+    /// Decision latency including event emission (p50/p99), with the log up
+    /// (embedded; Kafka when configured) and down (breaker open, spool),
+    /// and the down/up ratio.
+    ///
+    /// Example: ultracore bench decisions --json
+    Decisions(crate::cmd::bench_decisions::DecisionsBench),
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +114,7 @@ pub async fn run(args: &LogArgs, command: BenchCommand) -> Result<()> {
         BenchCommand::Es(b) => crate::cmd::bench_es::run(args, b).await,
         BenchCommand::Forensics(b) => crate::cmd::bench_forensics::run(b),
         BenchCommand::Flow(b) => crate::cmd::bench_flow::run(args, b).await,
+        BenchCommand::Decisions(b) => crate::cmd::bench_decisions::run(args, b).await,
     }
 }
 
