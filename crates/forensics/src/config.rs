@@ -76,7 +76,10 @@ impl ForensicsConfig {
         positive("purge_interval_secs", self.purge_interval_secs)?;
         positive("poll_max", self.poll_max as u64)?;
         positive("chunk_size", self.chunk_size as u64)?;
-        positive("max_rows_per_transaction", self.max_rows_per_transaction as u64)?;
+        positive(
+            "max_rows_per_transaction",
+            self.max_rows_per_transaction as u64,
+        )?;
         positive("lag_interval_ms", self.lag_interval_ms)?;
         if self.group.is_empty() || self.topic.is_empty() {
             return Err(Error::Config("group and topic must not be empty".into()));

@@ -16,7 +16,9 @@ pub enum Rejection {
     #[error(transparent)]
     Decode(#[from] DecodeError),
     /// The decision id is not a UUID, so it could never be looked up.
-    #[error("decision_id '{0}' is not a UUID (expected e.g. 0190f7a2-0000-7000-8000-000000000001)")]
+    #[error(
+        "decision_id '{0}' is not a UUID (expected e.g. 0190f7a2-0000-7000-8000-000000000001)"
+    )]
     DecisionId(String),
     /// A strategy weight names no specialist.
     #[error("strategy_weights names '{name}', which is not a specialist ({known})")]

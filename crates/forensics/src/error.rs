@@ -31,7 +31,11 @@ pub enum Error {
     },
     /// The store's schema is newer than this build knows.
     #[error("forensics store {path} has schema version {found}, newer than the {known} this build knows: upgrade ultracore, or point --db at another file")]
-    SchemaTooNew { path: String, found: i64, known: i64 },
+    SchemaTooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
     /// A stored row that cannot be read back (a damaged or foreign file).
     #[error("forensics store {path}: the row of decision {decision_id} is unreadable: {reason}")]
     Corrupt {

@@ -238,7 +238,11 @@ impl Specialists {
     /// Scratch memory for one thread.
     pub fn workspace(&self) -> Workspace {
         Workspace {
-            fast: self.specialists.iter().map(|s| s.fast.workspace()).collect(),
+            fast: self
+                .specialists
+                .iter()
+                .map(|s| s.fast.workspace())
+                .collect(),
             row: vec![f32::NAN; self.feature_names.len()],
         }
     }

@@ -121,7 +121,10 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     let emitter = state.emitter.as_ref().map(|f| f());
     let body = state.metrics.render(emitter.as_ref());
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
         .into_response()

@@ -65,6 +65,6 @@ pub use metrics::{EmitterStatsSource, ForensicsMetrics};
 pub use narrative::{narrative, top_features};
 pub use service::{ForensicsService, ServiceStats, TOPIC_PARTITIONS};
 pub use store::{
-    decode_values, encode_values, ForensicsStore, Inserted, ModelSet, NewExplanation,
-    StoreReader, StoredExplanation,
+    decode_values, encode_values, ForensicsStore, Inserted, ModelSet, NewExplanation, StoreReader,
+    StoredExplanation,
 };

@@ -393,7 +393,10 @@ fn gauge(out: &mut String, name: &str, help: &str, v: f64) {
 }
 
 fn counter(out: &mut String, name: &str, help: &str, v: f64) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+    );
 }
 
 /// Label values escape backslash, quote and newline.

@@ -102,7 +102,11 @@ fn regime_sentence(out: &mut String, decision: &TradingDecision) {
     match r.as_slice() {
         [] => out.push_str("Regime: the decision carries no regime probabilities.\n"),
         [(only, p)] => {
-            let _ = writeln!(out, "Regime: {only} is the only regime given ({:.1} %).", p * 100.0);
+            let _ = writeln!(
+                out,
+                "Regime: {only} is the only regime given ({:.1} %).",
+                p * 100.0
+            );
         }
         [(first, p), rest @ ..] => {
             let margin = p - rest[0].1;

@@ -71,8 +71,8 @@ impl StoredExplanation {
     pub fn to_json(&self) -> Value {
         let set = &self.model_set;
         let e = &self.explanation;
-        let decision: Value =
-            serde_json::from_str(&self.decision_json).unwrap_or(Value::String(self.decision_json.clone()));
+        let decision: Value = serde_json::from_str(&self.decision_json)
+            .unwrap_or(Value::String(self.decision_json.clone()));
         let specialists: Vec<Value> = set
             .specialists
             .iter()
@@ -83,7 +83,10 @@ impl StoredExplanation {
                 m.insert("name".into(), json!(name));
                 m.insert("objective".into(), json!(objective));
                 m.insert("weight".into(), json!(e.weights()[i]));
-                m.insert("prediction".into(), json!(prediction(objective, part.margin)));
+                m.insert(
+                    "prediction".into(),
+                    json!(prediction(objective, part.margin)),
+                );
                 m.extend(part_json(&set.features, e.row(), part));
                 Value::Object(m)
             })

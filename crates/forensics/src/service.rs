@@ -204,7 +204,16 @@ impl<L: EventLog> ForensicsService<L> {
         threads.push(
             std::thread::Builder::new()
                 .name("forensics-writer".into())
-                .spawn(move || writer(store, version, writer_rx, report_tx, writer_metrics, max_rows))
+                .spawn(move || {
+                    writer(
+                        store,
+                        version,
+                        writer_rx,
+                        report_tx,
+                        writer_metrics,
+                        max_rows,
+                    )
+                })
                 .map_err(|e| Error::Pipeline(format!("cannot start the writer thread: {e}")))?,
         );
 
@@ -392,7 +401,10 @@ fn next_positions(records: &[Record]) -> Vec<Position> {
     let mut out: Vec<Position> = Vec::new();
     merge_positions(
         &mut out,
-        records.iter().map(Record::next_position).collect::<Vec<_>>(),
+        records
+            .iter()
+            .map(Record::next_position)
+            .collect::<Vec<_>>(),
     );
     out
 }
@@ -418,7 +430,10 @@ fn worker(
     let mut ws = specialists.workspace();
     loop {
         // One worker waits on the channel at a time; the others wait on the lock.
-        let job = jobs.lock().unwrap_or_else(|p| p.into_inner()).blocking_recv();
+        let job = jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .blocking_recv();
         let Some(job) = job else { return };
         let seq = job.seq;
         let done = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -517,7 +532,11 @@ fn writer(
                 ToWriter::Purge { cutoff_millis } => match store.purge_before(cutoff_millis) {
                     Ok(n) => {
                         if n > 0 {
-                            tracing::info!(rows = n, cutoff_millis, "retention purged explanations");
+                            tracing::info!(
+                                rows = n,
+                                cutoff_millis,
+                                "retention purged explanations"
+                            );
                         }
                         metrics.purged.fetch_add(n, Ordering::Relaxed);
                         metrics.store_rows.fetch_sub(
@@ -554,9 +573,7 @@ fn writer(
                     metrics
                         .store_batch
                         .observe(start.elapsed().as_nanos() as u64);
-                    metrics
-                        .rows_stored
-                        .fetch_add(n.inserted, Ordering::Relaxed);
+                    metrics.rows_stored.fetch_add(n.inserted, Ordering::Relaxed);
                     metrics.store_rows.fetch_add(n.inserted, Ordering::Relaxed);
                     metrics
                         .duplicates

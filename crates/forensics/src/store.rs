@@ -449,8 +449,10 @@ fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
 }
 
 fn count(conn: &Connection) -> rusqlite::Result<u64> {
-    conn.query_row("SELECT count(*) FROM explanations", [], |r| r.get::<_, i64>(0))
-        .map(|n| n as u64)
+    conn.query_row("SELECT count(*) FROM explanations", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n as u64)
 }
 
 type ModelCache = Mutex<Vec<Arc<ModelSet>>>;

@@ -22,8 +22,8 @@ fn f64s(v: &Value) -> Vec<f64> {
 }
 
 #[test]
-fn values_add_up_to_the_margin_and_equal_shap_for_every_specialist_and_the_ensemble(
-) -> TestResult {
+fn values_add_up_to_the_margin_and_equal_shap_for_every_specialist_and_the_ensemble() -> TestResult
+{
     let specialists = specialists();
     let fixture = fixture();
     let decisions = reference_decisions();
@@ -49,7 +49,10 @@ fn values_add_up_to_the_margin_and_equal_shap_for_every_specialist_and_the_ensem
             let sum = part.expected_value + part.shap.iter().sum::<f64>();
             let err = (sum - margin).abs();
             worst_additivity = worst_additivity.max(err);
-            assert!(err <= 1e-9, "decision {i} {name}: Σφ+E = {sum}, margin {margin}");
+            assert!(
+                err <= 1e-9,
+                "decision {i} {name}: Σφ+E = {sum}, margin {margin}"
+            );
             assert_eq!(part.margin.to_bits(), part.margin.to_bits());
             assert!((part.margin - margin).abs() <= 1e-9);
             ensemble_margin += e.weights()[s] * margin;
@@ -64,16 +67,27 @@ fn values_add_up_to_the_margin_and_equal_shap_for_every_specialist_and_the_ensem
                 );
             }
             let ev = theirs["expected_value"].as_f64().expect("expected_value");
-            assert!(close_to_shap(part.expected_value, ev), "{name}: E {} vs {ev}", part.expected_value);
+            assert!(
+                close_to_shap(part.expected_value, ev),
+                "{name}: E {} vs {ev}",
+                part.expected_value
+            );
             let xgb_margin = theirs["margin"].as_f64().expect("margin");
-            assert!(close_to_shap(part.margin, xgb_margin), "{name}: margin {} vs XGBoost {xgb_margin}", part.margin);
+            assert!(
+                close_to_shap(part.margin, xgb_margin),
+                "{name}: margin {} vs XGBoost {xgb_margin}",
+                part.margin
+            );
         }
         // The ensemble: additivity against the weighted margins, and shap's weighted values.
         let ens = e.ensemble();
         let sum = ens.expected_value + ens.shap.iter().sum::<f64>();
         let err = (sum - ensemble_margin).abs();
         worst_additivity = worst_additivity.max(err);
-        assert!(err <= 1e-9, "decision {i} ensemble: Σφ+E = {sum}, Σ w·margin {ensemble_margin}");
+        assert!(
+            err <= 1e-9,
+            "decision {i} ensemble: Σφ+E = {sum}, Σ w·margin {ensemble_margin}"
+        );
         assert!((ens.margin - ensemble_margin).abs() <= 1e-9);
         let theirs = &expected["ensemble"];
         for (j, (ours, theirs)) in ens.shap.iter().zip(f64s(&theirs["shap"])).enumerate() {
@@ -85,7 +99,10 @@ fn values_add_up_to_the_margin_and_equal_shap_for_every_specialist_and_the_ensem
         }
         let ev = theirs["expected_value"].as_f64().expect("expected_value");
         assert!(close_to_shap(ens.expected_value, ev));
-        assert!(close_to_shap(ens.margin, theirs["margin"].as_f64().expect("margin")));
+        assert!(close_to_shap(
+            ens.margin,
+            theirs["margin"].as_f64().expect("margin")
+        ));
 
         // The store keeps the numbers bit for bit.
         let back = decode_values(&encode_values(&e))?;
@@ -93,7 +110,11 @@ fn values_add_up_to_the_margin_and_equal_shap_for_every_specialist_and_the_ensem
         for p in 0..e.num_parts() {
             let (a, b) = (e.part(p), back.part(p));
             assert_eq!(a.margin.to_bits(), b.margin.to_bits());
-            assert!(a.shap.iter().zip(b.shap).all(|(x, y)| x.to_bits() == y.to_bits()));
+            assert!(a
+                .shap
+                .iter()
+                .zip(b.shap)
+                .all(|(x, y)| x.to_bits() == y.to_bits()));
         }
     }
     assert!(missing_seen > 50, "the fixture exercises missing features");
@@ -125,7 +146,10 @@ fn the_words_name_the_strongest_features_the_regime_and_the_weights() -> TestRes
         .max_by(|a, b| a.1.total_cmp(b.1))
         .expect("features");
     let name = &specialists.feature_names()[best];
-    assert!(lines[1].starts_with(&format!("Pushing it up: {name}")), "{text}");
+    assert!(
+        lines[1].starts_with(&format!("Pushing it up: {name}")),
+        "{text}"
+    );
     assert!(lines[2].starts_with("Pushing it down: "));
     let top_regime = d
         .regime_probs
@@ -133,8 +157,14 @@ fn the_words_name_the_strongest_features_the_regime_and_the_weights() -> TestRes
         .max_by(|a, b| a.1.total_cmp(b.1))
         .expect("regimes")
         .0;
-    assert!(lines[3].starts_with(&format!("Regime: {top_regime} is the most likely")), "{text}");
-    assert!(lines[4].contains("the regime probabilities, so each specialist counts"), "{text}");
+    assert!(
+        lines[3].starts_with(&format!("Regime: {top_regime} is the most likely")),
+        "{text}"
+    );
+    assert!(
+        lines[4].contains("the regime probabilities, so each specialist counts"),
+        "{text}"
+    );
 
     // Weights apart from the probabilities are said to be so, with both numbers.
     let apart = decisions
@@ -143,10 +173,16 @@ fn the_words_name_the_strongest_features_the_regime_and_the_weights() -> TestRes
         .expect("fixture decision with its own weights");
     let text = narrative(&specialists, apart, &specialists.explain(apart, &mut ws)?);
     assert!(text.contains("bull 0.50 (regime probability"), "{text}");
-    assert!(text.contains("apart from the regime probabilities"), "{text}");
+    assert!(
+        text.contains("apart from the regime probabilities"),
+        "{text}"
+    );
 
     // Every feature missing: said so, and still additive.
-    let empty = decisions.iter().find(|d| d.features.is_empty()).expect("all missing");
+    let empty = decisions
+        .iter()
+        .find(|d| d.features.is_empty())
+        .expect("all missing");
     let e = specialists.explain(empty, &mut ws)?;
     let text = narrative(&specialists, empty, &e);
     assert!(text.contains("missing ("), "{text}");

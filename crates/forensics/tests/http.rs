@@ -48,7 +48,8 @@ async fn explanations_errors_and_metrics_over_http() -> TestResult {
     let spooldir = tempfile::tempdir()?;
     let data = tempfile::tempdir()?;
     let log = EmbeddedLog::open(logdir.path(), EmbeddedOptions::default())?;
-    log.ensure_topic(&TopicSpec::new(DECISIONS_TOPIC, 3)).await?;
+    log.ensure_topic(&TopicSpec::new(DECISIONS_TOPIC, 3))
+        .await?;
     let now = Utc::now();
     log.append(
         DECISIONS_TOPIC,
@@ -120,7 +121,9 @@ async fn explanations_errors_and_metrics_over_http() -> TestResult {
     assert!((sum(ensemble) - ensemble["margin"].as_f64().unwrap_or(f64::NAN)).abs() < 1e-9);
     let weighted: f64 = specialists
         .iter()
-        .map(|s| s["weight"].as_f64().unwrap_or(f64::NAN) * s["margin"].as_f64().unwrap_or(f64::NAN))
+        .map(|s| {
+            s["weight"].as_f64().unwrap_or(f64::NAN) * s["margin"].as_f64().unwrap_or(f64::NAN)
+        })
         .sum();
     assert!((weighted - ensemble["margin"].as_f64().unwrap_or(f64::NAN)).abs() < 1e-9);
     for s in specialists {
@@ -149,7 +152,12 @@ async fn explanations_errors_and_metrics_over_http() -> TestResult {
         .contains(&format!("no explanation is stored for decision {unknown}")));
 
     // 400: malformed ids, with what a valid one looks like.
-    for bad in ["42", "not-a-uuid", "0190f7a2-0000-7000-8000-00000000000g", "%27%20OR%201%3D1--"] {
+    for bad in [
+        "42",
+        "not-a-uuid",
+        "0190f7a2-0000-7000-8000-00000000000g",
+        "%27%20OR%201%3D1--",
+    ] {
         let res = http
             .get(format!("{base}/api/v1/forensics/{bad}"))
             .send()
@@ -157,7 +165,10 @@ async fn explanations_errors_and_metrics_over_http() -> TestResult {
         assert_eq!(res.status(), 400, "{bad}");
         let body: Value = res.json().await?;
         let message = body["error"].as_str().unwrap_or_default();
-        assert!(message.contains("a decision id is a UUID, e.g. 0190f7a2-0000-7000-8000-000000000001"), "{message}");
+        assert!(
+            message.contains("a decision id is a UUID, e.g. 0190f7a2-0000-7000-8000-000000000001"),
+            "{message}"
+        );
     }
 
     // /metrics: Prometheus text with every metric the alert rules use.
@@ -174,12 +185,15 @@ async fn explanations_errors_and_metrics_over_http() -> TestResult {
     let exported: BTreeSet<&str> = text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| l.split(|c| c == '{' || c == ' ').next())
+        .filter_map(|l| l.split(['{', ' ']).next())
         .collect();
     let wanted = metrics_in_alert_rules()?;
     assert!(wanted.len() >= 4, "{wanted:?}");
     for name in &wanted {
-        assert!(exported.contains(name.as_str()), "{name} is alerted on but not exported:\n{text}");
+        assert!(
+            exported.contains(name.as_str()),
+            "{name} is alerted on but not exported:\n{text}"
+        );
     }
     for name in [
         "ultracore_forensics_consumer_lag_records",

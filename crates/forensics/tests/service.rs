@@ -11,9 +11,7 @@ use chrono::Utc;
 use common::{config, decision, decision_id, record, start, TestResult};
 use ultracore_events::trading::DECISIONS_TOPIC;
 use ultracore_forensics::{ForensicsStore, SERVICE_GROUP};
-use ultracore_log::{
-    dlq_topic, ConsumerOptions, EventLog, EventLogExt, NewRecord, TopicSpec,
-};
+use ultracore_log::{dlq_topic, ConsumerOptions, EventLog, EventLogExt, NewRecord, TopicSpec};
 use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
 
 async fn all(log: &EmbeddedLog, topic: &str) -> Vec<ultracore_log::Record> {
@@ -45,7 +43,8 @@ async fn decisions_are_stored_once_and_bad_records_dead_lettered() -> TestResult
     let logdir = tempfile::tempdir()?;
     let data = tempfile::tempdir()?;
     let log = EmbeddedLog::open(logdir.path(), EmbeddedOptions::default())?;
-    log.ensure_topic(&TopicSpec::new(DECISIONS_TOPIC, 3)).await?;
+    log.ensure_topic(&TopicSpec::new(DECISIONS_TOPIC, 3))
+        .await?;
     let now = Utc::now();
     let mut records: Vec<NewRecord> = (0..500).map(|i| record(&decision(i, now))).collect();
     // The same decision published twice (an emitter retry), three bad records.
@@ -65,7 +64,10 @@ async fn decisions_are_stored_once_and_bad_records_dead_lettered() -> TestResult
     // The commit follows the rows: wait for the group to catch up.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while committed_total(&log, SERVICE_GROUP).await?.1 > 0 {
-        assert!(std::time::Instant::now() < deadline, "offsets never committed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "offsets never committed"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let reader = running.reader.clone();
@@ -84,9 +86,24 @@ async fn decisions_are_stored_once_and_bad_records_dead_lettered() -> TestResult
         .iter()
         .map(|r| String::from_utf8_lossy(r.header("dlq.reason").unwrap_or_default()).into_owned())
         .collect();
-    assert!(reasons.iter().any(|r| r.starts_with("value is not valid JSON")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("decision_id 'decision-42' is not a UUID")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("'momentum', which is not a specialist")), "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("value is not valid JSON")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("decision_id 'decision-42' is not a UUID")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("'momentum', which is not a specialist")),
+        "{reasons:?}"
+    );
 
     // A stored row is the decision it came from.
     let stored = reader.get(decision_id(3))?.expect("stored");
@@ -105,7 +122,8 @@ async fn redelivery_never_duplicates_and_a_restart_continues_without_gaps() -> T
     let logdir = tempfile::tempdir()?;
     let data = tempfile::tempdir()?;
     let log = EmbeddedLog::open(logdir.path(), EmbeddedOptions::default())?;
-    log.ensure_topic(&TopicSpec::new(DECISIONS_TOPIC, 4)).await?;
+    log.ensure_topic(&TopicSpec::new(DECISIONS_TOPIC, 4))
+        .await?;
     let db = data.path().join(ForensicsStore::FILE_NAME);
     let now = Utc::now();
     let append = |from: u64, to: u64| {
@@ -142,7 +160,12 @@ async fn redelivery_never_duplicates_and_a_restart_continues_without_gaps() -> T
     replay.group = "forensics-replay".into();
     let running = start(log.clone(), replay)?;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while running.metrics.duplicates.load(std::sync::atomic::Ordering::Relaxed) < 5_000 {
+    while running
+        .metrics
+        .duplicates
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < 5_000
+    {
         assert!(std::time::Instant::now() < deadline, "redelivery not seen");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -152,7 +175,10 @@ async fn redelivery_never_duplicates_and_a_restart_continues_without_gaps() -> T
     // No gaps: every decision is there, once.
     assert_eq!(reader.count()?, 5_000);
     for i in (0..5_000).step_by(7) {
-        assert!(reader.get(decision_id(i))?.is_some(), "decision {i} missing");
+        assert!(
+            reader.get(decision_id(i))?.is_some(),
+            "decision {i} missing"
+        );
     }
     Ok(())
 }
@@ -162,7 +188,8 @@ async fn retention_deletes_explanations_of_old_decisions() -> TestResult {
     let logdir = tempfile::tempdir()?;
     let data = tempfile::tempdir()?;
     let log = EmbeddedLog::open(logdir.path(), EmbeddedOptions::default())?;
-    log.ensure_topic(&TopicSpec::new(DECISIONS_TOPIC, 2)).await?;
+    log.ensure_topic(&TopicSpec::new(DECISIONS_TOPIC, 2))
+        .await?;
     let db = data.path().join(ForensicsStore::FILE_NAME);
     let now = Utc::now();
     let old = now - chrono::Duration::days(40);

@@ -29,8 +29,8 @@ pub fn specialists() -> Arc<Specialists> {
 
 /// `tests/fixtures/reference_decisions.json` (tools/reference_forensics.py).
 pub fn fixture() -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/reference_decisions.json");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference_decisions.json");
     serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("fixture JSON")
 }
 
