@@ -8,12 +8,13 @@
 //! - `cmd/demo`: `ultracore demo`: the guided end-to-end run.
 //! - `emit`: publishing a command's events without making it wait.
 //! - `cmd/forensics`: `ultracore forensics explain`: SHAP values of a tree model's predictions.
+//! - `cmd/forensics_service`: `ultracore service forensics`, `ultracore forensics show`.
 //! - `output`: tables for humans.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use ultracore_log_any::LogConfig;
 
 mod cmd;
@@ -62,6 +63,11 @@ pub struct LogArgs {
         value_name = "DAYS"
     )]
     pub retention_days: Option<u64>,
+    /// Whether `--retention-days` was given on the command line (not from
+    /// `EVENT_STORE_RETENTION_DAYS`): the forensics service reads it as its
+    /// own retention only then.
+    #[arg(skip)]
+    pub retention_days_from_command_line: bool,
 }
 
 impl LogArgs {
@@ -131,7 +137,13 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    cli.log.retention_days_from_command_line =
+        matches.value_source("retention_days") == Some(clap::parser::ValueSource::CommandLine);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ULTRACORE_LOG_LEVEL").unwrap_or_else(
@@ -171,7 +183,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Mesh(c) => cmd::mesh::run(c),
             Command::Esg(c) => cmd::esg::run(&cli.log, c).await,
             Command::Service(c) => cmd::esg::service(&cli.log, c).await,
-            Command::Forensics(c) => cmd::forensics::run(c),
+            Command::Forensics(c) => cmd::forensics::run(&cli.log, c),
         }
     })
 }

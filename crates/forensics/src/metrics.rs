@@ -116,6 +116,16 @@ impl Histogram {
         self.merge(&l);
     }
 
+    /// Mean observation in nanoseconds (0 before any).
+    pub fn mean_nanos(&self) -> f64 {
+        let n = self.count();
+        if n == 0 {
+            0.0
+        } else {
+            self.sum_nanos.load(Ordering::Relaxed) as f64 / n as f64
+        }
+    }
+
     /// Observations so far.
     pub fn count(&self) -> u64 {
         self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()

@@ -46,10 +46,17 @@ pub enum ServiceCommand {
         #[arg(long, default_value = "data/mesh")]
         mesh: PathBuf,
     },
+    /// Explain every trading decision with SHAP and store it (consumer group
+    /// `forensics-service`) until Ctrl-C. `--retention-days N` keeps
+    /// explanations N days (default 7 years).
+    ///
+    /// Example: ultracore service forensics --db data/forensics.sqlite --retention-days 2557 --listen 127.0.0.1:9464
+    Forensics(super::forensics_service::ServiceArgs),
 }
 
 pub async fn service(args: &LogArgs, command: ServiceCommand) -> Result<()> {
     match command {
+        ServiceCommand::Forensics(s) => super::forensics_service::service(args, s).await,
         ServiceCommand::Optimization { mesh } => {
             let mesh = DataMesh::open(&mesh)?;
             let log = AnyLog::open(&args.config(), Access::Write).await?;
