@@ -47,14 +47,14 @@ pub fn narrative(
     let names = specialists.feature_names();
     let _ = writeln!(
         out,
-        "{} {} {} with confidence {:.2}. The ensemble score is {:.4}, {:+.4} from its baseline of {:.4}.",
+        "{} {} {} with confidence {}. The ensemble score is {}, {} from its baseline of {}.",
         decision.action,
         fmt_quantity(decision.quantity),
         decision.symbol,
-        decision.confidence,
-        ensemble.margin,
-        ensemble.margin - ensemble.expected_value,
-        ensemble.expected_value,
+        fixed(decision.confidence, 2),
+        fixed(ensemble.margin, 4),
+        signed(ensemble.margin - ensemble.expected_value, 4),
+        fixed(ensemble.expected_value, 4),
     );
     for (up, label) in [(true, "Pushing it up"), (false, "Pushing it down")] {
         let top = top_features(ensemble.shap, TOP_FEATURES, up);
@@ -70,9 +70,9 @@ pub fn narrative(
             }
             let x = explanation.row()[*i];
             if x.is_nan() {
-                let _ = write!(out, "{} missing ({v:+.4})", names[*i]);
+                let _ = write!(out, "{} missing ({})", names[*i], signed(*v, 4));
             } else {
-                let _ = write!(out, "{} = {x} ({v:+.4})", names[*i]);
+                let _ = write!(out, "{} = {x} ({})", names[*i], signed(*v, 4));
             }
         }
         out.push_str(".\n");
@@ -80,6 +80,66 @@ pub fn narrative(
     regime_sentence(&mut out, decision);
     weights_sentence(&mut out, specialists, decision, explanation);
     out
+}
+
+/// `v` with `decimals` digits after the point (`signed`: always a sign).
+/// Much cheaper than `format!("{v:.4}")`, which formats exactly; the last
+/// digit may differ from it on exact ties, which words never need.
+struct Fixed {
+    v: f64,
+    decimals: u32,
+    signed: bool,
+}
+
+fn fixed(v: f64, decimals: u32) -> Fixed {
+    Fixed {
+        v,
+        decimals,
+        signed: false,
+    }
+}
+
+fn signed(v: f64, decimals: u32) -> Fixed {
+    Fixed {
+        v,
+        decimals,
+        signed: true,
+    }
+}
+
+impl std::fmt::Display for Fixed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unit = 10u64.pow(self.decimals);
+        let scaled = (self.v.abs() * unit as f64).round();
+        if !scaled.is_finite() || scaled >= 1e15 {
+            return if self.signed {
+                write!(f, "{:+.*}", self.decimals as usize, self.v)
+            } else {
+                write!(f, "{:.*}", self.decimals as usize, self.v)
+            };
+        }
+        let n = scaled as u64;
+        if self.v < 0.0 && n > 0 {
+            f.write_str("-")?;
+        } else if self.signed {
+            f.write_str("+")?;
+        }
+        write!(f, "{}", n / unit)?;
+        if self.decimals > 0 {
+            let mut frac = n % unit;
+            let mut digits = [b'0'; 16];
+            for d in (0..self.decimals as usize).rev() {
+                digits[d] = b'0' + (frac % 10) as u8;
+                frac /= 10;
+            }
+            f.write_str(".")?;
+            f.write_str(
+                std::str::from_utf8(&digits[..self.decimals as usize])
+                    .map_err(|_| std::fmt::Error)?,
+            )?;
+        }
+        Ok(())
+    }
 }
 
 fn fmt_quantity(q: f64) -> String {
@@ -104,23 +164,23 @@ fn regime_sentence(out: &mut String, decision: &TradingDecision) {
         [(only, p)] => {
             let _ = writeln!(
                 out,
-                "Regime: {only} is the only regime given ({:.1} %).",
-                p * 100.0
+                "Regime: {only} is the only regime given ({} %).",
+                fixed(p * 100.0, 1)
             );
         }
         [(first, p), rest @ ..] => {
             let margin = p - rest[0].1;
             let _ = write!(
                 out,
-                "Regime: {first} is the most likely ({:.1} %), {:.1} points ahead of ",
-                p * 100.0,
-                margin * 100.0
+                "Regime: {first} is the most likely ({} %), {} points ahead of ",
+                fixed(p * 100.0, 1),
+                fixed(margin * 100.0, 1)
             );
             for (n, (name, q)) in rest.iter().enumerate() {
                 if n > 0 {
                     out.push_str(if n + 1 == rest.len() { " and " } else { ", " });
                 }
-                let _ = write!(out, "{name} ({:.1} %)", q * 100.0);
+                let _ = write!(out, "{name} ({} %)", fixed(q * 100.0, 1));
             }
             out.push_str(if margin < 0.1 {
                 "; a close call, so the specialists' weights stay mixed.\n"
@@ -146,11 +206,11 @@ fn weights_sentence(
         if i > 0 {
             out.push_str(", ");
         }
-        let _ = write!(out, "{name} {w:.2}");
+        let _ = write!(out, "{name} {}", fixed(*w, 2));
         if !follows {
             match decision.regime_probs.get(name) {
                 Some(p) => {
-                    let _ = write!(out, " (regime probability {p:.2})");
+                    let _ = write!(out, " (regime probability {})", fixed(*p, 2));
                 }
                 None => out.push_str(" (no regime probability)"),
             }
@@ -171,9 +231,10 @@ fn weights_sentence(
         let name = specialists.names().nth(i).unwrap_or("?");
         let _ = write!(
             out,
-            " The {name} specialist contributes most to the score: {contribution:+.4} (weight {:.2} x margin {:.4}, {}).",
-            weights[i],
-            explanation.part(i).margin,
+            " The {name} specialist contributes most to the score: {} (weight {} x margin {}, {}).",
+            signed(contribution, 4),
+            fixed(weights[i], 2),
+            fixed(explanation.part(i).margin, 4),
             match specialists.objective(i) {
                 ultracore_models::Objective::BinaryLogistic => "log-odds",
                 ultracore_models::Objective::SquaredError => "regression output",
@@ -186,6 +247,26 @@ fn weights_sentence(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_point_numbers_read_as_format_does() {
+        for (v, d) in [
+            (0.0, 4),
+            (1.5, 2),
+            (-0.12345, 4),
+            (123.456789, 1),
+            (-0.00004, 4),
+            (2e20, 2),
+            (0.999_99, 4),
+            (61.25, 0),
+        ] {
+            let plain = format!("{v:.*}", d as usize).replace("-0.0000", "0.0000");
+            let sign = format!("{v:+.*}", d as usize).replace("-0.0000", "+0.0000");
+            assert_eq!(fixed(v, d).to_string(), plain, "{v}");
+            assert_eq!(signed(v, d).to_string(), sign, "{v}");
+        }
+        assert_eq!(fixed(f64::NAN, 2).to_string(), "NaN");
+    }
 
     #[test]
     fn top_features_pick_the_strongest_of_each_sign() {

@@ -259,6 +259,15 @@ impl ForensicsStore {
             path,
             topic: topic.into(),
         };
+        // 64 KiB pages (set before the first table exists; ignored on an
+        // existing file): a row is ~2.6 KB, so with the default 4 KiB pages
+        // most rows spill onto overflow pages; 64 KiB pages halve the
+        // writer's CPU per row (measured: 7.5 → 3.5 us) at the price of
+        // larger page reads on lookups (still well under a millisecond).
+        store
+            .conn
+            .execute_batch("PRAGMA page_size=65536;")
+            .map_err(store.err("setting the page size"))?;
         let mode: String = store
             .conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))

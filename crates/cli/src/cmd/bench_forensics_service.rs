@@ -322,8 +322,90 @@ async fn wait_stored(started: &Started, rows: u64, within: Duration) -> Result<(
     Ok(())
 }
 
+/// Single-thread cost of each step per decision, microseconds: where the
+/// pipeline's time goes.
+fn breakdown(bench: &Bench) -> Result<Value> {
+    let n = 20_000;
+    let records: Vec<ultracore_log::Record> = (0..n)
+        .map(|i| {
+            let (_, r) = bench.templates.record(i);
+            ultracore_log::Record {
+                topic: DECISIONS_TOPIC.into(),
+                partition: 0,
+                offset: i as u64,
+                timestamp: now_millis(),
+                key: r.key,
+                value: r.value,
+                headers: r.headers,
+            }
+        })
+        .collect();
+    let s = &bench.specialists;
+    let t = Instant::now();
+    let decoded: Vec<_> = records
+        .iter()
+        .map(ultracore_forensics::decode)
+        .collect::<Result<_, _>>()?;
+    let decode_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let mut ws = s.workspace();
+    let t = Instant::now();
+    let explained: Vec<_> = decoded
+        .iter()
+        .map(|d| s.explain(&d.decision, &mut ws))
+        .collect::<Result<_, _>>()?;
+    let explain_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let t = Instant::now();
+    let words: Vec<String> = decoded
+        .iter()
+        .zip(&explained)
+        .map(|(d, e)| ultracore_forensics::narrative(s, &d.decision, e))
+        .collect();
+    let words_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let rows: Vec<ultracore_forensics::NewExplanation> = decoded
+        .into_iter()
+        .zip(explained)
+        .zip(words)
+        .zip(&records)
+        .map(|(((d, e), w), r)| ultracore_forensics::NewExplanation {
+            decision_id: d.decision_id,
+            event_id: d.event_id,
+            decided_at: d.decision.timestamp.timestamp_millis(),
+            symbol: d.decision.symbol,
+            action: d.decision.action.as_str(),
+            model_version: d.decision.model_version,
+            explained_at: now_millis(),
+            source_partition: r.partition,
+            source_offset: r.offset,
+            decision_json: d.payload_json,
+            explanation: e,
+            narrative: w,
+        })
+        .collect();
+    let mut store = ForensicsStore::open(bench.dir.join("breakdown.sqlite"), DECISIONS_TOPIC)?;
+    store.register_models(&ultracore_forensics::ModelSet::of(s))?;
+    let t = Instant::now();
+    for chunk in rows.chunks(4_096) {
+        store.insert(s.version(), chunk)?;
+    }
+    let insert_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let row_bytes = rows
+        .iter()
+        .map(|r| r.decision_json.len() + r.narrative.len() + ultracore_forensics::encode_values(&r.explanation).len())
+        .sum::<usize>()
+        / n;
+    Ok(json!({
+        "decode_us": decode_us,
+        "shap_us": explain_us,
+        "words_us": words_us,
+        "store_insert_us": insert_us,
+        "row_bytes": row_bytes,
+    }))
+}
+
 async fn drain(bench: &Bench, b: &PipelineArgs, say: &dyn Fn(&str)) -> Result<(Value, Vec<Uuid>)> {
     let n = b.pipeline_decisions.max(1);
+    let steps = breakdown(bench)?;
+    say(&format!("single-thread cost per decision: {steps}"));
     say(&format!(
         "drain: appending {n} decisions to the embedded log"
     ));
@@ -356,6 +438,7 @@ async fn drain(bench: &Bench, b: &PipelineArgs, say: &dyn Fn(&str)) -> Result<(V
         "stored": stats.stored,
         "duplicates": stats.duplicates,
         "workers": config(b, &bench.dir).worker_threads(),
+        "single_thread_us_per_decision": steps,
     });
     say(&format!(
         "drain: {n} decisions stored in {:.2} s = {:.0} decisions/s (explain {:.1} us/decision on a worker)",
