@@ -390,7 +390,11 @@ fn breakdown(bench: &Bench) -> Result<Value> {
     let insert_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
     let row_bytes = rows
         .iter()
-        .map(|r| r.decision_json.len() + r.narrative.len() + ultracore_forensics::encode_values(&r.explanation).len())
+        .map(|r| {
+            r.decision_json.len()
+                + r.narrative.len()
+                + ultracore_forensics::encode_values(&r.explanation).len()
+        })
         .sum::<usize>()
         / n;
     Ok(json!({
