@@ -121,9 +121,33 @@ pub async fn run_services(
         ));
         let mut app = router(app_state.clone());
         if services.len() == Service::ALL.len() {
-            if let Some(decisions) = decision_service(&config, log.clone()).await? {
-                app = app.merge(ultracore_decisions::router(decisions));
-                eprintln!("trading decisions: POST /api/v1/decisions");
+            if let Some((models, decisions)) = decision_service(&config, log.clone()).await? {
+                app = app.merge(ultracore_decisions::router(decisions.clone()));
+                let forensics = ultracore_forensics::ForensicsService::new(
+                    log.clone(),
+                    ultracore_forensics::ForensicsConfig {
+                        db: config.data_dir().join("forensics.sqlite"),
+                        models_dir: models,
+                        ..Default::default()
+                    },
+                )?;
+                let mut api_state =
+                    ultracore_forensics::ApiState::new(forensics.reader()?, forensics.metrics());
+                if let Some(first) = decisions.emitter_stats() {
+                    api_state = api_state.with_emitter(Arc::new(move || {
+                        decisions.emitter_stats().unwrap_or_else(|| first.clone())
+                    }));
+                }
+                app = app.merge(ultracore_forensics::router(api_state));
+                let stopped_forensics = stopped();
+                tokio::spawn(async move {
+                    if let Err(e) = forensics.run(stopped_forensics).await {
+                        tracing::error!(error = %e, "the forensics service stopped");
+                    }
+                });
+                eprintln!(
+                    "trading decisions: POST /api/v1/decisions; forensics: GET /api/v1/forensics/{{decision_id}}, /metrics"
+                );
             }
         }
         let listener = tokio::net::TcpListener::bind(addr)
@@ -192,9 +216,11 @@ fn models_dir() -> Option<PathBuf> {
 async fn decision_service(
     config: &LogConfig,
     target: AnyLog,
-) -> Result<Option<Arc<ultracore_decisions::DecisionService>>> {
+) -> Result<Option<(PathBuf, Arc<ultracore_decisions::DecisionService>)>> {
     let Some(models) = models_dir() else {
-        eprintln!("no models directory (set ULTRACORE_MODELS_DIR): POST /api/v1/decisions is off");
+        eprintln!(
+            "no models directory (set ULTRACORE_MODELS_DIR): decisions and forensics are off"
+        );
         return Ok(None);
     };
     let engine = crate::cmd::decide::engine(&models, None)?;
@@ -206,7 +232,7 @@ async fn decision_service(
         ultracore_decisions::ServiceOptions::default(),
     )
     .await?;
-    Ok(Some(Arc::new(service)))
+    Ok(Some((models, Arc::new(service))))
 }
 
 pub async fn serve(args: &LogArgs, serve: ServeArgs) -> Result<()> {
