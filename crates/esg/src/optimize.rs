@@ -128,14 +128,14 @@ pub fn optimize(
         .checked_sub_months(Months::new(months + 1))
         .unwrap_or(NaiveDate::MIN);
     let isins: BTreeSet<String> = members.iter().map(|&i| esg_all[i].isin.clone()).collect();
-    let (series, _scan) = mesh
-        .prices(&PriceFilter {
+    let answer = mesh
+        .prices_cached(&PriceFilter {
             isins: Some(isins),
             from: Some(from),
         })
         .map_err(data_error)?;
     let tickers: Vec<String> = members.iter().map(|&i| esg_all[i].ticker.clone()).collect();
-    let provider = DataProvider::from_series(series.into_iter().map(|(_, s)| s).collect());
+    let provider = DataProvider::from_series(answer.0.iter().map(|(_, s)| s.clone()).collect());
     let prices = provider
         .price_matrix(
             &tickers,

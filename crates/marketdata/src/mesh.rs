@@ -424,9 +424,27 @@ pub struct ScanStats {
 }
 
 /// A client of the data mesh: reads the data products in a directory.
+///
+/// Answers are cached per filter (at most [`CACHED_QUERIES`], the oldest
+/// dropped first) and keyed by the file's size and modification time, so a
+/// service asked the same universe again does not re-read the file, and a
+/// replaced file is read afresh. Clones share the cache.
 #[derive(Debug, Clone)]
 pub struct DataMesh {
     dir: PathBuf,
+    cache: std::sync::Arc<std::sync::Mutex<QueryCache>>,
+}
+
+/// Price queries a [`DataMesh`] keeps answers for.
+pub const CACHED_QUERIES: usize = 64;
+
+type PriceAnswer = (Vec<(String, PriceSeries)>, ScanStats);
+
+#[derive(Debug, Default)]
+struct QueryCache {
+    /// (size, mtime) of the financial product the answers came from.
+    version: Option<(u64, std::time::SystemTime)>,
+    prices: Vec<(PriceFilter, std::sync::Arc<PriceAnswer>)>,
 }
 
 impl DataMesh {
@@ -445,7 +463,39 @@ impl DataMesh {
                 ));
             }
         }
-        Ok(DataMesh { dir })
+        Ok(DataMesh {
+            dir,
+            cache: Default::default(),
+        })
+    }
+
+    /// [`DataMesh::prices`] through the cache: the same answer, shared.
+    pub fn prices_cached(&self, filter: &PriceFilter) -> Result<std::sync::Arc<PriceAnswer>> {
+        let path = self.dir.join(FINANCIAL_PRODUCT);
+        let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
+        let version = Some((
+            meta.len(),
+            meta.modified().map_err(|e| Error::io(&path, e))?,
+        ));
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.version != version {
+                cache.version = version;
+                cache.prices.clear();
+            }
+            if let Some((_, hit)) = cache.prices.iter().find(|(f, _)| f == filter) {
+                return Ok(hit.clone());
+            }
+        }
+        let answer = std::sync::Arc::new(self.prices(filter)?);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.version == version {
+            if cache.prices.len() >= CACHED_QUERIES {
+                cache.prices.remove(0);
+            }
+            cache.prices.push((filter.clone(), answer.clone()));
+        }
+        Ok(answer)
     }
 
     pub fn dir(&self) -> &Path {

@@ -100,3 +100,27 @@ fn a_missing_product_says_how_to_build_it() {
     let e = DataMesh::open(dir.path()).unwrap_err().to_string();
     assert!(e.contains("ultracore mesh build"), "{e}");
 }
+
+#[test]
+fn cached_price_answers_are_shared_until_the_file_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let series = shipped();
+    build_products(&series, dir.path()).unwrap();
+    let mesh = DataMesh::open(dir.path()).unwrap();
+    let filter = PriceFilter {
+        isins: None,
+        from: Some(NaiveDate::from_ymd_opt(2020, 1, 1).unwrap()),
+    };
+    let first = mesh.prices_cached(&filter).unwrap();
+    assert_eq!(first.0, mesh.prices(&filter).unwrap().0);
+    let again = mesh.clone().prices_cached(&filter).unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&first, &again),
+        "a repeated query re-read the file"
+    );
+    // A replaced product (fewer instruments) is read afresh.
+    build_products(&series[..3], dir.path()).unwrap();
+    let fresh = mesh.prices_cached(&filter).unwrap();
+    assert_eq!(fresh.0.len(), 3);
+    assert!(first.0.len() > 3);
+}
