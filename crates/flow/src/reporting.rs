@@ -110,89 +110,125 @@ impl<L: EventLog> Recorder<L> {
     /// Records one fact (an envelope from either topic). Returns whether the
     /// aggregate changed.
     pub async fn record(&mut self, env: &RawEnvelope) -> Result<bool> {
-        let Some((portfolio_id, command)) = command_for(env) else {
+        let Some((portfolio_id, _)) = command_for(env) else {
             return Ok(false);
         };
-        let waiting_since = std::time::Instant::now();
-        let mut attempt = 0;
-        while attempt < ATTEMPTS {
-            attempt += 1;
-            let loaded = self.store.load::<Portfolio>(&portfolio_id).await?;
+        let (recorded, unchanged) =
+            record_group(&self.store, &portfolio_id, std::slice::from_ref(env)).await?;
+        self.recorded += recorded;
+        self.unchanged += unchanged;
+        Ok(recorded > 0)
+    }
+}
+
+/// Records the facts of one portfolio (in order) with one durable append.
+/// Returns (facts recorded, facts the aggregate already had).
+async fn record_group<L: EventLog>(
+    store: &EventStore<L>,
+    portfolio_id: &str,
+    facts: &[RawEnvelope],
+) -> Result<(u64, u64)> {
+    let waiting_since = std::time::Instant::now();
+    let mut attempt = 0;
+    'attempts: while attempt < ATTEMPTS {
+        attempt += 1;
+        let loaded = store.load::<Portfolio>(portfolio_id).await?;
+        let mut state = loaded.state.clone();
+        let mut envelopes = Vec::new();
+        let (mut recorded, mut unchanged) = (0, 0);
+        for env in facts {
+            let Some((_, command)) = command_for(env) else {
+                continue;
+            };
             if let PortfolioCommand::RecordOrders(o) = &command {
-                let answered = loaded
-                    .state
+                let answered = state
                     .requests
                     .get(&o.staged.request_id)
                     .is_some_and(|r| r.status != crate::RequestStatus::Pending);
                 if !answered && waiting_since.elapsed() < ORDERS_WAIT {
                     attempt -= 1;
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    continue;
+                    continue 'attempts;
                 }
                 if !answered {
                     tracing::warn!(request_id = %o.staged.request_id, "orders recorded before their request's answer");
                 }
             }
-            let events = match loaded.state.handle(command.clone()) {
+            let events = match state.handle(command) {
                 Ok(events) => events,
                 Err(e) => {
                     tracing::warn!(event_id = %env.event_id, error = %e, "fact not recorded");
-                    return Ok(false);
+                    continue;
                 }
             };
             if events.is_empty() {
-                self.unchanged += 1;
-                return Ok(false);
+                unchanged += 1;
+                continue;
             }
-            let builder = EnvelopeBuilder::new(Portfolio::TYPE, portfolio_id.clone())
+            recorded += 1;
+            let builder = EnvelopeBuilder::new(Portfolio::TYPE, portfolio_id.to_owned())
                 .correlation_id(
                     env.correlation_id
                         .clone()
                         .unwrap_or_else(|| env.event_id.to_string()),
                 )
                 .causation_id(env.event_id);
-            let envelopes = events
-                .into_iter()
-                .enumerate()
-                .map(|(i, e)| {
-                    let mut built = builder.build(e);
-                    built.event_id = derived_id(env.event_id, b"portfolio", i as u8);
-                    built
-                })
-                .collect();
-            match self
-                .store
-                .append::<Portfolio>(&portfolio_id, Expected::Exact(loaded.version), envelopes)
-                .await
-            {
-                Ok(saved) => {
-                    if saved.stored > 0 {
-                        self.recorded += 1;
-                    } else {
-                        self.unchanged += 1;
-                    }
-                    return Ok(saved.stored > 0);
-                }
-                Err(ultracore_es::Error::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
+            for (i, e) in events.into_iter().enumerate() {
+                state.apply(&e);
+                let mut built = builder.build(e);
+                built.event_id = derived_id(env.event_id, b"portfolio", i as u8);
+                envelopes.push(built);
             }
         }
-        Err(Error::Contended(portfolio_id))
+        if envelopes.is_empty() {
+            return Ok((0, unchanged));
+        }
+        match store
+            .append::<Portfolio>(portfolio_id, Expected::Exact(loaded.version), envelopes)
+            .await
+        {
+            Ok(saved) if saved.stored > 0 => return Ok((recorded, unchanged)),
+            Ok(_) => return Ok((0, unchanged + recorded)),
+            Err(ultracore_es::Error::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
+    Err(Error::Contended(portfolio_id.to_owned()))
 }
 
 impl<L: EventLog> BatchHandler for Recorder<L> {
+    /// The batch's facts grouped by portfolio (in log order within each),
+    /// the portfolios recorded concurrently, so their appends share the
+    /// log's group commits.
     async fn handle(&mut self, records: &[Record]) -> Result<()> {
+        let mut groups: Vec<(String, Vec<RawEnvelope>)> = Vec::new();
         for record in records {
-            match RawEnvelope::from_bytes(&record.value) {
-                Ok(env) => {
-                    self.record(&env).await?;
-                }
+            let env = match RawEnvelope::from_bytes(&record.value) {
+                Ok(env) => env,
                 // The optimization service dead-letters what it cannot read.
                 Err(e) => {
-                    tracing::debug!(topic = %record.topic, offset = record.offset, error = %e, "record skipped")
+                    tracing::debug!(topic = %record.topic, offset = record.offset, error = %e, "record skipped");
+                    continue;
                 }
+            };
+            let Some((pid, _)) = command_for(&env) else {
+                continue;
+            };
+            match groups.iter_mut().find(|(p, _)| *p == pid) {
+                Some((_, facts)) => facts.push(env),
+                None => groups.push((pid, vec![env])),
             }
+        }
+        let store = &self.store;
+        let outcomes = futures::future::try_join_all(
+            groups
+                .iter()
+                .map(|(pid, facts)| record_group(store, pid, facts)),
+        )
+        .await?;
+        for (recorded, unchanged) in outcomes {
+            self.recorded += recorded;
+            self.unchanged += unchanged;
         }
         Ok(())
     }

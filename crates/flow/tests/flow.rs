@@ -137,7 +137,7 @@ async fn happy_path_and_failures<L: EventLog>(log: L, db_dir: &Path, mesh_dir: &
         assert!(o.units >= 1 && o.notional >= 100.0, "{o:?}");
         let trade = result.trades.iter().find(|t| t.ticker == o.ticker).unwrap();
         assert!(
-            o.units as f64 <= trade.units.abs() + 1e-9,
+            o.units as f64 <= trade.units.abs() + 1e-6,
             "{o:?} exceeds {trade:?}"
         );
         assert_eq!(o.status, "staged");

@@ -39,6 +39,10 @@ pub struct FlowBench {
     /// Length of the throughput phase.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Run the optimization service alone (no reporting, execution or
+    /// notification competing for the cores and the log).
+    #[arg(long)]
+    only_optimization: bool,
     #[arg(long)]
     json: bool,
 }
@@ -112,7 +116,13 @@ pub async fn run(args: &LogArgs, b: FlowBench) -> Result<()> {
     db_config.data_dir = Some(scratch.path().to_path_buf());
     let db = open_database(&db_config)?;
     let mesh = open_mesh(&scratch.path().join("mesh"))?;
-    let flow = Flow::start(log.clone(), db, FlowOptions::all(mesh)).await?;
+    let options = if b.only_optimization {
+        FlowOptions::only(&[ultracore_flow::Service::Optimization], Some(mesh))
+    } else {
+        FlowOptions::all(mesh)
+    };
+    let services = options.services.len();
+    let flow = Flow::start(log.clone(), db, options).await?;
     let waiters: Waiters = Arc::default();
     let since = chrono::Utc::now().timestamp_millis() - 1000;
     let router = tokio::spawn(route_answers(log.clone(), waiters.clone(), since));
@@ -156,6 +166,7 @@ pub async fn run(args: &LogArgs, b: FlowBench) -> Result<()> {
     let out = json!({
         "backend": log.kind(),
         "assets": 20,
+        "services": services,
         "requests": b.requests,
         "p50_ms": micros(&sequential, 0.5),
         "p99_ms": micros(&sequential, 0.99),
@@ -172,8 +183,13 @@ pub async fn run(args: &LogArgs, b: FlowBench) -> Result<()> {
         return Ok(());
     }
     println!(
-        "ESG optimization flow on the {} log, 20 assets, every service in this process:",
-        log.kind()
+        "ESG optimization flow on the {} log, 20 assets, {} in this process:",
+        log.kind(),
+        if b.only_optimization {
+            "the optimization service alone"
+        } else {
+            "every service"
+        }
     );
     let rows = vec![
         vec![
