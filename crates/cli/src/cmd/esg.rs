@@ -3,15 +3,11 @@
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use ultracore_esg::{
-    ensure_topic, request_envelope, EsgPortfolioEvent, OptimizationRequest, OptimizationService,
-    TOPIC,
-};
-use ultracore_log::{Consumer, ConsumerOptions, Envelope, EventLog, EventLogExt, Seek};
+use ultracore_esg::{EsgPortfolioEvent, OptimizationRequest, OptimizationService, TOPIC};
 use ultracore_log_any::{Access, AnyLog};
 use ultracore_marketdata::mesh::DataMesh;
 
@@ -132,9 +128,7 @@ pub async fn run(args: &LogArgs, command: EsgCommand) -> Result<()> {
         serde_json::from_value(value).context("the request does not match the request schema")?;
     let request_id = request.request_id;
     let log = AnyLog::open(&args.config(), Access::Write).await?;
-    ensure_topic(&log).await?;
-    let envelope = request_envelope(request);
-    let ack = log.append_one(TOPIC, envelope.to_record()).await?;
+    let ack = ultracore_flow::submit(&log, request).await?;
     eprintln!(
         "submitted request {request_id} ({}:{}@{})",
         TOPIC, ack.partition, ack.offset
@@ -146,36 +140,19 @@ pub async fn run(args: &LogArgs, command: EsgCommand) -> Result<()> {
         );
         return Ok(());
     };
-    let mut consumer = log
-        .consumer(ConsumerOptions::new(
-            format!("esg-submit-{}", uuid::Uuid::now_v7()),
-            [TOPIC],
-        ))
-        .await?;
-    consumer.seek(Seek::Timestamp(ack.timestamp)).await?;
-    let deadline = Instant::now() + Duration::from_secs(wait);
-    while Instant::now() < deadline {
-        for record in consumer.poll(256, Duration::from_millis(200)).await? {
-            let Ok(env) = Envelope::<EsgPortfolioEvent>::from_record(&record) else {
-                continue;
-            };
-            let answered = match &env.payload {
-                EsgPortfolioEvent::Completed(c) => c.request_id == request_id,
-                EsgPortfolioEvent::Failed(f) => f.request_id == request_id,
-                EsgPortfolioEvent::Requested(_) => false,
-            };
-            if answered {
-                println!("{}", serde_json::to_string(&env.to_raw())?);
-                return match env.payload {
-                    EsgPortfolioEvent::Failed(f) => bail!(
-                        "optimization failed: {}{}",
-                        f.field.map(|x| format!("{x}: ")).unwrap_or_default(),
-                        f.reason
-                    ),
-                    _ => Ok(()),
-                };
-            }
-        }
+    let answer =
+        ultracore_flow::await_answer(&log, request_id, ack.timestamp, Duration::from_secs(wait))
+            .await?;
+    if let Some(env) = answer {
+        println!("{}", serde_json::to_string(&env.to_raw())?);
+        return match env.payload {
+            EsgPortfolioEvent::Failed(f) => bail!(
+                "optimization failed: {}{}",
+                f.field.map(|x| format!("{x}: ")).unwrap_or_default(),
+                f.reason
+            ),
+            _ => Ok(()),
+        };
     }
     bail!("no answer to request {request_id} within {wait} s: is `ultracore service optimization` running against this log?")
 }
