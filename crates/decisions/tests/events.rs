@@ -177,9 +177,12 @@ async fn events_land_on_kafka() -> common::TestResult {
         eprintln!("ULTRACORE_TEST_KAFKA is not set (scripts/test.sh sets it): skipped");
         return Ok(());
     };
-    let log =
-        ultracore_log_kafka::KafkaLog::connect(ultracore_log_kafka::KafkaConfig::new(servers))
-            .await?;
+    // A topic prefix of this run's own: other runs' decisions are not read.
+    let topics = format!("dec{}.", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+    let log = ultracore_log_kafka::KafkaLog::connect(
+        ultracore_log_kafka::KafkaConfig::new(servers).with_prefix(topics),
+    )
+    .await?;
     for topic in ultracore_decisions::TOPICS {
         log.ensure_topic(&TopicSpec::new(topic, 3)).await?;
     }
