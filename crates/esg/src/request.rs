@@ -4,7 +4,15 @@
 use crate::events::OptimizationRequest;
 use crate::optimize::Failure;
 
-pub(crate) fn validate(r: &OptimizationRequest) -> Result<(), Failure> {
+/// Checks a request's fields before any data is read (identifiers, amounts,
+/// weights, holdings given one way). Instruments are checked against the
+/// data products later, by [`optimize`](crate::optimize).
+///
+/// # Errors
+///
+/// The first problem found, with the field at fault
+/// (`portfolio.holdings[2].weight`, …).
+pub fn validate(r: &OptimizationRequest) -> Result<(), Failure> {
     let bad = |field: &str, reason: String| Err(Failure::field(field, reason));
     if r.portfolio_id.trim().is_empty() || r.portfolio_id.len() > 128 {
         return bad("portfolio_id", "must be 1 to 128 characters".into());
