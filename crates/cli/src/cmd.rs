@@ -9,4 +9,5 @@ pub mod es;
 pub mod esg;
 pub mod events;
 pub mod forensics;
+pub mod mcp;
 pub mod mesh;

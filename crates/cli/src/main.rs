@@ -8,6 +8,7 @@
 //! - `cmd/demo`: `ultracore demo`: the guided end-to-end run.
 //! - `emit`: publishing a command's events without making it wait.
 //! - `cmd/forensics`: `ultracore forensics explain`: SHAP values of a tree model's predictions.
+//! - `cmd/mcp`: `ultracore mcp`: the MCP server for AI agents, on stdio.
 //! - `output`: tables for humans.
 
 use std::path::PathBuf;
@@ -128,6 +129,13 @@ enum Command {
     /// Explain tree-model predictions (SHAP values).
     #[command(subcommand)]
     Forensics(cmd::forensics::ForensicsCommand),
+    /// Serve UltraCore's tools to AI agents over MCP on stdin/stdout
+    /// (optimize_portfolio_esg, get_optimization_result,
+    /// calculate_risk_metrics). On the embedded log it also runs the
+    /// optimization service. Logs go to stderr.
+    ///
+    /// Example: ultracore --data-dir /var/lib/ultracore mcp --mesh /var/lib/ultracore/mesh
+    Mcp(cmd::mcp::McpArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -172,6 +180,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Esg(c) => cmd::esg::run(&cli.log, c).await,
             Command::Service(c) => cmd::esg::service(&cli.log, c).await,
             Command::Forensics(c) => cmd::forensics::run(c),
+            Command::Mcp(a) => cmd::mcp::run(&cli.log, a).await,
         }
     })
 }

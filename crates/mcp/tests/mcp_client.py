@@ -3,6 +3,10 @@
     mcp_client.py stdio CHECKS.json -- ULTRACORE [ARGS...]   start `ULTRACORE ARGS...` and talk over stdio
     mcp_client.py http CHECKS.json URL                       talk streamable HTTP to URL (…/mcp)
 
+MCP_CLIENT_MODE=legacy forces the initialize handshake of the protocol
+versions before 2026-07-28 (what most deployed clients speak); by default
+the SDK discovers the server and speaks the newest version both know.
+
 CHECKS.json holds what the caller computed independently:
     {"risk": {"request": {...calculate_risk_metrics arguments...},
               "assets": {...what `ultracore risk --json` printed for them...}}}
@@ -15,6 +19,7 @@ with the reason on stderr; on success a JSON summary goes to stdout.
 
 import json
 import math
+import os
 import sys
 import time
 
@@ -196,7 +201,7 @@ async def main(argv):
         server = argv[2]
     try:
         with anyio.fail_after(180):
-            async with Client(server) as client:
+            async with Client(server, mode=os.environ.get("MCP_CLIENT_MODE", "auto")) as client:
                 log(f"connected over {mode}, protocol {client.protocol_version}")
                 summary = await exercise(client, checks)
                 summary["protocol_version"] = client.protocol_version
