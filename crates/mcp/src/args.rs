@@ -68,7 +68,7 @@ pub(crate) fn parse<T: DeserializeOwned>(value: Value) -> Result<T, Failure> {
         let reason = e.into_inner().to_string();
         if path == "." || path.is_empty() {
             // At the top level serde's message already names the field
-            // ("missing field `portfolio_id`", "unknown field `foo`").
+            // ("missing field `portfolio_id`").
             Failure::general(reason)
         } else {
             Failure::field(&path, reason)
@@ -120,10 +120,13 @@ mod tests {
         let e = parse::<Outer>(json!({"inner": [{"units": 1}, {"units": "x"}]})).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("inner[1].units"));
         assert!(e.reason.contains("invalid type"), "{e}");
+        // An unknown field's path is the field itself.
         let e = parse::<Outer>(json!({"inner": [], "other": 1})).unwrap_err();
-        assert_eq!(e.field, None);
+        assert_eq!(e.field.as_deref(), Some("other"));
         assert!(e.reason.contains("unknown field `other`"), "{e}");
+        // A missing one is named by serde's message at the top level.
         let e = parse::<Outer>(json!({})).unwrap_err();
+        assert_eq!(e.field, None);
         assert!(e.reason.contains("missing field `inner`"), "{e}");
     }
 

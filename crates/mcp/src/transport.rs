@@ -56,9 +56,12 @@ pub async fn serve_stdio<L: EventLog>(
 
 /// The streamable HTTP endpoint of `server`, for an axum 0.8 router:
 ///
-/// ```ignore
-/// let mcp = ultracore_mcp::http_service(server, HttpConfig::default());
-/// let app = axum::Router::new().nest_service("/mcp", mcp);
+/// ```no_run
+/// use ultracore_mcp::{http_service, HttpConfig, McpServer};
+///
+/// fn routes<L: ultracore_log::EventLog>(server: McpServer<L>) -> axum::Router {
+///     axum::Router::new().nest_service("/mcp", http_service(server, HttpConfig::default()))
+/// }
 /// ```
 ///
 /// Each MCP session gets a clone of `server`. Cancel
