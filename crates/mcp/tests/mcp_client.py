@@ -185,6 +185,17 @@ async def exercise(client, checks):
     return summary
 
 
+def first_check_failed(e):
+    """The CheckFailed in `e` or in the exception groups around it."""
+    if isinstance(e, CheckFailed):
+        return e
+    for inner in getattr(e, "exceptions", ()):
+        found = first_check_failed(inner)
+        if found is not None:
+            return found
+    return None
+
+
 async def main(argv):
     if len(argv) < 3 or argv[0] not in ("stdio", "http"):
         print(__doc__, file=sys.stderr)
@@ -205,8 +216,11 @@ async def main(argv):
                 log(f"connected over {mode}, protocol {client.protocol_version}")
                 summary = await exercise(client, checks)
                 summary["protocol_version"] = client.protocol_version
-    except CheckFailed as e:
-        print(f"[mcp_client] CHECK FAILED: {e}", file=sys.stderr, flush=True)
+    except Exception as e:  # the SDK's task groups wrap what the checks raise
+        failed = first_check_failed(e)
+        if failed is None:
+            raise
+        print(f"[mcp_client] CHECK FAILED: {failed}", file=sys.stderr, flush=True)
         return 1
     print(json.dumps(summary))
     return 0
