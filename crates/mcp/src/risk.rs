@@ -6,6 +6,8 @@
 //! groups) and aligned exactly as `ultracore risk` aligns a price file:
 //! common dates only, then the lookback from the last common date. So the
 //! figures equal `ultracore risk --json` on the prices the mesh was built from.
+//! Tickers are resolved to ISINs through the ESG product, the mesh's list of
+//! instruments (the financial product is keyed and sorted by ISIN).
 
 use std::collections::{BTreeMap, BTreeSet};
 
