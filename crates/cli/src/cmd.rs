@@ -3,6 +3,7 @@
 pub mod analytics;
 pub mod bench;
 pub mod bench_es;
+pub mod bench_flow;
 pub mod bench_forensics;
 pub mod demo;
 pub mod es;
@@ -11,3 +12,4 @@ pub mod events;
 pub mod forensics;
 pub mod mcp;
 pub mod mesh;
+pub mod serve;

@@ -6,6 +6,7 @@
 //! - `cmd/es`: `ultracore events replay`, `ultracore projections …`.
 //! - `cmd/bench`: `ultracore bench …`: benchmarks that print figures.
 //! - `cmd/demo`: `ultracore demo`: the guided end-to-end run.
+//! - `cmd/serve`: `ultracore serve` and `ultracore service …`: the API and the flow's services.
 //! - `emit`: publishing a command's events without making it wait.
 //! - `cmd/forensics`: `ultracore forensics explain`: SHAP values of a tree model's predictions.
 //! - `cmd/mcp`: `ultracore mcp`: the MCP server for AI agents, on stdio.
@@ -114,6 +115,12 @@ enum Command {
     /// ESG portfolio optimization requests.
     #[command(subcommand)]
     Esg(cmd::esg::EsgCommand),
+    /// Run the HTTP API and every service (optimization, reporting,
+    /// execution, notification) in one process, on the embedded log or on
+    /// Kafka when configured.
+    ///
+    /// Example: ultracore serve --addr 127.0.0.1:8080
+    Serve(cmd::serve::ServeArgs),
     /// Run one service alone (scale out by running several against Kafka).
     #[command(subcommand)]
     Service(cmd::esg::ServiceCommand),
@@ -178,6 +185,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Etf(c) => cmd::analytics::etf(c),
             Command::Mesh(c) => cmd::mesh::run(c),
             Command::Esg(c) => cmd::esg::run(&cli.log, c).await,
+            Command::Serve(a) => cmd::serve::serve(&cli.log, a).await,
             Command::Service(c) => cmd::esg::service(&cli.log, c).await,
             Command::Forensics(c) => cmd::forensics::run(c),
             Command::Mcp(a) => cmd::mcp::run(&cli.log, a).await,

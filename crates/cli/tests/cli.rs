@@ -30,37 +30,62 @@ fn sample(name: &str) -> String {
 }
 
 #[test]
-fn demo_publishes_and_reads_back_events() {
+fn demo_runs_the_optimization_flow_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
-    let first = ok(ultracore(dir.path(), &["demo", "--json"]));
-    let events: Vec<Value> = first
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(events.len(), 5);
-    assert!(events
-        .iter()
-        .all(|e| e["event_type"] == "etf_data_collected"));
-    // A second run reads only its own new events: the group's offsets were committed.
-    assert_eq!(
-        ok(ultracore(dir.path(), &["demo", "--json"]))
-            .lines()
-            .count(),
-        5
-    );
+    let out = ok(ultracore(dir.path(), &["demo", "--json"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    let completed: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(completed["event_type"], "portfolio_optimization_completed");
+    assert_eq!(completed["aggregate_id"], "pf-demo");
+    let payload = &completed["payload"];
+    let total: f64 = payload["weights"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|w| w.as_f64().unwrap())
+        .sum();
+    assert!((total - 1.0).abs() < 1e-6, "weights sum to {total}");
+    assert!(payload["after"]["esg_score"].as_f64().unwrap() >= 60.0 - 1e-6);
+    assert_eq!(payload["esg_data_synthetic"], true);
+
+    // The human form prints the result, the staged orders and the events, and
+    // a second run adds to the same portfolio's history.
+    let text = ok(ultracore(dir.path(), &["demo"]));
+    for needle in [
+        "Before and after:",
+        "Orders staged by the execution service",
+        "Notification: Portfolio pf-demo optimized",
+        "trade_orders_staged",
+        "orders_staged",
+        "SYNTHETIC",
+    ] {
+        assert!(text.contains(needle), "no '{needle}' in:\n{text}");
+    }
     let topics: Value =
         serde_json::from_str(&ok(ultracore(dir.path(), &["events", "topics", "--json"]))).unwrap();
-    assert_eq!(topics[0]["topic"], "etf-data-events");
-    assert_eq!(topics[0]["records"], 10);
-    let lag: Value = serde_json::from_str(&ok(ultracore(
+    let count = |name: &str| {
+        topics
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["topic"] == name)
+            .map(|t| t["records"].as_u64().unwrap())
+    };
+    assert_eq!(count("esg-portfolio-events"), Some(4), "{topics}");
+    assert_eq!(count("es.Portfolio"), Some(6), "{topics}");
+    let replay: Value = serde_json::from_str(&ok(ultracore(
         dir.path(),
-        &["events", "lag", "--group", "demo-reader", "--json"],
+        &[
+            "events",
+            "replay",
+            "--aggregate",
+            "Portfolio/pf-demo",
+            "--json",
+        ],
     )))
     .unwrap();
-    assert!(
-        lag.as_array().unwrap().iter().all(|r| r["lag"] == 0),
-        "{lag}"
-    );
+    assert_eq!(replay["version"], 6, "{replay}");
 }
 
 #[test]

@@ -157,7 +157,7 @@ impl<L: EventLog> Follower<L> {
     }
 
     /// The end of every partition: (topic, partition) → (log start, high watermark).
-    pub(crate) async fn ends(&self, log: &L) -> Result<BTreeMap<(String, u32), (u64, u64)>> {
+    pub(crate) async fn ends(&mut self, log: &L) -> Result<BTreeMap<(String, u32), (u64, u64)>> {
         let mut out = BTreeMap::new();
         for t in &self.topics {
             let info = match log.describe_topic(t).await {

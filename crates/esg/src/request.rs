@@ -4,9 +4,11 @@
 use crate::events::OptimizationRequest;
 use crate::optimize::Failure;
 
-/// Checks a request's fields before any data is read (identifiers, amounts,
-/// weights, holdings given one way). Instruments are checked against the
-/// data products later, by [`optimize`](crate::optimize).
+/// Checks a request's shape and ranges before any data is read
+/// (identifiers, amounts, weights, holdings given one way): the API rejects
+/// what fails here with 422 and the MCP tool with a tool error, before
+/// anything is published. Instruments are checked against the data products
+/// later, by [`optimize`](crate::optimize).
 ///
 /// # Errors
 ///

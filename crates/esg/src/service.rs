@@ -59,6 +59,32 @@ pub async fn ensure_topic<L: EventLog>(log: &L) -> ultracore_log::Result<()> {
         .map(drop)
 }
 
+/// Runs the optimizations of a batch on up to this many threads.
+fn parallelism() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Test hook: `ULTRACORE_FAILPOINT=optimization.after_consume=MILLIS` pauses
+/// the service after it has consumed and optimized a batch, before it
+/// publishes the answers; `optimization.after_publish=MILLIS` after the
+/// answers are durable, before the offsets are committed. A test kills the
+/// service during the pause.
+async fn failpoint(name: &str) {
+    let Ok(spec) = std::env::var("ULTRACORE_FAILPOINT") else {
+        return;
+    };
+    let Some(millis) = spec
+        .strip_prefix(name)
+        .and_then(|rest| rest.strip_prefix('='))
+        .and_then(|m| m.trim().parse().ok())
+    else {
+        return;
+    };
+    tracing::warn!(millis, "failpoint {name}: pausing");
+    eprintln!("failpoint {name}: pausing {millis} ms");
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+}
+
 #[derive(Debug)]
 pub struct OptimizationService<L: EventLog> {
     log: L,
@@ -105,6 +131,30 @@ impl<L: EventLog> OptimizationService<L> {
         Ok(self.stats)
     }
 
+    /// Optimizes the requests on the blocking pool, at most one per core at a time.
+    async fn optimize_all(
+        &self,
+        pending: &[(Box<OptimizationRequest>, String, Uuid)],
+    ) -> ultracore_log::Result<Vec<Result<crate::OptimizationResult, crate::Failure>>> {
+        let mut out = Vec::with_capacity(pending.len());
+        for chunk in pending.chunks(parallelism()) {
+            let tasks: Vec<_> = chunk
+                .iter()
+                .map(|(request, _, _)| {
+                    let mesh = self.mesh.clone();
+                    let request = request.clone();
+                    tokio::task::spawn_blocking(move || optimize(&mesh, &request))
+                })
+                .collect();
+            for task in tasks {
+                out.push(task.await.map_err(|e| {
+                    ultracore_log::Error::Unavailable(format!("optimization task failed: {e}"))
+                })?);
+            }
+        }
+        Ok(out)
+    }
+
     fn remember(&mut self, id: Uuid) {
         if self.answered.insert(id) {
             self.order.push_back(id);
@@ -117,9 +167,11 @@ impl<L: EventLog> OptimizationService<L> {
     }
 
     /// Handles a batch and returns the positions to commit. Errors only
-    /// when the log fails (nothing is committed then).
+    /// when the log fails (nothing is committed then). The batch's
+    /// requests are optimized in parallel (one task per core); answers are
+    /// appended in request order.
     pub async fn handle(&mut self, records: &[Record]) -> ultracore_log::Result<Vec<Position>> {
-        let mut answers = Vec::new();
+        let mut pending = Vec::new();
         for record in records {
             let Some(env) =
                 decode_or_dead_letter::<L, EsgPortfolioEvent>(&self.log, record).await?
@@ -142,14 +194,18 @@ impl<L: EventLog> OptimizationService<L> {
                 self.stats.duplicates_skipped += 1;
                 continue;
             }
+            self.remember(request.request_id);
+            let correlation = env
+                .correlation_id
+                .clone()
+                .unwrap_or_else(|| request.request_id.to_string());
+            pending.push((request, correlation, env.event_id));
+        }
+        let outcomes = self.optimize_all(&pending).await?;
+        let mut answers = Vec::with_capacity(pending.len());
+        for ((request, correlation, cause), outcome) in pending.into_iter().zip(outcomes) {
             let request_id = request.request_id;
             let portfolio_id = request.portfolio_id.clone();
-            let mesh = self.mesh.clone();
-            let outcome = tokio::task::spawn_blocking(move || optimize(&mesh, &request))
-                .await
-                .map_err(|e| {
-                    ultracore_log::Error::Unavailable(format!("optimization task failed: {e}"))
-                })?;
             let event = match outcome {
                 Ok(result) => {
                     self.stats.completed += 1;
@@ -168,39 +224,17 @@ impl<L: EventLog> OptimizationService<L> {
                 }
             };
             let mut answer = EnvelopeBuilder::new(AGGREGATE_TYPE, portfolio_id)
-                .correlation_id(
-                    env.correlation_id
-                        .clone()
-                        .unwrap_or_else(|| request_id.to_string()),
-                )
-                .causation_id(env.event_id)
+                .correlation_id(correlation)
+                .causation_id(cause)
                 .build(event);
             answer.event_id = completion_event_id(request_id);
             answers.push(answer.to_record());
-            self.remember(request_id);
         }
         if !answers.is_empty() {
+            failpoint("optimization.after_consume").await;
             self.log.append(TOPIC, answers).await?;
+            failpoint("optimization.after_publish").await;
         }
-        Ok(next_positions(records))
+        Ok(Position::after(records))
     }
-}
-
-/// The position after the last record of each partition in the batch.
-fn next_positions(records: &[Record]) -> Vec<Position> {
-    let mut out: Vec<Position> = Vec::new();
-    for r in records {
-        match out
-            .iter_mut()
-            .find(|p| p.topic == r.topic && p.partition == r.partition)
-        {
-            Some(p) => p.offset = p.offset.max(r.offset + 1),
-            None => out.push(Position {
-                topic: r.topic.clone(),
-                partition: r.partition,
-                offset: r.offset + 1,
-            }),
-        }
-    }
-    out
 }

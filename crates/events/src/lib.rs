@@ -5,7 +5,8 @@
 //!
 //! # Layout
 //!
-//! - `portfolio`: `portfolio-events` — `portfolio_optimized`, `risk_metrics_calculated`.
+//! - `portfolio`: `portfolio-events` — `portfolio_optimized`, `risk_metrics_calculated`,
+//!   `trade_orders_staged`.
 //! - `query`: `query-events` — `price_data_queried`.
 //! - `trading`: `trading_decisions`, `model_updates`, `regime_changes`,
 //!   `risk_decisions` — one event type each.

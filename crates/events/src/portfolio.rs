@@ -18,11 +18,13 @@ pub const AGGREGATE_TYPE: &str = "Portfolio";
 pub enum PortfolioEvent {
     RiskMetricsCalculated(RiskMetricsCalculated),
     PortfolioOptimized(PortfolioOptimized),
+    TradeOrdersStaged(TradeOrdersStaged),
 }
 
 event_family_v1!(PortfolioEvent {
     RiskMetricsCalculated => "risk_metrics_calculated",
     PortfolioOptimized => "portfolio_optimized",
+    TradeOrdersStaged => "trade_orders_staged",
 });
 
 /// Daily-return statistics annualised over 252 days (empyrical's definitions).
@@ -140,4 +142,43 @@ mod tests {
             Err(DecodeError::PayloadMismatch { .. })
         ));
     }
+}
+
+/// The execution service staged orders for a completed ESG optimization:
+/// whole units, at least the minimum order size; nothing is sent to a
+/// market yet (status `staged`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TradeOrdersStaged {
+    pub request_id: String,
+    pub portfolio_id: String,
+    pub orders: Vec<StagedOrder>,
+    /// Trades of the optimization that did not become orders, and why.
+    pub skipped: Vec<SkippedTrade>,
+    /// Sum of the orders' notionals (buys and sells).
+    pub total_notional: f64,
+}
+
+/// One staged order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StagedOrder {
+    /// Derived from the request id and the ticker, so staging twice yields the same id.
+    pub order_id: String,
+    pub ticker: String,
+    pub isin: String,
+    /// `buy` or `sell`.
+    pub side: String,
+    /// Whole units (rounded towards zero from the optimization's trade).
+    pub units: u64,
+    /// The latest close the optimization used.
+    pub reference_price: f64,
+    pub notional: f64,
+    /// `staged` when published.
+    pub status: String,
+}
+
+/// A trade left out of the orders.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkippedTrade {
+    pub ticker: String,
+    pub reason: String,
 }

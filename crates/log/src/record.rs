@@ -122,6 +122,28 @@ pub struct Position {
     pub offset: u64,
 }
 
+impl Position {
+    /// The positions to commit after handling `records`: per topic and
+    /// partition, the offset after the last record of the batch.
+    pub fn after(records: &[Record]) -> Vec<Position> {
+        let mut out: Vec<Position> = Vec::new();
+        for r in records {
+            match out
+                .iter_mut()
+                .find(|p| p.topic == r.topic && p.partition == r.partition)
+            {
+                Some(p) => p.offset = p.offset.max(r.offset + 1),
+                None => out.push(Position {
+                    topic: r.topic.clone(),
+                    partition: r.partition,
+                    offset: r.offset + 1,
+                }),
+            }
+        }
+        out
+    }
+}
+
 /// How long a topic keeps records. Whole segments are deleted once every
 /// record in them is older than `max_age`, or while the partition is larger
 /// than `max_bytes`; the active segment is never deleted.

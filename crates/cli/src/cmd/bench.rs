@@ -42,6 +42,13 @@ pub enum BenchCommand {
     ///
     /// Example: ultracore bench forensics --json
     Forensics(crate::cmd::bench_forensics::ForensicsBench),
+    /// The ESG optimization flow: request → completed latency p50/p99 for a
+    /// 20-asset request sent one at a time, and sustained optimizations/s
+    /// with concurrent clients (every service in this process; a fresh
+    /// embedded log unless Kafka is configured).
+    ///
+    /// Example: ultracore bench flow --requests 300 --clients 8 --seconds 10 --json
+    Flow(crate::cmd::bench_flow::FlowBench),
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +107,7 @@ pub async fn run(args: &LogArgs, command: BenchCommand) -> Result<()> {
         BenchCommand::Optimize(b) => optimize_bench(b),
         BenchCommand::Es(b) => crate::cmd::bench_es::run(args, b).await,
         BenchCommand::Forensics(b) => crate::cmd::bench_forensics::run(b),
+        BenchCommand::Flow(b) => crate::cmd::bench_flow::run(args, b).await,
     }
 }
 

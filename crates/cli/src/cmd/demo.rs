@@ -1,133 +1,320 @@
-//! `ultracore demo`: publishes a handful of events to the log, reads them
-//! back as a consumer group and prints them.
+//! `ultracore demo`: the headline flow end to end on the configured log
+//! (the embedded one by default). It starts the optimization, reporting,
+//! execution and notification services in this process, publishes an ESG
+//! optimization request for a sample portfolio, waits for the completion,
+//! and prints the result and every event the request caused.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::json;
-use ultracore_log::{
-    Consumer, ConsumerOptions, EnvelopeBuilder, EventLog, EventLogExt, RawEnvelope, Record,
-    TopicSpec,
-};
+use ultracore_esg::{EsgPortfolioEvent, OptimizationRequest, OptimizationResult};
+use ultracore_flow::{await_answer, submit, Flow, FlowOptions};
+use ultracore_log::{Consumer, ConsumerOptions, EventLog, RawEnvelope, Record};
 use ultracore_log_any::{Access, AnyLog};
 
+use crate::cmd::serve::{open_database, open_mesh};
 use crate::output::{clip, table};
 use crate::LogArgs;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Print each event envelope as one JSON line instead of tables.
+    /// Print only the `portfolio_optimization_completed` envelope, as one JSON line.
     #[arg(long)]
     json: bool,
+    /// The sample portfolio's id (runs accumulate history on it).
+    #[arg(long, default_value = "pf-demo")]
+    portfolio: String,
 }
 
-const TOPIC: &str = "etf-data-events";
-
-/// The five US factor ETFs of the shipped sample data (daily closes,
-/// 2014-01-02 to 2022-12-28, from the skfolio data sets, compiled from Yahoo Finance).
-const ETFS: [(&str, &str); 5] = [
-    ("MTUM", "iShares MSCI USA Momentum Factor ETF"),
-    ("QUAL", "iShares MSCI USA Quality Factor ETF"),
-    ("SIZE", "iShares MSCI USA Size Factor ETF"),
-    ("USMV", "iShares MSCI USA Min Vol Factor ETF"),
-    ("VLUE", "iShares MSCI USA Value Factor ETF"),
-];
+/// The sample request: a portfolio heavy in energy and staples, rebalanced
+/// over the 20 shipped S&P 500 stocks for the best Sharpe ratio with a
+/// minimum ESG score, a carbon cap, flagged issuers excluded, at most 25 %
+/// per stock and 80 % turnover, 10 bps costs.
+pub(crate) fn sample_request(portfolio_id: &str) -> OptimizationRequest {
+    serde_json::from_value(json!({
+        "request_id": uuid::Uuid::now_v7(),
+        "portfolio_id": portfolio_id,
+        "portfolio": {
+            "holdings": [
+                {"ticker": "XOM", "units": 400}, {"ticker": "CVX", "units": 150},
+                {"ticker": "KO", "units": 500}, {"ticker": "JPM", "units": 120},
+                {"ticker": "GE", "units": 100}
+            ],
+            "cash": 25000.0
+        },
+        "objective": {"kind": "max_sharpe"},
+        "constraints": {
+            "min_esg_score": 60.0,
+            "max_carbon_intensity": 150.0,
+            "exclude_flagged": true,
+            "weight_bounds": [0.0, 0.25],
+            "max_turnover": 0.8,
+            "transaction_cost_bps": 10.0,
+            "min_trade_weight": 0.005
+        },
+        "universe": ["AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO",
+                     "LLY", "MRK", "MSFT", "PEP", "PFE", "PG", "RRC", "UNH", "WMT", "XOM"]
+    }))
+    .expect("the sample request is valid")
+}
 
 pub async fn run(args: &LogArgs, demo: DemoArgs) -> Result<()> {
     let config = args.config();
     let log = AnyLog::open(&config, Access::Write).await?;
-    log.ensure_topic(&TopicSpec::new(TOPIC, 3)).await?;
-    let correlation = uuid::Uuid::now_v7().to_string();
-    let records = ETFS
-        .iter()
-        .map(|(ticker, name)| {
-            EnvelopeBuilder::new("Etf", *ticker)
-                .correlation_id(correlation.clone())
-                .build_raw(
-                    "etf_data_collected",
-                    1,
-                    json!({
-                        "ticker": ticker, "name": name, "source": "skfolio factors dataset (Yahoo Finance)",
-                        "first_date": "2014-01-02", "last_date": "2022-12-28", "rows": 2264, "field": "close",
-                    }),
-                )
-                .to_record()
-        })
-        .collect();
-    let acks = log.append(TOPIC, records).await?;
-    if !demo.json {
-        println!("Published {} etf_data_collected events to '{TOPIC}' on the {} log (durable before acknowledged).\n", acks.len(), log.kind());
-    }
+    let db = open_database(&config)?;
+    let mesh = open_mesh(&config.data_dir().join("mesh"))?;
+    let flow = Flow::start(log.clone(), db, FlowOptions::all(mesh)).await?;
+    let outcome = run_flow(&log, &flow, &demo).await;
+    flow.stop().await?;
+    outcome
+}
 
-    // Read them back as a consumer group: committed offsets make a rerun print only new events.
-    let mut consumer = log
-        .consumer(ConsumerOptions::new("demo-reader", [TOPIC]))
-        .await?;
-    let mut mine: Vec<Record> = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while mine.len() < acks.len() && tokio::time::Instant::now() < deadline {
-        for r in consumer.poll(100, Duration::from_millis(500)).await? {
-            consumer.commit(&[r.next_position()]).await?;
-            let ours = RawEnvelope::from_bytes(&r.value)
-                .is_ok_and(|e| e.correlation_id.as_deref() == Some(correlation.as_str()));
-            if ours {
-                mine.push(r);
-            }
-        }
+async fn run_flow(log: &AnyLog, flow: &Flow<AnyLog>, demo: &DemoArgs) -> Result<()> {
+    let request = sample_request(&demo.portfolio);
+    let rid = request.request_id;
+    let started = Instant::now();
+    let ack = submit(log, request).await?;
+    if !demo.json {
+        println!(
+            "Published portfolio_optimization_requested {rid} for portfolio '{}' on the {} log \
+             (esg-portfolio-events:{}@{}).",
+            demo.portfolio,
+            log.kind(),
+            ack.partition,
+            ack.offset
+        );
     }
+    let Some(answer) = await_answer(log, rid, ack.timestamp, Duration::from_secs(60)).await? else {
+        bail!("no answer to request {rid} within 60 s: see the log above for the optimization service's error");
+    };
+    let latency = started.elapsed();
+    let result = match &answer.payload {
+        EsgPortfolioEvent::Completed(r) => r.as_ref().clone(),
+        EsgPortfolioEvent::Failed(f) => bail!(
+            "the optimization failed: {}{}",
+            f.field
+                .as_ref()
+                .map(|x| format!("{x}: "))
+                .unwrap_or_default(),
+            f.reason
+        ),
+        EsgPortfolioEvent::Requested(_) => unreachable!("await_answer returns answers"),
+    };
     if demo.json {
-        for r in &mine {
-            println!("{}", String::from_utf8_lossy(&r.value));
-        }
+        println!("{}", serde_json::to_string(&answer.to_raw())?);
         return Ok(());
     }
-    let rows: Vec<Vec<String>> = mine
+    println!(
+        "Completed in {:.1} ms (request → completion event).\n",
+        latency.as_secs_f64() * 1e3
+    );
+    print_result(&result);
+
+    // Downstream: orders staged and a notification, both read models.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut orders, mut note) = (Vec::new(), None);
+    while Instant::now() < deadline {
+        orders = flow.orders().of(&demo.portfolio)?;
+        orders.retain(|o| o.request_id == rid.to_string());
+        note = flow
+            .notifications()
+            .latest(Some(&demo.portfolio), 20)?
+            .into_iter()
+            .find(|n| n.request_id == rid.to_string());
+        let recorded = flow.reports().optimization(rid)?.is_some_and(|v| {
+            v.status == "completed" && (v.orders_staged > 0 || result.trades.is_empty())
+        });
+        if note.is_some() && recorded && (!orders.is_empty() || result.trades.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("\nOrders staged by the execution service (whole units, ≥ 100 notional):");
+    let rows: Vec<Vec<String>> = orders
         .iter()
-        .filter_map(|r| RawEnvelope::from_bytes(&r.value).ok().map(|e| (r, e)))
-        .map(|(r, e)| {
+        .map(|o| {
             vec![
-                r.partition.to_string(),
-                r.offset.to_string(),
-                e.event_type,
-                format!("{}/{}", e.aggregate_type, e.aggregate_id),
-                clip(e.payload["name"].as_str().unwrap_or(""), 40),
-                e.payload["rows"].to_string(),
-                e.event_id.to_string(),
+                o.ticker.clone(),
+                o.side.clone(),
+                o.units.to_string(),
+                format!("{:.2}", o.reference_price),
+                format!("{:.2}", o.notional),
+                o.status.clone(),
             ]
         })
         .collect();
-    println!("Consumed by group 'demo-reader':");
+    print!(
+        "{}",
+        table(
+            &["ticker", "side", ">units", ">price", ">notional", "status"],
+            &rows
+        )
+    );
+    if let Some(n) = note {
+        println!("\nNotification: {}", n.message);
+    }
+
+    println!("\nEvents caused by this request (correlation id {rid}):");
+    let rows = correlated_events(log, &rid.to_string()).await?;
     print!(
         "{}",
         table(
             &[
+                "topic",
                 ">partition",
                 ">offset",
                 "event_type",
                 "aggregate",
-                "name",
-                ">rows",
-                "event_id"
+                ">version"
             ],
             &rows
         )
     );
-    let topics = log.list_topics().await?;
-    println!("\nTopics:");
-    let rows: Vec<Vec<String>> = topics
+    println!(
+        "\nTry: ultracore serve   then   curl http://127.0.0.1:8080/api/v1/portfolios/{}",
+        demo.portfolio
+    );
+    Ok(())
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.2} %", x * 100.0)
+}
+
+fn print_result(r: &OptimizationResult) {
+    let mut before: BTreeMap<String, f64> = r.weights.clone();
+    for t in &r.trades {
+        *before.entry(t.ticker.clone()).or_insert(0.0) -= t.weight_change;
+    }
+    let rows: Vec<Vec<String>> = before
+        .iter()
+        .filter(|(t, w)| w.abs() > 1e-6 || r.weights.get(*t).is_some_and(|x| x.abs() > 1e-6))
+        .map(|(t, w)| {
+            let after = r.weights.get(t).copied().unwrap_or(0.0);
+            vec![t.clone(), pct(*w), pct(after), pct(after - w)]
+        })
+        .collect();
+    println!("Weights (portfolio value {:.2}):", r.portfolio_value);
+    print!(
+        "{}",
+        table(&["ticker", ">before", ">after", ">change"], &rows)
+    );
+
+    println!("\nTrades:");
+    let rows: Vec<Vec<String>> = r
+        .trades
         .iter()
         .map(|t| {
             vec![
-                t.name.clone(),
-                t.partitions.len().to_string(),
-                t.records().to_string(),
+                t.ticker.clone(),
+                format!("{:?}", t.side).to_lowercase(),
+                pct(t.weight_change),
+                format!("{:.2}", t.units),
+                format!("{:.2}", t.notional),
+                format!("{:.2}", t.estimated_cost),
             ]
         })
         .collect();
-    print!("{}", table(&["topic", ">partitions", ">records"], &rows));
-    println!(
-        "\nTry: ultracore events tail {TOPIC} --from-beginning   (works beside a running server)"
+    print!(
+        "{}",
+        table(
+            &[
+                "ticker",
+                "side",
+                ">Δ weight",
+                ">units",
+                ">notional",
+                ">est. cost"
+            ],
+            &rows
+        )
     );
-    Ok(())
+
+    println!("\nBefore and after:");
+    let f = |name: &str, b: String, a: String| vec![name.to_owned(), b, a];
+    let rows = vec![
+        f(
+            "expected return",
+            pct(r.before.expected_return),
+            pct(r.after.expected_return),
+        ),
+        f(
+            "volatility",
+            pct(r.before.volatility),
+            pct(r.after.volatility),
+        ),
+        f(
+            "Sharpe ratio",
+            format!("{:.3}", r.before.sharpe),
+            format!("{:.3}", r.after.sharpe),
+        ),
+        f(
+            "ESG score",
+            format!("{:.1}", r.before.esg_score),
+            format!("{:.1}", r.after.esg_score),
+        ),
+        f(
+            "carbon intensity",
+            format!("{:.1}", r.before.carbon_intensity),
+            format!("{:.1}", r.after.carbon_intensity),
+        ),
+        f("turnover", pct(r.before.turnover), pct(r.after.turnover)),
+    ];
+    print!("{}", table(&["metric", ">before", ">after"], &rows));
+
+    println!("\nWhy:");
+    for line in &r.explanation {
+        println!("  - {line}");
+    }
+}
+
+/// Every event on the flow's topics whose correlation id is `correlation`.
+async fn correlated_events(log: &AnyLog, correlation: &str) -> Result<Vec<Vec<String>>> {
+    let topics = [
+        ultracore_esg::TOPIC.to_owned(),
+        ultracore_events::portfolio::TOPIC.to_owned(),
+        ultracore_es::topic_for("Portfolio"),
+    ];
+    let mut rows = Vec::new();
+    for topic in topics {
+        let Ok(info) = log.describe_topic(&topic).await else {
+            continue;
+        };
+        let total = info.records();
+        let mut consumer = log
+            .consumer(ConsumerOptions::new(
+                format!("demo-events-{}", uuid::Uuid::now_v7()),
+                [topic.clone()],
+            ))
+            .await?;
+        let mut seen = 0u64;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while seen < total && Instant::now() < deadline {
+            let batch: Vec<Record> = consumer.poll(1024, Duration::from_millis(100)).await?;
+            seen += batch.len() as u64;
+            for r in batch {
+                let Ok(e) = RawEnvelope::from_bytes(&r.value) else {
+                    continue;
+                };
+                if e.correlation_id.as_deref() == Some(correlation) {
+                    rows.push((
+                        e.timestamp,
+                        vec![
+                            topic.clone(),
+                            r.partition.to_string(),
+                            r.offset.to_string(),
+                            e.event_type,
+                            clip(&format!("{}/{}", e.aggregate_type, e.aggregate_id), 30),
+                            e.version.to_string(),
+                        ],
+                    ));
+                }
+            }
+        }
+    }
+    rows.sort_by_key(|(t, _)| *t);
+    Ok(rows.into_iter().map(|(_, r)| r).collect())
 }

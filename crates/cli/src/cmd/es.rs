@@ -72,9 +72,13 @@ pub enum ProjectionsCommand {
 }
 
 /// The projections this build knows.
-const PROJECTIONS: &[&str] = &[AccountBalances::NAME];
+const PROJECTIONS: &[&str] = &[
+    AccountBalances::NAME,
+    ultracore_flow::REPORTING_PROJECTION,
+    ultracore_flow::ORDERS_PROJECTION,
+];
 /// The aggregate types this build can fold into a state.
-const AGGREGATES: &[&str] = &[Account::TYPE];
+const AGGREGATES: &[&str] = &[Account::TYPE, ultracore_flow::Portfolio::TYPE];
 
 fn database(args: &LogArgs, db: &DatabaseArgs) -> Result<Database> {
     let dir: PathBuf = args.config().data_dir();
@@ -130,6 +134,9 @@ pub async fn replay(args: &LogArgs, r: ReplayArgs) -> Result<()> {
     let version = events.last().map_or(0, |e| e.version);
     let state: Value = match aggregate_type {
         Account::TYPE => state_of::<Account>(&store, id, cut).await?,
+        ultracore_flow::Portfolio::TYPE => {
+            state_of::<ultracore_flow::Portfolio>(&store, id, cut).await?
+        }
         _ => {
             eprintln!(
                 "note: this build has no aggregate named '{aggregate_type}' (it knows {}); showing its events only",
@@ -261,16 +268,53 @@ pub async fn projections(args: &LogArgs, command: ProjectionsCommand) -> Result<
     }
 }
 
-fn runner(
-    log: AnyLog,
-    db: Database,
-    name: &str,
-) -> Result<ProjectionRunner<AnyLog, AccountBalances>> {
-    match name {
-        AccountBalances::NAME => Ok(ProjectionRunner::new(log, db, AccountBalances::default())?),
+/// A runner of any projection this build knows.
+enum Runner {
+    Balances(ProjectionRunner<AnyLog, AccountBalances>),
+    Reporting(ProjectionRunner<AnyLog, ultracore_flow::ReportingProjection>),
+    Orders(ProjectionRunner<AnyLog, ultracore_flow::OrdersProjection>),
+}
+
+macro_rules! each_runner {
+    ($runner:expr, $r:ident => $body:expr) => {
+        match $runner {
+            Runner::Balances($r) => $body,
+            Runner::Reporting($r) => $body,
+            Runner::Orders($r) => $body,
+        }
+    };
+}
+
+impl Runner {
+    async fn status(&mut self) -> Result<ultracore_es::ProjectionStatus> {
+        Ok(each_runner!(self, r => r.status().await?))
+    }
+    async fn catch_up(&mut self) -> Result<ultracore_es::CatchUp> {
+        Ok(each_runner!(self, r => r.catch_up().await?))
+    }
+    async fn rebuild(&mut self) -> Result<ultracore_es::CatchUp> {
+        Ok(each_runner!(self, r => r.rebuild().await?))
+    }
+}
+
+fn runner(log: AnyLog, db: Database, name: &str) -> Result<Runner> {
+    Ok(match name {
+        AccountBalances::NAME => {
+            Runner::Balances(ProjectionRunner::new(log, db, AccountBalances::default())?)
+        }
+        ultracore_flow::REPORTING_PROJECTION => Runner::Reporting(ProjectionRunner::new(
+            log,
+            db,
+            ultracore_flow::ReportingProjection,
+        )?),
+        ultracore_flow::ORDERS_PROJECTION => Runner::Orders(ProjectionRunner::new(
+            log,
+            db,
+            ultracore_flow::OrdersProjection,
+        )?),
         other => bail!(
             "unknown projection '{other}'; this build knows: {}, es-index",
             PROJECTIONS.join(", ")
         ),
-    }
+    })
 }

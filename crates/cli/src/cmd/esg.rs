@@ -46,10 +46,43 @@ pub enum ServiceCommand {
         #[arg(long, default_value = "data/mesh")]
         mesh: PathBuf,
     },
+    /// Record the flow on the Portfolio aggregate and keep the reporting read
+    /// model (groups `reporting-service`, `reporting-service.orders`).
+    ///
+    /// Example: KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 ultracore service reporting --addr 127.0.0.1:8081
+    Reporting(AloneArgs),
+    /// Stage trade orders for completed optimizations and keep the order
+    /// status read model (group `execution-service`).
+    ///
+    /// Example: KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 ultracore service execution
+    Execution(AloneArgs),
+    /// Store a notification per completed or failed request and push it to
+    /// live clients (group `notification-service`; SSE with --addr).
+    ///
+    /// Example: KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 ultracore service notification --addr 127.0.0.1:8082
+    Notification(AloneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AloneArgs {
+    /// Also serve the HTTP API (read models, SSE) on this address.
+    #[arg(long)]
+    addr: Option<std::net::SocketAddr>,
 }
 
 pub async fn service(args: &LogArgs, command: ServiceCommand) -> Result<()> {
+    use crate::cmd::serve::run_services;
+    use ultracore_flow::Service;
     match command {
+        ServiceCommand::Reporting(a) => {
+            run_services(args, &[Service::Reporting], None, a.addr).await
+        }
+        ServiceCommand::Execution(a) => {
+            run_services(args, &[Service::Execution], None, a.addr).await
+        }
+        ServiceCommand::Notification(a) => {
+            run_services(args, &[Service::Notification], None, a.addr).await
+        }
         ServiceCommand::Optimization { mesh } => {
             let mesh = DataMesh::open(&mesh)?;
             let log = AnyLog::open(&args.config(), Access::Write).await?;

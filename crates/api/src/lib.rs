@@ -1,0 +1,121 @@
+//! The HTTP API under `/api/v1` (axum), over any [`EventLog`].
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | POST | `/api/v1/portfolios/{id}/optimizations` | publish a request → 202 `{status: "pending", request_id}` |
+//! | GET | `/api/v1/optimizations/{request_id}` | status and result (reporting read model) |
+//! | GET | `/api/v1/portfolios/{id}` | the Portfolio aggregate: state and history (`?as_of=`, `?version=`) |
+//! | GET | `/api/v1/portfolios/{id}/orders` | staged orders (order status read model) |
+//! | GET | `/api/v1/notifications` | stored notifications, newest first |
+//! | GET | `/api/v1/notifications/stream` | notifications as they are stored (SSE) |
+//! | GET | `/api/v1/events/stream` | live events of the log (SSE, `?topic=`) |
+//! | GET | `/healthz` | liveness and the services' state |
+//! | GET | `/api/v1/openapi.json` | the OpenAPI 3.1 document |
+//!
+//! Bad requests get 400 (not JSON, malformed ids) or 422 (a field with a
+//! bad value) with `{error, field, reason}`; nothing is published for them.
+//!
+//! # Layout
+//!
+//! - `error`: [`ApiError`], the JSON error body.
+//! - `routes`: the handlers.
+//! - `live`: the live event tail and the SSE streams.
+//! - `openapi`: the OpenAPI document.
+
+mod error;
+mod live;
+mod openapi;
+mod routes;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::broadcast;
+use ultracore_es::EventStore;
+use ultracore_flow::{Notification, Notifications, Orders, Reports};
+use ultracore_log::EventLog;
+use uuid::Uuid;
+
+pub use error::ApiError;
+pub use live::{spawn_event_tail, LiveEvent, LIVE_TOPICS};
+pub use openapi::openapi;
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct AppState<L: EventLog> {
+    pub log: L,
+    pub store: EventStore<L>,
+    pub reports: Reports,
+    pub orders: Orders,
+    pub notifications: Notifications,
+    /// Notifications as they are stored (from the notification service).
+    pub live_notifications: broadcast::Sender<Notification>,
+    /// Envelopes as they are appended (from [`spawn_event_tail`]).
+    pub live_events: broadcast::Sender<LiveEvent>,
+    /// The services running in this process, for `/healthz`.
+    pub services: Vec<String>,
+    /// Requests published by this process and not yet in the read model
+    /// (request id → portfolio id), so a GET right after the POST says pending.
+    pub(crate) submitted: Mutex<HashMap<Uuid, String>>,
+    pub(crate) health: Mutex<Option<String>>,
+}
+
+impl<L: EventLog> AppState<L> {
+    pub fn new(
+        log: L,
+        store: EventStore<L>,
+        live_notifications: broadcast::Sender<Notification>,
+        live_events: broadcast::Sender<LiveEvent>,
+        services: Vec<String>,
+    ) -> Self {
+        let db = store.database().clone();
+        AppState {
+            log,
+            store,
+            reports: Reports::new(db.clone()),
+            orders: Orders::new(db.clone()),
+            notifications: Notifications::new(db),
+            live_notifications,
+            live_events,
+            services,
+            submitted: Mutex::new(HashMap::new()),
+            health: Mutex::new(None),
+        }
+    }
+
+    /// Marks the process unhealthy (a service stopped): `/healthz` answers 503 with the reason.
+    pub fn set_unhealthy(&self, reason: impl Into<String>) {
+        *self.health.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.into());
+    }
+}
+
+/// The API's routes, with `state`. Merge other routers (decisions,
+/// forensics, MCP) into it before serving.
+pub fn router<L: EventLog>(state: Arc<AppState<L>>) -> Router {
+    Router::new()
+        .route(
+            "/api/v1/portfolios/{id}/optimizations",
+            post(routes::request_optimization::<L>),
+        )
+        .route(
+            "/api/v1/optimizations/{request_id}",
+            get(routes::get_optimization::<L>),
+        )
+        .route("/api/v1/portfolios/{id}", get(routes::get_portfolio::<L>))
+        .route(
+            "/api/v1/portfolios/{id}/orders",
+            get(routes::get_orders::<L>),
+        )
+        .route("/api/v1/notifications", get(routes::get_notifications::<L>))
+        .route(
+            "/api/v1/notifications/stream",
+            get(live::notification_stream::<L>),
+        )
+        .route("/api/v1/events/stream", get(live::event_stream::<L>))
+        .route("/healthz", get(routes::healthz::<L>))
+        .route("/api/v1/openapi.json", get(routes::openapi_json))
+        .fallback(routes::not_found)
+        .with_state(state)
+}

@@ -1,0 +1,131 @@
+//! The OpenAPI 3.1 document of the API, served at `/api/v1/openapi.json`.
+
+use serde_json::{json, Value};
+
+fn error_response(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+fn ok_json(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+fn path_param(name: &str, description: &str, format: Option<&str>) -> Value {
+    let mut schema = json!({"type": "string"});
+    if let Some(f) = format {
+        schema["format"] = json!(f);
+    } else {
+        schema["pattern"] = json!("^[A-Za-z0-9._-]{1,64}$");
+    }
+    json!({"name": name, "in": "path", "required": true, "description": description, "schema": schema})
+}
+
+fn sse(description: &str) -> Value {
+    json!({"description": description, "content": {"text/event-stream": {"schema": {"type": "string"}}}})
+}
+
+/// The document.
+pub fn openapi() -> Value {
+    let portfolio = path_param("id", "Portfolio id", None);
+    let request = path_param(
+        "request_id",
+        "The request id the POST answered with",
+        Some("uuid"),
+    );
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "UltraCore API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Asynchronous ESG portfolio optimization over an event log. A POST publishes a portfolio_optimization_requested event and answers 202 at once; the optimization, reporting, execution and notification services react to the log. ESG data in the shipped data products is synthetic."
+        },
+        "paths": {
+            "/api/v1/portfolios/{id}/optimizations": {"post": {
+                "summary": "Request an ESG optimization of a portfolio",
+                "parameters": [portfolio],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OptimizationRequest"}}}},
+                "responses": {
+                    "202": ok_json("Published; poll the result link", json!({"type": "object", "required": ["status", "request_id"], "properties": {"status": {"const": "pending"}, "request_id": {"type": "string", "format": "uuid"}, "portfolio_id": {"type": "string"}, "links": {"type": "object"}}})),
+                    "400": error_response("The body is not a JSON object, or the portfolio id is invalid"),
+                    "422": error_response("A field has an invalid value: `field` names it"),
+                    "503": error_response("The log is unavailable")
+                }
+            }},
+            "/api/v1/optimizations/{request_id}": {"get": {
+                "summary": "Status and result of an optimization request",
+                "parameters": [request],
+                "responses": {
+                    "200": ok_json("pending, completed (with the full result) or failed (with the reason and field)", json!({"$ref": "#/components/schemas/Optimization"})),
+                    "400": error_response("Not a UUID"),
+                    "404": error_response("Unknown request id")
+                }
+            }},
+            "/api/v1/portfolios/{id}": {"get": {
+                "summary": "The Portfolio aggregate: state, history and report; time travel with as_of or version",
+                "parameters": [portfolio,
+                    {"name": "as_of", "in": "query", "required": false, "schema": {"type": "string", "format": "date-time"}},
+                    {"name": "version", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}}],
+                "responses": {
+                    "200": ok_json("State and history", json!({"type": "object"})),
+                    "400": error_response("Invalid id or query"),
+                    "404": error_response("No events for this portfolio")
+                }
+            }},
+            "/api/v1/portfolios/{id}/orders": {"get": {
+                "summary": "Orders staged for a portfolio, newest first",
+                "parameters": [portfolio],
+                "responses": {"200": ok_json("Orders", json!({"type": "object", "properties": {"orders": {"type": "array", "items": {"$ref": "#/components/schemas/Order"}}}})), "400": error_response("Invalid id")}
+            }},
+            "/api/v1/notifications": {"get": {
+                "summary": "Stored notifications, newest first",
+                "parameters": [
+                    {"name": "portfolio_id", "in": "query", "required": false, "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}}],
+                "responses": {"200": ok_json("Notifications", json!({"type": "object"})), "400": error_response("Invalid query")}
+            }},
+            "/api/v1/notifications/stream": {"get": {
+                "summary": "Notifications as they are stored (server-sent events `notification`)",
+                "responses": {"200": sse("One `notification` event per completed or failed request")}
+            }},
+            "/api/v1/events/stream": {"get": {
+                "summary": "Live events of the log (server-sent events named by event type)",
+                "parameters": [{"name": "topic", "in": "query", "required": false, "description": "Comma-separated topics", "schema": {"type": "string"}}],
+                "responses": {"200": sse("One event per envelope appended"), "400": error_response("Unknown topic")}
+            }},
+            "/healthz": {"get": {
+                "summary": "Liveness and the services of this process",
+                "responses": {"200": ok_json("Healthy", json!({"type": "object"})), "503": ok_json("A service stopped", json!({"type": "object"}))}
+            }},
+            "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": ok_json("OpenAPI 3.1", json!({"type": "object"}))}}}
+        },
+        "components": {"schemas": {
+            "Error": {"type": "object", "required": ["error", "reason"], "properties": {
+                "error": {"type": "string"}, "field": {"type": "string"}, "reason": {"type": "string"}}},
+            "OptimizationRequest": {"type": "object", "required": ["portfolio"], "additionalProperties": false, "properties": {
+                "request_id": {"type": "string", "format": "uuid", "description": "Optional idempotency key; generated when absent"},
+                "portfolio_id": {"type": "string", "description": "Optional; must equal the path's id"},
+                "portfolio": {"type": "object", "additionalProperties": false, "properties": {
+                    "holdings": {"type": "array", "items": {"type": "object", "additionalProperties": false, "properties": {
+                        "ticker": {"type": "string"}, "isin": {"type": "string"}, "units": {"type": "number"}, "weight": {"type": "number"}}}},
+                    "cash": {"type": "number", "minimum": 0}, "value": {"type": "number"}}},
+                "objective": {"type": "object", "description": "kind: max_sharpe | min_volatility | max_return (target_volatility) | esg_tradeoff (risk_aversion, esg_weight)", "properties": {"kind": {"enum": ["max_sharpe", "min_volatility", "max_return", "esg_tradeoff"]}}},
+                "constraints": {"type": "object", "properties": {
+                    "min_esg_score": {"type": "number"}, "max_carbon_intensity": {"type": "number"},
+                    "exclude_sectors": {"type": "array", "items": {"type": "string"}}, "exclude_flagged": {"type": "boolean"},
+                    "exclude": {"type": "array", "items": {"type": "string"}}, "weight_bounds": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+                    "sector_bounds": {"type": "array"}, "max_turnover": {"type": "number"}, "transaction_cost_bps": {"type": "number"}, "min_trade_weight": {"type": "number"}}},
+                "universe": {"type": "array", "items": {"type": "string"}},
+                "lookback_years": {"type": "number", "default": 5}, "risk_free_rate": {"type": "number", "default": 0.02}}},
+            "Optimization": {"type": "object", "required": ["request_id", "status"], "properties": {
+                "request_id": {"type": "string"}, "portfolio_id": {"type": "string"},
+                "status": {"enum": ["pending", "completed", "failed"]},
+                "requested_at": {"type": ["string", "null"]}, "answered_at": {"type": ["string", "null"]},
+                "latency_ms": {"type": ["integer", "null"]}, "result": {"type": ["object", "null"]}, "failure": {"type": ["object", "null"]},
+                "orders_staged": {"type": "integer"}}},
+            "Order": {"type": "object", "properties": {
+                "order_id": {"type": "string"}, "request_id": {"type": "string"}, "ticker": {"type": "string"}, "isin": {"type": "string"},
+                "side": {"enum": ["buy", "sell"]}, "units": {"type": "integer"}, "reference_price": {"type": "number"},
+                "notional": {"type": "number"}, "status": {"type": "string"}, "staged_at": {"type": "string"}}}
+        }}
+    })
+}

@@ -1,0 +1,297 @@
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use ultracore_es::Cut;
+use ultracore_esg::OptimizationRequest;
+use ultracore_flow::Portfolio;
+use ultracore_log::EventLog;
+use uuid::Uuid;
+
+use crate::{ApiError, AppState};
+
+type Shared<L> = State<Arc<AppState<L>>>;
+
+/// Portfolio ids: 1-64 of letters, digits, `-`, `_`, `.`.
+fn portfolio_id(id: &str) -> Result<&str, ApiError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(id)
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_id",
+            format!("portfolio id '{id}' is invalid: use 1 to 64 letters, digits, '-', '_' or '.'"),
+        ))
+    }
+}
+
+fn request_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_id",
+            format!(
+                "'{id}' is not a request id: use the UUID the POST answered with \
+                 (e.g. 0190f7a2-3c4d-7e5f-8a9b-0c1d2e3f4a5b)"
+            ),
+        )
+    })
+}
+
+/// `POST /api/v1/portfolios/{id}/optimizations`
+pub(crate) async fn request_optimization<L: EventLog>(
+    State(state): Shared<L>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let pid = portfolio_id(&id)?.to_owned();
+    let mut value: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("the body is not JSON ({e}); send an optimization request object"),
+        )
+    })?;
+    let Some(obj) = value.as_object_mut() else {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "the body must be a JSON object with at least `portfolio`",
+        ));
+    };
+    match obj.get("portfolio_id") {
+        None => {
+            obj.insert("portfolio_id".into(), json!(pid));
+        }
+        Some(Value::String(s)) if *s == pid => {}
+        Some(other) => {
+            return Err(ApiError::invalid_field(
+                "portfolio_id",
+                format!("{other} differs from the portfolio in the path ('{pid}'); leave it out"),
+            ))
+        }
+    }
+    if !obj.contains_key("request_id") {
+        obj.insert("request_id".into(), json!(Uuid::now_v7()));
+    }
+    let request: OptimizationRequest = serde_path_to_error::deserialize(&value).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." { String::new() } else { field };
+        let reason = e.into_inner().to_string();
+        if field.is_empty() {
+            ApiError::invalid_field("(body)", reason)
+        } else {
+            ApiError::invalid_field(field, reason)
+        }
+    })?;
+    ultracore_esg::validate(&request).map_err(|f| {
+        ApiError::invalid_field(f.field.unwrap_or_else(|| "(body)".into()), f.reason)
+    })?;
+    let request_id = request.request_id;
+    ultracore_flow::submit(&state.log, request)
+        .await
+        .map_err(|e| ApiError::unavailable("publishing the request failed", e))?;
+    {
+        let mut submitted = state.submitted.lock().unwrap_or_else(|e| e.into_inner());
+        if submitted.len() > 100_000 {
+            submitted.clear();
+        }
+        submitted.insert(request_id, pid.clone());
+    }
+    let location = format!("/api/v1/optimizations/{request_id}");
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location.clone())],
+        Json(json!({
+            "status": "pending",
+            "request_id": request_id,
+            "portfolio_id": pid,
+            "links": {"result": location, "portfolio": format!("/api/v1/portfolios/{pid}")},
+        })),
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/optimizations/{request_id}`
+pub(crate) async fn get_optimization<L: EventLog>(
+    State(state): Shared<L>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let rid = request_id(&id)?;
+    if let Some(view) = state
+        .reports
+        .optimization(rid)
+        .map_err(|e| ApiError::unavailable("reading the reporting read model failed", e))?
+    {
+        return Ok(Json(json!(view)));
+    }
+    let pending = state
+        .submitted
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&rid)
+        .cloned();
+    match pending {
+        Some(pid) => Ok(Json(
+            json!({"request_id": rid, "portfolio_id": pid, "status": "pending"}),
+        )),
+        None => Err(ApiError::not_found(format!(
+            "no optimization request {rid} is known: check the id the POST answered with"
+        ))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PortfolioQuery {
+    /// State as of this time (RFC 3339).
+    as_of: Option<String>,
+    /// State after this version.
+    version: Option<u64>,
+}
+
+/// `GET /api/v1/portfolios/{id}`
+pub(crate) async fn get_portfolio<L: EventLog>(
+    State(state): Shared<L>,
+    Path(id): Path<String>,
+    Query(q): Query<PortfolioQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let pid = portfolio_id(&id)?;
+    let cut = match (&q.as_of, q.version) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "give either as_of or version, not both",
+            ))
+        }
+        (Some(t), None) => Cut::AsOf(t.parse::<DateTime<Utc>>().map_err(|e| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("as_of '{t}' is not an RFC 3339 time ({e}), e.g. 2026-01-02T15:04:05Z"),
+            )
+        })?),
+        (None, Some(v)) => Cut::Version(v),
+        (None, None) => Cut::Latest,
+    };
+    let loaded = state
+        .store
+        .load_at::<Portfolio>(pid, cut)
+        .await
+        .map_err(|e| ApiError::unavailable("loading the portfolio failed", e))?;
+    if loaded.version == 0 {
+        return Err(ApiError::not_found(format!(
+            "portfolio '{pid}' has no events{}: request an optimization for it first",
+            if matches!(cut, Cut::Latest) {
+                ""
+            } else {
+                " at that point"
+            }
+        )));
+    }
+    let history = state
+        .store
+        .history::<Portfolio>(pid, cut)
+        .await
+        .map_err(|e| ApiError::unavailable("reading the portfolio's history failed", e))?;
+    let history: Vec<Value> = history
+        .iter()
+        .map(|e| {
+            let payload = ultracore_log::EventFamily::to_payload(&e.payload);
+            let request = payload
+                .get("request_id")
+                .or_else(|| payload.pointer("/result/request_id"))
+                .or_else(|| payload.pointer("/staged/request_id"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            json!({
+                "version": e.version, "event_type": e.event_type, "timestamp": e.timestamp,
+                "event_id": e.event_id, "request_id": request, "correlation_id": e.correlation_id,
+            })
+        })
+        .collect();
+    let summary = state
+        .reports
+        .portfolio(pid)
+        .map_err(|e| ApiError::unavailable("reading the reporting read model failed", e))?;
+    Ok(Json(json!({
+        "portfolio_id": pid,
+        "version": loaded.version,
+        "status": loaded.state.status(),
+        "state": loaded.state,
+        "history": history,
+        "report": summary,
+    })))
+}
+
+/// `GET /api/v1/portfolios/{id}/orders`
+pub(crate) async fn get_orders<L: EventLog>(
+    State(state): Shared<L>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let pid = portfolio_id(&id)?;
+    let orders = state
+        .orders
+        .of(pid)
+        .map_err(|e| ApiError::unavailable("reading the order read model failed", e))?;
+    Ok(Json(json!({"portfolio_id": pid, "orders": orders})))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct NotificationQuery {
+    portfolio_id: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/notifications`
+pub(crate) async fn get_notifications<L: EventLog>(
+    State(state): Shared<L>,
+    Query(q): Query<NotificationQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit {limit} is out of range: use 1 to 1000"),
+        ));
+    }
+    if let Some(p) = &q.portfolio_id {
+        portfolio_id(p)?;
+    }
+    let list = state
+        .notifications
+        .latest(q.portfolio_id.as_deref(), limit)
+        .map_err(|e| ApiError::unavailable("reading notifications failed", e))?;
+    Ok(Json(json!({"notifications": list})))
+}
+
+/// `GET /healthz`
+pub(crate) async fn healthz<L: EventLog>(State(state): Shared<L>) -> Response {
+    let problem = state
+        .health
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    match problem {
+        None => Json(json!({"status": "ok", "services": state.services})).into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "failing", "services": state.services, "reason": reason})),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /api/v1/openapi.json`
+pub(crate) async fn openapi_json() -> Json<Value> {
+    Json(crate::openapi())
+}
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint: see /api/v1/openapi.json for the API")
+}

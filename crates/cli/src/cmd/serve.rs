@@ -1,0 +1,172 @@
+//! `ultracore serve`: the HTTP API and every service in one process; and
+//! `ultracore service reporting|execution|notification`: one service alone.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use tokio::sync::broadcast;
+use ultracore_api::{router, spawn_event_tail, AppState};
+use ultracore_es::Database;
+use ultracore_flow::{Flow, FlowOptions, Service};
+use ultracore_log_any::{Access, AnyLog, LogConfig};
+use ultracore_marketdata::mesh::{build_products, DataMesh};
+use ultracore_marketdata::read_prices_file;
+
+use crate::LogArgs;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Directory of the data products [default: DATA_DIR/mesh, built from the
+    /// shipped sample data when missing].
+    #[arg(long)]
+    pub mesh: Option<PathBuf>,
+}
+
+/// The shipped price files the data products are built from.
+fn sample_prices() -> Option<Vec<PathBuf>> {
+    let candidates = [
+        PathBuf::from("sample-data"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sample-data"),
+    ];
+    candidates.iter().find_map(|dir| {
+        let files = vec![
+            dir.join("sp500_prices.csv"),
+            dir.join("factor_etf_prices.csv"),
+        ];
+        files.iter().all(|f| f.is_file()).then_some(files)
+    })
+}
+
+/// The data products in `dir`, built from the shipped sample data first if
+/// the directory has none.
+pub fn open_mesh(dir: &Path) -> Result<DataMesh> {
+    let ready = dir.join("financial_data_product.parquet").is_file()
+        && dir.join("esg_data_product.parquet").is_file();
+    if !ready {
+        let Some(files) = sample_prices() else {
+            bail!(
+                "no data products in {} and no shipped sample data here: build them with \
+                 `ultracore mesh build --prices FILE.csv --out {}`",
+                dir.display(),
+                dir.display()
+            );
+        };
+        let mut series = Vec::new();
+        for f in &files {
+            series.extend(
+                read_prices_file(f, None).with_context(|| format!("reading {}", f.display()))?,
+            );
+        }
+        let built = build_products(&series, dir)?;
+        eprintln!(
+            "built the data products in {} ({} instruments; the ESG data is synthetic)",
+            dir.display(),
+            built.tickers
+        );
+    }
+    Ok(DataMesh::open(dir)?)
+}
+
+/// The read-model database: SQLite in the data directory, or `DATABASE_URL`.
+pub fn open_database(config: &LogConfig) -> Result<Database> {
+    let dir = config.data_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let url = std::env::var("DATABASE_URL").ok();
+    Ok(Database::open(&dir, url.as_deref())?)
+}
+
+/// Runs `services` (and the API on `addr` when given) until Ctrl-C or a service fails.
+pub async fn run_services(
+    args: &LogArgs,
+    services: &[Service],
+    mesh: Option<PathBuf>,
+    addr: Option<SocketAddr>,
+) -> Result<()> {
+    let config = args.config();
+    let log = AnyLog::open(&config, Access::Write).await?;
+    let db = open_database(&config)?;
+    let mesh = if services.contains(&Service::Optimization) {
+        let dir = mesh.unwrap_or_else(|| config.data_dir().join("mesh"));
+        Some(open_mesh(&dir)?)
+    } else {
+        None
+    };
+    let mut flow = Flow::start(log.clone(), db, FlowOptions::only(services, mesh)).await?;
+    let names: Vec<String> = services.iter().map(|s| s.name().to_owned()).collect();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let mut server = None;
+    let mut state = None;
+    if let Some(addr) = addr {
+        let (events, _) = broadcast::channel(4096);
+        spawn_event_tail(log.clone(), events.clone(), stopped()).await?;
+        let app_state = Arc::new(AppState::new(
+            log.clone(),
+            flow.store().clone(),
+            flow.live(),
+            events,
+            names.clone(),
+        ));
+        let app = router(app_state.clone());
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}: is another server using it?"))?;
+        let shutdown = stopped();
+        server = Some(tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }));
+        state = Some(app_state);
+        eprintln!("API on http://{addr}/api/v1 (OpenAPI: /api/v1/openapi.json, health: /healthz)");
+    }
+    eprintln!(
+        "{} on the {} log; Ctrl-C stops",
+        names.join(", "),
+        log.kind()
+    );
+    let mut failure = None;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                if let Some(e) = flow.failed().await {
+                    tracing::error!(error = %e, "a service stopped");
+                    if let Some(state) = &state {
+                        state.set_unhealthy(e.to_string());
+                    }
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    if let Some(server) = server {
+        server.await??;
+    }
+    flow.stop().await?;
+    match failure {
+        Some(e) => Err(e.into()),
+        None => {
+            eprintln!("stopped");
+            Ok(())
+        }
+    }
+}
+
+pub async fn serve(args: &LogArgs, serve: ServeArgs) -> Result<()> {
+    run_services(args, &Service::ALL, serve.mesh, Some(serve.addr)).await
+}

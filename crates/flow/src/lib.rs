@@ -1,0 +1,88 @@
+//! The services downstream of an ESG optimization request, and a runner
+//! that starts any set of them in one process.
+//!
+//! ```text
+//! API / MCP / any Kafka client
+//!   └─► esg-portfolio-events: portfolio_optimization_requested
+//!         ├─► optimization ─► portfolio_optimization_completed | _failed
+//!         ├─► reporting: Portfolio aggregate (es.Portfolio) ─► read model `reporting`
+//!         ├─► execution: trade_orders_staged (portfolio-events) ─► read model `orders`
+//!         └─► notification: stored notifications ─► live clients (SSE)
+//! ```
+//!
+//! Every service is a consumer group over the `EventLog` that commits only
+//! after its effects are durable, and is idempotent per request, so a crash
+//! anywhere re-processes at most a batch and downstream still sees one
+//! result per request.
+//!
+//! # Layout
+//!
+//! - `portfolio`: the [`Portfolio`] aggregate.
+//! - `reporting`: the [`Recorder`] (facts → aggregate) and the
+//!   [`ReportingProjection`]; [`Reports`] reads it.
+//! - `execution`: the [`Stager`] and the [`OrdersProjection`]; [`Orders`] reads it.
+//! - `notification`: the [`Notifier`]; [`Notifications`] reads them.
+//! - `runner`: [`Flow`], the services of one process, and [`submit`] /
+//!   [`await_answer`] for clients.
+
+mod execution;
+mod group;
+mod notification;
+mod portfolio;
+mod reporting;
+mod runner;
+
+pub use execution::{
+    stage_orders, ExecutionOptions, OrderView, Orders, OrdersProjection, Stager, EXECUTION_GROUP,
+    ORDERS_PROJECTION,
+};
+pub use notification::{
+    notification_for, Notification, Notifications, Notifier, NOTIFICATIONS, NOTIFICATION_GROUP,
+};
+pub use portfolio::{
+    Completed, Failed, OrdersStaged, Portfolio, PortfolioCommand, PortfolioError, PortfolioEvent,
+    RequestState, RequestStatus, Requested,
+};
+pub use reporting::{
+    OptimizationView, Recorder, ReportingProjection, Reports, ORDERS_GROUP, ORDERS_WAIT,
+    REPORTING_GROUP, REPORTING_PROJECTION,
+};
+pub use runner::{await_answer, submit, Flow, FlowOptions, Service};
+
+use ultracore_log::EventLog;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Log(#[from] ultracore_log::Error),
+    #[error(transparent)]
+    Store(#[from] ultracore_es::Error),
+    #[error("portfolio '{0}' kept changing under concurrent writers; the fact will be retried")]
+    Contended(String),
+    #[error("a read-model document does not match its type: {0}")]
+    ReadModel(String),
+    #[error("service {service} stopped: {reason}")]
+    Service { service: String, reason: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An event id derived from another one and a tag: the same inputs always
+/// give the same id, so an effect published twice carries one id.
+pub fn derived_id(base: Uuid, tag: &[u8], index: u8) -> Uuid {
+    let mut b = *base.as_bytes();
+    for (i, x) in tag.iter().enumerate() {
+        b[(i * 7 + 3) % 16] ^= x.rotate_left(i as u32 % 8);
+    }
+    b[9] ^= index;
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    Uuid::from_bytes(b)
+}
+
+/// Creates the flow's integration topics unless they exist.
+pub async fn ensure_flow_topics<L: EventLog>(log: &L) -> Result<()> {
+    ultracore_esg::ensure_topic(log).await?;
+    group::ensure_topics(log, &[(ultracore_events::portfolio::TOPIC, 3)]).await
+}

@@ -1,0 +1,420 @@
+//! The reporting service: records the flow's facts on the [`Portfolio`]
+//! aggregate and keeps the reporting read model.
+//!
+//! - The recorder (consumer group `reporting-service` on
+//!   `esg-portfolio-events` and `portfolio-events`) turns each request,
+//!   completion, failure and staged-orders fact into a command on its
+//!   portfolio. The aggregate event's id is derived from the fact's
+//!   `event_id`, and the aggregate ignores facts it has (a second answer to
+//!   one request), so redeliveries and duplicates change nothing.
+//! - The projection `reporting` (over `es.Portfolio`) keeps, in SQLite:
+//!   view `portfolios` (one document per portfolio: status, counts, latest
+//!   request and weights) and view `optimizations` (one per request: status,
+//!   timings, the full result or the failure).
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use ultracore_es::{topic_for, Aggregate, Database, EventStore, Expected, Projection, Views};
+use ultracore_esg::EsgPortfolioEvent;
+use ultracore_events::portfolio::{self as portfolio_topic, PortfolioEvent as AnalyticsEvent};
+use ultracore_log::{EnvelopeBuilder, EventLog, RawEnvelope, Record};
+use uuid::Uuid;
+
+use crate::group::{run_group, BatchHandler};
+use crate::portfolio::{
+    Completed, Failed, OrdersStaged, Portfolio, PortfolioCommand, PortfolioEvent, Requested,
+};
+use crate::{derived_id, Error, Result};
+
+/// The recorder's consumer group.
+pub const REPORTING_GROUP: &str = "reporting-service";
+/// The recorder's consumer group on `portfolio-events` (staged orders).
+pub const ORDERS_GROUP: &str = "reporting-service.orders";
+/// How long an orders fact waits for its request's answer before it is
+/// recorded anyway.
+pub const ORDERS_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// The reporting projection's name (its documents' namespace).
+pub const REPORTING_PROJECTION: &str = "reporting";
+
+/// Attempts of one command when concurrent writers keep winning.
+const ATTEMPTS: usize = 8;
+
+/// Records the flow's facts on the Portfolio aggregate.
+#[derive(Debug)]
+pub struct Recorder<L: EventLog> {
+    store: EventStore<L>,
+    /// Facts recorded as new aggregate events.
+    pub recorded: u64,
+    /// Facts the aggregate already had.
+    pub unchanged: u64,
+}
+
+impl<L: EventLog> Recorder<L> {
+    pub fn new(store: EventStore<L>) -> Self {
+        Recorder {
+            store,
+            recorded: 0,
+            unchanged: 0,
+        }
+    }
+
+    /// Serves the recorder until `shutdown` resolves: group
+    /// `reporting-service` on `esg-portfolio-events` and group
+    /// `reporting-service.orders` on `portfolio-events`. An orders fact waits
+    /// (up to [`ORDERS_WAIT`]) until its request's answer is recorded, so a
+    /// portfolio's history reads requested → completed → orders staged even
+    /// though the two topics are read independently.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let log = self.store.log().clone();
+        crate::ensure_flow_topics(&log).await?;
+        self.store.ensure_topic(Portfolio::TYPE).await?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut orders = Recorder::new(self.store.clone());
+        let orders_log = log.clone();
+        let mut stopped = stop_rx.clone();
+        let orders_task = tokio::spawn(async move {
+            run_group(
+                &orders_log,
+                ORDERS_GROUP,
+                &[portfolio_topic::TOPIC],
+                &mut orders,
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            )
+            .await
+        });
+        let mut facts = self;
+        let main = run_group(
+            &log,
+            REPORTING_GROUP,
+            &[ultracore_esg::TOPIC],
+            &mut facts,
+            async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            },
+        )
+        .await;
+        drop(stop_rx);
+        let orders = orders_task.await.map_err(|e| Error::Service {
+            service: "reporting (orders)".into(),
+            reason: e.to_string(),
+        })?;
+        main.and(orders)
+    }
+
+    /// Records one fact (an envelope from either topic). Returns whether the
+    /// aggregate changed.
+    pub async fn record(&mut self, env: &RawEnvelope) -> Result<bool> {
+        let Some((portfolio_id, command)) = command_for(env) else {
+            return Ok(false);
+        };
+        let waiting_since = std::time::Instant::now();
+        let mut attempt = 0;
+        while attempt < ATTEMPTS {
+            attempt += 1;
+            let loaded = self.store.load::<Portfolio>(&portfolio_id).await?;
+            if let PortfolioCommand::RecordOrders(o) = &command {
+                let answered = loaded
+                    .state
+                    .requests
+                    .get(&o.staged.request_id)
+                    .is_some_and(|r| r.status != crate::RequestStatus::Pending);
+                if !answered && waiting_since.elapsed() < ORDERS_WAIT {
+                    attempt -= 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+                if !answered {
+                    tracing::warn!(request_id = %o.staged.request_id, "orders recorded before their request's answer");
+                }
+            }
+            let events = match loaded.state.handle(command.clone()) {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(event_id = %env.event_id, error = %e, "fact not recorded");
+                    return Ok(false);
+                }
+            };
+            if events.is_empty() {
+                self.unchanged += 1;
+                return Ok(false);
+            }
+            let builder = EnvelopeBuilder::new(Portfolio::TYPE, portfolio_id.clone())
+                .correlation_id(
+                    env.correlation_id
+                        .clone()
+                        .unwrap_or_else(|| env.event_id.to_string()),
+                )
+                .causation_id(env.event_id);
+            let envelopes = events
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    let mut built = builder.build(e);
+                    built.event_id = derived_id(env.event_id, b"portfolio", i as u8);
+                    built
+                })
+                .collect();
+            match self
+                .store
+                .append::<Portfolio>(&portfolio_id, Expected::Exact(loaded.version), envelopes)
+                .await
+            {
+                Ok(saved) => {
+                    if saved.stored > 0 {
+                        self.recorded += 1;
+                    } else {
+                        self.unchanged += 1;
+                    }
+                    return Ok(saved.stored > 0);
+                }
+                Err(ultracore_es::Error::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Contended(portfolio_id))
+    }
+}
+
+impl<L: EventLog> BatchHandler for Recorder<L> {
+    async fn handle(&mut self, records: &[Record]) -> Result<()> {
+        for record in records {
+            match RawEnvelope::from_bytes(&record.value) {
+                Ok(env) => {
+                    self.record(&env).await?;
+                }
+                // The optimization service dead-letters what it cannot read.
+                Err(e) => {
+                    tracing::debug!(topic = %record.topic, offset = record.offset, error = %e, "record skipped")
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The command a fact asks for, with its portfolio, if it concerns one.
+fn command_for(env: &RawEnvelope) -> Option<(String, PortfolioCommand)> {
+    let at = env.timestamp;
+    match env.event_type.as_str() {
+        "portfolio_optimization_requested"
+        | "portfolio_optimization_completed"
+        | "portfolio_optimization_failed" => {
+            let event = env.clone().typed::<EsgPortfolioEvent>().ok()?.payload;
+            Some(match event {
+                EsgPortfolioEvent::Requested(r) => (
+                    r.portfolio_id.clone(),
+                    PortfolioCommand::RecordRequest(Requested {
+                        request_id: r.request_id.to_string(),
+                        portfolio_id: r.portfolio_id.clone(),
+                        requested_at: at,
+                        objective: serde_json::to_value(&r.objective).unwrap_or(Value::Null),
+                    }),
+                ),
+                EsgPortfolioEvent::Completed(c) => (
+                    c.portfolio_id.clone(),
+                    PortfolioCommand::RecordCompletion(Box::new(Completed {
+                        completed_at: at,
+                        result: *c,
+                    })),
+                ),
+                EsgPortfolioEvent::Failed(f) => (
+                    f.portfolio_id.clone(),
+                    PortfolioCommand::RecordFailure(Failed {
+                        request_id: f.request_id.to_string(),
+                        reason: f.reason,
+                        field: f.field,
+                        failed_at: at,
+                    }),
+                ),
+            })
+        }
+        "trade_orders_staged" => match env.clone().typed::<AnalyticsEvent>().ok()?.payload {
+            AnalyticsEvent::TradeOrdersStaged(staged) => Some((
+                staged.portfolio_id.clone(),
+                PortfolioCommand::RecordOrders(Box::new(OrdersStaged {
+                    staged_at: at,
+                    staged,
+                })),
+            )),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// One optimization as the reporting read model keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OptimizationView {
+    pub request_id: String,
+    pub portfolio_id: String,
+    /// `pending`, `completed` or `failed`.
+    pub status: String,
+    pub requested_at: Option<DateTime<Utc>>,
+    pub answered_at: Option<DateTime<Utc>>,
+    /// Milliseconds from request to answer, when both are known.
+    pub latency_ms: Option<i64>,
+    pub objective: Option<Value>,
+    pub result: Option<Value>,
+    pub failure: Option<Value>,
+    pub orders_staged: usize,
+}
+
+/// The reporting projection.
+#[derive(Debug, Clone, Default)]
+pub struct ReportingProjection;
+
+impl ReportingProjection {
+    fn optimization(
+        views: &mut Views<'_>,
+        request_id: &str,
+        portfolio_id: &str,
+    ) -> Result<OptimizationView, ultracore_es::Error> {
+        Ok(views
+            .get_as::<OptimizationView>("optimizations", request_id)?
+            .unwrap_or_else(|| OptimizationView {
+                request_id: request_id.to_owned(),
+                portfolio_id: portfolio_id.to_owned(),
+                status: "pending".into(),
+                requested_at: None,
+                answered_at: None,
+                latency_ms: None,
+                objective: None,
+                result: None,
+                failure: None,
+                orders_staged: 0,
+            }))
+    }
+}
+
+impl Projection for ReportingProjection {
+    fn name(&self) -> &str {
+        REPORTING_PROJECTION
+    }
+
+    fn topics(&self) -> Vec<String> {
+        vec![topic_for(Portfolio::TYPE)]
+    }
+
+    fn apply(&mut self, env: &RawEnvelope, views: &mut Views<'_>) -> ultracore_es::Result<()> {
+        let event = env
+            .clone()
+            .typed::<PortfolioEvent>()
+            .map_err(|e| ultracore_es::Error::InvalidArgument(e.to_string()))?
+            .payload;
+        let pid = env.aggregate_id.as_str();
+        let mut summary = views.get("portfolios", pid)?.unwrap_or_else(|| {
+            json!({"portfolio_id": pid, "status": "new", "optimizations": 0, "completed": 0,
+                   "failed": 0, "orders_staged": 0, "latest_request_id": null, "weights": {},
+                   "figures": null})
+        });
+        let bump = |summary: &mut Value, field: &str| {
+            summary[field] = json!(summary[field].as_u64().unwrap_or(0) + 1);
+        };
+        match &event {
+            PortfolioEvent::OptimizationRequested(r) => {
+                let mut view = Self::optimization(views, &r.request_id, pid)?;
+                view.requested_at = Some(r.requested_at);
+                view.objective = Some(r.objective.clone());
+                view.latency_ms = latency(view.requested_at, view.answered_at);
+                views.put_as("optimizations", &r.request_id, &view)?;
+                bump(&mut summary, "optimizations");
+                summary["latest_request_id"] = json!(r.request_id);
+                if view.status == "pending" {
+                    summary["status"] = json!("optimization_pending");
+                }
+            }
+            PortfolioEvent::OptimizationCompleted(c) => {
+                let id = c.result.request_id.to_string();
+                let mut view = Self::optimization(views, &id, pid)?;
+                view.status = "completed".into();
+                view.answered_at = Some(c.completed_at);
+                view.latency_ms = latency(view.requested_at, view.answered_at);
+                view.result = Some(serde_json::to_value(&c.result).unwrap_or(Value::Null));
+                views.put_as("optimizations", &id, &view)?;
+                bump(&mut summary, "completed");
+                summary["status"] = json!("optimized");
+                summary["weights"] = json!(c.result.weights);
+                summary["figures"] = json!({"before": c.result.before, "after": c.result.after});
+                summary["weights_from_request_id"] = json!(id);
+            }
+            PortfolioEvent::OptimizationFailed(f) => {
+                let mut view = Self::optimization(views, &f.request_id, pid)?;
+                view.status = "failed".into();
+                view.answered_at = Some(f.failed_at);
+                view.latency_ms = latency(view.requested_at, view.answered_at);
+                view.failure = Some(json!({"reason": f.reason, "field": f.field}));
+                views.put_as("optimizations", &f.request_id, &view)?;
+                bump(&mut summary, "failed");
+                summary["status"] = json!("optimization_failed");
+            }
+            PortfolioEvent::OrdersStaged(o) => {
+                let mut view = Self::optimization(views, &o.staged.request_id, pid)?;
+                view.orders_staged = o.staged.orders.len();
+                views.put_as("optimizations", &o.staged.request_id, &view)?;
+                bump(&mut summary, "orders_staged");
+                summary["status"] = json!("orders_staged");
+            }
+        }
+        summary["updated_at"] = json!(env.timestamp);
+        summary["version"] = json!(env.version);
+        views.put("portfolios", pid, summary);
+        Ok(())
+    }
+}
+
+fn latency(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> Option<i64> {
+    Some((to? - from?).num_milliseconds())
+}
+
+/// Reads the reporting read model.
+#[derive(Debug, Clone)]
+pub struct Reports {
+    db: Database,
+}
+
+impl Reports {
+    pub fn new(db: Database) -> Self {
+        Reports { db }
+    }
+
+    /// One optimization by request id.
+    pub fn optimization(&self, request_id: Uuid) -> Result<Option<OptimizationView>> {
+        let Some(doc) = self.db.document(
+            REPORTING_PROJECTION,
+            "optimizations",
+            &request_id.to_string(),
+        )?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(
+            serde_json::from_value(doc).map_err(|e| Error::ReadModel(e.to_string()))?,
+        ))
+    }
+
+    /// One portfolio's summary.
+    pub fn portfolio(&self, portfolio_id: &str) -> Result<Option<Value>> {
+        Ok(self
+            .db
+            .document(REPORTING_PROJECTION, "portfolios", portfolio_id)?)
+    }
+
+    /// A portfolio's optimizations, newest request first.
+    pub fn optimizations_of(&self, portfolio_id: &str) -> Result<Vec<OptimizationView>> {
+        let mut out: Vec<OptimizationView> = self
+            .db
+            .documents(REPORTING_PROJECTION, "optimizations")?
+            .into_iter()
+            .filter_map(|(_, doc)| serde_json::from_value::<OptimizationView>(doc).ok())
+            .filter(|v| v.portfolio_id == portfolio_id)
+            .collect();
+        out.sort_by_key(|v| std::cmp::Reverse(v.requested_at));
+        Ok(out)
+    }
+}
