@@ -83,8 +83,16 @@ fn until(port: u16, path: &str, ok: impl Fn(&Value) -> bool) -> Value {
 }
 
 /// Starts the optimization service; its stderr lines arrive on the receiver.
-fn optimizer(env: &Env, dir: &Path, mesh: &Path, failpoint: Option<&str>) -> (Child, mpsc::Receiver<String>) {
-    let mut c = env.command(dir, &["service", "optimization", "--mesh", mesh.to_str().unwrap()]);
+fn optimizer(
+    env: &Env,
+    dir: &Path,
+    mesh: &Path,
+    failpoint: Option<&str>,
+) -> (Child, mpsc::Receiver<String>) {
+    let mut c = env.command(
+        dir,
+        &["service", "optimization", "--mesh", mesh.to_str().unwrap()],
+    );
     if let Some(f) = failpoint {
         c.env("ULTRACORE_FAILPOINT", f);
     }
@@ -122,7 +130,11 @@ fn submit(env: &Env, dir: &Path, body: &str) -> String {
         .command(dir, &["esg", "submit", file.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     v["request_id"].as_str().unwrap().to_owned()
 }
@@ -173,7 +185,11 @@ assert p.flush(30) == 0, "not delivered"
         ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -195,7 +211,10 @@ fn killed_optimization_service_yields_one_result_per_request_downstream() {
                 "mesh",
                 "build",
                 "--prices",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/../../sample-data/sp500_prices.csv"),
+                concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../../sample-data/sp500_prices.csv"
+                ),
                 "--out",
                 mesh.to_str().unwrap(),
             ],
@@ -257,18 +276,33 @@ fn killed_optimization_service_yields_one_result_per_request_downstream() {
         )
         .output()
         .unwrap();
-    assert!(tail.status.success(), "{}", String::from_utf8_lossy(&tail.stderr));
+    assert!(
+        tail.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tail.stderr)
+    );
     let answers: Vec<Value> = String::from_utf8_lossy(&tail.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .map(|v| if v.get("value").is_some() { v["value"].clone() } else { v })
+        .map(|v| {
+            if v.get("value").is_some() {
+                v["value"].clone()
+            } else {
+                v
+            }
+        })
         .filter(|e| {
             e["event_type"] == "portfolio_optimization_completed"
                 && e["payload"]["request_id"] == first.as_str()
         })
         .collect();
-    assert!(answers.len() >= 2, "expected the redone answer on the log: {answers:?}");
-    assert!(answers.iter().all(|e| e["event_id"] == answers[0]["event_id"]));
+    assert!(
+        answers.len() >= 2,
+        "expected the redone answer on the log: {answers:?}"
+    );
+    assert!(answers
+        .iter()
+        .all(|e| e["event_id"] == answers[0]["event_id"]));
 
     // … and downstream sees one result per request.
     let summary = until(reporting, "/api/v1/portfolios/pf-kill", |v| {

@@ -65,7 +65,11 @@ async fn route_answers(log: AnyLog, waiters: Waiters, since_millis: i64) -> Resu
                 EsgPortfolioEvent::Requested(_) => continue,
             };
             let now = Instant::now();
-            if let Some(tx) = waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
+            if let Some(tx) = waiters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id)
+            {
                 let _ = tx.send(now);
             }
         }
