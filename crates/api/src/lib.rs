@@ -40,7 +40,7 @@ use uuid::Uuid;
 
 pub use error::ApiError;
 pub use live::{spawn_event_tail, LiveEvent, LIVE_TOPICS};
-pub use openapi::openapi;
+pub use openapi::{openapi, MOUNTED_ELSEWHERE};
 
 /// What the handlers share.
 #[derive(Debug)]

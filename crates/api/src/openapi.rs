@@ -24,6 +24,15 @@ fn sse(description: &str) -> Value {
     json!({"description": description, "content": {"text/event-stream": {"schema": {"type": "string"}}}})
 }
 
+/// Paths in the document that other crates route (`ultracore serve`
+/// merges their routers when the models are at hand).
+pub const MOUNTED_ELSEWHERE: [&str; 4] = [
+    "/api/v1/decisions",
+    "/api/v1/forensics/{decision_id}",
+    "/metrics",
+    "/mcp",
+];
+
 /// The document.
 pub fn openapi() -> Value {
     let portfolio = path_param("id", "Portfolio id", None);
@@ -95,6 +104,29 @@ pub fn openapi() -> Value {
             "/healthz": {"get": {
                 "summary": "Liveness and the services of this process",
                 "responses": {"200": ok_json("Healthy", json!({"type": "object"})), "503": ok_json("A service stopped", json!({"type": "object"}))}
+            }},
+            "/api/v1/decisions": {"post": {
+                "summary": "Make a trading decision (regime specialists, risk checks); its events are published without blocking",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["symbol", "features"], "properties": {
+                    "symbol": {"type": "string"}, "features": {"type": "object", "additionalProperties": {"type": ["number", "null"]}},
+                    "price": {"type": "number"}, "portfolio": {"type": "object"}, "correlation_id": {"type": "string"}}}}}},
+                "responses": {"200": ok_json("The decision (the trading_decision payload)", json!({"type": "object"})),
+                              "400": error_response("The body is not JSON"), "422": error_response("A field has an invalid value"),
+                              "503": error_response("The decision's events cannot be queued")}
+            }},
+            "/api/v1/forensics/{decision_id}": {"get": {
+                "summary": "The SHAP explanation of a decision (each specialist and the regime-weighted ensemble, in numbers and words)",
+                "parameters": [path_param("decision_id", "The decision id", Some("uuid"))],
+                "responses": {"200": ok_json("The stored explanation", json!({"type": "object"})),
+                              "400": error_response("Not a UUID"), "404": error_response("Unknown, not explained yet, or past retention")}
+            }},
+            "/metrics": {"get": {
+                "summary": "Prometheus metrics: forensics lag, backlog, explanation time; emitter breaker state and failures",
+                "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}
+            }},
+            "/mcp": {"post": {
+                "summary": "MCP (streamable HTTP) for AI agents: optimize_portfolio_esg, get_optimization_result, calculate_risk_metrics",
+                "responses": {"200": {"description": "MCP JSON-RPC over streamable HTTP"}}
             }},
             "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": ok_json("OpenAPI 3.1", json!({"type": "object"}))}}}
         },

@@ -9,13 +9,15 @@
 //! - `cmd/serve`: `ultracore serve` and `ultracore service …`: the API and the flow's services.
 //! - `emit`: publishing a command's events without making it wait.
 //! - `cmd/forensics`: `ultracore forensics explain`: SHAP values of a tree model's predictions.
+//! - `cmd/decide`: `ultracore decide`, `ultracore models reload`: trading decisions and model updates.
+//! - `cmd/forensics_service`: `ultracore service forensics`, `ultracore forensics show`.
 //! - `cmd/mcp`: `ultracore mcp`: the MCP server for AI agents, on stdio.
 //! - `output`: tables for humans.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use ultracore_log_any::LogConfig;
 
 mod cmd;
@@ -64,6 +66,11 @@ pub struct LogArgs {
         value_name = "DAYS"
     )]
     pub retention_days: Option<u64>,
+    /// Whether `--retention-days` was given on the command line (not from
+    /// `EVENT_STORE_RETENTION_DAYS`): the forensics service reads it as its
+    /// own retention only then.
+    #[arg(skip)]
+    pub retention_days_from_command_line: bool,
 }
 
 impl LogArgs {
@@ -143,10 +150,25 @@ enum Command {
     ///
     /// Example: ultracore --data-dir /var/lib/ultracore mcp --mesh /var/lib/ultracore/mesh
     Mcp(cmd::mcp::McpArgs),
+    /// Make one trading decision: the regime specialists' ensemble, sized and
+    /// risk-checked; publishes trading_decision, risk_decision (and
+    /// regime_change) when a log is configured.
+    ///
+    /// Example: ultracore decide --features examples/decision.json
+    Decide(cmd::decide::DecideArgs),
+    /// The regime specialists: compare a retrained set and publish model_update events.
+    #[command(subcommand)]
+    Models(cmd::decide::ModelsCommand),
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    cli.log.retention_days_from_command_line =
+        matches.value_source("retention_days") == Some(clap::parser::ValueSource::CommandLine);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ULTRACORE_LOG_LEVEL").unwrap_or_else(
@@ -187,7 +209,9 @@ fn run(cli: Cli) -> Result<()> {
             Command::Esg(c) => cmd::esg::run(&cli.log, c).await,
             Command::Serve(a) => cmd::serve::serve(&cli.log, a).await,
             Command::Service(c) => cmd::esg::service(&cli.log, c).await,
-            Command::Forensics(c) => cmd::forensics::run(c),
+            Command::Forensics(c) => cmd::forensics::run(&cli.log, c),
+            Command::Decide(a) => cmd::decide::run(&cli.log, a).await,
+            Command::Models(c) => cmd::decide::models(&cli.log, c).await,
             Command::Mcp(a) => cmd::mcp::run(&cli.log, a).await,
         }
     })

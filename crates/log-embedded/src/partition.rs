@@ -428,7 +428,13 @@ impl Partition {
             position,
             reason: e.describe(),
         };
+        // The offset after the last frame decoded: once it reaches the high
+        // watermark, what follows may be a frame the writer is still writing.
+        let mut next: Option<u64> = None;
         loop {
+            if next.is_some_and(|n| n >= hw) {
+                return Ok(false);
+            }
             let buf = seg.read_at(pos, CHUNK)?;
             if buf.is_empty() {
                 return Ok(true);
@@ -437,6 +443,7 @@ impl Partition {
             loop {
                 match codec::decode(&buf[rel..]) {
                     Ok(f) => {
+                        next = Some(f.offset + 1);
                         if f.offset >= hw {
                             return Ok(false);
                         }
@@ -466,6 +473,7 @@ impl Partition {
                             return Err(corrupt(pos, FrameError::Incomplete));
                         }
                         let f = codec::decode(&whole).map_err(|e| corrupt(pos, e))?;
+                        next = Some(f.offset + 1);
                         if f.offset >= hw {
                             return Ok(false);
                         }

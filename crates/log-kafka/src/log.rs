@@ -56,6 +56,24 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 impl KafkaLog {
+    /// Creates the clients without asking the brokers anything, so it
+    /// succeeds while they are down. For emitters that must start during an
+    /// outage and spool until the log is back; everything else uses
+    /// [`KafkaLog::connect`], which fails fast on a wrong address.
+    pub fn connect_lazy(config: KafkaConfig) -> Result<KafkaLog> {
+        let producer: FutureProducer = config.producer().create().map_err(map_err)?;
+        let admin: AdminClient<DefaultClientContext> = config.client().create().map_err(map_err)?;
+        Ok(KafkaLog {
+            inner: Arc::new(Inner {
+                config,
+                producer,
+                admin,
+                partitions: Mutex::new(HashMap::new()),
+                round_robin: AtomicU32::new(0),
+            }),
+        })
+    }
+
     /// Connects and checks that the brokers answer a metadata request within
     /// `config.connect_timeout`; otherwise fails with [`Error::Unreachable`]
     /// naming `config.bootstrap_servers`. Never falls back to anything else.

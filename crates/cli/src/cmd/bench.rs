@@ -41,6 +41,13 @@ pub enum BenchCommand {
     /// exact and the fast algorithm, against shap's TreeExplainer.
     ///
     /// Example: ultracore bench forensics --json
+    ///
+    /// With --pipeline: the forensics service end to end on the embedded
+    /// log (decisions/s from log to store, lag under a sustained offered
+    /// rate); with --api: the forensics API's latency under load from a
+    /// second process.
+    ///
+    /// Example: ultracore bench forensics --no-shap --pipeline --api --json
     Forensics(crate::cmd::bench_forensics::ForensicsBench),
     /// The ESG optimization flow: request → completed latency p50/p99 for a
     /// 20-asset request sent one at a time, and sustained optimizations/s
@@ -49,6 +56,15 @@ pub enum BenchCommand {
     ///
     /// Example: ultracore bench flow --requests 300 --clients 8 --seconds 10 --json
     Flow(crate::cmd::bench_flow::FlowBench),
+    /// Decision latency including event emission (p50/p99), with the log up
+    /// (embedded; Kafka when configured) and down (breaker open, spool),
+    /// and the down/up ratio.
+    ///
+    /// Example: ultracore bench decisions --json
+    Decisions(crate::cmd::bench_decisions::DecisionsBench),
+    /// The forensics API load generator (started by `bench forensics --api`).
+    #[command(hide = true)]
+    ForensicsLoad(crate::cmd::bench_forensics_service::LoadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -106,8 +122,10 @@ pub async fn run(args: &LogArgs, command: BenchCommand) -> Result<()> {
         BenchCommand::Log(b) => log_bench(args, b).await,
         BenchCommand::Optimize(b) => optimize_bench(b),
         BenchCommand::Es(b) => crate::cmd::bench_es::run(args, b).await,
-        BenchCommand::Forensics(b) => crate::cmd::bench_forensics::run(b),
+        BenchCommand::Forensics(b) => crate::cmd::bench_forensics::run(b).await,
         BenchCommand::Flow(b) => crate::cmd::bench_flow::run(args, b).await,
+        BenchCommand::Decisions(b) => crate::cmd::bench_decisions::run(args, b).await,
+        BenchCommand::ForensicsLoad(a) => crate::cmd::bench_forensics_service::load(a).await,
     }
 }
 

@@ -41,6 +41,11 @@ pub struct ForensicsBench {
     runs: usize,
     #[arg(long)]
     json: bool,
+    /// Skip the SHAP-only figures (run only --pipeline / --api).
+    #[arg(long)]
+    no_shap: bool,
+    #[command(flatten)]
+    service: crate::cmd::bench_forensics_service::PipelineArgs,
 }
 
 struct Specialist {
@@ -49,7 +54,45 @@ struct Specialist {
     fast: FastTreeShap,
 }
 
-pub fn run(b: ForensicsBench) -> Result<()> {
+pub async fn run(b: ForensicsBench) -> Result<()> {
+    let mut out = if b.no_shap {
+        serde_json::Map::new()
+    } else {
+        match shap(&b)? {
+            Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        }
+    };
+    if b.service.pipeline || b.service.api {
+        let specialists = std::sync::Arc::new(
+            ultracore_forensics::Specialists::load(&b.models)
+                .context("run from the repository root, or pass --models DIR")?,
+        );
+        let fixture: Value =
+            serde_json::from_str(&std::fs::read_to_string(&b.fixture).with_context(|| {
+                format!("cannot read {} (pass --fixture FILE)", b.fixture.display())
+            })?)?;
+        let rows = synthetic_rows(&fixture, specialists.feature_names().len(), 4_096)?;
+        let json = b.json;
+        let say = move |s: &str| {
+            if !json {
+                println!("{s}");
+            }
+        };
+        let parts =
+            crate::cmd::bench_forensics_service::run(&b.service, specialists, &rows, &say).await?;
+        if let Value::Object(parts) = parts {
+            out.extend(parts);
+        }
+    }
+    if b.json {
+        println!("{}", Value::Object(out));
+    }
+    Ok(())
+}
+
+/// The SHAP-only figures; prints the table unless --json, returns the JSON.
+fn shap(b: &ForensicsBench) -> Result<Value> {
     if b.decisions == 0 || b.runs == 0 {
         bail!("--decisions and --runs must be positive");
     }
@@ -140,8 +183,7 @@ pub fn run(b: ForensicsBench) -> Result<()> {
         "max_abs_difference_fast_vs_exact": max_diff,
     });
     if b.json {
-        println!("{out}");
-        return Ok(());
+        return Ok(out);
     }
     let row = |name: &str, what: String, s: f64| {
         vec![
@@ -179,7 +221,7 @@ pub fn run(b: ForensicsBench) -> Result<()> {
             &table
         )
     );
-    Ok(())
+    Ok(out)
 }
 
 fn best_of(runs: usize, mut f: impl FnMut() -> Result<Duration>) -> Result<Duration> {

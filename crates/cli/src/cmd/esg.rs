@@ -61,6 +61,12 @@ pub enum ServiceCommand {
     ///
     /// Example: KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 ultracore service notification --addr 127.0.0.1:8082
     Notification(AloneArgs),
+    /// Explain every trading decision with SHAP and store it (consumer group
+    /// `forensics-service`) until Ctrl-C. `--retention-days N` keeps
+    /// explanations N days (default 7 years).
+    ///
+    /// Example: ultracore service forensics --db data/forensics.sqlite --retention-days 2557 --listen 127.0.0.1:9464
+    Forensics(super::forensics_service::ServiceArgs),
 }
 
 #[derive(Debug, Args)]
@@ -83,6 +89,7 @@ pub async fn service(args: &LogArgs, command: ServiceCommand) -> Result<()> {
         ServiceCommand::Notification(a) => {
             run_services(args, &[Service::Notification], None, a.addr).await
         }
+        ServiceCommand::Forensics(s) => super::forensics_service::service(args, s).await,
         ServiceCommand::Optimization { mesh } => {
             let mesh = DataMesh::open(&mesh)?;
             let log = AnyLog::open(&args.config(), Access::Write).await?;

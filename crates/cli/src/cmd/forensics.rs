@@ -23,6 +23,12 @@ pub enum ForensicsCommand {
     ///
     /// Example: ultracore forensics explain --model models/bull.json --rows sample-data/decision_rows.csv --json
     Explain(ExplainArgs),
+    /// The stored explanation of one trading decision (written by
+    /// `ultracore service forensics`): the words, then each specialist's and
+    /// the ensemble's margin and strongest features.
+    ///
+    /// Example: ultracore forensics show 0190f7a2-0000-7000-8000-000000000001 --json
+    Show(super::forensics_service::ShowArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -52,9 +58,10 @@ pub struct ExplainArgs {
     algorithm: Algorithm,
 }
 
-pub fn run(command: ForensicsCommand) -> Result<()> {
+pub fn run(log: &crate::LogArgs, command: ForensicsCommand) -> Result<()> {
     match command {
         ForensicsCommand::Explain(args) => explain(args),
+        ForensicsCommand::Show(args) => super::forensics_service::show(log, args),
     }
 }
 

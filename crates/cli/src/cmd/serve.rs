@@ -119,7 +119,37 @@ pub async fn run_services(
             events,
             names.clone(),
         ));
-        let app = router(app_state.clone());
+        let mut app = router(app_state.clone());
+        if services.len() == Service::ALL.len() {
+            if let Some((models, decisions)) = decision_service(&config, log.clone()).await? {
+                app = app.merge(ultracore_decisions::router(decisions.clone()));
+                let forensics = ultracore_forensics::ForensicsService::new(
+                    log.clone(),
+                    ultracore_forensics::ForensicsConfig {
+                        db: config.data_dir().join("forensics.sqlite"),
+                        models_dir: models,
+                        ..Default::default()
+                    },
+                )?;
+                let mut api_state =
+                    ultracore_forensics::ApiState::new(forensics.reader()?, forensics.metrics());
+                if let Some(first) = decisions.emitter_stats() {
+                    api_state = api_state.with_emitter(Arc::new(move || {
+                        decisions.emitter_stats().unwrap_or_else(|| first.clone())
+                    }));
+                }
+                app = app.merge(ultracore_forensics::router(api_state));
+                let stopped_forensics = stopped();
+                tokio::spawn(async move {
+                    if let Err(e) = forensics.run(stopped_forensics).await {
+                        tracing::error!(error = %e, "the forensics service stopped");
+                    }
+                });
+                eprintln!(
+                    "trading decisions: POST /api/v1/decisions; forensics: GET /api/v1/forensics/{{decision_id}}, /metrics"
+                );
+            }
+        }
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("listening on {addr}: is another server using it?"))?;
@@ -165,6 +195,44 @@ pub async fn run_services(
             Ok(())
         }
     }
+}
+
+/// The shipped regime specialists: `ULTRACORE_MODELS_DIR`, `./models`, or
+/// the repository's `models/`.
+fn models_dir() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("ULTRACORE_MODELS_DIR").map(PathBuf::from),
+        Some(PathBuf::from("models")),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|d| d.join("bull.json").is_file())
+}
+
+/// The decision service publishing to the configured log (with its spool
+/// in `<data dir>/spool/decisions`), if the models are at hand.
+async fn decision_service(
+    config: &LogConfig,
+    target: AnyLog,
+) -> Result<Option<(PathBuf, Arc<ultracore_decisions::DecisionService>)>> {
+    let Some(models) = models_dir() else {
+        eprintln!(
+            "no models directory (set ULTRACORE_MODELS_DIR): decisions and forensics are off"
+        );
+        return Ok(None);
+    };
+    let engine = crate::cmd::decide::engine(&models, None)?;
+    let spool = config.data_dir().join("spool").join("decisions");
+    let service = ultracore_decisions::DecisionService::start(
+        engine,
+        target,
+        &spool,
+        ultracore_decisions::ServiceOptions::default(),
+    )
+    .await?;
+    Ok(Some((models, Arc::new(service))))
 }
 
 pub async fn serve(args: &LogArgs, serve: ServeArgs) -> Result<()> {
