@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
-# Creates (once) the Python venv the tests use as a "foreign" Kafka client
-# (confluent-kafka, not UltraCore's code) and prints its interpreter's path.
+# Creates (once) the Python venv the tests use as "foreign" clients, not
+# UltraCore's code, and prints its interpreter's path:
+#   - confluent-kafka: a Kafka client the interoperability tests write with;
+#   - mcp: the official MCP SDK, the client of the MCP server's tests.
 #
 #   ULTRACORE_CACHE=~/.cache/ultracore   the venv lives in $ULTRACORE_CACHE/venv
 #
 # Idempotent and quiet on success: a venv that already has the pinned
-# confluent-kafka is reused without touching pip.
+# versions is reused without touching pip.
 set -euo pipefail
 
 CONFLUENT_KAFKA_VERSION=2.12.0
+MCP_VERSION=2.3.0
 CACHE="${ULTRACORE_CACHE:-$HOME/.cache/ultracore}"
 VENV="$CACHE/venv"
 PY="$VENV/bin/python"
 
 installed() {
-  "$PY" -c "import confluent_kafka, sys; sys.exit(confluent_kafka.__version__ != '$CONFLUENT_KAFKA_VERSION')" 2>/dev/null
+  "$PY" - <<PYEOF 2>/dev/null
+import sys
+from importlib.metadata import version
+sys.exit(version("confluent-kafka") != "$CONFLUENT_KAFKA_VERSION" or version("mcp") != "$MCP_VERSION")
+PYEOF
 }
 
 if [ ! -x "$PY" ]; then
@@ -26,8 +33,13 @@ if [ ! -x "$PY" ]; then
   fi
 fi
 if ! installed; then
+  # The MCP SDK needs Python 3.10 or newer.
+  "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {
+    echo "python-env: the MCP SDK needs Python >= 3.10; $("$PY" --version) is too old" >&2
+    exit 1
+  }
   "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-    "confluent-kafka==$CONFLUENT_KAFKA_VERSION" >&2
-  installed || { echo "python-env: confluent-kafka $CONFLUENT_KAFKA_VERSION did not install into $VENV" >&2; exit 1; }
+    "confluent-kafka==$CONFLUENT_KAFKA_VERSION" "mcp==$MCP_VERSION" >&2
+  installed || { echo "python-env: confluent-kafka $CONFLUENT_KAFKA_VERSION and mcp $MCP_VERSION did not install into $VENV" >&2; exit 1; }
 fi
 echo "$PY"

@@ -3,7 +3,8 @@
 #   - a Kafka-protocol broker (Tansu) on 127.0.0.1:19092, built once and cached
 #     in ~/.cache/ultracore (the first run on a fresh machine takes ~11 min);
 #   - a Python venv with confluent-kafka, the "foreign" Kafka client the
-#     interoperability tests write with.
+#     interoperability tests write with, and the official MCP SDK, the
+#     client of the MCP server's tests.
 # Idempotent: a second run reuses the cached binary, the venv and a running broker.
 set -euo pipefail
 cd "$(dirname "$0")/.."

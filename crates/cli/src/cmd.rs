@@ -14,5 +14,6 @@ pub mod esg;
 pub mod events;
 pub mod forensics;
 pub mod forensics_service;
+pub mod mcp;
 pub mod mesh;
 pub mod serve;

@@ -11,6 +11,7 @@
 //! - `cmd/forensics`: `ultracore forensics explain`: SHAP values of a tree model's predictions.
 //! - `cmd/decide`: `ultracore decide`, `ultracore models reload`: trading decisions and model updates.
 //! - `cmd/forensics_service`: `ultracore service forensics`, `ultracore forensics show`.
+//! - `cmd/mcp`: `ultracore mcp`: the MCP server for AI agents, on stdio.
 //! - `output`: tables for humans.
 
 use std::path::PathBuf;
@@ -142,6 +143,13 @@ enum Command {
     /// Explain tree-model predictions (SHAP values).
     #[command(subcommand)]
     Forensics(cmd::forensics::ForensicsCommand),
+    /// Serve UltraCore's tools to AI agents over MCP on stdin/stdout
+    /// (optimize_portfolio_esg, get_optimization_result,
+    /// calculate_risk_metrics). On the embedded log it also runs the
+    /// optimization service. Logs go to stderr.
+    ///
+    /// Example: ultracore --data-dir /var/lib/ultracore mcp --mesh /var/lib/ultracore/mesh
+    Mcp(cmd::mcp::McpArgs),
     /// Make one trading decision: the regime specialists' ensemble, sized and
     /// risk-checked; publishes trading_decision, risk_decision (and
     /// regime_change) when a log is configured.
@@ -204,6 +212,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Forensics(c) => cmd::forensics::run(&cli.log, c),
             Command::Decide(a) => cmd::decide::run(&cli.log, a).await,
             Command::Models(c) => cmd::decide::models(&cli.log, c).await,
+            Command::Mcp(a) => cmd::mcp::run(&cli.log, a).await,
         }
     })
 }

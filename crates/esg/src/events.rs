@@ -69,13 +69,18 @@ impl EventFamily for EsgPortfolioEvent {
 /// as a weight of the portfolio's value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Holding {
+    /// Ticker in the data products (give the ticker or the ISIN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ticker: Option<String>,
+    /// ISIN in the data products (give the ticker or the ISIN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isin: Option<String>,
+    /// Units held (give units or weight, the same for every holding).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub units: Option<f64>,
+    /// Weight of the portfolio's value, 0–1 (needs `portfolio.value`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<f64>,
 }
@@ -83,7 +88,9 @@ pub struct Holding {
 /// The current portfolio.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct PortfolioInput {
+    /// The positions held now.
     #[serde(default)]
     pub holdings: Vec<Holding>,
     /// Cash, in the portfolio's currency (with unit holdings).
@@ -107,19 +114,27 @@ fn default_objective() -> EsgObjective {
 /// What a `portfolio_optimization_requested` event asks for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct OptimizationRequest {
+    /// Identifies the request and its answer.
     pub request_id: Uuid,
+    /// The portfolio (the aggregate id, 1 to 128 characters).
     pub portfolio_id: String,
+    /// The current portfolio.
     pub portfolio: PortfolioInput,
+    /// What to optimize.
     #[serde(default = "default_objective")]
     pub objective: EsgObjective,
+    /// What the new portfolio must satisfy.
     #[serde(default)]
     pub constraints: EsgConstraints,
     /// Tickers the new portfolio may hold besides the current ones (empty: every instrument in the data products).
     #[serde(default)]
     pub universe: Vec<String>,
+    /// Years of price history for the estimates.
     #[serde(default = "default_lookback")]
     pub lookback_years: f64,
+    /// Annual risk-free rate (e.g. 0.02).
     #[serde(default = "default_rf")]
     pub risk_free_rate: f64,
 }

@@ -18,7 +18,6 @@ mod events;
 mod explain;
 mod optimize;
 mod request;
-pub use request::validate;
 mod service;
 
 pub use events::{
@@ -26,6 +25,7 @@ pub use events::{
     OptimizationResult, PortfolioInput, Side, Trade, AGGREGATE_TYPE, TOPIC,
 };
 pub use optimize::{optimize, Failure};
+pub use request::validate;
 pub use service::{
     ensure_topic, request_envelope, OptimizationService, ServiceStats, SERVICE_GROUP,
     TOPIC_PARTITIONS,

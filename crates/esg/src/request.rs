@@ -4,8 +4,16 @@
 use crate::events::OptimizationRequest;
 use crate::optimize::Failure;
 
-/// Checks a request's shape and ranges (no data needed): the API rejects
-/// what fails here with 422 before anything is published.
+/// Checks a request's shape and ranges before any data is read
+/// (identifiers, amounts, weights, holdings given one way): the API rejects
+/// what fails here with 422 and the MCP tool with a tool error, before
+/// anything is published. Instruments are checked against the data products
+/// later, by [`optimize`](crate::optimize).
+///
+/// # Errors
+///
+/// The first problem found, with the field at fault
+/// (`portfolio.holdings[2].weight`, …).
 pub fn validate(r: &OptimizationRequest) -> Result<(), Failure> {
     let bad = |field: &str, reason: String| Err(Failure::field(field, reason));
     if r.portfolio_id.trim().is_empty() || r.portfolio_id.len() > 128 {

@@ -44,10 +44,14 @@ pub struct EsgData {
 
 /// Bounds on a sector's total weight.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct SectorBound {
+    /// The sector, as named in the ESG data (e.g. `Energy`).
     pub sector: String,
+    /// Minimum total weight of the sector.
     #[serde(default)]
     pub min: Option<f64>,
+    /// Maximum total weight of the sector.
     #[serde(default)]
     pub max: Option<f64>,
 }
@@ -55,21 +59,27 @@ pub struct SectorBound {
 /// What the new portfolio must satisfy. Everything is optional.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct EsgConstraints {
+    /// Minimum weighted ESG score of the invested part (0–100).
     #[serde(default)]
     pub min_esg_score: Option<f64>,
+    /// Maximum weighted carbon intensity (tCO2e per USD m revenue).
     #[serde(default)]
     pub max_carbon_intensity: Option<f64>,
+    /// Sectors to hold nothing of.
     #[serde(default)]
     pub exclude_sectors: Vec<String>,
+    /// Hold nothing of issuers under a controversy flag.
     #[serde(default)]
     pub exclude_flagged: bool,
     /// Asset names to exclude.
     #[serde(default)]
     pub exclude: Vec<String>,
-    /// Bounds of every asset's weight.
+    /// Bounds of every asset's weight, `[min, max]`.
     #[serde(default = "default_bounds")]
     pub weight_bounds: (f64, f64),
+    /// Bounds on sectors' total weights.
     #[serde(default)]
     pub sector_bounds: Vec<SectorBound>,
     /// Maximum `Σ |wᵢ − w⁰ᵢ|` (1.0 = half the portfolio replaced).
@@ -107,16 +117,22 @@ impl Default for EsgConstraints {
 /// What to optimize.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub enum EsgObjective {
+    /// Maximum Sharpe ratio.
     MaxSharpe,
+    /// Minimum volatility.
     MinVolatility,
     /// Maximum return with volatility at most the budget.
     MaxReturn {
+        /// The volatility budget (annualised, e.g. 0.15).
         target_volatility: f64,
     },
     /// Maximise `μᵀw − δ/2·wᵀΣw + λ·(esgᵀw)/100` (λ: return per 100 ESG points).
     EsgTradeoff {
+        /// δ, the risk aversion (e.g. 1).
         risk_aversion: f64,
+        /// λ, the return one is ready to give up per 100 ESG points.
         esg_weight: f64,
     },
 }
