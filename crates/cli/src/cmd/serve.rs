@@ -98,6 +98,7 @@ pub async fn run_services(
     } else {
         None
     };
+    let mcp_mesh = mesh.clone();
     let mut flow = Flow::start(log.clone(), db, FlowOptions::only(services, mesh)).await?;
     let names: Vec<String> = services.iter().map(|s| s.name().to_owned()).collect();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -120,6 +121,21 @@ pub async fn run_services(
             names.clone(),
         ));
         let mut app = router(app_state.clone());
+        let mcp_cancel = ultracore_mcp::CancellationToken::new();
+        if let Some(mesh) = &mcp_mesh {
+            let results = ultracore_mcp::TopicResults::start(log.clone()).await?;
+            let server =
+                ultracore_mcp::McpServer::new(log.clone(), mesh.clone(), Arc::new(results));
+            let mut config = ultracore_mcp::HttpConfig::default();
+            config.cancellation_token = mcp_cancel.clone();
+            app = app.nest_service("/mcp", ultracore_mcp::http_service(server, config));
+            eprintln!("MCP (streamable HTTP) on http://{addr}/mcp");
+        }
+        let cancel_on_stop = stopped();
+        tokio::spawn(async move {
+            cancel_on_stop.await;
+            mcp_cancel.cancel();
+        });
         if services.len() == Service::ALL.len() {
             if let Some((models, decisions)) = decision_service(&config, log.clone()).await? {
                 app = app.merge(ultracore_decisions::router(decisions.clone()));
