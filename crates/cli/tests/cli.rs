@@ -170,10 +170,20 @@ fn optimize_and_risk_print_json() {
             &prices,
             "--objective",
             "min-volatility",
+            "--weight-bounds",
+            "0,0.3",
             "--json",
         ],
     )))
     .unwrap();
+    assert!(
+        p["weights"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|w| w.as_f64().unwrap() <= 0.3 + 1e-6),
+        "{p}"
+    );
     let total: f64 = p["weights"]
         .as_object()
         .unwrap()

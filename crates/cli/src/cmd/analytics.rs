@@ -196,7 +196,7 @@ pub struct OptimizeArgs {
     #[arg(long, default_value_t = 1.0)]
     risk_aversion: f64,
     /// Bounds of every weight, LO,HI.
-    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [0.0, 1.0])]
+    #[arg(long, value_delimiter = ',', default_values_t = [0.0, 1.0])]
     weight_bounds: Vec<f64>,
     #[arg(long, value_enum, default_value = "mean")]
     expected_returns: ReturnsArg,
