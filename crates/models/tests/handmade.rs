@@ -203,6 +203,36 @@ fn rows() -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// Batches give every row exactly what one call per row gives: the same
+/// margin and SHAP values, bit for bit, whatever the batch size.
+fn assert_batches_match_rows(fast: &FastTreeShap, rows: &[Vec<f32>]) -> TestResult {
+    let n = fast.num_features();
+    let mut ws = fast.workspace();
+    let mut one = vec![0.0; n];
+    let mut expected = Vec::new();
+    for row in rows {
+        let m = fast.shap_values(row, &mut ws, &mut one)?;
+        expected.push((m, one.clone()));
+    }
+    for size in [1, 3, 64, rows.len()] {
+        for (chunk, want) in rows.chunks(size).zip(expected.chunks(size)) {
+            let flat: Vec<f32> = chunk.concat();
+            let mut phi = vec![f64::NAN; flat.len()];
+            let mut margins = vec![f64::NAN; chunk.len()];
+            fast.shap_values_batch(&flat, &mut ws, &mut phi, &mut margins)?;
+            for (r, (m, p)) in want.iter().enumerate() {
+                assert_eq!(margins[r].to_bits(), m.to_bits(), "batch {size} row {r}");
+                let got = &phi[r * n..(r + 1) * n];
+                assert!(
+                    got.iter().zip(p).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "batch {size} row {r}: {got:?} vs {p:?}"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn shap_values_equal_the_shapley_definition() -> TestResult {
     let trees = handmade_trees();
@@ -235,6 +265,7 @@ fn shap_values_equal_the_shapley_definition() -> TestResult {
             );
         }
     }
+    assert_batches_match_rows(&fast, &rows())?;
     Ok(())
 }
 
@@ -265,15 +296,20 @@ fn paths_of_more_than_four_features_use_the_wide_tables() -> TestResult {
     let model =
         Model::from_json(&model_json("reg:squarederror", json!("0"), 6, &trees).to_string())?;
     let fast = FastTreeShap::new(&model);
-    assert_eq!((fast.narrow_trees(), fast.exact_trees()), (1, 0));
+    assert_eq!((fast.depth4_trees(), fast.exact_trees()), (1, 0));
     let exact = TreeShap::new(&model);
     let (mut we, mut wf) = (exact.workspace(), fast.workspace());
     let (mut pe, mut pf) = (vec![0.0; 6], vec![0.0; 6]);
     let values = [-1.0, 0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, f32::NAN];
-    for k in 0..400usize {
-        let row: Vec<f32> = (0..6)
-            .map(|f| values[(k * 7 + f * 3 + k / (f + 1)) % values.len()])
-            .collect();
+    let rows: Vec<Vec<f32>> = (0..400usize)
+        .map(|k| {
+            (0..6)
+                .map(|f| values[(k * 7 + f * 3 + k / (f + 1)) % values.len()])
+                .collect()
+        })
+        .collect();
+    assert_batches_match_rows(&fast, &rows)?;
+    for row in rows {
         let expected = brute_force(&trees, 6, &row);
         let me = exact.shap_values(&row, &mut we, &mut pe)?;
         let mf = fast.shap_values(&row, &mut wf, &mut pf)?;
@@ -355,10 +391,11 @@ fn very_deep_trees_fall_back_to_the_exact_recursion() -> TestResult {
     let model =
         Model::from_json(&model_json("reg:squarederror", json!("0"), 20, &[nodes]).to_string())?;
     let fast = FastTreeShap::new(&model);
-    assert_eq!((fast.narrow_trees(), fast.exact_trees()), (0, 1));
+    assert_eq!((fast.depth4_trees(), fast.exact_trees()), (0, 1));
     let exact = TreeShap::new(&model);
     let (mut we, mut wf) = (exact.workspace(), fast.workspace());
     let (mut pe, mut pf) = (vec![0.0; 20], vec![0.0; 20]);
+    let mut rows = Vec::new();
     for k in 0..25 {
         let row: Vec<f32> = (0..20)
             .map(|f| {
@@ -373,7 +410,9 @@ fn very_deep_trees_fall_back_to_the_exact_recursion() -> TestResult {
         assert_eq!(me, fast.shap_values(&row, &mut wf, &mut pf)?);
         assert_eq!(pe, pf);
         assert!((pe.iter().sum::<f64>() + exact.expected_value() - me).abs() < 1e-12);
+        rows.push(row);
     }
+    assert_batches_match_rows(&fast, &rows)?;
     Ok(())
 }
 
@@ -500,6 +539,14 @@ fn rows_of_the_wrong_length_are_errors() -> TestResult {
         Err(Error::RowLength {
             expected: 5,
             actual: 6
+        })
+    ));
+    // Two margins want two rows of five.
+    assert!(matches!(
+        fast.shap_values_batch(&[0.0; 5], &mut ws, &mut [0.0; 10], &mut [0.0; 2]),
+        Err(Error::RowLength {
+            expected: 10,
+            actual: 5
         })
     ));
     Ok(())

@@ -108,7 +108,7 @@ fn fast_tree_shap_equals_exact() -> TestResult {
         let model = load_shipped(name)?;
         let exact = TreeShap::new(&model);
         let fast = FastTreeShap::new(&model);
-        assert_eq!((fast.narrow_trees(), fast.exact_trees()), (100, 0));
+        assert_eq!((fast.depth4_trees(), fast.exact_trees()), (100, 0));
         assert_eq!(fast.expected_value(), exact.expected_value());
         let (mut ws_exact, mut ws_fast) = (exact.workspace(), fast.workspace());
         let mut phi_exact = vec![0.0; model.num_features()];
@@ -130,6 +130,16 @@ fn fast_tree_shap_equals_exact() -> TestResult {
             }
         }
         eprintln!("{name}: {} rows, max |fast - exact| {worst:e}", rows.len());
+        // A batch of every row gives each row what the call per row gave.
+        let flat: Vec<f32> = rows.concat();
+        let mut phi = vec![0.0; flat.len()];
+        let mut margins = vec![0.0; rows.len()];
+        fast.shap_values_batch(&flat, &mut ws_fast, &mut phi, &mut margins)?;
+        for (i, row) in rows.iter().enumerate() {
+            let m = fast.shap_values(row, &mut ws_fast, &mut phi_fast)?;
+            assert_eq!(m.to_bits(), margins[i].to_bits(), "{name} row {i}");
+            assert_eq!(phi_fast, phi[i * phi_fast.len()..(i + 1) * phi_fast.len()]);
+        }
     }
     Ok(())
 }

@@ -33,6 +33,9 @@ pub struct ForensicsBench {
     /// Decisions explained by the fast algorithm per run (the exact one gets a tenth).
     #[arg(long, default_value_t = 50_000)]
     decisions: usize,
+    /// Rows per batch for the batched fast runs (`shap_values_batch`).
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
     /// Threads for the multi-threaded fast run (default: every core).
     #[arg(long)]
     threads: Option<usize>,
@@ -93,8 +96,8 @@ pub async fn run(b: ForensicsBench) -> Result<()> {
 
 /// The SHAP-only figures; prints the table unless --json, returns the JSON.
 fn shap(b: &ForensicsBench) -> Result<Value> {
-    if b.decisions == 0 || b.runs == 0 {
-        bail!("--decisions and --runs must be positive");
+    if b.decisions == 0 || b.runs == 0 || b.batch == 0 {
+        bail!("--decisions, --runs and --batch must be positive");
     }
     let specialists = SPECIALISTS
         .iter()
@@ -125,15 +128,21 @@ fn shap(b: &ForensicsBench) -> Result<Value> {
     let max_diff = max_difference(&specialists, &rows[..rows.len().min(2000)])?;
 
     let exact = best_of(b.runs, || explain_exact(&specialists, exact_rows))?;
-    let fast = best_of(b.runs, || explain_fast(&specialists, &rows))?;
+    let fast = best_of(b.runs, || explain_fast(&specialists, &rows, 1))?;
     let fast_mt = best_of(b.runs, || {
-        explain_fast_threads(&specialists, &rows, threads)
+        explain_fast_threads(&specialists, &rows, threads, 1)
+    })?;
+    let batch = best_of(b.runs, || explain_fast(&specialists, &rows, b.batch))?;
+    let batch_mt = best_of(b.runs, || {
+        explain_fast_threads(&specialists, &rows, threads, b.batch)
     })?;
 
     let per_decision = |d: Duration, count: usize| d.as_secs_f64() / count as f64;
     let exact_s = per_decision(exact, exact_rows.len());
     let fast_s = per_decision(fast, rows.len());
     let fast_mt_s = per_decision(fast_mt, rows.len());
+    let batch_s = per_decision(batch, rows.len());
+    let batch_mt_s = per_decision(batch_mt, rows.len());
     let reference = |key: &str| -> Result<f64> {
         SPECIALISTS
             .iter()
@@ -168,6 +177,17 @@ fn shap(b: &ForensicsBench) -> Result<Value> {
             "us_per_decision": us(fast_mt_s),
             "decisions_per_s": 1.0 / fast_mt_s,
         },
+        "fast_batched": {
+            "batch": b.batch,
+            "us_per_decision": us(batch_s),
+            "decisions_per_s": 1.0 / batch_s,
+        },
+        "fast_batched_threads": {
+            "batch": b.batch,
+            "threads": threads,
+            "us_per_decision": us(batch_mt_s),
+            "decisions_per_s": 1.0 / batch_mt_s,
+        },
         "shap_tree_explainer": {
             "us_per_decision": us(shap_s),
             "decisions_per_s": 1.0 / shap_s,
@@ -201,6 +221,16 @@ fn shap(b: &ForensicsBench) -> Result<Value> {
             "Fast TreeSHAP v2 (ours)",
             format!("{threads} threads"),
             fast_mt_s,
+        ),
+        row(
+            &format!("Fast TreeSHAP v2 (ours), batches of {}", b.batch),
+            "1 thread".into(),
+            batch_s,
+        ),
+        row(
+            &format!("Fast TreeSHAP v2 (ours), batches of {}", b.batch),
+            format!("{threads} threads"),
+            batch_mt_s,
         ),
         row("shap TreeExplainer", "1 thread (fixture)".into(), shap_s),
         row("XGBoost pred_contribs", "1 thread (fixture)".into(), xgb_s),
@@ -248,19 +278,41 @@ fn explain_exact(specialists: &[Specialist], rows: &[Vec<f32>]) -> Result<Durati
     Ok(elapsed)
 }
 
-fn explain_fast(specialists: &[Specialist], rows: &[Vec<f32>]) -> Result<Duration> {
+fn explain_fast(specialists: &[Specialist], rows: &[Vec<f32>], batch: usize) -> Result<Duration> {
     let start = Instant::now();
-    std::hint::black_box(fast_chunk(specialists, rows)?);
+    std::hint::black_box(fast_chunk(specialists, rows, batch)?);
     Ok(start.elapsed())
 }
 
-fn fast_chunk(specialists: &[Specialist], rows: &[Vec<f32>]) -> Result<f64> {
+/// Explains `rows` one at a time (`batch` 1) or `batch` at a time, as the
+/// forensics service does with the decisions of a polled chunk (the rows
+/// are gathered into one buffer per batch, which the service does too).
+fn fast_chunk(specialists: &[Specialist], rows: &[Vec<f32>], batch: usize) -> Result<f64> {
     let mut workspaces: Vec<_> = specialists.iter().map(|s| s.fast.workspace()).collect();
-    let mut phi = vec![0.0; rows[0].len()];
+    let n = rows[0].len();
     let mut sink = 0.0;
-    for row in rows {
+    if batch == 1 {
+        let mut phi = vec![0.0; n];
+        for row in rows {
+            for (s, ws) in specialists.iter().zip(&mut workspaces) {
+                sink += s.fast.shap_values(row, ws, &mut phi)?;
+            }
+        }
+        return Ok(sink);
+    }
+    let mut flat = Vec::with_capacity(batch * n);
+    let mut phi = vec![0.0; batch * n];
+    let mut margins = vec![0.0; batch];
+    for part in rows.chunks(batch) {
+        flat.clear();
+        for row in part {
+            flat.extend_from_slice(row);
+        }
+        let k = part.len();
         for (s, ws) in specialists.iter().zip(&mut workspaces) {
-            sink += s.fast.shap_values(row, ws, &mut phi)?;
+            s.fast
+                .shap_values_batch(&flat, ws, &mut phi[..k * n], &mut margins[..k])?;
+            sink += margins[..k].iter().sum::<f64>();
         }
     }
     Ok(sink)
@@ -270,6 +322,7 @@ fn explain_fast_threads(
     specialists: &[Specialist],
     rows: &[Vec<f32>],
     threads: usize,
+    batch: usize,
 ) -> Result<Duration> {
     let chunk = rows.len().div_ceil(threads);
     let start = Instant::now();
@@ -278,7 +331,7 @@ fn explain_fast_threads(
     let sums: Vec<Result<f64>> = std::thread::scope(|scope| {
         let handles: Vec<_> = rows
             .chunks(chunk)
-            .map(|part| scope.spawn(move || fast_chunk(specialists, part)))
+            .map(|part| scope.spawn(move || fast_chunk(specialists, part, batch)))
             .collect();
         handles
             .into_iter()
