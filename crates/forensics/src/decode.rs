@@ -1,8 +1,21 @@
-//! From a record on `trading_decisions` to a typed decision, or the reason
-//! it goes to the dead-letter topic.
+//! From a record on `trading_decisions` to a decision ready to explain, or
+//! the reason it goes to the dead-letter topic.
+//!
+//! The hot path parses the envelope in one pass straight into a
+//! [`DecisionView`], which borrows its strings from the record (maps become
+//! lists of pairs: no allocation per feature); anything unusual (another
+//! event type or schema version, a parse error) goes through the generic
+//! [`Envelope::from_record`] path, which upcasts older versions and gives
+//! the canonical reason for the dead-letter topic. Both accept the same
+//! payloads: [`DecisionView`] has [`TradingDecision`]'s fields and rules.
 
-use serde_json::value::RawValue;
-use ultracore_events::trading::{TradingDecision, TradingDecisionEvent};
+use std::borrow::Cow;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use ultracore_events::trading::{Action, RiskCheck, TradingDecision, TradingDecisionEvent};
 use ultracore_log::{DecodeError, Envelope, Record};
 use uuid::Uuid;
 
@@ -28,53 +41,249 @@ pub enum Rejection {
     NotFinite { field: String },
 }
 
+/// A string borrowed from the record when it has no escapes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A JSON object of numbers (`{"rsi_14": 61.2, …}`) as the list of its
+/// entries, in document order. A name given twice counts with its last
+/// value, as in the `BTreeMap` of [`TradingDecision`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Pairs<'a>(pub Vec<(Text<'a>, f64)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Pairs<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Pairs<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of names to numbers")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(24));
+                while let Some(entry) = map.next_entry::<Text<'de>, f64>()? {
+                    out.push(entry);
+                }
+                Ok(Pairs(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'a> Pairs<'a> {
+    /// The entries of a map (sorted by name).
+    pub fn of_map(map: &'a std::collections::BTreeMap<String, f64>) -> Self {
+        Pairs(
+            map.iter()
+                .map(|(k, &v)| (Text(Cow::Borrowed(k.as_str())), v))
+                .collect(),
+        )
+    }
+
+    fn owned(map: std::collections::BTreeMap<String, f64>) -> Pairs<'static> {
+        Pairs(
+            map.into_iter()
+                .map(|(k, v)| (Text(Cow::Owned(k)), v))
+                .collect(),
+        )
+    }
+
+    /// The value of `name` (the last one given).
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k.0 == name)
+            .map(|&(_, v)| v)
+    }
+
+    /// As the map [`TradingDecision`] holds.
+    pub fn to_map(&self) -> std::collections::BTreeMap<String, f64> {
+        self.0.iter().map(|(k, v)| (k.0.to_string(), *v)).collect()
+    }
+}
+
+/// One risk check, borrowed.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RiskCheckView<'a> {
+    #[serde(borrow)]
+    pub name: Text<'a>,
+    pub passed: bool,
+    pub value: f64,
+    pub limit: f64,
+    #[serde(default, borrow)]
+    pub detail: Option<Text<'a>>,
+}
+
+/// A [`TradingDecision`] that borrows from the record it was read from:
+/// the same fields, parsed by the same rules.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DecisionView<'a> {
+    #[serde(borrow)]
+    pub decision_id: Text<'a>,
+    pub timestamp: DateTime<Utc>,
+    #[serde(borrow)]
+    pub symbol: Text<'a>,
+    pub action: Action,
+    pub quantity: f64,
+    pub confidence: f64,
+    #[serde(borrow)]
+    pub regime_probs: Pairs<'a>,
+    #[serde(borrow)]
+    pub strategy_weights: Pairs<'a>,
+    #[serde(borrow)]
+    pub features: Pairs<'a>,
+    #[serde(borrow)]
+    pub risk_checks: Vec<RiskCheckView<'a>>,
+    #[serde(borrow)]
+    pub model_version: Text<'a>,
+}
+
+impl<'a> DecisionView<'a> {
+    /// A view of a decision held elsewhere.
+    pub fn of(d: &'a TradingDecision) -> Self {
+        let text = |s: &'a String| Text(Cow::Borrowed(s.as_str()));
+        DecisionView {
+            decision_id: text(&d.decision_id),
+            timestamp: d.timestamp,
+            symbol: text(&d.symbol),
+            action: d.action,
+            quantity: d.quantity,
+            confidence: d.confidence,
+            regime_probs: Pairs::of_map(&d.regime_probs),
+            strategy_weights: Pairs::of_map(&d.strategy_weights),
+            features: Pairs::of_map(&d.features),
+            risk_checks: d
+                .risk_checks
+                .iter()
+                .map(|c| RiskCheckView {
+                    name: text(&c.name),
+                    passed: c.passed,
+                    value: c.value,
+                    limit: c.limit,
+                    detail: c.detail.as_ref().map(text),
+                })
+                .collect(),
+            model_version: text(&d.model_version),
+        }
+    }
+
+    /// A view that owns its strings.
+    pub fn owned(d: TradingDecision) -> DecisionView<'static> {
+        let text = |s: String| Text(Cow::Owned(s));
+        DecisionView {
+            decision_id: text(d.decision_id),
+            timestamp: d.timestamp,
+            symbol: text(d.symbol),
+            action: d.action,
+            quantity: d.quantity,
+            confidence: d.confidence,
+            regime_probs: Pairs::owned(d.regime_probs),
+            strategy_weights: Pairs::owned(d.strategy_weights),
+            features: Pairs::owned(d.features),
+            risk_checks: d
+                .risk_checks
+                .into_iter()
+                .map(|c| RiskCheckView {
+                    name: text(c.name),
+                    passed: c.passed,
+                    value: c.value,
+                    limit: c.limit,
+                    detail: c.detail.map(text),
+                })
+                .collect(),
+            model_version: text(d.model_version),
+        }
+    }
+
+    /// The decision as the event type holds it.
+    pub fn to_decision(&self) -> TradingDecision {
+        TradingDecision {
+            decision_id: self.decision_id.to_string(),
+            timestamp: self.timestamp,
+            symbol: self.symbol.to_string(),
+            action: self.action,
+            quantity: self.quantity,
+            confidence: self.confidence,
+            regime_probs: self.regime_probs.to_map(),
+            strategy_weights: self.strategy_weights.to_map(),
+            features: self.features.to_map(),
+            risk_checks: self
+                .risk_checks
+                .iter()
+                .map(|c| RiskCheck {
+                    name: c.name.to_string(),
+                    passed: c.passed,
+                    value: c.value,
+                    limit: c.limit,
+                    detail: c.detail.as_ref().map(|d| d.to_string()),
+                })
+                .collect(),
+            model_version: self.model_version.to_string(),
+        }
+    }
+}
+
 /// A decision ready to explain.
 #[derive(Debug, Clone)]
-pub struct DecodedDecision {
+pub struct DecodedDecision<'a> {
     /// The envelope's event id.
     pub event_id: Uuid,
     /// The decision id, parsed.
     pub decision_id: Uuid,
-    pub decision: TradingDecision,
-    /// The payload JSON exactly as published (stored for audit).
-    pub payload_json: String,
+    pub decision: DecisionView<'a>,
 }
 
-/// The envelope with the payload left as raw JSON: one pass over the
-/// record checks the envelope and finds the payload's bytes.
-type RawPayloadEnvelope = Envelope<Box<RawValue>>;
-
 /// Decodes a record of `trading_decisions`.
-///
-/// The hot path parses the envelope once with the payload kept raw, then the
-/// payload into a [`TradingDecision`]; anything unusual (another event type
-/// or schema version, a parse error) goes through the generic
-/// [`Envelope::from_record`] path, which upcasts older versions and produces
-/// the canonical reason for the dead-letter topic.
-pub fn decode(record: &Record) -> Result<DecodedDecision, Rejection> {
-    let fast = serde_json::from_slice::<RawPayloadEnvelope>(&record.value)
+pub fn decode(record: &Record) -> Result<DecodedDecision<'_>, Rejection> {
+    let fast = serde_json::from_slice::<Envelope<DecisionView<'_>>>(&record.value)
         .ok()
         .filter(|env| env.event_type == "trading_decision" && env.schema_version == 1)
-        .and_then(|env| {
-            let decision = serde_json::from_str::<TradingDecision>(env.payload.get()).ok()?;
-            Some((env.event_id, decision, env.payload.get().to_owned()))
-        });
-    let (event_id, decision, payload_json) = match fast {
+        .map(|env| (env.event_id, env.payload));
+    let (event_id, decision) = match fast {
         Some(parts) => parts,
         None => {
             let env = Envelope::<TradingDecisionEvent>::from_record(record)?;
             let TradingDecisionEvent::TradingDecision(decision) = env.payload;
-            let json = serde_json::to_string(&decision).expect("a decision always serializes");
-            (env.event_id, *decision, json)
+            (env.event_id, DecisionView::owned(*decision))
         }
     };
     let decision_id = parse_decision_id(&decision.decision_id)
-        .ok_or_else(|| Rejection::DecisionId(decision.decision_id.clone()))?;
+        .ok_or_else(|| Rejection::DecisionId(decision.decision_id.to_string()))?;
     Ok(DecodedDecision {
         event_id,
         decision_id,
         decision,
-        payload_json,
     })
 }
 
@@ -110,5 +319,60 @@ mod tests {
         ] {
             assert!(parse_decision_id(bad).is_none(), "{bad}");
         }
+    }
+
+    fn decision() -> TradingDecision {
+        serde_json::from_value(serde_json::json!({
+            "decision_id": "0190f7a2-0000-7000-8000-000000000001",
+            "timestamp": "2026-01-02T14:30:00.123456789Z",
+            "symbol": "A\"B",
+            "action": "BUY",
+            "quantity": 100.0,
+            "confidence": 0.71,
+            "regime_probs": {"bull": 0.6, "bear": 0.3, "sideways": 0.1},
+            "strategy_weights": {"bull": 0.6, "bear": 0.3, "sideways": 0.1},
+            "features": {"rsi_14": 61.25, "macd": -0.000123456789012345, "x\\y": 1e300},
+            "risk_checks": [
+                {"name": "position_limit", "passed": true, "value": 100.0, "limit": 1000.0, "detail": "100 units"},
+                {"name": "correlation", "passed": false, "value": 0.9, "limit": 0.8}
+            ],
+            "model_version": "specialists@0123456789abcdef"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_view_reads_what_the_event_type_reads() {
+        let d = decision();
+        let json = serde_json::to_string(&d).unwrap();
+        let view: DecisionView<'_> = serde_json::from_str(&json).unwrap();
+        assert_eq!(view.to_decision(), d);
+        assert_eq!(view, DecisionView::of(&d));
+        assert_eq!(DecisionView::owned(d.clone()).to_decision(), d);
+        // Strings without escapes are borrowed; with escapes, owned.
+        assert!(matches!(view.decision_id.0, Cow::Borrowed(_)));
+        assert!(matches!(view.symbol.0, Cow::Owned(_)));
+        assert_eq!(&*view.symbol, "A\"B");
+        // What the event type refuses, the view refuses.
+        for bad in [
+            json.replace("\"BUY\"", "\"BUYS\""),
+            json.replace("61.25", "null"),
+            json.replace("\"quantity\":100.0,", ""),
+        ] {
+            assert!(serde_json::from_str::<TradingDecision>(&bad).is_err());
+            assert!(
+                serde_json::from_str::<DecisionView<'_>>(&bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_name_given_twice_counts_with_its_last_value() {
+        let json = r#"{"a": 1.0, "b": 2.0, "a": 3.0}"#;
+        let pairs: Pairs<'_> = serde_json::from_str(json).unwrap();
+        let map: std::collections::BTreeMap<String, f64> = serde_json::from_str(json).unwrap();
+        assert_eq!(pairs.to_map(), map);
+        assert_eq!(pairs.get("a"), Some(3.0));
     }
 }

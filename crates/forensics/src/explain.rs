@@ -31,7 +31,14 @@ use std::path::Path;
 use ultracore_events::trading::TradingDecision;
 use ultracore_models::{FastTreeShap, FastWorkspace, Model, Objective};
 
+use crate::codec::{encode_shap, FeatureIndex};
+use crate::decode::{DecisionView, Pairs};
 use crate::{Error, Rejection, Result};
+
+/// Rows explained together by [`Specialists::explain_rows`]: enough that
+/// each tree's tables are read once for many rows, few enough that the
+/// rows' sums stay in the core's first-level cache.
+const BATCH: usize = 128;
 
 /// The specialists' names, in the order explanations list them.
 pub const SPECIALISTS: [&str; 3] = ["bull", "bear", "sideways"];
@@ -51,9 +58,7 @@ struct Specialist {
 pub struct Specialists {
     specialists: Vec<Specialist>,
     feature_names: Vec<String>,
-    /// Feature names sorted, with their row index: decisions' feature maps
-    /// are sorted too, so a row is built by one merge walk.
-    sorted: Vec<(String, usize)>,
+    index: FeatureIndex,
     version: String,
 }
 
@@ -61,7 +66,29 @@ pub struct Specialists {
 #[derive(Debug)]
 pub struct Workspace {
     fast: Vec<FastWorkspace>,
-    row: Vec<f32>,
+    /// Per specialist: SHAP values and margins of a batch of rows.
+    phi: Vec<Vec<f64>>,
+    margins: Vec<Vec<f64>>,
+}
+
+/// What explaining a decision takes from it, made by
+/// [`Specialists::check`]: its model row, its specialists' weights, and its
+/// features placed in model order (for the store's encoding).
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// One value per feature (float32, NaN = missing).
+    pub row: Vec<f32>,
+    /// One weight per specialist.
+    pub weights: Vec<f64>,
+    present: Vec<Option<f64>>,
+    others: usize,
+}
+
+impl Inputs {
+    /// Appends the decision's binary form (see [`crate::codec`]).
+    pub fn encode(&self, d: &DecisionView<'_>, index: &FeatureIndex, out: &mut Vec<u8>) {
+        crate::codec::encode_placed(d, index, &self.present, self.others, out);
+    }
 }
 
 /// Margin, expected value and SHAP values of one model (a specialist or the
@@ -92,6 +119,28 @@ pub struct Explanation {
 impl Explanation {
     /// Reassembles an explanation from its parts (the store's decoder).
     pub(crate) fn from_parts(values: Vec<f64>, row: Vec<f32>, weights: Vec<f64>) -> Self {
+        Explanation {
+            values,
+            row,
+            weights,
+        }
+    }
+
+    /// An explanation from its specialists' values (`weights.len() × (2 +
+    /// row.len())`: margin, expected value, SHAP values), adding the
+    /// ensemble: the weighted sums, specialists added in order. Explaining
+    /// and reading a stored explanation both come here, so the ensemble is
+    /// the same to the bit.
+    pub(crate) fn with_ensemble(mut values: Vec<f64>, row: Vec<f32>, weights: Vec<f64>) -> Self {
+        let stride = row.len() + 2;
+        debug_assert_eq!(values.len(), weights.len() * stride);
+        let mut ensemble = vec![0.0; stride];
+        for (out, &w) in values.chunks_exact(stride).zip(&weights) {
+            for (e, v) in ensemble.iter_mut().zip(out) {
+                *e += w * v;
+            }
+        }
+        values.extend_from_slice(&ensemble);
         Explanation {
             values,
             row,
@@ -184,13 +233,7 @@ impl Specialists {
                 )));
             }
         }
-        let mut sorted: Vec<(String, usize)> = feature_names
-            .iter()
-            .cloned()
-            .enumerate()
-            .map(|(i, n)| (n, i))
-            .collect();
-        sorted.sort();
+        let index = FeatureIndex::new(&feature_names);
         Ok(Specialists {
             specialists: models
                 .into_iter()
@@ -201,7 +244,7 @@ impl Specialists {
                 })
                 .collect(),
             feature_names,
-            sorted,
+            index,
             version: version.into(),
         })
     }
@@ -218,7 +261,7 @@ impl Specialists {
     }
 
     /// The specialists' names, in order.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
+    pub fn names(&self) -> impl Iterator<Item = &str> + Clone {
         self.specialists.iter().map(|s| s.name.as_str())
     }
 
@@ -243,48 +286,34 @@ impl Specialists {
                 .iter()
                 .map(|s| s.fast.workspace())
                 .collect(),
-            row: vec![f32::NAN; self.feature_names.len()],
+            phi: vec![Vec::new(); self.specialists.len()],
+            margins: vec![Vec::new(); self.specialists.len()],
         }
+    }
+
+    /// The feature names with their row index, for lookups.
+    pub(crate) fn index(&self) -> &FeatureIndex {
+        &self.index
     }
 
     /// The model row of a decision: its features in model order, float32,
     /// NaN where absent. Features the models do not know are ignored.
     pub fn row(&self, decision: &TradingDecision, row: &mut Vec<f32>) -> Result<(), Rejection> {
-        row.clear();
-        row.resize(self.feature_names.len(), f32::NAN);
-        let mut known = self.sorted.iter().peekable();
-        for (name, &value) in &decision.features {
-            while known.next_if(|(k, _)| k.as_str() < name.as_str()).is_some() {}
-            if let Some((_, i)) = known.next_if(|(k, _)| k == name) {
-                if !value.is_finite() {
-                    return Err(Rejection::NotFinite {
-                        field: format!("features.{name}"),
-                    });
-                }
-                row[*i] = value as f32;
-            }
-        }
-        Ok(())
+        let mut present = Vec::new();
+        self.index
+            .place(&Pairs::of_map(&decision.features), &mut present);
+        fill_row(&self.index, &present, row)
     }
 
     /// The weight of each specialist, in order (0 for one the decision does
     /// not weigh). A weight naming no specialist is a rejection.
     pub fn weights(&self, decision: &TradingDecision) -> Result<Vec<f64>, Rejection> {
         let mut weights = vec![0.0; self.specialists.len()];
-        for (name, &w) in &decision.strategy_weights {
-            let Some(i) = self.specialists.iter().position(|s| &s.name == name) else {
-                return Err(Rejection::UnknownSpecialist {
-                    name: name.clone(),
-                    known: self.names().collect::<Vec<_>>().join(", "),
-                });
-            };
-            if !w.is_finite() {
-                return Err(Rejection::NotFinite {
-                    field: format!("strategy_weights.{name}"),
-                });
-            }
-            weights[i] = w;
-        }
+        fill_weights(
+            self.names(),
+            &Pairs::of_map(&decision.strategy_weights),
+            &mut weights,
+        )?;
         Ok(weights)
     }
 
@@ -294,45 +323,146 @@ impl Specialists {
         decision: &TradingDecision,
         ws: &mut Workspace,
     ) -> Result<Explanation, Rejection> {
-        let weights = self.weights(decision)?;
-        self.row(decision, &mut ws.row)?;
+        self.explain_view(&DecisionView::of(decision), ws)
+    }
+
+    /// [`explain`](Self::explain) for a decision read from the log.
+    pub fn explain_view(
+        &self,
+        decision: &DecisionView<'_>,
+        ws: &mut Workspace,
+    ) -> Result<Explanation, Rejection> {
+        let mut inputs = Inputs::default();
+        self.check(decision, &mut inputs)?;
         let n = self.feature_names.len();
         let stride = n + 2;
-        let parts = self.specialists.len() + 1;
-        let mut values = vec![0.0; parts * stride];
-        let (specialist_values, ensemble) = values.split_at_mut(self.specialists.len() * stride);
+        let mut values = vec![0.0; self.specialists.len() * stride];
         for ((s, fast_ws), out) in self
             .specialists
             .iter()
             .zip(&mut ws.fast)
-            .zip(specialist_values.chunks_exact_mut(stride))
+            .zip(values.chunks_exact_mut(stride))
         {
             let (head, phi) = out.split_at_mut(2);
             // Lengths match by construction: the row and phi have one value per feature.
             let margin = s
                 .fast
-                .shap_values(&ws.row, fast_ws, phi)
+                .shap_values(&inputs.row, fast_ws, phi)
                 .expect("row and phi have the model's length");
             head[0] = margin;
             head[1] = s.fast.expected_value();
         }
-        // The ensemble: weighted sums, specialists added in order.
-        for (out, &w) in specialist_values.chunks_exact(stride).zip(&weights) {
-            for (e, v) in ensemble.iter_mut().zip(out) {
-                *e += w * v;
+        Ok(Explanation::with_ensemble(
+            values,
+            inputs.row,
+            inputs.weights,
+        ))
+    }
+
+    /// Checks a decision and makes what explaining it needs: its model row
+    /// and its specialists' weights.
+    pub fn check(&self, decision: &DecisionView<'_>, inputs: &mut Inputs) -> Result<(), Rejection> {
+        inputs.weights.resize(self.specialists.len(), 0.0);
+        fill_weights(
+            self.names(),
+            &decision.strategy_weights,
+            &mut inputs.weights,
+        )?;
+        inputs.others = self.index.place(&decision.features, &mut inputs.present);
+        fill_row(&self.index, &inputs.present, &mut inputs.row)
+    }
+
+    /// The stored form of the SHAP values (see [`crate::codec`]) of many
+    /// rows: `rows` holds one row per decision, one after another (as
+    /// [`check`](Self::check) makes them); a blob per row is appended to
+    /// `out`. The values are bit for bit those of
+    /// [`explain`](Self::explain): each row goes through the same trees in
+    /// the same order, only a batch at a time.
+    pub fn explain_rows(&self, rows: &[f32], ws: &mut Workspace, out: &mut Vec<Vec<u8>>) {
+        let n = self.feature_names.len();
+        if n == 0 {
+            return;
+        }
+        for batch in rows.chunks(BATCH * n) {
+            let count = batch.len() / n;
+            for (i, s) in self.specialists.iter().enumerate() {
+                let (phi, margins) = (&mut ws.phi[i], &mut ws.margins[i]);
+                phi.resize(count * n, 0.0);
+                margins.resize(count, 0.0);
+                // Lengths match by construction.
+                s.fast
+                    .shap_values_batch(batch, &mut ws.fast[i], phi, margins)
+                    .expect("the batch has whole rows");
+            }
+            for r in 0..count {
+                let mut blob = Vec::with_capacity(4 + self.specialists.len() * (n + 2) * 8);
+                encode_shap(
+                    n,
+                    self.specialists.iter().enumerate().map(|(i, s)| {
+                        (
+                            ws.margins[i][r],
+                            s.fast.expected_value(),
+                            &ws.phi[i][r * n..(r + 1) * n],
+                        )
+                    }),
+                    &mut blob,
+                );
+                out.push(blob);
             }
         }
-        Ok(Explanation {
-            values,
-            row: ws.row.clone(),
-            weights,
-        })
     }
 
     /// The specialist's objective (what its margin means).
     pub fn objective(&self, i: usize) -> Objective {
         self.specialists[i].model.objective()
     }
+}
+
+/// The model row of features placed by [`FeatureIndex::place`]: float32,
+/// as XGBoost converts its input, NaN where missing.
+pub(crate) fn fill_row(
+    index: &FeatureIndex,
+    present: &[Option<f64>],
+    row: &mut Vec<f32>,
+) -> Result<(), Rejection> {
+    row.clear();
+    for (i, v) in present.iter().enumerate() {
+        row.push(match v {
+            Some(v) if !v.is_finite() => {
+                return Err(Rejection::NotFinite {
+                    field: format!("features.{}", index.name(i)),
+                })
+            }
+            Some(v) => *v as f32,
+            None => f32::NAN,
+        });
+    }
+    Ok(())
+}
+
+/// Writes the weight of each specialist (named by `names`, in order) into
+/// `weights`; 0 for one the decision does not weigh.
+pub(crate) fn fill_weights<'n>(
+    names: impl Iterator<Item = &'n str> + Clone,
+    strategy_weights: &Pairs<'_>,
+    weights: &mut [f64],
+) -> Result<(), Rejection> {
+    weights.fill(0.0);
+    for &(ref name, w) in &strategy_weights.0 {
+        let Some(i) = names.clone().position(|s| s == &**name) else {
+            return Err(Rejection::UnknownSpecialist {
+                name: name.to_string(),
+                known: names.collect::<Vec<_>>().join(", "),
+            });
+        };
+        if !w.is_finite() {
+            return Err(Rejection::NotFinite {
+                field: format!("strategy_weights.{}", &**name),
+            });
+        }
+        weights[i] = w;
+    }
+    Ok(())
 }
 
 /// 64-bit FNV-1a over each (name, bytes) pair, separated so that moving

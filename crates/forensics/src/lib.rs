@@ -24,7 +24,8 @@
 //! - `explain`: [`Specialists`], the pure part: SHAP values of a decision for
 //!   each specialist and for the ensemble ([`Explanation`]); the module
 //!   documents why the ensemble's values are the weighted sums.
-//! - `narrative`: the plain-words explanation.
+//! - `codec`: the store's binary forms of a decision and of SHAP values.
+//! - `narrative`: the plain-words explanation (written on read).
 //! - `store`: [`ForensicsStore`] (the writer: batched inserts, idempotent per
 //!   decision id, retention purge, migrations) and [`StoreReader`] (readers
 //!   for the API).
@@ -45,6 +46,7 @@
 //! - A malformed record goes to `trading_decisions.dlq` with the reason;
 //!   the service goes on.
 
+mod codec;
 mod config;
 mod decode;
 mod error;
@@ -56,10 +58,13 @@ pub mod report;
 mod service;
 mod store;
 
+pub use codec::{decode_decision, encode_decision, FeatureIndex};
 pub use config::{ForensicsConfig, DEFAULT_RETENTION_DAYS, SERVICE_GROUP};
-pub use decode::{decode, parse_decision_id, DecodedDecision, Rejection};
+pub use decode::{
+    decode, parse_decision_id, DecisionView, DecodedDecision, Pairs, Rejection, Text,
+};
 pub use error::{Error, Result};
-pub use explain::{Explanation, Part, Specialists, Workspace, SPECIALISTS};
+pub use explain::{Explanation, Inputs, Part, Specialists, Workspace, SPECIALISTS};
 pub use http::{router, ApiError, ApiState};
 pub use metrics::{EmitterStatsSource, ForensicsMetrics};
 pub use narrative::{narrative, top_features};

@@ -18,8 +18,8 @@ pub const CONSUMER_LAG_SECONDS: &str = "ultracore_forensics_consumer_lag_seconds
 /// Decisions made but not yet explained: the log lag plus, with an emitter
 /// attached, its spool backlog and queue.
 pub const BACKLOG_RECORDS: &str = "ultracore_forensics_backlog_records";
-/// Time to explain one decision (SHAP for every specialist and the
-/// ensemble, and the plain-words explanation).
+/// Time to explain one decision (decoding it, SHAP for every specialist,
+/// encoding the row), measured per chunk of decisions and shared out.
 pub const EXPLAIN_SECONDS: &str = "ultracore_forensics_explain_seconds";
 /// Time to store one batch durably.
 pub const STORE_BATCH_SECONDS: &str = "ultracore_forensics_store_batch_seconds";
@@ -76,6 +76,14 @@ impl LocalHistogram {
         let i = bounds.partition_point(|&b| b < secs);
         self.counts[i] += 1;
         self.sum_nanos += nanos;
+    }
+
+    /// Records `count` durations of `nanos` each (a batch's time shared out).
+    pub fn record_many(&mut self, bounds: &[f64], nanos: u64, count: u64) {
+        let secs = nanos as f64 * 1e-9;
+        let i = bounds.partition_point(|&b| b < secs);
+        self.counts[i] += count;
+        self.sum_nanos += nanos * count;
     }
 }
 
@@ -270,7 +278,7 @@ impl ForensicsMetrics {
         self.explain.render(
             &mut out,
             EXPLAIN_SECONDS,
-            "Time to explain one decision (SHAP of every specialist and the ensemble, and the words).",
+            "Time to explain one decision (decoding, SHAP of every specialist, encoding the row; a chunk's time shared out over its decisions).",
         );
         self.store_batch.render(
             &mut out,

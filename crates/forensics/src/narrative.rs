@@ -1,13 +1,16 @@
 //! The plain-words explanation of a decision: what it did, the features
 //! pushing the ensemble's score up and down, why this regime and why these
-//! strategy weights. Written once, when the decision is explained, and
-//! stored beside the numbers it was written from.
+//! strategy weights. A pure function of the stored decision, its SHAP values
+//! and the model set that explained it, so the store keeps the numbers and
+//! the words are written when an explanation is read (the same words every
+//! time: `tests/exactness.rs` pins them). Rows stored before the store's
+//! schema 2 keep the words written then.
 
 use std::fmt::Write;
 
 use ultracore_events::trading::TradingDecision;
 
-use crate::{Explanation, Specialists};
+use crate::{Explanation, ModelSet};
 
 /// Features named per direction.
 pub const TOP_FEATURES: usize = 3;
@@ -37,14 +40,10 @@ pub fn top_features(shap: &[f64], k: usize, up: bool) -> Vec<(usize, f64)> {
 }
 
 /// Writes the explanation of `decision` (one sentence per line).
-pub fn narrative(
-    specialists: &Specialists,
-    decision: &TradingDecision,
-    explanation: &Explanation,
-) -> String {
+pub fn narrative(set: &ModelSet, decision: &TradingDecision, explanation: &Explanation) -> String {
     let mut out = String::with_capacity(640);
     let ensemble = explanation.ensemble();
-    let names = specialists.feature_names();
+    let names = &set.features;
     let _ = writeln!(
         out,
         "{} {} {} with confidence {}. The ensemble score is {}, {} from its baseline of {}.",
@@ -78,7 +77,7 @@ pub fn narrative(
         out.push_str(".\n");
     }
     regime_sentence(&mut out, decision);
-    weights_sentence(&mut out, specialists, decision, explanation);
+    weights_sentence(&mut out, set, decision, explanation);
     out
 }
 
@@ -193,16 +192,16 @@ fn regime_sentence(out: &mut String, decision: &TradingDecision) {
 
 fn weights_sentence(
     out: &mut String,
-    specialists: &Specialists,
+    set: &ModelSet,
     decision: &TradingDecision,
     explanation: &Explanation,
 ) {
     let weights = explanation.weights();
-    let follows = specialists.names().zip(weights).all(|(name, w)| {
+    let follows = set.names().zip(weights).all(|(name, w)| {
         (decision.regime_probs.get(name).copied().unwrap_or(0.0) - w).abs() <= SAME_WEIGHT
     });
     out.push_str("Strategy weights: ");
-    for (i, (name, w)) in specialists.names().zip(weights).enumerate() {
+    for (i, (name, w)) in set.names().zip(weights).enumerate() {
         if i > 0 {
             out.push_str(", ");
         }
@@ -228,16 +227,20 @@ fn weights_sentence(
         .map(|i| (i, weights[i] * explanation.part(i).margin))
         .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()));
     if let Some((i, contribution)) = strongest {
-        let name = specialists.names().nth(i).unwrap_or("?");
+        let (name, objective) = set
+            .specialists
+            .get(i)
+            .map_or(("?", ""), |(n, o)| (n.as_str(), o.as_str()));
         let _ = write!(
             out,
             " The {name} specialist contributes most to the score: {} (weight {} x margin {}, {}).",
             signed(contribution, 4),
             fixed(weights[i], 2),
             fixed(explanation.part(i).margin, 4),
-            match specialists.objective(i) {
-                ultracore_models::Objective::BinaryLogistic => "log-odds",
-                ultracore_models::Objective::SquaredError => "regression output",
+            match ultracore_models::Objective::from_name(objective) {
+                Some(ultracore_models::Objective::BinaryLogistic) => "log-odds",
+                Some(ultracore_models::Objective::SquaredError) => "regression output",
+                None => "model output",
             }
         );
     }

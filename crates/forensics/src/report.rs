@@ -71,8 +71,7 @@ impl StoredExplanation {
     pub fn to_json(&self) -> Value {
         let set = &self.model_set;
         let e = &self.explanation;
-        let decision: Value = serde_json::from_str(&self.decision_json)
-            .unwrap_or(Value::String(self.decision_json.clone()));
+        let decision = serde_json::to_value(&self.decision).unwrap_or(Value::Null);
         let specialists: Vec<Value> = set
             .specialists
             .iter()
@@ -92,7 +91,7 @@ impl StoredExplanation {
             })
             .collect();
         json!({
-            "decision_id": decision.get("decision_id").cloned().unwrap_or_else(|| json!(self.decision_id)),
+            "decision_id": self.decision.decision_id,
             "event_id": self.event_id,
             "symbol": self.symbol,
             "action": self.action,

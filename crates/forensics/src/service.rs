@@ -12,7 +12,7 @@
 //! - The poll task reads batches from the log, cuts them into numbered
 //!   chunks and hands them to the workers through a bounded channel (the
 //!   backpressure: when the workers fall behind, polling waits).
-//! - Workers decode, explain (SHAP and words) and pass results to the
+//! - Workers decode, explain (SHAP, a chunk's rows together) and pass results to the
 //!   writer. Explaining is pure CPU, so it runs on dedicated threads, never
 //!   on the async workers.
 //! - The writer stores chunks in chunk order, as many as are ready in one
@@ -45,8 +45,8 @@ use ultracore_log::{
 use crate::metrics::PartitionLag;
 use crate::store::{ModelSet, NewExplanation};
 use crate::{
-    decode, narrative, Error, ForensicsConfig, ForensicsMetrics, ForensicsStore, Result,
-    Specialists, StoreReader,
+    decode, Error, ForensicsConfig, ForensicsMetrics, ForensicsStore, Inputs, Result, Specialists,
+    StoreReader,
 };
 
 /// Partitions of `trading_decisions` when the service creates it.
@@ -421,13 +421,33 @@ fn merge_positions(into: &mut Vec<Position>, from: Vec<Position>) {
     }
 }
 
+/// A worker thread's scratch memory.
+struct WorkerSpace {
+    shap: crate::Workspace,
+    /// The chunk's model rows, one after another.
+    rows: Vec<f32>,
+    inputs: Inputs,
+    blobs: Vec<Vec<u8>>,
+}
+
+impl WorkerSpace {
+    fn new(specialists: &Specialists) -> Self {
+        WorkerSpace {
+            shap: specialists.workspace(),
+            rows: Vec::new(),
+            inputs: Inputs::default(),
+            blobs: Vec::new(),
+        }
+    }
+}
+
 fn worker(
     jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
     out: std_mpsc::Sender<ToWriter>,
     specialists: Arc<Specialists>,
     metrics: Arc<ForensicsMetrics>,
 ) {
-    let mut ws = specialists.workspace();
+    let mut ws = WorkerSpace::new(&specialists);
     loop {
         // One worker waits on the channel at a time; the others wait on the lock.
         let job = jobs
@@ -442,7 +462,7 @@ fn worker(
         let msg = match done {
             Ok(done) => ToWriter::Done(done),
             Err(_) => {
-                ws = specialists.workspace();
+                ws = WorkerSpace::new(&specialists);
                 ToWriter::Failed(format!("a worker panicked explaining chunk {seq}"))
             }
         };
@@ -453,52 +473,71 @@ fn worker(
 }
 
 /// Decodes and explains one chunk: rows to store, records to dead-letter.
+///
+/// Each record is decoded and checked, its model row gathered; then the
+/// SHAP values of all the chunk's rows are computed together (a tree at a
+/// time for many rows, see [`Specialists::explain_rows`]).
 fn explain_chunk(
     specialists: &Specialists,
     metrics: &ForensicsMetrics,
-    ws: &mut crate::Workspace,
+    ws: &mut WorkerSpace,
     job: Job,
 ) -> Done {
-    let mut rows = Vec::with_capacity(job.records.len());
-    let mut dead = Vec::new();
-    let mut hist = metrics.explain.local();
-    let bounds = metrics.explain.bounds();
+    let start = Instant::now();
     let explained_at = now_millis();
-    for record in job.records {
-        let decoded = match decode(&record) {
+    let mut rows = Vec::with_capacity(job.records.len());
+    let mut rejected: Vec<(usize, String)> = Vec::new();
+    ws.rows.clear();
+    for (i, record) in job.records.iter().enumerate() {
+        let decoded = match decode(record) {
             Ok(d) => d,
             Err(rejection) => {
-                dead.push((record, rejection.to_string()));
+                rejected.push((i, rejection.to_string()));
                 continue;
             }
         };
-        let start = Instant::now();
-        let explanation = match specialists.explain(&decoded.decision, ws) {
-            Ok(e) => e,
-            Err(rejection) => {
-                dead.push((record, rejection.to_string()));
-                continue;
-            }
-        };
-        let words = narrative(specialists, &decoded.decision, &explanation);
-        hist.record_nanos(bounds, start.elapsed().as_nanos() as u64);
-        let d = decoded.decision;
+        let d = &decoded.decision;
+        if let Err(rejection) = specialists.check(d, &mut ws.inputs) {
+            rejected.push((i, rejection.to_string()));
+            continue;
+        }
+        ws.rows.extend_from_slice(&ws.inputs.row);
+        let mut decision = Vec::with_capacity(record.value.len() / 2);
+        ws.inputs.encode(d, specialists.index(), &mut decision);
         rows.push(NewExplanation {
             decision_id: decoded.decision_id,
             event_id: decoded.event_id,
             decided_at: d.timestamp.timestamp_millis(),
-            symbol: d.symbol,
+            symbol: d.symbol.to_string(),
             action: d.action.as_str(),
-            model_version: d.model_version,
+            model_version: d.model_version.to_string(),
             explained_at,
             source_partition: record.partition,
             source_offset: record.offset,
-            decision_json: decoded.payload_json,
-            explanation,
-            narrative: words,
+            decision,
+            shap: Vec::new(),
         });
     }
-    metrics.explain.merge(&hist);
+    ws.blobs.clear();
+    specialists.explain_rows(&ws.rows, &mut ws.shap, &mut ws.blobs);
+    for (row, blob) in rows.iter_mut().zip(ws.blobs.drain(..)) {
+        row.shap = blob;
+    }
+    let mut dead = Vec::with_capacity(rejected.len());
+    if !rejected.is_empty() {
+        let mut records: Vec<Option<Record>> = job.records.into_iter().map(Some).collect();
+        for (i, reason) in rejected {
+            if let Some(r) = records[i].take() {
+                dead.push((r, reason));
+            }
+        }
+    }
+    if !rows.is_empty() {
+        let mut hist = metrics.explain.local();
+        let each = start.elapsed().as_nanos() as u64 / rows.len() as u64;
+        hist.record_many(metrics.explain.bounds(), each, rows.len() as u64);
+        metrics.explain.merge(&hist);
+    }
     metrics
         .explained
         .fetch_add(rows.len() as u64, Ordering::Relaxed);

@@ -10,13 +10,18 @@
 //! sourcing read models use `NORMAL`, because they keep their checkpoints in
 //! the same database; this store relies on the log's committed offsets.)
 //!
-//! # Schema (version 1)
+//! # Schema (version 2)
 //!
 //! - `explanations`: `decision_id` (16-byte UUID, unique), the decision's
 //!   time, symbol, action and `model_version`, the model set that explained
 //!   it (`explained_with`), where the record was on the log, the decision
-//!   payload as published (JSON text), the SHAP values (`shap`, binary, see
-//!   [`encode_values`]) and the plain-words explanation.
+//!   as published (binary, [`crate::codec`]: about 40 % of its JSON), the
+//!   specialists' SHAP values (`shap`, format 2: the ensemble follows from
+//!   them and the decision) and `narrative`, NULL: the words are written
+//!   when the row is read, from the stored numbers (pinned by a test).
+//!   Rows written under schema 1 keep the decision as JSON text, every
+//!   number ([`encode_values`], format 1) and the words written then; they
+//!   read as before.
 //! - `model_sets`: per model set, its specialists (name, objective) and
 //!   feature names, so old rows stay readable after the models change.
 //! - `schema_migrations`: applied migrations, as in the event-sourcing store.
@@ -31,13 +36,19 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use uuid::Uuid;
 
+use ultracore_events::trading::TradingDecision;
+
+use crate::codec::{decode_decision, decode_shap, FeatureIndex, SHAP_FORMAT};
+use crate::decode::{DecisionView, Rejection};
+use crate::explain::{fill_row, fill_weights};
 use crate::{Error, Explanation, Result, Specialists};
 
 /// Versioned migrations, applied in order, each in its own transaction and
 /// recorded in `schema_migrations`. Never edit a released one: add the next.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
     CREATE TABLE model_sets (
         version       TEXT PRIMARY KEY,
         specialists   TEXT NOT NULL,
@@ -63,7 +74,38 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     );
     CREATE INDEX explanations_by_time ON explanations (decided_at);
     "#,
-)];
+    ),
+    (
+        2,
+        // The compact row: `decision` holds the binary decision (JSON text in
+        // rows written before), `narrative` is NULL when the words are written
+        // on read from the stored numbers. SQLite cannot relax NOT NULL in
+        // place, so the table is rebuilt.
+        r#"
+    CREATE TABLE explanations_v2 (
+        id               INTEGER PRIMARY KEY,
+        decision_id      BLOB NOT NULL UNIQUE,
+        event_id         BLOB NOT NULL,
+        decided_at       INTEGER NOT NULL,
+        symbol           TEXT NOT NULL,
+        action           TEXT NOT NULL,
+        model_version    TEXT NOT NULL,
+        explained_with   TEXT NOT NULL,
+        explained_at     INTEGER NOT NULL,
+        source_topic     TEXT NOT NULL,
+        source_partition INTEGER NOT NULL,
+        source_offset    INTEGER NOT NULL,
+        decision         BLOB NOT NULL,
+        shap             BLOB NOT NULL,
+        narrative        TEXT
+    );
+    INSERT INTO explanations_v2 SELECT * FROM explanations;
+    DROP TABLE explanations;
+    ALTER TABLE explanations_v2 RENAME TO explanations;
+    CREATE INDEX explanations_by_time ON explanations (decided_at);
+    "#,
+    ),
+];
 
 /// Rows deleted per purge transaction, so a purge never holds the write
 /// lock for long.
@@ -72,7 +114,8 @@ const PURGE_CHUNK: i64 = 10_000;
 /// Format tag of the `shap` column.
 const VALUES_FORMAT: u8 = 1;
 
-/// One explained decision on its way into the store.
+/// One explained decision on its way into the store, in the stored forms
+/// of [`crate::codec`].
 #[derive(Debug, Clone)]
 pub struct NewExplanation {
     pub decision_id: Uuid,
@@ -85,10 +128,10 @@ pub struct NewExplanation {
     pub explained_at: i64,
     pub source_partition: u32,
     pub source_offset: u64,
-    /// The decision payload as published.
-    pub decision_json: String,
-    pub explanation: Explanation,
-    pub narrative: String,
+    /// The decision as published, in binary form.
+    pub decision: Vec<u8>,
+    /// The specialists' SHAP values (format 2).
+    pub shap: Vec<u8>,
 }
 
 /// What a batch insert did.
@@ -114,8 +157,11 @@ pub struct StoredExplanation {
     pub source_topic: String,
     pub source_partition: u32,
     pub source_offset: u64,
-    pub decision_json: String,
+    /// The decision as published.
+    pub decision: TradingDecision,
     pub explanation: Explanation,
+    /// The plain words: as stored (rows written before schema 2), or
+    /// written now from the stored numbers by [`crate::narrative`].
     pub narrative: String,
     pub model_set: Arc<ModelSet>,
 }
@@ -140,6 +186,24 @@ impl ModelSet {
                 .collect(),
             features: specialists.feature_names().to_vec(),
         }
+    }
+
+    /// The specialists' names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> + Clone {
+        self.specialists.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// The model row and the specialists' weights of a decision, as
+    /// [`Specialists::check`] makes them when explaining it.
+    pub fn inputs(&self, decision: &TradingDecision) -> Result<(Vec<f32>, Vec<f64>), Rejection> {
+        let view = DecisionView::of(decision);
+        let (mut row, mut present) = (Vec::new(), Vec::new());
+        let mut weights = vec![0.0; self.specialists.len()];
+        fill_weights(self.names(), &view.strategy_weights, &mut weights)?;
+        let index = FeatureIndex::new(&self.features);
+        index.place(&view.features, &mut present);
+        fill_row(&index, &present, &mut row)?;
+        Ok((row, weights))
     }
 }
 
@@ -400,9 +464,9 @@ impl ForensicsStore {
                         self.topic,
                         row.source_partition,
                         to_i64(row.source_offset),
-                        row.decision_json,
-                        encode_values(&row.explanation),
-                        row.narrative,
+                        row.decision,
+                        row.shap,
+                        None::<String>,
                     ])
                     .map_err(e("inserting an explanation"))?;
                 if changed == 1 {
@@ -526,9 +590,9 @@ fn get(
         String,
         i64,
         i64,
-        String,
+        rusqlite::types::Value,
         Vec<u8>,
-        String,
+        Option<String>,
     );
     let raw: Option<Raw> = conn
         .prepare_cached(
@@ -572,7 +636,7 @@ fn get(
         source_topic,
         source_partition,
         source_offset,
-        decision_json,
+        decision,
         shap,
         narrative,
     )) = raw
@@ -584,15 +648,49 @@ fn get(
         decision_id: decision_id.to_string(),
         reason,
     };
-    let explanation = decode_values(&shap).map_err(corrupt)?;
     let model_set = model_set(conn, path, &explained_with, cache)?;
-    if explanation.row().len() != model_set.features.len()
-        || explanation.num_parts() != model_set.specialists.len() + 1
-    {
-        return Err(corrupt(format!(
-            "its SHAP values do not fit model set {explained_with}"
-        )));
-    }
+    let decision = match decision {
+        rusqlite::types::Value::Blob(bytes) => {
+            decode_decision(&bytes, &model_set.features).map_err(&corrupt)?
+        }
+        rusqlite::types::Value::Text(json) => serde_json::from_str(&json)
+            .map_err(|e| corrupt(format!("its decision JSON does not read: {e}")))?,
+        other => {
+            return Err(corrupt(format!(
+                "its decision is a {:?}, not a blob or JSON text",
+                other.data_type()
+            )))
+        }
+    };
+    let explanation = match shap.first() {
+        Some(&SHAP_FORMAT) => {
+            let (n, values) = decode_shap(&shap).map_err(corrupt)?;
+            if n != model_set.features.len()
+                || values.len() != model_set.specialists.len() * (n + 2)
+            {
+                return Err(corrupt(format!(
+                    "its SHAP values do not fit model set {explained_with}"
+                )));
+            }
+            let (row, weights) = model_set
+                .inputs(&decision)
+                .map_err(|e| corrupt(format!("its decision does not fit its model set: {e}")))?;
+            Explanation::with_ensemble(values, row, weights)
+        }
+        _ => {
+            let e = decode_values(&shap).map_err(corrupt)?;
+            if e.row().len() != model_set.features.len()
+                || e.num_parts() != model_set.specialists.len() + 1
+            {
+                return Err(corrupt(format!(
+                    "its SHAP values do not fit model set {explained_with}"
+                )));
+            }
+            e
+        }
+    };
+    let narrative =
+        narrative.unwrap_or_else(|| crate::narrative(&model_set, &decision, &explanation));
     Ok(Some(StoredExplanation {
         decision_id,
         event_id: Uuid::from_slice(&event_id).map_err(|e| corrupt(e.to_string()))?,
@@ -605,7 +703,7 @@ fn get(
         source_topic,
         source_partition: source_partition as u32,
         source_offset: source_offset as u64,
-        decision_json,
+        decision,
         explanation,
         narrative,
         model_set,

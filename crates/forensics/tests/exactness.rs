@@ -7,7 +7,7 @@ mod common;
 
 use common::{fixture, reference_decisions, specialists, TestResult};
 use serde_json::Value;
-use ultracore_forensics::{decode_values, encode_values, narrative, SPECIALISTS};
+use ultracore_forensics::{decode_values, encode_values, narrative, ModelSet, SPECIALISTS};
 
 fn close_to_shap(ours: f64, theirs: f64) -> bool {
     (ours - theirs).abs() <= 1e-4 * (1.0 + theirs.abs())
@@ -132,7 +132,7 @@ fn the_words_name_the_strongest_features_the_regime_and_the_weights() -> TestRes
     let mut ws = specialists.workspace();
     let d = &decisions[0];
     let e = specialists.explain(d, &mut ws)?;
-    let text = narrative(&specialists, d, &e);
+    let text = narrative(&ModelSet::of(&specialists), d, &e);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 5, "{text}");
     assert!(lines[0].starts_with(&format!("{} ", d.action)), "{text}");
@@ -171,7 +171,11 @@ fn the_words_name_the_strongest_features_the_regime_and_the_weights() -> TestRes
         .iter()
         .find(|d| d.strategy_weights.len() == 3 && d.strategy_weights["bull"] == 0.5)
         .expect("fixture decision with its own weights");
-    let text = narrative(&specialists, apart, &specialists.explain(apart, &mut ws)?);
+    let text = narrative(
+        &ModelSet::of(&specialists),
+        apart,
+        &specialists.explain(apart, &mut ws)?,
+    );
     assert!(text.contains("bull 0.50 (regime probability"), "{text}");
     assert!(
         text.contains("apart from the regime probabilities"),
@@ -184,7 +188,7 @@ fn the_words_name_the_strongest_features_the_regime_and_the_weights() -> TestRes
         .find(|d| d.features.is_empty())
         .expect("all missing");
     let e = specialists.explain(empty, &mut ws)?;
-    let text = narrative(&specialists, empty, &e);
+    let text = narrative(&ModelSet::of(&specialists), empty, &e);
     assert!(text.contains("missing ("), "{text}");
     Ok(())
 }
@@ -201,4 +205,29 @@ fn bad_weights_are_rejected_with_the_reason() {
         err.to_string(),
         "strategy_weights names 'momentum', which is not a specialist (bull, bear, sideways)"
     );
+}
+
+#[test]
+fn the_words_are_pinned() -> TestResult {
+    // The store keeps the numbers and writes the words on read, so the words
+    // of a stored decision must not drift: changing them is a deliberate
+    // act (update tests/fixtures/narratives.txt and say so in the release
+    // notes), never a side effect.
+    let specialists = specialists();
+    let set = ModelSet::of(&specialists);
+    let mut ws = specialists.workspace();
+    let mut text = String::new();
+    for d in reference_decisions().iter().take(8) {
+        let e = specialists.explain(d, &mut ws)?;
+        text.push_str(&format!("# {}\n", d.decision_id));
+        text.push_str(&narrative(&set, d, &e));
+    }
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/narratives.txt");
+    if std::env::var_os("ULTRACORE_WRITE_NARRATIVES").is_some() {
+        std::fs::write(&path, &text)?;
+    }
+    let pinned = std::fs::read_to_string(&path)?;
+    assert_eq!(text, pinned);
+    Ok(())
 }

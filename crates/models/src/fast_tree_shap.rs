@@ -106,7 +106,46 @@ struct Depth4 {
     rows: [[[f64; D4_COLUMNS]; D4_ROWS]; D4_BLOCKS],
 }
 
+/// Rows explained side by side by [`FastTreeShap::shap_values_batch`].
+const LANES: usize = 8;
+
+/// A workspace's per-row buffers, lent to the batch pass.
+struct Scratch<'a> {
+    acc: &'a mut Vec<f64>,
+    masks: &'a mut Vec<u32>,
+    path: &'a mut Vec<PathElement>,
+}
+
 impl Depth4 {
+    /// [`add`](Self::add) for [`LANES`] rows at once: `x[f][l]` is feature
+    /// `f` of row `l`, `acc[j][l]` its sums. Each lane does exactly the
+    /// additions `add` does, in the same order.
+    #[inline(always)]
+    fn add_lanes(&self, x: &[[f32; LANES]], acc: &mut [[f64; LANES]]) {
+        let mut bits = [0u32; LANES];
+        for p in 0..D4_NODES {
+            let xs = &x[self.feature[p] as usize];
+            let (threshold, default_left) = (self.threshold[p], self.default_left[p]);
+            for (b, &v) in bits.iter_mut().zip(xs) {
+                let left = (v < threshold) | (v.is_nan() & default_left);
+                *b |= u32::from(left) << p;
+            }
+        }
+        for k in 0..D4_BLOCKS {
+            let mut index = [0usize; LANES];
+            for (i, &b) in index.iter_mut().zip(&bits) {
+                *i = Self::index(b, k);
+            }
+            let rows = &self.rows[k];
+            for (c, &f) in self.columns[k].iter().enumerate() {
+                let sum = &mut acc[f as usize];
+                for (s, &i) in sum.iter_mut().zip(&index) {
+                    *s += rows[i][c];
+                }
+            }
+        }
+    }
+
     /// The row index of block `k` in the decisions word `bits` (bit `p`:
     /// the row goes left at place `p`).
     #[inline(always)]
@@ -183,8 +222,9 @@ pub struct FastWorkspace {
     path: Vec<PathElement>,
     /// The SHAP values being summed, then the margin, then a padding slot.
     acc: Vec<f64>,
-    /// The same for each row of a batch.
-    batch: Vec<f64>,
+    /// A batch's rows and sums, by groups of [`LANES`] rows.
+    lanes_x: Vec<[f32; LANES]>,
+    lanes_acc: Vec<[f64; LANES]>,
 }
 
 impl FastTreeShap {
@@ -217,7 +257,8 @@ impl FastTreeShap {
             masks: vec![0; self.max_nodes],
             path: vec![PathElement::default(); self.path_len],
             acc: vec![0.0; self.num_features + 2],
-            batch: Vec::new(),
+            lanes_x: Vec::new(),
+            lanes_acc: Vec::new(),
         }
     }
 
@@ -322,50 +363,145 @@ impl FastTreeShap {
             return Ok(());
         }
         let stride = n + 2;
-        let acc = &mut workspace.batch;
-        acc.clear();
-        acc.resize(count * stride, 0.0);
-        for a in acc.chunks_exact_mut(stride) {
-            a[n] = self.base_margin;
+        let groups = count.div_ceil(LANES);
+        // The rows by groups of LANES, transposed: x[g * n + f][l] is
+        // feature f of row g * LANES + l (rows past the end are NaN, their
+        // results unused).
+        let x = &mut workspace.lanes_x;
+        x.clear();
+        x.resize(groups * n, [f32::NAN; LANES]);
+        for (r, row) in rows.chunks_exact(n).enumerate() {
+            let (g, l) = (r / LANES, r % LANES);
+            for (slot, &v) in x[g * n..(g + 1) * n].iter_mut().zip(row) {
+                slot[l] = v;
+            }
         }
-        let rows_of = || rows.chunks_exact(n);
-        for tree in &self.trees {
-            match tree {
-                TreeKind::Depth4(i) => {
-                    let tree = &self.depth4[*i];
-                    for (row, a) in rows_of().zip(acc.chunks_exact_mut(stride)) {
-                        tree.add(row, a);
-                    }
+        // The sums likewise: acc[g * stride + j][l].
+        let acc = &mut workspace.lanes_acc;
+        acc.clear();
+        acc.resize(groups * stride, [0.0; LANES]);
+        for g in 0..groups {
+            acc[g * stride + n] = [self.base_margin; LANES];
+        }
+        let scratch = Scratch {
+            acc: &mut workspace.acc,
+            masks: &mut workspace.masks,
+            path: &mut workspace.path,
+        };
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                #[allow(unsafe_code)]
+                // SAFETY: the CPU has AVX-512F (checked just above).
+                unsafe {
+                    self.trees_avx512(rows, x, acc, scratch);
                 }
-                TreeKind::Table {
-                    first,
-                    len,
-                    leaf_first,
-                    leaf_len,
-                } => {
-                    let nodes = &self.nodes[*first..*first + *len];
-                    let leaves = &self.leaves[*leaf_first..*leaf_first + *leaf_len];
-                    let masks = &mut workspace.masks[..*len];
-                    for (row, a) in rows_of().zip(acc.chunks_exact_mut(stride)) {
+            } else if std::arch::is_x86_feature_detected!("avx2") {
+                #[allow(unsafe_code)]
+                // SAFETY: the CPU has AVX2 (checked just above), the only
+                // feature `trees_avx2` is compiled for.
+                unsafe {
+                    self.trees_avx2(rows, x, acc, scratch);
+                }
+            } else {
+                self.trees_lanes(rows, x, acc, scratch);
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        self.trees_lanes(rows, x, acc, scratch);
+        for (r, (p, m)) in phi.chunks_exact_mut(n).zip(margins.iter_mut()).enumerate() {
+            let (g, l) = (r / LANES, r % LANES);
+            let a = &acc[g * stride..(g + 1) * stride];
+            for (out, sum) in p.iter_mut().zip(a) {
+                *out = sum[l];
+            }
+            *m = a[n][l];
+        }
+        Ok(())
+    }
+
+    /// [`trees_lanes`](Self::trees_lanes) compiled for AVX2: the lanes'
+    /// comparisons, table reads (gathers) and sums become vector
+    /// instructions.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn trees_avx2(
+        &self,
+        rows: &[f32],
+        x: &[[f32; LANES]],
+        acc: &mut [[f64; LANES]],
+        scratch: Scratch<'_>,
+    ) {
+        self.trees_lanes(rows, x, acc, scratch);
+    }
+
+    /// [`trees_lanes`](Self::trees_lanes) compiled for AVX-512: a group's
+    /// eight sums of one column fit one register.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn trees_avx512(
+        &self,
+        rows: &[f32],
+        x: &[[f32; LANES]],
+        acc: &mut [[f64; LANES]],
+        scratch: Scratch<'_>,
+    ) {
+        self.trees_lanes(rows, x, acc, scratch);
+    }
+
+    /// Every tree, in order, for every group of rows: trees of depth 4 a
+    /// group of [`LANES`] rows at a time, others a row at a time through a
+    /// row-major copy of the row's sums (the same additions in the same
+    /// order as [`shap_values`](Self::shap_values), so the same bits).
+    #[inline(always)]
+    fn trees_lanes(
+        &self,
+        rows: &[f32],
+        x: &[[f32; LANES]],
+        acc: &mut [[f64; LANES]],
+        scratch: Scratch<'_>,
+    ) {
+        let n = self.num_features;
+        let stride = n + 2;
+        let groups = acc.len() / stride;
+        for tree in &self.trees {
+            if let TreeKind::Depth4(i) = tree {
+                let t = &self.depth4[*i];
+                for (xg, ag) in x.chunks_exact(n).zip(acc.chunks_exact_mut(stride)) {
+                    t.add_lanes(xg, ag);
+                }
+                continue;
+            }
+            for (r, row) in rows.chunks_exact(n).enumerate() {
+                let (g, l) = (r / LANES, r % LANES);
+                debug_assert!(g < groups);
+                let ag = &mut acc[g * stride..(g + 1) * stride];
+                for (a, sum) in scratch.acc.iter_mut().zip(ag.iter()) {
+                    *a = sum[l];
+                }
+                let a = &mut scratch.acc[..];
+                match tree {
+                    TreeKind::Table {
+                        first,
+                        len,
+                        leaf_first,
+                        leaf_len,
+                    } => {
+                        let nodes = &self.nodes[*first..*first + *len];
+                        let leaves = &self.leaves[*leaf_first..*leaf_first + *leaf_len];
+                        let masks = &mut scratch.masks[..*len];
                         a[n] += self.table_tree(nodes, leaves, row, masks, &mut a[..n]);
                     }
-                }
-                TreeKind::Exact(tree) => {
-                    for (row, a) in rows_of().zip(acc.chunks_exact_mut(stride)) {
-                        a[n] += tree_shap(tree, row, &mut workspace.path, &mut a[..n]);
+                    TreeKind::Exact(tree) => {
+                        a[n] += tree_shap(tree, row, scratch.path, &mut a[..n]);
                     }
+                    TreeKind::Depth4(_) => unreachable!("handled above"),
+                }
+                for (sum, a) in ag.iter_mut().zip(scratch.acc.iter()) {
+                    sum[l] = *a;
                 }
             }
         }
-        for ((a, p), m) in acc
-            .chunks_exact(stride)
-            .zip(phi.chunks_exact_mut(n))
-            .zip(margins.iter_mut())
-        {
-            p.copy_from_slice(&a[..n]);
-            *m = a[n];
-        }
-        Ok(())
     }
 
     /// The per-row pass over one tree: masks down the tree, then table reads

@@ -48,9 +48,31 @@ pub struct Templates {
     /// Byte offsets of the event id and the decision id in each.
     slots: Vec<(usize, usize)>,
     keys: Vec<&'static str>,
+    seed: u64,
 }
 
 impl Templates {
+    /// A UUIDv7 for id number `n`: the time now, and random bits that are a
+    /// bijection of `n` under this run's seed, so ids never repeat within a
+    /// run. `Uuid::now_v7` asks the kernel for randomness each time, which
+    /// would make the producer, not the service, what the benchmark measures.
+    fn v7(&self, n: u64) -> Uuid {
+        let mut z = self
+            .seed
+            .wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let millis = (now_millis() as u128) & ((1 << 48) - 1);
+        Uuid::from_u128(
+            millis << 80
+                | 0x7 << 76
+                | u128::from(n & 0xfff) << 64
+                | 0b10 << 62
+                | u128::from(z >> 2),
+        )
+    }
+
     pub fn new(specialists: &Specialists, rows: &[Vec<f32>]) -> Result<Templates> {
         let names = specialists.feature_names();
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -64,6 +86,7 @@ impl Templates {
             bytes: Vec::new(),
             slots: Vec::new(),
             keys: Vec::new(),
+            seed: Uuid::now_v7().as_u64_pair().1,
         };
         for (i, row) in rows.iter().take(TEMPLATES).enumerate() {
             let raw: [f64; 3] = [next() + 0.1, next() + 0.1, next() + 0.1];
@@ -100,13 +123,34 @@ impl Templates {
                     .filter(|(_, v)| !v.is_nan())
                     .map(|(n, v)| (n.clone(), f64::from(*v)))
                     .collect(),
-                risk_checks: vec![RiskCheck {
-                    name: "position_limit".into(),
-                    passed: true,
-                    value: 100.0,
-                    limit: 10_000.0,
-                    detail: None,
-                }],
+                // The three checks the decision engine makes, with words of
+                // the length it writes.
+                risk_checks: vec![
+                    RiskCheck {
+                        name: "position_limit".into(),
+                        passed: true,
+                        value: 100.0,
+                        limit: 10_000.0,
+                        detail: Some("100 units held after the trade (0 before)".into()),
+                    },
+                    RiskCheck {
+                        name: "concentration".into(),
+                        passed: true,
+                        value: 0.0173,
+                        limit: 0.2,
+                        detail: Some(
+                            "position after the trade 18250.00 of portfolio value 1055000.00"
+                                .into(),
+                        ),
+                    },
+                    RiskCheck {
+                        name: "correlation".into(),
+                        passed: true,
+                        value: 0.42,
+                        limit: 0.8,
+                        detail: Some("correlation with holdings 0.42".into()),
+                    },
+                ],
                 model_version: "specialists@bench".into(),
             };
             let env = Envelope::new(
@@ -138,10 +182,10 @@ impl Templates {
         let t = i % self.bytes.len();
         let mut value = self.bytes[t].clone();
         let (event_slot, decision_slot) = self.slots[t];
-        let decision_id = Uuid::now_v7();
+        let decision_id = self.v7(2 * i as u64);
         let mut buf = Uuid::encode_buffer();
         value[event_slot..event_slot + 36].copy_from_slice(
-            Uuid::now_v7()
+            self.v7(2 * i as u64 + 1)
                 .hyphenated()
                 .encode_lower(&mut buf)
                 .as_bytes(),
@@ -348,38 +392,47 @@ fn breakdown(bench: &Bench) -> Result<Value> {
         .collect::<Result<_, _>>()?;
     let decode_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
     let mut ws = s.workspace();
+    let (mut inputs, mut rows) = (ultracore_forensics::Inputs::default(), Vec::new());
     let t = Instant::now();
-    let explained: Vec<_> = decoded
-        .iter()
-        .map(|d| s.explain(&d.decision, &mut ws))
-        .collect::<Result<_, _>>()?;
+    for d in &decoded {
+        s.check(&d.decision, &mut inputs)?;
+        rows.extend_from_slice(&inputs.row);
+    }
+    let mut shap = Vec::with_capacity(n);
+    s.explain_rows(&rows, &mut ws, &mut shap);
     let explain_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let index = ultracore_forensics::FeatureIndex::new(s.feature_names());
+    let mut present = Vec::new();
     let t = Instant::now();
-    let words: Vec<String> = decoded
+    let encoded: Vec<Vec<u8>> = decoded
         .iter()
-        .zip(&explained)
-        .map(|(d, e)| ultracore_forensics::narrative(s, &d.decision, e))
-        .collect();
-    let words_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
-    let rows: Vec<ultracore_forensics::NewExplanation> = decoded
-        .into_iter()
-        .zip(explained)
-        .zip(words)
-        .zip(&records)
-        .map(|(((d, e), w), r)| ultracore_forensics::NewExplanation {
-            decision_id: d.decision_id,
-            event_id: d.event_id,
-            decided_at: d.decision.timestamp.timestamp_millis(),
-            symbol: d.decision.symbol,
-            action: d.decision.action.as_str(),
-            model_version: d.decision.model_version,
-            explained_at: now_millis(),
-            source_partition: r.partition,
-            source_offset: r.offset,
-            decision_json: d.payload_json,
-            explanation: e,
-            narrative: w,
+        .map(|d| {
+            let mut out = Vec::with_capacity(512);
+            ultracore_forensics::encode_decision(&d.decision, &index, &mut present, &mut out);
+            out
         })
+        .collect();
+    let encode_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let rows: Vec<ultracore_forensics::NewExplanation> = decoded
+        .iter()
+        .zip(encoded)
+        .zip(shap)
+        .zip(&records)
+        .map(
+            |(((d, decision), shap), r)| ultracore_forensics::NewExplanation {
+                decision_id: d.decision_id,
+                event_id: d.event_id,
+                decided_at: d.decision.timestamp.timestamp_millis(),
+                symbol: d.decision.symbol.to_string(),
+                action: d.decision.action.as_str(),
+                model_version: d.decision.model_version.to_string(),
+                explained_at: now_millis(),
+                source_partition: r.partition,
+                source_offset: r.offset,
+                decision,
+                shap,
+            },
+        )
         .collect();
     let mut store = ForensicsStore::open(bench.dir.join("breakdown.sqlite"), DECISIONS_TOPIC)?;
     store.register_models(&ultracore_forensics::ModelSet::of(s))?;
@@ -390,19 +443,17 @@ fn breakdown(bench: &Bench) -> Result<Value> {
     let insert_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
     let row_bytes = rows
         .iter()
-        .map(|r| {
-            r.decision_json.len()
-                + r.narrative.len()
-                + ultracore_forensics::encode_values(&r.explanation).len()
-        })
+        .map(|r| r.decision.len() + r.shap.len())
         .sum::<usize>()
         / n;
+    let json_bytes = records.iter().map(|r| r.value.len()).sum::<usize>() / n;
     Ok(json!({
         "decode_us": decode_us,
         "shap_us": explain_us,
-        "words_us": words_us,
+        "encode_us": encode_us,
         "store_insert_us": insert_us,
         "row_bytes": row_bytes,
+        "record_bytes": json_bytes,
     }))
 }
 
@@ -476,9 +527,13 @@ async fn sustained(bench: &Bench, b: &PipelineArgs, say: &dyn Fn(&str)) -> Resul
             }
             batches.push(batch);
         }
+        // Each tick's batch is appended without waiting for the last one to
+        // be durable (as several decision services would), up to 16 in
+        // flight: the offered rate holds as long as the log absorbs it.
         tokio::spawn(async move {
             let start = tokio::time::Instant::now();
             let mut appended = 0usize;
+            let mut in_flight = tokio::task::JoinSet::new();
             for (t, mut batch) in batches.into_iter().enumerate() {
                 tokio::time::sleep_until(start + Duration::from_millis(10 * t as u64)).await;
                 let now = now_millis();
@@ -486,7 +541,15 @@ async fn sustained(bench: &Bench, b: &PipelineArgs, say: &dyn Fn(&str)) -> Resul
                     r.timestamp = Some(now);
                 }
                 appended += batch.len();
-                log.append(DECISIONS_TOPIC, batch).await?;
+                while in_flight.len() >= 16 {
+                    in_flight.join_next().await.context("an append task")???;
+                }
+                let log = log.clone();
+                in_flight
+                    .spawn(async move { log.append(DECISIONS_TOPIC, batch).await.map(|_| ()) });
+            }
+            while let Some(done) = in_flight.join_next().await {
+                done??;
             }
             Ok::<_, anyhow::Error>((appended, start.elapsed()))
         })
