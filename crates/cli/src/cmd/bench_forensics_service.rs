@@ -366,6 +366,18 @@ async fn wait_stored(started: &Started, rows: u64, within: Duration) -> Result<(
     Ok(())
 }
 
+/// CPU time this process has used (every thread, user and system), from
+/// `/proc/self/stat` (Linux; `None` elsewhere). Ticks are 1/100 s.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 /// Single-thread cost of each step per decision, microseconds: where the
 /// pipeline's time goes.
 fn breakdown(bench: &Bench) -> Result<Value> {
@@ -466,6 +478,7 @@ async fn drain(bench: &Bench, b: &PipelineArgs, say: &dyn Fn(&str)) -> Result<(V
     ));
     let ids = append_all(bench, 0, n).await?;
     say("drain: explaining and storing them");
+    let cpu_before = process_cpu_seconds();
     let start = Instant::now();
     let started = bench.start(b)?;
     // Done when every row is stored and the commit shows no lag (the
@@ -478,6 +491,9 @@ async fn drain(bench: &Bench, b: &PipelineArgs, say: &dyn Fn(&str)) -> Result<(V
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let stored_at = start.elapsed();
+    let cpu = cpu_before
+        .zip(process_cpu_seconds())
+        .map(|(a, b)| (b - a) * 1e6 / n as f64);
     wait_stored(&started, n as u64, Duration::from_secs(60)).await?;
     let committed_at = start.elapsed();
     let metrics = started.metrics.clone();
@@ -489,6 +505,7 @@ async fn drain(bench: &Bench, b: &PipelineArgs, say: &dyn Fn(&str)) -> Result<(V
         "seconds_to_committed": committed_at.as_secs_f64(),
         "decisions_per_s": n as f64 / stored_at.as_secs_f64(),
         "explain_mean_us": explain_mean_us,
+        "cpu_us_per_decision": cpu,
         "store_transactions": metrics.store_batch.count(),
         "stored": stats.stored,
         "duplicates": stats.duplicates,
@@ -496,10 +513,11 @@ async fn drain(bench: &Bench, b: &PipelineArgs, say: &dyn Fn(&str)) -> Result<(V
         "single_thread_us_per_decision": steps,
     });
     say(&format!(
-        "drain: {n} decisions stored in {:.2} s = {:.0} decisions/s (explain {:.1} us/decision on a worker)",
+        "drain: {n} decisions stored in {:.2} s = {:.0} decisions/s (explain {:.1} us/decision on a worker; {} us of CPU per decision, all threads)",
         stored_at.as_secs_f64(),
         n as f64 / stored_at.as_secs_f64(),
-        explain_mean_us
+        explain_mean_us,
+        cpu.map_or("?".to_owned(), |c| format!("{c:.1}")),
     ));
     Ok((out, ids))
 }
@@ -556,6 +574,7 @@ async fn sustained(bench: &Bench, b: &PipelineArgs, say: &dyn Fn(&str)) -> Resul
     };
     let mut lag_ms = Histogram::<u64>::new(3)?;
     let mut max_backlog = 0u64;
+    let cpu_before = process_cpu_seconds();
     let start = Instant::now();
     while !producer.is_finished() {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -567,6 +586,9 @@ async fn sustained(bench: &Bench, b: &PipelineArgs, say: &dyn Fn(&str)) -> Resul
     let (appended, produce_time) = producer.await??;
     let stored_in_window = started.metrics.rows_stored.load(Ordering::Relaxed) - base;
     let window = start.elapsed();
+    let cpu_share = cpu_before
+        .zip(process_cpu_seconds())
+        .map(|(a, b)| (b - a) / window.as_secs_f64());
     wait_stored(&started, base + appended as u64, Duration::from_secs(600)).await?;
     let drained = start.elapsed();
     started.stop().await?;
@@ -582,14 +604,16 @@ async fn sustained(bench: &Bench, b: &PipelineArgs, say: &dyn Fn(&str)) -> Resul
         "lag_seconds_max": lag_ms.max() as f64 / 1000.0,
         "backlog_records_max": max_backlog,
         "seconds_to_drain_after_offer": (drained - window).as_secs_f64(),
+        "cpu_cores_used": cpu_share,
     });
     say(&format!(
-        "sustained: offered {:.0}/s, stored {:.0}/s while offered; lag p50 {:.2} s, p99 {:.2} s, max {:.2} s",
+        "sustained: offered {:.0}/s, stored {:.0}/s while offered; lag p50 {:.2} s, p99 {:.2} s, max {:.2} s; {} cores busy (producer and service)",
         appended as f64 / produce_time.as_secs_f64(),
         stored_in_window as f64 / window.as_secs_f64(),
         lag_ms.value_at_quantile(0.5) as f64 / 1000.0,
         lag_ms.value_at_quantile(0.99) as f64 / 1000.0,
-        lag_ms.max() as f64 / 1000.0
+        lag_ms.max() as f64 / 1000.0,
+        cpu_share.map_or("?".to_owned(), |c| format!("{c:.2}")),
     ));
     Ok(out)
 }
