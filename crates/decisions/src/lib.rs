@@ -34,6 +34,8 @@
 //! - `evaluation`: [`EvaluationSet`], what a `model_update` measures.
 //! - `service`: [`DecisionService`], the engine plus its events through a
 //!   `SpooledEmitter`, and model reloads.
+//! - `history`: each symbol's last regime rebuilt from the log at start
+//!   ([`RegimeHistoryOptions`], [`RegimeHistory`]).
 //! - `http`: [`router`], `POST /api/v1/decisions`.
 //! - `error`: [`Error`], [`Result`].
 
@@ -41,6 +43,7 @@ mod config;
 mod engine;
 mod error;
 mod evaluation;
+mod history;
 mod http;
 mod regime;
 mod request;
@@ -52,6 +55,7 @@ pub use config::{DecisionConfig, MissingInputs, RiskLimits, Sizing, Thresholds};
 pub use engine::{Decision, DecisionEngine, SpecialistOutput};
 pub use error::{Error, Result};
 pub use evaluation::{EvaluationSet, StabilityBounds};
+pub use history::{RegimeHistory, RegimeHistoryOptions};
 pub use http::{router, ApiError};
 pub use regime::{Regime, RegimeInputs, RegimeModel, RegimeProbs};
 pub use request::{DecisionRequest, InvalidRequest, PortfolioContext};

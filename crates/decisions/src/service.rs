@@ -8,9 +8,10 @@
 //! - `risk_decision` on `risk_decisions` (approved or rejected, and which
 //!   checks failed), caused by the decision event;
 //! - `regime_change` on `regime_changes` when the symbol's most probable
-//!   regime differs from the one of this service's previous decision for
-//!   that symbol (the first decision per symbol after a start sets the
-//!   baseline and publishes none).
+//!   regime differs from the one of the symbol's previous decision. The
+//!   previous decision may be an earlier run's: [`DecisionService::start`]
+//!   rebuilds each symbol's last regime from the log (see the `history`
+//!   module), so a restart neither loses nor invents a change.
 //!
 //! Every envelope is keyed by the symbol and carries the request's
 //! `correlation_id` (or the decision id). [`DecisionService::reload`]
@@ -21,7 +22,7 @@
 //! or it has stopped), the decision fails with [`crate::Error::NotRecorded`]: a
 //! decision that is not on the record must not be acted on.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -39,9 +40,10 @@ use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
 use ultracore_spool::{EmitterOptions, EmitterStats, SpooledEmitter};
 use uuid::Uuid;
 
+use crate::history::{self, LastRegime};
 use crate::{
-    Decision, DecisionEngine, DecisionRequest, EvaluationSet, Regime, Result, Specialists,
-    StabilityBounds,
+    Decision, DecisionEngine, DecisionRequest, EvaluationSet, Regime, RegimeHistory,
+    RegimeHistoryOptions, Result, Specialists, StabilityBounds,
 };
 
 /// The four topics decisions publish on.
@@ -68,6 +70,11 @@ pub struct ServiceOptions {
     /// How long to try creating the topics at start; on a log that does not
     /// answer in time, start goes on (events are spooled) and warns.
     pub topic_timeout: Duration,
+    /// Rebuild each symbol's last regime from the log at start, so the
+    /// first decision after a restart publishes a `regime_change` when the
+    /// regime moved. `None` starts with no history (the first decision per
+    /// symbol sets the baseline and publishes no change).
+    pub regime_history: Option<RegimeHistoryOptions>,
 }
 
 impl Default for ServiceOptions {
@@ -76,12 +83,10 @@ impl Default for ServiceOptions {
             emitter: EmitterOptions::default(),
             partitions: 3,
             topic_timeout: Duration::from_secs(5),
+            regime_history: Some(RegimeHistoryOptions::default()),
         }
     }
 }
-
-/// A symbol's most probable regime and its probabilities at its last decision.
-type LastRegime = (Regime, BTreeMap<String, f64>);
 
 /// Decides and publishes. Share it as `Arc<DecisionService>`.
 #[derive(Debug)]
@@ -90,6 +95,8 @@ pub struct DecisionService {
     emitter: Option<SpooledEmitter>,
     /// The most probable regime and probabilities of the last decision per symbol.
     regimes: Mutex<HashMap<String, LastRegime>>,
+    /// What the start-up rebuild of `regimes` found, when there was one.
+    history: Option<RegimeHistory>,
     /// Risk-decision, regime-change and model-update events that could not be queued.
     unpublished: AtomicU64,
     decisions: AtomicU64,
@@ -103,6 +110,7 @@ impl DecisionService {
             engine: RwLock::new(Arc::new(engine)),
             emitter,
             regimes: Mutex::new(HashMap::new()),
+            history: None,
             unpublished: AtomicU64::new(0),
             decisions: AtomicU64::new(0),
         }
@@ -110,8 +118,11 @@ impl DecisionService {
 
     /// Creates the four topics on `target` (bounded by `topic_timeout`),
     /// opens the spool (an embedded log of its own in `spool_dir`; whatever
-    /// an earlier run left there is forwarded first) and starts emitting.
-    /// Must be called within a Tokio runtime.
+    /// an earlier run left there is forwarded first), rebuilds each
+    /// symbol's last regime from `target` and the spool (bounded by
+    /// `regime_history.timeout`; skipped when the log did not answer the
+    /// topic creation) and starts emitting. Must be called within a Tokio
+    /// runtime.
     pub async fn start<L: EventLog>(
         engine: DecisionEngine,
         target: L,
@@ -126,21 +137,55 @@ impl DecisionService {
             }
             Ok::<_, ultracore_log::Error>(())
         };
-        match tokio::time::timeout(options.topic_timeout, ensure).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot create the decision topics; events are spooled until the log accepts them"),
-            Err(_) => tracing::warn!(
-                timeout_ms = options.topic_timeout.as_millis() as u64,
-                "the log did not answer while creating the decision topics; events are spooled until it does"
-            ),
-        }
+        let answered = match tokio::time::timeout(options.topic_timeout, ensure).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot create the decision topics; events are spooled until the log accepts them");
+                Err(format!("creating the decision topics failed: {e}"))
+            }
+            Err(_) => {
+                tracing::warn!(
+                    timeout_ms = options.topic_timeout.as_millis() as u64,
+                    "the log did not answer while creating the decision topics; events are spooled until it does"
+                );
+                Err(format!(
+                    "the log did not answer within {} ms at start",
+                    options.topic_timeout.as_millis()
+                ))
+            }
+        };
         std::fs::create_dir_all(spool_dir).map_err(|e| ultracore_log::Error::Io {
             path: spool_dir.to_owned(),
             source: e,
         })?;
         let spool = EmbeddedLog::open(spool_dir, EmbeddedOptions::default())?;
+        // Before the emitter starts forwarding: what it has not forwarded
+        // yet is read from the spool itself.
+        let history = match (&options.regime_history, answered) {
+            (None, _) => None,
+            (Some(h), Ok(())) => Some(history::rebuild(&target, Some(&spool), h).await),
+            (Some(_), Err(reason)) => {
+                tracing::warn!(%reason, "regime history not rebuilt: the first decision per symbol sets the baseline and publishes no regime_change");
+                let report = RegimeHistory {
+                    dropped: Some(reason),
+                    ..RegimeHistory::default()
+                };
+                Some((HashMap::new(), report))
+            }
+        };
         let emitter = SpooledEmitter::start(target, spool, options.emitter).await?;
-        Ok(DecisionService::new(engine, Some(emitter)))
+        let mut service = DecisionService::new(engine, Some(emitter));
+        if let Some((regimes, report)) = history {
+            service.regimes = Mutex::new(regimes);
+            service.history = Some(report);
+        }
+        Ok(service)
+    }
+
+    /// What the start-up rebuild of the regime history found (`None` when
+    /// the service was built without one).
+    pub fn regime_history(&self) -> Option<&RegimeHistory> {
+        self.history.as_ref()
     }
 
     /// The engine decisions are made with now.
