@@ -36,6 +36,8 @@
 //!   `SpooledEmitter`, and model reloads.
 //! - `history`: each symbol's last regime rebuilt from the log at start
 //!   ([`RegimeHistoryOptions`], [`RegimeHistory`]).
+//! - `metrics`: the `ultracore_decisions_*` metric names and their
+//!   Prometheus exposition ([`DecisionService::render_metrics`]).
 //! - `http`: [`router`], `POST /api/v1/decisions`.
 //! - `error`: [`Error`], [`Result`].
 
@@ -45,6 +47,7 @@ mod error;
 mod evaluation;
 mod history;
 mod http;
+pub mod metrics;
 mod regime;
 mod request;
 pub mod risk;

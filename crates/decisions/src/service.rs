@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::Serialize;
@@ -41,6 +41,7 @@ use ultracore_spool::{EmitterOptions, EmitterStats, SpooledEmitter};
 use uuid::Uuid;
 
 use crate::history::{self, LastRegime};
+use crate::metrics::DecisionMetrics;
 use crate::{
     Decision, DecisionEngine, DecisionRequest, EvaluationSet, Regime, RegimeHistory,
     RegimeHistoryOptions, Result, Specialists, StabilityBounds,
@@ -99,7 +100,7 @@ pub struct DecisionService {
     history: Option<RegimeHistory>,
     /// Risk-decision, regime-change and model-update events that could not be queued.
     unpublished: AtomicU64,
-    decisions: AtomicU64,
+    metrics: DecisionMetrics,
 }
 
 impl DecisionService {
@@ -112,7 +113,7 @@ impl DecisionService {
             regimes: Mutex::new(HashMap::new()),
             history: None,
             unpublished: AtomicU64::new(0),
-            decisions: AtomicU64::new(0),
+            metrics: DecisionMetrics::default(),
         }
     }
 
@@ -213,16 +214,37 @@ impl DecisionService {
 
     /// Decisions made.
     pub fn decisions(&self) -> u64 {
-        self.decisions.load(Ordering::Relaxed)
+        self.metrics.decisions()
+    }
+
+    /// The service's metrics in the Prometheus text format (0.0.4): the
+    /// `ultracore_decisions_*` families (see the `metrics` module). The
+    /// emitter's `ultracore_spool_*` families are not included: the
+    /// forensics router exports them from [`DecisionService::emitter_stats`].
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        self.metrics
+            .render(&mut out, self.unpublished(), self.history.as_ref());
+        out
     }
 
     /// Makes a decision and queues its events; never waits for the log.
     pub fn decide(&self, request: &DecisionRequest) -> Result<Decision> {
+        let started = Instant::now();
+        let result = self.decide_and_emit(request);
+        match &result {
+            Ok(decision) => self.metrics.decided(decision, started.elapsed()),
+            Err(crate::Error::NotRecorded(_)) => self.metrics.not_recorded(),
+            Err(_) => {}
+        }
+        result
+    }
+
+    fn decide_and_emit(&self, request: &DecisionRequest) -> Result<Decision> {
         let engine = self.engine();
         let decision_id = Uuid::now_v7();
         let now = Utc::now().trunc_subsecs(3);
         let decision = engine.decide(request, decision_id, now)?;
-        self.decisions.fetch_add(1, Ordering::Relaxed);
         let Some(emitter) = &self.emitter else {
             self.note_regime(&decision);
             return Ok(decision);
@@ -297,7 +319,11 @@ impl DecisionService {
         let mut regimes = self.regimes.lock().unwrap_or_else(|e| e.into_inner());
         let previous =
             regimes.insert(d.symbol.clone(), (decision.regime, d.regime_probs.clone()))?;
-        (previous.0 != decision.regime).then(|| RegimeChange {
+        if previous.0 == decision.regime {
+            return None;
+        }
+        self.metrics.regime_changed();
+        Some(RegimeChange {
             symbol: d.symbol.clone(),
             previous_regime: previous.0.as_str().to_owned(),
             new_regime: decision.regime.as_str().to_owned(),
@@ -330,6 +356,7 @@ impl DecisionService {
         }
         let engine = DecisionEngine::new(specialists, old.config().clone())?;
         *self.engine.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(engine);
+        self.metrics.reloaded(updates.len());
         if let Some(emitter) = &self.emitter {
             let correlation = Uuid::now_v7().to_string();
             for update in &updates {
