@@ -37,6 +37,9 @@ export ULTRACORE_TEST_PYTHON
 
 # The tests must not pick up a user's broker or data dir by accident.
 unset KAFKA_BOOTSTRAP_SERVERS EVENT_STORE_TYPE ULTRACORE_LOG ULTRACORE_DATA_DIR KAFKA_TOPIC_PREFIX
+# The test broker shares two cores with the whole suite: the services the
+# tests start wait longer for its first answer than a deployment would.
+export KAFKA_CONNECT_TIMEOUT_MS=30000
 
 cargo fmt --all -- --check
 cargo test --workspace --locked "$@"

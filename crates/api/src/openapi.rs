@@ -121,7 +121,7 @@ pub fn openapi() -> Value {
                               "400": error_response("Not a UUID"), "404": error_response("Unknown, not explained yet, or past retention")}
             }},
             "/metrics": {"get": {
-                "summary": "Prometheus metrics: forensics lag, backlog, explanation time; emitter breaker state and failures",
+                "summary": "Prometheus metrics: decisions by action, risk rejections, decide latency, regime changes, model reloads; forensics lag, backlog, explanation time; emitter breaker state and failures",
                 "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}
             }},
             "/mcp": {"post": {

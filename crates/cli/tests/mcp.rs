@@ -218,14 +218,9 @@ impl Drop for Running {
     }
 }
 
-// Ignored in the default run: consumer group names do not take the topic
-// prefix, so this test's service joins the one `optimization-service` group
-// that every Kafka test on the broker uses, and after another test has
-// SIGKILLed its member there, the group's rebalance can stall for minutes on
-// the local broker. Run it with `cargo test -p ultracore-cli --test mcp --
-// --ignored` on a broker no other test uses meanwhile.
+// The service's consumer group takes the run's topic prefix, so it shares
+// neither topics nor a group with other runs on the same broker.
 #[test]
-#[ignore = "shares the optimization-service consumer group with other Kafka tests; see the comment"]
 fn on_kafka_the_tools_submit_and_a_separate_service_answers() {
     let broker = std::env::var("ULTRACORE_TEST_KAFKA").expect(
         "ULTRACORE_TEST_KAFKA is not set: run scripts/test.sh, which starts a local broker",

@@ -34,6 +34,10 @@
 //! - `evaluation`: [`EvaluationSet`], what a `model_update` measures.
 //! - `service`: [`DecisionService`], the engine plus its events through a
 //!   `SpooledEmitter`, and model reloads.
+//! - `history`: each symbol's last regime rebuilt from the log at start
+//!   ([`RegimeHistoryOptions`], [`RegimeHistory`]).
+//! - `metrics`: the `ultracore_decisions_*` metric names and their
+//!   Prometheus exposition ([`DecisionService::render_metrics`]).
 //! - `http`: [`router`], `POST /api/v1/decisions`.
 //! - `error`: [`Error`], [`Result`].
 
@@ -41,7 +45,9 @@ mod config;
 mod engine;
 mod error;
 mod evaluation;
+mod history;
 mod http;
+pub mod metrics;
 mod regime;
 mod request;
 pub mod risk;
@@ -52,6 +58,7 @@ pub use config::{DecisionConfig, MissingInputs, RiskLimits, Sizing, Thresholds};
 pub use engine::{Decision, DecisionEngine, SpecialistOutput};
 pub use error::{Error, Result};
 pub use evaluation::{EvaluationSet, StabilityBounds};
+pub use history::{RegimeHistory, RegimeHistoryOptions};
 pub use http::{router, ApiError};
 pub use regime::{Regime, RegimeInputs, RegimeModel, RegimeProbs};
 pub use request::{DecisionRequest, InvalidRequest, PortfolioContext};

@@ -57,6 +57,11 @@ impl Regime {
         }
     }
 
+    /// The regime named `bull`, `bear` or `sideways` (as events carry it).
+    pub fn from_name(name: &str) -> Option<Regime> {
+        Regime::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     fn index(self) -> usize {
         self as usize
     }

@@ -8,9 +8,10 @@
 //! - `risk_decision` on `risk_decisions` (approved or rejected, and which
 //!   checks failed), caused by the decision event;
 //! - `regime_change` on `regime_changes` when the symbol's most probable
-//!   regime differs from the one of this service's previous decision for
-//!   that symbol (the first decision per symbol after a start sets the
-//!   baseline and publishes none).
+//!   regime differs from the one of the symbol's previous decision. The
+//!   previous decision may be an earlier run's: [`DecisionService::start`]
+//!   rebuilds each symbol's last regime from the log (see the `history`
+//!   module), so a restart neither loses nor invents a change.
 //!
 //! Every envelope is keyed by the symbol and carries the request's
 //! `correlation_id` (or the decision id). [`DecisionService::reload`]
@@ -21,11 +22,11 @@
 //! or it has stopped), the decision fails with [`crate::Error::NotRecorded`]: a
 //! decision that is not on the record must not be acted on.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::Serialize;
@@ -39,9 +40,11 @@ use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
 use ultracore_spool::{EmitterOptions, EmitterStats, SpooledEmitter};
 use uuid::Uuid;
 
+use crate::history::{self, LastRegime};
+use crate::metrics::DecisionMetrics;
 use crate::{
-    Decision, DecisionEngine, DecisionRequest, EvaluationSet, Regime, Result, Specialists,
-    StabilityBounds,
+    Decision, DecisionEngine, DecisionRequest, EvaluationSet, Regime, RegimeHistory,
+    RegimeHistoryOptions, Result, Specialists, StabilityBounds,
 };
 
 /// The four topics decisions publish on.
@@ -68,6 +71,11 @@ pub struct ServiceOptions {
     /// How long to try creating the topics at start; on a log that does not
     /// answer in time, start goes on (events are spooled) and warns.
     pub topic_timeout: Duration,
+    /// Rebuild each symbol's last regime from the log at start, so the
+    /// first decision after a restart publishes a `regime_change` when the
+    /// regime moved. `None` starts with no history (the first decision per
+    /// symbol sets the baseline and publishes no change).
+    pub regime_history: Option<RegimeHistoryOptions>,
 }
 
 impl Default for ServiceOptions {
@@ -76,12 +84,10 @@ impl Default for ServiceOptions {
             emitter: EmitterOptions::default(),
             partitions: 3,
             topic_timeout: Duration::from_secs(5),
+            regime_history: Some(RegimeHistoryOptions::default()),
         }
     }
 }
-
-/// A symbol's most probable regime and its probabilities at its last decision.
-type LastRegime = (Regime, BTreeMap<String, f64>);
 
 /// Decides and publishes. Share it as `Arc<DecisionService>`.
 #[derive(Debug)]
@@ -90,9 +96,11 @@ pub struct DecisionService {
     emitter: Option<SpooledEmitter>,
     /// The most probable regime and probabilities of the last decision per symbol.
     regimes: Mutex<HashMap<String, LastRegime>>,
+    /// What the start-up rebuild of `regimes` found, when there was one.
+    history: Option<RegimeHistory>,
     /// Risk-decision, regime-change and model-update events that could not be queued.
     unpublished: AtomicU64,
-    decisions: AtomicU64,
+    metrics: DecisionMetrics,
 }
 
 impl DecisionService {
@@ -103,15 +111,19 @@ impl DecisionService {
             engine: RwLock::new(Arc::new(engine)),
             emitter,
             regimes: Mutex::new(HashMap::new()),
+            history: None,
             unpublished: AtomicU64::new(0),
-            decisions: AtomicU64::new(0),
+            metrics: DecisionMetrics::default(),
         }
     }
 
     /// Creates the four topics on `target` (bounded by `topic_timeout`),
     /// opens the spool (an embedded log of its own in `spool_dir`; whatever
-    /// an earlier run left there is forwarded first) and starts emitting.
-    /// Must be called within a Tokio runtime.
+    /// an earlier run left there is forwarded first), rebuilds each
+    /// symbol's last regime from `target` and the spool (bounded by
+    /// `regime_history.timeout`; skipped when the log did not answer the
+    /// topic creation) and starts emitting. Must be called within a Tokio
+    /// runtime.
     pub async fn start<L: EventLog>(
         engine: DecisionEngine,
         target: L,
@@ -126,21 +138,55 @@ impl DecisionService {
             }
             Ok::<_, ultracore_log::Error>(())
         };
-        match tokio::time::timeout(options.topic_timeout, ensure).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot create the decision topics; events are spooled until the log accepts them"),
-            Err(_) => tracing::warn!(
-                timeout_ms = options.topic_timeout.as_millis() as u64,
-                "the log did not answer while creating the decision topics; events are spooled until it does"
-            ),
-        }
+        let answered = match tokio::time::timeout(options.topic_timeout, ensure).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot create the decision topics; events are spooled until the log accepts them");
+                Err(format!("creating the decision topics failed: {e}"))
+            }
+            Err(_) => {
+                tracing::warn!(
+                    timeout_ms = options.topic_timeout.as_millis() as u64,
+                    "the log did not answer while creating the decision topics; events are spooled until it does"
+                );
+                Err(format!(
+                    "the log did not answer within {} ms at start",
+                    options.topic_timeout.as_millis()
+                ))
+            }
+        };
         std::fs::create_dir_all(spool_dir).map_err(|e| ultracore_log::Error::Io {
             path: spool_dir.to_owned(),
             source: e,
         })?;
         let spool = EmbeddedLog::open(spool_dir, EmbeddedOptions::default())?;
+        // Before the emitter starts forwarding: what it has not forwarded
+        // yet is read from the spool itself.
+        let history = match (&options.regime_history, answered) {
+            (None, _) => None,
+            (Some(h), Ok(())) => Some(history::rebuild(&target, Some(&spool), h).await),
+            (Some(_), Err(reason)) => {
+                tracing::warn!(%reason, "regime history not rebuilt: the first decision per symbol sets the baseline and publishes no regime_change");
+                let report = RegimeHistory {
+                    dropped: Some(reason),
+                    ..RegimeHistory::default()
+                };
+                Some((HashMap::new(), report))
+            }
+        };
         let emitter = SpooledEmitter::start(target, spool, options.emitter).await?;
-        Ok(DecisionService::new(engine, Some(emitter)))
+        let mut service = DecisionService::new(engine, Some(emitter));
+        if let Some((regimes, report)) = history {
+            service.regimes = Mutex::new(regimes);
+            service.history = Some(report);
+        }
+        Ok(service)
+    }
+
+    /// What the start-up rebuild of the regime history found (`None` when
+    /// the service was built without one).
+    pub fn regime_history(&self) -> Option<&RegimeHistory> {
+        self.history.as_ref()
     }
 
     /// The engine decisions are made with now.
@@ -168,16 +214,37 @@ impl DecisionService {
 
     /// Decisions made.
     pub fn decisions(&self) -> u64 {
-        self.decisions.load(Ordering::Relaxed)
+        self.metrics.decisions()
+    }
+
+    /// The service's metrics in the Prometheus text format (0.0.4): the
+    /// `ultracore_decisions_*` families (see the `metrics` module). The
+    /// emitter's `ultracore_spool_*` families are not included: the
+    /// forensics router exports them from [`DecisionService::emitter_stats`].
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        self.metrics
+            .render(&mut out, self.unpublished(), self.history.as_ref());
+        out
     }
 
     /// Makes a decision and queues its events; never waits for the log.
     pub fn decide(&self, request: &DecisionRequest) -> Result<Decision> {
+        let started = Instant::now();
+        let result = self.decide_and_emit(request);
+        match &result {
+            Ok(decision) => self.metrics.decided(decision, started.elapsed()),
+            Err(crate::Error::NotRecorded(_)) => self.metrics.not_recorded(),
+            Err(_) => {}
+        }
+        result
+    }
+
+    fn decide_and_emit(&self, request: &DecisionRequest) -> Result<Decision> {
         let engine = self.engine();
         let decision_id = Uuid::now_v7();
         let now = Utc::now().trunc_subsecs(3);
         let decision = engine.decide(request, decision_id, now)?;
-        self.decisions.fetch_add(1, Ordering::Relaxed);
         let Some(emitter) = &self.emitter else {
             self.note_regime(&decision);
             return Ok(decision);
@@ -252,7 +319,11 @@ impl DecisionService {
         let mut regimes = self.regimes.lock().unwrap_or_else(|e| e.into_inner());
         let previous =
             regimes.insert(d.symbol.clone(), (decision.regime, d.regime_probs.clone()))?;
-        (previous.0 != decision.regime).then(|| RegimeChange {
+        if previous.0 == decision.regime {
+            return None;
+        }
+        self.metrics.regime_changed();
+        Some(RegimeChange {
             symbol: d.symbol.clone(),
             previous_regime: previous.0.as_str().to_owned(),
             new_regime: decision.regime.as_str().to_owned(),
@@ -285,6 +356,7 @@ impl DecisionService {
         }
         let engine = DecisionEngine::new(specialists, old.config().clone())?;
         *self.engine.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(engine);
+        self.metrics.reloaded(updates.len());
         if let Some(emitter) = &self.emitter {
             let correlation = Uuid::now_v7().to_string();
             for update in &updates {

@@ -180,7 +180,9 @@ async fn events_land_on_kafka() -> common::TestResult {
     // A topic prefix of this run's own: other runs' decisions are not read.
     let topics = format!("dec{}.", &uuid::Uuid::now_v7().simple().to_string()[20..]);
     let log = ultracore_log_kafka::KafkaLog::connect(
-        ultracore_log_kafka::KafkaConfig::new(servers).with_prefix(topics),
+        ultracore_log_kafka::KafkaConfig::new(servers)
+            .with_prefix(topics)
+            .with_connect_timeout(std::time::Duration::from_secs(30)),
     )
     .await?;
     for topic in ultracore_decisions::TOPICS {

@@ -23,9 +23,14 @@ fn prefix() -> String {
 }
 
 async fn connect(prefix: &str) -> KafkaLog {
-    KafkaLog::connect(KafkaConfig::new(broker()).with_prefix(prefix))
-        .await
-        .expect("connect to the test broker")
+    // The test broker shares two cores with the whole suite.
+    KafkaLog::connect(
+        KafkaConfig::new(broker())
+            .with_prefix(prefix)
+            .with_connect_timeout(std::time::Duration::from_secs(30)),
+    )
+    .await
+    .expect("connect to the test broker")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

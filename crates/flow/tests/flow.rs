@@ -258,9 +258,14 @@ async fn the_flow_on_kafka() {
         )
     });
     let prefix = format!("flow{:08x}.", rand_u32());
-    let log = KafkaLog::connect(KafkaConfig::new(broker).with_prefix(prefix))
-        .await
-        .unwrap();
+    // The test broker shares two cores with the whole suite.
+    let log = KafkaLog::connect(
+        KafkaConfig::new(broker)
+            .with_prefix(prefix)
+            .with_connect_timeout(std::time::Duration::from_secs(30)),
+    )
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     happy_path_and_failures(log, dir.path(), &dir.path().join("mesh")).await;
 }

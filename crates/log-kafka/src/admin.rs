@@ -246,7 +246,7 @@ pub(crate) async fn group_lag(log: &KafkaLog, group: &str) -> Result<Vec<GroupLa
         return Ok(Vec::new());
     }
     let mut cfg = log.inner.config.client();
-    cfg.set("group.id", group)
+    cfg.set("group.id", log.inner.config.full(group))
         .set("enable.auto.commit", "false");
     let config = log.inner.config.clone();
     let query = topics.clone();

@@ -56,8 +56,10 @@ impl FromStr for Compression {
 pub struct KafkaConfig {
     /// `host:port[,host:port]` (`KAFKA_BOOTSTRAP_SERVERS`).
     pub bootstrap_servers: String,
-    /// Prepended to every topic name (`KAFKA_TOPIC_PREFIX`), so several
-    /// deployments can share a cluster. Callers always use unprefixed names.
+    /// Prepended to every topic name and consumer group id
+    /// (`KAFKA_TOPIC_PREFIX`), so several deployments can share a cluster
+    /// without reading each other's topics or joining each other's groups.
+    /// Callers always use unprefixed names.
     pub topic_prefix: String,
     /// `client.id` (`KAFKA_CLIENT_ID`), shown in broker logs and quotas.
     pub client_id: String,
@@ -72,7 +74,7 @@ pub struct KafkaConfig {
     /// (`KAFKA_REQUEST_TIMEOUT_MS`).
     pub request_timeout: Duration,
     /// How long [`crate::KafkaLog::connect`] waits for the brokers to answer
-    /// before failing with [`Error::Unreachable`].
+    /// before failing with [`Error::Unreachable`] (`KAFKA_CONNECT_TIMEOUT_MS`).
     pub connect_timeout: Duration,
     /// Consumer group session timeout (`session.timeout.ms`). A member that
     /// dies without leaving loses its partitions after this long.
@@ -122,7 +124,8 @@ impl KafkaConfig {
     /// Overrides fields from whichever of these variables are set:
     /// `KAFKA_TOPIC_PREFIX`, `KAFKA_CLIENT_ID`, `KAFKA_COMPRESSION_TYPE`
     /// (none|lz4|zstd), `KAFKA_LINGER_MS`, `KAFKA_BATCH_SIZE`,
-    /// `KAFKA_REQUEST_TIMEOUT_MS`, `KAFKA_PROPERTIES` (`k=v,k=v`).
+    /// `KAFKA_REQUEST_TIMEOUT_MS`, `KAFKA_CONNECT_TIMEOUT_MS`, `KAFKA_PROPERTIES`
+    /// (`k=v,k=v`).
     pub fn with_env(self) -> Result<Self> {
         self.with_vars(|name| std::env::var(name).ok())
     }
@@ -162,6 +165,9 @@ impl KafkaConfig {
         }
         if let Some(v) = get("KAFKA_REQUEST_TIMEOUT_MS") {
             self.request_timeout = millis("KAFKA_REQUEST_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = get("KAFKA_CONNECT_TIMEOUT_MS") {
+            self.connect_timeout = millis("KAFKA_CONNECT_TIMEOUT_MS", v)?;
         }
         if let Some(v) = get("KAFKA_PROPERTIES") {
             self.extra.extend(parse_properties(&v)?);
@@ -256,7 +262,7 @@ impl KafkaConfig {
         let mut c = self.base();
         // Offsets are committed only by an explicit commit, after the handler
         // returned: neither committed nor stored automatically.
-        c.set("group.id", group)
+        c.set("group.id", self.full(group))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", auto_offset_reset)
@@ -287,12 +293,12 @@ impl KafkaConfig {
         }
     }
 
-    /// The broker-side name of a topic.
+    /// The broker-side name of a topic or consumer group.
     pub(crate) fn full(&self, topic: &str) -> String {
         format!("{}{topic}", self.topic_prefix)
     }
 
-    /// The unprefixed name, or `None` for topics of other deployments.
+    /// The unprefixed name, or `None` for topics and groups of other deployments.
     pub(crate) fn strip<'a>(&self, topic: &'a str) -> Option<&'a str> {
         topic.strip_prefix(self.topic_prefix.as_str())
     }
@@ -385,6 +391,21 @@ mod tests {
     }
 
     #[test]
+    fn groups_take_the_prefix() {
+        let c = KafkaConfig::new("h:1").with_prefix("prod.");
+        assert_eq!(
+            c.consumer("optimization-service", "earliest")
+                .get("group.id"),
+            Some("prod.optimization-service")
+        );
+        assert_eq!(
+            c.strip("prod.optimization-service"),
+            Some("optimization-service")
+        );
+        assert_eq!(c.strip("staging.optimization-service"), None);
+    }
+
+    #[test]
     fn kafka_scheme_is_accepted() {
         assert_eq!(
             KafkaConfig::new("kafka://b1:9092,b2:9092/").bootstrap_servers,
@@ -411,6 +432,7 @@ mod tests {
             ("KAFKA_LINGER_MS", "7"),
             ("KAFKA_BATCH_SIZE", "65536"),
             ("KAFKA_REQUEST_TIMEOUT_MS", "12000"),
+            ("KAFKA_CONNECT_TIMEOUT_MS", "30000"),
             (
                 "KAFKA_PROPERTIES",
                 "security.protocol=ssl, fetch.wait.max.ms=50",
@@ -425,6 +447,7 @@ mod tests {
         assert_eq!(c.linger, Duration::from_millis(7));
         assert_eq!(c.batch_bytes, 65536);
         assert_eq!(c.request_timeout, Duration::from_secs(12));
+        assert_eq!(c.connect_timeout, Duration::from_secs(30));
         assert_eq!(
             c.extra,
             vec![

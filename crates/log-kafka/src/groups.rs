@@ -18,18 +18,24 @@ use ultracore_log::{Error, Result};
 
 use crate::log::{blocking, KafkaLog};
 
-/// Names of every consumer group the cluster knows, sorted. An error when any
+/// Names of every consumer group of this deployment the cluster knows
+/// (those with the topic prefix, unprefixed), sorted. An error when any
 /// broker could not answer, rather than a partial list.
 pub(crate) async fn list_groups(log: &KafkaLog) -> Result<Vec<String>> {
     let this = log.clone();
     let timeout_ms =
         c_int::try_from(log.inner.config.request_timeout.as_millis()).unwrap_or(30_000);
-    let mut names = blocking(move || {
+    let all = blocking(move || {
         let rk = this.inner.admin.inner().native_ptr();
         // SAFETY: `rk` is a live handle owned by `this` (kept alive for the whole call).
         unsafe { list_consumer_groups(rk, timeout_ms) }
     })
     .await?;
+    let config = &log.inner.config;
+    let mut names: Vec<String> = all
+        .iter()
+        .filter_map(|n| config.strip(n).map(str::to_owned))
+        .collect();
     names.sort();
     names.dedup();
     Ok(names)

@@ -63,6 +63,26 @@ async fn prefix_hides_other_deployments() -> ultracore_log::Result<()> {
     a.append("orders", vec![NewRecord::new("k", "v")]).await?;
     assert_eq!(a.describe_topic("orders").await?.records(), 1);
     assert_eq!(b.describe_topic("orders").await?.records(), 0);
+    // Group ids take the prefix too: the same group name in two deployments
+    // is two groups, listed and measured unprefixed by their own deployment.
+    let group = unique("orders-g");
+    let mut c = a
+        .consumer(ConsumerOptions::new(group.clone(), ["orders".to_owned()]))
+        .await?;
+    let got = drain(&mut c, 1).await;
+    c.commit(&[got[0].next_position()]).await?;
+    drop(c);
+    assert!(a.list_groups().await?.contains(&group));
+    assert!(!b.list_groups().await?.contains(&group));
+    let lag = a.group_lag(&group).await?;
+    assert_eq!(
+        lag.iter()
+            .filter(|l| l.committed.is_some())
+            .map(|l| (l.group.as_str(), l.topic.as_str(), l.committed))
+            .collect::<Vec<_>>(),
+        vec![(group.as_str(), "orders", Some(1))]
+    );
+    assert!(b.group_lag(&group).await?.is_empty());
     Ok(())
 }
 

@@ -23,7 +23,7 @@ pub const SPOOL_TOPIC: &str = "spool";
 /// The spool's consumer group: its committed position is what was forwarded.
 const SPOOL_GROUP: &str = "spool-forwarder";
 /// The header carrying a spooled record's destination topic.
-const TOPIC_HEADER: &str = "spool.topic";
+pub const TOPIC_HEADER: &str = "spool.topic";
 
 #[derive(Debug, Clone)]
 pub struct EmitterOptions {
@@ -175,6 +175,21 @@ impl SpooledEmitter {
             task,
             capacity,
         })
+    }
+
+    /// The first offset of [`SPOOL_TOPIC`] in `spool` not yet forwarded to
+    /// the target: from there on are the records an earlier run could not
+    /// deliver, each with its destination in the [`TOPIC_HEADER`] header.
+    /// Readers that must know the latest events before the emitter has
+    /// forwarded them (such as a service rebuilding its state at start)
+    /// read the spool from here as well as the target. 0 when nothing was
+    /// ever forwarded or the spool is new.
+    pub async fn first_unforwarded(spool: &EmbeddedLog) -> ultracore_log::Result<u64> {
+        let lag = spool.group_lag(SPOOL_GROUP).await?;
+        Ok(lag
+            .iter()
+            .find(|l| l.topic == SPOOL_TOPIC)
+            .map_or(0, |l| l.committed.unwrap_or(l.log_start_offset)))
     }
 
     /// Queues `record` for `topic` and returns at once.

@@ -29,4 +29,6 @@ mod breaker;
 mod emitter;
 
 pub use breaker::{Breaker, BreakerConfig, BreakerState};
-pub use emitter::{EmitError, EmitterOptions, EmitterStats, SpooledEmitter, SPOOL_TOPIC};
+pub use emitter::{
+    EmitError, EmitterOptions, EmitterStats, SpooledEmitter, SPOOL_TOPIC, TOPIC_HEADER,
+};

@@ -126,6 +126,16 @@ pub async fn run(args: &LogArgs, b: DecisionsBench) -> Result<()> {
     Ok(())
 }
 
+/// The service as `serve` starts it, minus the regime history: the bench
+/// times decisions, not start-up, and on a shared broker the history would
+/// read every earlier run's decisions first.
+fn bench_options() -> ServiceOptions {
+    ServiceOptions {
+        regime_history: None,
+        ..ServiceOptions::default()
+    }
+}
+
 async fn phases(args: &LogArgs, b: &DecisionsBench, dir: &std::path::Path) -> Result<Value> {
     let engine = crate::cmd::decide::engine(&b.models, None)?;
     let set = EvaluationSet::load(
@@ -166,7 +176,7 @@ async fn phases(args: &LogArgs, b: &DecisionsBench, dir: &std::path::Path) -> Re
         engine.clone(),
         log,
         &dir.join("spool-embedded"),
-        ServiceOptions::default(),
+        bench_options(),
     )
     .await?;
     let (embedded_h, service) =
@@ -187,7 +197,7 @@ async fn phases(args: &LogArgs, b: &DecisionsBench, dir: &std::path::Path) -> Re
                 engine.clone(),
                 log,
                 &dir.join("spool-kafka"),
-                ServiceOptions::default(),
+                bench_options(),
             )
             .await?;
             let (h, service) =
@@ -222,7 +232,7 @@ async fn phases(args: &LogArgs, b: &DecisionsBench, dir: &std::path::Path) -> Re
             ..EmitterOptions::default()
         },
         topic_timeout: Duration::from_millis(200),
-        ..ServiceOptions::default()
+        ..bench_options()
     };
     let service = Arc::new(
         DecisionService::start(engine.clone(), down_log, &dir.join("spool-down"), options).await?,

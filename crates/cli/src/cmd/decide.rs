@@ -266,7 +266,12 @@ pub async fn models(log: &LogArgs, command: ModelsCommand) -> Result<()> {
             .spool_dir
             .clone()
             .unwrap_or_else(|| config.data_dir().join("spool").join("decisions"));
-        DecisionService::start(old, target, &spool, ServiceOptions::default()).await?
+        // A reload makes no decision, so it needs no regime history.
+        let options = ServiceOptions {
+            regime_history: None,
+            ..ServiceOptions::default()
+        };
+        DecisionService::start(old, target, &spool, options).await?
     } else {
         DecisionService::new(old, None)
     };

@@ -7,9 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use clap::Args;
 use tokio::sync::broadcast;
 use ultracore_api::{router, spawn_event_tail, AppState};
+use ultracore_decisions::DecisionService;
 use ultracore_es::Database;
 use ultracore_flow::{Flow, FlowOptions, Service};
 use ultracore_log_any::{Access, AnyLog, LogConfig};
@@ -150,11 +156,14 @@ pub async fn run_services(
                 let mut api_state =
                     ultracore_forensics::ApiState::new(forensics.reader()?, forensics.metrics());
                 if let Some(first) = decisions.emitter_stats() {
+                    let decisions = decisions.clone();
                     api_state = api_state.with_emitter(Arc::new(move || {
                         decisions.emitter_stats().unwrap_or_else(|| first.clone())
                     }));
                 }
-                app = app.merge(ultracore_forensics::router(api_state));
+                app = app.merge(ultracore_forensics::router(api_state).layer(
+                    axum::middleware::from_fn_with_state(decisions, append_decision_metrics),
+                ));
                 let stopped_forensics = stopped();
                 tokio::spawn(async move {
                     if let Err(e) = forensics.run(stopped_forensics).await {
@@ -162,7 +171,7 @@ pub async fn run_services(
                     }
                 });
                 eprintln!(
-                    "trading decisions: POST /api/v1/decisions; forensics: GET /api/v1/forensics/{{decision_id}}, /metrics"
+                    "trading decisions: POST /api/v1/decisions; forensics: GET /api/v1/forensics/{{decision_id}}; metrics of both: /metrics"
                 );
             }
         }
@@ -213,6 +222,38 @@ pub async fn run_services(
     }
 }
 
+/// Appends the decision service's `ultracore_decisions_*` families to the
+/// forensics router's `GET /metrics`, so one scrape of `ultracore serve` has
+/// both. The emitter's `ultracore_spool_*` families are already there (the
+/// forensics router has the emitter's statistics), so they are not added.
+async fn append_decision_metrics(
+    State(decisions): State<Arc<DecisionService>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let metrics = request.uri().path() == "/metrics";
+    let response = next.run(request).await;
+    if !metrics || !response.status().is_success() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let mut text = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => bytes.to_vec(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the forensics metrics");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the forensics metrics could not be read: {e}"),
+            )
+                .into_response();
+        }
+    };
+    text.extend_from_slice(decisions.render_metrics().as_bytes());
+    // The body grew: let the server compute the length again.
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(text))
+}
+
 /// The shipped regime specialists: `ULTRACORE_MODELS_DIR`, `./models`, or
 /// the repository's `models/`.
 fn models_dir() -> Option<PathBuf> {
@@ -232,7 +273,7 @@ fn models_dir() -> Option<PathBuf> {
 async fn decision_service(
     config: &LogConfig,
     target: AnyLog,
-) -> Result<Option<(PathBuf, Arc<ultracore_decisions::DecisionService>)>> {
+) -> Result<Option<(PathBuf, Arc<DecisionService>)>> {
     let Some(models) = models_dir() else {
         eprintln!(
             "no models directory (set ULTRACORE_MODELS_DIR): decisions and forensics are off"
@@ -241,13 +282,23 @@ async fn decision_service(
     };
     let engine = crate::cmd::decide::engine(&models, None)?;
     let spool = config.data_dir().join("spool").join("decisions");
-    let service = ultracore_decisions::DecisionService::start(
+    let service = DecisionService::start(
         engine,
         target,
         &spool,
         ultracore_decisions::ServiceOptions::default(),
     )
     .await?;
+    if let Some(h) = service.regime_history() {
+        match &h.dropped {
+            None => eprintln!(
+                "regime history: the last regime of {} symbols, read from the log in {} ms",
+                h.symbols,
+                h.elapsed.as_millis()
+            ),
+            Some(reason) => eprintln!("regime history not rebuilt: {reason}"),
+        }
+    }
     Ok(Some((models, Arc::new(service))))
 }
 

@@ -31,9 +31,15 @@ pub fn prefix() -> String {
 }
 
 pub async fn connect(prefix: &str) -> KafkaLog {
-    KafkaLog::connect(KafkaConfig::new(broker()).with_prefix(prefix))
-        .await
-        .expect("connect to the test broker")
+    // The test broker shares two cores with the whole suite: give its first
+    // metadata answer more than the 5 s a deployment would.
+    KafkaLog::connect(
+        KafkaConfig::new(broker())
+            .with_prefix(prefix)
+            .with_connect_timeout(std::time::Duration::from_secs(30)),
+    )
+    .await
+    .expect("connect to the test broker")
 }
 
 pub fn hex(bytes: &[u8]) -> String {
