@@ -178,7 +178,9 @@ impl<L: EventLog> ForensicsService<L> {
             .await?;
 
         let workers = config.worker_threads();
-        let (job_tx, job_rx) = mpsc::channel::<Job>(workers * 2);
+        // Room for several chunks per worker, so the workers keep busy
+        // while the poll loop waits for a commit.
+        let (job_tx, job_rx) = mpsc::channel::<Job>(workers * 8);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let (writer_tx, writer_rx) = std_mpsc::channel::<ToWriter>();
         let (report_tx, mut report_rx) = mpsc::unbounded_channel::<Report>();
@@ -293,8 +295,8 @@ impl<L: EventLog> Poller<L> {
                 }
                 next_purge = Instant::now() + purge_every;
             }
-            while let Ok(report) = report_rx.try_recv() {
-                self.handle(consumer, report).await?;
+            if let Ok(report) = report_rx.try_recv() {
+                self.handle(consumer, report, report_rx).await?;
             }
             let records = consumer.poll(config.poll_max, POLL_TIMEOUT).await?;
             if records.is_empty() {
@@ -333,7 +335,7 @@ impl<L: EventLog> Poller<L> {
                                 .send(job);
                             break;
                         }
-                        Some(report) = report_rx.recv() => self.handle(consumer, report).await?,
+                        Some(report) = report_rx.recv() => self.handle(consumer, report, report_rx).await?,
                     }
                 }
             }
@@ -343,7 +345,7 @@ impl<L: EventLog> Poller<L> {
         drop(job_tx);
         writer_tx.take();
         while let Some(report) = report_rx.recv().await {
-            self.handle(consumer, report).await?;
+            self.handle(consumer, report, report_rx).await?;
         }
         if !self.pending.is_empty() {
             return Err(Error::Pipeline(format!(
@@ -354,40 +356,62 @@ impl<L: EventLog> Poller<L> {
         Ok(self.stats)
     }
 
-    /// Dead-letters a stored chunk's bad records, then commits its offsets.
-    async fn handle(&mut self, consumer: &mut L::Consumer, report: Report) -> Result<()> {
-        match report {
-            Report::Failed(e) => Err(e),
-            Report::Purged => Ok(()),
-            Report::Stored { through_seq, dead } => {
-                for (record, reason) in &dead {
-                    DeadLetter::new(record, reason.clone())
-                        .send(&self.log)
-                        .await?;
+    /// Dead-letters stored chunks' bad records, then commits their offsets:
+    /// for `first` and every report already queued behind it, with one
+    /// commit (a commit is durable, an fsync on the embedded log, and the
+    /// poll loop waits for it: one per burst of reports, not per report).
+    async fn handle(
+        &mut self,
+        consumer: &mut L::Consumer,
+        first: Report,
+        queued: &mut mpsc::UnboundedReceiver<Report>,
+    ) -> Result<()> {
+        let mut through = None;
+        let mut dead = Vec::new();
+        let mut next = Some(first);
+        while let Some(report) = next {
+            match report {
+                Report::Failed(e) => return Err(e),
+                Report::Purged => {}
+                Report::Stored {
+                    through_seq,
+                    dead: more,
+                } => {
+                    through = Some(through_seq);
+                    dead.extend(more);
                 }
-                let n = dead.len() as u64;
-                self.stats.dead_lettered += n;
-                self.metrics.dead_lettered.fetch_add(n, Ordering::Relaxed);
-                let mut positions: Vec<Position> = Vec::new();
-                let mut newest = -1;
-                while self.pending.front().is_some_and(|p| p.seq <= through_seq) {
-                    let p = self.pending.pop_front().expect("checked");
-                    newest = newest.max(p.newest_ts);
-                    merge_positions(&mut positions, p.positions);
-                }
-                consumer.commit(&positions).await?;
-                if newest >= 0 {
-                    self.metrics
-                        .last_committed_ts
-                        .fetch_max(newest, Ordering::Relaxed);
-                }
-                self.metrics.oldest_in_flight_ts.store(
-                    self.pending.front().map_or(-1, |p| p.oldest_ts),
-                    Ordering::Relaxed,
-                );
-                Ok(())
             }
+            next = queued.try_recv().ok();
         }
+        let Some(through_seq) = through else {
+            return Ok(());
+        };
+        for (record, reason) in &dead {
+            DeadLetter::new(record, reason.clone())
+                .send(&self.log)
+                .await?;
+        }
+        let n = dead.len() as u64;
+        self.stats.dead_lettered += n;
+        self.metrics.dead_lettered.fetch_add(n, Ordering::Relaxed);
+        let mut positions: Vec<Position> = Vec::new();
+        let mut newest = -1;
+        while self.pending.front().is_some_and(|p| p.seq <= through_seq) {
+            let p = self.pending.pop_front().expect("checked");
+            newest = newest.max(p.newest_ts);
+            merge_positions(&mut positions, p.positions);
+        }
+        consumer.commit(&positions).await?;
+        if newest >= 0 {
+            self.metrics
+                .last_committed_ts
+                .fetch_max(newest, Ordering::Relaxed);
+        }
+        self.metrics.oldest_in_flight_ts.store(
+            self.pending.front().map_or(-1, |p| p.oldest_ts),
+            Ordering::Relaxed,
+        );
+        Ok(())
     }
 }
 
