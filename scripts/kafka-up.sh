@@ -8,6 +8,9 @@
 #   TANSU_DATA=/tmp/ultracore-tansu-$KAFKA_PORT   data dir (tansu.db, broker.log, broker.pid)
 #
 # Idempotent: exits at once if something already listens on the port.
+# `kafka-up.sh --fresh` first stops the broker it started on the port and
+# deletes its storage, so the broker starts empty (the test suite does this:
+# Tansu slows down as its sqlite storage grows, run after run).
 # `kafka-up.sh --binary` only builds the broker if needed and prints its path.
 # Quiet on success; it speaks only while building the broker or when it fails.
 # Stop with: kill "$(cat "$TANSU_DATA/broker.pid")"
@@ -24,7 +27,23 @@ TANSU_DATA="${TANSU_DATA:-/tmp/ultracore-tansu-$KAFKA_PORT}"
 log() { echo "[kafka-up $(date +%T)] $*" >&2; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; }
 
-if [ "${1:-}" != "--binary" ] && port_open; then
+if [ "${1:-}" = "--fresh" ]; then
+  pidfile="$TANSU_DATA/broker.pid"
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    kill "$(cat "$pidfile")"
+    for _ in $(seq 1 100); do
+      kill -0 "$(cat "$pidfile")" 2>/dev/null || break
+      sleep 0.1
+    done
+  fi
+  if port_open; then
+    log "port $KAFKA_PORT is held by a process this script did not start (no live pid in $pidfile):"
+    log "stop it, or pick another port (KAFKA_PORT, or ULTRACORE_TEST_KAFKA_PORT for scripts/test.sh)"
+    exit 1
+  fi
+  rm -f "$TANSU_DATA"/tansu.db "$TANSU_DATA"/tansu.db-wal "$TANSU_DATA"/tansu.db-shm
+  if [ -f "$TANSU_DATA/broker.log" ]; then mv "$TANSU_DATA/broker.log" "$TANSU_DATA/broker.log.1"; fi
+elif [ "${1:-}" != "--binary" ] && port_open; then
   exit 0
 fi
 

@@ -24,8 +24,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq build-essential pkg-config >/dev/null
 fi
 
-log "starting the test broker on 127.0.0.1:$KAFKA_PORT"
-scripts/kafka-up.sh
+log "starting the test broker on 127.0.0.1:$KAFKA_PORT, on empty storage"
+scripts/kafka-up.sh --fresh
 export ULTRACORE_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
 # Outage tests start, kill and restart brokers of their own with this binary.
 ULTRACORE_TEST_TANSU="$(scripts/kafka-up.sh --binary)"
