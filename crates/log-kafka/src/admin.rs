@@ -136,7 +136,7 @@ async fn topics_with_partitions(log: &KafkaLog) -> Result<Vec<(String, Vec<u32>)
         let config = &this.inner.config;
         let md = this
             .inner
-            .producer
+            .producer()
             .client()
             .fetch_metadata(None, config.request_timeout)
             .map_err(map_err)?;
@@ -163,7 +163,8 @@ async fn watermarks(
     let this = log.clone();
     blocking(move || {
         let config = &this.inner.config;
-        let client = this.inner.producer.client();
+        let producer = this.inner.producer();
+        let client = producer.client();
         topics
             .iter()
             .map(|(topic, ids)| {

@@ -1,6 +1,6 @@
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU32;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rdkafka::admin::AdminClient;
@@ -19,14 +19,73 @@ pub(crate) struct Inner {
     pub(crate) config: KafkaConfig,
     /// The one producer of this process: librdkafka batches concurrent
     /// appends into shared produce requests, so one is faster than many.
-    /// Its client also serves metadata and watermark look-ups.
-    pub(crate) producer: FutureProducer,
+    /// Its client also serves metadata and watermark look-ups. Replaced by
+    /// [`Inner::replace_producer`] when the brokers keep rejecting its
+    /// idempotence state.
+    producer: RwLock<FutureProducer>,
+    /// Appends failed in a row by an error of the producer's state
+    /// (see `producer::state_error`).
+    pub(crate) state_errors: AtomicU32,
     pub(crate) admin: AdminClient<DefaultClientContext>,
     /// Partition count per (unprefixed) topic; partitions only ever grow,
     /// so an entry is refreshed when a record names a partition beyond it.
     pub(crate) partitions: Mutex<HashMap<String, u32>>,
     /// Spreads unkeyed records over partitions.
     pub(crate) round_robin: AtomicU32,
+}
+
+impl Inner {
+    fn new(
+        config: KafkaConfig,
+        producer: FutureProducer,
+        admin: AdminClient<DefaultClientContext>,
+    ) -> Inner {
+        Inner {
+            config,
+            producer: RwLock::new(producer),
+            state_errors: AtomicU32::new(0),
+            admin,
+            partitions: Mutex::new(HashMap::new()),
+            round_robin: AtomicU32::new(0),
+        }
+    }
+
+    /// The current producer (a cheap handle).
+    pub(crate) fn producer(&self) -> FutureProducer {
+        self.producer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the producer with a new one, which gets a new producer id
+    /// from the brokers and so starts a fresh idempotence state. For a
+    /// producer whose state the brokers keep rejecting (librdkafka's fatal
+    /// errors, or a broker that lost part of its producer state in a crash),
+    /// which would otherwise fail every append from then on. Records the old
+    /// one still holds fail at once (purged); their callers retry them, as
+    /// after any failed append.
+    pub(crate) fn replace_producer(&self, reason: &str) {
+        let fresh: FutureProducer = match self.config.producer().create() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, reason, "cannot create a new Kafka producer; keeping the old one");
+                return;
+            }
+        };
+        let old = std::mem::replace(
+            &mut *self.producer.write().unwrap_or_else(|e| e.into_inner()),
+            fresh,
+        );
+        self.state_errors.store(0, Ordering::Relaxed);
+        tracing::warn!(
+            reason,
+            "replaced the Kafka producer: the brokers kept rejecting its idempotence state"
+        );
+        // Dropping purges what it still holds and waits up to 500 ms for its
+        // thread: not on an async worker.
+        std::thread::spawn(move || drop(old));
+    }
 }
 
 /// The event log on Apache Kafka (or any Kafka-protocol broker).
@@ -64,13 +123,7 @@ impl KafkaLog {
         let producer: FutureProducer = config.producer().create().map_err(map_err)?;
         let admin: AdminClient<DefaultClientContext> = config.client().create().map_err(map_err)?;
         Ok(KafkaLog {
-            inner: Arc::new(Inner {
-                config,
-                producer,
-                admin,
-                partitions: Mutex::new(HashMap::new()),
-                round_robin: AtomicU32::new(0),
-            }),
+            inner: Arc::new(Inner::new(config, producer, admin)),
         })
     }
 
@@ -81,13 +134,7 @@ impl KafkaLog {
         let producer: FutureProducer = config.producer().create().map_err(map_err)?;
         let admin: AdminClient<DefaultClientContext> = config.client().create().map_err(map_err)?;
         let log = KafkaLog {
-            inner: Arc::new(Inner {
-                config,
-                producer,
-                admin,
-                partitions: Mutex::new(HashMap::new()),
-                round_robin: AtomicU32::new(0),
-            }),
+            inner: Arc::new(Inner::new(config, producer, admin)),
         };
         let config = &log.inner.config;
         let timeout = config.connect_timeout;
@@ -95,7 +142,7 @@ impl KafkaLog {
         let answer = blocking(move || {
             probe
                 .inner
-                .producer
+                .producer()
                 .client()
                 .fetch_metadata(None, timeout)
                 .map(|md| md.brokers().len())
@@ -129,7 +176,7 @@ impl KafkaLog {
     /// for a clean shutdown.
     pub async fn flush(&self, timeout: Duration) -> Result<()> {
         let this = self.clone();
-        blocking(move || this.inner.producer.flush(timeout).map_err(map_err)).await
+        blocking(move || this.inner.producer().flush(timeout).map_err(map_err)).await
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as KHeader, OwnedHeaders};
-use rdkafka::producer::{FutureRecord, Producer as _};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::util::Timeout;
 use ultracore_log::{partition_for_key, Appended, Error, NewRecord, Result};
 
@@ -35,6 +35,7 @@ pub(crate) async fn append(
         });
     }
     let inner = &log.inner;
+    let producer = inner.producer();
     let full = inner.config.full(topic);
     // Every record is handed to librdkafka before any acknowledgement is
     // awaited (join_all polls each send once, in order, before waiting), so
@@ -69,7 +70,7 @@ pub(crate) async fn append(
         }
         // Timeout::Never: a full local queue waits (back-pressure) instead of
         // failing; message.timeout.ms still bounds each record's delivery.
-        inner.producer.send(rec, Timeout::Never)
+        producer.send(rec, Timeout::Never)
     });
     let results = futures::future::join_all(sends).await;
     let mut out = Vec::with_capacity(results.len());
@@ -86,11 +87,54 @@ pub(crate) async fn append(
                     .or(rec.timestamp)
                     .unwrap_or_else(ultracore_log::now_millis),
             }),
-            Err((e, _)) => return Err(append_error(log, topic, rec, e)),
+            Err((e, _)) => {
+                note_state_error(log, &producer, &e);
+                return Err(append_error(log, topic, rec, e));
+            }
         }
     }
+    inner.state_errors.store(0, Ordering::Relaxed);
     tracing::trace!(topic, records = out.len(), "appended");
     Ok(out)
+}
+
+/// Failed appends in a row, by errors of the producer's state, after which
+/// the producer is replaced.
+const STATE_ERRORS_BEFORE_REPLACING: u32 = 3;
+
+/// Whether `e` says the producer's idempotence state is rejected, so that
+/// retrying with the same producer cannot succeed: librdkafka's fatal
+/// errors, a sequence, id or epoch the broker refuses, or the broker's
+/// generic failure (a Kafka-protocol broker that lost part of its producer
+/// state in a crash answers every produce of that producer so).
+fn state_error(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::Fatal
+                | RDKafkaErrorCode::Unknown
+                | RDKafkaErrorCode::OutOfOrderSequenceNumber
+                | RDKafkaErrorCode::UnknownProducerId
+                | RDKafkaErrorCode::InvalidProducerEpoch
+                | RDKafkaErrorCode::ProducerFenced
+        )
+    )
+}
+
+/// Counts an append failed by `e` on `producer`; replaces the producer at
+/// once on a fatal error, or after a few state errors in a row.
+fn note_state_error(log: &KafkaLog, producer: &FutureProducer, e: &KafkaError) {
+    let inner = &log.inner;
+    let fatal = producer.client().fatal_error();
+    if fatal.is_none() && !state_error(e) {
+        return;
+    }
+    let n = inner.state_errors.fetch_add(1, Ordering::Relaxed) + 1;
+    if let Some((code, reason)) = fatal {
+        inner.replace_producer(&format!("fatal error {code:?}: {reason}"));
+    } else if n >= STATE_ERRORS_BEFORE_REPLACING {
+        inner.replace_producer(&format!("{n} appends in a row failed: {e}"));
+    }
 }
 
 fn append_error(log: &KafkaLog, topic: &str, rec: &NewRecord, e: KafkaError) -> Error {
@@ -150,7 +194,7 @@ pub(crate) async fn partition_ids(log: &KafkaLog, topic: &str) -> Result<Vec<u32
     blocking(move || {
         let md = this
             .inner
-            .producer
+            .producer()
             .client()
             .fetch_metadata(Some(&full), this.inner.config.request_timeout)
             .map_err(|e| map_topic_err(e, &name))?;
@@ -167,4 +211,47 @@ pub(crate) async fn partition_ids(log: &KafkaLog, topic: &str) -> Result<Vec<u32
         Ok(ids)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::KafkaConfig;
+
+    #[test]
+    fn state_errors_are_told_from_transient_ones() {
+        for code in [
+            RDKafkaErrorCode::Unknown,
+            RDKafkaErrorCode::OutOfOrderSequenceNumber,
+            RDKafkaErrorCode::UnknownProducerId,
+            RDKafkaErrorCode::Fatal,
+        ] {
+            assert!(
+                state_error(&KafkaError::MessageProduction(code)),
+                "{code:?}"
+            );
+        }
+        for code in [
+            RDKafkaErrorCode::MessageTimedOut,
+            RDKafkaErrorCode::BrokerTransportFailure,
+            RDKafkaErrorCode::AllBrokersDown,
+            RDKafkaErrorCode::NotLeaderForPartition,
+        ] {
+            assert!(
+                !state_error(&KafkaError::MessageProduction(code)),
+                "{code:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_replaced_producer_is_a_new_client() {
+        let log = KafkaLog::connect_lazy(KafkaConfig::new("127.0.0.1:1")).unwrap();
+        log.inner.state_errors.store(2, Ordering::Relaxed);
+        let before = log.inner.producer().client().native_ptr() as usize;
+        log.inner.replace_producer("a test");
+        let after = log.inner.producer().client().native_ptr() as usize;
+        assert_ne!(before, after);
+        assert_eq!(log.inner.state_errors.load(Ordering::Relaxed), 0);
+    }
 }
