@@ -8,6 +8,9 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../../decisions/tests/prometheus/mod.rs"]
+mod prometheus;
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// Stops the server when the test ends, however it ends.
@@ -42,58 +45,6 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)
         "this client reads whole bodies only"
     );
     Some((status, body.to_owned()))
-}
-
-/// Samples by series; an error for any line that is not `# HELP`, `# TYPE`
-/// or `name{labels} value`, a family declared twice, or a sample of an
-/// undeclared family.
-fn parse(text: &str) -> Result<BTreeMap<String, f64>, String> {
-    let mut types = BTreeMap::new();
-    let mut samples = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.is_empty()) {
-        if line.starts_with("# HELP ") {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').ok_or(format!("bad TYPE: {line}"))?;
-            if types.insert(name.to_owned(), kind.to_owned()).is_some() {
-                return Err(format!("family {name} declared twice"));
-            }
-            continue;
-        }
-        let (series, value) = line.rsplit_once(' ').ok_or(format!("bad line: {line}"))?;
-        let value: f64 = value.parse().map_err(|_| format!("bad value: {line}"))?;
-        let name = series.split('{').next().unwrap_or_default();
-        let name_ok = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
-        let labels_ok = match series.split_once('{') {
-            None => true,
-            Some((_, l)) => l.strip_suffix('}').is_some_and(|l| {
-                l.split(',').all(|p| {
-                    p.split_once('=').is_some_and(|(_, v)| {
-                        v.len() >= 2 && v.starts_with('"') && v.ends_with('"')
-                    })
-                })
-            }),
-        };
-        if !name_ok || !labels_ok {
-            return Err(format!("bad sample: {line}"));
-        }
-        let family = ["_bucket", "_sum", "_count"]
-            .iter()
-            .find_map(|s| {
-                name.strip_suffix(s)
-                    .filter(|f| types.get(*f).is_some_and(|t| t == "histogram"))
-            })
-            .unwrap_or(name);
-        if !types.contains_key(family) {
-            return Err(format!("undeclared family: {line}"));
-        }
-        samples.insert(series.to_owned(), value);
-    }
-    Ok(samples)
 }
 
 #[test]
@@ -141,7 +92,7 @@ fn serve_metrics_count_decisions_beside_forensics() -> TestResult {
 
     let (status, text) = http(port, "GET", "/metrics", "").ok_or("no answer")?;
     assert_eq!(status, 200);
-    let samples = parse(&text)?;
+    let samples = prometheus::parse(&text)?;
     for action in ["BUY", "SELL", "HOLD"] {
         let series = format!("ultracore_decisions_total{{action=\"{action}\"}}");
         assert_eq!(

@@ -3,8 +3,7 @@
 //! Prometheus text (format 0.0.4) with each family declared once.
 
 mod common;
-
-use std::collections::{BTreeMap, BTreeSet};
+mod prometheus;
 
 use ultracore_decisions::metrics::{
     DECIDE_SECONDS, DECISIONS_TOTAL, MODEL_RELOADS_TOTAL, MODEL_UPDATES_TOTAL,
@@ -16,82 +15,6 @@ use ultracore_decisions::{
     StabilityBounds,
 };
 use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
-
-/// Parses Prometheus text: every sample as `name{labels}` → value. Fails on
-/// a line that is neither a comment (`# HELP` / `# TYPE`) nor a sample, a
-/// family declared twice, or a sample of an undeclared family.
-pub fn parse(text: &str) -> Result<BTreeMap<String, f64>, String> {
-    let valid_name = |n: &str| {
-        !n.is_empty()
-            && !n.starts_with(|c: char| c.is_ascii_digit())
-            && n.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-    };
-    let mut types: BTreeMap<String, String> = BTreeMap::new();
-    let mut helped = BTreeSet::new();
-    let mut samples = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.is_empty()) {
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            let name = rest.split(' ').next().unwrap_or_default();
-            if !valid_name(name) || !helped.insert(name.to_owned()) {
-                return Err(format!("bad or repeated HELP: {line}"));
-            }
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').ok_or(format!("bad TYPE: {line}"))?;
-            let known = ["counter", "gauge", "histogram", "summary", "untyped"];
-            if !valid_name(name) || !known.contains(&kind) {
-                return Err(format!("bad TYPE: {line}"));
-            }
-            if types.insert(name.to_owned(), kind.to_owned()).is_some() {
-                return Err(format!("family {name} declared twice"));
-            }
-            continue;
-        }
-        let (series, value) = line
-            .rsplit_once(' ')
-            .ok_or(format!("not a sample: {line}"))?;
-        let value: f64 = match value {
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
-            v => v.parse().map_err(|_| format!("bad value in: {line}"))?,
-        };
-        let name = match series.split_once('{') {
-            Some((name, labels)) => {
-                let labels = labels
-                    .strip_suffix('}')
-                    .ok_or(format!("unclosed labels: {line}"))?;
-                for pair in labels.split(',') {
-                    let (k, v) = pair.split_once('=').ok_or(format!("bad label: {line}"))?;
-                    let quoted = v.len() >= 2 && v.starts_with('"') && v.ends_with('"');
-                    if !(valid_name(k) && quoted) {
-                        return Err(format!("bad label {pair} in: {line}"));
-                    }
-                }
-                name
-            }
-            None => series,
-        };
-        if !valid_name(name) {
-            return Err(format!("bad metric name: {line}"));
-        }
-        let family = ["_bucket", "_sum", "_count"]
-            .iter()
-            .find_map(|s| {
-                name.strip_suffix(s)
-                    .filter(|f| types.get(*f).is_some_and(|t| t == "histogram"))
-            })
-            .unwrap_or(name);
-        if !types.contains_key(family) {
-            return Err(format!("sample of an undeclared family: {line}"));
-        }
-        if samples.insert(series.to_owned(), value).is_some() {
-            return Err(format!("sample repeated: {line}"));
-        }
-    }
-    Ok(samples)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_what_the_service_did() -> common::TestResult {
@@ -140,7 +63,7 @@ async fn metrics_count_what_the_service_did() -> common::TestResult {
     );
 
     let text = service.render_metrics();
-    let samples = parse(&text)?;
+    let samples = prometheus::parse(&text)?;
     let get = |series: &str| {
         samples
             .get(series)
@@ -198,10 +121,13 @@ async fn metrics_count_what_the_service_did() -> common::TestResult {
 
 #[test]
 fn the_parser_refuses_what_prometheus_would() {
-    assert!(parse("# TYPE a counter\na 1\n").is_ok());
-    assert!(parse("a 1\n").is_err(), "undeclared");
-    assert!(parse("# TYPE a counter\n# TYPE a counter\na 1\n").is_err());
-    assert!(parse("# TYPE a counter\na{x=1} 1\n").is_err(), "unquoted");
-    assert!(parse("# TYPE a counter\na one\n").is_err());
-    assert!(parse("# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n").is_ok());
+    assert!(prometheus::parse("# TYPE a counter\na 1\n").is_ok());
+    assert!(prometheus::parse("a 1\n").is_err(), "undeclared");
+    assert!(prometheus::parse("# TYPE a counter\n# TYPE a counter\na 1\n").is_err());
+    assert!(
+        prometheus::parse("# TYPE a counter\na{x=1} 1\n").is_err(),
+        "unquoted"
+    );
+    assert!(prometheus::parse("# TYPE a counter\na one\n").is_err());
+    assert!(prometheus::parse("# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n").is_ok());
 }
