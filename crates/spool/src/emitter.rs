@@ -34,6 +34,13 @@ pub struct EmitterOptions {
     pub queue_capacity: usize,
     /// Most records per append.
     pub max_batch: usize,
+    /// How long the delivery task waits after the first record of a batch
+    /// for more to join it (as Kafka's `linger.ms`). A short wait turns a
+    /// steady trickle of events into a few appends per millisecond instead
+    /// of one append (and one fsync or round trip) per event, which keeps
+    /// the log's threads off the cores the callers of `emit` run on. It
+    /// delays delivery, never the caller. Zero sends at once.
+    pub linger: Duration,
 }
 
 impl Default for EmitterOptions {
@@ -43,6 +50,7 @@ impl Default for EmitterOptions {
             append_timeout: Duration::from_secs(2),
             queue_capacity: 100_000,
             max_batch: 1_000,
+            linger: Duration::from_millis(1),
         }
     }
 }
@@ -261,17 +269,30 @@ impl<L: EventLog> Worker<L> {
                     Err(_) => {}
                 }
             }
-            while batch.len() < self.options.max_batch {
-                match self.rx.try_recv() {
-                    Ok(item) => batch.push(item),
-                    Err(_) => break,
-                }
+            self.drain(&mut batch);
+            if !closed
+                && !batch.is_empty()
+                && batch.len() < self.options.max_batch
+                && !self.options.linger.is_zero()
+            {
+                tokio::time::sleep(self.options.linger).await;
+                self.drain(&mut batch);
             }
             if !batch.is_empty() {
                 self.handle(batch).await;
             }
             if self.backlog() > 0 {
                 self.forward().await;
+            }
+        }
+    }
+
+    /// Moves queued records into `batch`, up to the batch limit.
+    fn drain(&mut self, batch: &mut Vec<(String, NewRecord)>) {
+        while batch.len() < self.options.max_batch {
+            match self.rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
             }
         }
     }
@@ -507,7 +528,93 @@ fn group_by_topic(batch: Vec<(String, NewRecord)>) -> Vec<(String, NewRecord)> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    use ultracore_log::{Appended, GroupLag, TopicInfo};
+    use ultracore_log_embedded::EmbeddedOptions;
+
     use super::*;
+
+    /// An embedded log that records the size of every append.
+    #[derive(Clone)]
+    struct Counting {
+        inner: EmbeddedLog,
+        appends: Arc<Mutex<Vec<usize>>>,
+    }
+
+    impl EventLog for Counting {
+        type Consumer = EmbeddedConsumer;
+
+        async fn create_topic(&self, spec: &TopicSpec) -> ultracore_log::Result<()> {
+            self.inner.create_topic(spec).await
+        }
+        async fn list_topics(&self) -> ultracore_log::Result<Vec<TopicInfo>> {
+            self.inner.list_topics().await
+        }
+        async fn describe_topic(&self, topic: &str) -> ultracore_log::Result<TopicInfo> {
+            self.inner.describe_topic(topic).await
+        }
+        async fn append(
+            &self,
+            topic: &str,
+            records: Vec<NewRecord>,
+        ) -> ultracore_log::Result<Vec<Appended>> {
+            self.appends.lock().unwrap().push(records.len());
+            self.inner.append(topic, records).await
+        }
+        async fn consumer(
+            &self,
+            options: ConsumerOptions,
+        ) -> ultracore_log::Result<EmbeddedConsumer> {
+            self.inner.consumer(options).await
+        }
+        async fn list_groups(&self) -> ultracore_log::Result<Vec<String>> {
+            self.inner.list_groups().await
+        }
+        async fn group_lag(&self, group: &str) -> ultracore_log::Result<Vec<GroupLag>> {
+            self.inner.group_lag(group).await
+        }
+    }
+
+    /// Emits one record, then four more 20 ms later, and returns the sizes
+    /// of the appends the target saw.
+    async fn appends_with(linger: Duration) -> Vec<usize> {
+        let dir = tempfile::tempdir().unwrap();
+        let open =
+            |name: &str| EmbeddedLog::open(dir.path().join(name), EmbeddedOptions::default());
+        let target = Counting {
+            inner: open("target").unwrap(),
+            appends: Arc::default(),
+        };
+        target.ensure_topic(&TopicSpec::new("t", 1)).await.unwrap();
+        let options = EmitterOptions {
+            linger,
+            ..EmitterOptions::default()
+        };
+        let emitter = SpooledEmitter::start(target.clone(), open("spool").unwrap(), options)
+            .await
+            .unwrap();
+        emitter.emit("t", NewRecord::new("k", "0")).unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for i in 1..5 {
+            emitter
+                .emit("t", NewRecord::new("k", i.to_string()))
+                .unwrap();
+        }
+        let stats = emitter.shutdown().await;
+        assert_eq!((stats.delivered, stats.spooled), (5, 0));
+        let appends = target.appends.lock().unwrap().clone();
+        appends
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn linger_gathers_records_into_one_append() {
+        assert_eq!(appends_with(Duration::from_millis(500)).await, vec![5]);
+        // Without it, the first record goes alone (the others in one or
+        // more appends, as they race the delivery task).
+        let appends = appends_with(Duration::ZERO).await;
+        assert_eq!((appends[0], appends.iter().sum::<usize>()), (1, 5));
+    }
 
     #[test]
     fn batches_group_by_topic_keeping_order_within_each() {
