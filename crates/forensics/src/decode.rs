@@ -266,11 +266,7 @@ pub struct DecodedDecision<'a> {
 
 /// Decodes a record of `trading_decisions`.
 pub fn decode(record: &Record) -> Result<DecodedDecision<'_>, Rejection> {
-    let fast = serde_json::from_slice::<Envelope<DecisionView<'_>>>(&record.value)
-        .ok()
-        .filter(|env| env.event_type == "trading_decision" && env.schema_version == 1)
-        .map(|env| (env.event_id, env.payload));
-    let (event_id, decision) = match fast {
+    let (event_id, decision) = match fast(&record.value) {
         Some(parts) => parts,
         None => {
             let env = Envelope::<TradingDecisionEvent>::from_record(record)?;
@@ -284,6 +280,56 @@ pub fn decode(record: &Record) -> Result<DecodedDecision<'_>, Rejection> {
         event_id,
         decision_id,
         decision,
+    })
+}
+
+/// The hot path: a current `trading_decision` envelope parsed in one pass
+/// by a SIMD JSON parser (sonic-rs, floats correctly rounded as Rust's
+/// own parser does) through the same `Deserialize` impls as serde_json.
+/// `None` for anything else, which then takes the generic path: that path
+/// alone decides what is rejected and why, so the two parsers need only
+/// agree on what they both accept (pinned by a test against serde_json).
+fn fast(value: &[u8]) -> Option<(Uuid, DecisionView<'_>)> {
+    if may_hold_negative_zero(value) {
+        return None;
+    }
+    sonic_rs::from_slice::<Envelope<DecisionView<'_>>>(value)
+        .ok()
+        .filter(|env| env.event_type == "trading_decision" && env.schema_version == 1)
+        .map(|env| (env.event_id, env.payload))
+}
+
+/// Whether `json` may hold a negative number that is zero or underflows
+/// to zero (`-0`, `-0.0`, `-0e7`, `-1e-400`): sonic-rs reads those as 0.0,
+/// serde_json as -0.0, and the stored decision must keep the sign it was
+/// published with. Such records take the generic path. Only a `-` after
+/// `:`, `,` or `[` can start a number; one inside a string that looks like
+/// that (`"x:-0"`) only costs the fast path.
+fn may_hold_negative_zero(json: &[u8]) -> bool {
+    memchr::memchr_iter(b'-', json).any(|i| {
+        let starts_number = json[..i]
+            .iter()
+            .rev()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| matches!(b, b':' | b',' | b'['));
+        if !starts_number {
+            return false;
+        }
+        let rest = &json[i + 1..];
+        let mantissa = rest
+            .iter()
+            .take_while(|b| b.is_ascii_digit() || **b == b'.')
+            .count();
+        let zero = rest[..mantissa].iter().all(|b| matches!(b, b'0' | b'.'));
+        // A negative exponent of three digits or more may underflow.
+        let tiny = matches!(rest.get(mantissa), Some(b'e' | b'E'))
+            && rest.get(mantissa + 1) == Some(&b'-')
+            && rest[mantissa + 2..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count()
+                >= 3;
+        zero || tiny
     })
 }
 
@@ -365,6 +411,199 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// The envelope JSON of [`decision`], as a decision service writes it.
+    fn envelope_json() -> String {
+        let event = TradingDecisionEvent::TradingDecision(Box::new(decision()));
+        let env = Envelope::new("symbol", "AB", 1, event);
+        String::from_utf8(env.to_record().value).unwrap()
+    }
+
+    #[test]
+    fn the_fast_parser_reads_what_serde_json_reads_and_nothing_it_refuses() {
+        let base = envelope_json();
+        assert!(fast(base.as_bytes()).is_some(), "{base}");
+        let number = "61.25";
+        assert!(base.contains(number));
+        let mut inputs: Vec<(Vec<u8>, Option<String>)> = [
+            "1e400",
+            "-1e400",
+            "1e-400",
+            "NaN",
+            "nan",
+            "Infinity",
+            "-Infinity",
+            "6.125e1",
+            "6125E-2",
+            "61.250000000000000000000000000001",
+            "-0",
+            "-0.0",
+            "01",
+            "1.",
+            ".5",
+            "+1",
+            "1e",
+            "1e+",
+            "0x10",
+            "1_0",
+            "61.25.1",
+            "\"61.25\"",
+            "null",
+            "true",
+            "0.1000000000000000055511151231257827021181583404541015625",
+            "2.2250738585072011e-308",
+            "4.9406564584124654e-324",
+            "1.7976931348623157e308",
+            "1.7976931348623159e308",
+            "9007199254740993",
+            "123456789012345678901234567890",
+            "-1e-400",
+            "-0e5",
+            "-0.000",
+            "-00",
+            "-",
+            "--1",
+            "-.5",
+            "-5e-300",
+            "-5e-3000",
+        ]
+        .iter()
+        .map(|n| {
+            (
+                base.replacen(number, n, 1).into_bytes(),
+                Some(n.to_string()),
+            )
+        })
+        .collect();
+        let edits: Vec<(&str, &str)> = vec![
+            ("\"symbol\":", "\"symbol\":\"X\",\"symbol\":"),
+            ("\"event_type\":", "\"extra\":1,\"event_type\":"),
+            ("\"decision_id\":", "\"extra\":1,\"decision_id\":"),
+            ("\"payload\":{", "\"payload\":{\"payload\":1,"),
+            ("\"passed\":true", "\"passed\":\"true\""),
+            ("\"passed\":true", "\"passed\":1"),
+            ("\"BUY\"", "\"buy\""),
+            ("\"schema_version\":1", "\"schema_version\":1.0"),
+            ("\"schema_version\":1", "\"schema_version\":4294967297"),
+            ("\"version\":1", "\"version\":-1"),
+            ("\"version\":1", "\"version\":1e0"),
+            ("\"position_limit\"", "\"position\\u005flimit\""),
+            ("\"position_limit\"", "\"position\\x5flimit\""),
+            ("\"position_limit\"", "\"position\\ud800limit\""),
+            ("\"position_limit\"", "\"position\nlimit\""),
+            ("\"position_limit\"", "\"position\tlimit\""),
+            ("\"100 units\"", "null"),
+            ("\"rsi_14\":", "\"rsi_14\":1.0,\"rsi_14\":"),
+            ("T14:30:00.123456789Z", "T14:30:00Z"),
+            ("T14:30:00.123456789Z", " 14:30:00Z"),
+            ("T14:30:00.123456789Z", "T14:30:00+02:00"),
+            ("T14:30:00.123456789Z", "t14:30:00z"),
+            ("T14:30:00.123456789Z", "T25:30:00Z"),
+            ("\"regime_probs\":{", "\"regime_probs\":{}, \"x\":{"),
+            ("[{", "[ {"),
+            ("[{", "[,{"),
+            ("}]", "},]"),
+            (":", " : "),
+        ];
+        for (from, to) in edits {
+            assert!(base.contains(from), "{from}");
+            inputs.push((base.replacen(from, to, 1).into_bytes(), None));
+        }
+        let id = decision().decision_id;
+        inputs.push((base.replacen(&id, &id.to_uppercase(), 1).into_bytes(), None));
+        let event_id = &base[14..50];
+        for other in [
+            event_id.to_uppercase(),
+            event_id.replace('-', ""),
+            format!("{{{event_id}}}"),
+        ] {
+            inputs.push((base.replacen(event_id, &other, 1).into_bytes(), None));
+        }
+        for tail in [" ", "\n", " x", "}", "{}", "\u{0}"] {
+            inputs.push((format!("{base}{tail}").into_bytes(), None));
+            inputs.push((format!("{tail}{base}").into_bytes(), None));
+        }
+        let mut bad_utf8 = base.clone().into_bytes();
+        let at = base.find("AB").unwrap();
+        bad_utf8[at] = 0xff;
+        inputs.push((bad_utf8, None));
+        inputs.push((base.as_bytes()[..base.len() - 1].to_vec(), None));
+        inputs.push((Vec::new(), None));
+
+        // Random doubles of every magnitude, written shortest (as serde_json
+        // writes them) and with 17 significant digits.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..3_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let x = f64::from_bits(state);
+            if !x.is_finite() {
+                continue;
+            }
+            for text in [serde_json::to_string(&x).unwrap(), format!("{x:.16e}")] {
+                inputs.push((base.replacen(number, &text, 1).into_bytes(), Some(text)));
+            }
+        }
+
+        // serde_json's float_roundtrip parser is not always correctly
+        // rounded (2.2250738585072011e-308); Rust's own parser is the
+        // reference for the number itself.
+        let rsi = |view: &mut DecisionView<'_>| {
+            let entry = view
+                .features
+                .0
+                .iter_mut()
+                .find(|(k, _)| &**k == "rsi_14")
+                .unwrap();
+            std::mem::replace(&mut entry.1, 0.0)
+        };
+        let mut accepted = 0;
+        for (input, number) in &inputs {
+            let reference = serde_json::from_slice::<Envelope<DecisionView<'_>>>(input)
+                .ok()
+                .filter(|env| env.event_type == "trading_decision" && env.schema_version == 1)
+                .map(|env| (env.event_id, env.payload));
+            let text = String::from_utf8_lossy(input);
+            match (fast(input), reference) {
+                (Some(mut got), Some(mut want)) => {
+                    if let Some(number) = number {
+                        let parsed = rsi(&mut got.1);
+                        rsi(&mut want.1);
+                        let std = number.parse::<f64>().unwrap();
+                        assert_eq!(
+                            parsed.to_bits(),
+                            std.to_bits(),
+                            "{number}: {parsed:e} vs {std:e}"
+                        );
+                    }
+                    // Debug shows float bits that == would not (-0.0, NaN).
+                    let (got, want) = (format!("{got:?}"), format!("{want:?}"));
+                    if got != want {
+                        let at = got
+                            .bytes()
+                            .zip(want.bytes())
+                            .take_while(|(a, b)| a == b)
+                            .count();
+                        let from = at.saturating_sub(40);
+                        panic!(
+                            "the parsers differ on {text}: fast …{}… serde_json …{}…",
+                            &got[from..(at + 40).min(got.len())],
+                            &want[from..(at + 40).min(want.len())]
+                        );
+                    }
+                    accepted += 1;
+                }
+                (Some(got), None) => panic!("only the fast parser accepts {text}: {got:?}"),
+                (None, _) => {}
+            }
+        }
+        assert!(
+            accepted > 20,
+            "{accepted} of {} accepted by both",
+            inputs.len()
+        );
     }
 
     #[test]

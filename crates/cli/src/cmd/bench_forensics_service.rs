@@ -545,6 +545,9 @@ async fn sustained(bench: &Bench, b: &PipelineArgs, say: &dyn Fn(&str)) -> Resul
             }
             batches.push(batch);
         }
+        say(&format!(
+            "sustained: {total} records made; offering them now"
+        ));
         // Each tick's batch is appended without waiting for the last one to
         // be durable (as several decision services would), up to 16 in
         // flight: the offered rate holds as long as the log absorbs it.
