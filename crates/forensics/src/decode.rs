@@ -302,35 +302,36 @@ fn fast(value: &[u8]) -> Option<(Uuid, DecisionView<'_>)> {
 /// Whether `json` may hold a negative number that is zero or underflows
 /// to zero (`-0`, `-0.0`, `-0e7`, `-1e-400`): sonic-rs reads those as 0.0,
 /// serde_json as -0.0, and the stored decision must keep the sign it was
-/// published with. Such records take the generic path. Only a `-` after
-/// `:`, `,` or `[` can start a number; one inside a string that looks like
-/// that (`"x:-0"`) only costs the fast path.
+/// published with. Such records take the generic path. A `-0` counts when
+/// it follows `:`, `,` or `[` (only those can start a number; one inside a
+/// string that looks like that, `"x:-0"`, only costs the fast path) and no
+/// digit from 1 to 9 follows before the exponent; any exponent of `-100` or
+/// below counts, whatever the sign of the number.
 fn may_hold_negative_zero(json: &[u8]) -> bool {
-    memchr::memchr_iter(b'-', json).any(|i| {
+    let zero = memchr::memmem::find_iter(json, b"-0").any(|i| {
         let starts_number = json[..i]
             .iter()
             .rev()
             .find(|b| !b.is_ascii_whitespace())
             .is_some_and(|b| matches!(b, b':' | b',' | b'['));
-        if !starts_number {
-            return false;
-        }
-        let rest = &json[i + 1..];
-        let mantissa = rest
-            .iter()
-            .take_while(|b| b.is_ascii_digit() || **b == b'.')
-            .count();
-        let zero = rest[..mantissa].iter().all(|b| matches!(b, b'0' | b'.'));
-        // A negative exponent of three digits or more may underflow.
-        let tiny = matches!(rest.get(mantissa), Some(b'e' | b'E'))
-            && rest.get(mantissa + 1) == Some(&b'-')
-            && rest[mantissa + 2..]
+        starts_number
+            && json[i + 1..]
                 .iter()
-                .take_while(|b| b.is_ascii_digit())
-                .count()
-                >= 3;
-        zero || tiny
-    })
+                .take_while(|b| b.is_ascii_digit() || **b == b'.')
+                .all(|b| matches!(b, b'0' | b'.'))
+    });
+    let tiny = || {
+        [b"e-", b"E-"].iter().any(|pattern| {
+            memchr::memmem::find_iter(json, pattern).any(|i| {
+                json[i + 2..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count()
+                    >= 3
+            })
+        })
+    };
+    zero || tiny()
 }
 
 /// A decision id as the API accepts it: a UUID in its hyphenated form

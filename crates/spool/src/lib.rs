@@ -6,7 +6,10 @@
 //!
 //! - [`SpooledEmitter::emit`] hands the record to a background task and
 //!   returns at once (a bounded queue; when it is full the call says so).
-//! - The task appends to the target log. A circuit breaker counts
+//! - The task appends to the target log, gathering what arrives within
+//!   `linger` (1 ms by default) after a batch's first record into one
+//!   append per topic, so a steady trickle costs the log a few appends per
+//!   millisecond rather than one per event. A circuit breaker counts
 //!   consecutive failures (an error or no acknowledgement within
 //!   `append_timeout`): after `failure_threshold` of them it opens and stops
 //!   trying; after `open_timeout` it half-opens and tries once.

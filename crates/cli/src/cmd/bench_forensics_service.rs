@@ -554,25 +554,32 @@ async fn sustained(bench: &Bench, b: &PipelineArgs, say: &dyn Fn(&str)) -> Resul
         tokio::spawn(async move {
             let start = tokio::time::Instant::now();
             let mut appended = 0usize;
+            // Milliseconds from each batch's due time to its append being
+            // durable: how long the log itself kept decisions waiting.
+            let mut append_ms = Histogram::<u64>::new(3)?;
             let mut in_flight = tokio::task::JoinSet::new();
             for (t, mut batch) in batches.into_iter().enumerate() {
-                tokio::time::sleep_until(start + Duration::from_millis(10 * t as u64)).await;
+                let due = start + Duration::from_millis(10 * t as u64);
+                tokio::time::sleep_until(due).await;
                 let now = now_millis();
                 for r in &mut batch {
                     r.timestamp = Some(now);
                 }
                 appended += batch.len();
                 while in_flight.len() >= 16 {
-                    in_flight.join_next().await.context("an append task")???;
+                    let took = in_flight.join_next().await.context("an append task")???;
+                    append_ms.record(took)?;
                 }
                 let log = log.clone();
-                in_flight
-                    .spawn(async move { log.append(DECISIONS_TOPIC, batch).await.map(|_| ()) });
+                in_flight.spawn(async move {
+                    log.append(DECISIONS_TOPIC, batch).await?;
+                    Ok::<_, anyhow::Error>(due.elapsed().as_millis() as u64)
+                });
             }
             while let Some(done) = in_flight.join_next().await {
-                done??;
+                append_ms.record(done??)?;
             }
-            Ok::<_, anyhow::Error>((appended, start.elapsed()))
+            Ok::<_, anyhow::Error>((appended, start.elapsed(), append_ms))
         })
     };
     let mut lag_ms = Histogram::<u64>::new(3)?;
@@ -586,7 +593,7 @@ async fn sustained(bench: &Bench, b: &PipelineArgs, say: &dyn Fn(&str)) -> Resul
             max_backlog = max_backlog.max(started.metrics.lag_records());
         }
     }
-    let (appended, produce_time) = producer.await??;
+    let (appended, produce_time, append_ms) = producer.await??;
     let stored_in_window = started.metrics.rows_stored.load(Ordering::Relaxed) - base;
     let window = start.elapsed();
     let cpu_share = cpu_before
@@ -606,17 +613,21 @@ async fn sustained(bench: &Bench, b: &PipelineArgs, say: &dyn Fn(&str)) -> Resul
         "lag_seconds_p99": lag_ms.value_at_quantile(0.99) as f64 / 1000.0,
         "lag_seconds_max": lag_ms.max() as f64 / 1000.0,
         "backlog_records_max": max_backlog,
+        "append_ms_p99": append_ms.value_at_quantile(0.99),
+        "append_ms_max": append_ms.max(),
         "seconds_to_drain_after_offer": (drained - window).as_secs_f64(),
         "cpu_cores_used": cpu_share,
     });
     say(&format!(
-        "sustained: offered {:.0}/s, stored {:.0}/s while offered; lag p50 {:.2} s, p99 {:.2} s, max {:.2} s; {} cores busy (producer and service)",
+        "sustained: offered {:.0}/s, stored {:.0}/s while offered; lag p50 {:.2} s, p99 {:.2} s, max {:.2} s; {} cores busy (producer and service); appends durable after p99 {} ms, max {} ms",
         appended as f64 / produce_time.as_secs_f64(),
         stored_in_window as f64 / window.as_secs_f64(),
         lag_ms.value_at_quantile(0.5) as f64 / 1000.0,
         lag_ms.value_at_quantile(0.99) as f64 / 1000.0,
         lag_ms.max() as f64 / 1000.0,
         cpu_share.map_or("?".to_owned(), |c| format!("{c:.2}")),
+        append_ms.value_at_quantile(0.99),
+        append_ms.max(),
     ));
     Ok(out)
 }
