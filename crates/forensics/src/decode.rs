@@ -308,30 +308,39 @@ fn fast(value: &[u8]) -> Option<(Uuid, DecisionView<'_>)> {
 /// digit from 1 to 9 follows before the exponent; any exponent of `-100` or
 /// below counts, whatever the sign of the number.
 fn may_hold_negative_zero(json: &[u8]) -> bool {
-    let zero = memchr::memmem::find_iter(json, b"-0").any(|i| {
-        let starts_number = json[..i]
+    let digits = |from: usize| {
+        json[from..]
             .iter()
-            .rev()
-            .find(|b| !b.is_ascii_whitespace())
-            .is_some_and(|b| matches!(b, b':' | b',' | b'['));
-        starts_number
-            && json[i + 1..]
-                .iter()
-                .take_while(|b| b.is_ascii_digit() || **b == b'.')
-                .all(|b| matches!(b, b'0' | b'.'))
-    });
-    let tiny = || {
-        [b"e-", b"E-"].iter().any(|pattern| {
-            memchr::memmem::find_iter(json, pattern).any(|i| {
-                json[i + 2..]
-                    .iter()
-                    .take_while(|b| b.is_ascii_digit())
-                    .count()
-                    >= 3
-            })
-        })
+            .take_while(|b| b.is_ascii_digit())
+            .count()
     };
-    zero || tiny()
+    memchr::memchr_iter(b'-', json).any(|i| match i.checked_sub(1).map(|p| json[p]) {
+        // Inside ids and dates: the common case, decided by one byte.
+        Some(b'0'..=b'9' | b'a'..=b'd' | b'f' | b'A'..=b'D' | b'F') => false,
+        // An exponent ends where the number does; in an id (`…7ae-0000-…`)
+        // the digits run into a `-`, a letter or the closing quote.
+        Some(b'e' | b'E') => {
+            let n = digits(i + 1);
+            n >= 3
+                && matches!(
+                    json.get(i + 1 + n),
+                    None | Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
+                )
+        }
+        _ => {
+            let starts_number = json[..i]
+                .iter()
+                .rev()
+                .find(|b| !b.is_ascii_whitespace())
+                .is_some_and(|b| matches!(b, b':' | b',' | b'['));
+            starts_number
+                && json.get(i + 1) == Some(&b'0')
+                && json[i + 1..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit() || **b == b'.')
+                    .all(|b| matches!(b, b'0' | b'.'))
+        }
+    })
 }
 
 /// A decision id as the API accepts it: a UUID in its hyphenated form
@@ -425,6 +434,15 @@ mod tests {
     fn the_fast_parser_reads_what_serde_json_reads_and_nothing_it_refuses() {
         let base = envelope_json();
         assert!(fast(base.as_bytes()).is_some(), "{base}");
+        // Ids whose hex digits look like exponents still take the fast path.
+        let id = decision().decision_id;
+        for lookalike in [
+            "0190f7ae-0000-7000-8000-000000000001",
+            "0190f7a2-0000-7000-800e-000000000001",
+        ] {
+            let json = base.replacen(&id, lookalike, 1);
+            assert!(fast(json.as_bytes()).is_some(), "{json}");
+        }
         let number = "61.25";
         assert!(base.contains(number));
         let mut inputs: Vec<(Vec<u8>, Option<String>)> = [
@@ -511,7 +529,6 @@ mod tests {
             assert!(base.contains(from), "{from}");
             inputs.push((base.replacen(from, to, 1).into_bytes(), None));
         }
-        let id = decision().decision_id;
         inputs.push((base.replacen(&id, &id.to_uppercase(), 1).into_bytes(), None));
         let event_id = &base[14..50];
         for other in [
