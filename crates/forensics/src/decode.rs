@@ -293,10 +293,14 @@ fn fast(value: &[u8]) -> Option<(Uuid, DecisionView<'_>)> {
     if may_hold_negative_zero(value) {
         return None;
     }
-    sonic_rs::from_slice::<Envelope<DecisionView<'_>>>(value)
-        .ok()
-        .filter(|env| env.event_type == "trading_decision" && env.schema_version == 1)
-        .map(|env| (env.event_id, env.payload))
+    sonic_rs::from_slice(value).ok().and_then(current)
+}
+
+/// The event id and decision of a `trading_decision` envelope of the
+/// current schema version; `None` for another type or version.
+fn current(env: Envelope<DecisionView<'_>>) -> Option<(Uuid, DecisionView<'_>)> {
+    (env.event_type == "trading_decision" && env.schema_version == 1)
+        .then_some((env.event_id, env.payload))
 }
 
 /// Whether `json` may hold a negative number that is zero or underflows
@@ -305,8 +309,9 @@ fn fast(value: &[u8]) -> Option<(Uuid, DecisionView<'_>)> {
 /// published with. Such records take the generic path. A `-0` counts when
 /// it follows `:`, `,` or `[` (only those can start a number; one inside a
 /// string that looks like that, `"x:-0"`, only costs the fast path) and no
-/// digit from 1 to 9 follows before the exponent; any exponent of `-100` or
-/// below counts, whatever the sign of the number.
+/// digit from 1 to 9 follows before the exponent. A negative exponent of
+/// three digits or more that ends where a number ends (`,`, `}`, `]`,
+/// whitespace or the end) counts whatever the sign of the number.
 fn may_hold_negative_zero(json: &[u8]) -> bool {
     let digits = |from: usize| {
         json[from..]
@@ -579,10 +584,7 @@ mod tests {
         };
         let mut accepted = 0;
         for (input, number) in &inputs {
-            let reference = serde_json::from_slice::<Envelope<DecisionView<'_>>>(input)
-                .ok()
-                .filter(|env| env.event_type == "trading_decision" && env.schema_version == 1)
-                .map(|env| (env.event_id, env.payload));
+            let reference = serde_json::from_slice(input).ok().and_then(current);
             let text = String::from_utf8_lossy(input);
             match (fast(input), reference) {
                 (Some(mut got), Some(mut want)) => {
