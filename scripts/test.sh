@@ -14,14 +14,16 @@ export KAFKA_PORT="${ULTRACORE_TEST_KAFKA_PORT:-19092}"
 
 log() { echo "[test $(date +%T)] $*" >&2; }
 
-# Tools the build needs beyond the Rust toolchain (librdkafka builds from its bundled source).
+# Tools the build needs beyond the Rust toolchain (librdkafka builds from its
+# bundled source), and util-linux's fincore (page-cache residency in the
+# embedded log's tests).
 need=()
-for pkg in make gcc g++ pkg-config; do
-  command -v "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+for tool in make gcc g++ pkg-config fincore; do
+  command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
 done
 if [ ${#need[@]} -gt 0 ]; then
-  log "installing ${need[*]}"
-  apt-get update -qq && apt-get install -y -qq build-essential pkg-config >/dev/null
+  log "installing the packages that provide ${need[*]}"
+  apt-get update -qq && apt-get install -y -qq build-essential pkg-config util-linux >/dev/null
 fi
 
 log "starting the test broker on 127.0.0.1:$KAFKA_PORT, on empty storage"

@@ -58,10 +58,24 @@ impl AnyLog {
                     })?,
                     _ => SyncMode::default(),
                 };
+                let defaults = EmbeddedOptions::default();
+                let page_cache_window = match std::env::var("ULTRACORE_LOG_CACHE_MB") {
+                    Ok(v) if !v.trim().is_empty() => match v.trim().parse::<u64>() {
+                        Ok(0) => None,
+                        Ok(mb) => Some(mb.saturating_mul(1024 * 1024)),
+                        Err(_) => {
+                            return Err(Error::InvalidArgument(format!(
+                                "ULTRACORE_LOG_CACHE_MB: '{v}' is not a whole number of MiB (0 leaves caching to the kernel)"
+                            )))
+                        }
+                    },
+                    _ => defaults.page_cache_window,
+                };
                 let options = EmbeddedOptions {
                     default_retention: config.default_retention(),
                     sync,
-                    ..EmbeddedOptions::default()
+                    page_cache_window,
+                    ..defaults
                 };
                 let log = match access {
                     Access::Write => EmbeddedLog::open(&dir, options)?,

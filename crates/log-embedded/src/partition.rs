@@ -31,6 +31,12 @@ struct Active {
     staged: Vec<u8>,
     /// Index observations of staged frames: (offset, position, timestamp).
     staged_index: Vec<(u64, u64, i64)>,
+    /// Bytes of the active file before this position were already released
+    /// from the page cache.
+    cached_from: u64,
+    /// The segment sealed last, while its cached tail is still kept:
+    /// (file, cached from).
+    sealed: Option<(File, u64)>,
 }
 
 /// Where a read-only handle has verified the active segment up to.
@@ -142,6 +148,8 @@ impl Partition {
                     next_offset,
                     staged: Vec::new(),
                     staged_index: Vec::new(),
+                    cached_from: 0,
+                    sealed: None,
                 })
             }
             Mode::ReadOnly => None,
@@ -190,6 +198,7 @@ impl Partition {
         records: &[&NewRecord],
         now: i64,
         segment_bytes: u64,
+        cache_window: Option<u64>,
         out: &mut Vec<Appended>,
     ) -> Result<()> {
         let mut guard = lock(&self.active);
@@ -197,7 +206,7 @@ impl Partition {
         for r in records {
             let len = codec::frame_len(r.key.as_deref(), &r.value, &r.headers) as u64;
             if active.position > 0 && active.position + len > segment_bytes {
-                self.roll(active)?;
+                self.roll(active, cache_window)?;
             }
             let timestamp = r.timestamp.unwrap_or(now);
             let offset = active.next_offset;
@@ -270,6 +279,32 @@ impl Partition {
             .store(active.next_offset, Ordering::Release);
     }
 
+    /// After a successful sync: releases the page cache of this partition's
+    /// bytes older than the newest `window` bytes. They are on disk, so a
+    /// reader that needs them again reads them back; a consumer at the tail
+    /// finds its records cached. Without this every append fills memory
+    /// pages the kernel has not used lately, which on virtual machines that
+    /// hand free memory back to their host costs several times more than
+    /// refilling pages just released.
+    pub fn release_cache(&self, window: u64) {
+        let mut guard = lock(&self.active);
+        let Some(active) = guard.as_mut() else { return };
+        if !active.staged.is_empty() {
+            return;
+        }
+        if active.position >= window {
+            if let Some((file, from)) = active.sealed.take() {
+                release_cache(&file, from, None);
+            }
+        }
+        let keep_from = active.position.saturating_sub(window);
+        // Released in steps of a quarter window, not a sliver per commit.
+        if keep_from >= active.cached_from + (window / 4).max(1 << 20) {
+            release_cache(&active.file, active.cached_from, Some(keep_from));
+            active.cached_from = keep_from;
+        }
+    }
+
     fn active_path(&self) -> PathBuf {
         self.segments
             .read()
@@ -280,7 +315,7 @@ impl Partition {
     }
 
     /// Seals the active segment (after making it durable) and starts a new one.
-    fn roll(&self, active: &mut Active) -> Result<()> {
+    fn roll(&self, active: &mut Active, cache_window: Option<u64>) -> Result<()> {
         let path = self.active_path();
         active
             .file
@@ -310,10 +345,21 @@ impl Partition {
         let base = active.next_offset;
         create_segment_file(&self.dir, base)?;
         let seg = Arc::new(Segment::open(&self.dir, base)?);
-        active.file = OpenOptions::new()
+        let file = OpenOptions::new()
             .append(true)
             .open(&seg.path)
             .map_err(|e| Error::io(&seg.path, e))?;
+        let sealed = std::mem::replace(&mut active.file, file);
+        if cache_window.is_some() {
+            // A segment sealed before this one that is still cached is
+            // released now; the one just sealed keeps its tail until the
+            // new one has grown past the window.
+            if let Some((file, from)) = active.sealed.take() {
+                release_cache(&file, from, None);
+            }
+            active.sealed = Some((sealed, active.cached_from));
+        }
+        active.cached_from = 0;
         active.position = 0;
         self.segments
             .write()
@@ -559,6 +605,30 @@ impl Partition {
         }
     }
 }
+
+/// Drops the clean cached pages of `file` from `from` to `to` (`None`: to
+/// the end). Advice only: a failure changes nothing but memory use.
+#[cfg(target_os = "linux")]
+fn release_cache(file: &File, from: u64, to: Option<u64>) {
+    // The kernel keeps pages only partly inside the range. Bytes before
+    // `from` were released already, so the range starts at the page
+    // holding `from` (4 KiB or a multiple of it), or the boundary pages of
+    // successive releases would stay cached for good.
+    let from = from & !4095;
+    let len = match to {
+        None => None,
+        Some(to) => match std::num::NonZeroU64::new(to.saturating_sub(from)) {
+            Some(len) => Some(len),
+            None => return,
+        },
+    };
+    if let Err(e) = rustix::fs::fadvise(file, from, len, rustix::fs::Advice::DontNeed) {
+        tracing::debug!(error = %e, "releasing the page cache of a segment failed");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn release_cache(_file: &File, _from: u64, _to: Option<u64>) {}
 
 /// Base offsets of the segment files in a partition directory, ascending.
 fn segment_bases(dir: &Path) -> Result<Vec<u64>> {

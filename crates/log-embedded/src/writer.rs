@@ -40,6 +40,7 @@ pub struct Writer {
     pub segment_bytes: u64,
     pub retention_interval: Duration,
     pub sync: SyncMode,
+    pub cache_window: Option<u64>,
 }
 
 /// Most commands taken into one group commit.
@@ -98,6 +99,7 @@ impl Writer {
                 &partitions,
                 now,
                 self.segment_bytes,
+                self.cache_window,
                 &mut dirty,
             );
             results.push((r, reply));
@@ -111,6 +113,11 @@ impl Writer {
                 self.changes.send_modify(|v| *v = v.wrapping_add(1));
                 for (r, reply) in results {
                     let _ = reply.send(r);
+                }
+                if let Some(window) = self.cache_window {
+                    for p in &dirty {
+                        p.release_cache(window);
+                    }
                 }
             }
             Err(e) => {
@@ -158,6 +165,7 @@ fn stage(
     partitions: &[u32],
     now: i64,
     segment_bytes: u64,
+    cache_window: Option<u64>,
     dirty: &mut Vec<Arc<Partition>>,
 ) -> Result<Vec<Appended>> {
     let mut out = vec![
@@ -181,7 +189,7 @@ fn stage(
         let part = &topic.partitions[p];
         let recs: Vec<&NewRecord> = idx.iter().map(|&i| &records[i]).collect();
         acks.clear();
-        part.stage(&recs, now, segment_bytes, &mut acks)?;
+        part.stage(&recs, now, segment_bytes, cache_window, &mut acks)?;
         for (&i, a) in idx.iter().zip(&acks) {
             out[i] = *a;
         }

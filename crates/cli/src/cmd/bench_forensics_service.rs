@@ -227,7 +227,7 @@ pub struct PipelineArgs {
     /// Length of the API load.
     #[arg(long, default_value_t = 10)]
     pub api_seconds: u64,
-    /// Where the benchmark's log and store go (deleted afterwards) [default: a temp dir].
+    /// Where the benchmark's log and store go, kept afterwards [default: a temp dir, deleted afterwards].
     #[arg(long)]
     pub dir: Option<PathBuf>,
 }
