@@ -4,10 +4,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+mod common;
+
+use common::segment_files;
 use rand::Rng;
 use ultracore_log::{
     Consumer, ConsumerOptions, Error, EventLog, EventLogExt, NewRecord, Record, Retention,
@@ -35,17 +38,6 @@ async fn read_all(log: &EmbeddedLog, topic: &str) -> Vec<Record> {
         .unwrap();
     let total = log.describe_topic(topic).await.unwrap().records() as usize;
     ultracore_log::testing::drain(&mut c, total).await
-}
-
-fn segment_files(dir: &Path, topic: &str, partition: u32) -> Vec<PathBuf> {
-    let pdir = dir.join("topics").join(topic).join(partition.to_string());
-    let mut files: Vec<PathBuf> = std::fs::read_dir(pdir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    files.sort();
-    files
 }
 
 /// The child side of the crash test: appends forever from four tasks and

@@ -2,12 +2,16 @@
 //! cache: older, durable bytes are released (and read back from disk when a
 //! reader wants them). Residency is measured with util-linux's `fincore`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use ultracore_log::{Consumer, ConsumerOptions, EventLog, EventLogExt, NewRecord, TopicSpec};
 use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
+
+use common::segment_files;
 
 const MIB: u64 = 1024 * 1024;
 const RECORD: usize = 16 * 1024;
@@ -28,17 +32,6 @@ fn resident(path: &Path) -> u64 {
         .trim()
         .parse()
         .expect("fincore prints a byte count")
-}
-
-fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let pdir = dir.join("topics").join("t").join("0");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(pdir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    files.sort();
-    files
 }
 
 fn value(i: usize) -> Vec<u8> {
@@ -68,7 +61,7 @@ async fn fill(dir: &Path, window: Option<u64>, n: usize) -> (EmbeddedLog, Vec<Pa
         .await
         .unwrap();
     }
-    let files = segment_files(dir);
+    let files = segment_files(dir, "t", 0);
     (log, files)
 }
 
