@@ -289,9 +289,6 @@ impl Partition {
     pub fn release_cache(&self, window: u64) {
         let mut guard = lock(&self.active);
         let Some(active) = guard.as_mut() else { return };
-        if !active.staged.is_empty() {
-            return;
-        }
         if active.position >= window {
             if let Some((file, from)) = active.sealed.take() {
                 release_cache(&file, from, None);
