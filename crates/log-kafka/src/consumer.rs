@@ -29,6 +29,10 @@ pub struct KafkaConsumer {
     pending_seek: Option<Seek>,
     /// Partitions (full names) the pending seek was applied to.
     seeked: BTreeSet<(String, i32)>,
+    /// Records taken from librdkafka and not yet returned by `poll`. They
+    /// live here, not in a local of `poll`, so a poll cancelled at any await
+    /// loses none of them: the next poll returns them first.
+    taken: Vec<Record>,
 }
 
 impl std::fmt::Debug for KafkaConsumer {
@@ -57,6 +61,7 @@ impl KafkaConsumer {
             config,
             pending_seek: None,
             seeked: BTreeSet::new(),
+            taken: Vec::new(),
         })
     }
 
@@ -144,16 +149,18 @@ impl KafkaConsumer {
 }
 
 impl Consumer for KafkaConsumer {
+    /// Cancel-safe: every record taken from librdkafka waits in `taken`
+    /// until a poll returns it, and librdkafka's `recv` takes a message only
+    /// when it completes.
     async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Record>> {
         let deadline = Instant::now() + timeout;
-        let mut out = Vec::with_capacity(max.min(1024));
         if max == 0 {
             self.apply_pending_seek().await?;
-            return Ok(out);
+            return Ok(Vec::new());
         }
-        loop {
+        while self.taken.len() < max {
             self.apply_pending_seek().await?;
-            let msg = if out.is_empty() {
+            let msg = if self.taken.is_empty() {
                 // Short waits, so a seek waiting for the group's assignment is applied promptly.
                 let wait = deadline
                     .saturating_duration_since(Instant::now())
@@ -170,10 +177,8 @@ impl Consumer for KafkaConsumer {
                     if self.pending_seek.is_some() && !self.seeked.contains(&tp) {
                         continue;
                     }
-                    out.push(self.to_record(&m));
-                    if out.len() >= max {
-                        break;
-                    }
+                    let record = self.to_record(&m);
+                    self.taken.push(record);
                 }
                 // Connection trouble is reported as consumer errors while
                 // librdkafka keeps retrying; the member stays in its group.
@@ -181,10 +186,15 @@ impl Consumer for KafkaConsumer {
                     tracing::warn!(error = %e, "Kafka consumer: transient error, retrying");
                 }
                 Some(Err(e)) => return Err(map_err(e)),
-                None if !out.is_empty() || Instant::now() >= deadline => break,
+                None if !self.taken.is_empty() || Instant::now() >= deadline => break,
                 None => {}
             }
         }
+        let out: Vec<Record> = if self.taken.len() > max {
+            self.taken.drain(..max).collect()
+        } else {
+            std::mem::take(&mut self.taken)
+        };
         if !out.is_empty() {
             self.pending_seek = None;
             self.seeked.clear();
@@ -214,6 +224,8 @@ impl Consumer for KafkaConsumer {
     }
 
     async fn seek(&mut self, target: Seek) -> Result<()> {
+        // Records taken from the old position are not wanted any more.
+        self.taken.clear();
         self.pending_seek = Some(target);
         self.seeked.clear();
         self.apply_pending_seek().await

@@ -93,6 +93,11 @@ pub trait Consumer: Send + 'static {
     /// Waits up to `timeout` for records on the assigned partitions and returns
     /// at most `max` of them, in offset order per partition. An empty batch
     /// means nothing arrived in time.
+    ///
+    /// Cancel-safe, in every backend: dropping the future before it
+    /// completes (a `tokio::select!` on shutdown, a timeout) loses no
+    /// record; the next poll returns whatever the dropped one had taken.
+    /// The conformance suite checks it.
     fn poll(
         &mut self,
         max: usize,

@@ -249,6 +249,63 @@ pub async fn redelivery_without_commit<H: Harness>(h: &H) {
     assert_eq!(again.iter().map(index).collect::<Vec<_>>(), vec![2, 3, 4]);
 }
 
+/// `poll` is cancel-safe: polls dropped at random moments (as a
+/// `select!` on shutdown drops them) while records arrive lose none; every
+/// record is still delivered exactly once, in order.
+pub async fn poll_is_cancel_safe<H: Harness>(h: &H) {
+    let log = h.open().await;
+    let topic = topic(&log, "conf-cancel", 1).await;
+    let group = unique("conf-cancel-g");
+    let mut consumer = log
+        .consumer(ConsumerOptions::new(group, [topic.clone()]))
+        .await
+        .unwrap();
+    const N: usize = 400;
+    let writer = {
+        let (log, topic) = (log.clone(), topic.clone());
+        tokio::spawn(async move {
+            for chunk in (0..N).collect::<Vec<_>>().chunks(20) {
+                let batch = chunk
+                    .iter()
+                    .map(|i| NewRecord::new("k", value(*i)))
+                    .collect();
+                log.append(&topic, batch).await.expect("append");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let start = Instant::now();
+    let mut got = Vec::new();
+    let mut cancelled = 0u32;
+    let mut round = 0u64;
+    while got.len() < N {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "expected {N} records, got {} after {DEADLINE:?}",
+            got.len()
+        );
+        round += 1;
+        // A deadline shorter than the poll's own timeout, varied so the
+        // drop lands at different points of the poll.
+        let cut = Duration::from_micros(200 + (round * 7919) % 3000);
+        match tokio::time::timeout(cut, consumer.poll(37, Duration::from_millis(50))).await {
+            Ok(batch) => got.extend(batch.expect("poll")),
+            Err(_) => cancelled += 1,
+        }
+    }
+    writer.await.unwrap();
+    assert!(
+        cancelled > 0,
+        "no poll was cancelled: the test proved nothing"
+    );
+    assert_eq!(
+        got.iter().map(index).collect::<Vec<_>>(),
+        (0..N).collect::<Vec<_>>(),
+        "records lost or repeated across {cancelled} cancelled polls"
+    );
+    assert_quiet(&mut consumer, Duration::from_millis(500)).await;
+}
+
 /// Committed offsets survive a restart of the log, and lag reports them.
 pub async fn commits_survive_restart<H: Harness>(h: &H) {
     let log = h.open().await;
@@ -584,7 +641,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $harness;
             topic_admin, per_key_order, redelivery_without_commit, commits_survive_restart,
             independent_groups, group_members_share_partitions, seek, concurrent_producers,
-            dead_letters_from_foreign_writer);
+            dead_letters_from_foreign_writer, poll_is_cancel_safe);
     };
     (@each $harness:expr; $($name:ident),*) => {
         $(

@@ -1,0 +1,372 @@
+//! The consumer-group loop every consumer service runs: poll a batch,
+//! handle it, commit its positions once its effects are durable; retry
+//! failures with backoff, dead-letter the records at fault, never crash on
+//! a record.
+//!
+//! Shutdown cancels a poll in progress (every backend's `poll` is
+//! cancel-safe: see [`ultracore_log::Consumer::poll`]) but never a batch
+//! being handled: that batch finishes and is committed first.
+
+use std::collections::{BTreeSet, HashMap};
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use ultracore_log::{
+    now_millis, Consumer, ConsumerOptions, DeadLetter, EventLog, Position, Record, DLQ_SUFFIX,
+};
+use ultracore_metrics::{Counter, Histogram};
+
+use crate::config::{ConsumerSpec, Subscription};
+use crate::handler::{ErrorKind, Handler, HandlerError};
+use crate::metrics::RuntimeMetrics;
+use crate::{catalogue, ServiceContext, ServiceError};
+
+/// Oldest timestamp per (topic, partition) of records polled and not yet
+/// committed: what the lag sampler reads for `lag_seconds`.
+type InFlight = Arc<Mutex<HashMap<(String, u32), i64>>>;
+
+/// Runs `handler` as `spec.group` until the context is cancelled. Returns
+/// `Ok` after a clean stop (everything handled is committed); an error when
+/// the log fails or an `Infra` failure outlasts the retry policy.
+pub async fn run_consumer<L: EventLog, H: Handler>(
+    log: &L,
+    spec: &ConsumerSpec,
+    handler: &mut H,
+    ctx: &ServiceContext,
+) -> Result<(), ServiceError> {
+    let mut lp = Loop {
+        log,
+        spec,
+        handler,
+        ctx,
+        handled: ctx.metrics.records.with(&[&ctx.name, "handled"]),
+        dead: ctx.metrics.records.with(&[&ctx.name, "dead_lettered"]),
+        retries: ctx.metrics.retries.with(&[&ctx.name]),
+        panics: ctx.metrics.panics.with(&[&ctx.name]),
+        batch_time: ctx.metrics.batch_seconds.with(&[&ctx.name]),
+        consumed: HashMap::new(),
+    };
+    lp.run().await
+}
+
+struct Loop<'a, L: EventLog, H: Handler> {
+    log: &'a L,
+    spec: &'a ConsumerSpec,
+    handler: &'a mut H,
+    ctx: &'a ServiceContext,
+    handled: Counter,
+    dead: Counter,
+    retries: Counter,
+    panics: Counter,
+    batch_time: Histogram,
+    consumed: HashMap<String, Counter>,
+}
+
+/// How a record or batch ended.
+enum Done {
+    Ok,
+    /// Shutdown arrived while waiting to retry: stop without committing.
+    Cancelled,
+}
+
+/// The topics a spec reads now (creating catalogue topics that are missing).
+async fn topics_now<L: EventLog>(
+    log: &L,
+    spec: &ConsumerSpec,
+) -> Result<Vec<String>, ServiceError> {
+    match &spec.subscription {
+        Subscription::Topics(topics) => {
+            let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+            catalogue::ensure(log, &names).await?;
+            Ok(topics.clone())
+        }
+        Subscription::All { dead_letters } => Ok(log
+            .list_topics()
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .filter(|n| *dead_letters || !n.ends_with(DLQ_SUFFIX))
+            .collect()),
+    }
+}
+
+async fn join<L: EventLog>(
+    log: &L,
+    spec: &ConsumerSpec,
+    topics: &[String],
+) -> Result<L::Consumer, ServiceError> {
+    let consumer = log
+        .consumer(
+            ConsumerOptions::new(spec.group.clone(), topics.iter().cloned()).start(spec.start),
+        )
+        .await?;
+    tracing::debug!(group = %spec.group, topics = topics.len(), "joined");
+    Ok(consumer)
+}
+
+/// Waits `d` unless shutdown comes first (then false).
+async fn pause(token: &tokio_util::sync::CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        _ = token.cancelled() => false,
+        _ = tokio::time::sleep(d) => true,
+    }
+}
+
+impl<L: EventLog, H: Handler> Loop<'_, L, H> {
+    async fn run(&mut self) -> Result<(), ServiceError> {
+        let config = &self.spec.config;
+        let mut topics = topics_now(self.log, self.spec).await?;
+        let mut consumer = join(self.log, self.spec, &topics).await?;
+        let in_flight: InFlight = Arc::default();
+        let sampler = tokio::spawn(sample_lag(
+            self.log.clone(),
+            self.spec.group.clone(),
+            self.ctx.metrics.clone(),
+            in_flight.clone(),
+            Duration::from_millis(config.lag_interval_ms.max(10)),
+        ));
+        let _sampler = AbortOnDrop(sampler);
+        let poll_timeout = Duration::from_millis(config.poll_timeout_ms.max(1));
+        let refresh = Duration::from_millis(config.topic_refresh_ms.max(10));
+        let mut next_refresh = Instant::now() + refresh;
+        let token = self.ctx.token.clone();
+        loop {
+            let records = tokio::select! {
+                // Cancel-safe: a poll interrupted here loses nothing.
+                _ = token.cancelled() => return Ok(()),
+                r = consumer.poll(config.max_batch, poll_timeout) => r?,
+            };
+            if records.is_empty() {
+                if !consumer.assignment().is_empty() || topics.is_empty() {
+                    self.ctx.health.set_ready(&self.ctx.name);
+                }
+            } else {
+                {
+                    let mut f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                    for r in &records {
+                        f.entry((r.topic.clone(), r.partition))
+                            .and_modify(|t| *t = (*t).min(r.timestamp))
+                            .or_insert(r.timestamp);
+                    }
+                }
+                self.count_consumed(&records);
+                let started = Instant::now();
+                match self.process(&records).await? {
+                    Done::Cancelled => return Ok(()),
+                    Done::Ok => {}
+                }
+                consumer.commit(&Position::after(&records)).await?;
+                self.batch_time.observe(started.elapsed().as_secs_f64());
+                in_flight.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            }
+            if matches!(self.spec.subscription, Subscription::All { .. })
+                && Instant::now() >= next_refresh
+            {
+                next_refresh = Instant::now() + refresh;
+                let now: Vec<String> = topics_now(self.log, self.spec).await?;
+                let old: BTreeSet<&String> = topics.iter().collect();
+                if now.iter().any(|t| !old.contains(t)) {
+                    // Everything polled so far is committed: rejoining with
+                    // the new topics loses nothing and repeats nothing.
+                    tracing::info!(service = %self.ctx.name, topics = now.len(), "new topics; rejoining the group");
+                    drop(consumer);
+                    self.ctx.health.set_unready(&self.ctx.name);
+                    topics = now;
+                    consumer = join(self.log, self.spec, &topics).await?;
+                }
+            }
+        }
+    }
+
+    fn count_consumed(&mut self, records: &[Record]) {
+        for r in records {
+            if let Some(c) = self.consumed.get(&r.topic) {
+                c.inc();
+                continue;
+            }
+            let c = self
+                .ctx
+                .metrics
+                .consumed
+                .with(&[&self.spec.group, &r.topic]);
+            c.inc();
+            self.consumed.insert(r.topic.clone(), c);
+        }
+    }
+
+    /// Calls the handler, turning a panic into a `Retry` failure.
+    async fn attempt(&mut self, batch: &[Record]) -> Result<(), HandlerError> {
+        match AssertUnwindSafe(self.handler.handle(batch))
+            .catch_unwind()
+            .await
+        {
+            Ok(r) => r,
+            Err(panic) => {
+                self.panics.inc();
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".to_owned());
+                tracing::error!(service = %self.ctx.name, panic = %what, "handler panicked");
+                Err(HandlerError::retry(format!("the handler panicked: {what}")))
+            }
+        }
+    }
+
+    async fn process(&mut self, batch: &[Record]) -> Result<Done, ServiceError> {
+        let policy = self.spec.config.retry.clone();
+        let first = Instant::now();
+        let mut retry = 0;
+        loop {
+            match self.attempt(batch).await {
+                Ok(()) => {
+                    self.handled.add(batch.len() as u64);
+                    return Ok(Done::Ok);
+                }
+                Err(e) if e.kind == ErrorKind::Infra => {
+                    if first.elapsed() >= Duration::from_millis(policy.infra_give_up_ms) {
+                        return Err(ServiceError::Handler(e));
+                    }
+                    retry += 1;
+                    self.retries.inc();
+                    tracing::warn!(service = %self.ctx.name, error = %e.reason, retry, "batch failed on the platform; retrying");
+                    if !pause(&self.ctx.token, policy.backoff(retry)).await {
+                        return Ok(Done::Cancelled);
+                    }
+                }
+                Err(e) if batch.len() == 1 => return self.settle_one(&batch[0], e).await,
+                Err(e) => {
+                    tracing::info!(service = %self.ctx.name, error = %e.reason, records = batch.len(), "batch failed; handling its records one by one");
+                    for record in batch {
+                        let outcome = match self.attempt(std::slice::from_ref(record)).await {
+                            Ok(()) => {
+                                self.handled.inc();
+                                Done::Ok
+                            }
+                            Err(e) => self.settle_one(record, e).await?,
+                        };
+                        if let Done::Cancelled = outcome {
+                            return Ok(Done::Cancelled);
+                        }
+                    }
+                    return Ok(Done::Ok);
+                }
+            }
+        }
+    }
+
+    /// One record whose handling failed with `first`: retry, dead-letter or stop.
+    async fn settle_one(
+        &mut self,
+        record: &Record,
+        first: HandlerError,
+    ) -> Result<Done, ServiceError> {
+        let policy = self.spec.config.retry.clone();
+        let started = Instant::now();
+        let mut error = first;
+        let mut attempts = 1u32;
+        loop {
+            match error.kind {
+                ErrorKind::Reject => return self.dead_letter(record, &error, attempts).await,
+                ErrorKind::Retry if attempts >= policy.attempts.max(1) => {
+                    return self.dead_letter(record, &error, attempts).await;
+                }
+                ErrorKind::Infra
+                    if started.elapsed() >= Duration::from_millis(policy.infra_give_up_ms) =>
+                {
+                    return Err(ServiceError::Handler(error));
+                }
+                ErrorKind::Retry | ErrorKind::Infra => {}
+            }
+            self.retries.inc();
+            tracing::warn!(
+                service = %self.ctx.name,
+                topic = %record.topic, partition = record.partition, offset = record.offset,
+                error = %error.reason, attempt = attempts, "record failed; retrying"
+            );
+            if !pause(&self.ctx.token, policy.backoff(attempts)).await {
+                return Ok(Done::Cancelled);
+            }
+            attempts += 1;
+            match self.attempt(std::slice::from_ref(record)).await {
+                Ok(()) => {
+                    self.handled.inc();
+                    return Ok(Done::Ok);
+                }
+                Err(e) => error = e,
+            }
+        }
+    }
+
+    async fn dead_letter(
+        &mut self,
+        record: &Record,
+        error: &HandlerError,
+        attempts: u32,
+    ) -> Result<Done, ServiceError> {
+        let reason = match error.kind {
+            ErrorKind::Reject => format!("{}: {}", self.ctx.name, error.reason),
+            _ => format!(
+                "{}: failed {attempts} times: {}",
+                self.ctx.name, error.reason
+            ),
+        };
+        DeadLetter::new(record, reason).send(self.log).await?;
+        self.dead.inc();
+        Ok(Done::Ok)
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Samples the group's lag into the metrics until aborted.
+async fn sample_lag<L: EventLog>(
+    log: L,
+    group: String,
+    metrics: Arc<RuntimeMetrics>,
+    in_flight: InFlight,
+    every: Duration,
+) {
+    // When a partition lags and nothing of it is in flight, its oldest
+    // unhandled record is at least as old as the first sample that saw it
+    // lagging.
+    let mut lagging_since: HashMap<(String, u32), i64> = HashMap::new();
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let lags = match log.group_lag(&group).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!(group, error = %e, "lag sample failed");
+                continue;
+            }
+        };
+        let now = now_millis();
+        let f = in_flight.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for l in lags {
+            let key = (l.topic.clone(), l.partition);
+            let partition = l.partition.to_string();
+            let labels = [group.as_str(), l.topic.as_str(), partition.as_str()];
+            metrics.lag_records.with(&labels).set(l.lag() as f64);
+            let oldest = if l.lag() == 0 {
+                lagging_since.remove(&key);
+                None
+            } else {
+                let since = *lagging_since.entry(key.clone()).or_insert(now);
+                Some(f.get(&key).map_or(since, |t| (*t).min(since)))
+            };
+            let age = oldest.map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0);
+            metrics.lag_seconds.with(&labels).set(age);
+        }
+    }
+}

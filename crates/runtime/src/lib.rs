@@ -1,0 +1,63 @@
+//! The service runtime: what every UltraCore service stands on.
+//!
+//! A service is a config, a handler and a registration:
+//!
+//! ```no_run
+//! use ultracore_log::Record;
+//! use ultracore_runtime::{ConsumerSpec, Handler, HandlerError, Registration, Subscription};
+//!
+//! /// Counts portfolio events (a real service would publish or store something).
+//! struct Counter(u64);
+//!
+//! impl Handler for Counter {
+//!     async fn handle(&mut self, batch: &[Record]) -> Result<(), HandlerError> {
+//!         self.0 += batch.len() as u64;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! fn registration<L: ultracore_log::EventLog>(log: L) -> Registration {
+//!     let spec = ConsumerSpec::new("counter", Subscription::topics(["portfolio-events"]));
+//!     Registration::consumer("counter", log, spec, |_ctx| Ok(Counter(0)))
+//! }
+//! ```
+//!
+//! The runtime owns the rest: the consumer-group loop (batches; commit only
+//! after the handler returns, so after its effects are durable; per-record
+//! retry with backoff, then the dead-letter topic with the reason — never a
+//! crash loop; a panicking handler is caught and treated the same way),
+//! bounded deduplication, one cancellation token for shutdown, health and
+//! readiness, restarts, and metrics under one set of names.
+//!
+//! # Layout
+//!
+//! - `catalogue`: every topic of the platform ([`catalogue::TOPICS`]).
+//! - `handler`: the [`Handler`] trait and [`HandlerError`] (reject, retry, infra).
+//! - `config`: [`ConsumerSpec`], [`ConsumerConfig`], [`RetryPolicy`], [`Subscription`].
+//! - `consumer`: the consumer-group loop, [`run_consumer`].
+//! - `dedup`: [`Dedup`], bounded.
+//! - `health`: [`Health`] for `/healthz` and `/readyz`.
+//! - `metrics`: the runtime's metric families ([`RuntimeMetrics`]).
+//! - `supervisor`: [`Supervisor`], [`Registration`], [`RestartPolicy`].
+
+pub mod catalogue;
+mod config;
+mod consumer;
+mod dedup;
+mod handler;
+mod health;
+pub mod metrics;
+mod supervisor;
+
+pub use config::{ConsumerConfig, ConsumerSpec, RetryPolicy, Subscription};
+pub use consumer::run_consumer;
+pub use dedup::Dedup;
+pub use handler::{ErrorKind, Handler, HandlerError};
+pub use health::{Check, Health, HealthReport, ReadyReport, ServiceState, ServiceStatus};
+pub use metrics::RuntimeMetrics;
+pub use supervisor::{
+    Failure, Registration, RestartPolicy, ServiceContext, ServiceError, Supervisor,
+    SupervisorOptions,
+};
+pub use tokio_util::sync::CancellationToken;
+pub use ultracore_metrics::Registry;

@@ -1,0 +1,422 @@
+//! The supervisor: every service of a process in one task set, one
+//! cancellation token for shutdown, a restart policy for failures.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use ultracore_log::EventLog;
+use ultracore_metrics::Registry;
+
+use crate::config::ConsumerSpec;
+use crate::consumer::run_consumer;
+use crate::handler::Handler;
+use crate::health::{Health, ServiceState};
+use crate::metrics::RuntimeMetrics;
+use crate::Dedup;
+
+/// Why a service stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Log(#[from] ultracore_log::Error),
+    #[error(transparent)]
+    Catalogue(#[from] crate::catalogue::CatalogueError),
+    #[error("the handler kept failing on the platform: {0}")]
+    Handler(crate::HandlerError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ServiceError {
+    /// Any error of a service's own, with its message.
+    pub fn other(e: impl std::fmt::Display) -> Self {
+        ServiceError::Other(e.to_string())
+    }
+}
+
+/// What a service is given when it starts.
+#[derive(Debug, Clone)]
+pub struct ServiceContext {
+    /// The service's name (labels its metrics and health).
+    pub name: String,
+    /// Cancelled when the process shuts down: finish the work at hand,
+    /// make it durable, return `Ok`.
+    pub token: CancellationToken,
+    pub health: Health,
+    pub registry: Registry,
+    pub metrics: Arc<RuntimeMetrics>,
+}
+
+impl ServiceContext {
+    /// A bounded deduplication whose size is exported as
+    /// `ultracore_service_dedup_entries{service}`.
+    pub fn dedup<K: std::hash::Hash + Eq + Clone>(&self, capacity: usize) -> Dedup<K> {
+        Dedup::new(capacity).with_gauge(self.metrics.dedup_entries.with(&[&self.name]))
+    }
+
+    /// Marks a service that is not a consumer as ready (consumers are
+    /// marked by the runtime once caught up).
+    pub fn ready(&self) {
+        self.health.set_ready(&self.name);
+    }
+}
+
+type Start = dyn Fn(ServiceContext) -> BoxFuture<'static, Result<(), ServiceError>> + Send + Sync;
+
+/// A service as the supervisor knows it: a name and how to start it (again).
+pub struct Registration {
+    name: String,
+    consumer: bool,
+    start: Arc<Start>,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("name", &self.name)
+            .field("consumer", &self.consumer)
+            .finish()
+    }
+}
+
+impl Registration {
+    /// A consumer service: `make` builds its handler (again after a
+    /// restart, so in-memory state starts fresh), the runtime runs the
+    /// group loop.
+    pub fn consumer<L, H, F>(name: impl Into<String>, log: L, spec: ConsumerSpec, make: F) -> Self
+    where
+        L: EventLog,
+        H: Handler,
+        F: Fn(&ServiceContext) -> Result<H, ServiceError> + Send + Sync + 'static,
+    {
+        let spec = Arc::new(spec);
+        let make = Arc::new(make);
+        Registration {
+            name: name.into(),
+            consumer: true,
+            start: Arc::new(move |ctx: ServiceContext| {
+                let (log, spec, make) = (log.clone(), spec.clone(), make.clone());
+                async move {
+                    let mut handler = make(&ctx)?;
+                    run_consumer(&log, &spec, &mut handler, &ctx).await
+                }
+                .boxed()
+            }),
+        }
+    }
+
+    /// Any other long-running task (a projection, a server): it must
+    /// return `Ok` soon after `ctx.token` is cancelled.
+    pub fn task<F, Fut>(name: impl Into<String>, start: F) -> Self
+    where
+        F: Fn(ServiceContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), ServiceError>> + Send + 'static,
+    {
+        Registration {
+            name: name.into(),
+            consumer: false,
+            start: Arc::new(move |ctx| start(ctx).boxed()),
+        }
+    }
+
+    /// Like [`Registration::task`], but readiness waits for the task to
+    /// call [`ServiceContext::ready`] (a projection that caught up).
+    pub fn waits_until_ready(mut self) -> Self {
+        self.consumer = true;
+        self
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// What the supervisor does when a service fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    /// Stop everything and return the failure (the process exits non-zero
+    /// and its own supervisor, systemd or Kubernetes, decides).
+    Never,
+    /// Start it again after `backoff`, up to `max_restarts` times within
+    /// `window`; beyond that, as `Never`.
+    OnFailure {
+        max_restarts: u32,
+        window: Duration,
+        backoff: Duration,
+    },
+}
+
+impl std::str::FromStr for RestartPolicy {
+    type Err = String;
+
+    /// `never`, or `on-failure[:N]` (N restarts per 5 minutes, default 3).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (kind, n) = s.split_once(':').unwrap_or((s, ""));
+        match kind {
+            "never" if n.is_empty() => Ok(RestartPolicy::Never),
+            "on-failure" => {
+                let max_restarts = if n.is_empty() {
+                    3
+                } else {
+                    n.parse()
+                        .map_err(|_| format!("'{n}' is not a number of restarts (on-failure:N)"))?
+                };
+                Ok(RestartPolicy::OnFailure {
+                    max_restarts,
+                    window: Duration::from_secs(300),
+                    backoff: Duration::from_secs(1),
+                })
+            }
+            _ => Err(format!(
+                "unknown restart policy '{s}': use never or on-failure[:N]"
+            )),
+        }
+    }
+}
+
+/// Options of a [`Supervisor`].
+#[derive(Debug, Clone)]
+pub struct SupervisorOptions {
+    pub restart: RestartPolicy,
+    /// After a failure the supervisor keeps the process up this long before
+    /// stopping everything, so `/healthz` answers 503 to the load balancer
+    /// and monitors that poll it.
+    pub failure_linger: Duration,
+    /// How long a shutdown waits for the services to finish their work.
+    pub drain_timeout: Duration,
+}
+
+impl Default for SupervisorOptions {
+    fn default() -> Self {
+        SupervisorOptions {
+            restart: RestartPolicy::Never,
+            failure_linger: Duration::from_secs(2),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A service that failed for good.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("service {service} failed: {error}")]
+pub struct Failure {
+    pub service: String,
+    pub error: String,
+}
+
+/// Every service of the process.
+#[derive(Debug)]
+pub struct Supervisor {
+    token: CancellationToken,
+    health: Health,
+    registry: Registry,
+    metrics: Arc<RuntimeMetrics>,
+    options: SupervisorOptions,
+    services: HashMap<String, Registration>,
+    restarts: HashMap<String, Vec<Instant>>,
+    tasks: JoinSet<(String, Result<(), ServiceError>)>,
+}
+
+impl Supervisor {
+    /// A supervisor whose metrics go to `registry` (the process's one).
+    pub fn new(registry: Registry, options: SupervisorOptions) -> Self {
+        let metrics = RuntimeMetrics::register(&registry);
+        Supervisor {
+            token: CancellationToken::new(),
+            health: Health::new(),
+            registry,
+            metrics,
+            options,
+            services: HashMap::new(),
+            restarts: HashMap::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// The token that stops every service; cancel it to shut down.
+    pub fn token(&self) -> CancellationToken {
+        self.token.clone()
+    }
+
+    pub fn health(&self) -> Health {
+        self.health.clone()
+    }
+
+    pub fn registry(&self) -> Registry {
+        self.registry.clone()
+    }
+
+    pub fn metrics(&self) -> Arc<RuntimeMetrics> {
+        self.metrics.clone()
+    }
+
+    /// Starts a service. Names are unique: a second registration under a
+    /// name already taken is refused (false).
+    pub fn add(&mut self, registration: Registration) -> bool {
+        if self.services.contains_key(&registration.name) {
+            tracing::error!(service = %registration.name, "a service of this name is already registered");
+            return false;
+        }
+        let name = registration.name.clone();
+        self.health.register(&name, registration.consumer);
+        self.services.insert(name.clone(), registration);
+        self.start(&name);
+        true
+    }
+
+    fn start(&mut self, name: &str) {
+        let Some(reg) = self.services.get(name) else {
+            return;
+        };
+        let ctx = ServiceContext {
+            name: name.to_owned(),
+            token: self.token.child_token(),
+            health: self.health.clone(),
+            registry: self.registry.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let fut = (reg.start)(ctx);
+        self.health.set_state(name, ServiceState::Running);
+        self.metrics.up.with(&[name]).set(1.0);
+        let name = name.to_owned();
+        // A panic outside a handler (in the service's own code) is caught
+        // here and becomes the service's failure.
+        self.tasks.spawn(async move {
+            let outcome = std::panic::AssertUnwindSafe(fut)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|p| {
+                    let what = p
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic without a message".into());
+                    Err(ServiceError::Other(format!("panicked: {what}")))
+                });
+            (name, outcome)
+        });
+    }
+
+    /// Runs until `shutdown` resolves (then stops every service and waits
+    /// for them to finish their work) or a service fails beyond the
+    /// restart policy (then the same, after `failure_linger`, and returns
+    /// the failure).
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), Failure> {
+        tokio::pin!(shutdown);
+        let mut failure = None;
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = self.token.cancelled() => break,
+                Some(joined) = self.tasks.join_next() => {
+                    let (name, outcome) = match joined {
+                        Ok(x) => x,
+                        Err(e) => ("unknown".to_owned(), Err(ServiceError::Other(e.to_string()))),
+                    };
+                    if self.token.is_cancelled() {
+                        self.finished(&name, outcome);
+                        continue;
+                    }
+                    let error = match outcome {
+                        Ok(()) => "stopped on its own".to_owned(),
+                        Err(e) => e.to_string(),
+                    };
+                    if self.may_restart(&name) {
+                        self.metrics.restarts.with(&[&name]).inc();
+                        let restarts = self.restarts.get(&name).map_or(0, Vec::len) as u32;
+                        tracing::error!(service = %name, %error, restarts, "service failed; restarting");
+                        self.health.set_state(&name, ServiceState::Restarting { restarts, error });
+                        self.metrics.up.with(&[&name]).set(0.0);
+                        if let RestartPolicy::OnFailure { backoff, .. } = self.options.restart {
+                            tokio::select! {
+                                _ = tokio::time::sleep(backoff) => {}
+                                _ = self.token.cancelled() => break,
+                            }
+                        }
+                        self.start(&name);
+                    } else {
+                        tracing::error!(service = %name, %error, "service failed; stopping");
+                        self.health.set_state(&name, ServiceState::Failed { error: error.clone() });
+                        self.metrics.up.with(&[&name]).set(0.0);
+                        failure = Some(Failure { service: name, error });
+                        break;
+                    }
+                }
+            }
+        }
+        if failure.is_some() {
+            tokio::select! {
+                _ = tokio::time::sleep(self.options.failure_linger) => {}
+                _ = &mut shutdown => {}
+            }
+        }
+        self.token.cancel();
+        let drain = tokio::time::timeout(self.options.drain_timeout, async {
+            while let Some(joined) = self.tasks.join_next().await {
+                if let Ok((name, outcome)) = joined {
+                    if let Err(e) = &outcome {
+                        failure.get_or_insert(Failure {
+                            service: name.clone(),
+                            error: e.to_string(),
+                        });
+                    }
+                    self.finished(&name, outcome);
+                }
+            }
+        })
+        .await;
+        if drain.is_err() {
+            let left = self.tasks.len();
+            self.tasks.abort_all();
+            failure.get_or_insert(Failure {
+                service: format!("{left} services"),
+                error: format!(
+                    "did not stop within {} s",
+                    self.options.drain_timeout.as_secs()
+                ),
+            });
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    fn finished(&self, name: &str, outcome: Result<(), ServiceError>) {
+        self.metrics.up.with(&[name]).set(0.0);
+        match outcome {
+            Ok(()) => self.health.set_state(name, ServiceState::Stopped),
+            Err(e) => {
+                tracing::error!(service = %name, error = %e, "service failed while stopping");
+                self.health.set_state(
+                    name,
+                    ServiceState::Failed {
+                        error: e.to_string(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn may_restart(&mut self, name: &str) -> bool {
+        let RestartPolicy::OnFailure {
+            max_restarts,
+            window,
+            ..
+        } = self.options.restart
+        else {
+            return false;
+        };
+        let now = Instant::now();
+        let times = self.restarts.entry(name.to_owned()).or_default();
+        times.retain(|t| now.duration_since(*t) < window);
+        if times.len() as u32 >= max_restarts {
+            return false;
+        }
+        times.push(now);
+        true
+    }
+}
