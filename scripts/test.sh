@@ -44,4 +44,5 @@ unset KAFKA_BOOTSTRAP_SERVERS EVENT_STORE_TYPE ULTRACORE_LOG ULTRACORE_DATA_DIR 
 export KAFKA_CONNECT_TIMEOUT_MS=30000
 
 cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked "$@"

@@ -9,7 +9,9 @@
 //! | GET | `/api/v1/notifications` | stored notifications, newest first |
 //! | GET | `/api/v1/notifications/stream` | notifications as they are stored (SSE) |
 //! | GET | `/api/v1/events/stream` | live events of the log (SSE, `?topic=`) |
-//! | GET | `/healthz` | liveness and the services' state |
+//! | GET | `/healthz` | liveness and the services' state (503 naming a failed service) |
+//! | GET | `/readyz` | 200 once every consumer joined its group and caught up, 503 before |
+//! | GET | `/metrics` | every family of the process's registry (when it has one) |
 //! | GET | `/api/v1/openapi.json` | the OpenAPI 3.1 document |
 //!
 //! Bad requests get 400 (not JSON, malformed ids) or 422 (a field with a
@@ -21,8 +23,10 @@
 //! - `routes`: the handlers.
 //! - `live`: the live event tail and the SSE streams.
 //! - `openapi`: the OpenAPI document.
+//! - `http_metrics`: requests and latency per route and status.
 
 mod error;
+mod http_metrics;
 mod live;
 mod openapi;
 mod routes;
@@ -36,9 +40,11 @@ use tokio::sync::broadcast;
 use ultracore_es::EventStore;
 use ultracore_flow::{Notification, Notifications, Orders, Reports};
 use ultracore_log::EventLog;
+use ultracore_runtime::{Health, Registry};
 use uuid::Uuid;
 
 pub use error::ApiError;
+pub use http_metrics::{track_requests, HttpMetrics};
 pub use live::{spawn_event_tail, LiveEvent, LIVE_TOPICS};
 pub use openapi::{openapi, MOUNTED_ELSEWHERE};
 
@@ -60,6 +66,8 @@ pub struct AppState<L: EventLog> {
     /// (request id → portfolio id), so a GET right after the POST says pending.
     pub(crate) submitted: Mutex<HashMap<Uuid, String>>,
     pub(crate) health: Mutex<Option<String>>,
+    /// The supervisor's health (services, checks) and the process's metrics.
+    pub(crate) runtime: Option<(Health, Registry)>,
 }
 
 impl<L: EventLog> AppState<L> {
@@ -82,7 +90,15 @@ impl<L: EventLog> AppState<L> {
             services,
             submitted: Mutex::new(HashMap::new()),
             health: Mutex::new(None),
+            runtime: None,
         }
+    }
+
+    /// `/healthz` and `/readyz` answer from the supervisor's `health`, and
+    /// `/metrics` renders `registry`.
+    pub fn with_runtime(mut self, health: Health, registry: Registry) -> Self {
+        self.runtime = Some((health, registry));
+        self
     }
 
     /// Marks the process unhealthy (a service stopped): `/healthz` answers 503 with the reason.
@@ -115,6 +131,8 @@ pub fn router<L: EventLog>(state: Arc<AppState<L>>) -> Router {
         )
         .route("/api/v1/events/stream", get(live::event_stream::<L>))
         .route("/healthz", get(routes::healthz::<L>))
+        .route("/readyz", get(routes::readyz::<L>))
+        .route("/metrics", get(routes::metrics::<L>))
         .route("/api/v1/openapi.json", get(routes::openapi_json))
         .fallback(routes::not_found)
         .with_state(state)

@@ -26,10 +26,9 @@ fn sse(description: &str) -> Value {
 
 /// Paths in the document that other crates route (`ultracore serve`
 /// merges their routers when the models are at hand).
-pub const MOUNTED_ELSEWHERE: [&str; 4] = [
+pub const MOUNTED_ELSEWHERE: [&str; 3] = [
     "/api/v1/decisions",
     "/api/v1/forensics/{decision_id}",
-    "/metrics",
     "/mcp",
 ];
 
@@ -103,7 +102,11 @@ pub fn openapi() -> Value {
             }},
             "/healthz": {"get": {
                 "summary": "Liveness and the services of this process",
-                "responses": {"200": ok_json("Healthy", json!({"type": "object"})), "503": ok_json("A service stopped", json!({"type": "object"}))}
+                "responses": {"200": ok_json("Healthy", json!({"type": "object"})), "503": ok_json("A service failed or a check fails (the log stopped accepting writes): `problems` names it", json!({"type": "object"}))}
+            }},
+            "/readyz": {"get": {
+                "summary": "Readiness: every consumer joined its group and caught up",
+                "responses": {"200": ok_json("Ready", json!({"type": "object"})), "503": ok_json("Not ready yet: `waiting` lists the services", json!({"type": "object"}))}
             }},
             "/api/v1/decisions": {"post": {
                 "summary": "Make a trading decision (regime specialists, risk checks); its events are published without blocking",
@@ -121,7 +124,7 @@ pub fn openapi() -> Value {
                               "400": error_response("Not a UUID"), "404": error_response("Unknown, not explained yet, or past retention")}
             }},
             "/metrics": {"get": {
-                "summary": "Prometheus metrics: decisions by action, risk rejections, decide latency, regime changes, model reloads; forensics lag, backlog, explanation time; emitter breaker state and failures",
+                "summary": "Prometheus metrics of every service: events published and consumed per topic, consumer lag per group and partition (records and seconds), HTTP requests and latency per route and status, service records, retries, dead letters and restarts; decisions, forensics and the emitter's own families",
                 "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}
             }},
             "/mcp": {"post": {

@@ -270,13 +270,36 @@ pub(crate) async fn get_notifications<L: EventLog>(
     Ok(Json(json!({"notifications": list})))
 }
 
-/// `GET /healthz`
+/// `GET /healthz`: 200 while every service runs and every check passes;
+/// 503 naming the failed service or check and why.
 pub(crate) async fn healthz<L: EventLog>(State(state): Shared<L>) -> Response {
     let problem = state
         .health
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
+    if let Some((health, _)) = &state.runtime {
+        // Checks may touch the disk: off the async workers.
+        let health = health.clone();
+        let report = match tokio::task::spawn_blocking(move || health.report()).await {
+            Ok(r) => r,
+            Err(e) => return ApiError::unavailable("the health check failed", e).into_response(),
+        };
+        let mut problems = report.problems;
+        problems.extend(problem);
+        let status = if problems.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        let body = json!({
+            "status": if problems.is_empty() { "ok" } else { "failing" },
+            "services": report.services,
+            "problems": problems,
+            "reason": problems.first(),
+        });
+        return (status, Json(body)).into_response();
+    }
     match problem {
         None => Json(json!({"status": "ok", "services": state.services})).into_response(),
         Some(reason) => (
@@ -285,6 +308,36 @@ pub(crate) async fn healthz<L: EventLog>(State(state): Shared<L>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// `GET /readyz`: 200 once every consumer has joined its group and caught
+/// up; 503 listing the services still waiting.
+pub(crate) async fn readyz<L: EventLog>(State(state): Shared<L>) -> Response {
+    let Some((health, _)) = &state.runtime else {
+        return Json(json!({"ready": true, "waiting": []})).into_response();
+    };
+    let r = health.readiness();
+    let status = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(r)).into_response()
+}
+
+/// `GET /metrics`: the process's registry in Prometheus text format.
+pub(crate) async fn metrics<L: EventLog>(State(state): Shared<L>) -> Response {
+    let Some((_, registry)) = &state.runtime else {
+        return ApiError::not_found("this server has no metrics registry").into_response();
+    };
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        registry.render(),
+    )
+        .into_response()
 }
 
 /// `GET /api/v1/openapi.json`

@@ -36,13 +36,16 @@ async fn start() -> Server {
     spawn_event_tail(log.clone(), events.clone(), std::future::pending())
         .await
         .unwrap();
-    let state = Arc::new(AppState::new(
-        log.clone(),
-        flow.store().clone(),
-        flow.live(),
-        events,
-        vec!["optimization".into(), "reporting".into()],
-    ));
+    let state = Arc::new(
+        AppState::new(
+            log.clone(),
+            flow.store().clone(),
+            flow.live(),
+            events,
+            vec!["optimization".into(), "reporting".into()],
+        )
+        .with_runtime(flow.health(), flow.registry()),
+    );
     let app = router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -326,4 +329,87 @@ async fn the_openapi_document_lists_every_route() {
     assert_eq!(routes + ultracore_api::MOUNTED_ELSEWHERE.len(), paths.len());
     let (status, e) = get(&format!("{}/api/v1/nothing-here", s.base)).await;
     assert_eq!(status, 404, "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_and_metrics_come_from_the_supervisor() {
+    let server = start().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = get(&format!("{}/readyz", server.base)).await;
+        if status == 200 {
+            assert_eq!(body["ready"], true);
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(Instant::now() < deadline, "never ready: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, health) = get(&format!("{}/healthz", server.base)).await;
+    assert_eq!(status, 200, "{health}");
+    let names: Vec<&str> = health["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    for service in ["optimization", "reporting", "execution", "notification"] {
+        assert!(names.contains(&service), "{names:?}");
+    }
+    let text = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "ultracore_service_up{service=\"optimization\"} 1",
+        "ultracore_consumer_lag_records{group=\"optimization-service\",topic=\"esg-portfolio-events\",partition=\"0\"}",
+    ] {
+        assert!(text.contains(series), "{series} in\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_service_turns_healthz_503_naming_it() {
+    use ultracore_runtime::{Registration, ServiceError, Supervisor, SupervisorOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path().join("log"), EmbeddedOptions::default()).unwrap();
+    let db = Database::open(dir.path(), None).unwrap();
+    let store = ultracore_es::EventStore::new(log.clone(), db, Default::default()).unwrap();
+    let mut supervisor = Supervisor::new(
+        Default::default(),
+        SupervisorOptions {
+            failure_linger: Duration::from_secs(30),
+            ..SupervisorOptions::default()
+        },
+    );
+    supervisor.add(Registration::task("audit", |_ctx| async {
+        Err(ServiceError::other("the audit store is corrupt"))
+    }));
+    let (health, registry) = (supervisor.health(), supervisor.registry());
+    tokio::spawn(supervisor.run(std::future::pending()));
+    let (live, _) = broadcast::channel(1);
+    let (events, _) = broadcast::channel(1);
+    let state = Arc::new(
+        AppState::new(log, store, live, events, vec!["audit".into()])
+            .with_runtime(health, registry),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = get(&format!("http://{addr}/healthz")).await;
+        if status == 503 {
+            assert_eq!(
+                body["problems"][0], "service audit failed: the audit store is corrupt",
+                "{body}"
+            );
+            assert_eq!(body["status"], "failing");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {status}: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -27,6 +27,6 @@ pub use events::{
 pub use optimize::{optimize, Failure};
 pub use request::validate;
 pub use service::{
-    ensure_topic, request_envelope, OptimizationService, ServiceStats, SERVICE_GROUP,
-    TOPIC_PARTITIONS,
+    ensure_topic, registration, request_envelope, spec, OptimizationService, ServiceStats,
+    SERVICE_GROUP, SERVICE_NAME, TOPIC_PARTITIONS,
 };

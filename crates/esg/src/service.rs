@@ -2,6 +2,10 @@
 //! that answers every `portfolio_optimization_requested` with a completion
 //! or a failure.
 //!
+//! The service runs on the service runtime (`ultracore-runtime`): the runtime
+//! owns the consumer-group loop, retries, dead-lettering and shutdown; this
+//! module is the [`Handler`] and its [`registration`].
+//!
 //! Delivery is at-least-once, so the service is idempotent per request id:
 //! the answer's `event_id` is derived from the request id
 //! ([`completion_event_id`]), so a request processed twice (a crash after
@@ -12,15 +16,15 @@
 //! are not valid events of the topic go to `esg-portfolio-events.dlq` and
 //! the service goes on. Instances in one group share the partitions.
 
-use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::time::Duration;
 
-use ultracore_log::{
-    decode_or_dead_letter, Consumer, ConsumerOptions, Envelope, EnvelopeBuilder, EventLog,
-    EventLogExt, Position, Record, TopicSpec,
-};
+use ultracore_log::{Envelope, EnvelopeBuilder, EventLog, EventLogExt, Record, TopicSpec};
 use ultracore_marketdata::mesh::DataMesh;
+use ultracore_runtime::{
+    run_standalone, ConsumerSpec, Dedup, Handler, HandlerError, Registration, ServiceError,
+    Subscription,
+};
 use uuid::Uuid;
 
 use crate::events::{
@@ -31,8 +35,10 @@ use crate::OptimizationRequest;
 
 /// The service's consumer group.
 pub const SERVICE_GROUP: &str = "optimization-service";
-/// Partitions of the topic when the service creates it.
+/// Partitions of the topic when the service creates it (the catalogue's).
 pub const TOPIC_PARTITIONS: u32 = 6;
+/// The service's name (its metrics and health).
+pub const SERVICE_NAME: &str = "optimization";
 /// Answered request ids remembered to skip client retries.
 const REMEMBERED: usize = 100_000;
 
@@ -85,49 +91,58 @@ async fn failpoint(name: &str) {
     tokio::time::sleep(Duration::from_millis(millis)).await;
 }
 
+/// The consumer spec of the service: group `optimization-service` on
+/// `esg-portfolio-events`, batches of up to 256 requests.
+pub fn spec() -> ConsumerSpec {
+    ConsumerSpec::new(SERVICE_GROUP, Subscription::topics([TOPIC])).max_batch(256)
+}
+
+/// The service as the supervisor runs it.
+pub fn registration<L: EventLog>(log: L, mesh: DataMesh) -> Registration {
+    let handler_log = log.clone();
+    Registration::consumer(SERVICE_NAME, log, spec(), move |ctx| {
+        Ok(OptimizationService::with_dedup(
+            handler_log.clone(),
+            mesh.clone(),
+            ctx.dedup(REMEMBERED),
+        ))
+    })
+}
+
+/// The optimization service's handler.
 #[derive(Debug)]
 pub struct OptimizationService<L: EventLog> {
     log: L,
     mesh: DataMesh,
-    answered: HashSet<Uuid>,
-    order: VecDeque<Uuid>,
+    answered: Dedup<Uuid>,
     pub stats: ServiceStats,
 }
 
 impl<L: EventLog> OptimizationService<L> {
     pub fn new(log: L, mesh: DataMesh) -> Self {
+        Self::with_dedup(log, mesh, Dedup::new(REMEMBERED))
+    }
+
+    fn with_dedup(log: L, mesh: DataMesh, answered: Dedup<Uuid>) -> Self {
         OptimizationService {
             log,
             mesh,
-            answered: HashSet::new(),
-            order: VecDeque::new(),
+            answered,
             stats: ServiceStats::default(),
         }
     }
 
-    /// Joins the group and serves until `shutdown` resolves; commits what
-    /// it answered before returning.
+    /// Serves the group alone until `shutdown` resolves (what
+    /// `ultracore service optimization` and tests do; `serve` runs
+    /// [`registration`] under its supervisor instead).
     pub async fn run(
         mut self,
         shutdown: impl Future<Output = ()>,
-    ) -> ultracore_log::Result<ServiceStats> {
+    ) -> Result<ServiceStats, ServiceError> {
         ensure_topic(&self.log).await?;
-        let mut consumer = self
-            .log
-            .consumer(ConsumerOptions::new(SERVICE_GROUP, [TOPIC]))
-            .await?;
-        tokio::pin!(shutdown);
-        loop {
-            let records = tokio::select! {
-                _ = &mut shutdown => break,
-                r = consumer.poll(256, Duration::from_millis(200)) => r?,
-            };
-            if records.is_empty() {
-                continue;
-            }
-            let positions = self.handle(&records).await?;
-            consumer.commit(&positions).await?;
-        }
+        let log = self.log.clone();
+        let report = run_standalone(SERVICE_NAME, &log, &spec(), &mut self, shutdown).await?;
+        self.stats.dead_lettered = report.dead_lettered;
         Ok(self.stats)
     }
 
@@ -135,7 +150,7 @@ impl<L: EventLog> OptimizationService<L> {
     async fn optimize_all(
         &self,
         pending: &[(Box<OptimizationRequest>, String, Uuid)],
-    ) -> ultracore_log::Result<Vec<Result<crate::OptimizationResult, crate::Failure>>> {
+    ) -> Result<Vec<Result<crate::OptimizationResult, crate::Failure>>, HandlerError> {
         let mut out = Vec::with_capacity(pending.len());
         for chunk in pending.chunks(parallelism()) {
             let tasks: Vec<_> = chunk
@@ -147,54 +162,47 @@ impl<L: EventLog> OptimizationService<L> {
                 })
                 .collect();
             for task in tasks {
-                out.push(task.await.map_err(|e| {
-                    ultracore_log::Error::Unavailable(format!("optimization task failed: {e}"))
-                })?);
+                // A panic inside the optimizer: retried, then dead-lettered.
+                out.push(
+                    task.await
+                        .map_err(|e| HandlerError::retry(format!("the optimizer failed: {e}")))?,
+                );
             }
         }
         Ok(out)
     }
+}
 
-    fn remember(&mut self, id: Uuid) {
-        if self.answered.insert(id) {
-            self.order.push_back(id);
-            if self.order.len() > REMEMBERED {
-                if let Some(old) = self.order.pop_front() {
-                    self.answered.remove(&old);
-                }
-            }
-        }
-    }
-
-    /// Handles a batch and returns the positions to commit. Errors only
-    /// when the log fails (nothing is committed then). The batch's
-    /// requests are optimized in parallel (one task per core); answers are
-    /// appended in request order.
-    pub async fn handle(&mut self, records: &[Record]) -> ultracore_log::Result<Vec<Position>> {
+impl<L: EventLog> Handler for OptimizationService<L> {
+    /// Answers a batch: its requests are optimized in parallel (one task
+    /// per core) and the answers appended in request order. A record that
+    /// is not an event of the topic fails the batch before any effect (the
+    /// runtime then dead-letters just that record). Answered request ids
+    /// are remembered only once the answers are durable.
+    async fn handle(&mut self, records: &[Record]) -> Result<(), HandlerError> {
         let mut pending = Vec::new();
+        let mut answered_here = Vec::new();
         for record in records {
-            let Some(env) =
-                decode_or_dead_letter::<L, EsgPortfolioEvent>(&self.log, record).await?
-            else {
-                self.stats.dead_lettered += 1;
-                continue;
-            };
+            let env = Envelope::<EsgPortfolioEvent>::from_record(record)
+                .map_err(|e| HandlerError::reject(e.to_string()))?;
             let request = match env.payload {
                 EsgPortfolioEvent::Requested(r) => r,
                 EsgPortfolioEvent::Completed(c) => {
-                    self.remember(c.request_id);
+                    answered_here.push(c.request_id);
                     continue;
                 }
                 EsgPortfolioEvent::Failed(f) => {
-                    self.remember(f.request_id);
+                    answered_here.push(f.request_id);
                     continue;
                 }
             };
-            if self.answered.contains(&request.request_id) {
+            if self.answered.contains(&request.request_id)
+                || answered_here.contains(&request.request_id)
+            {
                 self.stats.duplicates_skipped += 1;
                 continue;
             }
-            self.remember(request.request_id);
+            answered_here.push(request.request_id);
             let correlation = env
                 .correlation_id
                 .clone()
@@ -235,6 +243,9 @@ impl<L: EventLog> OptimizationService<L> {
             self.log.append(TOPIC, answers).await?;
             failpoint("optimization.after_publish").await;
         }
-        Ok(Position::after(records))
+        for id in answered_here {
+            self.answered.insert(id);
+        }
+        Ok(())
     }
 }

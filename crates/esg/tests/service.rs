@@ -16,6 +16,7 @@ use ultracore_log::{
 use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
 use ultracore_marketdata::mesh::{build_products, DataMesh};
 use ultracore_marketdata::read_prices_file;
+use ultracore_runtime::Handler;
 use uuid::Uuid;
 
 fn mesh(dir: &std::path::Path) -> DataMesh {

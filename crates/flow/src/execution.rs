@@ -130,18 +130,20 @@ impl<L: EventLog> Stager<L> {
         }
     }
 
-    /// Serves the stager's group until `shutdown` resolves.
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<()> {
+    /// Serves the stager's group alone until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let log = self.log.clone();
         crate::ensure_flow_topics(&log).await?;
         run_group(
             &log,
+            "execution",
             EXECUTION_GROUP,
             &[ultracore_esg::TOPIC],
-            &mut self,
+            self,
             shutdown,
         )
         .await
+        .map(drop)
     }
 
     fn remember(&mut self, request_id: Uuid) -> bool {

@@ -1,20 +1,49 @@
-//! The run loop every service of the flow shares: join a consumer group,
-//! handle each polled batch, commit its positions only after the handler
-//! has made its effects durable.
+//! The flow's services on the service runtime: each is a batch handler the
+//! runtime runs as a consumer group (commit after the handler's effects are
+//! durable, retries, dead letters, shutdown).
 
 use std::future::Future;
-use std::time::Duration;
 
-use ultracore_log::{
-    Consumer, ConsumerOptions, EventLog, EventLogExt, Position, Record, TopicSpec,
-};
+use ultracore_log::{EventLog, EventLogExt, Record, TopicSpec};
+use ultracore_runtime::{run_standalone, ConsumerSpec, Handler, HandlerError, Subscription};
 
-use crate::Result;
+use crate::{Error, Result};
+
+/// Most records one batch of a flow service holds.
+pub(crate) const MAX_BATCH: usize = 512;
 
 /// What a service does with one batch. Its effects must be durable (or
 /// idempotent to redo) when it returns: the positions are committed next.
-pub(crate) trait BatchHandler: Send {
+pub(crate) trait BatchHandler: Send + 'static {
     fn handle(&mut self, records: &[Record]) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A flow handler as the runtime runs it.
+#[derive(Debug)]
+pub(crate) struct Flowing<H>(pub H);
+
+impl<H: BatchHandler> Handler for Flowing<H> {
+    async fn handle(&mut self, batch: &[Record]) -> Result<(), HandlerError> {
+        self.0.handle(batch).await.map_err(HandlerError::from)
+    }
+}
+
+/// Which failures are the platform's and which may pass on a retry.
+impl From<Error> for HandlerError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Contended(_) => HandlerError::retry(e.to_string()),
+            Error::Store(ultracore_es::Error::Conflict { .. }) => {
+                HandlerError::retry(e.to_string())
+            }
+            _ => HandlerError::infra(e.to_string()),
+        }
+    }
+}
+
+/// The consumer spec of a flow service.
+pub(crate) fn spec(group: &str, topics: &[&str]) -> ConsumerSpec {
+    ConsumerSpec::new(group, Subscription::topics(topics.iter().copied())).max_batch(MAX_BATCH)
 }
 
 /// Creates the topics unless they exist (name, partitions).
@@ -26,27 +55,21 @@ pub(crate) async fn ensure_topics<L: EventLog>(log: &L, topics: &[(&str, u32)]) 
     Ok(())
 }
 
-/// Serves `group` on `topics` until `shutdown` resolves.
+/// Serves `group` on `topics` alone until `shutdown` resolves.
 pub(crate) async fn run_group<L: EventLog, H: BatchHandler>(
     log: &L,
+    name: &str,
     group: &str,
     topics: &[&str],
-    handler: &mut H,
+    handler: H,
     shutdown: impl Future<Output = ()>,
-) -> Result<()> {
-    let mut consumer = log
-        .consumer(ConsumerOptions::new(group, topics.iter().copied()))
-        .await?;
-    tokio::pin!(shutdown);
-    loop {
-        let records = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            r = consumer.poll(512, Duration::from_millis(100)) => r?,
-        };
-        if records.is_empty() {
-            continue;
-        }
-        handler.handle(&records).await?;
-        consumer.commit(&Position::after(&records)).await?;
-    }
+) -> Result<H> {
+    let mut flowing = Flowing(handler);
+    run_standalone(name, log, &spec(group, topics), &mut flowing, shutdown)
+        .await
+        .map_err(|e| Error::Service {
+            service: name.to_owned(),
+            reason: e.to_string(),
+        })?;
+    Ok(flowing.0)
 }

@@ -47,7 +47,7 @@ pub use reporting::{
     OptimizationView, Recorder, ReportingProjection, Reports, ORDERS_GROUP, ORDERS_WAIT,
     REPORTING_GROUP, REPORTING_PROJECTION,
 };
-pub use runner::{await_answer, submit, Flow, FlowOptions, Service};
+pub use runner::{await_answer, flow_services, submit, Flow, FlowOptions, FlowServices, Service};
 
 use ultracore_log::EventLog;
 use uuid::Uuid;

@@ -58,17 +58,20 @@ impl<L: EventLog> Notifier<L> {
         }
     }
 
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<()> {
+    /// Serves the notifier's group alone until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let log = self.log.clone();
         crate::ensure_flow_topics(&log).await?;
         run_group(
             &log,
+            "notification",
             NOTIFICATION_GROUP,
             &[ultracore_esg::TOPIC],
-            &mut self,
+            self,
             shutdown,
         )
         .await
+        .map(drop)
     }
 }
 

@@ -72,27 +72,28 @@ impl<L: EventLog> Recorder<L> {
         crate::ensure_flow_topics(&log).await?;
         self.store.ensure_topic(Portfolio::TYPE).await?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let mut orders = Recorder::new(self.store.clone());
+        let orders = Recorder::new(self.store.clone());
         let orders_log = log.clone();
         let mut stopped = stop_rx.clone();
         let orders_task = tokio::spawn(async move {
             run_group(
                 &orders_log,
+                "reporting.orders",
                 ORDERS_GROUP,
                 &[portfolio_topic::TOPIC],
-                &mut orders,
+                orders,
                 async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 },
             )
             .await
         });
-        let mut facts = self;
         let main = run_group(
             &log,
+            "reporting",
             REPORTING_GROUP,
             &[ultracore_esg::TOPIC],
-            &mut facts,
+            self,
             async move {
                 shutdown.await;
                 let _ = stop_tx.send(true);
@@ -104,7 +105,7 @@ impl<L: EventLog> Recorder<L> {
             service: "reporting (orders)".into(),
             reason: e.to_string(),
         })?;
-        main.and(orders)
+        main.and(orders).map(drop)
     }
 
     /// Records one fact (an envelope from either topic). Returns whether the

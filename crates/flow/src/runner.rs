@@ -3,19 +3,23 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
-use ultracore_es::{Database, EventStore, ProjectionRunner, StoreOptions};
-use ultracore_esg::{
-    request_envelope, EsgPortfolioEvent, OptimizationRequest, OptimizationService, TOPIC,
-};
+use ultracore_es::{Database, EventStore, Projection, ProjectionRunner, StoreOptions};
+use ultracore_esg::{request_envelope, EsgPortfolioEvent, OptimizationRequest, TOPIC};
 use ultracore_log::{Appended, Consumer, ConsumerOptions, Envelope, EventLog, EventLogExt, Seek};
 use ultracore_marketdata::mesh::DataMesh;
+use ultracore_runtime::{
+    CancellationToken, Failure, Health, Registration, Registry, ServiceError, Supervisor,
+    SupervisorOptions,
+};
 use uuid::Uuid;
 
+use crate::group::{self, Flowing};
 use crate::{
     Error, ExecutionOptions, Notification, Notifications, Notifier, Orders, OrdersProjection,
-    Recorder, ReportingProjection, Reports, Result, Stager,
+    Recorder, ReportingProjection, Reports, Result, Stager, EXECUTION_GROUP, NOTIFICATION_GROUP,
+    ORDERS_GROUP, REPORTING_GROUP,
 };
 
 /// A service of the flow.
@@ -78,98 +82,150 @@ impl FlowOptions {
     }
 }
 
-/// The flow's services running in this process.
+/// The flow's services, ready to be added to a [`Supervisor`], with the
+/// pieces a server needs beside them (the event store, live notifications).
+#[derive(Debug)]
+pub struct FlowServices<L: EventLog> {
+    pub store: EventStore<L>,
+    pub live: broadcast::Sender<Notification>,
+    pub registrations: Vec<Registration>,
+}
+
+/// Creates the flow's topics and returns its services' registrations:
+/// `optimization`; `reporting`, `reporting.orders`, `reporting.projection`;
+/// `execution`, `execution.projection`; `notification`.
+pub async fn flow_services<L: EventLog>(
+    log: L,
+    db: Database,
+    options: FlowOptions,
+) -> Result<FlowServices<L>> {
+    crate::ensure_flow_topics(&log).await?;
+    let store = EventStore::new(log.clone(), db.clone(), StoreOptions::default())?;
+    store
+        .ensure_topic(<crate::Portfolio as ultracore_es::Aggregate>::TYPE)
+        .await?;
+    let (live, _) = broadcast::channel(1024);
+    let mut registrations = Vec::new();
+    for service in &options.services {
+        match service {
+            Service::Optimization => {
+                let mesh = options.mesh.clone().ok_or_else(|| Error::Service {
+                    service: "optimization".into(),
+                    reason: "no data products: build them with `ultracore mesh build`".into(),
+                })?;
+                registrations.push(ultracore_esg::registration(log.clone(), mesh));
+            }
+            Service::Reporting => {
+                let s = store.clone();
+                registrations.push(Registration::consumer(
+                    "reporting",
+                    log.clone(),
+                    group::spec(REPORTING_GROUP, &[TOPIC]),
+                    move |_| Ok(Flowing(Recorder::new(s.clone()))),
+                ));
+                let s = store.clone();
+                registrations.push(Registration::consumer(
+                    "reporting.orders",
+                    log.clone(),
+                    group::spec(ORDERS_GROUP, &[ultracore_events::portfolio::TOPIC]),
+                    move |_| Ok(Flowing(Recorder::new(s.clone()))),
+                ));
+                registrations.push(projection(
+                    "reporting.projection",
+                    log.clone(),
+                    db.clone(),
+                    ReportingProjection,
+                ));
+            }
+            Service::Execution => {
+                let (l, execution) = (log.clone(), options.execution);
+                registrations.push(Registration::consumer(
+                    "execution",
+                    log.clone(),
+                    group::spec(EXECUTION_GROUP, &[TOPIC]),
+                    move |_| Ok(Flowing(Stager::new(l.clone(), execution))),
+                ));
+                registrations.push(projection(
+                    "execution.projection",
+                    log.clone(),
+                    db.clone(),
+                    OrdersProjection,
+                ));
+            }
+            Service::Notification => {
+                let (l, d, tx) = (log.clone(), db.clone(), live.clone());
+                registrations.push(Registration::consumer(
+                    "notification",
+                    log.clone(),
+                    group::spec(NOTIFICATION_GROUP, &[TOPIC]),
+                    move |_| Ok(Flowing(Notifier::new(l.clone(), d.clone(), tx.clone()))),
+                ));
+            }
+        }
+    }
+    Ok(FlowServices {
+        store,
+        live,
+        registrations,
+    })
+}
+
+/// A projection as a supervised task (its runner keeps its own
+/// exactly-once checkpoints; the runtime supervises and stops it).
+fn projection<L: EventLog, P: Projection + Clone + Sync>(
+    name: &str,
+    log: L,
+    db: Database,
+    projection: P,
+) -> Registration {
+    Registration::task(name, move |ctx| {
+        let runner = ProjectionRunner::new(log.clone(), db.clone(), projection.clone());
+        async move {
+            let mut runner = runner.map_err(ServiceError::other)?;
+            runner
+                .run(ctx.token.cancelled_owned())
+                .await
+                .map_err(ServiceError::other)
+        }
+    })
+}
+
+/// The flow's services running in this process under a supervisor of their own.
 #[derive(Debug)]
 pub struct Flow<L: EventLog> {
     log: L,
     db: Database,
     store: EventStore<L>,
     live: broadcast::Sender<Notification>,
-    stop: watch::Sender<bool>,
-    tasks: Vec<(Service, &'static str, JoinHandle<Result<()>>)>,
+    token: CancellationToken,
+    health: Health,
+    registry: Registry,
+    task: Option<JoinHandle<std::result::Result<(), Failure>>>,
 }
 
 impl<L: EventLog> Flow<L> {
     /// Starts the services; they run until [`Flow::stop`].
     pub async fn start(log: L, db: Database, options: FlowOptions) -> Result<Flow<L>> {
-        crate::ensure_flow_topics(&log).await?;
-        let store = EventStore::new(log.clone(), db.clone(), StoreOptions::default())?;
-        store
-            .ensure_topic(<crate::Portfolio as ultracore_es::Aggregate>::TYPE)
-            .await?;
-        let (live, _) = broadcast::channel(1024);
-        let (stop, _) = watch::channel(false);
-        let mut flow = Flow {
+        let services = flow_services(log.clone(), db.clone(), options).await?;
+        let registry = Registry::new();
+        let mut supervisor = Supervisor::new(registry.clone(), SupervisorOptions::default());
+        for r in services.registrations {
+            supervisor.add(r);
+        }
+        let token = supervisor.token();
+        let health = supervisor.health();
+        let stopped = token.clone().cancelled_owned();
+        let task = tokio::spawn(supervisor.run(stopped));
+        Ok(Flow {
             log,
             db,
-            store,
-            live,
-            stop,
-            tasks: Vec::new(),
-        };
-        for service in &options.services {
-            match service {
-                Service::Optimization => {
-                    let mesh = options.mesh.clone().ok_or_else(|| Error::Service {
-                        service: "optimization".into(),
-                        reason: "no data products: build them with `ultracore mesh build`".into(),
-                    })?;
-                    let svc = OptimizationService::new(flow.log.clone(), mesh);
-                    let stopped = flow.stopped();
-                    flow.spawn(*service, "optimizer", async move {
-                        svc.run(stopped).await.map(drop).map_err(Error::from)
-                    });
-                }
-                Service::Reporting => {
-                    let recorder = Recorder::new(flow.store.clone());
-                    let stopped = flow.stopped();
-                    flow.spawn(*service, "recorder", recorder.run(stopped));
-                    let mut runner = ProjectionRunner::new(
-                        flow.log.clone(),
-                        flow.db.clone(),
-                        ReportingProjection,
-                    )?;
-                    let stopped = flow.stopped();
-                    flow.spawn(*service, "reporting projection", async move {
-                        runner.run(stopped).await.map_err(Error::from)
-                    });
-                }
-                Service::Execution => {
-                    let stager = Stager::new(flow.log.clone(), options.execution);
-                    let stopped = flow.stopped();
-                    flow.spawn(*service, "stager", stager.run(stopped));
-                    let mut runner =
-                        ProjectionRunner::new(flow.log.clone(), flow.db.clone(), OrdersProjection)?;
-                    let stopped = flow.stopped();
-                    flow.spawn(*service, "orders projection", async move {
-                        runner.run(stopped).await.map_err(Error::from)
-                    });
-                }
-                Service::Notification => {
-                    let notifier =
-                        Notifier::new(flow.log.clone(), flow.db.clone(), flow.live.clone());
-                    let stopped = flow.stopped();
-                    flow.spawn(*service, "notifier", notifier.run(stopped));
-                }
-            }
-        }
-        Ok(flow)
-    }
-
-    fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let mut rx = self.stop.subscribe();
-        async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
-    }
-
-    fn spawn(
-        &mut self,
-        service: Service,
-        part: &'static str,
-        task: impl std::future::Future<Output = Result<()>> + Send + 'static,
-    ) {
-        self.tasks.push((service, part, tokio::spawn(task)));
+            store: services.store,
+            live: services.live,
+            token,
+            health,
+            registry,
+            task: Some(task),
+        })
     }
 
     pub fn log(&self) -> &L {
@@ -206,40 +262,56 @@ impl<L: EventLog> Flow<L> {
         self.live.clone()
     }
 
-    /// The first service part that stopped on its own, with its error
+    /// The services' health and readiness.
+    pub fn health(&self) -> Health {
+        self.health.clone()
+    }
+
+    /// The services' metrics.
+    pub fn registry(&self) -> Registry {
+        self.registry.clone()
+    }
+
+    /// The service that failed, once the supervisor gave up on it
     /// (services only stop when asked, or when the log or database fails).
     pub async fn failed(&mut self) -> Option<Error> {
-        let at = self.tasks.iter().position(|(_, _, t)| t.is_finished())?;
-        let (service, part, task) = self.tasks.remove(at);
-        let reason = match task.await {
-            Ok(Ok(())) => "stopped".to_owned(),
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => e.to_string(),
-        };
-        Some(Error::Service {
-            service: format!("{} ({part})", service.name()),
-            reason,
+        if !self.task.as_ref()?.is_finished() {
+            return None;
+        }
+        let outcome = self.task.take()?.await;
+        Some(match outcome {
+            Ok(Ok(())) => Error::Service {
+                service: "flow".into(),
+                reason: "stopped".into(),
+            },
+            Ok(Err(f)) => Error::Service {
+                service: f.service,
+                reason: f.error,
+            },
+            Err(e) => Error::Service {
+                service: "flow".into(),
+                reason: e.to_string(),
+            },
         })
     }
 
     /// Asks every service to stop and waits for them; the first error wins.
-    pub async fn stop(self) -> Result<()> {
-        let _ = self.stop.send(true);
-        let mut first = None;
-        for (service, part, task) in self.tasks {
-            let outcome = match task.await {
-                Ok(r) => r,
-                Err(e) => Err(Error::Service {
-                    service: format!("{} ({part})", service.name()),
-                    reason: e.to_string(),
-                }),
-            };
-            if let Err(e) = outcome {
-                tracing::warn!(service = service.name(), part, error = %e, "service stopped with an error");
-                first.get_or_insert(e);
-            }
+    pub async fn stop(mut self) -> Result<()> {
+        self.token.cancel();
+        let Some(task) = self.task.take() else {
+            return Ok(());
+        };
+        match task.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(f)) => Err(Error::Service {
+                service: f.service,
+                reason: f.error,
+            }),
+            Err(e) => Err(Error::Service {
+                service: "flow".into(),
+                reason: e.to_string(),
+            }),
         }
-        first.map_or(Ok(()), Err)
     }
 }
 

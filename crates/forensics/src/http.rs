@@ -64,6 +64,26 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// The explanation route alone, for a server whose one `/metrics` renders
+/// a registry (register [`ApiState::collector`] in it).
+pub fn api_router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/forensics/{decision_id}", get(explanation))
+        .with_state(state)
+}
+
+impl ApiState {
+    /// This service's families (and the emitter's, when given) as a
+    /// collector of a process-wide registry.
+    pub fn collector(&self) -> impl Fn(&mut ultracore_metrics::Exposition) + Send + Sync + 'static {
+        let (metrics, emitter) = (self.metrics.clone(), self.emitter.clone());
+        move |out| {
+            let stats = emitter.as_ref().map(|f| f());
+            out.raw(&metrics.render(stats.as_ref()));
+        }
+    }
+}
+
 /// An error answer: `{"error": message}` with a status.
 #[derive(Debug)]
 pub struct ApiError {

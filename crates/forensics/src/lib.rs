@@ -65,7 +65,7 @@ pub use decode::{
 };
 pub use error::{Error, Result};
 pub use explain::{Explanation, Inputs, Part, Specialists, Workspace, SPECIALISTS};
-pub use http::{router, ApiError, ApiState};
+pub use http::{api_router, router, ApiError, ApiState};
 pub use metrics::{EmitterStatsSource, ForensicsMetrics};
 pub use narrative::{narrative, top_features};
 pub use service::{ForensicsService, ServiceStats, TOPIC_PARTITIONS};

@@ -370,3 +370,49 @@ async fn sample_lag<L: EventLog>(
         }
     }
 }
+
+/// What [`run_standalone`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StandaloneReport {
+    /// Records the handler finished with.
+    pub handled: u64,
+    /// Records sent to the dead-letter topic.
+    pub dead_lettered: u64,
+}
+
+/// Runs one consumer service on its own, without a supervisor, until
+/// `shutdown` resolves: for tests and for embedding a single service.
+/// Metrics and health go to a registry and health of its own.
+pub async fn run_standalone<L: EventLog, H: Handler>(
+    name: &str,
+    log: &L,
+    spec: &ConsumerSpec,
+    handler: &mut H,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<StandaloneReport, ServiceError> {
+    let registry = ultracore_metrics::Registry::new();
+    let ctx = ServiceContext {
+        name: name.to_owned(),
+        token: tokio_util::sync::CancellationToken::new(),
+        health: crate::Health::new(),
+        metrics: RuntimeMetrics::register(&registry),
+        registry,
+    };
+    ctx.health.register(name, true);
+    let token = ctx.token.clone();
+    let run = run_consumer(log, spec, handler, &ctx);
+    tokio::pin!(run);
+    tokio::pin!(shutdown);
+    let outcome = tokio::select! {
+        r = &mut run => r,
+        _ = &mut shutdown => {
+            token.cancel();
+            run.await
+        }
+    };
+    outcome?;
+    Ok(StandaloneReport {
+        handled: ctx.metrics.records.with(&[name, "handled"]).get(),
+        dead_lettered: ctx.metrics.records.with(&[name, "dead_lettered"]).get(),
+    })
+}

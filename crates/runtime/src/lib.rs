@@ -50,7 +50,7 @@ pub mod metrics;
 mod supervisor;
 
 pub use config::{ConsumerConfig, ConsumerSpec, RetryPolicy, Subscription};
-pub use consumer::run_consumer;
+pub use consumer::{run_consumer, run_standalone, StandaloneReport};
 pub use dedup::Dedup;
 pub use handler::{ErrorKind, Handler, HandlerError};
 pub use health::{Check, Health, HealthReport, ReadyReport, ServiceState, ServiceStatus};

@@ -75,15 +75,37 @@ pub struct AloneArgs {
 pub async fn service(args: &LogArgs, command: ServiceCommand) -> Result<()> {
     use crate::cmd::serve::run_services;
     use ultracore_flow::Service;
+    use ultracore_runtime::RestartPolicy;
     match command {
         ServiceCommand::Reporting(a) => {
-            run_services(args, &[Service::Reporting], None, a.addr).await
+            run_services(
+                args,
+                &[Service::Reporting],
+                None,
+                a.addr,
+                RestartPolicy::Never,
+            )
+            .await
         }
         ServiceCommand::Execution(a) => {
-            run_services(args, &[Service::Execution], None, a.addr).await
+            run_services(
+                args,
+                &[Service::Execution],
+                None,
+                a.addr,
+                RestartPolicy::Never,
+            )
+            .await
         }
         ServiceCommand::Notification(a) => {
-            run_services(args, &[Service::Notification], None, a.addr).await
+            run_services(
+                args,
+                &[Service::Notification],
+                None,
+                a.addr,
+                RestartPolicy::Never,
+            )
+            .await
         }
         ServiceCommand::Forensics(s) => super::forensics_service::service(args, s).await,
         ServiceCommand::Optimization { mesh } => {

@@ -7,20 +7,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use clap::Args;
 use tokio::sync::broadcast;
-use ultracore_api::{router, spawn_event_tail, AppState};
+use ultracore_api::{router, spawn_event_tail, track_requests, AppState, HttpMetrics};
 use ultracore_decisions::DecisionService;
 use ultracore_es::Database;
-use ultracore_flow::{Flow, FlowOptions, Service};
+use ultracore_flow::{flow_services, FlowOptions, Service};
 use ultracore_log_any::{Access, AnyLog, LogConfig};
 use ultracore_marketdata::mesh::{build_products, DataMesh};
 use ultracore_marketdata::read_prices_file;
+use ultracore_metrics::{Exposition, FnCollector};
+use ultracore_runtime::{
+    Registration, Registry, RestartPolicy, ServiceError, Supervisor, SupervisorOptions,
+};
 
 use crate::LogArgs;
 
@@ -33,6 +32,11 @@ pub struct ServeArgs {
     /// shipped sample data when missing].
     #[arg(long)]
     pub mesh: Option<PathBuf>,
+    /// What to do when a service fails: `never` (stop the server and exit
+    /// non-zero, for systemd or Kubernetes to restart) or `on-failure[:N]`
+    /// (start it again, at most N times in 5 minutes; default 3).
+    #[arg(long, env = "ULTRACORE_RESTART", default_value = "never")]
+    pub restart: RestartPolicy,
 }
 
 /// The shipped price files the data products are built from.
@@ -88,12 +92,20 @@ pub fn open_database(config: &LogConfig) -> Result<Database> {
     Ok(Database::open(&dir, url.as_deref())?)
 }
 
-/// Runs `services` (and the API on `addr` when given) until Ctrl-C or a service fails.
+/// Runs `services` (and the API on `addr` when given) under one supervisor
+/// until Ctrl-C / SIGTERM or a service fails beyond the restart policy.
+///
+/// Shutdown order: the supervisor cancels its token; the HTTP server stops
+/// accepting and finishes the requests in flight while the consumers finish
+/// and commit their batches; then the decision emitter delivers or spools
+/// everything queued, so every decision answered 200 is on the log or in
+/// the spool when the process exits.
 pub async fn run_services(
     args: &LogArgs,
     services: &[Service],
     mesh: Option<PathBuf>,
     addr: Option<SocketAddr>,
+    restart: RestartPolicy,
 ) -> Result<()> {
     let config = args.config();
     let log = AnyLog::open(&config, Access::Write).await?;
@@ -105,46 +117,50 @@ pub async fn run_services(
         None
     };
     let mcp_mesh = mesh.clone();
-    let mut flow = Flow::start(log.clone(), db, FlowOptions::only(services, mesh)).await?;
-    let names: Vec<String> = services.iter().map(|s| s.name().to_owned()).collect();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
+    let registry = Registry::new();
+    let mut supervisor = Supervisor::new(
+        registry.clone(),
+        SupervisorOptions {
+            restart,
+            ..SupervisorOptions::default()
+        },
+    );
+    let token = supervisor.token();
+    let health = supervisor.health();
+    let flow = flow_services(log.clone(), db, FlowOptions::only(services, mesh)).await?;
+    let mut names: Vec<String> = Vec::new();
+    for r in flow.registrations {
+        names.push(r.name().to_owned());
+        supervisor.add(r);
+    }
+    let mut decisions: Option<Arc<DecisionService>> = None;
     let mut server = None;
-    let mut state = None;
     if let Some(addr) = addr {
         let (events, _) = broadcast::channel(4096);
-        spawn_event_tail(log.clone(), events.clone(), stopped()).await?;
-        let app_state = Arc::new(AppState::new(
-            log.clone(),
-            flow.store().clone(),
-            flow.live(),
-            events,
-            names.clone(),
-        ));
-        let mut app = router(app_state.clone());
-        let mcp_cancel = ultracore_mcp::CancellationToken::new();
+        spawn_event_tail(log.clone(), events.clone(), token.clone().cancelled_owned()).await?;
+        let app_state = Arc::new(
+            AppState::new(
+                log.clone(),
+                flow.store.clone(),
+                flow.live.clone(),
+                events,
+                names.clone(),
+            )
+            .with_runtime(health.clone(), registry.clone()),
+        );
+        let mut app = router(app_state);
         if let Some(mesh) = &mcp_mesh {
             let results = ultracore_mcp::TopicResults::start(log.clone()).await?;
             let server =
                 ultracore_mcp::McpServer::new(log.clone(), mesh.clone(), Arc::new(results));
             let mut config = ultracore_mcp::HttpConfig::default();
-            config.cancellation_token = mcp_cancel.clone();
+            config.cancellation_token = token.child_token();
             app = app.nest_service("/mcp", ultracore_mcp::http_service(server, config));
             eprintln!("MCP (streamable HTTP) on http://{addr}/mcp");
         }
-        let cancel_on_stop = stopped();
-        tokio::spawn(async move {
-            cancel_on_stop.await;
-            mcp_cancel.cancel();
-        });
         if services.len() == Service::ALL.len() {
-            if let Some((models, decisions)) = decision_service(&config, log.clone()).await? {
-                app = app.merge(ultracore_decisions::router(decisions.clone()));
+            if let Some((models, d)) = decision_service(&config, log.clone()).await? {
+                app = app.merge(ultracore_decisions::router(d.clone()));
                 let forensics = ultracore_forensics::ForensicsService::new(
                     log.clone(),
                     ultracore_forensics::ForensicsConfig {
@@ -155,103 +171,111 @@ pub async fn run_services(
                 )?;
                 let mut api_state =
                     ultracore_forensics::ApiState::new(forensics.reader()?, forensics.metrics());
-                if let Some(first) = decisions.emitter_stats() {
-                    let decisions = decisions.clone();
+                if let Some(first) = d.emitter_stats() {
+                    // Weak: the metrics must not keep the decision service
+                    // alive past its shutdown.
+                    let weak = Arc::downgrade(&d);
                     api_state = api_state.with_emitter(Arc::new(move || {
-                        decisions.emitter_stats().unwrap_or_else(|| first.clone())
+                        weak.upgrade()
+                            .and_then(|d| d.emitter_stats())
+                            .unwrap_or_else(|| first.clone())
                     }));
                 }
-                app = app.merge(ultracore_forensics::router(api_state).layer(
-                    axum::middleware::from_fn_with_state(decisions, append_decision_metrics),
-                ));
-                let stopped_forensics = stopped();
-                tokio::spawn(async move {
-                    if let Err(e) = forensics.run(stopped_forensics).await {
-                        tracing::error!(error = %e, "the forensics service stopped");
+                registry.register("forensics", Arc::new(FnCollector(api_state.collector())));
+                let weak = Arc::downgrade(&d);
+                registry.register(
+                    "decisions",
+                    Arc::new(FnCollector(move |out: &mut Exposition| {
+                        if let Some(d) = weak.upgrade() {
+                            out.raw(&d.render_metrics());
+                        }
+                    })),
+                );
+                app = app.merge(ultracore_forensics::api_router(api_state));
+                // The service holds its store and the metrics the routes
+                // read, so it starts once per process: under `on-failure` a
+                // restart reports that the server must be restarted.
+                let slot = std::sync::Mutex::new(Some(forensics));
+                supervisor.add(Registration::task("forensics", move |ctx| {
+                    let service = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    async move {
+                        let Some(service) = service else {
+                            return Err(ServiceError::other(
+                                "the forensics service cannot be restarted inside this process; restart the server",
+                            ));
+                        };
+                        service
+                            .run(ctx.token.cancelled_owned())
+                            .await
+                            .map(drop)
+                            .map_err(ServiceError::other)
                     }
-                });
+                }));
+                decisions = Some(d);
                 eprintln!(
-                    "trading decisions: POST /api/v1/decisions; forensics: GET /api/v1/forensics/{{decision_id}}; metrics of both: /metrics"
+                    "trading decisions: POST /api/v1/decisions; forensics: GET /api/v1/forensics/{{decision_id}}"
                 );
             }
         }
+        let http = HttpMetrics::register(&registry);
+        app = app.layer(axum::middleware::from_fn_with_state(http, track_requests));
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("listening on {addr}: is another server using it?"))?;
-        let shutdown = stopped();
+        let shutdown = token.clone().cancelled_owned();
         server = Some(tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await
         }));
-        state = Some(app_state);
-        eprintln!("API on http://{addr}/api/v1 (OpenAPI: /api/v1/openapi.json, health: /healthz)");
+        eprintln!(
+            "API on http://{addr}/api/v1 (OpenAPI: /api/v1/openapi.json, health: /healthz, readiness: /readyz, metrics: /metrics)"
+        );
     }
     eprintln!(
         "{} on the {} log; Ctrl-C stops",
         names.join(", "),
         log.kind()
     );
-    let mut failure = None;
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                if let Some(e) = flow.failed().await {
-                    tracing::error!(error = %e, "a service stopped");
-                    if let Some(state) = &state {
-                        state.set_unhealthy(e.to_string());
-                    }
-                    failure = Some(e);
-                    break;
-                }
-            }
-        }
-    }
-    let _ = stop_tx.send(true);
+    let outcome = supervisor.run(stop_signal()).await;
     if let Some(server) = server {
         server.await??;
     }
-    flow.stop().await?;
-    match failure {
-        Some(e) => Err(e.into()),
-        None => {
+    if let Some(d) = decisions {
+        match Arc::try_unwrap(d) {
+            Ok(d) => {
+                if let Some(stats) = d.shutdown().await {
+                    tracing::info!(?stats, "decision events delivered or spooled");
+                }
+            }
+            Err(_) => tracing::error!(
+                "the decision service is still in use at shutdown; its queued events stay in the spool's hands"
+            ),
+        }
+    }
+    match outcome {
+        Err(failure) => Err(failure.into()),
+        Ok(()) => {
             eprintln!("stopped");
             Ok(())
         }
     }
 }
 
-/// Appends the decision service's `ultracore_decisions_*` families to the
-/// forensics router's `GET /metrics`, so one scrape of `ultracore serve` has
-/// both. The emitter's `ultracore_spool_*` families are already there (the
-/// forensics router has the emitter's statistics), so they are not added.
-async fn append_decision_metrics(
-    State(decisions): State<Arc<DecisionService>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let metrics = request.uri().path() == "/metrics";
-    let response = next.run(request).await;
-    if !metrics || !response.status().is_success() {
-        return response;
-    }
-    let (mut parts, body) = response.into_parts();
-    let mut text = match axum::body::to_bytes(body, usize::MAX).await {
-        Ok(bytes) => bytes.to_vec(),
+/// Ctrl-C, or SIGTERM (what service managers send).
+async fn stop_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(t) => t,
         Err(e) => {
-            tracing::warn!(error = %e, "cannot read the forensics metrics");
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the forensics metrics could not be read: {e}"),
-            )
-                .into_response();
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C still stops");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
         }
     };
-    text.extend_from_slice(decisions.render_metrics().as_bytes());
-    // The body grew: let the server compute the length again.
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(text))
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
 
 /// The shipped regime specialists: `ULTRACORE_MODELS_DIR`, `./models`, or
@@ -303,5 +327,12 @@ async fn decision_service(
 }
 
 pub async fn serve(args: &LogArgs, serve: ServeArgs) -> Result<()> {
-    run_services(args, &Service::ALL, serve.mesh, Some(serve.addr)).await
+    run_services(
+        args,
+        &Service::ALL,
+        serve.mesh,
+        Some(serve.addr),
+        serve.restart,
+    )
+    .await
 }
