@@ -7,8 +7,11 @@
 //! and concurrent appends share one (group commit). On open, a torn tail
 //! left by a crash is detected by checksum and truncated with a warning; a
 //! corrupt record in the middle of a segment is an error naming the file and
-//! position, never data. One process writes a data directory (a lock file
-//! says which); others may open it read-only and follow it.
+//! position, never data. A failed write or fsync, while committing or while
+//! rolling to a new segment, stops the writer: nothing more is acknowledged
+//! until a restart recovers from what is on disk
+//! ([`EmbeddedLog::stopped`] says why). One process writes a data directory
+//! (a lock file says which); others may open it read-only and follow it.
 //!
 //! # Layout
 //!

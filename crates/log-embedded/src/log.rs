@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -29,7 +29,7 @@ use crate::groups::Groups;
 use crate::lock::DirLock;
 use crate::partition::{Mode, Partition};
 use crate::segment::sync_dir;
-use crate::writer::{failed_error, Command, Writer};
+use crate::writer::{Command, Halt, Writer};
 
 /// Settings of the embedded log.
 #[derive(Debug, Clone)]
@@ -117,7 +117,7 @@ struct Inner {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     pub(crate) groups: Groups,
     pub(crate) changes: watch::Sender<u64>,
-    failed: Arc<AtomicBool>,
+    halt: Arc<Halt>,
     options: EmbeddedOptions,
     create_lock: Mutex<()>,
     _lock: Option<DirLock>,
@@ -194,7 +194,7 @@ impl EmbeddedLog {
     ) -> Result<EmbeddedLog> {
         let groups = Groups::new(dir.join("groups"), mode == Mode::Writer)?;
         let (changes, _) = watch::channel(0u64);
-        let failed = Arc::new(AtomicBool::new(false));
+        let halt = Arc::new(Halt::default());
         let mut inner = Inner {
             dir: dir.clone(),
             mode,
@@ -203,7 +203,7 @@ impl EmbeddedLog {
             writer_thread: Mutex::new(None),
             groups,
             changes,
-            failed: failed.clone(),
+            halt: halt.clone(),
             options: options.clone(),
             create_lock: Mutex::new(()),
             _lock: lock,
@@ -223,7 +223,7 @@ impl EmbeddedLog {
                     weak.upgrade().map(|i| i.topic_list()).unwrap_or_default()
                 }),
                 changes: log.inner.changes.clone(),
-                failed,
+                halt,
                 segment_bytes: options.segment_bytes,
                 retention_interval: options.retention_interval,
                 sync: options.sync,
@@ -250,6 +250,18 @@ impl EmbeddedLog {
 
     pub fn is_read_only(&self) -> bool {
         self.inner.mode == Mode::ReadOnly
+    }
+
+    /// Why the log stopped accepting writes, if it did: a write or fsync
+    /// failed (commonly a full disk), while committing appends or while
+    /// rolling to a new segment. From then on every append fails with
+    /// [`Error::Stopped`] carrying this reason, and nothing more is
+    /// acknowledged; it stays so until the process restarts, and the restart
+    /// recovers every record acknowledged before. A health check reports it
+    /// as "the log stopped accepting writes: <reason>". Always `None` for a
+    /// read-only handle.
+    pub fn stopped(&self) -> Option<&str> {
+        self.inner.halt.reason()
     }
 
     pub(crate) fn topic(&self, name: &str) -> Result<Arc<TopicState>> {
@@ -470,8 +482,8 @@ impl EventLog for EmbeddedLog {
             .writer
             .as_ref()
             .ok_or(Error::ReadOnly("append"))?;
-        if self.inner.failed.load(Ordering::Acquire) {
-            return Err(failed_error());
+        if let Some(e) = self.inner.halt.error() {
+            return Err(e);
         }
         let state = self.topic(topic)?;
         let n = state.partitions.len() as u32;

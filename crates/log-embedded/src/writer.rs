@@ -8,12 +8,15 @@
 //! cost of durability falls, while a lone append still waits for one fsync.
 //!
 //! fsync runs on this dedicated thread, never on the async runtime.
+//!
+//! The writer is fail-stop: once a write or fsync fails, on the commit path
+//! or while rolling to a new segment, it acknowledges nothing more (see
+//! [`Halt`]).
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, watch};
@@ -36,7 +39,7 @@ pub struct Writer {
     pub rx: Receiver<Command>,
     pub topics: Arc<dyn Fn() -> Vec<Arc<TopicState>> + Send + Sync>,
     pub changes: watch::Sender<u64>,
-    pub failed: Arc<AtomicBool>,
+    pub halt: Arc<Halt>,
     pub segment_bytes: u64,
     pub retention_interval: Duration,
     pub sync: SyncMode,
@@ -45,6 +48,41 @@ pub struct Writer {
 
 /// Most commands taken into one group commit.
 const MAX_BATCH: usize = 4096;
+
+/// Why the writer stopped accepting appends, once it has. Set by the first
+/// failed write or fsync and never cleared: after such a failure the page
+/// cache may hold bytes the disk does not, a retried fsync can falsely
+/// succeed, and a half-finished segment roll leaves the partition's state
+/// unknown, so only a restart (recovering from what is really on disk) may
+/// accept writes again.
+#[derive(Debug, Default)]
+pub struct Halt {
+    reason: OnceLock<String>,
+}
+
+impl Halt {
+    /// The failure that stopped the writer, if one did.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.get().map(String::as_str)
+    }
+
+    /// The error an append gets once the writer stopped.
+    pub fn error(&self) -> Option<Error> {
+        self.reason().map(stopped)
+    }
+
+    /// Records `cause` as the reason unless an earlier failure already
+    /// stopped the writer; returns the reason.
+    fn stop(&self, cause: &Error) -> &str {
+        self.reason.get_or_init(|| cause.to_string())
+    }
+}
+
+fn stopped(reason: &str) -> Error {
+    Error::Stopped {
+        reason: reason.to_owned(),
+    }
+}
 
 impl Writer {
     pub fn run(self) {
@@ -77,15 +115,21 @@ impl Writer {
     }
 
     fn commit(&self, batch: Vec<Command>, pool: &mut SyncPool) {
-        if self.failed.load(Ordering::Acquire) {
+        if let Some(reason) = self.halt.reason() {
             for Command::Append { reply, .. } in batch {
-                let _ = reply.send(Err(failed_error()));
+                let _ = reply.send(Err(stopped(reason)));
             }
             return;
         }
         let now = now_millis();
         let mut dirty: Vec<Arc<Partition>> = Vec::new();
-        let mut results = Vec::with_capacity(batch.len());
+        let mut staged = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        // Staging fails only when rolling to a new segment failed to write or
+        // sync. The partition is then half rolled and earlier commands of this
+        // batch sit staged in it, so the rest of the batch is not staged and
+        // the failure stops the writer exactly like a failed commit.
+        let mut failure = None;
         for Command::Append {
             topic,
             records,
@@ -93,7 +137,11 @@ impl Writer {
             reply,
         } in batch
         {
-            let r = stage(
+            replies.push(reply);
+            if failure.is_some() {
+                continue;
+            }
+            match stage(
                 &topic,
                 &records,
                 &partitions,
@@ -101,18 +149,23 @@ impl Writer {
                 self.segment_bytes,
                 self.cache_window,
                 &mut dirty,
-            );
-            results.push((r, reply));
+            ) {
+                Ok(acks) => staged.push(acks),
+                Err(e) => failure = Some(e),
+            }
         }
-        let durable = self.make_durable(&dirty, pool);
+        let durable = match failure {
+            Some(e) => Err(e),
+            None => self.make_durable(&dirty, pool),
+        };
         match durable {
             Ok(()) => {
                 for p in &dirty {
                     p.publish();
                 }
                 self.changes.send_modify(|v| *v = v.wrapping_add(1));
-                for (r, reply) in results {
-                    let _ = reply.send(r);
+                for (acks, reply) in staged.into_iter().zip(replies) {
+                    let _ = reply.send(Ok(acks));
                 }
                 if let Some(window) = self.cache_window {
                     for p in &dirty {
@@ -125,13 +178,10 @@ impl Writer {
                 // disk does not: nothing staged may ever be acknowledged, and
                 // retrying fsync can falsely succeed. Refuse all further writes;
                 // a restart recovers from what is really on disk.
-                self.failed.store(true, Ordering::Release);
+                let reason = self.halt.stop(&e);
                 tracing::error!(error = %e, "write or fsync failed; the log refuses further appends until restarted");
-                let msg = e.to_string();
-                for (_, reply) in results {
-                    let _ = reply.send(Err(Error::Unavailable(format!(
-                        "append not durable: {msg}"
-                    ))));
+                for reply in replies {
+                    let _ = reply.send(Err(stopped(reason)));
                 }
             }
         }
@@ -198,10 +248,6 @@ fn stage(
         }
     }
     Ok(out)
-}
-
-pub fn failed_error() -> Error {
-    Error::Unavailable("the embedded log stopped accepting appends after a write failure; restart the process to recover".into())
 }
 
 type SyncJob = (File, PathBuf, mpsc::Sender<Result<()>>);

@@ -47,6 +47,11 @@ pub enum Error {
     Kafka(String),
     #[error("the log is unavailable: {0}")]
     Unavailable(String),
+    /// A write or fsync failed (commonly: the disk is full). Nothing after
+    /// it is acknowledged, and retrying cannot help until a restart
+    /// recovers the log from what is really on disk.
+    #[error("the log stopped accepting writes: {reason}. Nothing after that failure was acknowledged; free disk space (or fix the device) and restart the process, which recovers every acknowledged record")]
+    Stopped { reason: String },
     #[error("the log is shut down")]
     Closed,
     #[error("I/O error on {}: {source}", path.display())]
