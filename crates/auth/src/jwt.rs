@@ -18,11 +18,12 @@
 //!   token is refused). Without it, from [`JwtConfig::roles_claim`]
 //!   (default `roles`), an array usually shared with other applications,
 //!   whose unknown names are ignored. When a token carries several roles,
-//!   the first of [`JwtConfig::role_precedence`] that it carries wins; the
-//!   default order is least access first (viewer, trader,
-//!   portfolio-manager, auditor, admin), so carrying more roles never
-//!   widens access unless the operator orders them so. A role left out of
-//!   the list is never granted by a token. No role: refused.
+//!   the first of [`JwtConfig::role_precedence`] that it carries wins. The
+//!   default order is viewer, trader, portfolio-manager, auditor, admin:
+//!   admin only for a token that carries no other role, and in general the
+//!   narrower of two roles that can be compared. An operator who wants the
+//!   widest role to win reverses the list; a role left out of it is never
+//!   granted by a token. No role: refused.
 //! - The portfolios: from [`JwtConfig::portfolios_claim`] (default
 //!   `ultracore_portfolios`), an array of portfolio ids or one id; `"*"`
 //!   means all of them. Absent: auditors and admins see every portfolio

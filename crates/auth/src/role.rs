@@ -10,7 +10,11 @@ use crate::Error;
 /// What a caller is, as granted by an API key or an identity provider.
 ///
 /// Written in kebab-case in text and JSON (`portfolio-manager`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+///
+/// Deliberately not ordered: roles are not a ladder (an auditor reads more
+/// than a trader and may change less), so `role >= Role::Trader` must not
+/// compile. Ask [`Role::allows`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// Reads portfolios: results, state, history, orders, notifications, risk.
@@ -28,7 +32,7 @@ pub enum Role {
 
 /// What a route needs. A route names one permission; a role grants a fixed
 /// set of them (see [`Role::permissions`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Permission {
     /// Portfolio results, state, history, orders, notifications, risk.
@@ -74,7 +78,7 @@ const MATRIX: [(Role, &[Permission]); 5] = [
 ];
 
 impl Role {
-    /// Every role, least access first.
+    /// Every role, in the order of the matrix (viewer to admin).
     pub const ALL: [Role; 5] = [
         Role::Viewer,
         Role::Trader,

@@ -228,3 +228,42 @@ fn listing_keeps_creation_order() -> TestResult {
     assert_eq!(listed, ids);
     Ok(())
 }
+
+/// Latency of `Authenticator::authenticate` with an API key, per call, with
+/// 1,000 keys in the store. Ignored by default; the figure that counts is
+/// measured end to end. Run with
+/// `cargo test -p ultracore-auth --release --test keys -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn authenticate_latency_percentiles() -> TestResult {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(KeyStore::open(dir.path())?);
+    let headers: Vec<String> = (0..1000)
+        .map(|_| {
+            let (_, key) = store.create(Role::Viewer, Scope::All, None)?;
+            Ok(format!("Bearer {}", key.expose()))
+        })
+        .collect::<Result<_, Error>>()?;
+    let auth = ultracore_auth::Authenticator::new(store);
+    let n = 200_000;
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let header = &headers[(i * 7919) % headers.len()];
+        let t = Instant::now();
+        let p = auth.authenticate(Some(header));
+        samples.push(t.elapsed());
+        assert!(p.is_ok());
+    }
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    eprintln!(
+        "authenticate (API key, 1,000 keys, {n} calls): p50 {:?}  p99 {:?}  p99.9 {:?}  max {:?}",
+        at(0.50),
+        at(0.99),
+        at(0.999),
+        samples[samples.len() - 1]
+    );
+    assert!(at(0.99) < Duration::from_millis(1));
+    Ok(())
+}
