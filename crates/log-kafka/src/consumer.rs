@@ -160,14 +160,17 @@ impl Consumer for KafkaConsumer {
         }
         while self.taken.len() < max {
             self.apply_pending_seek().await?;
+            // A handle of its own, so a message (which borrows it) does not
+            // borrow `self` while it is stored.
+            let member = self.member()?.clone();
             let msg = if self.taken.is_empty() {
                 // Short waits, so a seek waiting for the group's assignment is applied promptly.
                 let wait = deadline
                     .saturating_duration_since(Instant::now())
                     .min(Duration::from_millis(100));
-                tokio::time::timeout(wait, self.member()?.recv()).await.ok()
+                tokio::time::timeout(wait, member.recv()).await.ok()
             } else {
-                self.member()?.recv().now_or_never()
+                member.recv().now_or_never()
             };
             match msg {
                 Some(Ok(m)) => {
