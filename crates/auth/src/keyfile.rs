@@ -27,10 +27,13 @@ use crate::{Error, KeyId, Result, Role, Scope};
 /// The format this build reads and writes.
 pub(crate) const FORMAT: u32 = 1;
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct KeyFile {
-    format: u32,
+    /// Checked on its own before the rest is parsed (see `parse`); here
+    /// so that `deny_unknown_fields` accepts it.
+    #[serde(rename = "format")]
+    _format: u32,
     keys: Vec<StoredKey>,
 }
 
@@ -213,20 +216,19 @@ fn check_permissions(_: &Path, _: &fs::Metadata) -> Result<()> {
 /// fsynced so the rename itself survives a crash. Readers see the old file
 /// or the new one, never a torn one. Call with the lock held.
 pub(crate) fn write(path: &Path, keys: &[StoredKey]) -> Result<()> {
-    let write_err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| Error::Write { path, source }
-    };
+    /// [`KeyFile`] by reference, for writing.
+    #[derive(Serialize)]
+    struct KeyFileRef<'a> {
+        format: u32,
+        keys: &'a [StoredKey],
+    }
     let dir = parent(path);
     create_dir(dir)?;
-    let mut text = serde_json::to_string_pretty(&KeyFile {
+    let mut text = serde_json::to_string_pretty(&KeyFileRef {
         format: FORMAT,
-        keys: keys.to_vec(),
+        keys,
     })
-    .map_err(|e| Error::Write {
-        path: path.to_owned(),
-        source: io::Error::other(e),
-    })?;
+    .map_err(|e| write_err(path)(io::Error::other(e)))?;
     text.push('\n');
     let tmp = tmp_path(path);
     // A temp file left by a crash may have any mode; start afresh so the
@@ -247,6 +249,11 @@ pub(crate) fn write(path: &Path, keys: &[StoredKey]) -> Result<()> {
         .map_err(write_err(dir))
 }
 
+fn write_err(path: &Path) -> impl FnOnce(io::Error) -> Error {
+    let path = path.to_owned();
+    move |source| Error::Write { path, source }
+}
+
 /// Holds the writers' lock on `keys.json.lock` until dropped. Readers take
 /// no lock: the file they read is always whole (see [`write`]).
 #[derive(Debug)]
@@ -262,14 +269,8 @@ pub(crate) fn lock(path: &Path) -> Result<WriteLock> {
     let dir = parent(path);
     create_dir(dir)?;
     let lock_path = lock_path(path);
-    let file = private_file(&lock_path, false).map_err(|source| Error::Write {
-        path: lock_path.clone(),
-        source,
-    })?;
-    file.lock().map_err(|source| Error::Write {
-        path: lock_path,
-        source,
-    })?;
+    let file = private_file(&lock_path, false).map_err(write_err(&lock_path))?;
+    file.lock().map_err(write_err(&lock_path))?;
     Ok(WriteLock { _file: file })
 }
 

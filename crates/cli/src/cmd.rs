@@ -14,6 +14,7 @@ pub mod esg;
 pub mod events;
 pub mod forensics;
 pub mod forensics_service;
+pub mod keys;
 pub mod mcp;
 pub mod mesh;
 pub mod serve;

@@ -12,6 +12,7 @@
 //! - `cmd/decide`: `ultracore decide`, `ultracore models reload`: trading decisions and model updates.
 //! - `cmd/forensics_service`: `ultracore service forensics`, `ultracore forensics show`.
 //! - `cmd/mcp`: `ultracore mcp`: the MCP server for AI agents, on stdio.
+//! - `cmd/keys`: `ultracore keys …`: API keys of the data directory.
 //! - `output`: tables for humans.
 
 use std::path::PathBuf;
@@ -159,6 +160,13 @@ enum Command {
     /// The regime specialists: compare a retrained set and publish model_update events.
     #[command(subcommand)]
     Models(cmd::decide::ModelsCommand),
+    /// API keys of the data directory (`<data dir>/keys.json`, stored
+    /// hashed): create, list, revoke. Clients send a key as
+    /// `Authorization: Bearer <key>`.
+    ///
+    /// Example: ultracore --data-dir /var/lib/ultracore keys create --role viewer --portfolio pf-1
+    #[command(subcommand)]
+    Keys(cmd::keys::KeysCommand),
 }
 
 /// mimalloc: the services allocate and free small buffers per event on
@@ -218,6 +226,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Decide(a) => cmd::decide::run(&cli.log, a).await,
             Command::Models(c) => cmd::decide::models(&cli.log, c).await,
             Command::Mcp(a) => cmd::mcp::run(&cli.log, a).await,
+            Command::Keys(c) => cmd::keys::run(&cli.log, c),
         }
     })
 }
