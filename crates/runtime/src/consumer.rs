@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use ultracore_log::{
-    now_millis, Consumer, ConsumerOptions, DeadLetter, EventLog, Position, Record, DLQ_SUFFIX,
+    now_millis, Consumer, ConsumerOptions, DeadLetter, EventLog, GroupLag, Position, Record,
+    StartFrom, DLQ_SUFFIX,
 };
 use ultracore_metrics::{Counter, Histogram};
 
@@ -26,6 +27,10 @@ use crate::{catalogue, ServiceContext, ServiceError};
 /// Oldest timestamp per (topic, partition) of records polled and not yet
 /// committed: what the lag sampler reads for `lag_seconds`.
 type InFlight = Arc<Mutex<HashMap<(String, u32), i64>>>;
+
+/// The topics the group reads now, shared with the lag sampler so that a
+/// partition the group has never committed on is still reported.
+type Subscribed = Arc<Mutex<Vec<String>>>;
 
 /// Runs `handler` as `spec.group` until the context is cancelled. Returns
 /// `Ok` after a clean stop (everything handled is committed); an error when
@@ -120,12 +125,13 @@ impl<L: EventLog, H: Handler> Loop<'_, L, H> {
         let mut topics = topics_now(self.log, self.spec).await?;
         let mut consumer = join(self.log, self.spec, &topics).await?;
         let in_flight: InFlight = Arc::default();
+        let subscribed: Subscribed = Arc::new(Mutex::new(topics.clone()));
         let sampler = tokio::spawn(sample_lag(
             self.log.clone(),
-            self.spec.group.clone(),
+            self.spec.clone(),
             self.ctx.metrics.clone(),
             in_flight.clone(),
-            Duration::from_millis(config.lag_interval_ms.max(10)),
+            subscribed.clone(),
         ));
         let _sampler = AbortOnDrop(sampler);
         let poll_timeout = Duration::from_millis(config.poll_timeout_ms.max(1));
@@ -174,6 +180,7 @@ impl<L: EventLog, H: Handler> Loop<'_, L, H> {
                     drop(consumer);
                     self.ctx.health.set_unready(&self.ctx.name);
                     topics = now;
+                    *subscribed.lock().unwrap_or_else(|p| p.into_inner()) = topics.clone();
                     consumer = join(self.log, self.spec, &topics).await?;
                 }
             }
@@ -328,14 +335,47 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The group's lag on every partition it reads: the log's answer for the
+/// partitions it has committed on, and for the others everything stored
+/// (or nothing, for a group that starts at the latest record).
+async fn group_lag<L: EventLog>(
+    log: &L,
+    spec: &ConsumerSpec,
+    subscribed: &[String],
+) -> ultracore_log::Result<Vec<GroupLag>> {
+    let mut lags = log.group_lag(&spec.group).await?;
+    let known: BTreeSet<String> = lags.iter().map(|l| l.topic.clone()).collect();
+    for topic in subscribed.iter().filter(|t| !known.contains(*t)) {
+        let Ok(info) = log.describe_topic(topic).await else {
+            continue; // deleted since the last refresh
+        };
+        for p in info.partitions {
+            lags.push(GroupLag {
+                group: spec.group.clone(),
+                topic: topic.clone(),
+                partition: p.partition,
+                committed: match spec.start {
+                    StartFrom::Earliest => None,
+                    StartFrom::Latest => Some(p.high_watermark),
+                },
+                log_start_offset: p.log_start_offset,
+                high_watermark: p.high_watermark,
+            });
+        }
+    }
+    Ok(lags)
+}
+
 /// Samples the group's lag into the metrics until aborted.
 async fn sample_lag<L: EventLog>(
     log: L,
-    group: String,
+    spec: ConsumerSpec,
     metrics: Arc<RuntimeMetrics>,
     in_flight: InFlight,
-    every: Duration,
+    subscribed: Subscribed,
 ) {
+    let group = spec.group.clone();
+    let every = Duration::from_millis(spec.config.lag_interval_ms.max(10));
     // When a partition lags and nothing of it is in flight, its oldest
     // unhandled record is at least as old as the first sample that saw it
     // lagging.
@@ -344,7 +384,8 @@ async fn sample_lag<L: EventLog>(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let lags = match log.group_lag(&group).await {
+        let topics = subscribed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let lags = match group_lag(&log, &spec, &topics).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::debug!(group, error = %e, "lag sample failed");

@@ -348,3 +348,47 @@ async fn every_topic_includes_topics_created_later() -> TestResult {
     run.await??;
     Ok(())
 }
+
+/// Holds its first batch until released: the group commits nothing.
+struct Stalled(Arc<tokio::sync::Notify>);
+
+impl Handler for Stalled {
+    async fn handle(&mut self, _batch: &[Record]) -> Result<(), HandlerError> {
+        self.0.notified().await;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_never_committed_reports_its_backlog_as_lag() -> TestResult {
+    let (_dir, log) = open()?;
+    let topic = "query-events";
+    log.ensure_topic(&TopicSpec::new(topic, 1)).await?;
+    append(&log, topic, &["a", "b", "c", "d", "e"]).await?;
+    let mut sup = Supervisor::new(Default::default(), SupervisorOptions::default());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let held = release.clone();
+    let spec = ConsumerSpec::new("stalled", Subscription::topics([topic])).config(fast());
+    sup.add(Registration::consumer(
+        "stalled",
+        log.clone(),
+        spec,
+        move |_| Ok(Stalled(held.clone())),
+    ));
+    let registry = sup.registry();
+    let token = sup.token();
+    let run = tokio::spawn(sup.run(std::future::pending()));
+    let series = "ultracore_consumer_lag_records{group=\"stalled\",topic=\"query-events\",partition=\"0\"} 5";
+    wait_for("the backlog in the lag gauge", || {
+        registry.render().contains(series)
+    })
+    .await?;
+    // Nothing was committed, so the log itself reports no row for it.
+    assert!(log.group_lag("stalled").await?.is_empty());
+    release.notify_one();
+    let zero = "ultracore_consumer_lag_records{group=\"stalled\",topic=\"query-events\",partition=\"0\"} 0";
+    wait_for("the lag back to zero", || registry.render().contains(zero)).await?;
+    token.cancel();
+    run.await?.map_err(|f| f.to_string())?;
+    Ok(())
+}
