@@ -33,6 +33,9 @@ const SECRET_LEN: usize = 52;
 const KEY_LEN: usize = KEY_PREFIX.len() + KeyId::LEN + 1 + SECRET_LEN;
 /// How often [`KeyStore::verify`] looks at the file for changes.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often an unknown key id may make the store look at its file early.
+const UNKNOWN_RECHECK: Duration = Duration::from_millis(100);
 const MAX_NAME_CHARS: usize = 64;
 
 /// The public half of a key: 12 lowercase base32 characters. Safe to log.
@@ -210,6 +213,10 @@ pub struct KeyStore {
     /// so that the common case (not yet due) costs one relaxed load and no
     /// lock; the compare-exchange elects one caller per interval to check.
     next_check_ms: AtomicU64,
+    /// When an unknown key id may next trigger an early look at the file
+    /// (a key created a moment ago works at once), in ms since `epoch`:
+    /// at most one such look per [`UNKNOWN_RECHECK`].
+    next_unknown_check_ms: AtomicU64,
     /// Serialises reloads and writes within this process.
     reloading: Mutex<()>,
 }
@@ -232,6 +239,7 @@ impl KeyStore {
             snapshot: RwLock::new(Arc::new(Snapshot::of(stamp, &keys))),
             epoch,
             next_check_ms: AtomicU64::new(RELOAD_INTERVAL.as_millis() as u64),
+            next_unknown_check_ms: AtomicU64::new(0),
             reloading: Mutex::new(()),
         })
     }
@@ -259,7 +267,10 @@ impl KeyStore {
         // known one and timing does not tell which ids exist.
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         self.reload_if_due(now);
-        let snapshot = self.current();
+        let mut snapshot = self.current();
+        if !snapshot.entries.contains_key(&id) && self.recheck_for_unknown(now) {
+            snapshot = self.current();
+        }
         let entry = snapshot
             .entries
             .get(&id)
@@ -423,27 +434,43 @@ impl KeyStore {
 
     /// Elects at most one caller per interval to check the file.
     fn reload_if_due(&self, now: Instant) {
+        self.reload_when(&self.next_check_ms, RELOAD_INTERVAL, now);
+    }
+
+    /// An id not in memory may be a key created since the last look: looks
+    /// at the file now, at most once per [`UNKNOWN_RECHECK`] whatever the
+    /// number of unknown ids sent. Whether the keys were reloaded.
+    fn recheck_for_unknown(&self, now: Instant) -> bool {
+        self.reload_when(&self.next_unknown_check_ms, UNKNOWN_RECHECK, now)
+    }
+
+    /// Reloads when `next` (ms since `epoch`) has come, electing one caller
+    /// per `interval`. Whether the keys were reloaded.
+    fn reload_when(&self, next: &AtomicU64, interval: Duration, now: Instant) -> bool {
         let now_ms = u64::try_from(now.saturating_duration_since(self.epoch).as_millis())
             .unwrap_or(u64::MAX);
-        let due = self.next_check_ms.load(Ordering::Relaxed);
+        let due = next.load(Ordering::Relaxed);
         if now_ms < due {
-            return;
+            return false;
         }
-        let next = now_ms.saturating_add(RELOAD_INTERVAL.as_millis() as u64);
-        if self
-            .next_check_ms
-            .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+        let then = now_ms.saturating_add(interval.as_millis() as u64);
+        if next
+            .compare_exchange(due, then, Ordering::Relaxed, Ordering::Relaxed)
             .is_err()
         {
-            return; // another caller checks this time
+            return false; // another caller checks this time
         }
         // A write or an explicit reload in progress installs a fresh
         // snapshot itself; a request does not wait for it.
         let Ok(guard) = self.reloading.try_lock() else {
-            return;
+            return false;
         };
-        if let Err(error) = self.reload_locked(&guard) {
-            tracing::warn!(%error, "API key file unreadable; keeping the keys already loaded");
+        match self.reload_locked(&guard) {
+            Ok(reloaded) => reloaded,
+            Err(error) => {
+                tracing::warn!(%error, "API key file unreadable; keeping the keys already loaded");
+                false
+            }
         }
     }
 }
@@ -535,6 +562,26 @@ mod tests {
     use super::*;
 
     type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    #[test]
+    fn unknown_ids_look_at_the_file_at_most_every_100_ms() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let server = KeyStore::open(dir.path())?;
+        let cli = KeyStore::open(dir.path())?;
+        let t0 = Instant::now();
+        let (_, a) = cli.create(Role::Viewer, Scope::All, None)?;
+        // Made a moment ago elsewhere: found at once.
+        server.verify_at(a.expose(), t0)?;
+        let (_, b) = cli.create(Role::Viewer, Scope::All, None)?;
+        // Within 100 ms of that look, an unknown id does not look again...
+        assert!(matches!(
+            server.verify_at(b.expose(), t0 + Duration::from_millis(10)),
+            Err(AuthError::UnknownKey { .. })
+        ));
+        // ...after it, it does.
+        server.verify_at(b.expose(), t0 + Duration::from_millis(150))?;
+        Ok(())
+    }
 
     #[test]
     fn key_text_has_the_documented_shape() -> TestResult {
