@@ -1,0 +1,36 @@
+//! The HTTP edge every UltraCore route stands on.
+//!
+//! - [`Problem`]: the one error body, RFC 9457 `application/problem+json`.
+//! - [`policy::ROUTES`]: who may call each route and which portfolio it
+//!   touches; a route missing from it is refused.
+//! - [`Guard`]: the middleware that enforces it (Host allowlist, Origin,
+//!   JSON-only bodies, authentication, authorization, portfolio scope,
+//!   per-key rate limits, the stream cap, the request timeout) and hands the
+//!   [`Principal`] to the handlers.
+//! - [`serve`]: the server loop with a header-read timeout, a connection
+//!   cap and a bounded drain.
+//!
+//! A handler that needs the caller takes `Extension<Principal>`:
+//!
+//! ```no_run
+//! use axum::Extension;
+//! use ultracore_http::{Principal, Problem};
+//!
+//! async fn orders(Extension(who): Extension<Principal>) -> Result<String, Problem> {
+//!     if !who.can_access_portfolio("pf-1") {
+//!         return Err(Problem::not_found("portfolio 'pf-1' is not found for this key"));
+//!     }
+//!     Ok(format!("orders for {}", who.id()))
+//! }
+//! ```
+
+mod guard;
+pub mod policy;
+mod problem;
+mod server;
+
+pub use guard::{guard, loopback_hosts, EdgeConfig, Guard};
+pub use policy::{Access, Portfolios, RoutePolicy, ROUTES};
+pub use problem::{Problem, PROBLEM_JSON};
+pub use server::{serve, ServerLimits};
+pub use ultracore_auth::{Permission, Principal, Role, Scope};
