@@ -14,12 +14,20 @@
 //! | GET | `/metrics` | every family of the process's registry (when it has one) |
 //! | GET | `/api/v1/openapi.json` | the OpenAPI 3.1 document |
 //!
-//! Bad requests get 400 (not JSON, malformed ids) or 422 (a field with a
-//! bad value) with `{error, field, reason}`; nothing is published for them.
+//! Every route but `/healthz` and `/readyz` needs `Authorization: Bearer`
+//! and a role that grants it (see `ultracore_http::ROUTES`); a key scoped
+//! to some portfolios sees only those (404 for others). Serve the router
+//! behind `ultracore_http::Guard`, which also refuses foreign `Host`s and
+//! origins and non-JSON POSTs.
+//!
+//! Errors are RFC 9457 `application/problem+json` (`type`, `title`,
+//! `status`, `detail`, `field` when one is at fault): 400 (not JSON,
+//! malformed ids), 404, 409 (a request id reused for another request), 422
+//! (a field with a bad value); nothing is published for them.
 //!
 //! # Layout
 //!
-//! - `error`: [`ApiError`], the JSON error body.
+//! - `error`: [`ApiError`], the problem+json error body.
 //! - `routes`: the handlers.
 //! - `live`: the live event tail and the SSE streams.
 //! - `openapi`: the OpenAPI document.
@@ -62,9 +70,9 @@ pub struct AppState<L: EventLog> {
     pub live_events: broadcast::Sender<LiveEvent>,
     /// The services running in this process, for `/healthz`.
     pub services: Vec<String>,
-    /// Requests published by this process and not yet in the read model
-    /// (request id → portfolio id), so a GET right after the POST says pending.
-    pub(crate) submitted: Mutex<HashMap<Uuid, String>>,
+    /// Requests published by this process, so a GET right after the POST
+    /// says pending and a reused request id is recognized.
+    pub(crate) submitted: Submitted,
     pub(crate) health: Mutex<Option<String>>,
     /// The supervisor's health (services, checks) and the process's metrics.
     pub(crate) runtime: Option<(Health, Registry)>,
@@ -88,7 +96,7 @@ impl<L: EventLog> AppState<L> {
             live_notifications,
             live_events,
             services,
-            submitted: Mutex::new(HashMap::new()),
+            submitted: Submitted::default(),
             health: Mutex::new(None),
             runtime: None,
         }
@@ -101,9 +109,55 @@ impl<L: EventLog> AppState<L> {
         self
     }
 
+    /// Request ids remembered by this process (bounded; a metric).
+    pub fn submitted_len(&self) -> usize {
+        self.submitted.len()
+    }
+
     /// Marks the process unhealthy (a service stopped): `/healthz` answers 503 with the reason.
     pub fn set_unhealthy(&self, reason: impl Into<String>) {
         *self.health.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.into());
+    }
+}
+
+/// Requests this process published: request id → (portfolio, fingerprint
+/// of the request). Bounded: past [`Submitted::CAPACITY`] it starts over
+/// (the read model answers for older ones).
+#[derive(Debug, Default)]
+pub(crate) struct Submitted(Mutex<HashMap<Uuid, (String, u64)>>);
+
+impl Submitted {
+    pub(crate) const CAPACITY: usize = 100_000;
+
+    /// A hash of the request's canonical JSON: equal requests, equal prints.
+    pub(crate) fn fingerprint(request: &ultracore_esg::OptimizationRequest) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        serde_json::to_string(request)
+            .unwrap_or_default()
+            .hash(&mut h);
+        h.finish()
+    }
+
+    pub(crate) fn insert(&self, id: Uuid, portfolio: String, fingerprint: u64) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::CAPACITY {
+            map.clear();
+        }
+        map.insert(id, (portfolio, fingerprint));
+    }
+
+    pub(crate) fn get(&self, id: &Uuid) -> Option<(String, u64)> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// How many are remembered (a metric).
+    pub(crate) fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Extension;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::task::JoinHandle;
+use ultracore_http::Principal;
 use ultracore_log::{Consumer, ConsumerOptions, EventLog, RawEnvelope, StartFrom};
 
 use crate::{ApiError, AppState};
@@ -114,12 +116,16 @@ fn sse_stream<T: Clone + Send + 'static>(
     })
 }
 
-/// `GET /api/v1/notifications/stream`
+/// `GET /api/v1/notifications/stream`: of the key's portfolios only.
 pub(crate) async fn notification_stream<L: EventLog>(
     State(state): State<Arc<AppState<L>>>,
+    Extension(principal): Extension<Principal>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let rx = state.live_notifications.subscribe();
-    Sse::new(sse_stream(rx, |n: ultracore_flow::Notification| {
+    Sse::new(sse_stream(rx, move |n: ultracore_flow::Notification| {
+        if !principal.can_access_portfolio(&n.portfolio_id) {
+            return None;
+        }
         Event::default()
             .event("notification")
             .id(n.request_id.clone())

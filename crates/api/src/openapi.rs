@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 fn error_response(description: &str) -> Value {
-    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+    json!({"description": description, "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}})
 }
 
 fn ok_json(description: &str, schema: Value) -> Value {
@@ -32,8 +32,69 @@ pub const MOUNTED_ELSEWHERE: [&str; 3] = [
     "/mcp",
 ];
 
-/// The document.
+/// The document, with each operation's access rule from
+/// [`ultracore_http::ROUTES`]: `security` (none for open routes),
+/// `x-ultracore-permission`, `x-ultracore-portfolios` and the 401, 403,
+/// 404 and 429 answers the guard gives.
 pub fn openapi() -> Value {
+    let mut doc = document();
+    annotate_access(&mut doc);
+    doc
+}
+
+fn annotate_access(doc: &mut Value) {
+    use ultracore_http::{Access, Portfolios};
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(ops) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in ops.iter_mut() {
+            let method = method.to_ascii_uppercase();
+            let Some(rule) = ultracore_http::ROUTES
+                .iter()
+                .find(|r| r.method == method && r.path == path)
+            else {
+                // Left unannotated: the guard refuses it, and the
+                // authorization matrix test fails on it.
+                continue;
+            };
+            let (permission, security) = match rule.access {
+                Access::Open => ("none", json!([])),
+                Access::Metrics => ("read-metrics", json!([{"bearer": []}, {}])),
+                Access::Authenticated => ("any", json!([{"bearer": []}])),
+                Access::Permission(p) => (p.as_str(), json!([{"bearer": []}])),
+            };
+            op["security"] = security;
+            op["x-ultracore-permission"] = json!(permission);
+            op["x-ultracore-portfolios"] = json!(match rule.portfolios {
+                Portfolios::None => "none".to_owned(),
+                Portfolios::Path(p) => format!("path:{p}"),
+                Portfolios::Handler => "checked".to_owned(),
+                Portfolios::Every => "all".to_owned(),
+            });
+            if rule.access == Access::Open {
+                continue;
+            }
+            let responses = &mut op["responses"];
+            responses["401"] = error_response(
+                "No valid credentials: send 'Authorization: Bearer <API key or token>'",
+            );
+            responses["403"] = error_response("The key's role lacks the permission (or the route shows every portfolio and the key is scoped), or a foreign Origin");
+            responses["429"] = error_response("The key's rate limit: see Retry-After");
+            if matches!(rule.portfolios, Portfolios::Path(_) | Portfolios::Handler) {
+                responses["404"] = error_response("Unknown, or outside the key's portfolios");
+            }
+            if method == "POST" {
+                responses["415"] = error_response("The body is not application/json");
+            }
+        }
+    }
+}
+
+fn document() -> Value {
     let portfolio = path_param("id", "Portfolio id", None);
     let request = path_param(
         "request_id",
@@ -127,15 +188,30 @@ pub fn openapi() -> Value {
                 "summary": "Prometheus metrics of every service: events published and consumed per topic, consumer lag per group and partition (records and seconds), HTTP requests and latency per route and status, service records, retries, dead letters and restarts; decisions, forensics and the emitter's own families",
                 "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}
             }},
-            "/mcp": {"post": {
-                "summary": "MCP (streamable HTTP) for AI agents: optimize_portfolio_esg, get_optimization_result, calculate_risk_metrics",
-                "responses": {"200": {"description": "MCP JSON-RPC over streamable HTTP"}}
-            }},
+            "/mcp": {
+                "post": {
+                    "summary": "MCP (streamable HTTP) for AI agents: optimize_portfolio_esg (request-optimization), get_optimization_result and calculate_risk_metrics (read-portfolios); each tool checks the key's role and portfolios",
+                    "responses": {"200": {"description": "MCP JSON-RPC over streamable HTTP"}}
+                },
+                "get": {
+                    "summary": "The MCP session's server-to-client event stream",
+                    "responses": {"200": sse("MCP messages"), "405": {"description": "Stateless sessions have no stream"}}
+                },
+                "delete": {
+                    "summary": "Ends an MCP session",
+                    "responses": {"200": {"description": "Ended"}, "405": {"description": "Stateless sessions cannot be ended"}}
+                }
+            },
             "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": ok_json("OpenAPI 3.1", json!({"type": "object"}))}}}
         },
-        "components": {"schemas": {
-            "Error": {"type": "object", "required": ["error", "reason"], "properties": {
-                "error": {"type": "string"}, "field": {"type": "string"}, "reason": {"type": "string"}}},
+        "security": [{"bearer": []}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "An API key (`ultracore keys create`) or a JWT of the configured OIDC issuer"}},
+            "schemas": {
+            "Problem": {"type": "object", "description": "RFC 9457 problem details", "required": ["type", "title", "status", "detail"], "properties": {
+                "type": {"type": "string", "format": "uri"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                "detail": {"type": "string"}, "field": {"type": "string", "description": "The request field at fault"},
+                "code": {"type": "string", "description": "The problem type as a short word"}}},
             "OptimizationRequest": {"type": "object", "required": ["portfolio"], "additionalProperties": false, "properties": {
                 "request_id": {"type": "string", "format": "uuid", "description": "Optional idempotency key; generated when absent"},
                 "portfolio_id": {"type": "string", "description": "Optional; must equal the path's id"},

@@ -4,17 +4,18 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use ultracore_es::Cut;
 use ultracore_esg::OptimizationRequest;
 use ultracore_flow::Portfolio;
+use ultracore_http::Principal;
 use ultracore_log::EventLog;
 use uuid::Uuid;
 
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, Submitted};
 
 type Shared<L> = State<Arc<AppState<L>>>;
 
@@ -50,6 +51,7 @@ fn request_id(id: &str) -> Result<Uuid, ApiError> {
 /// `POST /api/v1/portfolios/{id}/optimizations`
 pub(crate) async fn request_optimization<L: EventLog>(
     State(state): Shared<L>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -78,7 +80,8 @@ pub(crate) async fn request_optimization<L: EventLog>(
             ))
         }
     }
-    if !obj.contains_key("request_id") {
+    let caller_id = obj.contains_key("request_id");
+    if !caller_id {
         obj.insert("request_id".into(), json!(Uuid::now_v7()));
     }
     let request: OptimizationRequest = serde_path_to_error::deserialize(&value).map_err(|e| {
@@ -95,15 +98,17 @@ pub(crate) async fn request_optimization<L: EventLog>(
         ApiError::invalid_field(f.field.unwrap_or_else(|| "(body)".into()), f.reason)
     })?;
     let request_id = request.request_id;
-    ultracore_flow::submit(&state.log, request)
-        .await
-        .map_err(|e| ApiError::unavailable("publishing the request failed", e))?;
-    {
-        let mut submitted = state.submitted.lock().unwrap_or_else(|e| e.into_inner());
-        if submitted.len() > 100_000 {
-            submitted.clear();
-        }
-        submitted.insert(request_id, pid.clone());
+    let fingerprint = Submitted::fingerprint(&request);
+    let replay = if caller_id {
+        reused_request_id(&state, request_id, &pid, fingerprint, &request).await?
+    } else {
+        false
+    };
+    if !replay {
+        ultracore_flow::submit_as(&state.log, request, principal.id())
+            .await
+            .map_err(|e| ApiError::unavailable("publishing the request failed", e))?;
+        state.submitted.insert(request_id, pid.clone(), fingerprint);
     }
     let location = format!("/api/v1/optimizations/{request_id}");
     Ok((
@@ -119,32 +124,76 @@ pub(crate) async fn request_optimization<L: EventLog>(
         .into_response())
 }
 
+/// Whether a request id the caller chose was used before: `Ok(true)` for
+/// the same request again (answered like the first time, published once),
+/// 409 for another portfolio or another body, `Ok(false)` for a new id.
+///
+/// Requests this process published are compared in full; older ones (from
+/// the reporting read model) by portfolio and objective.
+async fn reused_request_id<L: EventLog>(
+    state: &AppState<L>,
+    rid: Uuid,
+    pid: &str,
+    fingerprint: u64,
+    request: &OptimizationRequest,
+) -> Result<bool, ApiError> {
+    let conflict = || {
+        ApiError::conflict(format!(
+            "request id {rid} was already used for another request; send this one with a new request id (or none, and one is made)"
+        ))
+        .with_field("request_id")
+    };
+    if let Some((first_pid, first_print)) = state.submitted.get(&rid) {
+        return if first_pid == pid && first_print == fingerprint {
+            Ok(true)
+        } else {
+            Err(conflict())
+        };
+    }
+    let reports = state.reports.clone();
+    let view = tokio::task::spawn_blocking(move || reports.optimization(rid))
+        .await
+        .map_err(|e| ApiError::unavailable("reading the reporting read model failed", e))?
+        .map_err(|e| ApiError::unavailable("reading the reporting read model failed", e))?;
+    match view {
+        None => Ok(false),
+        Some(v)
+            if v.portfolio_id == pid && v.objective.as_ref() == Some(&json!(request.objective)) =>
+        {
+            Ok(true)
+        }
+        Some(_) => Err(conflict()),
+    }
+}
+
 /// `GET /api/v1/optimizations/{request_id}`
 pub(crate) async fn get_optimization<L: EventLog>(
     State(state): Shared<L>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let rid = request_id(&id)?;
-    if let Some(view) = state
-        .reports
-        .optimization(rid)
+    let unknown = || {
+        ApiError::not_found(format!(
+            "no optimization request {rid} is known: check the id the POST answered with"
+        ))
+    };
+    let reports = state.reports.clone();
+    let view = tokio::task::spawn_blocking(move || reports.optimization(rid))
+        .await
         .map_err(|e| ApiError::unavailable("reading the reporting read model failed", e))?
-    {
+        .map_err(|e| ApiError::unavailable("reading the reporting read model failed", e))?;
+    if let Some(view) = view {
+        if !principal.can_access_portfolio(&view.portfolio_id) {
+            return Err(unknown());
+        }
         return Ok(Json(json!(view)));
     }
-    let pending = state
-        .submitted
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&rid)
-        .cloned();
-    match pending {
-        Some(pid) => Ok(Json(
+    match state.submitted.get(&rid) {
+        Some((pid, _)) if principal.can_access_portfolio(&pid) => Ok(Json(
             json!({"request_id": rid, "portfolio_id": pid, "status": "pending"}),
         )),
-        None => Err(ApiError::not_found(format!(
-            "no optimization request {rid} is known: check the id the POST answered with"
-        ))),
+        _ => Err(unknown()),
     }
 }
 
@@ -234,10 +283,12 @@ pub(crate) async fn get_orders<L: EventLog>(
     State(state): Shared<L>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let pid = portfolio_id(&id)?;
-    let orders = state
-        .orders
-        .of(pid)
+    let pid = portfolio_id(&id)?.to_owned();
+    let read = state.orders.clone();
+    let key = pid.clone();
+    let orders = tokio::task::spawn_blocking(move || read.of(&key))
+        .await
+        .map_err(|e| ApiError::unavailable("reading the order read model failed", e))?
         .map_err(|e| ApiError::unavailable("reading the order read model failed", e))?;
     Ok(Json(json!({"portfolio_id": pid, "orders": orders})))
 }
@@ -248,9 +299,10 @@ pub(crate) struct NotificationQuery {
     limit: Option<usize>,
 }
 
-/// `GET /api/v1/notifications`
+/// `GET /api/v1/notifications`: of the key's portfolios only.
 pub(crate) async fn get_notifications<L: EventLog>(
     State(state): Shared<L>,
+    Extension(principal): Extension<Principal>,
     Query(q): Query<NotificationQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(50);
@@ -262,11 +314,25 @@ pub(crate) async fn get_notifications<L: EventLog>(
     }
     if let Some(p) = &q.portfolio_id {
         portfolio_id(p)?;
+        if !principal.can_access_portfolio(p) {
+            return Err(ApiError::not_found(format!(
+                "portfolio '{p}' is not found for this key"
+            )));
+        }
     }
-    let list = state
-        .notifications
-        .latest(q.portfolio_id.as_deref(), limit)
-        .map_err(|e| ApiError::unavailable("reading notifications failed", e))?;
+    let notifications = state.notifications.clone();
+    let list = tokio::task::spawn_blocking(move || {
+        notifications.latest_matching(
+            |pid| {
+                q.portfolio_id.as_deref().is_none_or(|p| p == pid)
+                    && principal.can_access_portfolio(pid)
+            },
+            limit,
+        )
+    })
+    .await
+    .map_err(|e| ApiError::unavailable("reading notifications failed", e))?
+    .map_err(|e| ApiError::unavailable("reading notifications failed", e))?;
     Ok(Json(json!({"notifications": list})))
 }
 

@@ -1,19 +1,79 @@
-//! The API over real HTTP on 127.0.0.1, with every service of the flow
-//! running on an embedded log in a temporary directory.
+//! The API over real HTTP on 127.0.0.1, behind the platform's guard, with
+//! every service of the flow running on an embedded log in a temporary
+//! directory.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 use ultracore_api::{router, spawn_event_tail, AppState};
+use ultracore_auth::{Authenticator, KeyStore, RateLimit, RateLimiter, Role, Scope};
 use ultracore_es::Database;
 use ultracore_flow::{Flow, FlowOptions};
+use ultracore_http::{EdgeConfig, Guard};
 use ultracore_log::EventLog;
 use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
 use ultracore_marketdata::mesh::{build_products, DataMesh};
 use ultracore_marketdata::read_prices_file;
+
+/// One key file for the whole test binary, with an admin key every
+/// request of these tests sends, and a viewer key of `pf-view` only.
+struct Keys {
+    store: Arc<KeyStore>,
+    admin: String,
+    viewer: String,
+    _dir: tempfile::TempDir,
+}
+
+fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KeyStore::open(dir.path()).unwrap();
+        let (_, admin) = store
+            .create(Role::Admin, Scope::All, Some("tests"))
+            .unwrap();
+        let (_, viewer) = store
+            .create(Role::Viewer, Scope::portfolios(["pf-view"]).unwrap(), None)
+            .unwrap();
+        Keys {
+            admin: admin.expose().to_owned(),
+            viewer: viewer.expose().to_owned(),
+            store: Arc::new(store),
+            _dir: dir,
+        }
+    })
+}
+
+/// `app` behind the guard, as `ultracore serve` runs it.
+fn guarded(app: axum::Router) -> axum::Router {
+    let limiter = RateLimiter::new(RateLimit {
+        per_second: 10_000.0,
+        burst: 10_000,
+        ..RateLimit::default()
+    })
+    .unwrap();
+    Guard::new(
+        EdgeConfig::default(),
+        Authenticator::new(keys().store.clone()),
+        limiter,
+    )
+    .protect(app)
+}
+
+fn client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        format!("Bearer {}", keys().admin).parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
 
 struct Server {
     base: String,
@@ -46,7 +106,7 @@ async fn start() -> Server {
         )
         .with_runtime(flow.health(), flow.registry()),
     );
-    let app = router(state);
+    let app = guarded(router(state));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -69,13 +129,13 @@ fn body(min_esg: f64) -> Value {
 }
 
 async fn get(url: &str) -> (u16, Value) {
-    let r = reqwest::get(url).await.unwrap();
+    let r = client().get(url).send().await.unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
 async fn post(url: &str, body: &str) -> (u16, Value) {
-    let r = reqwest::Client::new()
+    let r = client()
         .post(url)
         .header("content-type", "application/json")
         .body(body.to_owned())
@@ -120,16 +180,20 @@ async fn sse_until(mut response: reqwest::Response, needle: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn optimization_through_the_api() {
     let s = start().await;
-    let notifications = reqwest::get(format!("{}/api/v1/notifications/stream", s.base))
+    let notifications = client()
+        .get(format!("{}/api/v1/notifications/stream", s.base))
+        .send()
         .await
         .unwrap();
     assert_eq!(notifications.status().as_u16(), 200);
-    let events = reqwest::get(format!(
-        "{}/api/v1/events/stream?topic=esg-portfolio-events",
-        s.base
-    ))
-    .await
-    .unwrap();
+    let events = client()
+        .get(format!(
+            "{}/api/v1/events/stream?topic=esg-portfolio-events",
+            s.base
+        ))
+        .send()
+        .await
+        .unwrap();
 
     let (status, accepted) = post(
         &format!("{}/api/v1/portfolios/pf-api/optimizations", s.base),
@@ -203,6 +267,35 @@ async fn optimization_through_the_api() {
 
     let (status, health) = get(&format!("{}/healthz", s.base)).await;
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+
+    // A viewer of another portfolio sees none of it: the request, the
+    // portfolio and its orders are 404, the notifications list is empty.
+    let base = s.base.clone();
+    let viewer = |path: String| {
+        let base = base.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .get(format!("{base}{path}"))
+                .bearer_auth(&keys().viewer)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    for path in [
+        format!("/api/v1/optimizations/{rid}"),
+        "/api/v1/portfolios/pf-api".to_owned(),
+        "/api/v1/portfolios/pf-api/orders".to_owned(),
+        "/api/v1/notifications?portfolio_id=pf-api".to_owned(),
+    ] {
+        let (status, body) = viewer(path.clone()).await;
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+    let (status, list) = viewer("/api/v1/notifications".to_owned()).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["notifications"], json!([]), "{list}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,7 +307,7 @@ async fn bad_requests_are_refused_with_the_field_and_nothing_is_published() {
 
     let (status, e) = post(&url, "{not json").await;
     assert_eq!(
-        (status, e["error"].as_str()),
+        (status, e["code"].as_str()),
         (400, Some("invalid_json")),
         "{e}"
     );
@@ -231,7 +324,7 @@ async fn bad_requests_are_refused_with_the_field_and_nothing_is_published() {
     assert_eq!(status, 422, "{e}");
     assert_eq!(e["field"], "constraints.min_esg");
     assert!(
-        e["reason"].as_str().unwrap().contains("unknown field"),
+        e["detail"].as_str().unwrap().contains("unknown field"),
         "{e}"
     );
 
@@ -256,14 +349,14 @@ async fn bad_requests_are_refused_with_the_field_and_nothing_is_published() {
     )
     .await;
     assert_eq!(
-        (status, e["error"].as_str()),
+        (status, e["code"].as_str()),
         (400, Some("invalid_id")),
         "{e}"
     );
 
     let (status, e) = get(&format!("{}/api/v1/optimizations/not-a-uuid", s.base)).await;
     assert_eq!(
-        (status, e["error"].as_str()),
+        (status, e["code"].as_str()),
         (400, Some("invalid_id")),
         "{e}"
     );
@@ -356,7 +449,9 @@ async fn readiness_and_metrics_come_from_the_supervisor() {
     for service in ["optimization", "reporting", "execution", "notification"] {
         assert!(names.contains(&service), "{names:?}");
     }
-    let text = reqwest::get(format!("{}/metrics", server.base))
+    let text = client()
+        .get(format!("{}/metrics", server.base))
+        .send()
         .await
         .unwrap()
         .text()
@@ -397,7 +492,8 @@ async fn a_failed_service_turns_healthz_503_naming_it() {
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+    let app = guarded(router(state));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (status, body) = get(&format!("http://{addr}/healthz")).await;

@@ -53,13 +53,17 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A plain HTTP/1.1 GET; the status and the JSON body.
+/// The API key the services' HTTP APIs are called with.
+static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// A plain HTTP/1.1 GET with the key; the status and the JSON body.
 fn get(port: u16, path: &str) -> Option<(u16, Value)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let key = KEY.get().map(String::as_str).unwrap_or_default();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut text = String::new();
@@ -222,6 +226,36 @@ fn killed_optimization_service_yields_one_result_per_request_downstream() {
         .output()
         .unwrap();
     assert!(built.status.success());
+
+    // One viewer key for both services' APIs: made in one data directory,
+    // its key file copied to the other.
+    let made = env
+        .command(
+            &d.join("reporting"),
+            &[
+                "keys",
+                "create",
+                "--role",
+                "viewer",
+                "--all-portfolios",
+                "--json",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let made: Value = serde_json::from_slice(&made.stdout).unwrap();
+    let _ = KEY.set(made["key"].as_str().unwrap().to_owned());
+    std::fs::create_dir_all(d.join("notification")).unwrap();
+    std::fs::copy(
+        d.join("reporting").join("keys.json"),
+        d.join("notification").join("keys.json"),
+    )
+    .unwrap();
 
     let mut children = Children(Vec::new());
     let (reporting, notification) = (free_port(), free_port());

@@ -3,51 +3,14 @@
 //! process exits 0, and `/readyz` said ready before the storm.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+mod common;
 
-fn ultracore() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ultracore"));
-    c.current_dir(format!("{}/../..", env!("CARGO_MANIFEST_DIR")))
-        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
-        .env_remove("EVENT_STORE_TYPE")
-        .env_remove("ULTRACORE_LOG")
-        .env_remove("ULTRACORE_DATA_DIR")
-        .env_remove("ULTRACORE_MODELS_DIR");
-    c
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    let (_, body) = text.split_once("\r\n\r\n")?;
-    Some((status, body.to_owned()))
-}
+use common::{http, ultracore, Serve, TestResult};
 
 /// The `decision_id`s of the trading decisions in a log's topic.
 fn decisions_in(
@@ -86,21 +49,12 @@ fn decisions_in(
 
 #[test]
 fn sigint_during_a_decision_storm_loses_no_answered_decision() -> TestResult {
-    let data = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let mut server = Server(
-        ultracore()
-            .args(["--data-dir", data.path().to_str().ok_or("path")?])
-            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
+    let mut server = Serve::start(&[])?;
+    let port = server.port;
+    let key = server.admin.clone();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        match http(port, "GET", "/readyz", "") {
+        match http(port, "GET", "/readyz", "", None) {
             Some((200, body)) => {
                 let r: serde_json::Value = serde_json::from_str(&body)?;
                 assert_eq!(r["ready"], true, "{body}");
@@ -124,7 +78,7 @@ fn sigint_during_a_decision_storm_loses_no_answered_decision() -> TestResult {
     let features = r#""return_20d": 8, "sma_50_200_ratio": 1.05, "vix_level": 12, "volatility_20d": 11, "macd": 1.5, "sentiment_score": 0.9"#;
     let workers: Vec<_> = (0..4)
         .map(|w| {
-            let (answered, stop) = (answered.clone(), stop.clone());
+            let (answered, stop, key) = (answered.clone(), stop.clone(), key.clone());
             std::thread::spawn(move || {
                 let mut i = 0;
                 // Bounded: the storm ends when the server stops answering,
@@ -135,7 +89,7 @@ fn sigint_during_a_decision_storm_loses_no_answered_decision() -> TestResult {
                         r#"{{"symbol": "S{w}", "features": {{{features}}}, "price": 100,
                             "portfolio": {{"position_units": 0, "value": 10000000, "correlation_with_holdings": 0.1}}}}"#
                     );
-                    match http(port, "POST", "/api/v1/decisions", &body) {
+                    match http(port, "POST", "/api/v1/decisions", &body, Some(&key)) {
                         Some((200, answer)) => {
                             let d: serde_json::Value = match serde_json::from_str(&answer) {
                                 Ok(d) => d,
@@ -162,11 +116,11 @@ fn sigint_during_a_decision_storm_loses_no_answered_decision() -> TestResult {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let pid = server.0.id().to_string();
+    let pid = server.child.id().to_string();
     let status = Command::new("kill").args(["-INT", &pid]).status()?;
     assert!(status.success());
     let exit = loop {
-        if let Some(exit) = server.0.try_wait()? {
+        if let Some(exit) = server.child.try_wait()? {
             break exit;
         }
         assert!(
@@ -182,9 +136,9 @@ fn sigint_during_a_decision_storm_loses_no_answered_decision() -> TestResult {
     assert!(exit.success(), "serve exited with {exit}");
 
     let answered = answered.lock().unwrap().clone();
-    let mut recorded = decisions_in(data.path(), "trading_decisions")?;
+    let mut recorded = decisions_in(server.data_dir(), "trading_decisions")?;
     recorded.extend(decisions_in(
-        &data.path().join("spool").join("decisions"),
+        &server.data_dir().join("spool").join("decisions"),
         "spool",
     )?);
     let lost: Vec<&String> = answered.difference(&recorded).collect();

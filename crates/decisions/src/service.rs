@@ -230,8 +230,18 @@ impl DecisionService {
 
     /// Makes a decision and queues its events; never waits for the log.
     pub fn decide(&self, request: &DecisionRequest) -> Result<Decision> {
+        self.decide_as(request, None)
+    }
+
+    /// [`DecisionService::decide`] on behalf of `principal` (the API key
+    /// id or token subject), recorded in the decision's events.
+    pub fn decide_as(
+        &self,
+        request: &DecisionRequest,
+        principal: Option<&str>,
+    ) -> Result<Decision> {
         let started = Instant::now();
-        let result = self.decide_and_emit(request);
+        let result = self.decide_and_emit(request, principal);
         match &result {
             Ok(decision) => self.metrics.decided(decision, started.elapsed()),
             Err(crate::Error::NotRecorded(_)) => self.metrics.not_recorded(),
@@ -240,7 +250,11 @@ impl DecisionService {
         result
     }
 
-    fn decide_and_emit(&self, request: &DecisionRequest) -> Result<Decision> {
+    fn decide_and_emit(
+        &self,
+        request: &DecisionRequest,
+        principal: Option<&str>,
+    ) -> Result<Decision> {
         let engine = self.engine();
         let decision_id = Uuid::now_v7();
         let now = Utc::now().trunc_subsecs(3);
@@ -258,8 +272,7 @@ impl DecisionService {
             decision_id,
             now,
             (AGGREGATE_TYPE, symbol),
-            &correlation,
-            None,
+            (&correlation, None, principal),
             (DECISION_EVENT, &decision.decision),
         );
         emitter.emit(DECISIONS_TOPIC, first)?;
@@ -283,8 +296,7 @@ impl DecisionService {
                 Uuid::now_v7(),
                 now,
                 (AGGREGATE_TYPE, symbol),
-                &correlation,
-                Some(decision_id),
+                (&correlation, Some(decision_id), principal),
                 (RISK_EVENT, &risk),
             ),
         );
@@ -296,8 +308,7 @@ impl DecisionService {
                     Uuid::now_v7(),
                     now,
                     (REGIME_AGGREGATE_TYPE, symbol),
-                    &correlation,
-                    Some(decision_id),
+                    (&correlation, Some(decision_id), principal),
                     (REGIME_EVENT, &change),
                 ),
             );
@@ -368,8 +379,7 @@ impl DecisionService {
                         Uuid::now_v7(),
                         now,
                         (MODEL_AGGREGATE_TYPE, id),
-                        &correlation,
-                        None,
+                        (&correlation, None, None),
                         (MODEL_EVENT, update),
                     ),
                 );
@@ -413,6 +423,8 @@ struct EnvelopeOut<'a, P: Serialize> {
     version: u64,
     correlation_id: Option<&'a str>,
     causation_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    principal: Option<&'a str>,
     payload: &'a P,
 }
 
@@ -423,8 +435,7 @@ fn record<P: Serialize>(
     event_id: Uuid,
     timestamp: DateTime<Utc>,
     (aggregate_type, aggregate_id): (&str, &str),
-    correlation_id: &str,
-    causation_id: Option<Uuid>,
+    (correlation_id, causation_id, principal): (&str, Option<Uuid>, Option<&str>),
     (event_type, payload): (&str, &P),
 ) -> NewRecord {
     let envelope = EnvelopeOut {
@@ -437,6 +448,7 @@ fn record<P: Serialize>(
         version: 1,
         correlation_id: Some(correlation_id),
         causation_id,
+        principal,
         payload,
     };
     let value = serde_json::to_vec(&envelope).expect("event payloads always serialize");
@@ -480,8 +492,7 @@ mod tests {
             id,
             decision.timestamp,
             (AGGREGATE_TYPE, "AAPL"),
-            "corr",
-            Some(cause),
+            ("corr", Some(cause), Some("k7f3abcdefgh")),
             (DECISION_EVENT, &decision),
         );
         let event = TradingDecisionEvent::TradingDecision(Box::new(decision.clone()));
@@ -496,6 +507,7 @@ mod tests {
             version: 1,
             correlation_id: Some("corr".to_owned()),
             causation_id: Some(cause),
+            principal: Some("k7f3abcdefgh".to_owned()),
             payload: event,
         }
         .to_record();

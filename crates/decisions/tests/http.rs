@@ -70,9 +70,10 @@ async fn decides_over_http_and_names_bad_fields() -> common::TestResult {
         .send()
         .await?;
     assert_eq!(answer.status(), 400);
+    assert_eq!(answer.headers()["content-type"], "application/problem+json");
     let error: Value = answer.json().await?;
     assert!(
-        error["error"]
+        error["detail"]
             .as_str()
             .unwrap_or_default()
             .contains("not JSON"),
@@ -104,8 +105,9 @@ async fn decides_over_http_and_names_bad_fields() -> common::TestResult {
         assert_eq!(answer.status(), 422, "{body}");
         let error: Value = answer.json().await?;
         assert_eq!(error["field"], field, "{error}");
+        assert_eq!(error["status"], 422, "{error}");
         assert!(
-            !error["reason"].as_str().unwrap_or_default().is_empty(),
+            !error["detail"].as_str().unwrap_or_default().is_empty(),
             "{error}"
         );
     }

@@ -170,12 +170,22 @@ impl Notifications {
 
     /// The newest `limit` notifications, newest first (optionally of one portfolio).
     pub fn latest(&self, portfolio_id: Option<&str>, limit: usize) -> Result<Vec<Notification>> {
+        self.latest_matching(|p| portfolio_id.is_none_or(|want| want == p), limit)
+    }
+
+    /// The newest `limit` notifications of the portfolios `keep` accepts,
+    /// newest first.
+    pub fn latest_matching(
+        &self,
+        keep: impl Fn(&str) -> bool,
+        limit: usize,
+    ) -> Result<Vec<Notification>> {
         let mut all: Vec<Notification> = self
             .db
             .documents(NOTIFICATIONS, "all")?
             .into_iter()
             .filter_map(|(_, doc)| serde_json::from_value::<Notification>(doc).ok())
-            .filter(|n| portfolio_id.is_none_or(|p| n.portfolio_id == p))
+            .filter(|n| keep(&n.portfolio_id))
             .collect();
         all.sort_by_key(|n| std::cmp::Reverse(n.created_at));
         all.truncate(limit);

@@ -315,10 +315,22 @@ impl<L: EventLog> Flow<L> {
     }
 }
 
-/// Publishes a request (creating the topic if needed). Returns where it landed.
+/// Publishes a request of the command line's user (creating the topic if
+/// needed). Returns where it landed.
 pub async fn submit<L: EventLog>(log: &L, request: OptimizationRequest) -> Result<Appended> {
+    submit_as(log, request, "local").await
+}
+
+/// [`submit`] on behalf of `principal` (an API key id, `jwt:<subject>`, or
+/// `local` for the command line), recorded in the request's envelope.
+pub async fn submit_as<L: EventLog>(
+    log: &L,
+    request: OptimizationRequest,
+    principal: &str,
+) -> Result<Appended> {
     ultracore_esg::ensure_topic(log).await?;
-    let envelope = request_envelope(request);
+    let mut envelope = request_envelope(request);
+    envelope.principal = Some(principal.to_owned());
     Ok(log.append_one(TOPIC, envelope.to_record()).await?)
 }
 

@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
+use ultracore_http::Problem;
 
 use crate::metrics::EmitterStatsSource;
 use crate::{parse_decision_id, Error, ForensicsMetrics, StoreReader};
@@ -84,26 +84,12 @@ impl ApiState {
     }
 }
 
-/// An error answer: `{"error": message}` with a status.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-}
+/// An error answer: problem+json ([`ultracore_http::Problem`]).
+pub type ApiError = Problem;
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
-    }
-}
-
-impl From<Error> for ApiError {
+impl From<Error> for Problem {
     fn from(e: Error) -> Self {
-        tracing::warn!(error = %e, "forensics store unavailable");
-        ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: format!("the forensics store cannot be read: {e}"),
-        }
+        Problem::unavailable("the forensics store cannot be read", e)
     }
 }
 
@@ -112,13 +98,13 @@ async fn explanation(
     Path(decision_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let Some(id) = parse_decision_id(&decision_id) else {
-        return Err(ApiError {
-            status: StatusCode::BAD_REQUEST,
-            message: format!(
+        return Err(Problem::bad_request(
+            "invalid_id",
+            format!(
                 "'{}' is not a decision id: a decision id is a UUID, e.g. 0190f7a2-0000-7000-8000-000000000001 (36 characters, hyphenated) or the same 32 hex digits without hyphens",
                 decision_id.chars().take(80).collect::<String>()
             ),
-        });
+        ));
     };
     let store = state.store.clone();
     // SQLite reads block; keep them off the async workers.
@@ -127,13 +113,10 @@ async fn explanation(
         .map_err(|e| Error::Pipeline(format!("the store reader task failed: {e}")))??;
     match found {
         Some(stored) => Ok(Json(stored.to_json()).into_response()),
-        None => Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            message: format!(
-                "no explanation is stored for decision {id}: the id is unknown, not explained yet (see {}), or older than the retention",
-                crate::metrics::CONSUMER_LAG_SECONDS
-            ),
-        }),
+        None => Err(Problem::not_found(format!(
+            "no explanation is stored for decision {id}: the id is unknown, not explained yet (see {}), or older than the retention",
+            crate::metrics::CONSUMER_LAG_SECONDS
+        ))),
     }
 }
 

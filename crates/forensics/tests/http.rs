@@ -146,7 +146,7 @@ async fn explanations_errors_and_metrics_over_http() -> TestResult {
         .await?;
     assert_eq!(res.status(), 404);
     let body: Value = res.json().await?;
-    assert!(body["error"]
+    assert!(body["detail"]
         .as_str()
         .unwrap_or_default()
         .contains(&format!("no explanation is stored for decision {unknown}")));
@@ -164,7 +164,7 @@ async fn explanations_errors_and_metrics_over_http() -> TestResult {
             .await?;
         assert_eq!(res.status(), 400, "{bad}");
         let body: Value = res.json().await?;
-        let message = body["error"].as_str().unwrap_or_default();
+        let message = body["detail"].as_str().unwrap_or_default();
         assert!(
             message.contains("a decision id is a UUID, e.g. 0190f7a2-0000-7000-8000-000000000001"),
             "{message}"

@@ -101,6 +101,16 @@ impl AnyLog {
         }
     }
 
+    /// Why the log stopped accepting writes, if it did (the embedded log
+    /// stops its writer after a failed write or fsync; a Kafka client
+    /// reports broker trouble per request instead, so never here).
+    pub fn stopped(&self) -> Option<String> {
+        match self {
+            AnyLog::Embedded(log) => log.stopped().map(str::to_owned),
+            AnyLog::Kafka(_) => None,
+        }
+    }
+
     /// "embedded" or "kafka".
     pub fn kind(&self) -> &'static str {
         match self {

@@ -36,6 +36,11 @@ pub struct Envelope<P = serde_json::Value> {
     /// The `event_id` of the event that caused this one.
     #[serde(default)]
     pub causation_id: Option<Uuid>,
+    /// Who asked for it, on events that record an accepted command: the
+    /// API key id, `jwt:<subject>` for an identity provider's token, or
+    /// `local` for the CLI. Absent on events a service derived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
     pub payload: P,
 }
 
@@ -114,6 +119,7 @@ impl RawEnvelope {
             version: self.version,
             correlation_id: self.correlation_id,
             causation_id: self.causation_id,
+            principal: self.principal,
             payload,
         })
     }
@@ -149,6 +155,7 @@ impl<E: EventFamily> Envelope<E> {
             version: self.version,
             correlation_id: self.correlation_id.clone(),
             causation_id: self.causation_id,
+            principal: self.principal.clone(),
             payload: self.payload.to_payload(),
         }
     }
@@ -192,6 +199,7 @@ pub struct EnvelopeBuilder {
     version: u64,
     correlation_id: Option<String>,
     causation_id: Option<Uuid>,
+    principal: Option<String>,
 }
 
 impl EnvelopeBuilder {
@@ -202,6 +210,7 @@ impl EnvelopeBuilder {
             version: 1,
             correlation_id: None,
             causation_id: None,
+            principal: None,
         }
     }
 
@@ -220,6 +229,12 @@ impl EnvelopeBuilder {
         self
     }
 
+    /// Who asked for the command these events record.
+    pub fn principal(mut self, principal: impl Into<String>) -> Self {
+        self.principal = Some(principal.into());
+        self
+    }
+
     pub fn build<E: EventFamily>(&self, event: E) -> Envelope<E> {
         Envelope {
             event_id: Uuid::now_v7(),
@@ -231,6 +246,7 @@ impl EnvelopeBuilder {
             version: self.version,
             correlation_id: self.correlation_id.clone(),
             causation_id: self.causation_id,
+            principal: self.principal.clone(),
             payload: event,
         }
     }
@@ -252,6 +268,7 @@ impl EnvelopeBuilder {
             version: self.version,
             correlation_id: self.correlation_id.clone(),
             causation_id: self.causation_id,
+            principal: self.principal.clone(),
             payload,
         }
     }

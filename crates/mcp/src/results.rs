@@ -49,6 +49,15 @@ impl OptimizationStatus {
         }
     }
 
+    /// The portfolio the request is for.
+    pub fn portfolio_id(&self) -> &str {
+        match self {
+            OptimizationStatus::Pending { portfolio_id } => portfolio_id,
+            OptimizationStatus::Completed(r) => &r.portfolio_id,
+            OptimizationStatus::Failed(f) => &f.portfolio_id,
+        }
+    }
+
     /// Whether the request has its answer.
     pub fn is_final(&self) -> bool {
         !matches!(self, OptimizationStatus::Pending { .. })

@@ -4,11 +4,14 @@ use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::model::{
+    CallToolResult, ContentBlock, Extensions, Implementation, ServerCapabilities, ServerConfig,
+};
 use rmcp::{tool, tool_handler, tool_router, ServerHandler};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use ultracore_auth::{Permission, Principal};
 use ultracore_esg::{request_envelope, validate, Failure, OptimizationRequest, TOPIC};
 use ultracore_log::{EventLog, EventLogExt};
 use ultracore_marketdata::mesh::DataMesh;
@@ -90,8 +93,22 @@ new weights, trade list, figures before/after and an explanation."
     async fn optimize_portfolio_esg(
         &self,
         Parameters(args): Parameters<Checked<RequestWithoutId>>,
+        context: Extensions,
     ) -> CallToolResult {
+        let caller = match caller(&context, Permission::RequestOptimization) {
+            Ok(p) => p,
+            Err(f) => return tool_error(&f, ""),
+        };
         let request = match self.check_request(args).await {
+            Ok(r) if !caller.can_access_portfolio(&r.portfolio_id) => {
+                return tool_error(
+                    &Failure::field(
+                        "portfolio_id",
+                        format!("portfolio '{}' is not found for this key", r.portfolio_id),
+                    ),
+                    "Use one of the portfolios your key covers.",
+                )
+            }
             Ok(r) => r,
             Err(f) => {
                 return tool_error(
@@ -102,7 +119,9 @@ new weights, trade list, figures before/after and an explanation."
         };
         let request_id = request.request_id;
         let portfolio_id = request.portfolio_id.clone();
-        let record = request_envelope(request).to_record();
+        let mut envelope = request_envelope(request);
+        envelope.principal = Some(caller.id().to_owned());
+        let record = envelope.to_record();
         if let Err(e) = self.log.append_one(TOPIC, record).await {
             tracing::warn!(error = %e, %request_id, "could not append an optimization request");
             return tool_error(
@@ -134,9 +153,14 @@ explanation, or {status: \"failed\", reason, field} naming the input at fault."
     async fn get_optimization_result(
         &self,
         Parameters(args): Parameters<Checked<ResultQuery>>,
+        context: Extensions,
     ) -> CallToolResult {
         const HINT: &str =
             "Pass the request_id that optimize_portfolio_esg returned, e.g. \"0190f5a0-...\".";
+        let caller = match caller(&context, Permission::ReadPortfolios) {
+            Ok(p) => p,
+            Err(f) => return tool_error(&f, ""),
+        };
         let query = match args.parse() {
             Ok(q) => q,
             Err(f) => return tool_error(&f, HINT),
@@ -151,8 +175,8 @@ explanation, or {status: \"failed\", reason, field} naming the input at fault."
             );
         };
         let status = match self.results.status(request_id).await {
-            Ok(Some(s)) => s,
-            Ok(None) => {
+            Ok(Some(s)) if caller.can_access_portfolio(s.portfolio_id()) => s,
+            Ok(_) => {
                 return tool_error(
                     &Failure::field(
                         "request_id",
@@ -182,8 +206,12 @@ and beta against an optional benchmark. The same figures as `ultracore risk --js
     async fn calculate_risk_metrics(
         &self,
         Parameters(args): Parameters<Checked<RiskRequest>>,
+        context: Extensions,
     ) -> CallToolResult {
         const HINT: &str = "Fix the argument and call calculate_risk_metrics again.";
+        if let Err(f) = caller(&context, Permission::ReadPortfolios) {
+            return tool_error(&f, "");
+        }
         let request = match args.parse() {
             Ok(r) => r,
             Err(f) => return tool_error(&f, HINT),
@@ -272,6 +300,29 @@ fn check_instruments(mesh: &DataMesh, r: &OptimizationRequest) -> Result<(), Fai
         }
     }
     Ok(())
+}
+
+/// Who calls a tool, if allowed `permission`. Over HTTP the platform's
+/// guard has authenticated the request and left the principal in it; a
+/// request over HTTP without one is refused. Over stdio there is no HTTP
+/// request: the caller is the local user, who started this process.
+fn caller(context: &Extensions, permission: Permission) -> Result<Principal, Failure> {
+    let principal = match context.get::<axum::http::request::Parts>() {
+        Some(parts) => parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| {
+                Failure::general("authentication required: send 'Authorization: Bearer <API key>'")
+            })?,
+        None => Principal::local(),
+    };
+    principal.require(permission).map_err(|f| {
+        Failure::general(format!(
+            "{f}: ask an administrator for a key with a role that does"
+        ))
+    })?;
+    Ok(principal)
 }
 
 /// The answer of `get_optimization_result`.

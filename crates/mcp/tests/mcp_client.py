@@ -7,7 +7,8 @@ MCP_CLIENT_MODE=legacy forces the initialize handshake of the protocol
 versions before 2026-07-28 (what most deployed clients speak); by default
 the SDK discovers the server and speaks the newest version both know.
 MCP_CLIENT_ANSWER_WAIT (seconds, default 60) bounds the wait for the
-optimization's answer.
+optimization's answer. ULTRACORE_API_KEY, when set, is sent as
+`Authorization: Bearer` on every HTTP request.
 
 CHECKS.json holds what the caller computed independently:
     {"risk": {"request": {...calculate_risk_metrics arguments...},
@@ -213,6 +214,14 @@ async def main(argv):
         server = StdioServerParameters(command=rest[0], args=rest[1:])
     else:
         server = argv[2]
+        # A server behind UltraCore's guard needs the key on every request.
+        key = os.environ.get("ULTRACORE_API_KEY")
+        if key:
+            from mcp.client.streamable_http import streamable_http_client
+            from mcp.shared._httpx_utils import create_mcp_http_client
+
+            http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
+            server = streamable_http_client(server, http_client=http)
     try:
         with anyio.fail_after(180 + float(os.environ.get("MCP_CLIENT_ANSWER_WAIT", "60"))):
             async with Client(server, mode=os.environ.get("MCP_CLIENT_MODE", "auto")) as client:

@@ -174,7 +174,7 @@ async fn run_flow(log: &AnyLog, flow: &Flow<AnyLog>, demo: &DemoArgs) -> Result<
         )
     );
     println!(
-        "\nTry: ultracore serve   then   curl http://127.0.0.1:8080/api/v1/portfolios/{}",
+        "\nTry: ultracore serve   then   curl -H \"Authorization: Bearer $ULTRACORE_API_KEY\" http://127.0.0.1:8080/api/v1/portfolios/{}",
         demo.portfolio
     );
     Ok(())

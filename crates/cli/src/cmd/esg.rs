@@ -70,6 +70,8 @@ pub struct AloneArgs {
     /// Also serve the HTTP API (read models, SSE) on this address.
     #[arg(long)]
     addr: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    edge: crate::cmd::serve::EdgeArgs,
 }
 
 pub async fn service(args: &LogArgs, command: ServiceCommand) -> Result<()> {
@@ -82,7 +84,7 @@ pub async fn service(args: &LogArgs, command: ServiceCommand) -> Result<()> {
                 args,
                 &[Service::Reporting],
                 None,
-                a.addr,
+                a.addr.map(|addr| (addr, &a.edge)),
                 RestartPolicy::Never,
             )
             .await
@@ -92,7 +94,7 @@ pub async fn service(args: &LogArgs, command: ServiceCommand) -> Result<()> {
                 args,
                 &[Service::Execution],
                 None,
-                a.addr,
+                a.addr.map(|addr| (addr, &a.edge)),
                 RestartPolicy::Never,
             )
             .await
@@ -102,7 +104,7 @@ pub async fn service(args: &LogArgs, command: ServiceCommand) -> Result<()> {
                 args,
                 &[Service::Notification],
                 None,
-                a.addr,
+                a.addr.map(|addr| (addr, &a.edge)),
                 RestartPolicy::Never,
             )
             .await

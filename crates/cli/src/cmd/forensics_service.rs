@@ -33,6 +33,8 @@ pub struct ServiceArgs {
     /// Also serve GET /api/v1/forensics/{id} and /metrics here (e.g. 127.0.0.1:9464).
     #[arg(long, env = "ULTRACORE_FORENSICS_LISTEN", value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    #[command(flatten)]
+    edge: super::serve::EdgeArgs,
 }
 
 /// The store's path: `--db`, else `forensics.sqlite` in the data directory.
@@ -91,11 +93,16 @@ pub async fn service(args: &LogArgs, s: ServiceArgs) -> Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
             let local = listener.local_addr()?;
-            let api = router(ApiState::new(service.reader()?, service.metrics()));
-            eprintln!("serving http://{local}/api/v1/forensics/{{decision_id}} and http://{local}/metrics");
-            Some(tokio::spawn(
-                async move { axum::serve(listener, api).await },
-            ))
+            let guard = s.edge.guard(args, local)?;
+            let api = guard.protect(router(ApiState::new(service.reader()?, service.metrics())));
+            eprintln!("serving http://{local}/api/v1/forensics/{{decision_id}} and http://{local}/metrics (with a key: Authorization: Bearer)");
+            let limits = s.edge.limits();
+            Some(tokio::spawn(ultracore_http::serve(
+                listener,
+                api,
+                limits,
+                std::future::pending(),
+            )))
         }
         None => None,
     };

@@ -9,13 +9,15 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use tokio::sync::broadcast;
 use ultracore_api::{router, spawn_event_tail, track_requests, AppState, HttpMetrics};
+use ultracore_auth::{Authenticator, JwtConfig, JwtVerifier, RateLimit, RateLimiter};
 use ultracore_decisions::DecisionService;
 use ultracore_es::Database;
 use ultracore_flow::{flow_services, FlowOptions, Service};
+use ultracore_http::{loopback_hosts, EdgeConfig, Guard, ServerLimits};
 use ultracore_log_any::{Access, AnyLog, LogConfig};
 use ultracore_marketdata::mesh::{build_products, DataMesh};
 use ultracore_marketdata::read_prices_file;
-use ultracore_metrics::{Exposition, FnCollector};
+use ultracore_metrics::{Exposition, FnCollector, Kind};
 use ultracore_runtime::{
     Registration, Registry, RestartPolicy, ServiceError, Supervisor, SupervisorOptions,
 };
@@ -36,6 +38,140 @@ pub struct ServeArgs {
     /// (start it again, at most N times in 5 minutes; default 3).
     #[arg(long, env = "ULTRACORE_RESTART", default_value = "never")]
     pub restart: RestartPolicy,
+    #[command(flatten)]
+    pub edge: EdgeArgs,
+}
+
+/// Who may reach the server and how hard: the trust boundary's settings.
+#[derive(Debug, Clone, Args)]
+pub struct EdgeArgs {
+    /// A host name clients may address the server by (the `Host` header),
+    /// besides the loopback names and the address it listens on; repeat
+    /// for several, `*` for any (behind a proxy that checks it).
+    #[arg(
+        long = "allowed-host",
+        env = "ULTRACORE_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOST"
+    )]
+    pub allowed_hosts: Vec<String>,
+    /// An origin whose web pages may call the API
+    /// (`https://console.example.com`); none by default (CORS off).
+    #[arg(
+        long = "cors-origin",
+        env = "ULTRACORE_CORS_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    pub cors_origins: Vec<String>,
+    /// Serve `/metrics` without credentials (for a Prometheus scraper on a
+    /// private network); otherwise it needs a key with read-metrics.
+    #[arg(long, env = "ULTRACORE_PUBLIC_METRICS")]
+    pub public_metrics: bool,
+    /// Accept JWTs from this OIDC issuer (exactly as in their `iss`), besides
+    /// API keys. Needs --oidc-audience and --oidc-jwks.
+    #[arg(long, env = "ULTRACORE_OIDC_ISSUER", requires_all = ["oidc_audience", "oidc_jwks"])]
+    pub oidc_issuer: Option<String>,
+    /// The audience the tokens must name (UltraCore's client id at the issuer).
+    #[arg(long, env = "ULTRACORE_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// The issuer's signing keys: a JWKS file, re-read every minute.
+    #[arg(long, env = "ULTRACORE_OIDC_JWKS", value_name = "FILE")]
+    pub oidc_jwks: Option<PathBuf>,
+    /// Requests per second each key may make, sustained.
+    #[arg(long, env = "ULTRACORE_RATE_LIMIT", default_value_t = 50.0)]
+    pub rate_limit: f64,
+    /// Requests a key may make at once after a quiet spell.
+    #[arg(long, env = "ULTRACORE_RATE_BURST", default_value_t = 100)]
+    pub rate_burst: u32,
+    /// Connections open at once; more are answered 503 and closed.
+    #[arg(long, env = "ULTRACORE_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Event streams (SSE, MCP sessions' streams) open at once.
+    #[arg(long, env = "ULTRACORE_MAX_STREAMS", default_value_t = 256)]
+    pub max_streams: usize,
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, env = "ULTRACORE_HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Seconds a request may take to be answered.
+    #[arg(long, env = "ULTRACORE_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+}
+
+impl EdgeArgs {
+    /// The guard's configuration for a server listening on `addr`.
+    fn config(&self, addr: SocketAddr) -> EdgeConfig {
+        let mut hosts = loopback_hosts();
+        if !addr.ip().is_loopback() && !addr.ip().is_unspecified() {
+            hosts.push(match addr.ip() {
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                ip => ip.to_string(),
+            });
+        }
+        hosts.extend(
+            self.allowed_hosts
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase()),
+        );
+        EdgeConfig {
+            allowed_hosts: hosts,
+            cors_origins: self.cors_origins.clone(),
+            public_metrics: self.public_metrics,
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs.max(1)),
+            max_streams: self.max_streams.max(1),
+        }
+    }
+
+    /// The guard of a server on `addr`: keys, tokens, rate limits, Host
+    /// and Origin rules.
+    pub fn guard(&self, args: &LogArgs, addr: SocketAddr) -> Result<Guard> {
+        let limiter = RateLimiter::new(RateLimit {
+            per_second: self.rate_limit,
+            burst: self.rate_burst,
+            ..RateLimit::default()
+        })?;
+        let config = self.config(addr);
+        if config.allowed_hosts.iter().any(|h| h == "*") {
+            eprintln!(
+                "any Host is accepted (--allowed-host '*'): the proxy in front must check it"
+            );
+        }
+        Ok(Guard::new(config, self.authenticator(args)?, limiter))
+    }
+
+    pub fn limits(&self) -> ServerLimits {
+        ServerLimits {
+            header_read_timeout: std::time::Duration::from_secs(self.header_timeout_secs.max(1)),
+            max_connections: self.max_connections.max(1),
+            ..ServerLimits::default()
+        }
+    }
+
+    /// API keys of the data directory (an admin key made and printed once
+    /// when there is none) and, when configured, the OIDC issuer's tokens.
+    fn authenticator(&self, args: &LogArgs) -> Result<Authenticator> {
+        let keys = crate::cmd::keys::key_store(args)?;
+        if let Some((record, key)) = keys.ensure_bootstrap_admin()? {
+            eprintln!(
+                "no API key existed: created the admin key {} (stored hashed in {}); it is shown once, keep it:\n\n  {}\n\nclients send it as 'Authorization: Bearer <key>' (the CLI reads ULTRACORE_API_KEY); make narrower keys with `ultracore keys create --role ROLE`",
+                record.id,
+                keys.path().display(),
+                key.expose()
+            );
+        }
+        let mut auth = Authenticator::new(Arc::new(keys));
+        if let (Some(issuer), Some(audience), Some(jwks)) =
+            (&self.oidc_issuer, &self.oidc_audience, &self.oidc_jwks)
+        {
+            let text = std::fs::read_to_string(jwks)
+                .with_context(|| format!("reading the JWKS file {}", jwks.display()))?;
+            let verifier = JwtVerifier::new(JwtConfig::new(issuer, audience), &text)
+                .with_context(|| format!("loading the JWKS file {}", jwks.display()))?;
+            auth = auth.with_jwt(Arc::new(verifier));
+            eprintln!("accepting tokens of the OIDC issuer {issuer} for the audience {audience}");
+        }
+        Ok(auth)
+    }
 }
 
 /// The shipped price files the data products are built from.
@@ -103,7 +239,7 @@ pub async fn run_services(
     args: &LogArgs,
     services: &[Service],
     mesh: Option<PathBuf>,
-    addr: Option<SocketAddr>,
+    http: Option<(SocketAddr, &EdgeArgs)>,
     restart: RestartPolicy,
 ) -> Result<()> {
     let config = args.config();
@@ -126,6 +262,15 @@ pub async fn run_services(
     );
     let token = supervisor.token();
     let health = supervisor.health();
+    let watched = log.clone();
+    health.add_check(
+        "log",
+        Arc::new(move || {
+            watched
+                .stopped()
+                .map(|reason| format!("the log stopped accepting writes: {reason}"))
+        }),
+    );
     let flow = flow_services(log.clone(), db, FlowOptions::only(services, mesh)).await?;
     let mut names: Vec<String> = Vec::new();
     for r in flow.registrations {
@@ -134,7 +279,9 @@ pub async fn run_services(
     }
     let mut decisions: Option<Arc<DecisionService>> = None;
     let mut server = None;
-    if let Some(addr) = addr {
+    if let Some((addr, edge)) = http {
+        let guard = edge.guard(args, addr)?;
+        let edge_config = guard.config().clone();
         let (events, _) = broadcast::channel(4096);
         spawn_event_tail(log.clone(), events.clone(), token.clone().cancelled_owned()).await?;
         let app_state = Arc::new(
@@ -147,13 +294,19 @@ pub async fn run_services(
             )
             .with_runtime(health.clone(), registry.clone()),
         );
-        let mut app = router(app_state);
+        let mut app = router(app_state.clone());
         if let Some(mesh) = &mcp_mesh {
             let results = ultracore_mcp::TopicResults::start(log.clone()).await?;
             let server =
                 ultracore_mcp::McpServer::new(log.clone(), mesh.clone(), Arc::new(results));
             let mut config = ultracore_mcp::HttpConfig::default();
             config.cancellation_token = token.child_token();
+            // The guard checks Host first; the transport's own check agrees.
+            config.allowed_hosts = if edge_config.allowed_hosts.iter().any(|h| h == "*") {
+                Vec::new()
+            } else {
+                edge_config.allowed_hosts.clone()
+            };
             app = app.nest_service("/mcp", ultracore_mcp::http_service(server, config));
             eprintln!("MCP (streamable HTTP) on http://{addr}/mcp");
         }
@@ -216,16 +369,57 @@ pub async fn run_services(
                 );
             }
         }
-        let http = HttpMetrics::register(&registry);
-        app = app.layer(axum::middleware::from_fn_with_state(http, track_requests));
+        app = guard.protect(app);
+        let http_metrics = HttpMetrics::register(&registry);
+        app = app.layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            track_requests,
+        ));
+        let (weak_state, edge_guard) = (Arc::downgrade(&app_state), guard.clone());
+        registry.register(
+            "edge",
+            Arc::new(FnCollector(move |out: &mut Exposition| {
+                out.family(
+                    "ultracore_http_open_streams",
+                    "Event streams (SSE) open now.",
+                    Kind::Gauge,
+                );
+                out.sample(
+                    "ultracore_http_open_streams",
+                    &[],
+                    edge_guard.open_streams() as f64,
+                );
+                out.family(
+                    "ultracore_http_rate_limited_principals",
+                    "Principals whose rate-limit bucket is tracked (bounded).",
+                    Kind::Gauge,
+                );
+                out.sample(
+                    "ultracore_http_rate_limited_principals",
+                    &[],
+                    edge_guard.tracked_principals() as f64,
+                );
+                if let Some(state) = weak_state.upgrade() {
+                    out.family(
+                        "ultracore_api_remembered_requests",
+                        "Optimization request ids this process remembers (bounded at 100,000).",
+                        Kind::Gauge,
+                    );
+                    out.sample(
+                        "ultracore_api_remembered_requests",
+                        &[],
+                        state.submitted_len() as f64,
+                    );
+                }
+            })),
+        );
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("listening on {addr}: is another server using it?"))?;
         let shutdown = token.clone().cancelled_owned();
+        let limits = edge.limits();
         server = Some(tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
+            ultracore_http::serve(listener, app, limits, shutdown).await
         }));
         eprintln!(
             "API on http://{addr}/api/v1 (OpenAPI: /api/v1/openapi.json, health: /healthz, readiness: /readyz, metrics: /metrics)"
@@ -330,7 +524,7 @@ pub async fn serve(args: &LogArgs, serve: ServeArgs) -> Result<()> {
         args,
         &Service::ALL,
         serve.mesh,
-        Some(serve.addr),
+        Some((serve.addr, &serve.edge)),
         serve.restart,
     )
     .await
