@@ -86,7 +86,7 @@ pub fn stage_orders(
             continue;
         }
         orders.push(StagedOrder {
-            order_id: derived_id(completion_event_id, b"order", i as u8).to_string(),
+            order_id: derived_id(completion_event_id, b"order", i as u64).to_string(),
             ticker: trade.ticker.clone(),
             isin: trade.isin.clone(),
             side: match trade.side {

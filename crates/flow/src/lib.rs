@@ -68,17 +68,12 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// An event id derived from another one and a tag: the same inputs always
-/// give the same id, so an effect published twice carries one id.
-pub fn derived_id(base: Uuid, tag: &[u8], index: u8) -> Uuid {
-    let mut b = *base.as_bytes();
-    for (i, x) in tag.iter().enumerate() {
-        b[(i * 7 + 3) % 16] ^= x.rotate_left(i as u32 % 8);
-    }
-    b[9] ^= index;
-    b[6] = (b[6] & 0x0f) | 0x80;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    Uuid::from_bytes(b)
+/// An event id derived from another one, a tag and an index (a UUIDv5,
+/// see [`ultracore_log::derive_event_id`]): the same inputs always give the
+/// same id, so an effect published twice carries one id, and different
+/// inputs never share one, however many effects one event has.
+pub fn derived_id(base: Uuid, tag: &[u8], index: u64) -> Uuid {
+    ultracore_log::derive_event_id(base, tag, index)
 }
 
 /// Creates the flow's integration topics unless they exist.

@@ -31,7 +31,10 @@ mod record;
 pub mod testing;
 
 pub use dlq::{decode_or_dead_letter, dlq_topic, DeadLetter, DLQ_SUFFIX};
-pub use envelope::{payload_as, DecodeError, Envelope, EnvelopeBuilder, EventFamily, RawEnvelope};
+pub use envelope::{
+    derive_event_id, payload_as, DecodeError, Envelope, EnvelopeBuilder, EventFamily, RawEnvelope,
+    EVENT_ID_NAMESPACE,
+};
 pub use error::{Error, Result};
 pub use log::{Consumer, ConsumerOptions, EventLog, EventLogExt};
 pub use partition::{murmur2, partition_for_key};
