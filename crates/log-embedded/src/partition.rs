@@ -333,6 +333,9 @@ impl Partition {
                     index.observe(offset, position, ts);
                 }
             }
+            // Not fsynced: an index file lost or torn by a crash is detected
+            // and rebuilt on open (see `segment`), so it costs the roll no
+            // extra fsync.
             seg.write_index_files(&self.dir)?;
         }
         active.staged_index.clear();
