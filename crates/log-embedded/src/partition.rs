@@ -631,7 +631,7 @@ fn release_cache(file: &File, from: u64, to: Option<u64>) {
 fn release_cache(_file: &File, _from: u64, _to: Option<u64>) {}
 
 /// Base offsets of the segment files in a partition directory, ascending.
-fn segment_bases(dir: &Path) -> Result<Vec<u64>> {
+pub fn segment_bases(dir: &Path) -> Result<Vec<u64>> {
     let mut bases: Vec<u64> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok())

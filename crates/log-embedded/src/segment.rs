@@ -344,6 +344,21 @@ impl Segment {
         Ok(true)
     }
 
+    /// Removes the index files, so the next open rebuilds them (after the
+    /// segment was cut short: their positions may point past its end).
+    pub fn remove_index_files(&self, dir: &Path) -> Result<()> {
+        for p in [
+            index_path(dir, self.base_offset),
+            timeindex_path(dir, self.base_offset),
+        ] {
+            match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&p, e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     pub fn remove_files(&self, dir: &Path) {
         for p in [
             log_path(dir, self.base_offset),
