@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use ultracore_log::{now_millis, Error, Result};
+use ultracore_log::{files, now_millis, Error, Result};
 
 use crate::lock::DirLock;
 use crate::partition::segment_bases;
@@ -197,7 +197,7 @@ fn make_cut(seg: &Segment, dir: &Path, position: u64, stamp: i64) -> Result<Path
         .unwrap_or_default();
     let kept = dir.join(format!("{name}.corrupt-{stamp}"));
     let bytes = seg.read_at(position, (seg.size()? - position) as usize)?;
-    let mut copy = OpenOptions::new()
+    let mut copy = files::open_options()
         .write(true)
         .create_new(true)
         .open(&kept)

@@ -15,13 +15,13 @@
 //! position makes reads fail, and a wrong maximum timestamp makes seeks by
 //! time skip records and retention delete a segment early.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use ultracore_log::{Error, Result};
+use ultracore_log::{files, Error, Result};
 
 use crate::codec::{self, FrameError, FRAME_HEADER};
 
@@ -398,7 +398,7 @@ fn tmp_path(path: &Path) -> PathBuf {
 /// read-only process opening the partition meanwhile never sees half of it.
 fn write_file(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = tmp_path(path);
-    let written = OpenOptions::new()
+    let written = files::open_options()
         .create(true)
         .write(true)
         .truncate(true)

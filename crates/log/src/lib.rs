@@ -18,11 +18,13 @@
 //! - `publish`: fire-and-forget [`Publisher`] for events a caller must not wait for.
 //! - `dlq`: routing undecodable records to `<topic>.dlq` with the reason.
 //! - `error`: the crate's [`Error`].
+//! - `files`: creating data files and directories only their owner can read.
 //! - `testing` (feature): the conformance suite.
 
 mod dlq;
 mod envelope;
 mod error;
+pub mod files;
 mod log;
 mod partition;
 mod publish;
