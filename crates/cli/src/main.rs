@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //!
-//! - `cmd/events`: `ultracore events …`: topics, produce, tail, lag.
+//! - `cmd/events`: `ultracore events …`: topics, produce, tail, lag, repair.
 //! - `cmd/es`: `ultracore events replay`, `ultracore projections …`.
 //! - `cmd/bench`: `ultracore bench …`: benchmarks that print figures.
 //! - `cmd/demo`: `ultracore demo`: the guided end-to-end run.

@@ -202,12 +202,7 @@ pub struct OptimizationFailed {
 /// request id, so a request processed twice (after a crash) yields the same
 /// event id and consumers that deduplicate by id see one result.
 pub fn completion_event_id(request_id: Uuid) -> Uuid {
-    // UUIDv8 layout from the request id's bytes with a fixed tweak.
-    let mut b = *request_id.as_bytes();
-    for (i, x) in b"esg-result".iter().enumerate() {
-        b[i] ^= x;
-    }
-    b[6] = (b[6] & 0x0f) | 0x80;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    Uuid::from_bytes(b)
+    // A UUIDv5 over the request id and a tag of its own, in the namespace
+    // every derived id shares, so it equals no other derived id.
+    ultracore_log::derive_event_id(request_id, b"esg-result", 0)
 }

@@ -8,8 +8,8 @@ use chrono::{Months, NaiveDate};
 use ultracore_marketdata::mesh::{DataMesh, PriceFilter};
 use ultracore_marketdata::{DataProvider, Lookback};
 use ultracore_portfolio::{
-    estimate_covariance, mean_historical_return, returns_from_prices, CovarianceMethod, EsgData,
-    EsgOptimizer, Matrix,
+    estimate_covariance, mean_historical_return, returns_from_prices, Constraint, CovarianceMethod,
+    EsgData, EsgOptimizer, Matrix,
 };
 
 use crate::events::{OptimizationRequest, OptimizationResult, Side, Trade};
@@ -213,10 +213,10 @@ pub fn optimize(
         request.constraints.clone(),
         request.risk_free_rate,
     )
-    .map_err(|e| Failure::field("constraints", e.to_string()))?;
+    .map_err(optimizer_failure)?;
     let rebalance = optimizer
         .optimize(request.objective)
-        .map_err(|e| Failure::field(constraint_field(&e.to_string()), e.to_string()))?;
+        .map_err(optimizer_failure)?;
 
     let cost_rate = request.constraints.transaction_cost_bps / 10_000.0;
     let trades: Vec<Trade> = rebalance
@@ -270,19 +270,30 @@ pub fn optimize(
     })
 }
 
-/// The request field an optimizer error is about, from its words.
-fn constraint_field(message: &str) -> &'static str {
-    if message.contains("ESG score") {
-        "constraints.min_esg_score"
-    } else if message.contains("carbon") {
-        "constraints.max_carbon_intensity"
-    } else if message.contains("turnover") {
-        "constraints.max_turnover"
-    } else if message.contains("target volatility") {
-        "objective.target_volatility"
-    } else if message.contains("risk-free") {
-        "risk_free_rate"
-    } else {
-        "constraints"
+/// An optimizer error as a failure naming the request field of the
+/// constraint it is about; errors about no one constraint (solver trouble,
+/// or several constraints together) point at `constraints` as a whole.
+fn optimizer_failure(e: ultracore_portfolio::Error) -> Failure {
+    Failure::field(constraint_field(e.constraint()), e.to_string())
+}
+
+/// The request field that sets a constraint or objective parameter.
+fn constraint_field(constraint: Option<Constraint>) -> &'static str {
+    match constraint {
+        Some(Constraint::WeightBounds) => "constraints.weight_bounds",
+        Some(Constraint::SectorBounds) => "constraints.sector_bounds",
+        Some(Constraint::Exclusions) => "constraints.exclude",
+        Some(Constraint::MinEsgScore) => "constraints.min_esg_score",
+        Some(Constraint::MaxCarbonIntensity) => "constraints.max_carbon_intensity",
+        Some(Constraint::MaxTurnover) => "constraints.max_turnover",
+        Some(Constraint::TransactionCost) => "constraints.transaction_cost_bps",
+        Some(Constraint::MinTradeWeight) => "constraints.min_trade_weight",
+        Some(Constraint::TargetVolatility) => "objective.target_volatility",
+        Some(Constraint::RiskAversion) => "objective.risk_aversion",
+        Some(Constraint::EsgWeight) => "objective.esg_weight",
+        // The ESG objectives take no target return.
+        Some(Constraint::TargetReturn) => "objective",
+        Some(Constraint::RiskFreeRate) => "risk_free_rate",
+        Some(Constraint::Bounds) | None => "constraints",
     }
 }

@@ -133,3 +133,76 @@ fn bad_requests_fail_naming_the_field() {
     v["constraints"]["max_esg"] = json!(1);
     assert!(EsgPortfolioEvent::decode("portfolio_optimization_requested", 1, v).is_err());
 }
+
+#[test]
+fn infeasible_requests_name_the_constraint_at_fault() {
+    let (_dir, mesh) = mesh();
+    let fail = |patch: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = sample_request();
+        patch(&mut v);
+        optimize(&mesh, &request(v)).unwrap_err()
+    };
+    // (case, change to the sample request, field at fault, words of the reason)
+    type Patch = fn(&mut serde_json::Value);
+    let cases: [(&str, Patch, &str, &str); 7] = [
+        (
+            "carbon limit below the cleanest portfolio",
+            |v| v["constraints"]["max_carbon_intensity"] = json!(0.5),
+            "constraints.max_carbon_intensity",
+            "maximum carbon intensity 0.5 is below the minimum achievable",
+        ),
+        (
+            "ESG score above the best portfolio",
+            |v| v["constraints"]["min_esg_score"] = json!(99.0),
+            "constraints.min_esg_score",
+            "maximum achievable",
+        ),
+        (
+            "turnover too small to leave the excluded sector",
+            |v| {
+                v["constraints"]["max_turnover"] = json!(0.01);
+                v["constraints"]["exclude_sectors"] = json!(["Energy"]);
+                v["constraints"]["min_esg_score"] = json!(null);
+                v["constraints"]["max_carbon_intensity"] = json!(null);
+            },
+            "constraints.max_turnover",
+            "maximum turnover 0.01 is too small",
+        ),
+        (
+            "weight bounds the wrong way round",
+            |v| v["constraints"]["weight_bounds"] = json!([0.3, 0.2]),
+            "constraints.weight_bounds",
+            "need lower ≤ upper",
+        ),
+        (
+            "weight caps too low to invest everything",
+            |v| v["constraints"]["weight_bounds"] = json!([0.0, 0.01]),
+            "constraints",
+            "leave no fully invested portfolio",
+        ),
+        (
+            "target volatility below the least volatile portfolio",
+            |v| {
+                v["objective"] = json!({"kind": "max_return", "target_volatility": 0.001});
+                v["constraints"]["min_esg_score"] = json!(null);
+                v["constraints"]["max_carbon_intensity"] = json!(null);
+            },
+            "objective.target_volatility",
+            "target volatility 0.0010 is below the minimum achievable",
+        ),
+        (
+            "risk aversion that is not positive",
+            |v| {
+                v["objective"] =
+                    json!({"kind": "esg_tradeoff", "risk_aversion": -1.0, "esg_weight": 0.1})
+            },
+            "objective.risk_aversion",
+            "invalid risk aversion -1",
+        ),
+    ];
+    for (case, patch, field, words) in cases {
+        let f = fail(&patch);
+        assert_eq!(f.field.as_deref(), Some(field), "{case}: {f}");
+        assert!(f.reason.contains(words), "{case}: '{words}' not in: {f}");
+    }
+}

@@ -86,7 +86,7 @@ pub fn stage_orders(
             continue;
         }
         orders.push(StagedOrder {
-            order_id: derived_id(completion_event_id, "order", i as u32).to_string(),
+            order_id: derived_id(completion_event_id, b"order", i as u64).to_string(),
             ticker: trade.ticker.clone(),
             isin: trade.isin.clone(),
             side: match trade.side {
@@ -189,7 +189,7 @@ impl<L: EventLog> BatchHandler for Stager<L> {
                     )
                     .causation_id(env.event_id)
                     .build(AnalyticsEvent::TradeOrdersStaged(staged));
-            event.event_id = derived_id(env.event_id, "orders", 0);
+            event.event_id = derived_id(env.event_id, b"orders", 0);
             out.push(event.to_record());
         }
         if !out.is_empty() {

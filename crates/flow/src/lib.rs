@@ -70,36 +70,16 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// An id derived from another one, a tag and an index: UUIDv5 (RFC 9562)
-/// in the namespace of `base`, of the name `tag/index`. The same inputs
-/// always give the same id, so an effect published twice carries one id;
-/// different tags or indexes (any `u32`) never share one.
-pub fn derived_id(base: Uuid, tag: &str, index: u32) -> Uuid {
-    Uuid::new_v5(&base, format!("{tag}/{index}").as_bytes())
+/// An event id derived from another one, a tag and an index (a UUIDv5,
+/// see [`ultracore_log::derive_event_id`]): the same inputs always give the
+/// same id, so an effect published twice carries one id, and different
+/// inputs never share one, however many effects one event has.
+pub fn derived_id(base: Uuid, tag: &[u8], index: u64) -> Uuid {
+    ultracore_log::derive_event_id(base, tag, index)
 }
 
 /// Creates the flow's integration topics unless they exist.
 pub async fn ensure_flow_topics<L: EventLog>(log: &L) -> Result<()> {
     ultracore_esg::ensure_topic(log).await?;
     group::ensure_topics(log, &[(ultracore_events::portfolio::TOPIC, 3)]).await
-}
-
-#[cfg(test)]
-mod derived_id_tests {
-    use super::*;
-
-    #[test]
-    fn derived_ids_are_stable_distinct_uuid_v5() {
-        let base = Uuid::now_v7();
-        let ids: std::collections::HashSet<Uuid> =
-            (0..1000).map(|i| derived_id(base, "order", i)).collect();
-        assert_eq!(ids.len(), 1000, "past 256 orders ids must not repeat");
-        assert_eq!(derived_id(base, "order", 7), derived_id(base, "order", 7));
-        assert_ne!(derived_id(base, "order", 0), derived_id(base, "orders", 0));
-        assert_ne!(
-            derived_id(base, "order", 0),
-            derived_id(Uuid::now_v7(), "order", 0)
-        );
-        assert_eq!(derived_id(base, "order", 0).get_version_num(), 5);
-    }
 }

@@ -177,7 +177,7 @@ async fn record_group<L: EventLog>(
             for (i, e) in events.into_iter().enumerate() {
                 state.apply(&e);
                 let mut built = builder.build(e);
-                built.event_id = derived_id(env.event_id, "portfolio", i as u32);
+                built.event_id = derived_id(env.event_id, b"portfolio", i as u64);
                 envelopes.push(built);
             }
         }

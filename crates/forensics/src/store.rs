@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use ultracore_log::files;
 use uuid::Uuid;
 
 use ultracore_events::trading::TradingDecision;
@@ -304,13 +305,22 @@ impl ForensicsStore {
     pub fn open(path: impl AsRef<Path>, topic: impl Into<String>) -> Result<ForensicsStore> {
         let path = path.as_ref().to_owned();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
+            files::create_dir_all(dir).map_err(|e| {
                 Error::Config(format!(
                     "cannot create the directory of the forensics store {}: {e}",
                     dir.display()
                 ))
             })?;
         }
+        // Decisions and their explanations are private: the file is created
+        // owner-only here (SQLite would use the umask), and SQLite gives its
+        // -wal and -shm files the database file's mode.
+        files::create_if_missing(&path).map_err(|e| {
+            Error::Config(format!(
+                "cannot create the forensics store {}: {e}",
+                path.display()
+            ))
+        })?;
         let conn = open_connection(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -812,5 +822,26 @@ impl StoreReader {
         });
         self.put_back(conn);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_store_and_its_wal_are_owner_only(
+    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        let dir = tmp.path().join("data/forensics");
+        let store = ForensicsStore::open(dir.join(ForensicsStore::FILE_NAME), "trading_decisions")?;
+        assert_eq!(store.count()?, 0);
+        // While the connection is open, SQLite's -wal and -shm exist.
+        for suffix in ["", "-wal", "-shm"] {
+            let file = dir.join(format!("{}{suffix}", ForensicsStore::FILE_NAME));
+            assert!(file.exists(), "{} missing", file.display());
+        }
+        assert_eq!(files::not_owner_only(&tmp.path().join("data"))?, vec![]);
+        Ok(())
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use ultracore_log::{Error, Position, Result, TopicPartition, TopicSpec};
+use ultracore_log::{files, Error, Position, Result, TopicPartition, TopicSpec};
 
 use crate::segment::sync_dir;
 
@@ -37,7 +37,7 @@ type OffsetsFile = BTreeMap<String, BTreeMap<u32, u64>>;
 impl Groups {
     pub fn new(dir: PathBuf, writable: bool) -> Result<Groups> {
         if writable {
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            files::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         }
         Ok(Groups {
             dir,
@@ -140,7 +140,12 @@ impl Groups {
             serde_json::to_vec_pretty(&file).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let path = self.path(group);
         let tmp = self.dir.join(format!(".{group}.json.tmp"));
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut f = files::open_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(|e| Error::io(&tmp, e))?;
         f.write_all(&json)
             .and_then(|_| f.sync_data())
             .map_err(|e| Error::io(&tmp, e))?;

@@ -7,7 +7,8 @@
 //! and concurrent appends share one (group commit). On open, a torn tail
 //! left by a crash is detected by checksum and truncated with a warning; a
 //! corrupt record in the middle of a segment is an error naming the file and
-//! position, never data. A failed write or fsync, while committing or while
+//! position, never data ([`repair`] cuts the segment there, keeping a copy
+//! of what it cuts). A failed write or fsync, while committing or while
 //! rolling to a new segment, stops the writer: nothing more is acknowledged
 //! until a restart recovers from what is on disk
 //! ([`EmbeddedLog::stopped`] says why). One process writes a data directory
@@ -23,6 +24,7 @@
 //! - `groups`: consumer-group membership, assignment, committed offsets.
 //! - `consumer`: [`EmbeddedConsumer`].
 //! - `lock`: the single-writer lock.
+//! - `repair`: [`repair`], cutting damaged segments at their first bad record.
 //! - `log`: [`EmbeddedLog`], the handle, and its `EventLog` impl.
 
 mod codec;
@@ -31,11 +33,13 @@ mod groups;
 mod lock;
 mod log;
 mod partition;
+mod repair;
 mod segment;
 mod writer;
 
 pub use consumer::EmbeddedConsumer;
 pub use log::{EmbeddedLog, EmbeddedOptions, SyncMode};
+pub use repair::{repair, Cut, RepairReport};
 
 /// Frame encoding, exposed for tools and tests that write raw segment bytes.
 pub mod frame {

@@ -1,11 +1,11 @@
 //! The data directory's single-writer lock: an advisory lock on `LOCK`,
 //! holding the owner's pid so a second writer can say who is in the way.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::Path;
 
-use ultracore_log::{Error, Result};
+use ultracore_log::{files, Error, Result};
 
 #[derive(Debug)]
 pub struct DirLock {
@@ -15,7 +15,7 @@ pub struct DirLock {
 impl DirLock {
     pub fn acquire(dir: &Path) -> Result<DirLock> {
         let path = dir.join("LOCK");
-        let mut file = OpenOptions::new()
+        let mut file = files::open_options()
             .create(true)
             .truncate(false)
             .read(true)

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 use ultracore_log::{
-    partition_for_key, Appended, ConsumerOptions, Error, EventLog, GroupLag, NewRecord,
+    files, partition_for_key, Appended, ConsumerOptions, Error, EventLog, GroupLag, NewRecord,
     PartitionInfo, Result, Retention, TopicInfo, TopicSpec,
 };
 
@@ -165,7 +165,7 @@ impl EmbeddedLog {
     /// Fails with [`Error::Locked`] if another process writes to it.
     pub fn open(dir: impl AsRef<Path>, options: EmbeddedOptions) -> Result<EmbeddedLog> {
         let dir = dir.as_ref().to_owned();
-        std::fs::create_dir_all(topics_dir(&dir)).map_err(|e| Error::io(&dir, e))?;
+        files::create_dir_all(&topics_dir(&dir)).map_err(|e| Error::io(&dir, e))?;
         let lock = DirLock::acquire(&dir)?;
         Self::open_with(dir, options, Mode::Writer, Some(lock))
     }
@@ -436,13 +436,13 @@ impl EventLog for EmbeddedLog {
             };
             let root = topics_dir(&this.inner.dir);
             let dir = root.join(&spec.name);
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            files::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
             let topic = open_topic(&dir, &spec.name, &meta, Mode::Writer)?;
             // topic.json last, atomically: its presence means the topic is complete.
             let tmp = dir.join(".topic.json.tmp");
             let json = serde_json::to_vec_pretty(&meta)
                 .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-            std::fs::write(&tmp, json)
+            files::write(&tmp, &json)
                 .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
                 .map_err(|e| Error::io(&tmp, e))?;
             std::fs::rename(&tmp, dir.join("topic.json")).map_err(|e| Error::io(&dir, e))?;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use ultracore_log::{Appended, Error, NewRecord, Record, Result, Retention};
+use ultracore_log::{files, Appended, Error, NewRecord, Record, Result, Retention};
 
 use crate::codec::{self, FrameError};
 use crate::segment::{log_path, sync_dir, Segment};
@@ -66,7 +66,7 @@ impl Partition {
     /// Opens (or creates) a partition directory and recovers it.
     pub fn open(topic: Arc<str>, id: u32, dir: PathBuf, mode: Mode) -> Result<Partition> {
         if mode == Mode::Writer {
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            files::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         }
         let mut bases = segment_bases(&dir)?;
         if bases.is_empty() {
@@ -333,6 +333,9 @@ impl Partition {
                     index.observe(offset, position, ts);
                 }
             }
+            // Not fsynced: an index file lost or torn by a crash is detected
+            // and rebuilt on open (see `segment`), so it costs the roll no
+            // extra fsync.
             seg.write_index_files(&self.dir)?;
         }
         active.staged_index.clear();
@@ -628,7 +631,7 @@ fn release_cache(file: &File, from: u64, to: Option<u64>) {
 fn release_cache(_file: &File, _from: u64, _to: Option<u64>) {}
 
 /// Base offsets of the segment files in a partition directory, ascending.
-fn segment_bases(dir: &Path) -> Result<Vec<u64>> {
+pub fn segment_bases(dir: &Path) -> Result<Vec<u64>> {
     let mut bases: Vec<u64> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok())
@@ -645,7 +648,7 @@ fn segment_bases(dir: &Path) -> Result<Vec<u64>> {
 
 fn create_segment_file(dir: &Path, base: u64) -> Result<()> {
     let path = log_path(dir, base);
-    let f = OpenOptions::new()
+    let f = files::open_options()
         .create(true)
         .truncate(false)
         .write(true)

@@ -3,17 +3,25 @@
 //!
 //! Files: `{base:020}.log`, `{base:020}.index` (u32 relative offset, u32
 //! position), `{base:020}.timeindex` (i64 max timestamp so far, u32 relative
-//! offset). Index files are written when a segment is sealed; they are
-//! derivable from the log file, so a missing or inconsistent index is rebuilt
-//! by scanning rather than trusted.
+//! offset). Each index file ends with the CRC32C (u32) of the entries before
+//! it.
+//!
+//! Index files are written when a segment is sealed, and deliberately not
+//! fsynced: they are derivable from the log file, so recovery never needs
+//! them. Instead a missing, torn, truncated or garbage index file (a crash
+//! before the kernel wrote it back, a damaged disk) is detected on open by
+//! its checksum and consistency checks and rebuilt by scanning the segment,
+//! never trusted. Trusting one would be worse than a slow open: a wrong
+//! position makes reads fail, and a wrong maximum timestamp makes seeks by
+//! time skip records and retention delete a segment early.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use ultracore_log::{Error, Result};
+use ultracore_log::{files, Error, Result};
 
 use crate::codec::{self, FrameError, FRAME_HEADER};
 
@@ -263,7 +271,8 @@ impl Segment {
         Ok(n)
     }
 
-    /// Writes the index files of a sealed segment.
+    /// Writes the index files of a sealed segment (not durably: see the
+    /// module notes).
     pub fn write_index_files(&self, dir: &Path) -> Result<()> {
         let index = self.index.read().unwrap_or_else(|e| e.into_inner());
         let mut offsets = Vec::with_capacity(index.entries.len() * 8);
@@ -277,6 +286,8 @@ impl Segment {
         // A final time entry holds the segment's overall maximum (for retention).
         times.extend_from_slice(&index.max_timestamp.to_le_bytes());
         times.extend_from_slice(&u32::MAX.to_le_bytes());
+        seal(&mut offsets);
+        seal(&mut times);
         write_file(&index_path(dir, self.base_offset), &offsets)?;
         write_file(&timeindex_path(dir, self.base_offset), &times)
     }
@@ -288,6 +299,12 @@ impl Segment {
             std::fs::read(index_path(dir, self.base_offset)),
             std::fs::read(timeindex_path(dir, self.base_offset)),
         ) else {
+            return Ok(false);
+        };
+        // Files written before index files carried a checksum fail here
+        // too, and are rebuilt (and rewritten by the writer) once.
+        let (Some(offsets), Some(times)) = (unseal(&offsets), unseal(&times)) else {
+            tracing::info!(segment = %self.path.display(), "index files are torn or damaged; rebuilding them from the segment");
             return Ok(false);
         };
         if offsets.len() % 8 != 0
@@ -327,11 +344,28 @@ impl Segment {
         Ok(true)
     }
 
+    /// Removes the index files, so the next open rebuilds them (after the
+    /// segment was cut short: their positions may point past its end).
+    pub fn remove_index_files(&self, dir: &Path) -> Result<()> {
+        for p in [
+            index_path(dir, self.base_offset),
+            timeindex_path(dir, self.base_offset),
+        ] {
+            match std::fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&p, e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     pub fn remove_files(&self, dir: &Path) {
         for p in [
             log_path(dir, self.base_offset),
             index_path(dir, self.base_offset),
             timeindex_path(dir, self.base_offset),
+            tmp_path(&index_path(dir, self.base_offset)),
+            tmp_path(&timeindex_path(dir, self.base_offset)),
         ] {
             if let Err(e) = std::fs::remove_file(&p) {
                 if e.kind() != std::io::ErrorKind::NotFound {
@@ -342,14 +376,40 @@ impl Segment {
     }
 }
 
+/// Appends the CRC32C of `data` to it.
+fn seal(data: &mut Vec<u8>) {
+    let crc = crc32c::crc32c(data);
+    data.extend_from_slice(&crc.to_le_bytes());
+}
+
+/// The data a sealed file holds, if its checksum matches.
+fn unseal(file: &[u8]) -> Option<&[u8]> {
+    let (data, crc) = file.split_at_checked(file.len().checked_sub(4)?)?;
+    (crc32c::crc32c(data).to_le_bytes() == crc).then_some(data)
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    PathBuf::from(name)
+}
+
+/// Replaces `path` by a file holding `data`, through a rename so that a
+/// read-only process opening the partition meanwhile never sees half of it.
 fn write_file(path: &Path, data: &[u8]) -> Result<()> {
-    let mut f = OpenOptions::new()
+    let tmp = tmp_path(path);
+    let written = files::open_options()
         .create(true)
         .write(true)
         .truncate(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    f.write_all(data).map_err(|e| Error::io(path, e))
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(data));
+    if let Err(e) = written {
+        // Most likely a full disk: leave no partial file taking space.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(&tmp, e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
 /// Makes a directory entry change (create, rename, delete) durable.

@@ -23,7 +23,7 @@ pub enum Error {
     InvalidArgument(String),
     #[error("record of {size} bytes exceeds the maximum record size of {max} bytes")]
     RecordTooLarge { size: usize, max: usize },
-    #[error("corrupt record in {} at byte {position}: {reason}; the data after it was not read. Restore the segment from a replica or backup", segment.display())]
+    #[error("corrupt record in {} at byte {position}: {reason}; the data after it was not read. Restore the segment from a replica or backup, or cut it there with `ultracore events repair` (which keeps a copy of what it cuts)", segment.display())]
     Corrupt {
         segment: PathBuf,
         position: u64,

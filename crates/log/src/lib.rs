@@ -18,11 +18,13 @@
 //! - `publish`: fire-and-forget [`Publisher`] for events a caller must not wait for.
 //! - `dlq`: routing undecodable records to `<topic>.dlq` with the reason.
 //! - `error`: the crate's [`Error`].
+//! - `files`: creating data files and directories only their owner can read.
 //! - `testing` (feature): the conformance suite.
 
 mod dlq;
 mod envelope;
 mod error;
+pub mod files;
 mod log;
 mod partition;
 mod publish;
@@ -31,7 +33,10 @@ mod record;
 pub mod testing;
 
 pub use dlq::{decode_or_dead_letter, dlq_topic, DeadLetter, DLQ_SUFFIX};
-pub use envelope::{payload_as, DecodeError, Envelope, EnvelopeBuilder, EventFamily, RawEnvelope};
+pub use envelope::{
+    derive_event_id, payload_as, DecodeError, Envelope, EnvelopeBuilder, EventFamily, RawEnvelope,
+    EVENT_ID_NAMESPACE,
+};
 pub use error::{Error, Result};
 pub use log::{Consumer, ConsumerOptions, EventLog, EventLogExt};
 pub use partition::{murmur2, partition_for_key};

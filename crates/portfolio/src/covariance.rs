@@ -160,6 +160,7 @@ pub fn exp_cov(returns: &Matrix, span: f64) -> Result<Matrix> {
             name: "covariance span",
             value: span,
             reason: "must be at least 1",
+            constraint: None,
         });
     }
     let x = centred(returns);

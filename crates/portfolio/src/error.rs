@@ -62,6 +62,9 @@ pub enum Error {
         value: f64,
         /// Why it is rejected.
         reason: &'static str,
+        /// The optimization constraint or objective parameter it is, if it
+        /// is one (not, say, a span of an estimator).
+        constraint: Option<Constraint>,
     },
     /// The efficient-risk target is below the least volatile feasible portfolio.
     #[error("target volatility {target:.4} is below the minimum achievable {min:.4}")]
@@ -90,6 +93,9 @@ pub enum Error {
     /// Bounds and group constraints admit no fully invested portfolio.
     #[error("the constraints admit no fully invested portfolio: {reason}")]
     InfeasibleConstraints {
+        /// The constraint at fault; when several conflict, the first the
+        /// reason names.
+        constraint: Constraint,
         /// What is contradictory.
         reason: String,
     },
@@ -104,6 +110,64 @@ pub enum Error {
     /// The solver rejected the problem before running.
     #[error("the solver rejected the problem: {0}")]
     SolverSetup(String),
+}
+
+impl Error {
+    /// The constraint or objective parameter this error is about, if it is
+    /// about one: what a caller points at as the input to change, without
+    /// reading the message.
+    pub fn constraint(&self) -> Option<Constraint> {
+        match self {
+            Error::InfeasibleConstraints { constraint, .. } => Some(*constraint),
+            Error::InvalidParameter { constraint, .. } => *constraint,
+            Error::TargetVolatilityTooLow { .. } => Some(Constraint::TargetVolatility),
+            Error::TargetReturnTooHigh { .. } => Some(Constraint::TargetReturn),
+            Error::NoAssetAboveRiskFree { .. } => Some(Constraint::RiskFreeRate),
+            Error::TooFewObservations { .. }
+            | Error::NonFinite { .. }
+            | Error::NonPositivePrice { .. }
+            | Error::DimensionMismatch { .. }
+            | Error::Solver { .. }
+            | Error::SolverSetup(_) => None,
+        }
+    }
+}
+
+/// A constraint or objective parameter of an optimization, as named by the
+/// errors about it ([`Error::constraint`]). Deliberately exhaustive: a
+/// caller mapping these to its own input fields should have to decide
+/// about a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Constraint {
+    /// Bounds of each asset's weight.
+    WeightBounds,
+    /// Bounds of a sector's (group's) total weight.
+    SectorBounds,
+    /// Assets, sectors or flagged issuers held at zero.
+    Exclusions,
+    /// The weight bounds, sector bounds and exclusions taken together: none
+    /// of them alone is at fault.
+    Bounds,
+    /// The minimum weighted ESG score.
+    MinEsgScore,
+    /// The maximum weighted carbon intensity.
+    MaxCarbonIntensity,
+    /// The maximum turnover against the current weights.
+    MaxTurnover,
+    /// The linear transaction cost.
+    TransactionCost,
+    /// The minimum trade size.
+    MinTradeWeight,
+    /// The objective's target volatility.
+    TargetVolatility,
+    /// The objective's target return.
+    TargetReturn,
+    /// The risk-free rate (max Sharpe needs a return above it).
+    RiskFreeRate,
+    /// The objective's risk aversion.
+    RiskAversion,
+    /// The objective's weight of the ESG score.
+    EsgWeight,
 }
 
 /// The crate's result type.

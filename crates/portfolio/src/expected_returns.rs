@@ -96,6 +96,7 @@ pub fn ema_historical_return(returns: &Matrix, span: f64, compounding: bool) -> 
             name: "EMA span",
             value: span,
             reason: "must be at least 1",
+            constraint: None,
         });
     }
     Ok((0..returns.cols())
@@ -153,6 +154,7 @@ pub fn capm_return(
             name: "market return variance",
             value: var_m,
             reason: "the market series is constant, so betas are undefined",
+            constraint: None,
         });
     }
     let mkt_ret = compound_or_mean(&market, compounding);

@@ -66,7 +66,7 @@ mod returns;
 pub use covariance::{
     estimate_covariance, exp_cov, ledoit_wolf, sample_cov, CovarianceMethod, DEFAULT_COV_SPAN,
 };
-pub use error::{Error, Result};
+pub use error::{Constraint, Error, Result};
 pub use expected_returns::{
     capm_return, ema_historical_return, estimate_expected_returns, mean_historical_return,
     ExpectedReturnsMethod, DEFAULT_EMA_SPAN,

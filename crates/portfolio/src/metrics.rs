@@ -72,6 +72,7 @@ pub fn risk_metrics(
             name: "periods per year",
             value: p,
             reason: "must be positive",
+            constraint: None,
         });
     }
     let rf = config.risk_free_rate / p;

@@ -10,7 +10,7 @@ mod factor;
 mod problem;
 mod working_set;
 
-use crate::{Error, Matrix, Result};
+use crate::{Constraint, Error, Matrix, Result};
 pub use esg::{
     EsgConstraints, EsgData, EsgObjective, EsgOptimizer, EsgRebalance, PortfolioFigures,
     SectorBound, WeightChange,
@@ -140,6 +140,7 @@ impl EfficientFrontier {
                         name: "covariance entry",
                         value: cov.get(i, j),
                         reason: "the covariance matrix is not symmetric",
+                        constraint: None,
                     });
                 }
             }
@@ -189,6 +190,7 @@ impl EfficientFrontier {
         for (i, &(lo, hi)) in bounds.iter().enumerate() {
             if lo.is_nan() || hi.is_nan() || lo > hi {
                 return Err(Error::InfeasibleConstraints {
+                    constraint: Constraint::WeightBounds,
                     reason: format!("asset {i} has lower bound {lo} above upper bound {hi}"),
                 });
             }
@@ -197,11 +199,13 @@ impl EfficientFrontier {
         let hi: f64 = bounds.iter().map(|b| b.1).sum();
         if lo > 1.0 + 1e-12 {
             return Err(Error::InfeasibleConstraints {
+                constraint: Constraint::WeightBounds,
                 reason: format!("the lower bounds add up to {lo:.4}, above 1"),
             });
         }
         if hi < 1.0 - 1e-12 {
             return Err(Error::InfeasibleConstraints {
+                constraint: Constraint::WeightBounds,
                 reason: format!("the upper bounds add up to {hi:.4}, below 1"),
             });
         }
@@ -221,6 +225,7 @@ impl EfficientFrontier {
         if let (Some(lo), Some(hi)) = (group.lower, group.upper) {
             if lo > hi {
                 return Err(Error::InfeasibleConstraints {
+                    constraint: Constraint::SectorBounds,
                     reason: format!(
                         "group {} has lower bound {lo} above upper bound {hi}",
                         group.name
@@ -240,6 +245,7 @@ impl EfficientFrontier {
                 name: "L2 gamma",
                 value: gamma,
                 reason: "must be a non-negative number",
+                constraint: None,
             });
         }
         self.gamma = gamma;
@@ -253,6 +259,7 @@ impl EfficientFrontier {
                 name: "risk-free rate",
                 value: rate,
                 reason: "must be finite",
+                constraint: Some(Constraint::RiskFreeRate),
             });
         }
         self.risk_free_rate = rate;
@@ -327,6 +334,7 @@ impl EfficientFrontier {
         let k = n;
         if is_infeasible(sol.status) {
             return Err(Error::InfeasibleConstraints {
+                constraint: Constraint::RiskFreeRate,
                 reason: "no portfolio within the bounds has a positive excess return".into(),
             });
         }
@@ -350,6 +358,7 @@ impl EfficientFrontier {
                 name: "target volatility",
                 value: target,
                 reason: "must be a positive number",
+                constraint: Some(Constraint::TargetVolatility),
             });
         }
         let sol = match self.screen() {
@@ -422,6 +431,7 @@ impl EfficientFrontier {
                 name: "target return",
                 value: target,
                 reason: "must be finite",
+                constraint: Some(Constraint::TargetReturn),
             });
         }
         let n = self.assets();
@@ -452,6 +462,7 @@ impl EfficientFrontier {
                 name: "risk aversion",
                 value: delta,
                 reason: "must be greater than zero",
+                constraint: Some(Constraint::RiskAversion),
             });
         }
         let mut p = self.program();
@@ -520,6 +531,7 @@ impl EfficientFrontier {
         if !is_solved(sol.status) {
             if is_infeasible(sol.status) {
                 return Err(Error::InfeasibleConstraints {
+                    constraint: Constraint::Bounds,
                     reason: "the weight bounds and group bounds contradict each other".into(),
                 });
             }

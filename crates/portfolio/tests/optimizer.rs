@@ -220,7 +220,13 @@ fn bounds_are_respected_and_contradictions_rejected() -> TestResult {
         .with_weight_bounds(0.0, 0.04)
         .err()
         .ok_or("sum of upper bounds")?;
-    assert!(matches!(err, Error::InfeasibleConstraints { .. }));
+    assert!(matches!(
+        err,
+        Error::InfeasibleConstraints {
+            constraint: Constraint::WeightBounds,
+            ..
+        }
+    ));
     Ok(())
 }
 
@@ -244,6 +250,7 @@ fn contradictory_groups_are_an_infeasibility_error() -> TestResult {
         .err()
         .ok_or("expected an error")?;
     assert!(matches!(err, Error::InfeasibleConstraints { .. }), "{err}");
+    assert_eq!(err.constraint(), Some(Constraint::Bounds), "{err}");
     Ok(())
 }
 
@@ -406,5 +413,6 @@ fn working_set_matches_the_full_problem() -> TestResult {
         .err()
         .ok_or("expected an error")?;
     assert!(matches!(err, Error::TargetVolatilityTooLow { .. }), "{err}");
+    assert_eq!(err.constraint(), Some(Constraint::TargetVolatility));
     Ok(())
 }

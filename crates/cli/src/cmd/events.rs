@@ -1,6 +1,7 @@
 //! `ultracore events …`: the event log from the shell.
 
 use std::io::{BufRead, Write};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -10,7 +11,8 @@ use ultracore_log::{
     Consumer, ConsumerOptions, EnvelopeBuilder, EventLog, EventLogExt, NewRecord, RawEnvelope,
     Record, Retention, Seek, StartFrom, TopicSpec,
 };
-use ultracore_log_any::{Access, AnyLog};
+use ultracore_log_any::{Access, AnyLog, Backend};
+use ultracore_log_embedded::RepairReport;
 
 use crate::output::{clip, table};
 use crate::LogArgs;
@@ -58,6 +60,22 @@ pub enum EventsCommand {
         /// Only this group (default: every group with committed offsets).
         #[arg(long)]
         group: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find corrupt records in the embedded log (after power loss or disk
+    /// damage, when it refuses to open) and cut each damaged segment at
+    /// its first bad record. Only reports what it would cut unless
+    /// --apply; a copy of every cut is kept beside its segment as
+    /// <segment>.corrupt-<millis>. Refuses while a server or any other
+    /// writer holds the log: stop it first.
+    ///
+    /// Example: ultracore --data-dir /var/lib/ultracore events repair --apply
+    Repair {
+        /// Make the cuts (default: only report them).
+        #[arg(long)]
+        apply: bool,
+        /// One JSON object: what was checked, and each cut.
         #[arg(long)]
         json: bool,
     },
@@ -136,7 +154,81 @@ pub async fn run(args: &LogArgs, command: EventsCommand) -> Result<()> {
         EventsCommand::Lag { group, json } => {
             lag(&AnyLog::open(&config, Access::ReadOnly).await?, group, json).await
         }
+        EventsCommand::Repair { apply, json } => {
+            let dir = match config.backend()? {
+                Backend::Embedded { dir } => dir,
+                kafka @ Backend::Kafka { .. } => {
+                    bail!("repair works on the embedded log, and the log configured is {kafka}; Kafka brokers recover their own logs")
+                }
+            };
+            // Reading and copying whole segments is blocking work.
+            let report = {
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || ultracore_log_embedded::repair(&dir, apply))
+                    .await??
+            };
+            print_repair(&dir, &report, json)
+        }
     }
+}
+
+fn print_repair(dir: &Path, report: &RepairReport, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+        return Ok(());
+    }
+    if report.cuts.is_empty() {
+        println!(
+            "no damage found: {} segments in {} partitions checked",
+            report.segments_checked, report.partitions_checked
+        );
+        return Ok(());
+    }
+    let name = |p: &Path| p.strip_prefix(dir).unwrap_or(p).display().to_string();
+    let mut header = vec![
+        "segment",
+        ">cut at byte",
+        ">bytes",
+        ">first offset",
+        ">records",
+        "why",
+    ];
+    if report.applied {
+        header.push("kept as");
+    }
+    let rows: Vec<Vec<String>> = report
+        .cuts
+        .iter()
+        .map(|c| {
+            let mut row = vec![
+                name(&c.segment),
+                c.position.to_string(),
+                c.bytes.to_string(),
+                c.first_offset.to_string(),
+                c.records.to_string(),
+                c.reason.clone(),
+            ];
+            if let Some(kept) = &c.kept_at {
+                row.push(
+                    kept.file_name()
+                        .map_or_else(|| name(kept), |n| n.to_string_lossy().into_owned()),
+                );
+            }
+            row
+        })
+        .collect();
+    print!("{}", table(&header, &rows));
+    let n = report.cuts.len();
+    if report.applied {
+        println!(
+            "cut {n} damaged segment(s); the cut bytes are kept beside each segment (kept as). Start the log again."
+        );
+    } else {
+        println!(
+            "would cut {n} damaged segment(s), dropping the records listed; run again with --apply to cut them (a copy of each cut is kept beside its segment)"
+        );
+    }
+    Ok(())
 }
 
 async fn topics(log: &AnyLog, json: bool) -> Result<()> {

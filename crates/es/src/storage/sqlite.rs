@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde_json::Value;
+use ultracore_log::files;
 use uuid::Uuid;
 
 use super::{Batch, Snapshot, Storage, Watermark};
@@ -98,11 +99,18 @@ impl SqliteStorage {
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStorage> {
         let path = path.as_ref().to_owned();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::Storage {
+            files::create_dir_all(dir).map_err(|e| Error::Storage {
                 operation: "creating the data directory",
                 reason: format!("{}: {e}", dir.display()),
             })?;
         }
+        // Read models hold client data: the file is created owner-only here
+        // (SQLite would use the umask), and SQLite gives its -wal and -shm
+        // files the database file's mode.
+        files::create_if_missing(&path).map_err(|e| Error::Storage {
+            operation: "creating the database file",
+            reason: format!("{}: {e}", path.display()),
+        })?;
         let conn = Connection::open(&path).map_err(Error::storage("opening the database"))?;
         Self::setup(conn, path)
     }
@@ -540,5 +548,26 @@ impl Storage for SqliteStorage {
             out.push((key, doc));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_database_and_its_wal_are_owner_only(
+    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        let dir = tmp.path().join("data");
+        let storage = SqliteStorage::open(dir.join(SqliteStorage::FILE_NAME))?;
+        storage.schema_version()?;
+        // While the connection is open, SQLite's -wal and -shm exist.
+        for suffix in ["", "-wal", "-shm"] {
+            let file = dir.join(format!("{}{suffix}", SqliteStorage::FILE_NAME));
+            assert!(file.exists(), "{} missing", file.display());
+        }
+        assert_eq!(files::not_owner_only(&dir)?, vec![]);
+        Ok(())
     }
 }

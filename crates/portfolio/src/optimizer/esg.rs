@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::factor::covariance_factor;
 use super::problem::{is_infeasible, is_solved, Program, Solution};
 use super::SolverSettings;
-use crate::{Error, Matrix, Result};
+use crate::{Constraint, Error, Matrix, Result};
 
 /// Per-asset ESG data, in the order of the expected returns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -251,16 +251,21 @@ impl<'a> EsgOptimizer<'a> {
                 });
             }
         }
-        let invalid = |name: &'static str, value: f64, reason: &'static str| {
+        let invalid = |name: &'static str,
+                       constraint: Option<Constraint>,
+                       value: f64,
+                       reason: &'static str| {
             Err(Error::InvalidParameter {
                 name,
                 value,
                 reason,
+                constraint,
             })
         };
         if let Some(&w) = current.iter().find(|w| !(w.is_finite() && **w >= -1e-12)) {
             return invalid(
                 "current weight",
+                None,
                 w,
                 "current weights must be finite and not negative",
             );
@@ -269,6 +274,7 @@ impl<'a> EsgOptimizer<'a> {
         if held > 1.0 + 1e-9 {
             return invalid(
                 "sum of current weights",
+                None,
                 held,
                 "current weights add up to more than 1",
             );
@@ -278,31 +284,42 @@ impl<'a> EsgOptimizer<'a> {
             .iter()
             .find(|s| !(s.is_finite() && (0.0..=100.0).contains(*s)))
         {
-            return invalid("ESG score", s, "ESG scores are between 0 and 100");
+            return invalid("ESG score", None, s, "ESG scores are between 0 and 100");
         }
         if let Some(&c) = data
             .carbon_intensity
             .iter()
             .find(|c| !(c.is_finite() && **c >= 0.0))
         {
-            return invalid("carbon intensity", c, "must be a number ≥ 0");
+            return invalid("carbon intensity", None, c, "must be a number ≥ 0");
         }
         let c = &constraints;
         if let Some(s) = c
             .min_esg_score
             .filter(|s| !(s.is_finite() && (0.0..=100.0).contains(s)))
         {
-            return invalid("minimum ESG score", s, "must be between 0 and 100");
+            return invalid(
+                "minimum ESG score",
+                Some(Constraint::MinEsgScore),
+                s,
+                "must be between 0 and 100",
+            );
         }
         if let Some(v) = c
             .max_carbon_intensity
             .filter(|v| !(v.is_finite() && *v >= 0.0))
         {
-            return invalid("maximum carbon intensity", v, "must be a number ≥ 0");
+            return invalid(
+                "maximum carbon intensity",
+                Some(Constraint::MaxCarbonIntensity),
+                v,
+                "must be a number ≥ 0",
+            );
         }
         if let Some(v) = c.max_turnover.filter(|v| !(v.is_finite() && *v >= 0.0)) {
             return invalid(
                 "maximum turnover",
+                Some(Constraint::MaxTurnover),
                 v,
                 "must be a number ≥ 0 (2 = replace everything)",
             );
@@ -310,22 +327,30 @@ impl<'a> EsgOptimizer<'a> {
         if !(c.transaction_cost_bps.is_finite() && c.transaction_cost_bps >= 0.0) {
             return invalid(
                 "transaction cost (bps)",
+                Some(Constraint::TransactionCost),
                 c.transaction_cost_bps,
                 "must be a number ≥ 0",
             );
         }
         if let Some(v) = c.min_trade_weight.filter(|v| !(v.is_finite() && *v >= 0.0)) {
-            return invalid("minimum trade weight", v, "must be a number ≥ 0");
+            return invalid(
+                "minimum trade weight",
+                Some(Constraint::MinTradeWeight),
+                v,
+                "must be a number ≥ 0",
+            );
         }
         let (lo, hi) = c.weight_bounds;
         if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
             return Err(Error::InfeasibleConstraints {
+                constraint: Constraint::WeightBounds,
                 reason: format!("weight bounds ({lo}, {hi}) need lower ≤ upper"),
             });
         }
         for name in &c.exclude {
             if !data.names.contains(name) {
                 return Err(Error::InfeasibleConstraints {
+                    constraint: Constraint::Exclusions,
                     reason: format!("excluded asset {name} is not in the universe"),
                 });
             }
@@ -333,6 +358,7 @@ impl<'a> EsgOptimizer<'a> {
         for b in &c.sector_bounds {
             if !data.sector.contains(&b.sector) {
                 return Err(Error::InfeasibleConstraints {
+                    constraint: Constraint::SectorBounds,
                     reason: format!(
                         "sector bound names sector '{}', which no asset has",
                         b.sector
@@ -562,6 +588,7 @@ impl<'a> EsgOptimizer<'a> {
                 let k = sol.x[self.kappa_index()];
                 if k <= 0.0 {
                     return Err(Error::InfeasibleConstraints {
+                        constraint: Constraint::RiskFreeRate,
                         reason: "no feasible portfolio has an expected return above the risk-free rate after costs".into(),
                     });
                 }
@@ -572,11 +599,12 @@ impl<'a> EsgOptimizer<'a> {
             return Ok(sol);
         }
         if is_infeasible(sol.status) || objective == EsgObjective::MaxSharpe {
-            if let Some(reason) = self.diagnose(parts)? {
-                return Err(Error::InfeasibleConstraints { reason });
+            if let Some((constraint, reason)) = self.diagnose(parts)? {
+                return Err(Error::InfeasibleConstraints { constraint, reason });
             }
             if objective == EsgObjective::MaxSharpe {
                 return Err(Error::InfeasibleConstraints {
+                    constraint: Constraint::RiskFreeRate,
                     reason: "no feasible portfolio has an expected return above the risk-free rate after costs".into(),
                 });
             }
@@ -750,7 +778,8 @@ impl<'a> EsgOptimizer<'a> {
 
     /// Names the constraints that cannot hold together, or `None` when every
     /// constraint family is feasible (the objective is then the problem).
-    fn diagnose(&self, parts: Parts) -> Result<Option<String>> {
+    /// The constraint returned is the first the reason names.
+    fn diagnose(&self, parts: Parts) -> Result<Option<(Constraint, String)>> {
         let base = Parts {
             esg: false,
             carbon: false,
@@ -760,10 +789,13 @@ impl<'a> EsgOptimizer<'a> {
         let c = &self.constraints;
         if !self.feasible(base)? {
             let excluded = self.excluded.iter().filter(|e| **e).count();
-            return Ok(Some(format!(
-                "the weight bounds {:?}, the sector bounds and the exclusions ({excluded} of {} assets excluded) leave no fully invested portfolio",
-                c.weight_bounds,
-                self.n()
+            return Ok(Some((
+                Constraint::Bounds,
+                format!(
+                    "the weight bounds {:?}, the sector bounds and the exclusions ({excluded} of {} assets excluded) leave no fully invested portfolio",
+                    c.weight_bounds,
+                    self.n()
+                ),
             )));
         }
         let mut single = Vec::new();
@@ -774,9 +806,9 @@ impl<'a> EsgOptimizer<'a> {
                     let best = self
                         .extreme(&self.data.esg_score, true)?
                         .unwrap_or(f64::NAN);
-                    single.push(format!(
+                    single.push((Constraint::MinEsgScore, format!(
                         "minimum ESG score {min} is above the maximum achievable {best:.2} under the bounds and exclusions"
-                    ));
+                    )));
                 }
             }
         }
@@ -790,9 +822,9 @@ impl<'a> EsgOptimizer<'a> {
                     let best = self
                         .extreme(&self.data.carbon_intensity, false)?
                         .unwrap_or(f64::NAN);
-                    single.push(format!(
+                    single.push((Constraint::MaxCarbonIntensity, format!(
                         "maximum carbon intensity {max} is below the minimum achievable {best:.2} under the bounds and exclusions"
-                    ));
+                    )));
                 }
             }
         }
@@ -803,24 +835,31 @@ impl<'a> EsgOptimizer<'a> {
                     ..base
                 };
                 if !self.feasible(with)? {
-                    single.push(format!(
+                    single.push((Constraint::MaxTurnover, format!(
                         "maximum turnover {max} is too small to reach a portfolio within the bounds and exclusions"
-                    ));
+                    )));
                 }
             }
         }
-        if !single.is_empty() {
-            return Ok(Some(single.join("; ")));
+        if let Some(&(first, _)) = single.first() {
+            let reasons: Vec<String> = single.into_iter().map(|(_, r)| r).collect();
+            return Ok(Some((first, reasons.join("; "))));
         }
         let named = [
-            (parts.esg && c.min_esg_score.is_some(), "minimum ESG score"),
+            (
+                parts.esg && c.min_esg_score.is_some(),
+                "minimum ESG score",
+                Constraint::MinEsgScore,
+            ),
             (
                 parts.carbon && c.max_carbon_intensity.is_some(),
                 "maximum carbon intensity",
+                Constraint::MaxCarbonIntensity,
             ),
             (
                 parts.turnover && c.max_turnover.is_some(),
                 "maximum turnover",
+                Constraint::MaxTurnover,
             ),
         ];
         for a in 0..named.len() {
@@ -835,17 +874,18 @@ impl<'a> EsgOptimizer<'a> {
                     exclusions: base.exclusions,
                 };
                 if !self.feasible(with)? {
-                    return Ok(Some(format!(
-                        "the {} and the {} cannot both hold",
-                        named[a].1, named[b].1
+                    return Ok(Some((
+                        named[a].2,
+                        format!("the {} and the {} cannot both hold", named[a].1, named[b].1),
                     )));
                 }
             }
         }
         if !self.feasible(parts)? {
-            return Ok(Some(
+            return Ok(Some((
+                Constraint::MinEsgScore,
                 "the minimum ESG score, maximum carbon intensity and maximum turnover cannot all hold together".into(),
-            ));
+            )));
         }
         Ok(None)
     }
@@ -860,6 +900,7 @@ fn validate_objective(objective: EsgObjective) -> Result<()> {
                 name: "target volatility",
                 value: target_volatility,
                 reason: "must be a positive number",
+                constraint: Some(Constraint::TargetVolatility),
             })
         }
         EsgObjective::EsgTradeoff { risk_aversion, .. }
@@ -869,6 +910,7 @@ fn validate_objective(objective: EsgObjective) -> Result<()> {
                 name: "risk aversion",
                 value: risk_aversion,
                 reason: "must be greater than zero",
+                constraint: Some(Constraint::RiskAversion),
             })
         }
         EsgObjective::EsgTradeoff { esg_weight, .. }
@@ -878,6 +920,7 @@ fn validate_objective(objective: EsgObjective) -> Result<()> {
                 name: "ESG weight",
                 value: esg_weight,
                 reason: "must be a number ≥ 0",
+                constraint: Some(Constraint::EsgWeight),
             })
         }
         _ => Ok(()),
