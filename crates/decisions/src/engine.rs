@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
-use ultracore_events::trading::{Action, TradingDecision};
+use ultracore_events::trading::{Action, ContextSource, TradingDecision};
 use uuid::Uuid;
 
 use crate::specialists::signal;
@@ -62,6 +62,9 @@ pub struct Decision {
     /// The regime model's trend and stress readings.
     pub regime_trend: f64,
     pub regime_stress: f64,
+    /// Where the risk checks' position and portfolio value came from: the
+    /// caller's word (`caller`) or nowhere (`absent`: a zero position).
+    pub context_source: ContextSource,
 }
 
 /// The specialists, their configuration and a feature index: everything a
@@ -215,6 +218,7 @@ impl DecisionEngine {
             specialists,
             regime_trend: regime.trend,
             regime_stress: regime.stress,
+            context_source: request.portfolio.source(),
         })
     }
 

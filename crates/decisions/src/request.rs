@@ -51,6 +51,18 @@ pub struct PortfolioContext {
     pub correlation_with_holdings: Option<f64>,
 }
 
+impl PortfolioContext {
+    /// `Caller` when the request said anything about the portfolio,
+    /// `Absent` when it said nothing (the default context).
+    pub fn source(&self) -> ultracore_events::trading::ContextSource {
+        if *self == PortfolioContext::default() {
+            ultracore_events::trading::ContextSource::Absent
+        } else {
+            ultracore_events::trading::ContextSource::Caller
+        }
+    }
+}
+
 /// A request that cannot be decided, naming the field and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 #[error("{field}: {reason}")]

@@ -287,6 +287,7 @@ impl DecisionService {
             },
             failed_checks: decision.failed_checks.clone(),
             checks: decision.decision.risk_checks.clone(),
+            context_source: decision.context_source,
             timestamp: now,
         };
         self.emit_secondary(
@@ -536,6 +537,7 @@ mod tests {
             outcome: RiskOutcome::Approved,
             failed_checks: vec![],
             checks: vec![],
+            context_source: ContextSource::Caller,
             timestamp: Utc::now(),
         });
         assert_eq!(risk.event_type(), RISK_EVENT);

@@ -136,3 +136,20 @@ fn missing_models_and_wrong_models_are_named() {
     let e = Specialists::load_dir(dir.path()).expect_err("wrong objective");
     assert!(e.to_string().contains("binary:logistic"), "{e}");
 }
+
+#[test]
+fn a_decision_says_whose_word_its_risk_context_is() -> common::TestResult {
+    use ultracore_events::trading::ContextSource;
+    let engine = common::engine();
+    let given = engine.decide_now(&common::request("AAPL", common::bullish()))?;
+    assert_eq!(given.context_source, ContextSource::Caller);
+    let mut bare = common::request("AAPL", common::bullish());
+    bare.portfolio = Default::default();
+    let none = engine.decide_now(&bare)?;
+    assert_eq!(none.context_source, ContextSource::Absent);
+    assert_eq!(
+        serde_json::to_value(&none)?["context_source"],
+        serde_json::json!("absent")
+    );
+    Ok(())
+}

@@ -12,8 +12,9 @@ use ultracore_decisions::{
     StabilityBounds,
 };
 use ultracore_events::trading::{
-    ModelUpdateEvent, RegimeChangeEvent, RiskDecisionEvent, RiskOutcome, TradingDecisionEvent,
-    UpdateType, DECISIONS_TOPIC, MODEL_UPDATES_TOPIC, REGIME_CHANGES_TOPIC, RISK_DECISIONS_TOPIC,
+    ContextSource, ModelUpdateEvent, RegimeChangeEvent, RiskDecisionEvent, RiskOutcome,
+    TradingDecisionEvent, UpdateType, DECISIONS_TOPIC, MODEL_UPDATES_TOPIC, REGIME_CHANGES_TOPIC,
+    RISK_DECISIONS_TOPIC,
 };
 use ultracore_log::{EventLog, EventLogExt, TopicSpec};
 use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
@@ -127,6 +128,9 @@ async fn scenario<L: EventLog>(target: L, prefix: &str) -> common::TestResult {
         rejected_risk.clone().typed::<RiskDecisionEvent>()?.payload;
     assert_eq!(r.outcome, RiskOutcome::Rejected);
     assert_eq!(r.failed_checks, ["position_limit", "concentration"]);
+    // The position and value it was checked against were the caller's word.
+    assert_eq!(r.context_source, ContextSource::Caller);
+    assert_eq!(third.context_source, ContextSource::Caller);
 
     let changes = common::read_envelopes(&target, REGIME_CHANGES_TOPIC, 1, limit).await;
     let changes: Vec<_> = changes

@@ -92,6 +92,21 @@ impl std::fmt::Display for Action {
     }
 }
 
+/// Where the position and portfolio figures of a decision's risk checks
+/// came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextSource {
+    /// The caller's word: the request's `portfolio` (position, value,
+    /// correlation with the holdings), which the platform did not verify.
+    /// Events written before the field existed read as this.
+    #[default]
+    Caller,
+    /// The request gave none: the checks ran on a zero position, with the
+    /// value and the correlation unknown.
+    Absent,
+}
+
 /// One pre-trade risk check as evaluated for a decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RiskCheck {
@@ -192,6 +207,9 @@ pub struct RiskDecision {
     /// The checks that failed (empty when approved).
     pub failed_checks: Vec<String>,
     pub checks: Vec<RiskCheck>,
+    /// Where the checks' position and portfolio value came from.
+    #[serde(default)]
+    pub context_source: ContextSource,
     pub timestamp: DateTime<Utc>,
 }
 
