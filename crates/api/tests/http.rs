@@ -328,6 +328,19 @@ async fn bad_requests_are_refused_with_the_field_and_nothing_is_published() {
         "{e}"
     );
 
+    // Finite but absurd, and past what a float holds: 422 naming the field.
+    let mut huge = body(50.0);
+    huge["portfolio"]["holdings"][0]["units"] = json!(1e300);
+    let (status, e) = post(&url, &huge.to_string()).await;
+    assert_eq!(status, 422, "{e}");
+    assert_eq!(e["field"], "portfolio.holdings[0].units", "{e}");
+    let overflow = body(50.0).to_string().replace("20000.0", "1e400");
+    let (status, e) = post(&url, &overflow).await;
+    assert!(
+        (status == 422 && e["field"] == "portfolio.cash") || status == 400,
+        "{status} {e}"
+    );
+
     let mut wrong_type = body(50.0);
     wrong_type["portfolio"]["holdings"][0]["units"] = json!("many");
     let (status, e) = post(&url, &wrong_type.to_string()).await;

@@ -4,6 +4,13 @@
 use crate::events::OptimizationRequest;
 use crate::optimize::Failure;
 
+/// The largest cash amount or portfolio value a request may give.
+pub const MAX_AMOUNT: f64 = 1e15;
+/// The largest quantity of one holding a request may give.
+pub const MAX_UNITS: f64 = 1e12;
+/// The most holdings a request may give.
+pub const MAX_HOLDINGS: usize = 10_000;
+
 /// Checks a request's shape and ranges before any data is read
 /// (identifiers, amounts, weights, holdings given one way): the API rejects
 /// what fails here with 422 and the MCP tool with a tool error, before
@@ -38,10 +45,37 @@ pub fn validate(r: &OptimizationRequest) -> Result<(), Failure> {
     if !(p.cash.is_finite() && p.cash >= 0.0) {
         return bad("portfolio.cash", format!("{} is not an amount ≥ 0", p.cash));
     }
+    // Amounts and quantities past the maximums are not portfolios but
+    // typos or probes; bounding them keeps every derived figure (values,
+    // notionals, sums over holdings) finite.
+    if p.cash > MAX_AMOUNT {
+        return bad(
+            "portfolio.cash",
+            format!(
+                "{} is above the largest amount accepted, {MAX_AMOUNT:e}",
+                p.cash
+            ),
+        );
+    }
     if let Some(v) = p.value {
         if !(v.is_finite() && v > 0.0) {
             return bad("portfolio.value", format!("{v} is not an amount > 0"));
         }
+        if v > MAX_AMOUNT {
+            return bad(
+                "portfolio.value",
+                format!("{v} is above the largest amount accepted, {MAX_AMOUNT:e}"),
+            );
+        }
+    }
+    if p.holdings.len() > MAX_HOLDINGS {
+        return bad(
+            "portfolio.holdings",
+            format!(
+                "{} holdings; at most {MAX_HOLDINGS} are accepted",
+                p.holdings.len()
+            ),
+        );
     }
     let mut by_weight = false;
     let mut by_units = false;
@@ -60,6 +94,12 @@ pub fn validate(r: &OptimizationRequest) -> Result<(), Failure> {
                     return bad(
                         &at("units"),
                         format!("{u} is not a quantity ≥ 0 (short positions are not supported)"),
+                    );
+                }
+                if u > MAX_UNITS {
+                    return bad(
+                        &at("units"),
+                        format!("{u} is above the largest quantity accepted, {MAX_UNITS:e}"),
                     );
                 }
             }
