@@ -3,16 +3,18 @@
 //!
 //! `TopicResults` follows the topic from its beginning in a consumer group
 //! of its own (never committed, so it reads everything on every start) and
-//! keeps the latest state of every request in memory: a few KB per
-//! completed request. A server with a read model of optimizations (the
-//! reporting service's) plugs that in instead.
+//! keeps the latest state of the most recent requests in memory (a few KB
+//! per completed request; at most [`TopicResults::DEFAULT_CAPACITY`]
+//! requests, the oldest forgotten first, [`TopicResults::len`] says how
+//! many). A server with a read model of optimizations (the reporting
+//! service's) plugs that in instead.
 //!
 //! A lookup must not say "unknown" for a request appended a moment ago that
 //! the follower has not read yet, so a lookup that finds nothing final
 //! first waits (bounded) until the follower has read up to the topic's end
 //! as it is at the time of the call.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -102,7 +104,49 @@ impl Progress {
     }
 }
 
-type Index = HashMap<Uuid, OptimizationStatus>;
+/// The latest state per request, bounded: past `capacity` requests the
+/// one first seen longest ago is forgotten.
+#[derive(Debug)]
+struct Index {
+    states: HashMap<Uuid, OptimizationStatus>,
+    order: VecDeque<Uuid>,
+    capacity: usize,
+}
+
+impl Index {
+    fn new(capacity: usize) -> Index {
+        Index {
+            states: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn get(&self, id: &Uuid) -> Option<&OptimizationStatus> {
+        self.states.get(id)
+    }
+
+    /// Sets a request's state; with `only_if_new` a known request keeps
+    /// its state (a request read again never overwrites its answer).
+    fn set(&mut self, id: Uuid, status: OptimizationStatus, only_if_new: bool) {
+        if let Some(old) = self.states.get_mut(&id) {
+            if !only_if_new {
+                *old = status;
+            }
+            return;
+        }
+        while self.states.len() >= self.capacity {
+            match self.order.pop_front() {
+                Some(oldest) => {
+                    self.states.remove(&oldest);
+                }
+                None => break,
+            }
+        }
+        self.states.insert(id, status);
+        self.order.push_back(id);
+    }
+}
 
 /// A [`ResultLookup`] that follows `esg-portfolio-events` (see the module docs).
 ///
@@ -120,6 +164,19 @@ pub struct TopicResults<L: EventLog> {
 const CATCH_UP: Duration = Duration::from_secs(5);
 
 impl<L: EventLog> TopicResults<L> {
+    /// Requests remembered at most by default.
+    pub const DEFAULT_CAPACITY: usize = 100_000;
+
+    /// Requests remembered now (a metric).
+    pub fn len(&self) -> usize {
+        lock(&self.index).states.len()
+    }
+
+    /// Whether no request is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Creates the topic if needed and starts following it from the
     /// beginning on the current tokio runtime.
     ///
@@ -127,8 +184,17 @@ impl<L: EventLog> TopicResults<L> {
     ///
     /// When the topic cannot be created or described.
     pub async fn start(log: L) -> Result<Self> {
+        Self::start_with_capacity(log, Self::DEFAULT_CAPACITY).await
+    }
+
+    /// [`TopicResults::start`], remembering at most `capacity` requests.
+    ///
+    /// # Errors
+    ///
+    /// When the topic cannot be created or described.
+    pub async fn start_with_capacity(log: L, capacity: usize) -> Result<Self> {
         ultracore_esg::ensure_topic(&log).await?;
-        let index = Arc::new(Mutex::new(Index::new()));
+        let index = Arc::new(Mutex::new(Index::new(capacity)));
         let (tx, progress) = watch::channel(Progress::default());
         let stop = CancellationToken::new();
         tokio::spawn(follow(log.clone(), index.clone(), tx, stop.clone()));
@@ -260,18 +326,18 @@ fn apply(index: &mut Index, record: &Record) {
         return;
     };
     match envelope.payload {
-        EsgPortfolioEvent::Requested(r) => {
-            index
-                .entry(r.request_id)
-                .or_insert(OptimizationStatus::Pending {
-                    portfolio_id: r.portfolio_id,
-                });
-        }
+        EsgPortfolioEvent::Requested(r) => index.set(
+            r.request_id,
+            OptimizationStatus::Pending {
+                portfolio_id: r.portfolio_id,
+            },
+            true,
+        ),
         EsgPortfolioEvent::Completed(c) => {
-            index.insert(c.request_id, OptimizationStatus::Completed(c));
+            index.set(c.request_id, OptimizationStatus::Completed(c), false)
         }
         EsgPortfolioEvent::Failed(f) => {
-            index.insert(f.request_id, OptimizationStatus::Failed(f));
+            index.set(f.request_id, OptimizationStatus::Failed(f), false)
         }
     }
 }
@@ -296,6 +362,21 @@ mod tests {
                 .collect(),
             retention: Retention::default(),
         }
+    }
+
+    #[test]
+    fn the_index_keeps_answers_and_forgets_the_oldest_past_its_capacity() {
+        let pending = || OptimizationStatus::Pending {
+            portfolio_id: "pf".into(),
+        };
+        let mut index = Index::new(2);
+        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        index.set(ids[0], pending(), true);
+        index.set(ids[1], pending(), true);
+        index.set(ids[2], pending(), true);
+        assert_eq!(index.states.len(), 2);
+        assert!(index.get(&ids[0]).is_none(), "the oldest is forgotten");
+        assert!(index.get(&ids[2]).is_some());
     }
 
     #[test]

@@ -296,9 +296,22 @@ pub async fn run_services(
         );
         let mut app = router(app_state.clone());
         if let Some(mesh) = &mcp_mesh {
-            let results = ultracore_mcp::TopicResults::start(log.clone()).await?;
-            let server =
-                ultracore_mcp::McpServer::new(log.clone(), mesh.clone(), Arc::new(results));
+            let results = Arc::new(ultracore_mcp::TopicResults::start(log.clone()).await?);
+            let weak = Arc::downgrade(&results);
+            registry.register(
+                "mcp",
+                Arc::new(FnCollector(move |out: &mut Exposition| {
+                    if let Some(results) = weak.upgrade() {
+                        out.family(
+                            "ultracore_mcp_remembered_results",
+                            "Optimization requests whose state the MCP tools keep in memory (bounded at 100,000).",
+                            Kind::Gauge,
+                        );
+                        out.sample("ultracore_mcp_remembered_results", &[], results.len() as f64);
+                    }
+                })),
+            );
+            let server = ultracore_mcp::McpServer::new(log.clone(), mesh.clone(), results);
             let mut config = ultracore_mcp::HttpConfig::default();
             config.cancellation_token = token.child_token();
             // The guard checks Host first; the transport's own check agrees.
