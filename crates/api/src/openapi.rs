@@ -96,6 +96,8 @@ fn annotate_access(doc: &mut Value) {
 
 fn document() -> Value {
     let portfolio = path_param("id", "Portfolio id", None);
+    let limit = json!({"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}});
+    let cursor = json!({"name": "cursor", "in": "query", "required": false, "description": "The next_cursor of the page before; none for the first page", "schema": {"type": "string"}});
     let request = path_param(
         "request_id",
         "The request id the POST answered with",
@@ -141,16 +143,16 @@ fn document() -> Value {
                 }
             }},
             "/api/v1/portfolios/{id}/orders": {"get": {
-                "summary": "Orders staged for a portfolio, newest first",
-                "parameters": [portfolio],
-                "responses": {"200": ok_json("Orders", json!({"type": "object", "properties": {"orders": {"type": "array", "items": {"$ref": "#/components/schemas/Order"}}}})), "400": error_response("Invalid id")}
+                "summary": "Orders staged for a portfolio, newest first, a page at a time",
+                "parameters": [portfolio, limit.clone(), cursor.clone()],
+                "responses": {"200": ok_json("A page of orders; next_cursor is null after the last", json!({"type": "object", "properties": {"orders": {"type": "array", "items": {"$ref": "#/components/schemas/Order"}}, "next_cursor": {"type": ["string", "null"]}}})), "400": error_response("Invalid id, limit or cursor")}
             }},
             "/api/v1/notifications": {"get": {
-                "summary": "Stored notifications, newest first",
+                "summary": "Stored notifications, newest first, a page at a time",
                 "parameters": [
                     {"name": "portfolio_id", "in": "query", "required": false, "schema": {"type": "string"}},
-                    {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}}],
-                "responses": {"200": ok_json("Notifications", json!({"type": "object"})), "400": error_response("Invalid query")}
+                    limit, cursor],
+                "responses": {"200": ok_json("A page of notifications (of the key's portfolios); next_cursor is null after the last", json!({"type": "object", "properties": {"notifications": {"type": "array"}, "next_cursor": {"type": ["string", "null"]}}})), "400": error_response("Invalid query")}
             }},
             "/api/v1/notifications/stream": {"get": {
                 "summary": "Notifications as they are stored (server-sent events `notification`)",

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use ultracore_es::Cut;
 use ultracore_esg::OptimizationRequest;
 use ultracore_flow::Portfolio;
-use ultracore_http::Principal;
+use ultracore_http::{Principal, Scope};
 use ultracore_log::EventLog;
 use uuid::Uuid;
 
@@ -278,62 +278,93 @@ pub(crate) async fn get_portfolio<L: EventLog>(
     })))
 }
 
-/// `GET /api/v1/portfolios/{id}/orders`
+#[derive(Debug, Deserialize)]
+pub(crate) struct PageQuery {
+    portfolio_id: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+impl PageQuery {
+    /// `limit` (1 to 1000, default 50) and `cursor` (as a page handed it out).
+    fn page(&self) -> Result<(usize, Option<&str>), ApiError> {
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("limit {limit} is out of range: use 1 to 1000"),
+            )
+            .with_field("limit"));
+        }
+        if let Some(c) = self
+            .cursor
+            .as_deref()
+            .filter(|c| !ultracore_flow::is_cursor(c))
+        {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!(
+                    "cursor '{}' is not one this API handed out: pass the next_cursor of the page before, or none for the first page",
+                    c.chars().take(80).collect::<String>()
+                ),
+            )
+            .with_field("cursor"));
+        }
+        Ok((limit, self.cursor.as_deref()))
+    }
+}
+
+/// `GET /api/v1/portfolios/{id}/orders`: newest first, a page at a time.
 pub(crate) async fn get_orders<L: EventLog>(
     State(state): Shared<L>,
     Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let pid = portfolio_id(&id)?.to_owned();
-    let read = state.orders.clone();
-    let key = pid.clone();
-    let orders = tokio::task::spawn_blocking(move || read.of(&key))
+    let (limit, cursor) = q.page()?;
+    let (read, key, cursor) = (state.orders.clone(), pid.clone(), cursor.map(str::to_owned));
+    // SQLite reads block: off the async workers.
+    let page = tokio::task::spawn_blocking(move || read.page(&key, cursor.as_deref(), limit))
         .await
         .map_err(|e| ApiError::unavailable("reading the order read model failed", e))?
         .map_err(|e| ApiError::unavailable("reading the order read model failed", e))?;
-    Ok(Json(json!({"portfolio_id": pid, "orders": orders})))
+    Ok(Json(
+        json!({"portfolio_id": pid, "orders": page.items, "next_cursor": page.next_cursor}),
+    ))
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct NotificationQuery {
-    portfolio_id: Option<String>,
-    limit: Option<usize>,
-}
-
-/// `GET /api/v1/notifications`: of the key's portfolios only.
+/// `GET /api/v1/notifications`: of the key's portfolios only, newest
+/// first, a page at a time.
 pub(crate) async fn get_notifications<L: EventLog>(
     State(state): Shared<L>,
     Extension(principal): Extension<Principal>,
-    Query(q): Query<NotificationQuery>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!("limit {limit} is out of range: use 1 to 1000"),
-        ));
-    }
-    if let Some(p) = &q.portfolio_id {
-        portfolio_id(p)?;
-        if !principal.can_access_portfolio(p) {
-            return Err(ApiError::not_found(format!(
-                "portfolio '{p}' is not found for this key"
-            )));
+    let (limit, cursor) = q.page()?;
+    let portfolios: Option<Vec<String>> = match (&q.portfolio_id, principal.scope()) {
+        (Some(p), _) => {
+            portfolio_id(p)?;
+            if !principal.can_access_portfolio(p) {
+                return Err(ApiError::not_found(format!(
+                    "portfolio '{p}' is not found for this key"
+                )));
+            }
+            Some(vec![p.clone()])
         }
-    }
-    let notifications = state.notifications.clone();
-    let list = tokio::task::spawn_blocking(move || {
-        notifications.latest_matching(
-            |pid| {
-                q.portfolio_id.as_deref().is_none_or(|p| p == pid)
-                    && principal.can_access_portfolio(pid)
-            },
-            limit,
-        )
+        (None, Scope::All) => None,
+        (None, Scope::Portfolios(ids)) => Some(ids.iter().cloned().collect()),
+        (None, Scope::None) => Some(Vec::new()),
+    };
+    let (notifications, cursor) = (state.notifications.clone(), cursor.map(str::to_owned));
+    let page = tokio::task::spawn_blocking(move || {
+        notifications.page(portfolios.as_deref(), cursor.as_deref(), limit)
     })
     .await
     .map_err(|e| ApiError::unavailable("reading notifications failed", e))?
     .map_err(|e| ApiError::unavailable("reading notifications failed", e))?;
-    Ok(Json(json!({"notifications": list})))
+    Ok(Json(
+        json!({"notifications": page.items, "next_cursor": page.next_cursor}),
+    ))
 }
 
 /// `GET /healthz`: 200 while every service runs and every check passes;

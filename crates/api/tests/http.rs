@@ -231,6 +231,34 @@ async fn optimization_through_the_api() {
         assert!(o["units"].as_u64().unwrap() >= 1);
         assert_eq!(o["request_id"], rid.as_str());
     }
+    // The same orders a page of one at a time, each once, by the cursor.
+    let all: Vec<Value> = orders["orders"].as_array().unwrap().clone();
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            None => format!("{}/api/v1/portfolios/pf-api/orders?limit=1", s.base),
+            Some(c) => format!(
+                "{}/api/v1/portfolios/pf-api/orders?limit=1&cursor={c}",
+                s.base
+            ),
+        };
+        let (status, page) = get(&url).await;
+        assert_eq!(status, 200, "{page}");
+        paged.extend(page["orders"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+        assert!(paged.len() <= all.len(), "the cursor does not advance");
+    }
+    assert_eq!(paged, all);
+    let (status, e) = get(&format!(
+        "{}/api/v1/portfolios/pf-api/orders?cursor=..%2F..%2Fx",
+        s.base
+    ))
+    .await;
+    assert_eq!((status, e["field"].as_str()), (400, Some("cursor")), "{e}");
     let portfolio = until(
         &format!("{}/api/v1/portfolios/pf-api", s.base),
         "the portfolio's orders in its history",

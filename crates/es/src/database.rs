@@ -68,6 +68,20 @@ impl Database {
         lock(&self.storage).documents(projection, view)
     }
 
+    /// A page of a view: at most `limit` documents whose keys start with
+    /// `prefix` and sort after `after`, in key order (see
+    /// [`Storage::documents_page`]).
+    pub fn documents_page(
+        &self,
+        projection: &str,
+        view: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Value)>> {
+        lock(&self.storage).documents_page(projection, view, prefix, after, limit)
+    }
+
     /// Runs `f` with the storage (tools and tests).
     pub fn with<T>(&self, f: impl FnOnce(&mut dyn Storage) -> Result<T>) -> Result<T> {
         f(&mut **lock(&self.storage))

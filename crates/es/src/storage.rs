@@ -127,6 +127,32 @@ pub trait Storage: Send + std::fmt::Debug + 'static {
 
     /// Every document of a view, in key order.
     fn documents(&mut self, projection: &str, view: &str) -> Result<Vec<(String, Value)>>;
+
+    /// At most `limit` documents of a view whose keys start with `prefix`
+    /// and sort after `after` (when given), in key order: one range of the
+    /// documents' key index, however many documents the view holds.
+    fn documents_page(
+        &mut self,
+        projection: &str,
+        view: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Value)>>;
+}
+
+/// The smallest string above every string that starts with `prefix`
+/// (`pf-1/` gives `pf-10`), or `None` when there is none (an empty prefix,
+/// or one ending in the largest character).
+pub fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        if let Some(next) = char::from_u32(last as u32 + 1) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 /// What one follower batch writes.

@@ -264,6 +264,7 @@ impl Projection for OrdersProjection {
                 &format!("{}/{}", o.staged.portfolio_id, order.order_id),
                 &view,
             )?;
+            views.put_as("by_time", &order_time_key(&view), &view)?;
         }
         let key = format!("{}/{}", o.staged.portfolio_id, o.staged.request_id);
         views.put(
@@ -273,6 +274,44 @@ impl Projection for OrdersProjection {
         );
         Ok(())
     }
+}
+
+/// The key of an order in the `by_time` view: portfolio, newest first,
+/// then the order id.
+fn order_time_key(o: &OrderView) -> String {
+    format!(
+        "{}/{}/{}",
+        o.portfolio_id,
+        crate::newest_first(o.staged_at),
+        o.order_id
+    )
+}
+
+/// Writes the `by_time` view of orders stored before it existed, once: a
+/// read model from an earlier version pages its orders like a new one.
+/// Returns how many it wrote.
+pub fn backfill_order_times(db: &Database) -> Result<usize> {
+    if !db
+        .documents_page(ORDERS_PROJECTION, "by_time", "", None, 1)?
+        .is_empty()
+        || db
+            .documents_page(ORDERS_PROJECTION, "orders", "", None, 1)?
+            .is_empty()
+    {
+        return Ok(0);
+    }
+    let mut batch = ultracore_es::Batch::default();
+    for (_, doc) in db.documents(ORDERS_PROJECTION, "orders")? {
+        let view: OrderView =
+            serde_json::from_value(doc.clone()).map_err(|e| Error::ReadModel(e.to_string()))?;
+        batch
+            .documents
+            .insert(("by_time".into(), order_time_key(&view)), Some(doc));
+    }
+    let n = batch.documents.len();
+    db.with(|s| s.commit(ORDERS_PROJECTION, &batch))?;
+    tracing::info!(orders = n, "indexed the stored orders by time");
+    Ok(n)
 }
 
 /// Reads the order status read model.
@@ -286,19 +325,48 @@ impl Orders {
         Orders { db }
     }
 
-    /// A portfolio's orders, newest first.
+    /// A portfolio's orders, newest first (every one of them).
     pub fn of(&self, portfolio_id: &str) -> Result<Vec<OrderView>> {
-        let prefix = format!("{portfolio_id}/");
         let mut out = Vec::new();
-        for (key, doc) in self.db.documents(ORDERS_PROJECTION, "orders")? {
-            if key.starts_with(&prefix) {
-                out.push(
-                    serde_json::from_value::<OrderView>(doc)
-                        .map_err(|e| Error::ReadModel(e.to_string()))?,
-                );
+        let mut cursor = None;
+        loop {
+            let page = self.page(portfolio_id, cursor.as_deref(), 1000)?;
+            out.extend(page.items);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(out),
             }
         }
-        out.sort_by(|a, b| b.staged_at.cmp(&a.staged_at).then(a.ticker.cmp(&b.ticker)));
-        Ok(out)
+    }
+
+    /// At most `limit` of a portfolio's orders, newest first, after
+    /// `cursor` (the `next_cursor` of the page before). One range of the
+    /// read model's key index: the other portfolios' orders are not read.
+    pub fn page(
+        &self,
+        portfolio_id: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::Page<OrderView>> {
+        let prefix = format!("{portfolio_id}/");
+        let after = cursor.map(|c| format!("{prefix}{c}"));
+        let docs = self.db.documents_page(
+            ORDERS_PROJECTION,
+            "by_time",
+            &prefix,
+            after.as_deref(),
+            limit,
+        )?;
+        let next_cursor = (docs.len() == limit)
+            .then(|| docs.last().map(|(k, _)| k[prefix.len()..].to_owned()))
+            .flatten();
+        let items = docs
+            .into_iter()
+            .map(|(_, doc)| {
+                serde_json::from_value::<OrderView>(doc)
+                    .map_err(|e| Error::ReadModel(e.to_string()))
+            })
+            .collect::<Result<_>>()?;
+        Ok(crate::Page { items, next_cursor })
     }
 }

@@ -32,10 +32,12 @@ mod portfolio;
 mod reporting;
 mod runner;
 
+pub use execution::backfill_order_times;
 pub use execution::{
     stage_orders, ExecutionOptions, OrderView, Orders, OrdersProjection, Stager, EXECUTION_GROUP,
     ORDERS_PROJECTION,
 };
+pub use notification::backfill_notification_times;
 pub use notification::{
     notification_for, Notification, Notifications, Notifier, NOTIFICATIONS, NOTIFICATION_GROUP,
 };
@@ -76,6 +78,34 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// inputs never share one, however many effects one event has.
 pub fn derived_id(base: Uuid, tag: &[u8], index: u64) -> Uuid {
     ultracore_log::derive_event_id(base, tag, index)
+}
+
+/// A key part that sorts newest first: `i64::MAX` minus the time in
+/// milliseconds, as 19 digits. Views keyed by it page from the newest.
+pub fn newest_first(at: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{:019}", i64::MAX - at.timestamp_millis().max(0))
+}
+
+/// One page of a list and where the next one starts (`None` after the
+/// last).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Whether `cursor` has the shape of the cursors pages hand out
+/// (`<19 digits>/<id>`), so a bad one is refused rather than misread.
+pub fn is_cursor(cursor: &str) -> bool {
+    cursor.split_once('/').is_some_and(|(time, id)| {
+        time.len() == 19
+            && time.bytes().all(|b| b.is_ascii_digit())
+            && !id.is_empty()
+            && id.len() <= 128
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    })
 }
 
 /// Creates the flow's integration topics unless they exist.

@@ -138,10 +138,13 @@ impl<L: EventLog> BatchHandler for Notifier<L> {
             {
                 continue; // a second answer to one request
             }
-            batch.documents.insert(
-                key,
-                Some(serde_json::to_value(&n).map_err(|e| Error::ReadModel(e.to_string()))?),
-            );
+            let doc = serde_json::to_value(&n).map_err(|e| Error::ReadModel(e.to_string()))?;
+            for (view, key) in time_keys(&n) {
+                batch
+                    .documents
+                    .insert((view.into(), key), Some(doc.clone()));
+            }
+            batch.documents.insert(key, Some(doc));
             fresh.push(n);
         }
         if fresh.is_empty() {
@@ -157,6 +160,49 @@ impl<L: EventLog> BatchHandler for Notifier<L> {
     }
 }
 
+/// A notification's keys in the views that list newest first: `by_time`
+/// (`<newest first>/<request id>`) and `by_portfolio` (the portfolio, then
+/// the same).
+fn time_keys(n: &Notification) -> [(&'static str, String); 2] {
+    let cursor = format!("{}/{}", crate::newest_first(n.created_at), n.request_id);
+    [
+        ("by_portfolio", format!("{}/{cursor}", n.portfolio_id)),
+        ("by_time", cursor),
+    ]
+}
+
+/// Writes the time-ordered views of notifications stored before they
+/// existed, once. Returns how many notifications it indexed.
+pub fn backfill_notification_times(db: &Database) -> Result<usize> {
+    if !db
+        .documents_page(NOTIFICATIONS, "by_time", "", None, 1)?
+        .is_empty()
+        || db
+            .documents_page(NOTIFICATIONS, "all", "", None, 1)?
+            .is_empty()
+    {
+        return Ok(0);
+    }
+    let mut batch = Batch::default();
+    let mut n = 0;
+    for (_, doc) in db.documents(NOTIFICATIONS, "all")? {
+        let note: Notification =
+            serde_json::from_value(doc.clone()).map_err(|e| Error::ReadModel(e.to_string()))?;
+        for (view, key) in time_keys(&note) {
+            batch
+                .documents
+                .insert((view.into(), key), Some(doc.clone()));
+        }
+        n += 1;
+    }
+    db.with(|s| s.commit(NOTIFICATIONS, &batch))?;
+    tracing::info!(
+        notifications = n,
+        "indexed the stored notifications by time"
+    );
+    Ok(n)
+}
+
 /// Reads stored notifications.
 #[derive(Debug, Clone)]
 pub struct Notifications {
@@ -170,25 +216,54 @@ impl Notifications {
 
     /// The newest `limit` notifications, newest first (optionally of one portfolio).
     pub fn latest(&self, portfolio_id: Option<&str>, limit: usize) -> Result<Vec<Notification>> {
-        self.latest_matching(|p| portfolio_id.is_none_or(|want| want == p), limit)
+        let portfolios = portfolio_id.map(|p| vec![p.to_owned()]);
+        Ok(self.page(portfolios.as_deref(), None, limit)?.items)
     }
 
-    /// The newest `limit` notifications of the portfolios `keep` accepts,
-    /// newest first.
-    pub fn latest_matching(
+    /// At most `limit` notifications, newest first, after `cursor` (the
+    /// `next_cursor` of the page before): of every portfolio (`None`) or
+    /// of these. Each portfolio is one range of the key index; nothing of
+    /// other portfolios is read.
+    pub fn page(
         &self,
-        keep: impl Fn(&str) -> bool,
+        portfolios: Option<&[String]>,
+        cursor: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<Notification>> {
-        let mut all: Vec<Notification> = self
-            .db
-            .documents(NOTIFICATIONS, "all")?
+    ) -> Result<crate::Page<Notification>> {
+        // (sort key without the portfolio, document), merged over portfolios.
+        let mut found: Vec<(String, serde_json::Value)> = match portfolios {
+            None => self
+                .db
+                .documents_page(NOTIFICATIONS, "by_time", "", cursor, limit)?,
+            Some(ids) => {
+                let mut all = Vec::new();
+                for id in ids {
+                    let prefix = format!("{id}/");
+                    let after = cursor.map(|c| format!("{prefix}{c}"));
+                    for (key, doc) in self.db.documents_page(
+                        NOTIFICATIONS,
+                        "by_portfolio",
+                        &prefix,
+                        after.as_deref(),
+                        limit,
+                    )? {
+                        all.push((key[prefix.len()..].to_owned(), doc));
+                    }
+                }
+                all.sort_by(|a, b| a.0.cmp(&b.0));
+                all
+            }
+        };
+        let more = limit > 0 && found.len() >= limit;
+        found.truncate(limit);
+        let next_cursor = more.then(|| found.last().map(|(k, _)| k.clone())).flatten();
+        let items = found
             .into_iter()
-            .filter_map(|(_, doc)| serde_json::from_value::<Notification>(doc).ok())
-            .filter(|n| keep(&n.portfolio_id))
-            .collect();
-        all.sort_by_key(|n| std::cmp::Reverse(n.created_at));
-        all.truncate(limit);
-        Ok(all)
+            .map(|(_, doc)| {
+                serde_json::from_value::<Notification>(doc)
+                    .map_err(|e| Error::ReadModel(e.to_string()))
+            })
+            .collect::<Result<_>>()?;
+        Ok(crate::Page { items, next_cursor })
     }
 }

@@ -100,6 +100,9 @@ pub async fn flow_services<L: EventLog>(
     options: FlowOptions,
 ) -> Result<FlowServices<L>> {
     crate::ensure_flow_topics(&log).await?;
+    // Read models from before the time-ordered views get them once.
+    crate::backfill_order_times(&db)?;
+    crate::backfill_notification_times(&db)?;
     let store = EventStore::new(log.clone(), db.clone(), StoreOptions::default())?;
     store
         .ensure_topic(<crate::Portfolio as ultracore_es::Aggregate>::TYPE)

@@ -549,11 +549,89 @@ impl Storage for SqliteStorage {
         }
         Ok(out)
     }
+
+    fn documents_page(
+        &mut self,
+        projection: &str,
+        view: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Value)>> {
+        let op = "reading a page of documents";
+        // (projection, view, key) is the primary key: this is one range scan.
+        let from = after.filter(|a| *a >= prefix).unwrap_or(prefix);
+        let inclusive = after.is_none_or(|a| a < prefix);
+        let end = super::prefix_end(prefix);
+        let sql = match (inclusive, end.is_some()) {
+            (true, true) => "SELECT key, doc FROM documents WHERE projection = ?1 AND view = ?2 AND key >= ?3 AND key < ?4 ORDER BY key LIMIT ?5",
+            (false, true) => "SELECT key, doc FROM documents WHERE projection = ?1 AND view = ?2 AND key > ?3 AND key < ?4 ORDER BY key LIMIT ?5",
+            (true, false) => "SELECT key, doc FROM documents WHERE projection = ?1 AND view = ?2 AND key >= ?3 AND ?4 IS NULL ORDER BY key LIMIT ?5",
+            (false, false) => "SELECT key, doc FROM documents WHERE projection = ?1 AND view = ?2 AND key > ?3 AND ?4 IS NULL ORDER BY key LIMIT ?5",
+        };
+        let mut stmt = self.conn.prepare_cached(sql).map_err(Error::storage(op))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![projection, view, from, end, limit], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(Error::storage(op))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (key, doc) = row.map_err(Error::storage(op))?;
+            let doc = serde_json::from_str(&doc).map_err(|e| Error::Storage {
+                operation: op,
+                reason: format!("document {projection}/{view}/{key} is not JSON: {e}"),
+            })?;
+            out.push((key, doc));
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_are_ranges_of_one_prefix_in_key_order(
+    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        let mut storage = SqliteStorage::open(tmp.path().join(SqliteStorage::FILE_NAME))?;
+        let mut batch = Batch::default();
+        for key in ["a/1", "a/2", "a/3", "a0", "b/1", "a"] {
+            batch.documents.insert(
+                ("v".into(), key.into()),
+                Some(serde_json::json!({ "k": key })),
+            );
+        }
+        storage.commit("p", &batch)?;
+        let keys =
+            |page: Vec<(String, Value)>| page.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(
+            keys(storage.documents_page("p", "v", "a/", None, 2)?),
+            ["a/1", "a/2"]
+        );
+        assert_eq!(
+            keys(storage.documents_page("p", "v", "a/", Some("a/2"), 2)?),
+            ["a/3"]
+        );
+        assert_eq!(
+            keys(storage.documents_page("p", "v", "a/", Some("a/3"), 2)?),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            keys(storage.documents_page("p", "v", "", Some("a0"), 10)?),
+            ["b/1"]
+        );
+        assert_eq!(
+            keys(storage.documents_page("p", "w", "", None, 10)?),
+            Vec::<String>::new()
+        );
+        assert_eq!(super::super::prefix_end("pf-1/").as_deref(), Some("pf-10"));
+        assert_eq!(super::super::prefix_end(""), None);
+        Ok(())
+    }
 
     #[test]
     fn a_new_database_and_its_wal_are_owner_only(
