@@ -285,7 +285,7 @@ mod tests {
                     },
                 )
                 .collect(),
-            retention: Retention::default(),
+            retention: Some(Retention::Forever),
         }
     }
 
