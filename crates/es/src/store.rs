@@ -210,14 +210,10 @@ impl<L: EventLog> EventStore<L> {
         {
             return Ok(Some(f.clone()));
         }
-        // Event-sourced topics keep every event: an explicit unbounded
-        // retention, so a log-wide default retention does not apply to them.
-        let spec = TopicSpec::new(topic.clone(), self.inner.options.partitions).with_retention(
-            Retention {
-                max_age: None,
-                max_bytes: Some(i64::MAX as u64),
-            },
-        );
+        // Event-sourced topics keep every event: an explicit retention, so
+        // a log-wide default retention does not apply to them.
+        let spec = TopicSpec::new(topic.clone(), self.inner.options.partitions)
+            .with_retention(Retention::Forever);
         if create {
             self.inner.log.ensure_topic(&spec).await?;
         } else {

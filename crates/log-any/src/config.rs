@@ -126,8 +126,10 @@ impl LogConfig {
         }
     }
 
+    /// Retention of topics created without one: `retention_days`, else forever.
     pub fn default_retention(&self) -> Retention {
-        self.retention_days.map(Retention::days).unwrap_or_default()
+        self.retention_days
+            .map_or(Retention::Forever, Retention::days)
     }
 }
 

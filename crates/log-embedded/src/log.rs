@@ -82,7 +82,7 @@ impl Default for EmbeddedOptions {
     fn default() -> Self {
         EmbeddedOptions {
             segment_bytes: 128 * 1024 * 1024,
-            default_retention: Retention::default(),
+            default_retention: Retention::Forever,
             retention_interval: Duration::from_secs(60),
             sync: SyncMode::Auto,
             page_cache_window: Some(32 * 1024 * 1024),
@@ -90,6 +90,9 @@ impl Default for EmbeddedOptions {
     }
 }
 
+/// `topic.json`. No age and no size limit means every record is kept: the
+/// log's default retention is resolved when the topic is created, so the
+/// file never says "default".
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TopicMeta {
@@ -98,6 +101,26 @@ struct TopicMeta {
     retention_ms: Option<u64>,
     #[serde(default)]
     retention_bytes: Option<u64>,
+}
+
+impl TopicMeta {
+    fn new(partitions: u32, retention: Retention) -> Self {
+        TopicMeta {
+            partitions,
+            retention_ms: retention
+                .max_age()
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            retention_bytes: retention.max_bytes(),
+        }
+    }
+
+    fn retention(&self) -> Retention {
+        // Earlier versions wrote a size limit of i64::MAX bytes for topics
+        // kept forever (event-sourced ones). No partition reaches 8 EiB, so
+        // such a limit is no limit and those topics read back as `Forever`.
+        let max_bytes = self.retention_bytes.filter(|b| *b < i64::MAX as u64);
+        Retention::limited(self.retention_ms.map(Duration::from_millis), max_bytes)
+    }
 }
 
 #[derive(Debug)]
@@ -328,7 +351,7 @@ impl EmbeddedLog {
                     high_watermark: p.high_watermark(),
                 })
                 .collect(),
-            retention: t.retention,
+            retention: Some(t.retention),
         })
     }
 
@@ -385,10 +408,7 @@ fn open_topic(dir: &Path, name: &str, meta: &TopicMeta, mode: Mode) -> Result<To
     Ok(TopicState {
         name: name.to_owned(),
         partitions,
-        retention: Retention {
-            max_age: meta.retention_ms.map(Duration::from_millis),
-            max_bytes: meta.retention_bytes,
-        },
+        retention: meta.retention(),
         round_robin: AtomicU32::new(0),
     })
 }
@@ -424,16 +444,10 @@ impl EventLog for EmbeddedLog {
             {
                 return Err(Error::TopicExists(spec.name.clone()));
             }
-            let retention = if spec.retention == Retention::default() {
-                this.inner.options.default_retention
-            } else {
-                spec.retention
-            };
-            let meta = TopicMeta {
-                partitions: spec.partitions,
-                retention_ms: retention.max_age.map(|d| d.as_millis() as u64),
-                retention_bytes: retention.max_bytes,
-            };
+            let retention = spec
+                .retention
+                .unwrap_or(this.inner.options.default_retention);
+            let meta = TopicMeta::new(spec.partitions, retention);
             let root = topics_dir(&this.inner.dir);
             let dir = root.join(&spec.name);
             files::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;

@@ -371,7 +371,7 @@ impl Partition {
 
     /// Deletes whole sealed segments past the retention limits.
     pub fn apply_retention(&self, retention: &Retention, now: i64) -> Result<()> {
-        if retention.max_age.is_none() && retention.max_bytes.is_none() {
+        if retention.is_forever() {
             return Ok(());
         }
         let segments = self.segments();
@@ -389,9 +389,9 @@ impl Partition {
                 .unwrap_or_else(|e| e.into_inner())
                 .max_timestamp;
             let too_old = retention
-                .max_age
+                .max_age()
                 .is_some_and(|age| max_ts < now - age.as_millis() as i64);
-            let too_big = retention.max_bytes.is_some_and(|max| total > max);
+            let too_big = retention.max_bytes().is_some_and(|max| total > max);
             if !(too_old || too_big) {
                 break;
             }

@@ -377,6 +377,66 @@ async fn read_only_handle_follows_the_writer() -> TestResult {
     Ok(())
 }
 
+/// Earlier versions stored "kept forever" (event-sourced topics) as a size
+/// limit of i64::MAX bytes; such a data directory still opens, and those
+/// topics read back as kept forever, by the writer and by a read-only reader.
+#[tokio::test]
+async fn topics_written_with_an_i64_max_size_limit_read_as_forever() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = EmbeddedLog::open(dir.path(), EmbeddedOptions::default())?;
+    log.create_topic(&TopicSpec::new("es.Portfolio", 2).with_retention(Retention::Forever))
+        .await?;
+    log.append("es.Portfolio", vec![NewRecord::new("pf-1", "{}")])
+        .await?;
+    drop(log);
+    let meta = dir.path().join("topics/es.Portfolio/topic.json");
+    // Byte for byte what the earlier versions wrote.
+    std::fs::write(
+        &meta,
+        "{\n  \"partitions\": 2,\n  \"retention_ms\": null,\n  \"retention_bytes\": 9223372036854775807\n}",
+    )?;
+
+    let reader = EmbeddedLog::open_read_only(dir.path())?;
+    assert_eq!(
+        reader.describe_topic("es.Portfolio").await?.retention,
+        Some(Retention::Forever)
+    );
+    drop(reader);
+    let log = EmbeddedLog::open(dir.path(), EmbeddedOptions::default())?;
+    let info = log.describe_topic("es.Portfolio").await?;
+    assert_eq!(info.retention, Some(Retention::Forever));
+    assert_eq!(info.records(), 1);
+    let listed = log.list_topics().await?;
+    assert_eq!(listed[0].retention, Some(Retention::Forever));
+    Ok(())
+}
+
+/// A topic created without a retention takes the log's default, resolved
+/// at creation: later changes of the default do not touch it.
+#[tokio::test]
+async fn topics_without_retention_take_the_default_at_creation() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let options = EmbeddedOptions {
+        default_retention: Retention::days(7),
+        ..EmbeddedOptions::default()
+    };
+    let log = EmbeddedLog::open(dir.path(), options)?;
+    log.create_topic(&TopicSpec::new("d", 1)).await?;
+    log.create_topic(&TopicSpec::new("f", 1).with_retention(Retention::Forever))
+        .await?;
+    drop(log);
+    let log = EmbeddedLog::open(dir.path(), EmbeddedOptions::default())?;
+    assert_eq!(
+        log.describe_topic("d").await?.retention,
+        Some(Retention::days(7))
+    );
+    assert_eq!(
+        log.describe_topic("f").await?.retention,
+        Some(Retention::Forever)
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn retention_deletes_old_segments_by_size() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -386,10 +446,7 @@ async fn retention_deletes_old_segments_by_size() -> TestResult {
         ..EmbeddedOptions::default()
     };
     let log = EmbeddedLog::open(dir.path(), options)?;
-    let retention = Retention {
-        max_age: None,
-        max_bytes: Some(32 * 1024),
-    };
+    let retention = Retention::limited(None, Some(32 * 1024));
     log.create_topic(&TopicSpec::new("r", 1).with_retention(retention))
         .await?;
     let value = "z".repeat(500);

@@ -30,15 +30,11 @@ pub(crate) async fn create_topic(log: &KafkaLog, spec: &TopicSpec) -> Result<()>
             spec.name
         )));
     }
-    let retention_ms = spec.retention.max_age.map(|d| d.as_millis().to_string());
-    let retention_bytes = spec.retention.max_bytes.map(|b| b.to_string());
+    let retention = spec.retention.map(retention_configs);
     // Replication -1: the broker's default.replication.factor.
     let mut topic = NewTopic::new(&full, spec.partitions as i32, TopicReplication::Fixed(-1));
-    if let Some(ms) = &retention_ms {
-        topic = topic.set("retention.ms", ms);
-    }
-    if let Some(bytes) = &retention_bytes {
-        topic = topic.set("retention.bytes", bytes);
+    if let Some((ms, bytes)) = &retention {
+        topic = topic.set("retention.ms", ms).set("retention.bytes", bytes);
     }
     let timeout = log.inner.config.request_timeout;
     let opts = AdminOptions::new()
@@ -99,10 +95,7 @@ pub(crate) async fn create_topic(log: &KafkaLog, spec: &TopicSpec) -> Result<()>
 pub(crate) async fn describe_topic(log: &KafkaLog, topic: &str) -> Result<TopicInfo> {
     let ids = partition_ids(log, topic).await?;
     let mut partitions = watermarks(log, vec![(topic.to_owned(), ids)]).await?;
-    let retention = retentions(log, &[topic.to_owned()])
-        .await
-        .remove(topic)
-        .unwrap_or_default();
+    let retention = retentions(log, &[topic.to_owned()]).await.remove(topic);
     Ok(TopicInfo {
         name: topic.to_owned(),
         partitions: partitions.pop().unwrap_or_default(),
@@ -119,7 +112,7 @@ pub(crate) async fn list_topics(log: &KafkaLog) -> Result<Vec<TopicInfo>> {
         .into_iter()
         .zip(marks)
         .map(|(name, partitions)| TopicInfo {
-            retention: retention.remove(&name).unwrap_or_default(),
+            retention: retention.remove(&name),
             name,
             partitions,
         })
@@ -187,10 +180,45 @@ async fn watermarks(
     .await
 }
 
+/// `retention.ms` and `retention.bytes` of a topic with this retention. Both
+/// are always set, -1 for "no limit", so the broker's defaults (7 days on
+/// a stock Kafka) never shorten what the caller asked for.
+fn retention_configs(retention: Retention) -> (String, String) {
+    let ms = retention
+        .max_age()
+        .map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let bytes = retention
+        .max_bytes()
+        .map_or(-1, |b| i64::try_from(b).unwrap_or(i64::MAX));
+    (ms.to_string(), bytes.to_string())
+}
+
+/// The retention described by a topic's `retention.ms` and
+/// `retention.bytes`. A negative value (Kafka's -1) is no limit, and so is
+/// i64::MAX, which earlier versions set for topics kept forever; a missing
+/// entry is no limit too.
+fn retention_from_configs<'a>(
+    entries: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Retention {
+    let (mut max_age, mut max_bytes) = (None, None);
+    for (name, value) in entries {
+        let limit = value
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|v| (0..i64::MAX).contains(v))
+            .map(|v| v as u64);
+        match name {
+            "retention.ms" => max_age = limit.map(Duration::from_millis),
+            "retention.bytes" => max_bytes = limit,
+            _ => {}
+        }
+    }
+    Retention::limited(max_age, max_bytes)
+}
+
 /// Retention of the given topics, read back with one DescribeConfigs
 /// request. A broker that does not serve DescribeConfigs (or refuses it for
-/// lack of ACLs) yields the default "unbounded" rather than failing the
-/// description: retention is informational here.
+/// lack of ACLs) leaves them out rather than failing the description:
+/// retention is informational here, and the caller shows it as unknown.
 async fn retentions(log: &KafkaLog, topics: &[String]) -> HashMap<String, Retention> {
     let mut out = HashMap::new();
     if topics.is_empty() {
@@ -215,22 +243,12 @@ async fn retentions(log: &KafkaLog, topics: &[String]) -> HashMap<String, Retent
         let Some(topic) = log.inner.config.strip(full) else {
             continue;
         };
-        let mut retention = Retention::default();
-        for entry in resource.entries {
-            // -1 means unbounded in Kafka.
-            let value = entry
-                .value
-                .as_deref()
-                .and_then(|v| v.parse::<i64>().ok())
-                .filter(|v| *v >= 0);
-            match (entry.name.as_str(), value) {
-                ("retention.ms", Some(ms)) => {
-                    retention.max_age = Some(Duration::from_millis(ms as u64))
-                }
-                ("retention.bytes", Some(b)) => retention.max_bytes = Some(b as u64),
-                _ => {}
-            }
-        }
+        let retention = retention_from_configs(
+            resource
+                .entries
+                .iter()
+                .map(|e| (e.name.as_str(), e.value.as_deref())),
+        );
         out.insert(topic.to_owned(), retention);
     }
     out
@@ -302,4 +320,61 @@ pub(crate) async fn group_lag(log: &KafkaLog, group: &str) -> Result<Vec<GroupLa
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(retention: Retention) -> Retention {
+        let (ms, bytes) = retention_configs(retention);
+        retention_from_configs([
+            ("retention.ms", Some(ms.as_str())),
+            ("retention.bytes", Some(bytes.as_str())),
+        ])
+    }
+
+    #[test]
+    fn forever_is_minus_one_for_both_limits() {
+        assert_eq!(
+            retention_configs(Retention::Forever),
+            ("-1".to_owned(), "-1".to_owned())
+        );
+        assert_eq!(round_trip(Retention::Forever), Retention::Forever);
+    }
+
+    #[test]
+    fn limits_round_trip_and_an_unset_one_is_no_limit() {
+        assert_eq!(
+            retention_configs(Retention::days(1)),
+            ("86400000".to_owned(), "-1".to_owned())
+        );
+        for r in [
+            Retention::days(7),
+            Retention::limited(None, Some(10_000_000)),
+            Retention::limited(Some(Duration::from_secs(60)), Some(1)),
+        ] {
+            assert_eq!(round_trip(r), r);
+        }
+    }
+
+    #[test]
+    fn an_i64_max_limit_or_a_missing_entry_is_no_limit() {
+        // What earlier versions set on event-sourced topics.
+        let r = retention_from_configs([
+            ("retention.ms", Some("-1")),
+            ("retention.bytes", Some("9223372036854775807")),
+        ]);
+        assert_eq!(r, Retention::Forever);
+        assert_eq!(
+            retention_from_configs([("cleanup.policy", Some("delete"))]),
+            Retention::Forever
+        );
+        // The broker's default age limit still shows on such a topic.
+        let r = retention_from_configs([
+            ("retention.ms", Some("604800000")),
+            ("retention.bytes", Some("9223372036854775807")),
+        ]);
+        assert_eq!(r, Retention::days(7));
+    }
 }

@@ -89,10 +89,9 @@ async fn prefix_hides_other_deployments() -> ultracore_log::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn argument_errors() -> ultracore_log::Result<()> {
     let log = common::connect(&common::prefix()).await;
-    log.create_topic(&TopicSpec::new("t", 2).with_retention(Retention {
-        max_age: None,
-        max_bytes: Some(10_000_000),
-    }))
+    log.create_topic(
+        &TopicSpec::new("t", 2).with_retention(Retention::limited(None, Some(10_000_000))),
+    )
     .await?;
     assert!(matches!(
         log.append("t", vec![NewRecord::new("k", "v").with_partition(5)])
@@ -121,8 +120,8 @@ async fn argument_errors() -> ultracore_log::Result<()> {
         Err(Error::UnknownTopic(t)) if t == "missing"
     ));
     assert_eq!(
-        log.describe_topic("t").await?.retention.max_bytes,
-        Some(10_000_000)
+        log.describe_topic("t").await?.retention,
+        Some(Retention::limited(None, Some(10_000_000)))
     );
     assert!(log.append("t", Vec::new()).await?.is_empty());
     Ok(())

@@ -144,20 +144,60 @@ impl Position {
     }
 }
 
-/// How long a topic keeps records. Whole segments are deleted once every
-/// record in them is older than `max_age`, or while the partition is larger
-/// than `max_bytes`; the active segment is never deleted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Retention {
-    pub max_age: Option<Duration>,
-    pub max_bytes: Option<u64>,
+/// How long a topic keeps records.
+///
+/// Keeping everything is a state of its own rather than "no limit given",
+/// because a topic spec without a retention takes the log's default
+/// (`EVENT_STORE_RETENTION_DAYS`, or the broker's on Kafka), and topics that
+/// must never lose a record (event-sourced ones) need to say so explicitly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// Every record is kept as long as the topic exists.
+    Forever,
+    /// Whole segments are deleted once every record in them is older than
+    /// `max_age`, or while the partition is larger than `max_bytes`; the
+    /// active segment is never deleted. With neither set nothing is deleted,
+    /// as with [`Retention::Forever`]; [`Retention::limited`] returns
+    /// `Forever` then.
+    Limited {
+        max_age: Option<Duration>,
+        max_bytes: Option<u64>,
+    },
 }
 
 impl Retention {
+    /// Records older than `days` days are deleted; no size limit.
     pub fn days(days: u64) -> Self {
-        Retention {
-            max_age: Some(Duration::from_secs(days * 86_400)),
-            max_bytes: None,
+        Retention::limited(Some(Duration::from_secs(days.saturating_mul(86_400))), None)
+    }
+
+    /// Age and size limits; `Forever` when neither is set.
+    pub fn limited(max_age: Option<Duration>, max_bytes: Option<u64>) -> Self {
+        if max_age.is_none() && max_bytes.is_none() {
+            Retention::Forever
+        } else {
+            Retention::Limited { max_age, max_bytes }
+        }
+    }
+
+    /// Whether no record is ever deleted.
+    pub fn is_forever(&self) -> bool {
+        self.max_age().is_none() && self.max_bytes().is_none()
+    }
+
+    /// Records older than this are deleted; `None`: no age limit.
+    pub fn max_age(&self) -> Option<Duration> {
+        match self {
+            Retention::Forever => None,
+            Retention::Limited { max_age, .. } => *max_age,
+        }
+    }
+
+    /// A partition is kept under this many bytes; `None`: no size limit.
+    pub fn max_bytes(&self) -> Option<u64> {
+        match self {
+            Retention::Forever => None,
+            Retention::Limited { max_bytes, .. } => *max_bytes,
         }
     }
 }
@@ -167,7 +207,8 @@ impl Retention {
 pub struct TopicSpec {
     pub name: String,
     pub partitions: u32,
-    pub retention: Retention,
+    /// `None`: the log's default retention for new topics.
+    pub retention: Option<Retention>,
 }
 
 impl TopicSpec {
@@ -175,12 +216,12 @@ impl TopicSpec {
         TopicSpec {
             name: name.into(),
             partitions,
-            retention: Retention::default(),
+            retention: None,
         }
     }
 
     pub fn with_retention(mut self, retention: Retention) -> Self {
-        self.retention = retention;
+        self.retention = Some(retention);
         self
     }
 
@@ -218,7 +259,9 @@ pub struct PartitionInfo {
 pub struct TopicInfo {
     pub name: String,
     pub partitions: Vec<PartitionInfo>,
-    pub retention: Retention,
+    /// `None`: the log could not say (a Kafka broker that refuses
+    /// DescribeConfigs); the topic is described all the same.
+    pub retention: Option<Retention>,
 }
 
 impl TopicInfo {
@@ -271,5 +314,46 @@ impl GroupLag {
             .unwrap_or(self.log_start_offset)
             .max(self.log_start_offset);
         self.high_watermark.saturating_sub(from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_limit_at_all_is_forever() {
+        assert_eq!(Retention::limited(None, None), Retention::Forever);
+        assert!(Retention::Forever.is_forever());
+        // Built by hand without limits, it still deletes nothing.
+        let unlimited = Retention::Limited {
+            max_age: None,
+            max_bytes: None,
+        };
+        assert!(unlimited.is_forever());
+        assert!(!Retention::days(1).is_forever());
+        assert!(!Retention::limited(None, Some(1)).is_forever());
+    }
+
+    #[test]
+    fn limits_read_back() {
+        let r = Retention::limited(Some(Duration::from_secs(60)), Some(1_000));
+        assert_eq!(r.max_age(), Some(Duration::from_secs(60)));
+        assert_eq!(r.max_bytes(), Some(1_000));
+        assert_eq!(
+            Retention::days(2).max_age(),
+            Some(Duration::from_secs(172_800))
+        );
+        assert_eq!(Retention::days(2).max_bytes(), None);
+        assert_eq!(Retention::Forever.max_age(), None);
+        assert_eq!(Retention::Forever.max_bytes(), None);
+    }
+
+    #[test]
+    fn a_spec_without_retention_takes_the_default() {
+        let spec = TopicSpec::new("t", 1);
+        assert_eq!(spec.retention, None);
+        let spec = spec.with_retention(Retention::Forever);
+        assert_eq!(spec.retention, Some(Retention::Forever));
     }
 }

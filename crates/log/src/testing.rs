@@ -113,10 +113,7 @@ pub async fn topic_admin<H: Harness>(h: &H) {
     let info = log.describe_topic(&name).await.unwrap();
     assert_eq!(info.partitions.len(), 3);
     assert!(info.partitions.iter().all(|p| p.high_watermark == 0));
-    assert_eq!(
-        info.retention.max_age,
-        Some(Duration::from_secs(7 * 86_400))
-    );
+    assert_eq!(info.retention, Some(Retention::days(7)));
     log.append(
         &name,
         (0..5).map(|i| NewRecord::new("k", value(i))).collect(),
@@ -140,6 +137,39 @@ pub async fn topic_admin<H: Harness>(h: &H) {
             .await,
         Err(Error::UnknownTopic(_))
     ));
+}
+
+/// A topic's retention reads back as it was created, in a description, in
+/// the list of topics and after a restart; keeping everything reads back as
+/// [`Retention::Forever`], not as some very large limit.
+pub async fn retention_round_trip<H: Harness>(h: &H) {
+    let log = h.open().await;
+    let cases = [
+        ("conf-ret-forever", Retention::Forever),
+        ("conf-ret-age", Retention::days(30)),
+        ("conf-ret-size", Retention::limited(None, Some(10_000_000))),
+        (
+            "conf-ret-both",
+            Retention::limited(Some(Duration::from_secs(3_600)), Some(20_000_000)),
+        ),
+    ];
+    let mut created = Vec::new();
+    for (base, retention) in cases {
+        let name = unique(base);
+        log.create_topic(&TopicSpec::new(name.clone(), 1).with_retention(retention))
+            .await
+            .unwrap();
+        created.push((name, retention));
+    }
+    let log = h.restart(log).await;
+    let listed = log.list_topics().await.unwrap();
+    for (name, retention) in &created {
+        let info = log.describe_topic(name).await.unwrap();
+        assert_eq!(info.retention, Some(*retention), "describe {name}");
+        let listed = listed.iter().find(|t| &t.name == name).expect("listed");
+        assert_eq!(listed.retention, Some(*retention), "list {name}");
+    }
+    assert!(created[0].1.is_forever());
 }
 
 /// Keys map to one partition each and keep their append order; keys,
@@ -639,7 +669,7 @@ pub async fn dead_letters_from_foreign_writer<H: Harness>(h: &H) {
 macro_rules! conformance_tests {
     ($harness:expr) => {
         $crate::conformance_tests!(@each $harness;
-            topic_admin, per_key_order, redelivery_without_commit, commits_survive_restart,
+            topic_admin, retention_round_trip, per_key_order, redelivery_without_commit, commits_survive_restart,
             independent_groups, group_members_share_partitions, seek, concurrent_producers,
             dead_letters_from_foreign_writer, poll_is_cancel_safe);
     };

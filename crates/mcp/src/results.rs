@@ -360,7 +360,7 @@ mod tests {
                     },
                 )
                 .collect(),
-            retention: Retention::default(),
+            retention: Some(Retention::Forever),
         }
     }
 

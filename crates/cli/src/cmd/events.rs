@@ -134,10 +134,12 @@ pub async fn run(args: &LogArgs, command: EventsCommand) -> Result<()> {
             retention_bytes,
         } => {
             let log = AnyLog::open(&config, Access::Write).await?;
-            let mut retention = retention_days.map(Retention::days).unwrap_or_default();
-            retention.max_bytes = retention_bytes;
-            log.create_topic(&TopicSpec::new(topic.clone(), partitions).with_retention(retention))
-                .await?;
+            let mut spec = TopicSpec::new(topic.clone(), partitions);
+            if retention_days.is_some() || retention_bytes.is_some() {
+                let max_age = retention_days.map(|d| Duration::from_secs(d.saturating_mul(86_400)));
+                spec = spec.with_retention(Retention::limited(max_age, retention_bytes));
+            }
+            log.create_topic(&spec).await?;
             eprintln!("created topic {topic} with {partitions} partitions");
             Ok(())
         }
@@ -243,8 +245,9 @@ async fn topics(log: &AnyLog, json: bool) -> Result<()> {
                         "partition": p.partition, "log_start_offset": p.log_start_offset, "high_watermark": p.high_watermark,
                     })).collect::<Vec<_>>(),
                     "records": t.records(),
-                    "retention_ms": t.retention.max_age.map(|d| d.as_millis() as u64),
-                    "retention_bytes": t.retention.max_bytes,
+                    "retention": retention_kind(t.retention),
+                    "retention_ms": t.retention.and_then(|r| r.max_age()).map(|d| d.as_millis() as u64),
+                    "retention_bytes": t.retention.and_then(|r| r.max_bytes()),
                 })
             })
             .collect();
@@ -258,7 +261,7 @@ async fn topics(log: &AnyLog, json: bool) -> Result<()> {
                 t.name.clone(),
                 t.partitions.len().to_string(),
                 t.records().to_string(),
-                retention_text(&t.retention),
+                retention_text(t.retention),
             ]
         })
         .collect();
@@ -269,8 +272,21 @@ async fn topics(log: &AnyLog, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn retention_text(r: &Retention) -> String {
-    let age = r.max_age.map(|d| {
+/// `forever`, `limited` (see `retention_ms` and `retention_bytes`) or
+/// `unknown` (a broker that does not describe topic configs).
+fn retention_kind(r: Option<Retention>) -> &'static str {
+    match r {
+        Some(r) if r.is_forever() => "forever",
+        Some(_) => "limited",
+        None => "unknown",
+    }
+}
+
+fn retention_text(r: Option<Retention>) -> String {
+    let Some(r) = r else {
+        return "unknown".into();
+    };
+    let age = r.max_age().map(|d| {
         let days = d.as_secs_f64() / 86_400.0;
         if days >= 1.0 {
             format!("{days:.0} days")
@@ -279,7 +295,7 @@ fn retention_text(r: &Retention) -> String {
         }
     });
     let size = r
-        .max_bytes
+        .max_bytes()
         .map(|b| format!("{:.1} MiB", b as f64 / 1_048_576.0));
     match (age, size) {
         (None, None) => "forever".into(),
@@ -531,6 +547,17 @@ mod tests {
             aggregate_type: "Thing".into(),
             partitions: 1,
         }
+    }
+
+    #[test]
+    fn retention_reads_forever_limited_or_unknown() {
+        assert_eq!(retention_text(Some(Retention::Forever)), "forever");
+        assert_eq!(retention_kind(Some(Retention::Forever)), "forever");
+        let both = Retention::limited(Some(Duration::from_secs(30 * 86_400)), Some(1_048_576));
+        assert_eq!(retention_text(Some(both)), "30 days or 1.0 MiB");
+        assert_eq!(retention_kind(Some(both)), "limited");
+        assert_eq!(retention_text(None), "unknown");
+        assert_eq!(retention_kind(None), "unknown");
     }
 
     #[test]
