@@ -123,6 +123,13 @@ impl AnyLog {
 impl EventLog for AnyLog {
     type Consumer = AnyConsumer;
 
+    fn physical_topic(&self, topic: &str) -> String {
+        match self {
+            AnyLog::Embedded(log) => log.physical_topic(topic),
+            AnyLog::Kafka(log) => log.physical_topic(topic),
+        }
+    }
+
     async fn create_topic(&self, spec: &TopicSpec) -> Result<()> {
         dispatch!(self, l => l.create_topic(spec).await)
     }

@@ -183,6 +183,10 @@ impl KafkaLog {
 impl EventLog for KafkaLog {
     type Consumer = KafkaConsumer;
 
+    fn physical_topic(&self, topic: &str) -> String {
+        self.inner.config.full(topic)
+    }
+
     async fn create_topic(&self, spec: &TopicSpec) -> Result<()> {
         crate::admin::create_topic(self, spec).await
     }

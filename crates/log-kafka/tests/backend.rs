@@ -171,3 +171,48 @@ async fn bare_producer_baseline_runs() -> ultracore_log::Result<()> {
     assert_eq!(log.describe_topic("bench").await?.records(), 2_001);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_name_their_origin_as_the_broker_does() -> ultracore_log::Result<()> {
+    use ultracore_log::{dlq_topic, Consumer, ConsumerOptions, DeadLetter, EventLogExt, NewRecord};
+    let prefix = common::prefix();
+    let log = common::connect(&prefix).await;
+    log.create_topic(&TopicSpec::new("esg-portfolio-events", 1))
+        .await?;
+    log.append_one(
+        "esg-portfolio-events",
+        NewRecord::new("pf-1", &b"not an envelope"[..]),
+    )
+    .await?;
+    let mut c = log
+        .consumer(ConsumerOptions::new("dlq-origin", ["esg-portfolio-events"]))
+        .await?;
+    let mut got = Vec::new();
+    while got.is_empty() {
+        got = c.poll(10, std::time::Duration::from_secs(5)).await?;
+    }
+    DeadLetter::new(&got[0], "not an envelope")
+        .send(&log)
+        .await?;
+    let mut d = log
+        .consumer(ConsumerOptions::new(
+            "dlq-origin-reader",
+            [dlq_topic("esg-portfolio-events")],
+        ))
+        .await?;
+    let mut dead = Vec::new();
+    while dead.is_empty() {
+        dead = d.poll(10, std::time::Duration::from_secs(5)).await?;
+    }
+    // The name an operator's Kafka tools know the original by.
+    let physical = format!("{prefix}esg-portfolio-events");
+    assert_eq!(
+        dead[0].header("dlq.origin.topic"),
+        Some(physical.as_bytes())
+    );
+    assert_eq!(
+        dead[0].header("dlq.origin.logical_topic"),
+        Some(&b"esg-portfolio-events"[..])
+    );
+    Ok(())
+}

@@ -13,9 +13,11 @@ pub fn dlq_topic(topic: &str) -> String {
 /// A record that could not be handled, on its way to `<topic>.dlq`.
 ///
 /// The original key, value and headers are kept byte for byte; headers
-/// `dlq.reason`, `dlq.origin.topic`, `dlq.origin.partition`,
-/// `dlq.origin.offset` and `dlq.origin.timestamp` say why and where from, so an
-/// operator can fix and replay it.
+/// `dlq.reason`, `dlq.origin.topic` (the topic's name where it is stored,
+/// e.g. with a Kafka topic prefix), `dlq.origin.logical_topic` (its name
+/// in UltraCore), `dlq.origin.partition`, `dlq.origin.offset` and
+/// `dlq.origin.timestamp` say why and where from, so an operator can fix
+/// and replay it.
 #[derive(Debug, Clone)]
 pub struct DeadLetter<'a> {
     pub record: &'a Record,
@@ -30,12 +32,15 @@ impl<'a> DeadLetter<'a> {
         }
     }
 
-    /// The record to append to the dead-letter topic.
-    pub fn to_record(&self) -> NewRecord {
+    /// The record to append to the dead-letter topic, its origin named as
+    /// the topic is stored: `physical_origin` (see
+    /// [`EventLog::physical_topic`]).
+    pub fn to_record(&self, physical_origin: &str) -> NewRecord {
         let r = self.record;
         let mut headers = r.headers.clone();
         headers.push(Header::new("dlq.reason", self.reason.clone()));
-        headers.push(Header::new("dlq.origin.topic", r.topic.clone()));
+        headers.push(Header::new("dlq.origin.topic", physical_origin.to_owned()));
+        headers.push(Header::new("dlq.origin.logical_topic", r.topic.clone()));
         headers.push(Header::new("dlq.origin.partition", r.partition.to_string()));
         headers.push(Header::new("dlq.origin.offset", r.offset.to_string()));
         headers.push(Header::new("dlq.origin.timestamp", r.timestamp.to_string()));
@@ -53,7 +58,8 @@ impl<'a> DeadLetter<'a> {
     pub async fn send<L: EventLog>(&self, log: &L) -> Result<()> {
         let topic = dlq_topic(&self.record.topic);
         log.ensure_topic(&TopicSpec::new(topic.clone(), 1)).await?;
-        log.append(&topic, vec![self.to_record()]).await?;
+        let origin = log.physical_topic(&self.record.topic);
+        log.append(&topic, vec![self.to_record(&origin)]).await?;
         tracing::warn!(
             topic = %self.record.topic,
             partition = self.record.partition,

@@ -55,6 +55,13 @@ pub trait EventLog: Clone + Send + Sync + 'static {
     /// Creates a topic. Fails with [`crate::Error::TopicExists`] if it exists.
     fn create_topic(&self, spec: &TopicSpec) -> impl Future<Output = Result<()>> + Send;
 
+    /// The name `topic` has where it is stored, as an operator's own tools
+    /// see it (on Kafka with a topic prefix, the prefixed name). The
+    /// same name by default.
+    fn physical_topic(&self, topic: &str) -> String {
+        topic.to_owned()
+    }
+
     /// Every topic with its partitions, high watermarks and retention.
     fn list_topics(&self) -> impl Future<Output = Result<Vec<TopicInfo>>> + Send;
 
