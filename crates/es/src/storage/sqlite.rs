@@ -534,20 +534,9 @@ impl Storage for SqliteStorage {
             )
             .map_err(Error::storage(op))?;
         let rows = stmt
-            .query_map(params![projection, view], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })
+            .query_map(params![projection, view], key_and_doc)
             .map_err(Error::storage(op))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (key, doc) = row.map_err(Error::storage(op))?;
-            let doc = serde_json::from_str(&doc).map_err(|e| Error::Storage {
-                operation: op,
-                reason: format!("document {projection}/{view}/{key} is not JSON: {e}"),
-            })?;
-            out.push((key, doc));
-        }
-        Ok(out)
+        parse_documents(rows, op, projection, view)
     }
 
     fn documents_page(
@@ -572,21 +561,35 @@ impl Storage for SqliteStorage {
         let mut stmt = self.conn.prepare_cached(sql).map_err(Error::storage(op))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map(params![projection, view, from, end, limit], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })
+            .query_map(params![projection, view, from, end, limit], key_and_doc)
             .map_err(Error::storage(op))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (key, doc) = row.map_err(Error::storage(op))?;
-            let doc = serde_json::from_str(&doc).map_err(|e| Error::Storage {
-                operation: op,
-                reason: format!("document {projection}/{view}/{key} is not JSON: {e}"),
-            })?;
-            out.push((key, doc));
-        }
-        Ok(out)
+        parse_documents(rows, op, projection, view)
     }
+}
+
+/// A `(key, doc)` row of the documents table.
+fn key_and_doc(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String)> {
+    Ok((r.get(0)?, r.get(1)?))
+}
+
+/// Documents rows parsed as JSON; a row that is not JSON is an error
+/// naming it.
+fn parse_documents(
+    rows: impl Iterator<Item = rusqlite::Result<(String, String)>>,
+    op: &'static str,
+    projection: &str,
+    view: &str,
+) -> Result<Vec<(String, Value)>> {
+    let mut out = Vec::new();
+    for row in rows {
+        let (key, doc) = row.map_err(Error::storage(op))?;
+        let doc = serde_json::from_str(&doc).map_err(|e| Error::Storage {
+            operation: op,
+            reason: format!("document {projection}/{view}/{key} is not JSON: {e}"),
+        })?;
+        out.push((key, doc));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
