@@ -1,20 +1,16 @@
 //! `ultracore keys`: create, list and revoke as an operator runs them.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 fn ultracore(dir: &Path, args: &[&str]) -> std::io::Result<Output> {
-    Command::new(env!("CARGO_BIN_EXE_ultracore"))
-        .args(args)
-        .env("ULTRACORE_DATA_DIR", dir)
-        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
-        .env_remove("EVENT_STORE_TYPE")
-        .env_remove("ULTRACORE_LOG")
-        .output()
+    common::in_data_dir(dir).args(args).output()
 }
 
 /// Stdout of a run that must succeed.

@@ -1,25 +1,18 @@
 //! A command piped into a reader that closes early (`| head -1`) exits 0
 //! with nothing on stderr, as other Unix tools do.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-fn ultracore(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ultracore"));
-    c.env("ULTRACORE_DATA_DIR", dir)
-        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
-        .env_remove("EVENT_STORE_TYPE")
-        .env_remove("ULTRACORE_LOG");
-    c
-}
 
 #[test]
 fn a_reader_that_closes_early_ends_the_command_quietly() -> TestResult {
     let dir = tempfile::tempdir()?;
     // Far more output than a pipe holds, so the writer meets the closed end.
-    let mut produce = ultracore(dir.path())
+    let mut produce = common::in_data_dir(dir.path())
         .args(["events", "produce", "piped", "--key", "k"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -49,7 +42,7 @@ fn a_reader_that_closes_early_ends_the_command_quietly() -> TestResult {
             "--json",
         ][..],
     ] {
-        let mut tail = ultracore(dir.path())
+        let mut tail = common::in_data_dir(dir.path())
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

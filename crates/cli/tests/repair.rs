@@ -1,8 +1,10 @@
 //! `ultracore events repair` on a log that refuses to open after a record
 //! in the middle of a segment was damaged.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -15,13 +17,7 @@ const RECORDS: usize = 100;
 const CORRUPT: usize = 40;
 
 fn ultracore(dir: &Path, args: &[&str]) -> std::io::Result<Output> {
-    Command::new(env!("CARGO_BIN_EXE_ultracore"))
-        .args(args)
-        .env("ULTRACORE_DATA_DIR", dir)
-        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
-        .env_remove("EVENT_STORE_TYPE")
-        .env_remove("ULTRACORE_LOG")
-        .output()
+    common::in_data_dir(dir).args(args).output()
 }
 
 fn stdout(out: &Output) -> Result<String, Box<dyn std::error::Error>> {

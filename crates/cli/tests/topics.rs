@@ -1,21 +1,18 @@
 //! `ultracore events topics`: retention as a user reads it, in the table and
 //! in `--json`.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 fn ultracore(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ultracore"))
+    common::in_data_dir(dir)
         .args(args)
-        .env("ULTRACORE_DATA_DIR", dir)
-        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
-        .env_remove("EVENT_STORE_TYPE")
-        .env_remove("EVENT_STORE_RETENTION_DAYS")
-        .env_remove("ULTRACORE_LOG")
         .output()
         .expect("run ultracore")
 }

@@ -28,6 +28,19 @@ pub fn ultracore() -> Command {
     c
 }
 
+/// `ultracore` on the data directory `dir`, with no other deployment
+/// settings inherited (run from the crate's directory, as cargo runs tests).
+pub fn in_data_dir(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ultracore"));
+    c.env("ULTRACORE_DATA_DIR", dir)
+        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
+        .env_remove("EVENT_STORE_TYPE")
+        .env_remove("EVENT_STORE_RETENTION_DAYS")
+        .env_remove("ULTRACORE_LOG")
+        .env_remove("DATABASE_URL");
+    c
+}
+
 /// A running `ultracore serve`.
 pub struct Serve {
     pub child: Child,
