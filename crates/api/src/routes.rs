@@ -19,6 +19,22 @@ use crate::{ApiError, AppState, Submitted};
 
 type Shared<L> = State<Arc<AppState<L>>>;
 
+/// Runs a blocking read-model call off the async workers; its failure (or
+/// the task's) is a 503 saying `what` failed.
+async fn off_workers<T, E>(
+    what: &'static str,
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::unavailable(what, e))?
+        .map_err(|e| ApiError::unavailable(what, e))
+}
+
 /// Portfolio ids: 1-64 of letters, digits, `-`, `_`, `.`.
 fn portfolio_id(id: &str) -> Result<&str, ApiError> {
     let ok = !id.is_empty()
@@ -151,10 +167,10 @@ async fn reused_request_id<L: EventLog>(
         };
     }
     let reports = state.reports.clone();
-    let view = tokio::task::spawn_blocking(move || reports.optimization(rid))
-        .await
-        .map_err(|e| ApiError::unavailable("reading the reporting read model failed", e))?
-        .map_err(|e| ApiError::unavailable("reading the reporting read model failed", e))?;
+    let view = off_workers("reading the reporting read model failed", move || {
+        reports.optimization(rid)
+    })
+    .await?;
     match view {
         None => Ok(false),
         Some(v)
@@ -179,10 +195,10 @@ pub(crate) async fn get_optimization<L: EventLog>(
         ))
     };
     let reports = state.reports.clone();
-    let view = tokio::task::spawn_blocking(move || reports.optimization(rid))
-        .await
-        .map_err(|e| ApiError::unavailable("reading the reporting read model failed", e))?
-        .map_err(|e| ApiError::unavailable("reading the reporting read model failed", e))?;
+    let view = off_workers("reading the reporting read model failed", move || {
+        reports.optimization(rid)
+    })
+    .await?;
     if let Some(view) = view {
         if !principal.can_access_portfolio(&view.portfolio_id) {
             return Err(unknown());
@@ -324,10 +340,10 @@ pub(crate) async fn get_orders<L: EventLog>(
     let (limit, cursor) = q.page()?;
     let (read, key, cursor) = (state.orders.clone(), pid.clone(), cursor.map(str::to_owned));
     // SQLite reads block: off the async workers.
-    let page = tokio::task::spawn_blocking(move || read.page(&key, cursor.as_deref(), limit))
-        .await
-        .map_err(|e| ApiError::unavailable("reading the order read model failed", e))?
-        .map_err(|e| ApiError::unavailable("reading the order read model failed", e))?;
+    let page = off_workers("reading the order read model failed", move || {
+        read.page(&key, cursor.as_deref(), limit)
+    })
+    .await?;
     Ok(Json(
         json!({"portfolio_id": pid, "orders": page.items, "next_cursor": page.next_cursor}),
     ))
@@ -356,12 +372,10 @@ pub(crate) async fn get_notifications<L: EventLog>(
         (None, Scope::None) => Some(Vec::new()),
     };
     let (notifications, cursor) = (state.notifications.clone(), cursor.map(str::to_owned));
-    let page = tokio::task::spawn_blocking(move || {
+    let page = off_workers("reading notifications failed", move || {
         notifications.page(portfolios.as_deref(), cursor.as_deref(), limit)
     })
-    .await
-    .map_err(|e| ApiError::unavailable("reading notifications failed", e))?
-    .map_err(|e| ApiError::unavailable("reading notifications failed", e))?;
+    .await?;
     Ok(Json(
         json!({"notifications": page.items, "next_cursor": page.next_cursor}),
     ))
