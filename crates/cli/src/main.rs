@@ -4,7 +4,7 @@
 //!
 //! - `cmd/events`: `ultracore events …`: topics, produce, tail, lag, repair.
 //! - `cmd/es`: `ultracore events replay`, `ultracore projections …`.
-//! - `cmd/bench`: `ultracore bench …`: benchmarks that print figures.
+//! - `ultracore bench …`: the benchmarks, in the `ultracore-bench` crate.
 //! - `cmd/demo`: `ultracore demo`: the guided end-to-end run.
 //! - `cmd/serve`: `ultracore serve` and `ultracore service …`: the API and the flow's services.
 //! - `emit`: publishing a command's events without making it wait.
@@ -13,7 +13,7 @@
 //! - `cmd/forensics_service`: `ultracore service forensics`, `ultracore forensics show`.
 //! - `cmd/mcp`: `ultracore mcp`: the MCP server for AI agents, on stdio.
 //! - `cmd/keys`: `ultracore keys …`: API keys of the data directory.
-//! - `output`: tables for humans.
+//! - `output`: tables for humans (the `ultracore-term` crate).
 
 use std::path::PathBuf;
 
@@ -23,7 +23,7 @@ use ultracore_log_any::LogConfig;
 
 mod cmd;
 mod emit;
-mod output;
+use ultracore_term as output;
 
 /// UltraCore: an event-driven wealth and trading core. Every fact is an
 /// event on a durable log; services react to events and publish new ones.
@@ -139,8 +139,7 @@ enum Command {
     #[command(subcommand)]
     Projections(cmd::es::ProjectionsCommand),
     /// Measure performance; prints figures (or one JSON object with --json).
-    #[command(subcommand)]
-    Bench(cmd::bench::BenchCommand),
+    Bench(ultracore_bench::Bench),
     /// Explain tree-model predictions (SHAP values).
     #[command(subcommand)]
     Forensics(cmd::forensics::ForensicsCommand),
@@ -243,7 +242,7 @@ fn run(cli: Cli) -> Result<()> {
         match cli.command {
             Command::Demo(args) => cmd::demo::run(&cli.log, args).await,
             Command::Events(c) => cmd::events::run(&cli.log, c).await,
-            Command::Bench(c) => cmd::bench::run(&cli.log, c).await,
+            Command::Bench(c) => ultracore_bench::run(&cli.log.config(), c).await,
             Command::Projections(c) => cmd::es::projections(&cli.log, c).await,
             Command::Risk(a) => cmd::analytics::risk(&cli.log, a).await,
             Command::Correlation(a) => cmd::analytics::correlation(&cli.log, a).await,

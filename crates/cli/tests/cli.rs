@@ -392,3 +392,39 @@ fn rand_suffix() -> u32 {
         .unwrap();
     t.subsec_nanos() ^ std::process::id()
 }
+
+#[test]
+fn bench_auth_times_both_routes_through_the_guard() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(ultracore(
+        dir.path(),
+        &["bench", "auth", "--requests", "300", "--json"],
+    ));
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["requests_per_route"], 300);
+    for route in ["open", "authenticated"] {
+        let p99 = v[route]["p99_us"].as_f64().unwrap();
+        assert!(p99 > 0.0 && p99.is_finite(), "{route}: {v}");
+    }
+    assert!(v["added_p99_us"].as_f64().unwrap().is_finite(), "{v}");
+}
+
+#[test]
+fn bench_takes_a_seed_for_its_synthetic_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let prices = sample("sp500_prices.csv");
+    let run = |seed: &str| {
+        let out = ok(ultracore(
+            dir.path(),
+            &[
+                "bench", "--seed", seed, "optimize", "--runs", "1", "--prices", &prices, "--json",
+            ],
+        ));
+        let v: Value = serde_json::from_str(out.trim()).unwrap();
+        v.as_array().unwrap().len()
+    };
+    assert!(run("7") > 0);
+    let bad = ultracore(dir.path(), &["bench", "--seed", "x", "optimize"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--seed"));
+}

@@ -12,6 +12,9 @@
 //! publishing, before committing) yields the same event twice and consumers
 //! that deduplicate by `event_id` see one result; a request id already
 //! answered earlier on the topic (a client retry) is not processed again.
+//! A request id belongs to the portfolio that used it first: a request of
+//! another portfolio under a remembered id is dead-lettered with the reason
+//! (never answered with, or mixed into, the first portfolio's result).
 //! Offsets are committed only after the answers are durable. Records that
 //! are not valid events of the topic go to `esg-portfolio-events.dlq` and
 //! the service goes on. Instances in one group share the partitions.
@@ -114,7 +117,8 @@ pub fn registration<L: EventLog>(log: L, mesh: DataMesh) -> Registration {
 pub struct OptimizationService<L: EventLog> {
     log: L,
     mesh: DataMesh,
-    answered: Dedup<Uuid>,
+    /// Request ids seen on the topic, with the portfolio each belongs to.
+    answered: Dedup<Uuid, String>,
     pub stats: ServiceStats,
 }
 
@@ -123,7 +127,7 @@ impl<L: EventLog> OptimizationService<L> {
         Self::with_dedup(log, mesh, Dedup::new(REMEMBERED))
     }
 
-    fn with_dedup(log: L, mesh: DataMesh, answered: Dedup<Uuid>) -> Self {
+    fn with_dedup(log: L, mesh: DataMesh, answered: Dedup<Uuid, String>) -> Self {
         OptimizationService {
             log,
             mesh,
@@ -181,28 +185,44 @@ impl<L: EventLog> Handler for OptimizationService<L> {
     /// are remembered only once the answers are durable.
     async fn handle(&mut self, records: &[Record]) -> Result<(), HandlerError> {
         let mut pending = Vec::new();
-        let mut answered_here = Vec::new();
+        // Request ids this batch answers or sees answered, with their
+        // portfolios; remembered once the answers are durable.
+        let mut answered_here: Vec<(Uuid, String)> = Vec::new();
         for record in records {
             let env = Envelope::<EsgPortfolioEvent>::from_record(record)
                 .map_err(|e| HandlerError::reject(e.to_string()))?;
             let request = match env.payload {
                 EsgPortfolioEvent::Requested(r) => r,
                 EsgPortfolioEvent::Completed(c) => {
-                    answered_here.push(c.request_id);
+                    answered_here.push((c.request_id, c.portfolio_id.clone()));
                     continue;
                 }
                 EsgPortfolioEvent::Failed(f) => {
-                    answered_here.push(f.request_id);
+                    answered_here.push((f.request_id, f.portfolio_id));
                     continue;
                 }
             };
-            if self.answered.contains(&request.request_id)
-                || answered_here.contains(&request.request_id)
-            {
-                self.stats.duplicates_skipped += 1;
-                continue;
+            let owner = self.answered.get(&request.request_id).or_else(|| {
+                answered_here
+                    .iter()
+                    .find(|(id, _)| *id == request.request_id)
+                    .map(|(_, p)| p)
+            });
+            match owner {
+                Some(owner) if *owner != request.portfolio_id => {
+                    return Err(HandlerError::reject(format!(
+                        "request id {} already belongs to a request of portfolio {owner}; \
+                         send portfolio {}'s request with a fresh request id",
+                        request.request_id, request.portfolio_id
+                    )));
+                }
+                Some(_) => {
+                    self.stats.duplicates_skipped += 1;
+                    continue;
+                }
+                None => {}
             }
-            answered_here.push(request.request_id);
+            answered_here.push((request.request_id, request.portfolio_id.clone()));
             let correlation = env
                 .correlation_id
                 .clone()
@@ -243,8 +263,8 @@ impl<L: EventLog> Handler for OptimizationService<L> {
             self.log.append(TOPIC, answers).await?;
             failpoint("optimization.after_publish").await;
         }
-        for id in answered_here {
-            self.answered.insert(id);
+        for (id, portfolio_id) in answered_here {
+            self.answered.insert_with(id, portfolio_id);
         }
         Ok(())
     }

@@ -24,6 +24,7 @@
 //! - `notification`: the [`Notifier`]; [`Notifications`] reads them.
 //! - `runner`: [`Flow`], the services of one process, and [`submit`] /
 //!   [`await_answer`] for clients.
+//! - [`setup`]: the data products and the sample request of the demo.
 
 mod execution;
 mod group;
@@ -31,6 +32,7 @@ mod notification;
 mod portfolio;
 mod reporting;
 mod runner;
+pub mod setup;
 
 pub use execution::backfill_order_times;
 pub use execution::{

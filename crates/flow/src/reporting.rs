@@ -350,6 +350,34 @@ impl Projection for ReportingProjection {
                    "failed": 0, "orders_staged": 0, "latest_request_id": null, "weights": {},
                    "figures": null})
         });
+        // A request id belongs to one portfolio: the one the optimization
+        // service answered (it dead-letters a reuse of the id by another).
+        // Until an answer, the first request seen holds the view; an answer
+        // for another portfolio takes a pending view over (that request was
+        // the one dead-lettered). Any other event of another portfolio under
+        // the id changes neither that view nor its own summary.
+        let (request_id, is_answer) = match &event {
+            PortfolioEvent::OptimizationRequested(r) => (r.request_id.clone(), false),
+            PortfolioEvent::OptimizationCompleted(c) => (c.result.request_id.to_string(), true),
+            PortfolioEvent::OptimizationFailed(f) => (f.request_id.clone(), true),
+            PortfolioEvent::OrdersStaged(o) => (o.staged.request_id.clone(), false),
+        };
+        if let Some(held) = views
+            .get_as::<OptimizationView>("optimizations", &request_id)?
+            .filter(|v| v.portfolio_id != pid)
+        {
+            if is_answer && held.status == "pending" {
+                views.delete("optimizations", &request_id);
+            } else {
+                tracing::warn!(
+                    request_id,
+                    portfolio_id = pid,
+                    owner = held.portfolio_id,
+                    "ignoring an event of another portfolio under a request id already in use"
+                );
+                return Ok(());
+            }
+        }
         let bump = |summary: &mut Value, field: &str| {
             summary[field] = json!(summary[field].as_u64().unwrap_or(0) + 1);
         };
@@ -373,6 +401,9 @@ impl Projection for ReportingProjection {
                 view.answered_at = Some(c.completed_at);
                 view.latency_ms = latency(view.requested_at, view.answered_at);
                 view.result = Some(serde_json::to_value(&c.result).unwrap_or(Value::Null));
+                if view.objective.is_none() {
+                    view.objective = serde_json::to_value(&c.result.objective).ok();
+                }
                 views.put_as("optimizations", &id, &view)?;
                 bump(&mut summary, "completed");
                 summary["status"] = json!("optimized");

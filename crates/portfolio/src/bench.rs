@@ -148,12 +148,17 @@ fn time(runs: usize, mut f: impl FnMut() -> Result<u32>) -> Result<(Duration, Du
     Ok((samples[samples.len() / 2], samples[0], iterations))
 }
 
-/// SplitMix64: tiny, fast and good enough for test data.
-#[derive(Debug)]
-struct SplitMix64(u64);
+/// SplitMix64: tiny, fast and good enough for test data; the one seeded
+/// generator behind every synthetic input of `ultracore bench`.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
 
 impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
+    pub fn new(seed: u64) -> SplitMix64 {
+        SplitMix64(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -162,11 +167,12 @@ impl SplitMix64 {
     }
 
     /// Uniform in (0, 1).
-    fn uniform(&mut self) -> f64 {
+    pub fn uniform(&mut self) -> f64 {
         ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     }
 
-    fn normal(&mut self) -> f64 {
+    /// Standard normal (Box-Muller).
+    pub fn normal(&mut self) -> f64 {
         let (u1, u2) = (self.uniform(), self.uniform());
         (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
     }

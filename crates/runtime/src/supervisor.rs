@@ -56,7 +56,7 @@ pub struct ServiceContext {
 impl ServiceContext {
     /// A bounded deduplication whose size is exported as
     /// `ultracore_service_dedup_entries{service}`.
-    pub fn dedup<K: std::hash::Hash + Eq + Clone>(&self, capacity: usize) -> Dedup<K> {
+    pub fn dedup<K: std::hash::Hash + Eq + Clone, V>(&self, capacity: usize) -> Dedup<K, V> {
         Dedup::new(capacity).with_gauge(self.metrics.dedup_entries.with(&[&self.name]))
     }
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use clap::Args;
-use serde_json::json;
-use ultracore_esg::{EsgPortfolioEvent, OptimizationRequest, OptimizationResult};
+use ultracore_esg::{EsgPortfolioEvent, OptimizationResult};
+use ultracore_flow::setup::sample_request;
 use ultracore_flow::{await_answer, submit, Flow, FlowOptions};
 use ultracore_log::{Consumer, ConsumerOptions, EventLog, RawEnvelope, Record};
 use ultracore_log_any::{Access, AnyLog};
@@ -27,38 +27,6 @@ pub struct DemoArgs {
     /// The sample portfolio's id (runs accumulate history on it).
     #[arg(long, default_value = "pf-demo")]
     portfolio: String,
-}
-
-/// The sample request: a portfolio heavy in energy and staples, rebalanced
-/// over the 20 shipped S&P 500 stocks for the best Sharpe ratio with a
-/// minimum ESG score, a carbon cap, flagged issuers excluded, at most 25 %
-/// per stock and 80 % turnover, 10 bps costs.
-pub(crate) fn sample_request(portfolio_id: &str) -> OptimizationRequest {
-    serde_json::from_value(json!({
-        "request_id": uuid::Uuid::now_v7(),
-        "portfolio_id": portfolio_id,
-        "portfolio": {
-            "holdings": [
-                {"ticker": "XOM", "units": 400}, {"ticker": "CVX", "units": 150},
-                {"ticker": "KO", "units": 500}, {"ticker": "JPM", "units": 120},
-                {"ticker": "GE", "units": 100}
-            ],
-            "cash": 25000.0
-        },
-        "objective": {"kind": "max_sharpe"},
-        "constraints": {
-            "min_esg_score": 60.0,
-            "max_carbon_intensity": 150.0,
-            "exclude_flagged": true,
-            "weight_bounds": [0.0, 0.25],
-            "max_turnover": 0.8,
-            "transaction_cost_bps": 10.0,
-            "min_trade_weight": 0.005
-        },
-        "universe": ["AAPL", "AMD", "BAC", "BBY", "CVX", "GE", "HD", "JNJ", "JPM", "KO",
-                     "LLY", "MRK", "MSFT", "PEP", "PFE", "PG", "RRC", "UNH", "WMT", "XOM"]
-    }))
-    .expect("the sample request is valid")
 }
 
 pub async fn run(args: &LogArgs, demo: DemoArgs) -> Result<()> {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use tokio::sync::broadcast;
 use ultracore_api::{router, spawn_event_tail, track_requests, AppState, HttpMetrics};
@@ -15,8 +15,7 @@ use ultracore_es::Database;
 use ultracore_flow::{flow_services, FlowOptions, Service};
 use ultracore_http::{loopback_hosts, EdgeConfig, Guard, ServerLimits};
 use ultracore_log_any::{Access, AnyLog, LogConfig};
-use ultracore_marketdata::mesh::{build_products, DataMesh};
-use ultracore_marketdata::read_prices_file;
+use ultracore_marketdata::mesh::DataMesh;
 use ultracore_metrics::{Exposition, FnCollector, Kind};
 use ultracore_runtime::{
     Registration, Registry, RestartPolicy, ServiceError, Supervisor, SupervisorOptions,
@@ -174,49 +173,18 @@ impl EdgeArgs {
     }
 }
 
-/// The shipped price files the data products are built from.
-fn sample_prices() -> Option<Vec<PathBuf>> {
-    let candidates = [
-        PathBuf::from("sample-data"),
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sample-data"),
-    ];
-    candidates.iter().find_map(|dir| {
-        let files = vec![
-            dir.join("sp500_prices.csv"),
-            dir.join("factor_etf_prices.csv"),
-        ];
-        files.iter().all(|f| f.is_file()).then_some(files)
-    })
-}
-
 /// The data products in `dir`, built from the shipped sample data first if
-/// the directory has none.
+/// the directory has none (and saying so).
 pub fn open_mesh(dir: &Path) -> Result<DataMesh> {
-    let ready = dir.join("financial_data_product.parquet").is_file()
-        && dir.join("esg_data_product.parquet").is_file();
-    if !ready {
-        let Some(files) = sample_prices() else {
-            bail!(
-                "no data products in {} and no shipped sample data here: build them with \
-                 `ultracore mesh build --prices FILE.csv --out {}`",
-                dir.display(),
-                dir.display()
-            );
-        };
-        let mut series = Vec::new();
-        for f in &files {
-            series.extend(
-                read_prices_file(f, None).with_context(|| format!("reading {}", f.display()))?,
-            );
-        }
-        let built = build_products(&series, dir)?;
+    let (mesh, built) = ultracore_flow::setup::open_mesh(dir)?;
+    if let Some(built) = built {
         eprintln!(
             "built the data products in {} ({} instruments; the ESG data is synthetic)",
             dir.display(),
             built.tickers
         );
     }
-    Ok(DataMesh::open(dir)?)
+    Ok(mesh)
 }
 
 /// The read-model database: SQLite in the data directory, or `DATABASE_URL`.

@@ -1,4 +1,5 @@
-//! Human output: plain aligned tables (machines use `--json`).
+//! Human output of the `ultracore` command and its benchmarks: plain
+//! aligned tables (machines use `--json`).
 
 /// Renders rows under a header, columns padded to their widest cell;
 /// columns whose header starts with '>' are right-aligned (numbers).

@@ -23,10 +23,9 @@ use ultracore_log::{Consumer, ConsumerOptions, Envelope, EventLog, Seek};
 use ultracore_log_any::{Access, AnyLog, Backend};
 use uuid::Uuid;
 
-use crate::cmd::demo::sample_request;
-use crate::cmd::serve::{open_database, open_mesh};
-use crate::output::table;
-use crate::LogArgs;
+use ultracore_flow::setup::{open_mesh, sample_request};
+use ultracore_log_any::LogConfig;
+use ultracore_term::table;
 
 #[derive(Debug, Args)]
 pub struct FlowBench {
@@ -98,11 +97,11 @@ fn micros(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
 
-pub async fn run(args: &LogArgs, b: FlowBench) -> Result<()> {
+pub async fn run(config: &LogConfig, b: FlowBench) -> Result<()> {
     if b.requests == 0 || b.clients == 0 {
         bail!("--requests and --clients must be at least 1");
     }
-    let mut config = args.config();
+    let mut config = config.clone();
     let scratch = tempfile::Builder::new()
         .prefix("ultracore-bench-flow-")
         .tempdir()?;
@@ -112,10 +111,10 @@ pub async fn run(args: &LogArgs, b: FlowBench) -> Result<()> {
         config.data_dir = Some(scratch.path().to_path_buf());
     }
     let log = AnyLog::open(&config, Access::Write).await?;
-    let mut db_config = config.clone();
-    db_config.data_dir = Some(scratch.path().to_path_buf());
-    let db = open_database(&db_config)?;
-    let mesh = open_mesh(&scratch.path().join("mesh"))?;
+    // The read models: SQLite in the scratch directory, or `DATABASE_URL`.
+    let database_url = std::env::var("DATABASE_URL").ok();
+    let db = ultracore_es::Database::open(scratch.path(), database_url.as_deref())?;
+    let (mesh, _) = open_mesh(&scratch.path().join("mesh"))?;
     let options = if b.only_optimization {
         FlowOptions::only(&[ultracore_flow::Service::Optimization], Some(mesh))
     } else {

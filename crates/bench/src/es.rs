@@ -22,7 +22,7 @@ use ultracore_es::{
 use ultracore_log::{EnvelopeBuilder, EventLog};
 use ultracore_log_any::{Access, AnyLog, LogConfig};
 
-use crate::LogArgs;
+use crate::Rng;
 
 #[derive(Debug, Args)]
 pub struct EsBench {
@@ -57,18 +57,17 @@ fn median_ms(mut samples: Vec<f64>) -> f64 {
     samples.get(samples.len() / 2).copied().unwrap_or(0.0)
 }
 
-pub async fn run(args: &LogArgs, b: EsBench) -> Result<()> {
+pub async fn run(config: &LogConfig, b: EsBench, seed: u64) -> Result<()> {
     if b.events == 0 || b.runs == 0 || b.aggregates == 0 || b.commands == 0 {
         bail!("--events, --runs, --aggregates and --commands must be positive");
     }
-    let config = args.config();
     let dir = b.dir.clone().unwrap_or_else(|| {
         config
             .data_dir()
             .join(format!("bench-es-{}", std::process::id()))
     });
     let cleanup = b.dir.is_none().then(|| dir.clone());
-    let result = bench(&config, &dir, &b).await;
+    let result = bench(config, &dir, &b, seed).await;
     if let Some(d) = cleanup {
         let _ = std::fs::remove_dir_all(d);
     }
@@ -111,6 +110,7 @@ async fn bench(
     config: &LogConfig,
     dir: &std::path::Path,
     b: &EsBench,
+    seed: u64,
 ) -> Result<serde_json::Value> {
     std::fs::create_dir_all(dir)?;
     let config = LogConfig {
@@ -265,13 +265,9 @@ async fn bench(
     let store = snapshotting;
     store.load::<Account>("acc-0").await?; // indexes what phase 2 wrote
     let mut hist = Histogram::<u64>::new(3)?;
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut rng = Rng::new(seed);
     for _ in 0..b.commands {
-        // xorshift: a fixed, cheap sequence of accounts
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let id = format!("acc-{}", seed % b.aggregates.min(written.max(1)));
+        let id = format!("acc-{}", rng.next_u64() % b.aggregates.min(written.max(1)));
         let t = Instant::now();
         store
             .execute::<Account>(&id, AccountCommand::Deposit { cents: 1 })

@@ -1,83 +1,16 @@
-//! `ultracore bench …`: benchmarks that print their figures.
+//! `ultracore bench log`: append throughput and acknowledgement latency of the event log.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
 use futures::stream::{FuturesUnordered, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::json;
 use ultracore_log::{EventLog, EventLogExt, NewRecord, TopicSpec};
 use ultracore_log_any::{Access, AnyLog, LogConfig};
-
-use crate::LogArgs;
-
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Append throughput and acknowledgement latency of the event log.
-    ///
-    /// Phase 1 appends --events records of --size bytes in batches of --batch
-    /// from --producers concurrent producers (records/s). Phase 2 offers
-    /// --rate single-record appends per second from 8 producers for --seconds
-    /// and measures the time from each append's scheduled start to its durable
-    /// acknowledgement (p50/p99).
-    ///
-    /// Example: ultracore bench log --backend embedded --events 1000000 --size 200 --json
-    Log(LogBench),
-    /// Median solve time of max-Sharpe and efficient-risk on 20 real assets
-    /// (the shipped S&P 500 sample, last 1,261 days) and on 100 and 500
-    /// synthetic assets (fixed seed), plus covariance estimation time.
-    ///
-    /// Example: ultracore bench optimize --json
-    Optimize(OptimizeBench),
-    /// Event sourcing: aggregate load time with and without snapshots,
-    /// projection catch-up rate into SQLite, command round trip p99.
-    ///
-    /// Example: ultracore bench es --json
-    Es(crate::cmd::bench_es::EsBench),
-    /// SHAP time per trading decision (three regime specialists) for the
-    /// exact and the fast algorithm, against shap's TreeExplainer.
-    ///
-    /// Example: ultracore bench forensics --json
-    ///
-    /// With --pipeline: the forensics service end to end on the embedded
-    /// log (decisions/s from log to store, lag under a sustained offered
-    /// rate); with --api: the forensics API's latency under load from a
-    /// second process.
-    ///
-    /// Example: ultracore bench forensics --no-shap --pipeline --api --json
-    Forensics(crate::cmd::bench_forensics::ForensicsBench),
-    /// The ESG optimization flow: request → completed latency p50/p99 for a
-    /// 20-asset request sent one at a time, and sustained optimizations/s
-    /// with concurrent clients (every service in this process; a fresh
-    /// embedded log unless Kafka is configured).
-    ///
-    /// Example: ultracore bench flow --requests 300 --clients 8 --seconds 10 --json
-    Flow(crate::cmd::bench_flow::FlowBench),
-    /// Decision latency including event emission (p50/p99), with the log up
-    /// (embedded; Kafka when configured) and down (breaker open, spool),
-    /// and the down/up ratio.
-    ///
-    /// Example: ultracore bench decisions --json
-    Decisions(crate::cmd::bench_decisions::DecisionsBench),
-    /// The forensics API load generator (started by `bench forensics --api`).
-    #[command(hide = true)]
-    ForensicsLoad(crate::cmd::bench_forensics_service::LoadArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct OptimizeBench {
-    /// The real-data universe (wide CSV of prices).
-    #[arg(long, default_value = "sample-data/sp500_prices.csv")]
-    prices: PathBuf,
-    /// Timed runs per case (the median is reported).
-    #[arg(long, default_value_t = 21)]
-    runs: usize,
-    #[arg(long)]
-    json: bool,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendChoice {
@@ -117,18 +50,6 @@ pub struct LogBench {
     json: bool,
 }
 
-pub async fn run(args: &LogArgs, command: BenchCommand) -> Result<()> {
-    match command {
-        BenchCommand::Log(b) => log_bench(args, b).await,
-        BenchCommand::Optimize(b) => optimize_bench(b),
-        BenchCommand::Es(b) => crate::cmd::bench_es::run(args, b).await,
-        BenchCommand::Forensics(b) => crate::cmd::bench_forensics::run(b).await,
-        BenchCommand::Flow(b) => crate::cmd::bench_flow::run(args, b).await,
-        BenchCommand::Decisions(b) => crate::cmd::bench_decisions::run(args, b).await,
-        BenchCommand::ForensicsLoad(a) => crate::cmd::bench_forensics_service::load(a).await,
-    }
-}
-
 struct Phase {
     records_per_sec: f64,
     p50_ms: f64,
@@ -140,11 +61,11 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
 
-async fn log_bench(args: &LogArgs, b: LogBench) -> Result<()> {
+pub async fn run(config: &LogConfig, b: LogBench) -> Result<()> {
     if b.size == 0 || b.events == 0 || b.batch == 0 || b.producers == 0 {
         bail!("--events, --size, --batch and --producers must be positive");
     }
-    let mut config = args.config();
+    let mut config = config.clone();
     let mut cleanup = None;
     match b.backend {
         BackendChoice::Embedded => {
@@ -358,55 +279,4 @@ async fn latency_phase(log: &AnyLog, topic: &str, b: &LogBench) -> Result<Phase>
         p99_ms: ms(&hist, 0.99),
         max_ms: ms(&hist, 1.0),
     })
-}
-
-fn optimize_bench(b: OptimizeBench) -> Result<()> {
-    use ultracore_marketdata::{DataProvider, Lookback};
-    use ultracore_portfolio::bench::{bench_optimize, BenchOptions};
-    let provider = DataProvider::open(&b.prices).map_err(|e| {
-        anyhow::anyhow!("{e} (run from the repository root, or pass --prices FILE)")
-    })?;
-    let prices = provider.price_matrix(&[], Lookback::Rows(1261), 2)?;
-    let matrix = ultracore_portfolio::Matrix::from_row_major(
-        prices.dates.len(),
-        prices.tickers.len(),
-        prices.values,
-    )?;
-    let options = BenchOptions {
-        runs: b.runs.max(1),
-        ..BenchOptions::default()
-    };
-    let cases = bench_optimize(Some(&matrix), &options)?;
-    if b.json {
-        println!("{}", serde_json::to_string(&cases)?);
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = cases
-        .iter()
-        .map(|c| {
-            vec![
-                c.case.clone(),
-                c.data.clone(),
-                c.assets.to_string(),
-                c.observations.to_string(),
-                format!("{:.3}", c.median.as_secs_f64() * 1e3),
-                format!("{:.3}", c.min.as_secs_f64() * 1e3),
-            ]
-        })
-        .collect();
-    print!(
-        "{}",
-        crate::output::table(
-            &[
-                "case",
-                "data",
-                ">assets",
-                ">observations",
-                ">median_ms",
-                ">min_ms"
-            ],
-            &rows
-        )
-    );
-    Ok(())
 }

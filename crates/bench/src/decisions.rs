@@ -32,7 +32,7 @@ use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
 use ultracore_log_kafka::{KafkaConfig, KafkaLog};
 use ultracore_spool::{BreakerConfig, BreakerState, EmitterOptions};
 
-use crate::LogArgs;
+use ultracore_log_any::LogConfig;
 
 #[derive(Debug, Args)]
 pub struct DecisionsBench {
@@ -52,18 +52,17 @@ pub struct DecisionsBench {
     json: bool,
 }
 
-pub async fn run(args: &LogArgs, b: DecisionsBench) -> Result<()> {
+pub async fn run(config: &LogConfig, b: DecisionsBench) -> Result<()> {
     if b.decisions == 0 {
         bail!("--decisions must be positive");
     }
-    let config = args.config();
     let dir = b.dir.clone().unwrap_or_else(|| {
         config
             .data_dir()
             .join(format!("bench-decisions-{}", std::process::id()))
     });
     let cleanup = b.dir.is_none();
-    let result = phases(args, &b, &dir).await;
+    let result = phases(config, &b, &dir).await;
     if cleanup {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -103,7 +102,7 @@ pub async fn run(args: &LogArgs, b: DecisionsBench) -> Result<()> {
     }
     print!(
         "{}",
-        crate::output::table(
+        ultracore_term::table(
             &[
                 "phase",
                 ">p50 us",
@@ -136,8 +135,13 @@ fn bench_options() -> ServiceOptions {
     }
 }
 
-async fn phases(args: &LogArgs, b: &DecisionsBench, dir: &std::path::Path) -> Result<Value> {
-    let engine = crate::cmd::decide::engine(&b.models, None)?;
+async fn phases(config: &LogConfig, b: &DecisionsBench, dir: &std::path::Path) -> Result<Value> {
+    let specialists = ultracore_decisions::Specialists::load_dir(&b.models)
+        .context("run from the repository root, or pass --models DIR")?;
+    let engine = ultracore_decisions::DecisionEngine::new(
+        specialists,
+        ultracore_decisions::DecisionConfig::default(),
+    )?;
     let set = EvaluationSet::load(
         b.models.join("evaluation.csv"),
         engine.specialists().feature_names(),
@@ -190,9 +194,9 @@ async fn phases(args: &LogArgs, b: &DecisionsBench, dir: &std::path::Path) -> Re
         )),
     );
 
-    let kafka = match args.config().backend() {
+    let kafka = match config.backend() {
         Ok(Backend::Kafka { .. }) => {
-            let log = AnyLog::open(&args.config(), Access::Write).await?;
+            let log = AnyLog::open(config, Access::Write).await?;
             let service = DecisionService::start(
                 engine.clone(),
                 log,

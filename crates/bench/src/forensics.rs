@@ -48,7 +48,7 @@ pub struct ForensicsBench {
     #[arg(long)]
     no_shap: bool,
     #[command(flatten)]
-    service: crate::cmd::bench_forensics_service::PipelineArgs,
+    service: crate::forensics_service::PipelineArgs,
 }
 
 struct Specialist {
@@ -57,11 +57,11 @@ struct Specialist {
     fast: FastTreeShap,
 }
 
-pub async fn run(b: ForensicsBench) -> Result<()> {
+pub async fn run(b: ForensicsBench, seed: u64) -> Result<()> {
     let mut out = if b.no_shap {
         serde_json::Map::new()
     } else {
-        match shap(&b)? {
+        match shap(&b, seed)? {
             Value::Object(m) => m,
             _ => serde_json::Map::new(),
         }
@@ -75,7 +75,7 @@ pub async fn run(b: ForensicsBench) -> Result<()> {
             serde_json::from_str(&std::fs::read_to_string(&b.fixture).with_context(|| {
                 format!("cannot read {} (pass --fixture FILE)", b.fixture.display())
             })?)?;
-        let rows = synthetic_rows(&fixture, specialists.feature_names().len(), 4_096)?;
+        let rows = synthetic_rows(&fixture, specialists.feature_names().len(), 4_096, seed)?;
         let json = b.json;
         let say = move |s: &str| {
             if !json {
@@ -83,7 +83,7 @@ pub async fn run(b: ForensicsBench) -> Result<()> {
             }
         };
         let parts =
-            crate::cmd::bench_forensics_service::run(&b.service, specialists, &rows, &say).await?;
+            crate::forensics_service::run(&b.service, specialists, &rows, seed, &say).await?;
         if let Value::Object(parts) = parts {
             out.extend(parts);
         }
@@ -95,7 +95,7 @@ pub async fn run(b: ForensicsBench) -> Result<()> {
 }
 
 /// The SHAP-only figures; prints the table unless --json, returns the JSON.
-fn shap(b: &ForensicsBench) -> Result<Value> {
+fn shap(b: &ForensicsBench, seed: u64) -> Result<Value> {
     if b.decisions == 0 || b.runs == 0 || b.batch == 0 {
         bail!("--decisions, --runs and --batch must be positive");
     }
@@ -103,7 +103,8 @@ fn shap(b: &ForensicsBench) -> Result<Value> {
         .iter()
         .map(|name| {
             let path = b.models.join(format!("{name}.json"));
-            let model = crate::cmd::forensics::load_model(&path)
+            let model = Model::load(&path)
+                .with_context(|| format!("model {}", path.display()))
                 .context("run from the repository root, or pass --models DIR")?;
             Ok(Specialist {
                 exact: TreeShap::new(&model),
@@ -117,7 +118,7 @@ fn shap(b: &ForensicsBench) -> Result<Value> {
             format!("cannot read {} (pass --fixture FILE)", b.fixture.display())
         })?)?;
     let n = specialists[0].model.num_features();
-    let rows = synthetic_rows(&fixture, n, b.decisions)?;
+    let rows = synthetic_rows(&fixture, n, b.decisions, seed)?;
     let exact_rows = &rows[..(b.decisions / 10).max(1)];
     let threads = b
         .threads
@@ -240,7 +241,7 @@ fn shap(b: &ForensicsBench) -> Result<Value> {
     );
     print!(
         "{}",
-        crate::output::table(
+        ultracore_term::table(
             &[
                 "algorithm",
                 "threads",
@@ -365,8 +366,9 @@ fn max_difference(specialists: &[Specialist], rows: &[Vec<f32>]) -> Result<f64> 
     Ok(max)
 }
 
-/// `count` rows mixing the fixture's rows column by column, with a fixed seed.
-fn synthetic_rows(fixture: &Value, n: usize, count: usize) -> Result<Vec<Vec<f32>>> {
+/// `count` rows mixing the fixture's rows column by column, drawn by the
+/// bench's generator from `seed`.
+fn synthetic_rows(fixture: &Value, n: usize, count: usize, seed: u64) -> Result<Vec<Vec<f32>>> {
     let source: Vec<Vec<Option<f64>>> = serde_json::from_value(fixture["rows"].clone())
         .context("fixture rows are not arrays of numbers or nulls")?;
     // Leave out rows with extreme values (they exist to test edge cases).
@@ -377,18 +379,12 @@ fn synthetic_rows(fixture: &Value, n: usize, count: usize) -> Result<Vec<Vec<f32
     if source.is_empty() {
         bail!("the fixture has no rows with {n} features");
     }
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = crate::Rng::new(seed);
     Ok((0..count)
         .map(|_| {
             (0..n)
                 .map(|f| {
-                    let r = next();
+                    let r = rng.next_u64();
                     let pick = source[(r % source.len() as u64) as usize][f];
                     let scale = 0.9 + 0.2 * ((r >> 32) as f64 / u32::MAX as f64);
                     pick.map_or(f32::NAN, |v| (v * scale) as f32)

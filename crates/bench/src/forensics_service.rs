@@ -73,20 +73,16 @@ impl Templates {
         )
     }
 
-    pub fn new(specialists: &Specialists, rows: &[Vec<f32>]) -> Result<Templates> {
+    pub fn new(specialists: &Specialists, rows: &[Vec<f32>], seed: u64) -> Result<Templates> {
         let names = specialists.feature_names();
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rng = crate::Rng::new(seed);
+        let id_seed = rng.next_u64();
+        let mut next = || rng.uniform();
         let mut out = Templates {
             bytes: Vec::new(),
             slots: Vec::new(),
             keys: Vec::new(),
-            seed: Uuid::now_v7().as_u64_pair().1,
+            seed: id_seed,
         };
         for (i, row) in rows.iter().take(TEMPLATES).enumerate() {
             let raw: [f64; 3] = [next() + 0.1, next() + 0.1, next() + 0.1];
@@ -286,6 +282,7 @@ pub async fn run(
     b: &PipelineArgs,
     specialists: Arc<Specialists>,
     rows: &[Vec<f32>],
+    seed: u64,
     say: &dyn Fn(&str),
 ) -> Result<Value> {
     let dir = match &b.dir {
@@ -306,7 +303,7 @@ pub async fn run(
         log.ensure_topic(&TopicSpec::new(DECISIONS_TOPIC, b.partitions))
             .await?;
         let bench = Bench {
-            templates: Templates::new(&specialists, rows)?,
+            templates: Templates::new(&specialists, rows, seed)?,
             log,
             specialists,
             dir: dir.clone(),

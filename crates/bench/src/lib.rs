@@ -1,0 +1,104 @@
+//! `ultracore bench …`: the benchmarks that print UltraCore's figures.
+//!
+//! One module per benchmark; the `ultracore` binary parses [`Bench`] and
+//! calls [`run`]. Every synthetic input (assets, feature rows, accounts,
+//! ids) comes from one generator, [`Rng`], seeded by `--seed`, so two runs
+//! with the same seed offer the same work.
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use ultracore_log_any::LogConfig;
+
+pub use ultracore_portfolio::bench::SplitMix64 as Rng;
+
+mod auth;
+mod decisions;
+mod es;
+mod flow;
+mod forensics;
+mod forensics_service;
+mod log;
+mod optimize;
+
+/// `ultracore bench [--seed N] <benchmark>`.
+#[derive(Debug, Args)]
+pub struct Bench {
+    /// Seed of the generator behind every synthetic input.
+    #[arg(long, global = true, default_value_t = 42)]
+    pub seed: u64,
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Append throughput and acknowledgement latency of the event log.
+    ///
+    /// Phase 1 appends --events records of --size bytes in batches of --batch
+    /// from --producers concurrent producers (records/s). Phase 2 offers
+    /// --rate single-record appends per second from 8 producers for --seconds
+    /// and measures the time from each append's scheduled start to its durable
+    /// acknowledgement (p50/p99).
+    ///
+    /// Example: ultracore bench log --backend embedded --events 1000000 --size 200 --json
+    Log(log::LogBench),
+    /// Median solve time of max-Sharpe and efficient-risk on 20 real assets
+    /// (the shipped S&P 500 sample, last 1,261 days) and on 100 and 500
+    /// synthetic assets (drawn from --seed), plus covariance estimation time.
+    ///
+    /// Example: ultracore bench optimize --json
+    Optimize(optimize::OptimizeBench),
+    /// Event sourcing: aggregate load time with and without snapshots,
+    /// projection catch-up rate into SQLite, command round trip p99.
+    ///
+    /// Example: ultracore bench es --json
+    Es(es::EsBench),
+    /// SHAP time per trading decision (three regime specialists) for the
+    /// exact and the fast algorithm, against shap's TreeExplainer.
+    ///
+    /// Example: ultracore bench forensics --json
+    ///
+    /// With --pipeline: the forensics service end to end on the embedded
+    /// log (decisions/s from log to store, lag under a sustained offered
+    /// rate); with --api: the forensics API's latency under load from a
+    /// second process.
+    ///
+    /// Example: ultracore bench forensics --no-shap --pipeline --api --json
+    Forensics(forensics::ForensicsBench),
+    /// The ESG optimization flow: request → completed latency p50/p99 for a
+    /// 20-asset request sent one at a time, and sustained optimizations/s
+    /// with concurrent clients (every service in this process; a fresh
+    /// embedded log unless Kafka is configured).
+    ///
+    /// Example: ultracore bench flow --requests 300 --clients 8 --seconds 10 --json
+    Flow(flow::FlowBench),
+    /// Decision latency including event emission (p50/p99), with the log up
+    /// (embedded; Kafka when configured) and down (breaker open, spool),
+    /// and the down/up ratio.
+    ///
+    /// Example: ultracore bench decisions --json
+    Decisions(decisions::DecisionsBench),
+    /// What authentication and authorization add to a request: the same
+    /// handler behind the server's guard on an open route and on a
+    /// portfolio route with a Bearer key (p50/p99 and the difference).
+    ///
+    /// Example: ultracore bench auth --json
+    Auth(auth::AuthBench),
+    /// The forensics API load generator (started by `bench forensics --api`).
+    #[command(hide = true)]
+    ForensicsLoad(forensics_service::LoadArgs),
+}
+
+pub async fn run(config: &LogConfig, bench: Bench) -> Result<()> {
+    let seed = bench.seed;
+    match bench.command {
+        BenchCommand::Log(b) => log::run(config, b).await,
+        BenchCommand::Optimize(b) => optimize::run(b, seed),
+        BenchCommand::Es(b) => es::run(config, b, seed).await,
+        BenchCommand::Forensics(b) => forensics::run(b, seed).await,
+        BenchCommand::Flow(b) => flow::run(config, b).await,
+        BenchCommand::Decisions(b) => decisions::run(config, b).await,
+        BenchCommand::Auth(b) => auth::run(b).await,
+        BenchCommand::ForensicsLoad(a) => forensics_service::load(a).await,
+    }
+}
