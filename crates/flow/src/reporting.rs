@@ -402,7 +402,7 @@ impl Projection for ReportingProjection {
                 view.latency_ms = latency(view.requested_at, view.answered_at);
                 view.result = Some(serde_json::to_value(&c.result).unwrap_or(Value::Null));
                 if view.objective.is_none() {
-                    view.objective = serde_json::to_value(&c.result.objective).ok();
+                    view.objective = serde_json::to_value(c.result.objective).ok();
                 }
                 views.put_as("optimizations", &id, &view)?;
                 bump(&mut summary, "completed");

@@ -42,9 +42,13 @@ async fn a_reused_request_id_is_dead_lettered_not_shared() {
     let dir = tempfile::tempdir().unwrap();
     let log = EmbeddedLog::open(dir.path().join("log"), EmbeddedOptions::default()).unwrap();
     let db = Database::open(dir.path(), None).unwrap();
-    let flow = Flow::start(log.clone(), db, FlowOptions::all(mesh(&dir.path().join("mesh"))))
-        .await
-        .unwrap();
+    let flow = Flow::start(
+        log.clone(),
+        db,
+        FlowOptions::all(mesh(&dir.path().join("mesh"))),
+    )
+    .await
+    .unwrap();
 
     let id = Uuid::now_v7();
     let victim = request(id, "victim", json!({"kind": "max_sharpe"}));
@@ -76,7 +80,10 @@ async fn a_reused_request_id_is_dead_lettered_not_shared() {
     // The reused id is in the DLQ with a reason that says what to do.
     let dlq = dlq_topic(TOPIC);
     let mut consumer = log
-        .consumer(ConsumerOptions::new(format!("check-{}", Uuid::now_v7()), [dlq.as_str()]))
+        .consumer(ConsumerOptions::new(
+            format!("check-{}", Uuid::now_v7()),
+            [dlq.as_str()],
+        ))
         .await
         .unwrap();
     let dead = ultracore_log::testing::drain(&mut consumer, 1).await;
@@ -125,7 +132,11 @@ async fn a_reused_request_id_is_dead_lettered_not_shared() {
     );
     assert_eq!(summary["completed"], 1, "{summary}");
     let victim = reports.portfolio("victim").unwrap().unwrap();
-    assert_eq!(victim["weights_from_request_id"], json!(id.to_string()), "{victim}");
+    assert_eq!(
+        victim["weights_from_request_id"],
+        json!(id.to_string()),
+        "{victim}"
+    );
     assert_eq!(victim["weights"], json!(result.weights), "{victim}");
     flow.stop().await.unwrap();
 }
