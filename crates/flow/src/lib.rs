@@ -70,6 +70,8 @@ pub enum Error {
     ReadModel(String),
     #[error("service {service} stopped: {reason}")]
     Service { service: String, reason: String },
+    #[error("the service is stopping; the record is left for its next start")]
+    Stopping,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -17,6 +17,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
 use ultracore_es::{topic_for, Aggregate, Database, EventStore, Expected, Projection, Views};
 use ultracore_esg::EsgPortfolioEvent;
 use ultracore_events::portfolio::{self as portfolio_topic, PortfolioEvent as AnalyticsEvent};
@@ -46,6 +47,9 @@ const ATTEMPTS: usize = 8;
 #[derive(Debug)]
 pub struct Recorder<L: EventLog> {
     store: EventStore<L>,
+    /// Cancelled when the service stops: an orders fact stops waiting for
+    /// its request's answer, and its batch is left for the next start.
+    stop: CancellationToken,
     /// Facts recorded as new aggregate events.
     pub recorded: u64,
     /// Facts the aggregate already had.
@@ -56,9 +60,16 @@ impl<L: EventLog> Recorder<L> {
     pub fn new(store: EventStore<L>) -> Self {
         Recorder {
             store,
+            stop: CancellationToken::new(),
             recorded: 0,
             unchanged: 0,
         }
+    }
+
+    /// Stops waiting (see [`ORDERS_WAIT`]) when `token` is cancelled.
+    pub fn stop_on(mut self, token: CancellationToken) -> Self {
+        self.stop = token;
+        self
     }
 
     /// Serves the recorder until `shutdown` resolves: group
@@ -71,10 +82,10 @@ impl<L: EventLog> Recorder<L> {
         let log = self.store.log().clone();
         crate::ensure_flow_topics(&log).await?;
         self.store.ensure_topic(Portfolio::TYPE).await?;
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let orders = Recorder::new(self.store.clone());
+        let stop = CancellationToken::new();
+        let orders = Recorder::new(self.store.clone()).stop_on(stop.clone());
         let orders_log = log.clone();
-        let mut stopped = stop_rx.clone();
+        let stopped = stop.clone().cancelled_owned();
         let orders_task = tokio::spawn(async move {
             run_group(
                 &orders_log,
@@ -82,9 +93,7 @@ impl<L: EventLog> Recorder<L> {
                 ORDERS_GROUP,
                 &[portfolio_topic::TOPIC],
                 orders,
-                async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                },
+                stopped,
             )
             .await
         });
@@ -96,11 +105,10 @@ impl<L: EventLog> Recorder<L> {
             self,
             async move {
                 shutdown.await;
-                let _ = stop_tx.send(true);
+                stop.cancel();
             },
         )
         .await;
-        drop(stop_rx);
         let orders = orders_task.await.map_err(|e| Error::Service {
             service: "reporting (orders)".into(),
             reason: e.to_string(),
@@ -114,8 +122,13 @@ impl<L: EventLog> Recorder<L> {
         let Some((portfolio_id, _)) = command_for(env) else {
             return Ok(false);
         };
-        let (recorded, unchanged) =
-            record_group(&self.store, &portfolio_id, std::slice::from_ref(env)).await?;
+        let (recorded, unchanged) = record_group(
+            &self.store,
+            &portfolio_id,
+            std::slice::from_ref(env),
+            &self.stop,
+        )
+        .await?;
         self.recorded += recorded;
         self.unchanged += unchanged;
         Ok(recorded > 0)
@@ -128,6 +141,7 @@ async fn record_group<L: EventLog>(
     store: &EventStore<L>,
     portfolio_id: &str,
     facts: &[RawEnvelope],
+    stop: &CancellationToken,
 ) -> Result<(u64, u64)> {
     let waiting_since = std::time::Instant::now();
     let mut attempt = 0;
@@ -148,7 +162,10 @@ async fn record_group<L: EventLog>(
                     .is_some_and(|r| r.status != crate::RequestStatus::Pending);
                 if !answered && waiting_since.elapsed() < ORDERS_WAIT {
                     attempt -= 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    tokio::select! {
+                        _ = stop.cancelled() => return Err(Error::Stopping),
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+                    }
                     continue 'attempts;
                 }
                 if !answered {
@@ -220,11 +237,11 @@ impl<L: EventLog> BatchHandler for Recorder<L> {
                 None => groups.push((pid, vec![env])),
             }
         }
-        let store = &self.store;
+        let (store, stop) = (&self.store, &self.stop);
         let outcomes = futures::future::try_join_all(
             groups
                 .iter()
-                .map(|(pid, facts)| record_group(store, pid, facts)),
+                .map(|(pid, facts)| record_group(store, pid, facts, stop)),
         )
         .await?;
         for (recorded, unchanged) in outcomes {

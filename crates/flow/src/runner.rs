@@ -131,7 +131,7 @@ pub async fn flow_services<L: EventLog>(
                     "reporting.orders",
                     log.clone(),
                     group::spec(ORDERS_GROUP, &[ultracore_events::portfolio::TOPIC]),
-                    move |_| Ok(Flowing(Recorder::new(s.clone()))),
+                    move |ctx| Ok(Flowing(Recorder::new(s.clone()).stop_on(ctx.token.clone()))),
                 ));
                 registrations.push(projection(
                     "reporting.projection",

@@ -221,6 +221,8 @@ pub struct Supervisor {
     services: HashMap<String, Registration>,
     restarts: HashMap<String, Vec<Instant>>,
     tasks: JoinSet<(String, Result<(), ServiceError>)>,
+    /// Services whose task has not ended.
+    running: std::collections::BTreeSet<String>,
 }
 
 impl Supervisor {
@@ -236,6 +238,7 @@ impl Supervisor {
             services: HashMap::new(),
             restarts: HashMap::new(),
             tasks: JoinSet::new(),
+            running: std::collections::BTreeSet::new(),
         }
     }
 
@@ -285,6 +288,7 @@ impl Supervisor {
         self.health.set_state(name, ServiceState::Running);
         self.metrics.up.with(&[name]).set(1.0);
         let name = name.to_owned();
+        self.running.insert(name.clone());
         // A panic outside a handler (in the service's own code) is caught
         // here and becomes the service's failure.
         self.tasks.spawn(async move {
@@ -319,6 +323,7 @@ impl Supervisor {
                         Ok(x) => x,
                         Err(e) => ("unknown".to_owned(), Err(ServiceError::Other(e.to_string()))),
                     };
+                    self.running.remove(&name);
                     if self.token.is_cancelled() {
                         self.finished(&name, outcome);
                         continue;
@@ -360,6 +365,7 @@ impl Supervisor {
         let drain = tokio::time::timeout(self.options.drain_timeout, async {
             while let Some(joined) = self.tasks.join_next().await {
                 if let Ok((name, outcome)) = joined {
+                    self.running.remove(&name);
                     if let Err(e) = &outcome {
                         failure.get_or_insert(Failure {
                             service: name.clone(),
@@ -372,10 +378,12 @@ impl Supervisor {
         })
         .await;
         if drain.is_err() {
-            let left = self.tasks.len();
+            let left: Vec<&str> = self.running.iter().map(String::as_str).collect();
+            tracing::error!(services = ?left, "services did not stop in time; aborting them");
+            let service = left.join(", ");
             self.tasks.abort_all();
             failure.get_or_insert(Failure {
-                service: format!("{left} services"),
+                service,
                 error: format!(
                     "did not stop within {} s",
                     self.options.drain_timeout.as_secs()
