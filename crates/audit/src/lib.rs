@@ -4,14 +4,23 @@
 //!
 //! # Layout
 //!
+//! - `leaf`: the bytes a record's leaf holds ([`leaf`], encoding v1).
 //! - `merkle`: the hashes ([`leaf_hash`], [`node_hash`]), the tree's
 //!   O(log n) append state ([`Frontier`]), a [`Tree`] that keeps every full
 //!   subtree's hash so proofs can be served for any past tree size, and the
-//!   verifiers ([`verify_inclusion`], [`verify_consistency`]).
+//!   verifiers ([`verify_inclusion`], [`verify_consistency`]); proofs come
+//!   from any [`Nodes`] source.
+//! - `store`: [`TreeStore`], the tree in files, one per level, recovered
+//!   from its leaves after a crash.
 
+mod leaf;
 mod merkle;
+mod store;
+
+pub use leaf::{leaf, LeafError, LEAF_TAG};
 
 pub use merkle::{
-    empty_root, leaf_hash, node_hash, verify_consistency, verify_inclusion, Frontier, Hash,
+    empty_root, leaf_hash, node_hash, verify_consistency, verify_inclusion, Frontier, Hash, Nodes,
     ProofError, Tree,
 };
+pub use store::{StoreError, TreeStore};

@@ -77,6 +77,23 @@ impl Frontier {
         self.size
     }
 
+    /// The frontier of a tree of `size` leaves, from the hashes of its
+    /// full subtrees (`node(level, index)`), largest first.
+    pub fn from_nodes<E>(
+        size: u64,
+        mut node: impl FnMut(u32, u64) -> Result<Hash, E>,
+    ) -> Result<Frontier, E> {
+        let mut roots = Vec::new();
+        let mut start = 0u64;
+        for level in (0..64u32).rev() {
+            if size & (1 << level) != 0 {
+                roots.push(node(level, start >> level)?);
+                start += 1 << level;
+            }
+        }
+        Ok(Frontier { size, roots })
+    }
+
     /// Appends a leaf by its hash. `completed` is called with the level,
     /// the index within the level and the hash of every full subtree the
     /// leaf completes, from the leaf itself (level 0) up.
@@ -107,8 +124,126 @@ impl Frontier {
     }
 }
 
-/// A Merkle tree that keeps every full subtree's hash, so it can prove
-/// inclusion and consistency for any size it has had.
+/// Where the hashes of a tree's full subtrees come from: memory ([`Tree`])
+/// or files ([`crate::TreeStore`]). `node(level, index)` is the hash of
+/// leaves `index·2^level .. (index+1)·2^level`, for full subtrees only.
+pub trait Nodes {
+    type Error: From<ProofError>;
+
+    /// Leaves in the tree now.
+    fn size(&self) -> u64;
+
+    fn node(&self, level: u32, index: u64) -> Result<Hash, Self::Error>;
+
+    /// The root the tree had at `size` leaves.
+    fn root_at(&self, size: u64) -> Result<Hash, Self::Error> {
+        check_size(size, self.size())?;
+        if size == 0 {
+            return Ok(empty_root());
+        }
+        subtree(self, 0, size)
+    }
+
+    /// The audit path of leaf `index` in the tree of `size` leaves, from
+    /// the leaf's sibling up (RFC 9162 §2.1.3.1).
+    fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, Self::Error> {
+        check_size(size, self.size())?;
+        if index >= size {
+            return Err(ProofError::IndexOutOfRange { index, size }.into());
+        }
+        let mut out = Vec::with_capacity(64);
+        path(self, index, 0, size, &mut out)?;
+        Ok(out)
+    }
+
+    /// The proof that the tree of `first` leaves is a prefix of the tree
+    /// of `second` leaves (RFC 9162 §2.1.4.1); empty when `first` is 0 or
+    /// equals `second`.
+    fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, Self::Error> {
+        check_size(second, self.size())?;
+        if first > second {
+            return Err(ProofError::SizesOutOfOrder { first, second }.into());
+        }
+        let mut out = Vec::with_capacity(64);
+        if first > 0 && first < second {
+            subproof(self, first, 0, second, true, &mut out)?;
+        }
+        Ok(out)
+    }
+}
+
+fn check_size(size: u64, have: u64) -> Result<(), ProofError> {
+    if size > have {
+        return Err(ProofError::SizeOutOfRange { asked: size, have });
+    }
+    Ok(())
+}
+
+/// The hash of leaves `start..end`, a subtree as RFC 9162's recursion cuts
+/// it: full and aligned, or a full left part and the rest.
+fn subtree<N: Nodes + ?Sized>(nodes: &N, start: u64, end: u64) -> Result<Hash, N::Error> {
+    let n = end - start;
+    if n.is_power_of_two() && start.is_multiple_of(n) {
+        let level = n.trailing_zeros();
+        return nodes.node(level, start >> level);
+    }
+    let k = split(n);
+    Ok(node_hash(
+        &subtree(nodes, start, start + k)?,
+        &subtree(nodes, start + k, end)?,
+    ))
+}
+
+fn path<N: Nodes + ?Sized>(
+    nodes: &N,
+    m: u64,
+    start: u64,
+    end: u64,
+    out: &mut Vec<Hash>,
+) -> Result<(), N::Error> {
+    let n = end - start;
+    if n == 1 {
+        return Ok(());
+    }
+    let k = split(n);
+    if m < k {
+        path(nodes, m, start, start + k, out)?;
+        out.push(subtree(nodes, start + k, end)?);
+    } else {
+        path(nodes, m - k, start + k, end, out)?;
+        out.push(subtree(nodes, start, start + k)?);
+    }
+    Ok(())
+}
+
+fn subproof<N: Nodes + ?Sized>(
+    nodes: &N,
+    m: u64,
+    start: u64,
+    end: u64,
+    whole: bool,
+    out: &mut Vec<Hash>,
+) -> Result<(), N::Error> {
+    let n = end - start;
+    if m == n {
+        if !whole {
+            out.push(subtree(nodes, start, end)?);
+        }
+        return Ok(());
+    }
+    let k = split(n);
+    if m <= k {
+        subproof(nodes, m, start, start + k, whole, out)?;
+        out.push(subtree(nodes, start + k, end)?);
+    } else {
+        subproof(nodes, m - k, start + k, end, false, out)?;
+        out.push(subtree(nodes, start, start + k)?);
+    }
+    Ok(())
+}
+
+/// A Merkle tree in memory that keeps every full subtree's hash, so it can
+/// prove inclusion and consistency for any size it has had (see [`Nodes`]).
 #[derive(Debug, Clone, Default)]
 pub struct Tree {
     frontier: Frontier,
@@ -119,10 +254,6 @@ pub struct Tree {
 impl Tree {
     pub fn new() -> Tree {
         Tree::default()
-    }
-
-    pub fn size(&self) -> u64 {
-        self.frontier.size()
     }
 
     /// Appends a leaf (its data; the tree hashes it); returns its index.
@@ -154,100 +285,24 @@ impl Tree {
     pub fn root(&self) -> Hash {
         self.frontier.root()
     }
+}
 
-    /// The root the tree had at `size` leaves.
-    pub fn root_at(&self, size: u64) -> Result<Hash, ProofError> {
-        self.check_size(size)?;
-        Ok(if size == 0 {
-            empty_root()
-        } else {
-            self.subtree(0, size)
-        })
+impl Nodes for Tree {
+    type Error = ProofError;
+
+    fn size(&self) -> u64 {
+        self.frontier.size()
     }
 
-    /// The audit path of leaf `index` in the tree of `size` leaves, from
-    /// the leaf's sibling up (RFC 9162 §2.1.3.1).
-    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
-        self.check_size(size)?;
-        if index >= size {
-            return Err(ProofError::IndexOutOfRange { index, size });
-        }
-        let mut out = Vec::with_capacity(64);
-        self.path(index, 0, size, &mut out);
-        Ok(out)
-    }
-
-    /// The proof that the tree of `first` leaves is a prefix of the tree
-    /// of `second` leaves (RFC 9162 §2.1.4.1); empty when `first` is 0 or
-    /// equals `second`.
-    pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, ProofError> {
-        self.check_size(second)?;
-        if first > second {
-            return Err(ProofError::SizesOutOfOrder { first, second });
-        }
-        let mut out = Vec::with_capacity(64);
-        if first > 0 && first < second {
-            self.subproof(first, 0, second, true, &mut out);
-        }
-        Ok(out)
-    }
-
-    fn check_size(&self, size: u64) -> Result<(), ProofError> {
-        if size > self.size() {
-            return Err(ProofError::SizeOutOfRange {
-                asked: size,
-                have: self.size(),
-            });
-        }
-        Ok(())
-    }
-
-    /// The hash of leaves `start..end`, a subtree as RFC 9162's recursion
-    /// cuts it: full and aligned, or a full left part and the rest.
-    fn subtree(&self, start: u64, end: u64) -> Hash {
-        let n = end - start;
-        if n.is_power_of_two() && start.is_multiple_of(n) {
-            let level = n.trailing_zeros() as usize;
-            return self.levels[level][(start >> level) as usize];
-        }
-        let k = split(n);
-        node_hash(
-            &self.subtree(start, start + k),
-            &self.subtree(start + k, end),
-        )
-    }
-
-    fn path(&self, m: u64, start: u64, end: u64, out: &mut Vec<Hash>) {
-        let n = end - start;
-        if n == 1 {
-            return;
-        }
-        let k = split(n);
-        if m < k {
-            self.path(m, start, start + k, out);
-            out.push(self.subtree(start + k, end));
-        } else {
-            self.path(m - k, start + k, end, out);
-            out.push(self.subtree(start, start + k));
-        }
-    }
-
-    fn subproof(&self, m: u64, start: u64, end: u64, whole: bool, out: &mut Vec<Hash>) {
-        let n = end - start;
-        if m == n {
-            if !whole {
-                out.push(self.subtree(start, end));
-            }
-            return;
-        }
-        let k = split(n);
-        if m <= k {
-            self.subproof(m, start, start + k, whole, out);
-            out.push(self.subtree(start + k, end));
-        } else {
-            self.subproof(m - k, start + k, end, false, out);
-            out.push(self.subtree(start, start + k));
-        }
+    fn node(&self, level: u32, index: u64) -> Result<Hash, ProofError> {
+        self.levels
+            .get(level as usize)
+            .and_then(|l| l.get(index as usize))
+            .copied()
+            .ok_or(ProofError::SizeOutOfRange {
+                asked: (index + 1) << level,
+                have: self.frontier.size(),
+            })
     }
 }
 

@@ -5,7 +5,7 @@
 //! and wrong proofs, indexes and sizes rejected.
 
 use ultracore_audit::{
-    empty_root, leaf_hash, node_hash, verify_consistency, verify_inclusion, Frontier, Hash,
+    empty_root, leaf_hash, node_hash, verify_consistency, verify_inclusion, Frontier, Hash, Nodes,
     ProofError, Tree,
 };
 
