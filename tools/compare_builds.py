@@ -70,10 +70,11 @@ def figure(doc, path):
 def run(binary, args, data_dir):
     out = subprocess.run(
         [binary, "--data-dir", data_dir, *args],
-        check=True,
         capture_output=True,
         text=True,
     )
+    if out.returncode != 0:
+        raise RuntimeError(f"{binary} {' '.join(args)} failed ({out.returncode}):\n{out.stderr[-2000:]}")
     # The JSON document is the last line that parses.
     for line in reversed(out.stdout.strip().splitlines()):
         try:
@@ -92,6 +93,7 @@ def main():
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     samples = {}  # (figure, build) -> [values]
+    failures = []
     for r in range(a.rounds):
         for name, args, figures in BENCHES:
             if a.only and name not in a.only:
@@ -102,15 +104,22 @@ def main():
             for build, binary in order:
                 with tempfile.TemporaryDirectory(prefix="ultracore-compare-") as data_dir:
                     print(f"round {r + 1}/{a.rounds}: {name} ({build})", file=sys.stderr, flush=True)
-                    doc = run(binary, args, data_dir)
+                    try:
+                        doc = run(binary, args, data_dir)
+                    except RuntimeError as e:
+                        # One failed run is reported and left out, not the whole comparison.
+                        print(f"  {e}", file=sys.stderr, flush=True)
+                        failures.append({"round": r + 1, "bench": name, "build": build, "error": str(e)})
+                        continue
                 for label, path, better in figures:
                     v = figure(doc, path)
                     if v is not None:
                         samples.setdefault((label, better), {}).setdefault(build, []).append(v)
+                        print(f"  {label}: {v}", file=sys.stderr, flush=True)
     rows = []
     for (label, better), by_build in samples.items():
-        before = statistics.median(by_build.get("before", [float("nan")]))
-        after = statistics.median(by_build.get("after", [float("nan")]))
+        before = statistics.median(by_build.get("before") or [float("nan")])
+        after = statistics.median(by_build.get("after") or [float("nan")])
         ratio = after / before if before else float("nan")
         rows.append({
             "figure": label,
@@ -121,12 +130,14 @@ def main():
             "samples": by_build,
         })
     if a.json:
-        print(json.dumps(rows))
+        print(json.dumps({"figures": rows, "failures": failures}))
         return
     width = max(len(r["figure"]) for r in rows) if rows else 10
     print(f"{'figure':<{width}}  {'before':>12}  {'after':>12}  {'after/before':>12}  better")
     for r in rows:
         print(f"{r['figure']:<{width}}  {r['before']:>12.3f}  {r['after']:>12.3f}  {r['ratio_after_before']:>12.3f}  {r['better']}")
+    for f in failures:
+        print(f"failed: round {f['round']} {f['bench']} ({f['build']})")
 
 
 if __name__ == "__main__":
