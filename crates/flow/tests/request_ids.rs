@@ -5,25 +5,16 @@
 //! attacker's goes to the DLQ with the reason, and neither portfolio shows
 //! the other's weights or objective.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use ultracore_es::Database;
 use ultracore_esg::{EsgPortfolioEvent, OptimizationRequest, TOPIC};
+use ultracore_flow::setup::open_mesh;
 use ultracore_flow::{await_answer, submit, Flow, FlowOptions};
 use ultracore_log::{dlq_topic, ConsumerOptions, EventLog, RawEnvelope};
 use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
-use ultracore_marketdata::mesh::{build_products, DataMesh};
-use ultracore_marketdata::read_prices_file;
 use uuid::Uuid;
-
-fn mesh(dir: &Path) -> DataMesh {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sample-data");
-    let series = read_prices_file(&root.join("sp500_prices.csv"), None).unwrap();
-    build_products(&series, dir).unwrap();
-    DataMesh::open(dir).unwrap()
-}
 
 fn request(request_id: Uuid, portfolio: &str, objective: serde_json::Value) -> OptimizationRequest {
     serde_json::from_value(json!({
@@ -45,7 +36,7 @@ async fn a_reused_request_id_is_dead_lettered_not_shared() {
     let flow = Flow::start(
         log.clone(),
         db,
-        FlowOptions::all(mesh(&dir.path().join("mesh"))),
+        FlowOptions::all(open_mesh(&dir.path().join("mesh")).unwrap().0),
     )
     .await
     .unwrap();
