@@ -12,10 +12,18 @@
 //!   from any [`Nodes`] source.
 //! - `store`: [`TreeStore`], the tree in files, one per level, recovered
 //!   from its leaves after a crash.
+//! - `positions`: [`Positions`], where each leaf's record is on the log.
+//! - `note`: C2SP signed notes and checkpoints ([`NoteSigner`],
+//!   [`NoteVerifier`], [`Checkpoint`]), witness cosignatures.
+//! - `trail`: [`AuditTrail`], all of it in one directory: appends,
+//!   signed checkpoints, inclusion and consistency proofs.
 
 mod leaf;
 mod merkle;
+mod note;
+mod positions;
 mod store;
+mod trail;
 
 pub use leaf::{leaf, LeafError, LEAF_TAG};
 
@@ -23,4 +31,9 @@ pub use merkle::{
     empty_root, leaf_hash, node_hash, verify_consistency, verify_inclusion, Frontier, Hash, Nodes,
     ProofError, Tree,
 };
+pub use note::{Checkpoint, Note, NoteError, NoteSignature, NoteSigner, NoteVerifier};
+pub use positions::{Positions, RecordPosition};
 pub use store::{StoreError, TreeStore};
+pub use trail::{
+    read_checkpoints, record_hash, AuditTrail, InclusionProof, Opened, SignedCheckpoint, TrailError,
+};

@@ -29,6 +29,9 @@ pub enum StoreError {
     },
     #[error(transparent)]
     Proof(#[from] ProofError),
+    /// The files disagree with each other in a way no crash leaves.
+    #[error("the audit trail's files are inconsistent: {0}")]
+    Corrupt(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {

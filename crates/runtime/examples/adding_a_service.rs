@@ -36,12 +36,7 @@ impl Handler for EventCounter {
 }
 
 fn event_counter<L: EventLog>(log: L) -> Registration {
-    let spec = ConsumerSpec::new(
-        "event-counter",
-        Subscription::All {
-            dead_letters: false,
-        },
-    );
+    let spec = ConsumerSpec::new("event-counter", Subscription::every_topic());
     Registration::consumer("event-counter", log, spec, |_ctx| {
         Ok(EventCounter::default())
     })

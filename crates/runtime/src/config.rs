@@ -11,13 +11,26 @@ pub enum Subscription {
     /// These topics (created from the catalogue when missing).
     Topics(Vec<String>),
     /// Every topic on the log, including ones created later (looked for
-    /// every `topic_refresh_ms`); dead-letter topics only when asked.
-    All { dead_letters: bool },
+    /// every `topic_refresh_ms`), but those in `except` (a service's own
+    /// output) and their dead-letter topics; dead-letter topics only when
+    /// asked.
+    All {
+        dead_letters: bool,
+        except: Vec<String>,
+    },
 }
 
 impl Subscription {
     pub fn topics(topics: impl IntoIterator<Item = impl Into<String>>) -> Self {
         Subscription::Topics(topics.into_iter().map(Into::into).collect())
+    }
+
+    /// Every topic but the dead-letter topics, including topics created later.
+    pub fn every_topic() -> Self {
+        Subscription::All {
+            dead_letters: false,
+            except: Vec::new(),
+        }
     }
 }
 

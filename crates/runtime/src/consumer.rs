@@ -87,12 +87,19 @@ async fn topics_now<L: EventLog>(
             catalogue::ensure(log, &names).await?;
             Ok(topics.clone())
         }
-        Subscription::All { dead_letters } => Ok(log
+        Subscription::All {
+            dead_letters,
+            except,
+        } => Ok(log
             .list_topics()
             .await?
             .into_iter()
             .map(|t| t.name)
             .filter(|n| *dead_letters || !n.ends_with(DLQ_SUFFIX))
+            .filter(|n| {
+                let base = n.strip_suffix(DLQ_SUFFIX).unwrap_or(n);
+                !except.iter().any(|e| e == base)
+            })
             .collect()),
     }
 }
