@@ -52,6 +52,12 @@ fn principal(value: &[u8]) -> Option<String> {
 
 /// The leaf of `record` (see the module docs for the encoding).
 pub fn leaf(record: &Record) -> Result<Vec<u8>, LeafError> {
+    leaf_at(record, record.offset)
+}
+
+/// The leaf `record` would have at `offset` (how a verifier tells a record
+/// that moved from one that changed).
+pub fn leaf_at(record: &Record, offset: u64) -> Result<Vec<u8>, LeafError> {
     let topic = record.topic.as_bytes();
     let topic_len = u16::try_from(topic.len()).map_err(|_| LeafError::TopicTooLong(topic.len()))?;
     let value_len = u32::try_from(record.value.len())
@@ -62,7 +68,7 @@ pub fn leaf(record: &Record) -> Result<Vec<u8>, LeafError> {
     out.extend_from_slice(&topic_len.to_be_bytes());
     out.extend_from_slice(topic);
     out.extend_from_slice(&record.partition.to_be_bytes());
-    out.extend_from_slice(&record.offset.to_be_bytes());
+    out.extend_from_slice(&offset.to_be_bytes());
     out.extend_from_slice(&record.timestamp.to_be_bytes());
     match &record.key {
         None => out.push(0),

@@ -17,23 +17,32 @@
 //!   [`NoteVerifier`], [`Checkpoint`]), witness cosignatures.
 //! - `trail`: [`AuditTrail`], all of it in one directory: appends,
 //!   signed checkpoints, inclusion and consistency proofs.
+//! - `service`: [`AuditService`], the consumer of every topic on the
+//!   service runtime.
+//! - `verify`: [`verify`], the trail against the log and the signatures.
 
 mod leaf;
 mod merkle;
 mod note;
 mod positions;
+mod service;
 mod store;
 mod trail;
+mod verify;
 
-pub use leaf::{leaf, LeafError, LEAF_TAG};
+pub use leaf::{leaf, leaf_at, LeafError, LEAF_TAG};
 
 pub use merkle::{
     empty_root, leaf_hash, node_hash, verify_consistency, verify_inclusion, Frontier, Hash, Nodes,
     ProofError, Tree,
 };
 pub use note::{Checkpoint, Note, NoteError, NoteSignature, NoteSigner, NoteVerifier};
-pub use positions::{Positions, RecordPosition};
+pub use positions::{PositionIndex, Positions, RecordPosition};
+pub use service::{AuditOptions, AuditService, SharedTrail, CHECKPOINT_TOPIC};
 pub use store::{StoreError, TreeStore};
 pub use trail::{
     read_checkpoints, record_hash, AuditTrail, InclusionProof, Opened, SignedCheckpoint, TrailError,
+};
+pub use verify::{
+    check_checkpoints, verify, Issue, IssueKind, TrailSnapshot, VerifyError, VerifyReport,
 };

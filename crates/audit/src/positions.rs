@@ -34,13 +34,10 @@ pub struct RecordPosition {
     pub offset: u64,
 }
 
-/// The positions index (see the module docs).
-pub struct Positions {
-    topics_path: PathBuf,
-    topics_file: File,
-    path: PathBuf,
-    writer: BufWriter<File>,
-    file: File,
+/// The positions index in memory: what [`Positions`] keeps, and what a
+/// verifier reads beside a running auditor ([`PositionIndex::read`]).
+#[derive(Debug, Clone, Default)]
+pub struct PositionIndex {
     names: Vec<String>,
     ids: HashMap<String, u32>,
     /// Every leaf's (topic id, partition, offset), in leaf order.
@@ -49,82 +46,55 @@ pub struct Positions {
     by_partition: HashMap<(u32, u32), Vec<(u64, u64)>>,
 }
 
-impl std::fmt::Debug for Positions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Positions")
-            .field("path", &self.path)
-            .field("len", &self.entries.len())
-            .finish()
-    }
-}
-
-impl Positions {
-    /// Opens (creating) the index in `dir`, cut to whole entries.
-    pub fn open(dir: &Path) -> Result<Positions, StoreError> {
-        ultracore_log::files::create_dir_all(dir).map_err(io(dir))?;
+impl PositionIndex {
+    /// Reads the index in `dir` without changing it (whole entries only).
+    pub fn read(dir: &Path) -> Result<PositionIndex, StoreError> {
         let topics_path = dir.join("topics");
-        let mut topics_file = ultracore_log::files::open_options()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&topics_path)
-            .map_err(io(&topics_path))?;
-        let mut text = String::new();
-        topics_file
-            .read_to_string(&mut text)
-            .map_err(io(&topics_path))?;
-        // A name without its newline is torn: its entries were never written.
+        let text = match std::fs::read_to_string(&topics_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(io(&topics_path)(e)),
+        };
+        let path = dir.join("positions");
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        PositionIndex::parse(&text, &bytes, &path)
+    }
+
+    /// The index of a topics file's text and a positions file's bytes
+    /// (torn tails ignored).
+    fn parse(text: &str, bytes: &[u8], path: &Path) -> Result<PositionIndex, StoreError> {
         let whole = text.rfind('\n').map_or(0, |i| i + 1);
-        if whole != text.len() {
-            topics_file
-                .set_len(whole as u64)
-                .map_err(io(&topics_path))?;
-        }
         let names: Vec<String> = text[..whole].lines().map(str::to_owned).collect();
         let ids = names
             .iter()
             .enumerate()
             .map(|(i, n)| (n.clone(), i as u32))
             .collect();
-        let path = dir.join("positions");
-        let mut file = ultracore_log::files::open_options()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(io(&path))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io(&path))?;
-        let whole = bytes.len() as u64 / ENTRY * ENTRY;
-        if whole != bytes.len() as u64 {
-            file.set_len(whole).map_err(io(&path))?;
-        }
-        let mut p = Positions {
-            writer: BufWriter::with_capacity(64 * 1024, file.try_clone().map_err(io(&path))?),
-            topics_path,
-            topics_file,
-            path,
-            file,
+        let whole = bytes.len() / ENTRY as usize * ENTRY as usize;
+        let mut index = PositionIndex {
             names,
             ids,
-            entries: Vec::with_capacity((whole / ENTRY) as usize),
+            entries: Vec::with_capacity(whole / ENTRY as usize),
             by_partition: HashMap::new(),
         };
-        for e in bytes[..whole as usize].chunks_exact(ENTRY as usize) {
-            let topic = u32::from_be_bytes(e[0..4].try_into().unwrap_or_default());
-            let partition = u32::from_be_bytes(e[4..8].try_into().unwrap_or_default());
-            let offset = u64::from_be_bytes(e[8..16].try_into().unwrap_or_default());
-            if topic as usize >= p.names.len() {
+        for e in bytes[..whole].chunks_exact(ENTRY as usize) {
+            let topic = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
+            let partition = u32::from_be_bytes([e[4], e[5], e[6], e[7]]);
+            let offset = u64::from_be_bytes([e[8], e[9], e[10], e[11], e[12], e[13], e[14], e[15]]);
+            if topic as usize >= index.names.len() {
                 return Err(StoreError::Corrupt(format!(
-                    "{}: leaf {} names topic id {topic}, which {} does not list",
-                    p.path.display(),
-                    p.entries.len(),
-                    p.topics_path.display()
+                    "{}: leaf {} names topic id {topic}, which the topics file does not list",
+                    path.display(),
+                    index.entries.len(),
                 )));
             }
-            p.remember(topic, partition, offset);
+            index.remember(topic, partition, offset);
         }
-        Ok(p)
+        Ok(index)
     }
 
     fn remember(&mut self, topic: u32, partition: u32, offset: u64) {
@@ -180,6 +150,93 @@ impl Positions {
             .map(|((t, p), v)| (self.names[*t as usize].as_str(), *p, v.as_slice()))
     }
 
+    /// Forgets every entry from `len` on.
+    pub fn truncate(&mut self, len: u64) {
+        if len >= self.len() {
+            return;
+        }
+        for (topic, partition, _) in self.entries.drain(len as usize..) {
+            if let Some(v) = self.by_partition.get_mut(&(topic, partition)) {
+                v.retain(|(_, leaf)| *leaf < len);
+            }
+        }
+        self.by_partition.retain(|_, v| !v.is_empty());
+    }
+}
+
+/// The positions index in its files (see the module docs).
+pub struct Positions {
+    topics_path: PathBuf,
+    topics_file: File,
+    path: PathBuf,
+    writer: BufWriter<File>,
+    file: File,
+    index: PositionIndex,
+}
+
+impl std::fmt::Debug for Positions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Positions")
+            .field("path", &self.path)
+            .field("len", &self.index.len())
+            .finish()
+    }
+}
+
+impl std::ops::Deref for Positions {
+    type Target = PositionIndex;
+
+    fn deref(&self) -> &PositionIndex {
+        &self.index
+    }
+}
+
+impl Positions {
+    /// Opens (creating) the index in `dir`, cut to whole entries.
+    pub fn open(dir: &Path) -> Result<Positions, StoreError> {
+        ultracore_log::files::create_dir_all(dir).map_err(io(dir))?;
+        let topics_path = dir.join("topics");
+        let mut topics_file = ultracore_log::files::open_options()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&topics_path)
+            .map_err(io(&topics_path))?;
+        let mut text = String::new();
+        topics_file
+            .read_to_string(&mut text)
+            .map_err(io(&topics_path))?;
+        // A name without its newline is torn: its entries were never written.
+        let whole = text.rfind('\n').map_or(0, |i| i + 1);
+        if whole != text.len() {
+            topics_file
+                .set_len(whole as u64)
+                .map_err(io(&topics_path))?;
+        }
+        let path = dir.join("positions");
+        let mut file = ultracore_log::files::open_options()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(io(&path))?;
+        let whole = bytes.len() as u64 / ENTRY * ENTRY;
+        if whole != bytes.len() as u64 {
+            file.set_len(whole).map_err(io(&path))?;
+        }
+        let index = PositionIndex::parse(&text, &bytes, &path)?;
+        Ok(Positions {
+            writer: BufWriter::with_capacity(64 * 1024, file.try_clone().map_err(io(&path))?),
+            topics_path,
+            topics_file,
+            path,
+            file,
+            index,
+        })
+    }
+
     /// Appends positions (buffered; durable after [`Positions::sync`]).
     /// New topic names are written and synced at once.
     pub fn append<'a>(
@@ -187,7 +244,7 @@ impl Positions {
         positions: impl IntoIterator<Item = (&'a str, u32, u64)>,
     ) -> Result<(), StoreError> {
         for (topic, partition, offset) in positions {
-            let id = match self.ids.get(topic) {
+            let id = match self.index.ids.get(topic) {
                 Some(id) => *id,
                 None => self.add_topic(topic)?,
             };
@@ -196,7 +253,7 @@ impl Positions {
             e[4..8].copy_from_slice(&partition.to_be_bytes());
             e[8..16].copy_from_slice(&offset.to_be_bytes());
             self.writer.write_all(&e).map_err(io(&self.path))?;
-            self.remember(id, partition, offset);
+            self.index.remember(id, partition, offset);
         }
         Ok(())
     }
@@ -207,15 +264,15 @@ impl Positions {
                 "the topic name {topic:?} holds a newline"
             )));
         }
-        let id = self.names.len() as u32;
+        let id = self.index.names.len() as u32;
         self.topics_file
             .write_all(format!("{topic}\n").as_bytes())
             .map_err(io(&self.topics_path))?;
         self.topics_file
             .sync_data()
             .map_err(io(&self.topics_path))?;
-        self.names.push(topic.to_owned());
-        self.ids.insert(topic.to_owned(), id);
+        self.index.names.push(topic.to_owned());
+        self.index.ids.insert(topic.to_owned(), id);
         Ok(id)
     }
 
@@ -228,18 +285,13 @@ impl Positions {
     /// Cuts the index to its first `len` entries (after a crash left more
     /// positions than leaves).
     pub fn truncate(&mut self, len: u64) -> Result<(), StoreError> {
-        if len >= self.len() {
+        if len >= self.index.len() {
             return Ok(());
         }
         self.writer.flush().map_err(io(&self.path))?;
         self.file.set_len(len * ENTRY).map_err(io(&self.path))?;
         self.file.sync_data().map_err(io(&self.path))?;
-        for (topic, partition, _) in self.entries.drain(len as usize..) {
-            if let Some(v) = self.by_partition.get_mut(&(topic, partition)) {
-                v.retain(|(_, leaf)| *leaf < len);
-            }
-        }
-        self.by_partition.retain(|_, v| !v.is_empty());
+        self.index.truncate(len);
         Ok(())
     }
 }
