@@ -26,9 +26,13 @@ fn sse(description: &str) -> Value {
 
 /// Paths in the document that other crates route (`ultracore serve`
 /// merges their routers when the models are at hand).
-pub const MOUNTED_ELSEWHERE: [&str; 3] = [
+pub const MOUNTED_ELSEWHERE: [&str; 7] = [
     "/api/v1/decisions",
     "/api/v1/forensics/{decision_id}",
+    "/api/v1/audit/checkpoint",
+    "/api/v1/audit/proof",
+    "/api/v1/audit/consistency",
+    "/api/v1/audit/verify",
     "/mcp",
 ];
 
@@ -94,6 +98,57 @@ fn annotate_access(doc: &mut Value) {
     }
 }
 
+/// The audit trail's operations (routed by `ultracore-audit`).
+fn audit_paths() -> Value {
+    let number = |name: &str, required: bool, description: &str| json!({"name": name, "in": "query", "required": required, "description": description, "schema": {"type": "integer", "minimum": 0}});
+    let checkpoint = json!({"type": "object", "required": ["tree_size", "root_hash", "note", "verifier_key"], "properties": {
+        "tree_size": {"type": "integer"}, "root_hash": {"type": "string", "description": "base64"}, "note": {"type": "string"},
+        "verifier_key": {"type": "string", "description": "C2SP vkey: name+id+base64(0x01 ‖ key)"}, "origin": {"type": "string"}}});
+    let proof = json!({"type": "object", "required": ["leaf_index", "tree_size", "leaf_hash", "audit_path"], "properties": {
+        "leaf_index": {"type": "integer"}, "tree_size": {"type": "integer"}, "leaf_hash": {"type": "string", "description": "base64 SHA-256(0x00 ‖ leaf)"},
+        "audit_path": {"type": "array", "items": {"type": "string"}}}});
+    let consistency = json!({"type": "object", "required": ["consistency"], "properties": {
+        "first": {"type": "integer"}, "second": {"type": "integer"}, "consistency": {"type": "array", "items": {"type": "string"}}}});
+    let issue = json!({"type": "object", "properties": {
+        "topic": {"type": "string"}, "partition": {"type": "integer"}, "offset": {"type": "integer"},
+        "kind": {"enum": ["changed", "missing", "inserted", "duplicated", "reordered", "truncated", "checkpoint", "trail"]}, "detail": {"type": "string"}}});
+    let report = json!({"type": "object", "required": ["integrity_valid", "verified_events", "issues"], "properties": {
+        "integrity_valid": {"type": "boolean"}, "verified_events": {"type": "integer"}, "tree_size": {"type": "integer"}, "signed_size": {"type": "integer"},
+        "expired": {"type": "integer"}, "not_yet_audited": {"type": "integer"}, "issues": {"type": "array", "items": issue}}});
+    let verify_body = json!({"type": "object", "additionalProperties": false, "properties": {
+        "verifier_key": {"type": "string", "description": "The verifier key you trust; the trail's own by default"}}});
+    json!({
+        "/api/v1/audit/checkpoint": {"get": {
+            "summary": "The audit trail's latest signed checkpoint: a C2SP signed note (origin, tree size, base64 root) signed with Ed25519, and the verifier key",
+            "responses": {"200": ok_json("The checkpoint", checkpoint), "404": error_response("No checkpoint signed yet")}
+        }},
+        "/api/v1/audit/proof": {"get": {
+            "summary": "The RFC 9162 inclusion proof of one record (by its topic, partition and offset) in the tree of a checkpoint",
+            "parameters": [
+                {"name": "topic", "in": "query", "required": true, "schema": {"type": "string"}},
+                number("partition", true, "The record's partition"),
+                number("offset", true, "The record's offset"),
+                number("tree_size", false, "The tree size to prove against; the latest checkpoint's by default")],
+            "responses": {"200": ok_json("The proof", proof),
+                          "400": error_response("A parameter is missing"), "404": error_response("The record is not in the trail, or not in a tree of that size"),
+                          "422": error_response("A parameter is not a number, or the tree size is out of range")}
+        }},
+        "/api/v1/audit/consistency": {"get": {
+            "summary": "The RFC 9162 consistency proof between two tree sizes of the audit trail",
+            "parameters": [number("first", true, "The smaller tree size"), number("second", true, "The larger tree size")],
+            "responses": {"200": ok_json("The proof", consistency),
+                          "400": error_response("A parameter is missing"), "422": error_response("A size is out of range")}
+        }},
+        "/api/v1/audit/verify": {"post": {
+            "summary": "Verifies the whole log against the audit trail and its signed checkpoints (reads every record; one at a time)",
+            "requestBody": {"required": false, "content": {"application/json": {"schema": verify_body}}},
+            "responses": {"200": ok_json("The report", report),
+                          "400": error_response("The body is not JSON"), "409": error_response("A verification is running"),
+                          "422": error_response("The verifier key is not a key")}
+        }}
+    })
+}
+
 fn document() -> Value {
     let portfolio = path_param("id", "Portfolio id", None);
     let limit = json!({"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}});
@@ -103,7 +158,7 @@ fn document() -> Value {
         "The request id the POST answered with",
         Some("uuid"),
     );
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "UltraCore API",
@@ -240,5 +295,9 @@ fn document() -> Value {
                 "side": {"enum": ["buy", "sell"]}, "units": {"type": "integer"}, "reference_price": {"type": "number"},
                 "notional": {"type": "number"}, "status": {"type": "string"}, "staged_at": {"type": "string"}}}
         }}
-    })
+    });
+    if let (Some(paths), Value::Object(audit)) = (doc["paths"].as_object_mut(), audit_paths()) {
+        paths.extend(audit);
+    }
+    doc
 }

@@ -20,7 +20,9 @@
 //! - `service`: [`AuditService`], the consumer of every topic on the
 //!   service runtime.
 //! - `verify`: [`verify`], the trail against the log and the signatures.
+//! - `http`: [`api_router`], checkpoints, proofs and verification for auditors.
 
+mod http;
 mod leaf;
 mod merkle;
 mod note;
@@ -30,6 +32,7 @@ mod store;
 mod trail;
 mod verify;
 
+pub use http::{api_router, AuditApi};
 pub use leaf::{leaf, leaf_at, LeafError, LEAF_TAG};
 
 pub use merkle::{

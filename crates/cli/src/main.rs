@@ -13,6 +13,7 @@
 //! - `cmd/forensics_service`: `ultracore service forensics`, `ultracore forensics show`.
 //! - `cmd/mcp`: `ultracore mcp`: the MCP server for AI agents, on stdio.
 //! - `cmd/keys`: `ultracore keys …`: API keys of the data directory.
+//! - `cmd/audit`: `ultracore audit …`: the audit trail, offline.
 //! - `output`: tables for humans (the `ultracore-term` crate).
 
 use std::path::PathBuf;
@@ -166,6 +167,12 @@ enum Command {
     /// Example: ultracore --data-dir /var/lib/ultracore keys create --role viewer --portfolio pf-1
     #[command(subcommand)]
     Keys(cmd::keys::KeysCommand),
+    /// The audit trail of every event: verify it offline against the log
+    /// and its signed checkpoints, print its verifier key.
+    ///
+    /// Example: ultracore --data-dir /var/lib/ultracore audit verify --key "$(cat audit.vkey)"
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCommand),
 }
 
 /// mimalloc: the services allocate and free small buffers per event on
@@ -257,6 +264,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Models(c) => cmd::decide::models(&cli.log, c).await,
             Command::Mcp(a) => cmd::mcp::run(&cli.log, a).await,
             Command::Keys(c) => cmd::keys::run(&cli.log, c),
+            Command::Audit(c) => cmd::audit::run(&cli.log, c).await,
         }
     })
 }

@@ -121,6 +121,30 @@ pub const ROUTES: &[RoutePolicy] = &[
         Permission(ReadForensics),
         Portfolios::Every,
     ),
+    route(
+        "GET",
+        "/api/v1/audit/checkpoint",
+        Permission(ReadAudit),
+        Portfolios::Every,
+    ),
+    route(
+        "GET",
+        "/api/v1/audit/proof",
+        Permission(ReadAudit),
+        Portfolios::Every,
+    ),
+    route(
+        "GET",
+        "/api/v1/audit/consistency",
+        Permission(ReadAudit),
+        Portfolios::Every,
+    ),
+    route(
+        "POST",
+        "/api/v1/audit/verify",
+        Permission(ReadAudit),
+        Portfolios::Every,
+    ),
     // MCP (streamable HTTP): JSON-RPC posts, the session's event stream,
     // the session's end. Each tool checks its own permission and portfolio.
     route("POST", "/mcp", Authenticated, Portfolios::Handler),

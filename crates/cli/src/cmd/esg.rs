@@ -86,6 +86,7 @@ pub async fn service(args: &LogArgs, command: ServiceCommand) -> Result<()> {
                 None,
                 a.addr.map(|addr| (addr, &a.edge)),
                 RestartPolicy::Never,
+                None,
             )
             .await
         }
@@ -96,6 +97,7 @@ pub async fn service(args: &LogArgs, command: ServiceCommand) -> Result<()> {
                 None,
                 a.addr.map(|addr| (addr, &a.edge)),
                 RestartPolicy::Never,
+                None,
             )
             .await
         }
@@ -106,6 +108,7 @@ pub async fn service(args: &LogArgs, command: ServiceCommand) -> Result<()> {
                 None,
                 a.addr.map(|addr| (addr, &a.edge)),
                 RestartPolicy::Never,
+                None,
             )
             .await
         }

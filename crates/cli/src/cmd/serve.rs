@@ -39,6 +39,37 @@ pub struct ServeArgs {
     pub restart: RestartPolicy,
     #[command(flatten)]
     pub edge: EdgeArgs,
+    #[command(flatten)]
+    pub audit: AuditArgs,
+}
+
+/// The audit trail of every event.
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// Sign a checkpoint of the audit trail once this many records wait...
+    #[arg(
+        long,
+        env = "ULTRACORE_AUDIT_CHECKPOINT_RECORDS",
+        default_value_t = 10_000
+    )]
+    pub audit_checkpoint_records: u64,
+    /// ...or once the oldest of them waited this many milliseconds.
+    #[arg(long, env = "ULTRACORE_AUDIT_CHECKPOINT_MS", default_value_t = 1_000)]
+    pub audit_checkpoint_ms: u64,
+    /// The origin (name) of a new trail [default: ultracore.audit/<random id>].
+    #[arg(long, env = "ULTRACORE_AUDIT_ORIGIN", value_name = "NAME")]
+    pub audit_origin: Option<String>,
+}
+
+impl AuditArgs {
+    /// The audit service's options for the trail in `DATA_DIR/audit`.
+    pub fn options(&self, config: &LogConfig) -> ultracore_audit::AuditOptions {
+        let mut o = ultracore_audit::AuditOptions::new(config.data_dir().join("audit"));
+        o.origin = self.audit_origin.clone();
+        o.checkpoint_records = self.audit_checkpoint_records.max(1);
+        o.checkpoint_interval = std::time::Duration::from_millis(self.audit_checkpoint_ms.max(10));
+        o
+    }
 }
 
 /// Who may reach the server and how hard: the trust boundary's settings.
@@ -209,6 +240,7 @@ pub async fn run_services(
     mesh: Option<PathBuf>,
     http: Option<(SocketAddr, &EdgeArgs)>,
     restart: RestartPolicy,
+    audit: Option<&AuditArgs>,
 ) -> Result<()> {
     let config = args.config();
     let log = AnyLog::open(&config, Access::Write).await?;
@@ -245,6 +277,51 @@ pub async fn run_services(
         names.push(r.name().to_owned());
         supervisor.add(r);
     }
+    let audit = match audit {
+        None => None,
+        Some(a) => {
+            let options = a.options(&config);
+            let dir = options.dir.clone();
+            let (service, opened) = ultracore_audit::AuditService::open(options)
+                .with_context(|| format!("opening the audit trail in {}", dir.display()))?;
+            if let Some(vkey) = opened.new_key {
+                eprintln!(
+                    "started the audit trail in {}; the verifier key of its signed checkpoints (keep a copy away from this machine; `ultracore audit key` prints it again):\n\n  {vkey}\n",
+                    dir.display()
+                );
+            }
+            let r = service.registration(log.clone());
+            names.push(r.name().to_owned());
+            supervisor.add(r);
+            let trail = service.trail();
+            let weak = std::sync::Arc::downgrade(&trail);
+            registry.register(
+                "audit",
+                Arc::new(FnCollector(move |out: &mut Exposition| {
+                    let Some(trail) = weak.upgrade() else {
+                        return;
+                    };
+                    let (size, signed) = {
+                        let t = trail.lock().unwrap_or_else(|p| p.into_inner());
+                        (t.size(), t.latest().map_or(0, |c| c.tree_size))
+                    };
+                    out.family(
+                        "ultracore_audit_tree_size",
+                        "Records in the audit trail's Merkle tree.",
+                        Kind::Gauge,
+                    );
+                    out.sample("ultracore_audit_tree_size", &[], size as f64);
+                    out.family(
+                        "ultracore_audit_signed_size",
+                        "Tree size of the latest signed checkpoint.",
+                        Kind::Gauge,
+                    );
+                    out.sample("ultracore_audit_signed_size", &[], signed as f64);
+                })),
+            );
+            Some((trail, dir))
+        }
+    };
     let mut decisions: Option<Arc<DecisionService>> = None;
     let mut server = None;
     if let Some((addr, edge)) = http {
@@ -263,6 +340,13 @@ pub async fn run_services(
             .with_runtime(health.clone(), registry.clone()),
         );
         let mut app = router(app_state.clone());
+        if let Some((trail, dir)) = &audit {
+            app = app.merge(ultracore_audit::api_router(ultracore_audit::AuditApi::new(
+                trail.clone(),
+                dir.clone(),
+                log.clone(),
+            )));
+        }
         if let Some(mesh) = &mcp_mesh {
             let results = Arc::new(ultracore_mcp::TopicResults::start(log.clone()).await?);
             let weak = Arc::downgrade(&results);
@@ -507,6 +591,7 @@ pub async fn serve(args: &LogArgs, serve: ServeArgs) -> Result<()> {
         serve.mesh,
         Some((serve.addr, &serve.edge)),
         serve.restart,
+        Some(&serve.audit),
     )
     .await
 }

@@ -1,0 +1,194 @@
+//! `ultracore audit verify | key | export | witness`: the audit trail,
+//! offline (no server needed).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use ultracore_audit::{read_checkpoints, verify, NoteVerifier, TrailSnapshot, VerifyReport};
+use ultracore_log_any::{Access, AnyLog};
+
+use crate::output::{clip, table};
+use crate::LogArgs;
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute every record's leaf from the log and check it against the
+    /// trail and its signed checkpoints; exits non-zero naming the first
+    /// bad record (topic, partition, offset) and what is wrong with it.
+    ///
+    /// Example: ultracore --data-dir /var/lib/ultracore audit verify --key "$(cat audit.vkey)"
+    Verify(VerifyArgs),
+    /// Print the verifier key of the trail's checkpoints (C2SP vkey format).
+    ///
+    /// Example: ultracore audit key > audit.vkey
+    Key {
+        #[command(flatten)]
+        trail: TrailArg,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TrailArg {
+    /// The trail's directory [default: DATA_DIR/audit].
+    #[arg(long, value_name = "DIR")]
+    trail: Option<PathBuf>,
+}
+
+impl TrailArg {
+    fn dir(&self, args: &LogArgs) -> PathBuf {
+        self.trail
+            .clone()
+            .unwrap_or_else(|| args.config().data_dir().join("audit"))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    trail: TrailArg,
+    /// Checkpoints to check against, one JSON object a line as the trail
+    /// writes them [default: the trail's own checkpoints.jsonl]: keep a
+    /// copy away from the server and check against it.
+    #[arg(long, value_name = "FILE")]
+    checkpoints: Option<PathBuf>,
+    /// The verifier key you trust (`ultracore audit key` printed it when
+    /// the trail began) [default: the trail's own key, which someone with
+    /// the disk could have replaced].
+    #[arg(long, value_name = "VKEY")]
+    key: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: &LogArgs, command: AuditCommand) -> Result<()> {
+    match command {
+        AuditCommand::Verify(a) => verify_command(args, a).await,
+        AuditCommand::Key { trail, json } => {
+            let dir = trail.dir(args);
+            let key = own_key(&dir)?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"verifier_key": key.to_vkey(), "origin": key.name()})
+                );
+            } else {
+                println!("{}", key.to_vkey());
+            }
+            Ok(())
+        }
+    }
+}
+
+fn own_key(dir: &Path) -> Result<NoteVerifier> {
+    let path = dir.join("signing.key");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {}: no audit trail there yet (`ultracore serve` starts one) or pass --trail",
+            path.display()
+        )
+    })?;
+    Ok(ultracore_audit::NoteSigner::from_skey(&text)
+        .with_context(|| format!("reading {}", path.display()))?
+        .verifier())
+}
+
+async fn verify_command(args: &LogArgs, a: VerifyArgs) -> Result<()> {
+    let dir = a.trail.dir(args);
+    let mut snapshot = TrailSnapshot::read(&dir)?;
+    if let Some(file) = &a.checkpoints {
+        snapshot.checkpoints = read_checkpoints(file)?;
+    }
+    let verifier = match &a.key {
+        Some(k) => NoteVerifier::parse(k).context("--key")?,
+        None => {
+            let key = snapshot
+                .own_key
+                .clone()
+                .context("the trail's signing key cannot be read; pass --key")?;
+            if !a.json {
+                eprintln!(
+                    "checking signatures with the trail's own key {}; pass --key with the key you recorded to rule out a replaced key",
+                    key.to_vkey()
+                );
+            }
+            key
+        }
+    };
+    let log = AnyLog::open(&args.config(), Access::ReadOnly).await?;
+    let started = std::time::Instant::now();
+    let report = verify(&log, &snapshot, &verifier).await?;
+    let secs = started.elapsed().as_secs_f64();
+    if a.json {
+        let mut v = serde_json::to_value(&report)?;
+        v["verifier_key"] = json!(verifier.to_vkey());
+        v["seconds"] = json!(secs);
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print_report(&report, secs);
+    }
+    match report.issues.first() {
+        None => Ok(()),
+        Some(first) => bail!(
+            "the audit trail does not verify: {} issue(s); the first: {} at {}/{}@{}: {}",
+            report.issues.len(),
+            first.kind,
+            first.topic,
+            first.partition,
+            first.offset,
+            first.detail
+        ),
+    }
+}
+
+fn print_report(r: &VerifyReport, secs: f64) {
+    let rate = r.verified_events as f64 / secs.max(1e-9);
+    let rows = vec![
+        vec!["records verified".into(), r.verified_events.to_string()],
+        vec!["leaves in the trail".into(), r.tree_size.to_string()],
+        vec![
+            "signed (latest valid checkpoint)".into(),
+            r.signed_size.to_string(),
+        ],
+        vec!["checkpoints".into(), r.checkpoints.to_string()],
+        vec!["expired (retention)".into(), r.expired.to_string()],
+        vec!["not yet audited".into(), r.not_yet_audited.to_string()],
+        vec!["issues".into(), r.issues.len().to_string()],
+        vec!["seconds".into(), format!("{secs:.2}")],
+        vec!["records/s".into(), format!("{rate:.0}")],
+    ];
+    println!("{}", table(&["check", ">count"], &rows));
+    if r.issues.is_empty() {
+        println!("integrity valid: every record has the leaf the trail signed");
+        return;
+    }
+    let rows: Vec<Vec<String>> = r
+        .issues
+        .iter()
+        .take(20)
+        .map(|i| {
+            vec![
+                i.kind.to_string(),
+                i.topic.clone(),
+                i.partition.to_string(),
+                i.offset.to_string(),
+                i.leaf.map_or("-".into(), |l| l.to_string()),
+                clip(&i.detail, 90),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table(
+            &["kind", "topic", ">partition", ">offset", ">leaf", "detail"],
+            &rows
+        )
+    );
+    if r.issues.len() > 20 {
+        println!("… and {} more (--json lists all)", r.issues.len() - 20);
+    }
+}
