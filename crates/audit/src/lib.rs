@@ -20,8 +20,10 @@
 //! - `service`: [`AuditService`], the consumer of every topic on the
 //!   service runtime.
 //! - `verify`: [`verify`], the trail against the log and the signatures.
+//! - `export`: [`export`], records with their proofs for a verifier without the server.
 //! - `http`: [`api_router`], checkpoints, proofs and verification for auditors.
 
+mod export;
 mod http;
 mod leaf;
 mod merkle;
@@ -32,6 +34,7 @@ mod store;
 mod trail;
 mod verify;
 
+pub use export::{export, ExportError, ExportReport, PYTHON_VERIFIER};
 pub use http::{api_router, AuditApi};
 pub use leaf::{leaf, leaf_at, LeafError, LEAF_TAG};
 

@@ -451,25 +451,6 @@ pub async fn verify<L: EventLog>(
     verifier: &NoteVerifier,
 ) -> Result<VerifyReport, VerifyError> {
     let (index, stored) = (&trail.index, trail.leaves.as_slice());
-    let topics = log.list_topics().await?;
-    let mut ends: HashMap<(String, u32), (u64, u64)> = HashMap::new();
-    let mut names = Vec::new();
-    for t in &topics {
-        if t.name
-            .strip_suffix(ultracore_log::DLQ_SUFFIX)
-            .unwrap_or(&t.name)
-            == CHECKPOINT_TOPIC
-        {
-            continue;
-        }
-        names.push(t.name.clone());
-        for p in &t.partitions {
-            ends.insert(
-                (t.name.clone(), p.partition),
-                (p.log_start_offset, p.high_watermark),
-            );
-        }
-    }
     let mut checks: HashMap<(String, u32), PartitionCheck<'_>> = HashMap::new();
     for (topic, partition, _) in index.partitions() {
         checks.insert(
@@ -477,18 +458,14 @@ pub async fn verify<L: EventLog>(
             PartitionCheck::new(topic, partition, index, stored),
         );
     }
-    if !names.is_empty() {
-        read_all(log, &names, &ends, |record| {
-            let key = (record.topic.clone(), record.partition);
-            checks
-                .entry(key)
-                .or_insert_with(|| {
-                    PartitionCheck::new(&record.topic, record.partition, index, stored)
-                })
-                .push(record);
-        })
-        .await?;
-    }
+    let ends = read_log(log, |record| {
+        let key = (record.topic.clone(), record.partition);
+        checks
+            .entry(key)
+            .or_insert_with(|| PartitionCheck::new(&record.topic, record.partition, index, stored))
+            .push(record);
+    })
+    .await?;
     let mut report = VerifyReport {
         tree_size: stored.len() as u64,
         checkpoints: trail.checkpoints.len() as u64,
@@ -573,6 +550,40 @@ pub async fn verify<L: EventLog>(
     report.issues.extend(cp_issues);
     report.integrity_valid = report.issues.is_empty();
     Ok(report)
+}
+
+/// Where each partition of the log started and ended (high watermark) when
+/// it was read.
+pub type LogEnds = HashMap<(String, u32), (u64, u64)>;
+
+/// Reads every record of every topic but the checkpoints' (in offset
+/// order per partition) up to the ends seen at the start; returns those ends.
+pub async fn read_log<L: EventLog>(
+    log: &L,
+    each: impl FnMut(Record),
+) -> Result<LogEnds, VerifyError> {
+    let mut ends = LogEnds::new();
+    let mut names = Vec::new();
+    for t in log.list_topics().await? {
+        if t.name
+            .strip_suffix(ultracore_log::DLQ_SUFFIX)
+            .unwrap_or(&t.name)
+            == CHECKPOINT_TOPIC
+        {
+            continue;
+        }
+        for p in &t.partitions {
+            ends.insert(
+                (t.name.clone(), p.partition),
+                (p.log_start_offset, p.high_watermark),
+            );
+        }
+        names.push(t.name);
+    }
+    if !names.is_empty() {
+        read_all(log, &names, &ends, each).await?;
+    }
+    Ok(ends)
 }
 
 /// Reads every record of `topics` up to the ends seen at the start, with a

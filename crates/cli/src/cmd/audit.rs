@@ -20,6 +20,12 @@ pub enum AuditCommand {
     ///
     /// Example: ultracore --data-dir /var/lib/ultracore audit verify --key "$(cat audit.vkey)"
     Verify(VerifyArgs),
+    /// Write the records of a time window with their inclusion proofs and
+    /// the checkpoint that covers them, plus `verify_export.py`, a verifier
+    /// that needs only Python (and `cryptography` for the signature).
+    ///
+    /// Example: ultracore audit export --from 2026-01-01T00:00:00Z --to 2026-02-01T00:00:00Z --out audit-2026-01 && python3 audit-2026-01/verify_export.py audit-2026-01
+    Export(ExportArgs),
     /// Print the verifier key of the trail's checkpoints (C2SP vkey format).
     ///
     /// Example: ultracore audit key > audit.vkey
@@ -65,8 +71,42 @@ pub struct VerifyArgs {
     json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    trail: TrailArg,
+    /// First instant (RFC 3339, or milliseconds since the epoch), included.
+    #[arg(long, value_parser = parse_instant)]
+    from: i64,
+    /// Last instant, excluded.
+    #[arg(long, value_parser = parse_instant)]
+    to: i64,
+    /// The directory to write (created).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// The verifier key the checkpoint must verify with [default: the trail's own].
+    #[arg(long, value_name = "VKEY")]
+    key: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_instant(s: &str) -> Result<i64, String> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| {
+            format!(
+                "'{s}' is neither RFC 3339 (2026-01-31T00:00:00Z) nor milliseconds since the epoch"
+            )
+        })
+}
+
 pub async fn run(args: &LogArgs, command: AuditCommand) -> Result<()> {
     match command {
+        AuditCommand::Export(a) => export_command(args, a).await,
         AuditCommand::Verify(a) => verify_command(args, a).await,
         AuditCommand::Key { trail, json } => {
             let dir = trail.dir(args);
@@ -97,28 +137,71 @@ fn own_key(dir: &Path) -> Result<NoteVerifier> {
         .verifier())
 }
 
+fn verifier(key: Option<&str>, snapshot: &TrailSnapshot, quiet: bool) -> Result<NoteVerifier> {
+    match key {
+        Some(k) => Ok(NoteVerifier::parse(k).context("--key")?),
+        None => {
+            let key = snapshot
+                .own_key
+                .clone()
+                .context("the trail's signing key cannot be read; pass --key")?;
+            if !quiet {
+                eprintln!(
+                    "checking signatures with the trail's own key {}; pass --key with the key you recorded to rule out a replaced key",
+                    key.to_vkey()
+                );
+            }
+            Ok(key)
+        }
+    }
+}
+
+async fn export_command(args: &LogArgs, a: ExportArgs) -> Result<()> {
+    if a.from >= a.to {
+        bail!("--from must be before --to");
+    }
+    let snapshot = TrailSnapshot::read(&a.trail.dir(args))?;
+    let verifier = verifier(a.key.as_deref(), &snapshot, a.json)?;
+    let log = AnyLog::open(&args.config(), Access::ReadOnly).await?;
+    let report = ultracore_audit::export(&log, &snapshot, &verifier, a.from, a.to, &a.out).await?;
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{} records with their proofs in the tree of {} leaves written to {}",
+            report.records,
+            report.tree_size,
+            a.out.display()
+        );
+        if report.unsigned > 0 {
+            println!(
+                "{} records of the window are newer than the latest checkpoint and were left out: export again after the next one",
+                report.unsigned
+            );
+        }
+        if report.not_audited > 0 {
+            println!(
+                "{} records of the window are not in the trail yet",
+                report.not_audited
+            );
+        }
+        println!(
+            "check it anywhere: python3 {}/verify_export.py {} --key '{}'",
+            a.out.display(),
+            a.out.display(),
+            verifier.to_vkey()
+        );
+    }
+    Ok(())
+}
+
 async fn verify_command(args: &LogArgs, a: VerifyArgs) -> Result<()> {
     let dir = a.trail.dir(args);
     let mut snapshot = TrailSnapshot::read(&dir)?;
     if let Some(file) = &a.checkpoints {
         snapshot.checkpoints = read_checkpoints(file)?;
     }
-    let verifier = match &a.key {
-        Some(k) => NoteVerifier::parse(k).context("--key")?,
-        None => {
-            let key = snapshot
-                .own_key
-                .clone()
-                .context("the trail's signing key cannot be read; pass --key")?;
-            if !a.json {
-                eprintln!(
-                    "checking signatures with the trail's own key {}; pass --key with the key you recorded to rule out a replaced key",
-                    key.to_vkey()
-                );
-            }
-            key
-        }
-    };
+    let verifier = verifier(a.key.as_deref(), &snapshot, a.json)?;
     let log = AnyLog::open(&args.config(), Access::ReadOnly).await?;
     let started = std::time::Instant::now();
     let report = verify(&log, &snapshot, &verifier).await?;
