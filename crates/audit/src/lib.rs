@@ -21,6 +21,7 @@
 //!   service runtime.
 //! - `verify`: [`verify`], the trail against the log and the signatures.
 //! - `export`: [`export`], records with their proofs for a verifier without the server.
+//! - `witness`: [`witness()`], cosigning checkpoints that extend the last one seen.
 //! - `http`: [`api_router`], checkpoints, proofs and verification for auditors.
 
 mod export;
@@ -33,6 +34,7 @@ mod service;
 mod store;
 mod trail;
 mod verify;
+mod witness;
 
 pub use export::{export, ExportError, ExportReport, PYTHON_VERIFIER};
 pub use http::{api_router, AuditApi};
@@ -49,6 +51,7 @@ pub use store::{StoreError, TreeStore};
 pub use trail::{
     read_checkpoints, record_hash, AuditTrail, InclusionProof, Opened, SignedCheckpoint, TrailError,
 };
+pub use witness::{witness, WitnessError, WitnessState};
 pub use verify::{
     check_checkpoints, verify, Issue, IssueKind, TrailSnapshot, VerifyError, VerifyReport,
 };

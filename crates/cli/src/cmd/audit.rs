@@ -26,6 +26,13 @@ pub enum AuditCommand {
     ///
     /// Example: ultracore audit export --from 2026-01-01T00:00:00Z --to 2026-02-01T00:00:00Z --out audit-2026-01 && python3 audit-2026-01/verify_export.py audit-2026-01
     Export(ExportArgs),
+    /// Witness the trail: fetch its latest checkpoint, check that it extends
+    /// the last one this witness cosigned (a consistency proof), and add
+    /// this witness's cosignature. Run it from another machine against the
+    /// server, or beside the trail.
+    ///
+    /// Example: ULTRACORE_API_KEY=… ultracore audit witness --server http://10.0.0.5:8080 --log-key "$(cat audit.vkey)" --key-file witness.key --state witness.json
+    Witness(WitnessArgs),
     /// Print the verifier key of the trail's checkpoints (C2SP vkey format).
     ///
     /// Example: ultracore audit key > audit.vkey
@@ -91,6 +98,30 @@ pub struct ExportArgs {
     json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct WitnessArgs {
+    #[command(flatten)]
+    trail: TrailArg,
+    /// The server to witness (`http://host:port`, with ULTRACORE_API_KEY of
+    /// an auditor key) [default: the trail's directory on this machine].
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// The verifier key of the log this witness follows.
+    #[arg(long, value_name = "VKEY")]
+    log_key: String,
+    /// This witness's signing key (created when missing) [default: DATA_DIR/witness.key].
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// The name of a new witness key.
+    #[arg(long, default_value = "witness.local", value_name = "NAME")]
+    name: String,
+    /// The last checkpoint this witness cosigned [default: DATA_DIR/witness.json].
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
 fn parse_instant(s: &str) -> Result<i64, String> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
@@ -107,6 +138,7 @@ fn parse_instant(s: &str) -> Result<i64, String> {
 pub async fn run(args: &LogArgs, command: AuditCommand) -> Result<()> {
     match command {
         AuditCommand::Export(a) => export_command(args, a).await,
+        AuditCommand::Witness(a) => witness_command(args, a).await,
         AuditCommand::Verify(a) => verify_command(args, a).await,
         AuditCommand::Key { trail, json } => {
             let dir = trail.dir(args);
@@ -191,6 +223,178 @@ async fn export_command(args: &LogArgs, a: ExportArgs) -> Result<()> {
             a.out.display(),
             verifier.to_vkey()
         );
+    }
+    Ok(())
+}
+
+/// The latest checkpoint's note and the consistency proof to it from `from` leaves.
+async fn fetch_checkpoint(
+    args: &LogArgs,
+    a: &WitnessArgs,
+    from: Option<u64>,
+) -> Result<(String, Vec<ultracore_audit::Hash>)> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    match &a.server {
+        Some(url) => {
+            let key = std::env::var("ULTRACORE_API_KEY").ok();
+            let cp = http_get_json(url, "/api/v1/audit/checkpoint", key.as_deref()).await?;
+            let note = cp["note"]
+                .as_str()
+                .context("the server's checkpoint has no note")?
+                .to_owned();
+            let size = cp["tree_size"].as_u64().unwrap_or(0);
+            let mut proof = Vec::new();
+            if let Some(first) = from.filter(|f| *f > 0 && *f < size) {
+                let p = http_get_json(
+                    url,
+                    &format!("/api/v1/audit/consistency?first={first}&second={size}"),
+                    key.as_deref(),
+                )
+                .await?;
+                for h in p["consistency"].as_array().into_iter().flatten() {
+                    let bytes = b64.decode(h.as_str().unwrap_or_default())?;
+                    proof.push(
+                        ultracore_audit::Hash::try_from(bytes.as_slice())
+                            .map_err(|_| anyhow::anyhow!("a proof hash is not 32 bytes"))?,
+                    );
+                }
+            }
+            Ok((note, proof))
+        }
+        None => {
+            let snapshot = TrailSnapshot::read(&a.trail.dir(args))?;
+            let latest = snapshot
+                .checkpoints
+                .last()
+                .context("the trail has signed no checkpoint yet")?
+                .clone();
+            let size = latest.tree_size;
+            let mut proof = Vec::new();
+            if let Some(first) = from.filter(|f| *f > 0 && *f < size) {
+                let mut tree = ultracore_audit::Tree::new();
+                for leaf in snapshot.leaves.iter().take(size as usize) {
+                    tree.append_hash(*leaf);
+                }
+                use ultracore_audit::Nodes;
+                proof = tree
+                    .consistency_proof(first, size.min(tree.size()))
+                    .context("the trail holds fewer leaves than its checkpoint")?;
+            }
+            Ok((latest.note, proof))
+        }
+    }
+}
+
+/// GET `path` of a server (plain HTTP/1.1) as JSON.
+async fn http_get_json(base: &str, path: &str, key: Option<&str>) -> Result<serde_json::Value> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = base
+        .strip_prefix("http://")
+        .with_context(|| {
+            format!("--server {base}: only http:// is spoken here; run the witness where it reaches the server over plain HTTP (a private network or an SSH tunnel)")
+        })?
+        .trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .with_context(|| format!("connecting to {host}"))?;
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Accept: application/json\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stream.read_to_end(&mut raw),
+    )
+    .await
+    .context("the server did not answer within 30 s")??;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .context("the server's answer is not HTTP")?;
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("the server's answer has no status")?;
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        bail!("the server answered in chunks, which this client does not read");
+    }
+    if status != 200 {
+        bail!("GET {path}: {status}: {}", body.trim());
+    }
+    Ok(serde_json::from_str(body)?)
+}
+
+async fn witness_command(args: &LogArgs, a: WitnessArgs) -> Result<()> {
+    use ultracore_audit::{NoteSigner, WitnessState};
+    let data = args.config().data_dir();
+    let key_file = a.key_file.clone().unwrap_or_else(|| data.join("witness.key"));
+    let state_file = a.state.clone().unwrap_or_else(|| data.join("witness.json"));
+    let log_key = NoteVerifier::parse(&a.log_key).context("--log-key")?;
+    let signer = if key_file.exists() {
+        let text = std::fs::read_to_string(&key_file)
+            .with_context(|| format!("reading {}", key_file.display()))?;
+        NoteSigner::from_skey(&text).with_context(|| format!("reading {}", key_file.display()))?
+    } else {
+        let signer = NoteSigner::generate(&a.name)?;
+        if let Some(dir) = key_file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            ultracore_log::files::create_dir_all(dir)?;
+        }
+        ultracore_log::files::write(&key_file, format!("{}\n", signer.to_skey()).as_bytes())
+            .with_context(|| format!("writing {}", key_file.display()))?;
+        eprintln!(
+            "created the witness key {} ({}); its cosignatures verify with:\n\n  {}\n",
+            a.name,
+            key_file.display(),
+            signer.cosignature_verifier().to_vkey()
+        );
+        signer
+    };
+    let seen: Option<WitnessState> = match std::fs::read_to_string(&state_file) {
+        Ok(text) => Some(
+            serde_json::from_str(&text)
+                .with_context(|| format!("reading the witness state {}", state_file.display()))?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", state_file.display())),
+    };
+    let (note, proof) = fetch_checkpoint(args, &a, seen.as_ref().map(|s| s.tree_size)).await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (cosigned, checkpoint) =
+        ultracore_audit::witness(&signer, &log_key, seen.as_ref(), &note, &proof, now)
+            .context("refusing to cosign")?;
+    let state = WitnessState::new(&cosigned, &checkpoint);
+    let tmp = state_file.with_extension("json.tmp");
+    ultracore_log::files::write(&tmp, serde_json::to_string_pretty(&state)?.as_bytes())?;
+    std::fs::rename(&tmp, &state_file)
+        .with_context(|| format!("writing {}", state_file.display()))?;
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "tree_size": checkpoint.size,
+                "previous_size": seen.as_ref().map(|s| s.tree_size),
+                "note": cosigned.text(),
+                "witness_key": signer.cosignature_verifier().to_vkey(),
+            })
+        );
+    } else {
+        eprintln!(
+            "cosigned the checkpoint of {} leaves{}",
+            checkpoint.size,
+            seen.map(|s| format!(" (consistent with {} before)", s.tree_size))
+                .unwrap_or_default()
+        );
+        print!("{}", cosigned.text());
     }
     Ok(())
 }
