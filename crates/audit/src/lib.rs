@@ -51,7 +51,7 @@ pub use store::{StoreError, TreeStore};
 pub use trail::{
     read_checkpoints, record_hash, AuditTrail, InclusionProof, Opened, SignedCheckpoint, TrailError,
 };
-pub use witness::{witness, WitnessError, WitnessState};
 pub use verify::{
     check_checkpoints, verify, Issue, IssueKind, TrailSnapshot, VerifyError, VerifyReport,
 };
+pub use witness::{witness, WitnessError, WitnessState};

@@ -53,6 +53,8 @@ struct Level {
     len: u64,
     /// Hashes buffered and not yet written.
     buffered: u64,
+    /// Appended since the last sync.
+    dirty: bool,
 }
 
 impl Level {
@@ -69,6 +71,7 @@ impl Level {
         Ok(Level {
             len: bytes / HASH,
             buffered: 0,
+            dirty: false,
             path,
             file,
             writer,
@@ -86,6 +89,7 @@ impl Level {
         self.writer.write_all(hash).map_err(io(&self.path))?;
         self.len += 1;
         self.buffered += 1;
+        self.dirty = true;
         Ok(())
     }
 
@@ -126,6 +130,14 @@ impl TreeStore {
     /// Opens (creating if need be) the tree in `dir`, repairing what a
     /// crash left (see the module docs).
     pub fn open(dir: impl AsRef<Path>) -> Result<TreeStore, StoreError> {
+        TreeStore::open_trusting(dir, u64::MAX)
+    }
+
+    /// Like [`TreeStore::open`], but trusts the levels above the leaves
+    /// only for the first `trusted` leaves (the size of the last
+    /// [`TreeStore::sync`]): the parents of later leaves may not have
+    /// reached the disk before a power loss, and are recomputed.
+    pub fn open_trusting(dir: impl AsRef<Path>, trusted: u64) -> Result<TreeStore, StoreError> {
         let dir = dir.as_ref().to_owned();
         ultracore_log::files::create_dir_all(&dir).map_err(io(&dir))?;
         let mut leaves = Level::open(&dir, 0)?;
@@ -144,8 +156,9 @@ impl TreeStore {
         while size >> level > 0 || store.dir.join(format!("level-{level:02}.hashes")).exists() {
             let mut l = Level::open(&store.dir, level)?;
             let want = size >> level;
-            if l.len > want || l.file.metadata().map_err(io(&l.path))?.len() != l.len * HASH {
-                l.truncate(l.len.min(want))?;
+            let keep = l.len.min(want).min(trusted >> level);
+            if l.len != keep || l.file.metadata().map_err(io(&l.path))?.len() != l.len * HASH {
+                l.truncate(keep)?;
             }
             store.levels.push(l);
             // Parents the crash left unwritten.
@@ -213,8 +226,24 @@ impl TreeStore {
             l.flush()?;
         }
         // Parents before leaves: the leaf file is the truth on recovery.
-        for l in self.levels.iter().rev() {
-            l.file.sync_data().map_err(io(&l.path))?;
+        for l in self.levels.iter_mut().rev() {
+            if l.dirty {
+                l.file.sync_data().map_err(io(&l.path))?;
+                l.dirty = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered and makes the leaves durable (the parents
+    /// are recomputed from them after a crash; see
+    /// [`TreeStore::open_trusting`]).
+    pub fn sync_leaves(&mut self) -> Result<(), StoreError> {
+        self.flush()?;
+        let leaves = &mut self.levels[0];
+        if leaves.dirty {
+            leaves.file.sync_data().map_err(io(&leaves.path))?;
+            leaves.dirty = false;
         }
         Ok(())
     }
@@ -293,6 +322,33 @@ mod tests {
                 have: 100
             }))
         ));
+    }
+
+    #[test]
+    fn parents_past_the_trusted_size_are_recomputed_from_the_leaves() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = TreeStore::open(dir.path()).unwrap();
+        store.append(&leaves(16)).unwrap();
+        store.sync().unwrap();
+        store.append(&leaves(20)).unwrap();
+        store.sync_leaves().unwrap();
+        let (root, proof) = (store.root(), store.inclusion_proof(30, 36).unwrap());
+        drop(store);
+        // Parents of the unsynced leaves: garbage a power loss could leave.
+        for level in 1..=5 {
+            let path = dir.path().join(format!("level-{level:02}.hashes"));
+            if let Ok(bytes) = std::fs::read(&path) {
+                let keep = ((16u64 >> level) * 32) as usize;
+                let mut b = bytes[..keep.min(bytes.len())].to_vec();
+                b.resize(bytes.len(), 0);
+                std::fs::write(&path, b).unwrap();
+            }
+        }
+        let store = TreeStore::open_trusting(dir.path(), 16).unwrap();
+        assert_eq!(store.size(), 36);
+        assert_eq!(store.root(), root);
+        assert_eq!(store.inclusion_proof(30, 36).unwrap(), proof);
+        assert_eq!(store.root_at(36).unwrap(), root);
     }
 
     #[test]

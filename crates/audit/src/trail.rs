@@ -9,8 +9,10 @@
 //! | `checkpoints.jsonl` | every signed checkpoint, one JSON object a line: `tree_size`, `root_hash` (base64), `note` |
 //!
 //! An append writes and syncs positions first, then leaves: a crash leaves
-//! at most positions without leaves, cut back on open. A checkpoint is
-//! signed only over leaves already synced.
+//! at most positions without leaves, cut back on open. The levels above
+//! the leaves are synced before each checkpoint is signed; after a crash
+//! the parents of leaves newer than the last checkpoint are recomputed
+//! from the leaves. A checkpoint is signed only over leaves already synced.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -170,7 +172,13 @@ impl AuditTrail {
             let vkey = signer.verifier().to_vkey();
             (signer, Some(vkey))
         };
-        let tree = TreeStore::open(dir.join("tree"))?;
+        let checkpoints_path = dir.join("checkpoints.jsonl");
+        let (checkpoints, latest) = open_checkpoints(&checkpoints_path)?;
+        // Every level was synced before the last checkpoint was signed.
+        let trusted = latest
+            .as_ref()
+            .map_or(0, |c: &SignedCheckpoint| c.tree_size);
+        let tree = TreeStore::open_trusting(dir.join("tree"), trusted)?;
         let mut positions = Positions::open(dir)?;
         let size = tree.size();
         let positions_cut = positions.len().saturating_sub(size);
@@ -182,8 +190,6 @@ impl AuditTrail {
             .into());
         }
         positions.truncate(size)?;
-        let checkpoints_path = dir.join("checkpoints.jsonl");
-        let (checkpoints, latest) = open_checkpoints(&checkpoints_path)?;
         let trail = AuditTrail {
             dir: dir.to_owned(),
             tree,
@@ -288,7 +294,7 @@ impl AuditTrail {
         self.positions.sync()?;
         let hashes: Vec<Hash> = fresh.iter().map(|(_, h)| *h).collect();
         self.tree.append(&hashes)?;
-        self.tree.sync()?;
+        self.tree.sync_leaves()?;
         Ok(hashes.len() as u64)
     }
 
@@ -308,6 +314,9 @@ impl AuditTrail {
         if self.latest.is_some() && self.unsigned() == 0 {
             return Ok(None);
         }
+        // The levels above the leaves are trusted up to the last checkpoint
+        // after a crash (see `TreeStore::open_trusting`).
+        self.tree.sync()?;
         let checkpoint = Checkpoint {
             origin: self.origin().to_owned(),
             size: self.size(),

@@ -75,12 +75,18 @@ pub fn witness(
                 });
             }
         } else if old.size > 0 {
-            verify_consistency(old.size, checkpoint.size, proof, &old.root, &checkpoint.root)
-                .map_err(|e| WitnessError::Inconsistent {
-                    first: old.size,
-                    second: checkpoint.size,
-                    why: e.to_string(),
-                })?;
+            verify_consistency(
+                old.size,
+                checkpoint.size,
+                proof,
+                &old.root,
+                &checkpoint.root,
+            )
+            .map_err(|e| WitnessError::Inconsistent {
+                first: old.size,
+                second: checkpoint.size,
+                why: e.to_string(),
+            })?;
         }
     }
     witness.cosign(&mut note, time);
@@ -122,12 +128,21 @@ mod tests {
         for i in 0..20u8 {
             tree.append(&[i]);
         }
-        let (first, cp) = witness(&w, &log.verifier(), None, &signed(&log, &tree, 7), &[], 1).unwrap();
+        let (first, cp) =
+            witness(&w, &log.verifier(), None, &signed(&log, &tree, 7), &[], 1).unwrap();
         assert_eq!(w.cosignature_verifier().verify(&first), Ok(Some(1)));
         let seen = WitnessState::new(&first, &cp);
         // An honest extension.
         let proof = tree.consistency_proof(7, 20).unwrap();
-        let (next, _) = witness(&w, &log.verifier(), Some(&seen), &signed(&log, &tree, 20), &proof, 2).unwrap();
+        let (next, _) = witness(
+            &w,
+            &log.verifier(),
+            Some(&seen),
+            &signed(&log, &tree, 20),
+            &proof,
+            2,
+        )
+        .unwrap();
         assert_eq!(w.cosignature_verifier().verify(&next), Ok(Some(2)));
         // A fork: another history of 20 leaves, sharing nothing.
         let mut other = Tree::new();
@@ -136,22 +151,50 @@ mod tests {
         }
         let proof = other.consistency_proof(7, 20).unwrap();
         assert!(matches!(
-            witness(&w, &log.verifier(), Some(&seen), &signed(&log, &other, 20), &proof, 3),
+            witness(
+                &w,
+                &log.verifier(),
+                Some(&seen),
+                &signed(&log, &other, 20),
+                &proof,
+                3
+            ),
             Err(WitnessError::Inconsistent { .. })
         ));
         // Same size, another root; a smaller size.
         assert!(matches!(
-            witness(&w, &log.verifier(), Some(&seen), &signed(&log, &other, 7), &[], 3),
+            witness(
+                &w,
+                &log.verifier(),
+                Some(&seen),
+                &signed(&log, &other, 7),
+                &[],
+                3
+            ),
             Err(WitnessError::Forked { size: 7 })
         ));
         assert!(matches!(
-            witness(&w, &log.verifier(), Some(&seen), &signed(&log, &tree, 5), &[], 3),
+            witness(
+                &w,
+                &log.verifier(),
+                Some(&seen),
+                &signed(&log, &tree, 5),
+                &[],
+                3
+            ),
             Err(WitnessError::RolledBack { seen: 7, now: 5 })
         ));
         // Not signed by the log it follows.
         let impostor = NoteSigner::generate("log.example").unwrap();
         assert!(matches!(
-            witness(&w, &log.verifier(), Some(&seen), &signed(&impostor, &tree, 20), &[], 3),
+            witness(
+                &w,
+                &log.verifier(),
+                Some(&seen),
+                &signed(&impostor, &tree, 20),
+                &[],
+                3
+            ),
             Err(WitnessError::Note(_))
         ));
     }

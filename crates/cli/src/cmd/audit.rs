@@ -323,7 +323,10 @@ async fn http_get_json(base: &str, path: &str, key: Option<&str>) -> Result<serd
         .nth(1)
         .and_then(|s| s.parse().ok())
         .context("the server's answer has no status")?;
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         bail!("the server answered in chunks, which this client does not read");
     }
     if status != 200 {
@@ -335,7 +338,10 @@ async fn http_get_json(base: &str, path: &str, key: Option<&str>) -> Result<serd
 async fn witness_command(args: &LogArgs, a: WitnessArgs) -> Result<()> {
     use ultracore_audit::{NoteSigner, WitnessState};
     let data = args.config().data_dir();
-    let key_file = a.key_file.clone().unwrap_or_else(|| data.join("witness.key"));
+    let key_file = a
+        .key_file
+        .clone()
+        .unwrap_or_else(|| data.join("witness.key"));
     let state_file = a.state.clone().unwrap_or_else(|| data.join("witness.json"));
     let log_key = NoteVerifier::parse(&a.log_key).context("--log-key")?;
     let signer = if key_file.exists() {
