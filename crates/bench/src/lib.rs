@@ -11,6 +11,7 @@ use ultracore_log_any::LogConfig;
 
 pub use ultracore_portfolio::bench::SplitMix64 as Rng;
 
+mod audit;
 mod auth;
 mod decisions;
 mod es;
@@ -84,6 +85,12 @@ pub enum BenchCommand {
     ///
     /// Example: ultracore bench auth --json
     Auth(auth::AuthBench),
+    /// The audit trail: leaf appends/s on one core, inclusion proof sizes
+    /// and verification time up to 10⁹ leaves, the auditor's lag under an
+    /// offered rate on the embedded log, and `audit verify`'s records/s.
+    ///
+    /// Example: ultracore bench audit --rate 100000 --seconds 10 --verify-records 10000000 --json
+    Audit(audit::AuditBench),
     /// The forensics API load generator (started by `bench forensics --api`).
     #[command(hide = true)]
     ForensicsLoad(forensics_service::LoadArgs),
@@ -99,6 +106,7 @@ pub async fn run(config: &LogConfig, bench: Bench) -> Result<()> {
         BenchCommand::Flow(b) => flow::run(config, b).await,
         BenchCommand::Decisions(b) => decisions::run(config, b).await,
         BenchCommand::Auth(b) => auth::run(b).await,
+        BenchCommand::Audit(b) => audit::run(b, seed).await,
         BenchCommand::ForensicsLoad(a) => forensics_service::load(a).await,
     }
 }
