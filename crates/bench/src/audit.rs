@@ -59,10 +59,15 @@ pub struct AuditBench {
     /// Records `verify` writes, audits and verifies.
     #[arg(long, default_value_t = 1_000_000)]
     verify_records: u64,
-    /// Run `keep-up` in this directory (log in DIR/log, trail in
-    /// DIR/audit), kept and resumed on the next run, instead of a fresh one.
+    /// Run `keep-up` in this data directory (the log, and the trail in
+    /// DIR/audit, as `serve` keeps them), kept and resumed on the next run,
+    /// instead of a fresh one.
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// The auditor signs a checkpoint once records waited this long (or
+    /// 10,000 of them wait).
+    #[arg(long, default_value_t = 1_000)]
+    checkpoint_ms: u64,
     #[arg(long)]
     json: bool,
 }
@@ -108,7 +113,7 @@ pub async fn run(b: AuditBench, seed: u64) -> Result<()> {
         out.insert("keep_up".into(), v);
     }
     if wants(Part::Verify) {
-        let v = verify_bench(b.verify_records).await?;
+        let v = verify_bench(b.verify_records, b.checkpoint_ms).await?;
         if !b.json {
             println!(
                 "verify: {} records audited at {:.0} records/s, then verified from the log in {:.2} s: {:.0} records/s",
@@ -267,7 +272,7 @@ fn event(rng: &mut Rng, n: u64) -> NewRecord {
 }
 
 async fn open_log(dir: &std::path::Path) -> Result<EmbeddedLog> {
-    let log = EmbeddedLog::open(dir.join("log"), EmbeddedOptions::default())?;
+    let log = EmbeddedLog::open(dir, EmbeddedOptions::default())?;
     for (name, partitions) in TOPICS {
         match log.create_topic(&TopicSpec::new(name, partitions)).await {
             Ok(()) | Err(ultracore_log::Error::TopicExists(_)) => {}
@@ -295,8 +300,10 @@ type Running = (
 );
 
 /// The audit service on `log` with the trail in `dir/audit`.
-fn start_auditor(log: &EmbeddedLog, dir: &std::path::Path) -> Result<Running> {
-    let (service, _) = AuditService::open(AuditOptions::new(dir.join("audit")))?;
+fn start_auditor(log: &EmbeddedLog, dir: &std::path::Path, checkpoint_ms: u64) -> Result<Running> {
+    let mut options = AuditOptions::new(dir.join("audit"));
+    options.checkpoint_interval = Duration::from_millis(checkpoint_ms.max(10));
+    let (service, _) = AuditService::open(options)?;
     let mut sup = Supervisor::new(Default::default(), SupervisorOptions::default());
     sup.add(service.registration(log.clone()));
     let token = sup.token();
@@ -316,7 +323,7 @@ async fn keep_up(b: &AuditBench, seed: u64) -> Result<Value> {
     };
     let log = open_log(&dir).await?;
     let base = records_on(&log).await?;
-    let (service, token, run) = start_auditor(&log, &dir)?;
+    let (service, token, run) = start_auditor(&log, &dir, b.checkpoint_ms)?;
     let trail = service.trail();
     let size = || trail.lock().unwrap_or_else(|p| p.into_inner()).size();
     // Wait for the auditor to catch up with what is there already.
@@ -397,7 +404,7 @@ async fn keep_up(b: &AuditBench, seed: u64) -> Result<Value> {
     }))
 }
 
-async fn verify_bench(records: u64) -> Result<Value> {
+async fn verify_bench(records: u64, checkpoint_ms: u64) -> Result<Value> {
     let dir = tempfile::Builder::new()
         .prefix("ultracore-bench-audit-")
         .tempdir()?;
@@ -412,7 +419,7 @@ async fn verify_bench(records: u64) -> Result<Value> {
         n += k;
     }
     let started = Instant::now();
-    let (service, token, run) = start_auditor(&log, dir.path())?;
+    let (service, token, run) = start_auditor(&log, dir.path(), checkpoint_ms)?;
     let trail = service.trail();
     loop {
         let signed = trail
