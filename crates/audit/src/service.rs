@@ -79,11 +79,14 @@ pub struct AuditService {
     published: Arc<AtomicU64>,
     /// One checkpoint signed and published at a time, in order.
     publishing: Arc<tokio::sync::Mutex<()>>,
+    /// The trail directory's lock: one auditor per trail.
+    _lock: Arc<std::fs::File>,
 }
 
 impl AuditService {
     /// Opens (creating) the trail.
     pub fn open(options: AuditOptions) -> Result<(AuditService, Opened), TrailError> {
+        let lock = lock_dir(&options.dir)?;
         let (trail, opened) = AuditTrail::open(&options.dir, options.origin.as_deref())?;
         Ok((
             AuditService {
@@ -91,6 +94,7 @@ impl AuditService {
                 trail: Arc::new(Mutex::new(trail)),
                 published: Arc::default(),
                 publishing: Arc::default(),
+                _lock: Arc::new(lock),
             },
             opened,
         ))
@@ -213,6 +217,40 @@ impl AuditService {
         }
         Ok(())
     }
+}
+
+/// Locks `dir/LOCK` for this process (holding its pid), or says who holds it.
+fn lock_dir(dir: &std::path::Path) -> Result<std::fs::File, TrailError> {
+    use std::io::{Read, Seek, Write};
+    let io = |source| TrailError::Io {
+        path: dir.join("LOCK"),
+        source,
+    };
+    ultracore_log::files::create_dir_all(dir).map_err(io)?;
+    let mut file = ultracore_log::files::open_options()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(dir.join("LOCK"))
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            return Err(TrailError::BadRequest(format!(
+                "the audit trail in {} is in use by process {}: one auditor per trail (give this one another data directory)",
+                dir.display(),
+                if pid.trim().is_empty() { "unknown" } else { pid.trim() }
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+    }
+    file.set_len(0).map_err(io)?;
+    file.rewind().map_err(io)?;
+    write!(file, "{}", std::process::id()).map_err(io)?;
+    Ok(file)
 }
 
 /// The record of a checkpoint on `audit.checkpoints`: an envelope

@@ -609,7 +609,7 @@ async fn read_all<L: EventLog>(
         .collect();
     let (mut idle, mut waiting) = (0, 0);
     while !remaining.is_empty() {
-        let batch = consumer.poll(4096, Duration::from_millis(500)).await?;
+        let batch = consumer.poll(4096, Duration::from_millis(200)).await?;
         if batch.is_empty() {
             if consumer.assignment().is_empty() {
                 waiting += 1;
@@ -618,10 +618,10 @@ async fn read_all<L: EventLog>(
             }
             // Assigned and nothing more: the rest of each partition is a
             // gap (records deleted, or offsets the log skips).
-            if idle >= 4 {
+            if idle >= 6 {
                 return Ok(());
             }
-            if waiting >= 60 {
+            if waiting >= 150 {
                 let left: Vec<String> = remaining
                     .iter()
                     .take(5)

@@ -142,6 +142,14 @@ async fn the_auditor_keeps_every_record_once_and_signs_what_it_keeps() -> TestRe
     }
     assert_eq!(last, 220);
 
+    // One auditor per trail.
+    let second = AuditService::open(options(&dir.path().join("audit")));
+    assert!(
+        matches!(&second, Err(e) if e.to_string().contains("in use by process")),
+        "{second:?}"
+    );
+    drop(service);
+
     // A restart reads everything again from its committed position or
     // before: nothing doubles; new records are appended.
     let (service, opened) = AuditService::open(options(&dir.path().join("audit")))?;

@@ -393,3 +393,130 @@ fn rand_u32() -> u32 {
         .map_or(0, |d| d.as_nanos());
     (t as u32) ^ std::process::id().rotate_left(16)
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// The segment files (`*.log`) of each partition directory, in order.
+fn segments(log_dir: &std::path::Path) -> std::io::Result<Vec<Vec<std::path::PathBuf>>> {
+    let mut out = Vec::new();
+    for topic in std::fs::read_dir(log_dir.join("topics"))? {
+        for partition in std::fs::read_dir(topic?.path())? {
+            let partition = partition?.path();
+            if !partition.is_dir() {
+                continue;
+            }
+            let mut logs: Vec<_> = std::fs::read_dir(&partition)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .collect();
+            logs.sort();
+            out.push(logs);
+        }
+    }
+    Ok(out)
+}
+
+/// Segment files cut short or swapped on disk (the log's own checksums
+/// still match each record): the log refuses to open naming the file, or
+/// `verify` finds the partition's records wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segment_files_cut_or_swapped_are_found() -> Result<(), Error> {
+    let dir = scratch()?;
+    let trail_dir = dir.path().join("audit");
+    let original = dir.path().join("log");
+    let small = EmbeddedOptions {
+        segment_bytes: 1_024,
+        ..EmbeddedOptions::default()
+    };
+    let total = 40 * TOPICS.len() as u64;
+    let verifier = {
+        let log = EmbeddedLog::open(&original, small.clone())?;
+        write_original(&log, 40).await?;
+        audit(&log, &trail_dir, total).await?
+    };
+    let trail = TrailSnapshot::read(&trail_dir)?;
+    let mut rng = Rng(99);
+    let mut refused = 0;
+    let mut found = 0;
+    for round in 0..60 {
+        let copy = dir.path().join(format!("copy-{round}"));
+        copy_dir(&original, &copy)?;
+        let parts: Vec<Vec<std::path::PathBuf>> = segments(&copy)?
+            .into_iter()
+            .filter(|s| s.len() >= 2)
+            .collect();
+        let files = &parts[rng.below(parts.len())];
+        let what = if round % 2 == 0 {
+            let f = &files[rng.below(files.len())];
+            let len = std::fs::metadata(f)?.len();
+            let cut = rng.below(len as usize) as u64;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(f)?
+                .set_len(cut)?;
+            format!("{} cut to {cut} of {len} bytes", f.display())
+        } else {
+            let i = rng.below(files.len() - 1);
+            let (a, b) = (&files[i], &files[i + 1]);
+            let tmp = a.with_extension("swap");
+            std::fs::rename(a, &tmp)?;
+            std::fs::rename(b, a)?;
+            std::fs::rename(&tmp, b)?;
+            format!("{} and {} swapped", a.display(), b.display())
+        };
+        let partition_dir = files[0].parent().map(|p| p.to_owned()).unwrap_or_default();
+        match EmbeddedLog::open(&copy, small.clone()) {
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains(&partition_dir.display().to_string()),
+                    "round {round}: {what}: the log refused to open without naming the partition: {msg}"
+                );
+                refused += 1;
+            }
+            Ok(log) => {
+                let report = match verify(&log, &trail, &verifier).await {
+                    Ok(r) => r,
+                    // Reading it: the log names the segment and the byte.
+                    Err(e) => {
+                        let msg = e.to_string();
+                        assert!(
+                            msg.contains(&partition_dir.display().to_string()),
+                            "round {round}: {what}: reading failed without naming the partition: {msg}"
+                        );
+                        refused += 1;
+                        std::fs::remove_dir_all(&copy)?;
+                        continue;
+                    }
+                };
+                let first = report
+                    .issues
+                    .first()
+                    .ok_or_else(|| format!("round {round}: {what} went unnoticed"))?;
+                let expected = format!("topics/{}/{}", first.topic, first.partition);
+                assert!(
+                    partition_dir.ends_with(&expected),
+                    "round {round}: {what}: the first issue is elsewhere: {first:?}"
+                );
+                found += 1;
+            }
+        }
+        std::fs::remove_dir_all(&copy)?;
+    }
+    assert_eq!(refused + found, 60);
+    // Both ways of finding it happen.
+    assert!(refused > 0 && found > 0, "refused {refused}, found {found}");
+    Ok(())
+}
