@@ -15,6 +15,8 @@ use ultracore_flow::{await_answer, submit, Flow, FlowOptions};
 use ultracore_log::{Consumer, ConsumerOptions, EventLog, RawEnvelope, Record};
 use ultracore_log_any::{Access, AnyLog};
 
+use ultracore_audit::AuditService;
+
 use crate::cmd::serve::{open_database, open_mesh};
 use crate::output::{clip, table};
 use crate::LogArgs;
@@ -35,12 +37,129 @@ pub async fn run(args: &LogArgs, demo: DemoArgs) -> Result<()> {
     let db = open_database(&config)?;
     let mesh = open_mesh(&config.data_dir().join("mesh"))?;
     let flow = Flow::start(log.clone(), db, FlowOptions::all(mesh)).await?;
-    let outcome = run_flow(&log, &flow, &demo).await;
+    let audit = start_audit(&config, &log);
+    let outcome = run_flow(&log, &flow, &demo, audit.as_ref().map(|a| &a.0)).await;
+    if let Some((_, token, run)) = audit {
+        token.cancel();
+        run.await??;
+    }
     flow.stop().await?;
     outcome
 }
 
-async fn run_flow(log: &AnyLog, flow: &Flow<AnyLog>, demo: &DemoArgs) -> Result<()> {
+type RunningAudit = (
+    AuditService,
+    ultracore_runtime::CancellationToken,
+    tokio::task::JoinHandle<Result<(), ultracore_runtime::Failure>>,
+);
+
+/// The audit service on the demo's log (as `serve` runs it), or `None`
+/// with a note when its trail is in use.
+fn start_audit(config: &ultracore_log_any::LogConfig, log: &AnyLog) -> Option<RunningAudit> {
+    let mut options = crate::cmd::serve::AuditArgs::defaults().options(config);
+    options.checkpoint_interval = Duration::from_millis(200);
+    let (service, opened) = match AuditService::open(options) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("the audit trail is left out of this run: {e}");
+            return None;
+        }
+    };
+    if let Some(vkey) = opened.new_key {
+        eprintln!(
+            "started the audit trail in {}/audit; its verifier key: {vkey}",
+            config.data_dir().display()
+        );
+    }
+    let mut sup = ultracore_runtime::Supervisor::new(Default::default(), Default::default());
+    sup.add(service.registration(log.clone()));
+    let token = sup.token();
+    let run = tokio::spawn(sup.run(token.clone().cancelled_owned()));
+    Some((service, token, run))
+}
+
+/// Where the request's events are in the audit trail, once a signed
+/// checkpoint covers them, and one of them proven against it.
+async fn print_audit(audit: &AuditService, events: &[(Record, RawEnvelope)]) -> Result<()> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let trail = audit.trail();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let proofs = loop {
+        let attempt: Result<Vec<_>, _> = {
+            let t = trail.lock().unwrap_or_else(|p| p.into_inner());
+            events
+                .iter()
+                .map(|(r, _)| t.inclusion(&r.topic, r.partition, r.offset, None))
+                .collect()
+        };
+        match attempt {
+            Ok(p) => break p,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => {
+                println!("\nAudit trail: not signed yet ({e})");
+                return Ok(());
+            }
+        }
+    };
+    let (latest, vkey) = {
+        let t = trail.lock().unwrap_or_else(|p| p.into_inner());
+        (t.latest().cloned(), t.verifier().to_vkey())
+    };
+    let Some(latest) = latest else {
+        return Ok(());
+    };
+    let root: ultracore_audit::Hash = b64
+        .decode(&latest.root_hash)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a root is 32 bytes"))?;
+    println!(
+        "\nAudit trail: these {} events are leaves {} of the {}-leaf tree signed by {vkey}:",
+        events.len(),
+        proofs
+            .iter()
+            .map(|p| p.leaf_index.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        latest.tree_size
+    );
+    // Each record's leaf recomputed from the log, walked up its audit path
+    // to the signed root.
+    for ((record, envelope), proof) in events.iter().zip(&proofs) {
+        let path: Vec<ultracore_audit::Hash> = proof
+            .audit_path
+            .iter()
+            .filter_map(|h| b64.decode(h).ok()?.try_into().ok())
+            .collect();
+        let leaf = ultracore_audit::record_hash(record)?;
+        let ok = ultracore_audit::verify_inclusion(
+            &leaf,
+            proof.leaf_index,
+            proof.tree_size,
+            &path,
+            &root,
+        )
+        .is_ok();
+        println!(
+            "  {:<34} leaf {:>6}: {} hashes to the root, {}",
+            envelope.event_type,
+            proof.leaf_index,
+            path.len(),
+            if ok { "verified" } else { "DOES NOT VERIFY" }
+        );
+    }
+    println!("Check the whole log against the trail: ultracore audit verify --key '{vkey}'");
+    Ok(())
+}
+
+async fn run_flow(
+    log: &AnyLog,
+    flow: &Flow<AnyLog>,
+    demo: &DemoArgs,
+    audit: Option<&AuditService>,
+) -> Result<()> {
     let request = sample_request(&demo.portfolio);
     let rid = request.request_id;
     let started = Instant::now();
@@ -126,7 +245,20 @@ async fn run_flow(log: &AnyLog, flow: &Flow<AnyLog>, demo: &DemoArgs) -> Result<
     }
 
     println!("\nEvents caused by this request (correlation id {rid}):");
-    let rows = correlated_events(log, &rid.to_string()).await?;
+    let events = correlated_events(log, &rid.to_string()).await?;
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|(r, e)| {
+            vec![
+                r.topic.clone(),
+                r.partition.to_string(),
+                r.offset.to_string(),
+                e.event_type.clone(),
+                clip(&format!("{}/{}", e.aggregate_type, e.aggregate_id), 30),
+                e.version.to_string(),
+            ]
+        })
+        .collect();
     print!(
         "{}",
         table(
@@ -141,6 +273,9 @@ async fn run_flow(log: &AnyLog, flow: &Flow<AnyLog>, demo: &DemoArgs) -> Result<
             &rows
         )
     );
+    if let Some(audit) = audit {
+        print_audit(audit, &events).await?;
+    }
     println!(
         "\nTry: ultracore serve   then   curl -H \"Authorization: Bearer $ULTRACORE_API_KEY\" http://127.0.0.1:8080/api/v1/portfolios/{}",
         demo.portfolio
@@ -239,8 +374,9 @@ fn print_result(r: &OptimizationResult) {
     }
 }
 
-/// Every event on the flow's topics whose correlation id is `correlation`.
-async fn correlated_events(log: &AnyLog, correlation: &str) -> Result<Vec<Vec<String>>> {
+/// Every event on the flow's topics whose correlation id is `correlation`,
+/// in the order they happened.
+async fn correlated_events(log: &AnyLog, correlation: &str) -> Result<Vec<(Record, RawEnvelope)>> {
     let topics = [
         ultracore_esg::TOPIC.to_owned(),
         ultracore_events::portfolio::TOPIC.to_owned(),
@@ -268,21 +404,11 @@ async fn correlated_events(log: &AnyLog, correlation: &str) -> Result<Vec<Vec<St
                     continue;
                 };
                 if e.correlation_id.as_deref() == Some(correlation) {
-                    rows.push((
-                        e.timestamp,
-                        vec![
-                            topic.clone(),
-                            r.partition.to_string(),
-                            r.offset.to_string(),
-                            e.event_type,
-                            clip(&format!("{}/{}", e.aggregate_type, e.aggregate_id), 30),
-                            e.version.to_string(),
-                        ],
-                    ));
+                    rows.push((r, e));
                 }
             }
         }
     }
-    rows.sort_by_key(|(t, _)| *t);
-    Ok(rows.into_iter().map(|(_, r)| r).collect())
+    rows.sort_by_key(|(_, e)| e.timestamp);
+    Ok(rows)
 }

@@ -43,6 +43,9 @@ pub struct ServeArgs {
     pub audit: AuditArgs,
 }
 
+const CHECKPOINT_RECORDS: u64 = 10_000;
+const CHECKPOINT_MS: u64 = 1_000;
+
 /// The audit trail of every event.
 #[derive(Debug, Clone, Args)]
 pub struct AuditArgs {
@@ -54,7 +57,7 @@ pub struct AuditArgs {
     )]
     pub audit_checkpoint_records: u64,
     /// ...or once the oldest of them waited this many milliseconds.
-    #[arg(long, env = "ULTRACORE_AUDIT_CHECKPOINT_MS", default_value_t = 1_000)]
+    #[arg(long, env = "ULTRACORE_AUDIT_CHECKPOINT_MS", default_value_t = CHECKPOINT_MS)]
     pub audit_checkpoint_ms: u64,
     /// The origin (name) of a new trail [default: ultracore.audit/<random id>].
     #[arg(long, env = "ULTRACORE_AUDIT_ORIGIN", value_name = "NAME")]
@@ -62,6 +65,15 @@ pub struct AuditArgs {
 }
 
 impl AuditArgs {
+    /// The defaults of the flags.
+    pub fn defaults() -> AuditArgs {
+        AuditArgs {
+            audit_checkpoint_records: CHECKPOINT_RECORDS,
+            audit_checkpoint_ms: CHECKPOINT_MS,
+            audit_origin: None,
+        }
+    }
+
     /// The audit service's options for the trail in `DATA_DIR/audit`.
     pub fn options(&self, config: &LogConfig) -> ultracore_audit::AuditOptions {
         let mut o = ultracore_audit::AuditOptions::new(config.data_dir().join("audit"));
