@@ -4,42 +4,43 @@
 //! # Pipeline
 //!
 //! ```text
-//! poll (async task) ──chunks──▶ workers (one thread per core) ──results──▶ writer (one thread, SQLite)
-//!        ▲                                                                        │
-//!        └──────────── "durable through chunk n" + dead letters ◀────────────────┘
+//! runtime loop ──batch──▶ pipeline ──chunks──▶ workers (one thread per core) ──results──▶ writer (one thread, SQLite)
+//!        ▲                                                                                      │
+//!        └────── batch durable + its dead letters ◀── dispatcher ◀── "durable through chunk n" ─┘
 //! ```
 //!
-//! - The poll task reads batches from the log, cuts them into numbered
-//!   chunks and hands them to the workers through a bounded channel (the
-//!   backpressure: when the workers fall behind, polling waits).
+//! - The service runtime's pipelined loop ([`ultracore_runtime::run_pipelined`])
+//!   polls batches and submits each at once, with a few batches in flight;
+//!   the pipeline cuts a batch into numbered chunks and hands them to the
+//!   workers through a bounded channel (the backpressure: when the workers
+//!   fall behind, the batches in flight wait, and so does polling).
 //! - Workers decode, explain (SHAP, a chunk's rows together) and pass results to the
 //!   writer. Explaining is pure CPU, so it runs on dedicated threads, never
 //!   on the async workers.
 //! - The writer stores chunks in chunk order, as many as are ready in one
 //!   transaction (`synchronous=FULL`: durable on commit), then reports.
-//! - On a report the poll task appends the chunk's malformed records to
-//!   `trading_decisions.dlq` and only then commits the chunk's offsets. So
-//!   a crash anywhere re-delivers at most what was not yet committed, and
-//!   the unique decision id makes storing it again a no-op: no duplicates,
-//!   no gaps.
+//! - On a report the dispatcher settles every batch whose chunks are all
+//!   stored; the runtime appends the batch's malformed records to
+//!   `trading_decisions.dlq` and only then commits the batch's offsets, in
+//!   the order the batches were polled. So a crash anywhere re-delivers at
+//!   most what was not yet committed, and the unique decision id makes
+//!   storing it again a no-op: no duplicates, no gaps.
 //!
-//! The log's `poll` is never cancelled (cancelling the Kafka consumer's poll
-//! could drop records it already took), so shutdown is noticed between
-//! polls, within one poll timeout.
+//! On shutdown the runtime stops polling; the batches in flight are stored
+//! and committed before `run` returns.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
-use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-use ultracore_log::{
-    now_millis, Consumer, ConsumerOptions, DeadLetter, EventLog, EventLogExt, Position, Record,
-    TopicSpec,
+use tokio::sync::{mpsc, oneshot};
+use ultracore_log::{now_millis, EventLog, EventLogExt, Record, TopicSpec};
+use ultracore_runtime::{
+    run_pipelined, ConsumerConfig, ConsumerSpec, HandlerError, Pipeline, ServiceContext, Settled,
+    Subscription,
 };
 
 use crate::metrics::PartitionLag;
@@ -51,8 +52,11 @@ use crate::{
 
 /// Partitions of `trading_decisions` when the service creates it.
 pub const TOPIC_PARTITIONS: u32 = 6;
-/// How long one poll waits for records; also the longest a shutdown waits.
+/// How long one poll waits for records.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+/// Batches in flight at once: enough to keep every worker busy while the
+/// writer stores and the runtime commits the batches before.
+const PIPELINE_DEPTH: usize = 4;
 
 /// What one run of the service did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -80,10 +84,11 @@ pub struct ForensicsService<L: EventLog> {
     store: ForensicsStore,
 }
 
-/// A chunk of records handed to a worker.
+/// A chunk of records handed to a worker: `records[range]` of a batch.
 struct Job {
     seq: u64,
-    records: Vec<Record>,
+    records: Arc<[Record]>,
+    range: std::ops::Range<usize>,
 }
 
 /// A worker's result for one chunk.
@@ -93,6 +98,9 @@ struct Done {
     dead: Vec<(Record, String)>,
 }
 
+/// Records of a chunk to dead-letter, with the chunk's number.
+type Dead = Vec<(u64, Record, String)>;
+
 enum ToWriter {
     Done(Done),
     Purge { cutoff_millis: i64 },
@@ -100,20 +108,150 @@ enum ToWriter {
 }
 
 enum Report {
-    Stored {
-        through_seq: u64,
-        dead: Vec<(Record, String)>,
-    },
+    Stored { through_seq: u64, dead: Dead },
     Purged,
     Failed(Error),
 }
 
-/// A polled chunk waiting to be durable.
-struct Pending {
-    seq: u64,
-    positions: Vec<Position>,
+/// A submitted batch waiting for its chunks `first..=last` to be stored.
+struct Waiter {
+    first: u64,
+    last: u64,
+    dead: Vec<(Record, String)>,
     oldest_ts: i64,
     newest_ts: i64,
+    done: oneshot::Sender<std::result::Result<Settled, HandlerError>>,
+}
+
+/// The batches in flight, in submission (and chunk) order, and the
+/// pipeline's failure once it has failed.
+#[derive(Default)]
+struct Waiting {
+    batches: VecDeque<Waiter>,
+    failed: Option<String>,
+}
+
+/// The forensics pipeline as the runtime sees it (see the module docs).
+struct ForensicsPipeline {
+    jobs: mpsc::Sender<Job>,
+    chunk_size: usize,
+    seq: u64,
+    waiting: Arc<Mutex<Waiting>>,
+    metrics: Arc<ForensicsMetrics>,
+}
+
+impl Pipeline for ForensicsPipeline {
+    fn submit(
+        &mut self,
+        batch: Arc<[Record]>,
+    ) -> impl Future<Output = std::result::Result<Settled, HandlerError>> + Send + 'static {
+        let chunks: Vec<Job> = (0..batch.len())
+            .step_by(self.chunk_size.max(1))
+            .map(|start| {
+                self.seq += 1;
+                Job {
+                    seq: self.seq,
+                    records: batch.clone(),
+                    range: start..(start + self.chunk_size.max(1)).min(batch.len()),
+                }
+            })
+            .collect();
+        let (tx, rx) = oneshot::channel();
+        let failed = {
+            let mut w = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            if w.failed.is_none() && !chunks.is_empty() {
+                let oldest_ts = batch.iter().map(|r| r.timestamp).min().unwrap_or(0);
+                if w.batches.is_empty() {
+                    self.metrics
+                        .oldest_in_flight_ts
+                        .store(oldest_ts, Ordering::Relaxed);
+                }
+                w.batches.push_back(Waiter {
+                    first: chunks[0].seq,
+                    last: self.seq,
+                    dead: Vec::new(),
+                    oldest_ts,
+                    newest_ts: batch.iter().map(|r| r.timestamp).max().unwrap_or(0),
+                    done: tx,
+                });
+                None
+            } else {
+                Some(w.failed.clone().unwrap_or_default())
+            }
+        };
+        let jobs = self.jobs.clone();
+        async move {
+            if let Some(why) = failed {
+                if why.is_empty() {
+                    return Ok(Settled::default()); // an empty batch
+                }
+                return Err(HandlerError::infra(why));
+            }
+            for job in chunks {
+                jobs.send(job)
+                    .await
+                    .map_err(|_| HandlerError::infra("the forensics worker threads stopped"))?;
+            }
+            rx.await.map_err(|_| {
+                HandlerError::infra("the forensics writer stopped before storing the batch")
+            })?
+        }
+    }
+}
+
+/// Settles the batches the writer's reports cover, until the writer stops.
+async fn dispatch(
+    mut reports: mpsc::UnboundedReceiver<Report>,
+    waiting: Arc<Mutex<Waiting>>,
+    metrics: Arc<ForensicsMetrics>,
+) {
+    while let Some(report) = reports.recv().await {
+        let mut w = waiting.lock().unwrap_or_else(|p| p.into_inner());
+        match report {
+            Report::Purged => {}
+            Report::Failed(e) => {
+                let why = format!("the forensics pipeline failed: {e}");
+                tracing::error!(error = %e, "the forensics pipeline failed");
+                for b in w.batches.drain(..) {
+                    let _ = b.done.send(Err(HandlerError::infra(why.clone())));
+                }
+                w.failed = Some(why);
+            }
+            Report::Stored { through_seq, dead } => {
+                for (seq, record, reason) in dead {
+                    if let Some(b) = w
+                        .batches
+                        .iter_mut()
+                        .find(|b| b.first <= seq && seq <= b.last)
+                    {
+                        b.dead.push((record, reason));
+                    }
+                }
+                while w.batches.front().is_some_and(|b| b.last <= through_seq) {
+                    let b = w.batches.pop_front().expect("checked");
+                    let n = b.dead.len() as u64;
+                    metrics.dead_lettered.fetch_add(n, Ordering::Relaxed);
+                    metrics
+                        .last_committed_ts
+                        .fetch_max(b.newest_ts, Ordering::Relaxed);
+                    let _ = b.done.send(Ok(Settled { rejected: b.dead }));
+                }
+                metrics.oldest_in_flight_ts.store(
+                    w.batches.front().map_or(-1, |b| b.oldest_ts),
+                    Ordering::Relaxed,
+                );
+            }
+        }
+    }
+    // The writer is gone: nothing in flight will be stored.
+    let mut w = waiting.lock().unwrap_or_else(|p| p.into_inner());
+    for b in w.batches.drain(..) {
+        let _ = b
+            .done
+            .send(Err(HandlerError::infra("the forensics writer stopped")));
+    }
+    w.failed
+        .get_or_insert_with(|| "the forensics writer stopped".into());
 }
 
 impl<L: EventLog> ForensicsService<L> {
@@ -160,7 +298,26 @@ impl<L: EventLog> ForensicsService<L> {
     /// Joins the group and explains decisions until `shutdown` resolves;
     /// stores and commits everything polled before returning. Errors when
     /// the log or the store fails (nothing past the failure is committed).
+    /// Runtime metrics and health go to a registry of this run's own; a
+    /// server runs it with [`ForensicsService::run_in`].
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<ServiceStats> {
+        let ctx = ServiceContext::standalone("forensics");
+        let token = ctx.token.clone();
+        let run = self.run_in(ctx);
+        tokio::pin!(run);
+        tokio::pin!(shutdown);
+        tokio::select! {
+            r = &mut run => r,
+            _ = &mut shutdown => {
+                token.cancel();
+                run.await
+            }
+        }
+    }
+
+    /// Like [`ForensicsService::run`], as a service of a supervisor: until
+    /// `ctx.token` is cancelled, with the runtime's metrics and readiness.
+    pub async fn run_in(self, ctx: ServiceContext) -> Result<ServiceStats> {
         let ForensicsService {
             log,
             config,
@@ -170,20 +327,14 @@ impl<L: EventLog> ForensicsService<L> {
         } = self;
         log.ensure_topic(&TopicSpec::new(config.topic.clone(), TOPIC_PARTITIONS))
             .await?;
-        let mut consumer = log
-            .consumer(ConsumerOptions::new(
-                config.group.clone(),
-                [config.topic.clone()],
-            ))
-            .await?;
 
         let workers = config.worker_threads();
         // Room for several chunks per worker, so the workers keep busy
-        // while the poll loop waits for a commit.
+        // while a commit is made.
         let (job_tx, job_rx) = mpsc::channel::<Job>(workers * 8);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let (writer_tx, writer_rx) = std_mpsc::channel::<ToWriter>();
-        let (report_tx, mut report_rx) = mpsc::unbounded_channel::<Report>();
+        let (report_tx, report_rx) = mpsc::unbounded_channel::<Report>();
 
         let mut threads = Vec::new();
         for i in 0..workers {
@@ -226,221 +377,69 @@ impl<L: EventLog> ForensicsService<L> {
             metrics.clone(),
             Duration::from_millis(config.lag_interval_ms),
         ));
-
-        let mut poller = Poller {
-            log: log.clone(),
-            metrics: metrics.clone(),
-            pending: VecDeque::new(),
+        let purger = tokio::spawn(purge(
+            writer_tx,
+            config.retention(),
+            Duration::from_secs(config.purge_interval_secs),
+        ));
+        let waiting: Arc<Mutex<Waiting>> = Arc::default();
+        let dispatcher = tokio::spawn(dispatch(report_rx, waiting.clone(), metrics.clone()));
+        let pipeline = ForensicsPipeline {
+            jobs: job_tx,
+            chunk_size: config.chunk_size,
             seq: 0,
-            stats: ServiceStats::default(),
+            waiting,
+            metrics: metrics.clone(),
         };
-        let mut writer_tx = Some(writer_tx);
-        let outcome = poller
-            .run(
-                &mut consumer,
-                &config,
-                job_tx,
-                &mut writer_tx,
-                &mut report_rx,
-                shutdown,
-            )
-            .await;
+        let spec = ConsumerSpec::new(
+            config.group.clone(),
+            Subscription::topics([config.topic.clone()]),
+        )
+        .config(ConsumerConfig {
+            max_batch: config.poll_max,
+            poll_timeout_ms: POLL_TIMEOUT.as_millis() as u64,
+            ..ConsumerConfig::default()
+        });
+        let outcome = run_pipelined(&log, &spec, pipeline, PIPELINE_DEPTH, &ctx).await;
         sampler.abort();
-        drop(writer_tx);
-        // The channels are closed now: every thread ends once its queue is drained.
-        for t in threads {
-            let _ = t.join();
-        }
-        let mut stats = outcome?;
-        stats.explained = metrics.explained.load(Ordering::Relaxed);
-        stats.stored = metrics.rows_stored.load(Ordering::Relaxed);
-        stats.duplicates = metrics.duplicates.load(Ordering::Relaxed);
-        stats.purged = metrics.purged.load(Ordering::Relaxed);
-        Ok(stats)
+        // The purger holds the last sender to the writer: once it is gone
+        // and the pipeline (dropped by the runtime) closed the job channel,
+        // every thread ends when its queue is drained.
+        purger.abort();
+        let _ = purger.await;
+        let threads_done = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        });
+        let _ = threads_done.await;
+        let _ = dispatcher.await;
+        outcome.map_err(|e| Error::Pipeline(e.to_string()))?;
+        let dead = ctx
+            .metrics
+            .records
+            .with(&[&ctx.name, "dead_lettered"])
+            .get();
+        Ok(ServiceStats {
+            explained: metrics.explained.load(Ordering::Relaxed),
+            stored: metrics.rows_stored.load(Ordering::Relaxed),
+            duplicates: metrics.duplicates.load(Ordering::Relaxed),
+            dead_lettered: dead,
+            purged: metrics.purged.load(Ordering::Relaxed),
+        })
     }
 }
 
-struct Poller<L: EventLog> {
-    log: L,
-    metrics: Arc<ForensicsMetrics>,
-    pending: VecDeque<Pending>,
-    seq: u64,
-    stats: ServiceStats,
-}
-
-impl<L: EventLog> Poller<L> {
-    async fn run(
-        &mut self,
-        consumer: &mut L::Consumer,
-        config: &ForensicsConfig,
-        job_tx: mpsc::Sender<Job>,
-        writer_tx: &mut Option<std_mpsc::Sender<ToWriter>>,
-        report_rx: &mut mpsc::UnboundedReceiver<Report>,
-        shutdown: impl Future<Output = ()>,
-    ) -> Result<ServiceStats> {
-        let mut shutdown = std::pin::pin!(shutdown);
-        let retention = config.retention();
-        let purge_every = Duration::from_secs(config.purge_interval_secs);
-        let mut next_purge = Instant::now();
-        loop {
-            if is_ready(shutdown.as_mut()) {
-                break;
-            }
-            if Instant::now() >= next_purge {
-                let cutoff_millis = now_millis()
-                    .saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
-                if let Some(tx) = writer_tx.as_ref() {
-                    tx.send(ToWriter::Purge { cutoff_millis })
-                        .map_err(|_| Error::Pipeline("the writer thread stopped".into()))?;
-                }
-                next_purge = Instant::now() + purge_every;
-            }
-            if let Ok(report) = report_rx.try_recv() {
-                self.handle(consumer, report, report_rx).await?;
-            }
-            let records = consumer.poll(config.poll_max, POLL_TIMEOUT).await?;
-            if records.is_empty() {
-                continue;
-            }
-            let mut records = records.into_iter();
-            loop {
-                let chunk: Vec<Record> = records.by_ref().take(config.chunk_size).collect();
-                if chunk.is_empty() {
-                    break;
-                }
-                self.seq += 1;
-                let pending = Pending {
-                    seq: self.seq,
-                    positions: next_positions(&chunk),
-                    oldest_ts: chunk.iter().map(|r| r.timestamp).min().unwrap_or(0),
-                    newest_ts: chunk.iter().map(|r| r.timestamp).max().unwrap_or(0),
-                };
-                if self.pending.is_empty() {
-                    self.metrics
-                        .oldest_in_flight_ts
-                        .store(pending.oldest_ts, Ordering::Relaxed);
-                }
-                self.pending.push_back(pending);
-                let job = Job {
-                    seq: self.seq,
-                    records: chunk,
-                };
-                // Wait for room, storing and committing meanwhile (reserve is
-                // cancel-safe: the job is sent only once a slot is ours).
-                loop {
-                    tokio::select! {
-                        permit = job_tx.reserve() => {
-                            permit
-                                .map_err(|_| Error::Pipeline("the worker threads stopped".into()))?
-                                .send(job);
-                            break;
-                        }
-                        Some(report) = report_rx.recv() => self.handle(consumer, report, report_rx).await?,
-                    }
-                }
-            }
-        }
-        // Shutdown: no more work; let the workers and the writer finish what
-        // they have and commit it.
-        drop(job_tx);
-        writer_tx.take();
-        while let Some(report) = report_rx.recv().await {
-            self.handle(consumer, report, report_rx).await?;
-        }
-        if !self.pending.is_empty() {
-            return Err(Error::Pipeline(format!(
-                "{} chunks were polled but never stored",
-                self.pending.len()
-            )));
-        }
-        Ok(self.stats)
-    }
-
-    /// Dead-letters stored chunks' bad records, then commits their offsets:
-    /// for `first` and every report already queued behind it, with one
-    /// commit (a commit is durable, an fsync on the embedded log, and the
-    /// poll loop waits for it: one per burst of reports, not per report).
-    async fn handle(
-        &mut self,
-        consumer: &mut L::Consumer,
-        first: Report,
-        queued: &mut mpsc::UnboundedReceiver<Report>,
-    ) -> Result<()> {
-        let mut through = None;
-        let mut dead = Vec::new();
-        let mut next = Some(first);
-        while let Some(report) = next {
-            match report {
-                Report::Failed(e) => return Err(e),
-                Report::Purged => {}
-                Report::Stored {
-                    through_seq,
-                    dead: more,
-                } => {
-                    through = Some(through_seq);
-                    dead.extend(more);
-                }
-            }
-            next = queued.try_recv().ok();
-        }
-        let Some(through_seq) = through else {
-            return Ok(());
-        };
-        for (record, reason) in &dead {
-            DeadLetter::new(record, reason.clone())
-                .send(&self.log)
-                .await?;
-        }
-        let n = dead.len() as u64;
-        self.stats.dead_lettered += n;
-        self.metrics.dead_lettered.fetch_add(n, Ordering::Relaxed);
-        let mut positions: Vec<Position> = Vec::new();
-        let mut newest = -1;
-        while self.pending.front().is_some_and(|p| p.seq <= through_seq) {
-            let p = self.pending.pop_front().expect("checked");
-            newest = newest.max(p.newest_ts);
-            merge_positions(&mut positions, p.positions);
-        }
-        consumer.commit(&positions).await?;
-        if newest >= 0 {
-            self.metrics
-                .last_committed_ts
-                .fetch_max(newest, Ordering::Relaxed);
-        }
-        self.metrics.oldest_in_flight_ts.store(
-            self.pending.front().map_or(-1, |p| p.oldest_ts),
-            Ordering::Relaxed,
-        );
-        Ok(())
-    }
-}
-
-/// Whether `f` has completed, without waiting.
-fn is_ready<F: Future<Output = ()>>(f: Pin<&mut F>) -> bool {
-    f.poll(&mut Context::from_waker(Waker::noop())).is_ready()
-}
-
-/// The position after the last record of each partition.
-fn next_positions(records: &[Record]) -> Vec<Position> {
-    let mut out: Vec<Position> = Vec::new();
-    merge_positions(
-        &mut out,
-        records
-            .iter()
-            .map(Record::next_position)
-            .collect::<Vec<_>>(),
-    );
-    out
-}
-
-fn merge_positions(into: &mut Vec<Position>, from: Vec<Position>) {
-    for p in from {
-        match into
-            .iter_mut()
-            .find(|q| q.topic == p.topic && q.partition == p.partition)
-        {
-            Some(q) => q.offset = q.offset.max(p.offset),
-            None => into.push(p),
+/// Asks the writer to delete what is past retention, now and every `every`.
+async fn purge(writer: std_mpsc::Sender<ToWriter>, retention: Duration, every: Duration) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let cutoff_millis =
+            now_millis().saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+        if writer.send(ToWriter::Purge { cutoff_millis }).is_err() {
+            return;
         }
     }
 }
@@ -509,10 +508,11 @@ fn explain_chunk(
 ) -> Done {
     let start = Instant::now();
     let explained_at = now_millis();
-    let mut rows = Vec::with_capacity(job.records.len());
+    let records = &job.records[job.range.clone()];
+    let mut rows = Vec::with_capacity(records.len());
     let mut rejected: Vec<(usize, String)> = Vec::new();
     ws.rows.clear();
-    for (i, record) in job.records.iter().enumerate() {
+    for (i, record) in records.iter().enumerate() {
         let decoded = match decode(record) {
             Ok(d) => d,
             Err(rejection) => {
@@ -547,15 +547,10 @@ fn explain_chunk(
     for (row, blob) in rows.iter_mut().zip(ws.blobs.drain(..)) {
         row.shap = blob;
     }
-    let mut dead = Vec::with_capacity(rejected.len());
-    if !rejected.is_empty() {
-        let mut records: Vec<Option<Record>> = job.records.into_iter().map(Some).collect();
-        for (i, reason) in rejected {
-            if let Some(r) = records[i].take() {
-                dead.push((r, reason));
-            }
-        }
-    }
+    let dead: Vec<(Record, String)> = rejected
+        .into_iter()
+        .map(|(i, reason)| (records[i].clone(), reason))
+        .collect();
     if !rows.is_empty() {
         let mut hist = metrics.explain.local();
         let each = start.elapsed().as_nanos() as u64 / rows.len() as u64;
@@ -627,7 +622,7 @@ fn writer(
                     break;
                 };
                 rows.extend(done.rows);
-                dead.extend(done.dead);
+                dead.extend(done.dead.into_iter().map(|(r, why)| (done.seq, r, why)));
                 next += 1;
             }
             let start = Instant::now();

@@ -94,7 +94,7 @@ async fn the_service_runs_on_kafka() -> TestResult {
     assert_eq!(seen[0].value, b"{not an envelope");
     assert!(
         String::from_utf8_lossy(seen[0].header("dlq.reason").unwrap_or_default())
-            .starts_with("value is not valid JSON")
+            .starts_with("forensics: value is not valid JSON")
     );
     Ok(())
 }

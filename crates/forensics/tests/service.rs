@@ -93,7 +93,7 @@ async fn decisions_are_stored_once_and_bad_records_dead_lettered() -> TestResult
     assert!(
         reasons
             .iter()
-            .any(|r| r.starts_with("value is not valid JSON")),
+            .any(|r| r.starts_with("forensics: value is not valid JSON")),
         "{reasons:?}"
     );
     assert!(

@@ -12,7 +12,9 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::stream::{FuturesOrdered, StreamExt};
 use futures::FutureExt;
+use std::future::Future;
 use ultracore_log::{
     now_millis, Consumer, ConsumerOptions, DeadLetter, EventLog, GroupLag, Position, Record,
     StartFrom, DLQ_SUFFIX,
@@ -41,19 +43,94 @@ pub async fn run_consumer<L: EventLog, H: Handler>(
     handler: &mut H,
     ctx: &ServiceContext,
 ) -> Result<(), ServiceError> {
-    let mut lp = Loop {
-        log,
-        spec,
-        handler,
-        ctx,
-        handled: ctx.metrics.records.with(&[&ctx.name, "handled"]),
-        dead: ctx.metrics.records.with(&[&ctx.name, "dead_lettered"]),
-        retries: ctx.metrics.retries.with(&[&ctx.name]),
-        panics: ctx.metrics.panics.with(&[&ctx.name]),
-        batch_time: ctx.metrics.batch_seconds.with(&[&ctx.name]),
-        consumed: HashMap::new(),
+    Loop::new(log, spec, handler, ctx).run().await
+}
+
+/// Runs `pipeline` as `spec.group` until the context is cancelled, with up
+/// to `depth` batches in flight: a batch is submitted as soon as it is
+/// polled, and batches are committed in the order they were polled, each
+/// once it and every batch before it are durable (several at once when
+/// they finish together). Records a batch's outcome rejects go to the
+/// dead-letter topic before its commit. A batch that fails is handled
+/// again the way [`run_consumer`] handles a failed batch (retries, then
+/// record by record, the record at fault dead-lettered), through
+/// single-batch submits. On shutdown, polling stops and the batches in
+/// flight finish and are committed.
+pub async fn run_pipelined<L: EventLog, P: Pipeline>(
+    log: &L,
+    spec: &ConsumerSpec,
+    pipeline: P,
+    depth: usize,
+    ctx: &ServiceContext,
+) -> Result<(), ServiceError> {
+    let mut one = OneAtATime {
+        pipeline,
+        log: log.clone(),
     };
-    lp.run().await
+    Loop::new(log, spec, &mut one, ctx)
+        .run_pipelined(depth.max(1))
+        .await
+}
+
+/// What a pipelined batch ended with.
+#[derive(Debug, Default)]
+pub struct Settled {
+    /// Records at fault, with the reason: dead-lettered by the runtime.
+    pub rejected: Vec<(Record, String)>,
+}
+
+/// A consumer service whose batches overlap: [`Pipeline::submit`] starts
+/// a batch's work (on threads of its own, or tasks) and returns a future
+/// that only waits for it, resolving once the batch's effects are durable.
+/// Use it where one batch at a time would leave the cores idle; see
+/// [`run_pipelined`]. The same rules as for a [`Handler`] hold: effects
+/// idempotent, in-memory state updated only once durable.
+pub trait Pipeline: Send + 'static {
+    fn submit(
+        &mut self,
+        batch: Arc<[Record]>,
+    ) -> impl Future<Output = Result<Settled, HandlerError>> + Send + 'static;
+}
+
+/// The handler of the pipelined loop: submits batches without waiting.
+trait PipelineHandler: Handler {
+    fn pipeline_submit(
+        &mut self,
+        batch: Arc<[Record]>,
+    ) -> futures::future::BoxFuture<'static, Result<Settled, HandlerError>>;
+}
+
+impl<P: Pipeline, L: EventLog> PipelineHandler for OneAtATime<P, L> {
+    fn pipeline_submit(
+        &mut self,
+        batch: Arc<[Record]>,
+    ) -> futures::future::BoxFuture<'static, Result<Settled, HandlerError>> {
+        self.pipeline.submit(batch).boxed()
+    }
+}
+
+/// A pipeline as a handler of one batch at a time: how a failed batch is
+/// handled again.
+struct OneAtATime<P, L> {
+    pipeline: P,
+    log: L,
+}
+
+impl<P: Pipeline, L: EventLog> Handler for OneAtATime<P, L> {
+    fn handle(
+        &mut self,
+        batch: &[Record],
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        let done = self.pipeline.submit(Arc::from(batch));
+        let log = self.log.clone();
+        async move {
+            let settled = done.await?;
+            for (record, reason) in &settled.rejected {
+                DeadLetter::new(record, reason.clone()).send(&log).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 struct Loop<'a, L: EventLog, H: Handler> {
@@ -126,7 +203,27 @@ async fn pause(token: &tokio_util::sync::CancellationToken, d: Duration) -> bool
     }
 }
 
-impl<L: EventLog, H: Handler> Loop<'_, L, H> {
+impl<'a, L: EventLog, H: Handler> Loop<'a, L, H> {
+    fn new(
+        log: &'a L,
+        spec: &'a ConsumerSpec,
+        handler: &'a mut H,
+        ctx: &'a ServiceContext,
+    ) -> Self {
+        Loop {
+            log,
+            spec,
+            handler,
+            ctx,
+            handled: ctx.metrics.records.with(&[&ctx.name, "handled"]),
+            dead: ctx.metrics.records.with(&[&ctx.name, "dead_lettered"]),
+            retries: ctx.metrics.retries.with(&[&ctx.name]),
+            panics: ctx.metrics.panics.with(&[&ctx.name]),
+            batch_time: ctx.metrics.batch_seconds.with(&[&ctx.name]),
+            consumed: HashMap::new(),
+        }
+    }
+
     async fn run(&mut self) -> Result<(), ServiceError> {
         let config = &self.spec.config;
         let mut topics = topics_now(self.log, self.spec).await?;
@@ -191,6 +288,126 @@ impl<L: EventLog, H: Handler> Loop<'_, L, H> {
                     consumer = join(self.log, self.spec, &topics).await?;
                 }
             }
+        }
+    }
+
+    /// The pipelined loop (see [`run_pipelined`]).
+    async fn run_pipelined(&mut self, depth: usize) -> Result<(), ServiceError>
+    where
+        H: PipelineHandler,
+    {
+        let config = &self.spec.config;
+        let mut topics = topics_now(self.log, self.spec).await?;
+        let mut consumer = join(self.log, self.spec, &topics).await?;
+        let in_flight: InFlight = Arc::default();
+        let subscribed: Subscribed = Arc::new(Mutex::new(topics.clone()));
+        let sampler = tokio::spawn(sample_lag(
+            self.log.clone(),
+            self.spec.clone(),
+            self.ctx.metrics.clone(),
+            in_flight.clone(),
+            subscribed.clone(),
+        ));
+        let _sampler = AbortOnDrop(sampler);
+        let poll_timeout = Duration::from_millis(config.poll_timeout_ms.max(1));
+        let refresh = Duration::from_millis(config.topic_refresh_ms.max(10));
+        let mut next_refresh = Instant::now() + refresh;
+        let token = self.ctx.token.clone();
+        type Flight = futures::future::BoxFuture<
+            'static,
+            (Arc<[Record]>, Instant, Result<Settled, HandlerError>),
+        >;
+        let mut flights: FuturesOrdered<Flight> = FuturesOrdered::new();
+        let mut stopping = false;
+        loop {
+            if stopping && flights.is_empty() {
+                return Ok(());
+            }
+            let room = !stopping && flights.len() < depth;
+            tokio::select! {
+                biased;
+                _ = token.cancelled(), if !stopping => stopping = true,
+                Some(first) = flights.next(), if !flights.is_empty() => {
+                    // Every batch already finished behind it goes in the same commit.
+                    let mut done = vec![first];
+                    while let Some(Some(more)) = flights.next().now_or_never() {
+                        done.push(more);
+                    }
+                    let mut positions: Vec<Position> = Vec::new();
+                    for (records, started, outcome) in done {
+                        match outcome {
+                            Ok(settled) => {
+                                let n = settled.rejected.len() as u64;
+                                for (record, reason) in &settled.rejected {
+                                    let error = HandlerError::reject(reason.clone());
+                                    self.dead_letter(record, &error, 1).await?;
+                                }
+                                self.handled.add(records.len() as u64 - n.min(records.len() as u64));
+                            }
+                            Err(e) => {
+                                tracing::info!(service = %self.ctx.name, error = %e.reason, records = records.len(), "a pipelined batch failed; handling it again on its own");
+                                if let Done::Cancelled = self.process(&records).await? {
+                                    // Shutdown while retrying: nothing from here on is committed.
+                                    return Ok(());
+                                }
+                            }
+                        }
+                        self.batch_time.observe(started.elapsed().as_secs_f64());
+                        for p in Position::after(&records) {
+                            match positions.iter_mut().find(|q| q.topic == p.topic && q.partition == p.partition) {
+                                Some(q) => q.offset = q.offset.max(p.offset),
+                                None => positions.push(p),
+                            }
+                        }
+                    }
+                    consumer.commit(&positions).await?;
+                    // What is still in flight is as old as its oldest record.
+                    let mut f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                    f.retain(|(topic, partition), _| {
+                        !positions.iter().any(|p| &p.topic == topic && p.partition == *partition)
+                    });
+                }
+                r = consumer.poll(config.max_batch, poll_timeout), if room => {
+                    let records = r?;
+                    if records.is_empty() {
+                        if flights.is_empty() && (!consumer.assignment().is_empty() || topics.is_empty()) {
+                            self.ctx.health.set_ready(&self.ctx.name);
+                        }
+                    } else {
+                        Self::track(&in_flight, &records);
+                        self.count_consumed(&records);
+                        let records: Arc<[Record]> = Arc::from(records);
+                        let done = self.handler.pipeline_submit(records.clone());
+                        let started = Instant::now();
+                        flights.push_back(async move { (records, started, done.await) }.boxed());
+                    }
+                }
+            }
+            if flights.is_empty()
+                && matches!(self.spec.subscription, Subscription::All { .. })
+                && Instant::now() >= next_refresh
+            {
+                next_refresh = Instant::now() + refresh;
+                let now: Vec<String> = topics_now(self.log, self.spec).await?;
+                let old: BTreeSet<&String> = topics.iter().collect();
+                if now.iter().any(|t| !old.contains(t)) {
+                    tracing::info!(service = %self.ctx.name, topics = now.len(), "new topics; rejoining the group");
+                    drop(consumer);
+                    self.ctx.health.set_unready(&self.ctx.name);
+                    topics = now;
+                    *subscribed.lock().unwrap_or_else(|p| p.into_inner()) = topics.clone();
+                    consumer = join(self.log, self.spec, &topics).await?;
+                }
+            }
+        }
+    }
+
+    fn track(in_flight: &InFlight, records: &[Record]) {
+        let mut f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        for r in records {
+            f.entry((r.topic.clone(), r.partition))
+                .and_modify(|t| *t = (*t).min(r.timestamp))
+                .or_insert(r.timestamp);
         }
     }
 
@@ -438,15 +655,7 @@ pub async fn run_standalone<L: EventLog, H: Handler>(
     handler: &mut H,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<StandaloneReport, ServiceError> {
-    let registry = ultracore_metrics::Registry::new();
-    let ctx = ServiceContext {
-        name: name.to_owned(),
-        token: tokio_util::sync::CancellationToken::new(),
-        health: crate::Health::new(),
-        metrics: RuntimeMetrics::register(&registry),
-        registry,
-    };
-    ctx.health.register(name, true);
+    let ctx = ServiceContext::standalone(name);
     let token = ctx.token.clone();
     let run = run_consumer(log, spec, handler, &ctx);
     tokio::pin!(run);

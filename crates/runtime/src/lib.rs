@@ -50,7 +50,9 @@ pub mod metrics;
 mod supervisor;
 
 pub use config::{ConsumerConfig, ConsumerSpec, RetryPolicy, Subscription};
-pub use consumer::{run_consumer, run_standalone, StandaloneReport};
+pub use consumer::{
+    run_consumer, run_pipelined, run_standalone, Pipeline, Settled, StandaloneReport,
+};
 pub use dedup::Dedup;
 pub use handler::{ErrorKind, Handler, HandlerError};
 pub use health::{Check, Health, HealthReport, ReadyReport, ServiceState, ServiceStatus};

@@ -54,6 +54,21 @@ pub struct ServiceContext {
 }
 
 impl ServiceContext {
+    /// The context of a service run on its own, without a supervisor (tests,
+    /// a single embedded service): metrics and health of its own.
+    pub fn standalone(name: &str) -> ServiceContext {
+        let registry = Registry::new();
+        let ctx = ServiceContext {
+            name: name.to_owned(),
+            token: CancellationToken::new(),
+            health: Health::new(),
+            metrics: RuntimeMetrics::register(&registry),
+            registry,
+        };
+        ctx.health.register(name, true);
+        ctx
+    }
+
     /// A bounded deduplication whose size is exported as
     /// `ultracore_service_dedup_entries{service}`.
     pub fn dedup<K: std::hash::Hash + Eq + Clone, V>(&self, capacity: usize) -> Dedup<K, V> {

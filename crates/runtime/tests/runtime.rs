@@ -10,8 +10,9 @@ use ultracore_log::{
 };
 use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
 use ultracore_runtime::{
-    ConsumerConfig, ConsumerSpec, Handler, HandlerError, Registration, RetryPolicy, ServiceState,
-    Subscription, Supervisor, SupervisorOptions,
+    run_pipelined, ConsumerConfig, ConsumerSpec, Handler, HandlerError, Pipeline, Registration,
+    RetryPolicy, ServiceContext, ServiceState, Settled, Subscription, Supervisor,
+    SupervisorOptions,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -399,5 +400,106 @@ async fn a_group_that_never_committed_reports_its_backlog_as_lag() -> TestResult
     wait_for("the lag back to zero", || registry.render().contains(zero)).await?;
     token.cancel();
     run.await?.map_err(|f| f.to_string())?;
+    Ok(())
+}
+
+/// Completes each batch on a task of its own after a pause that shrinks
+/// with the batch number (so later batches often finish first): stores
+/// values, rejects "bad", fails a batch holding "flaky" the first time.
+struct Overlapping {
+    seen: Seen,
+    flaky_failed: Arc<std::sync::atomic::AtomicBool>,
+    in_flight: Arc<AtomicU64>,
+    most_in_flight: Arc<AtomicU64>,
+    n: u64,
+}
+
+impl Pipeline for Overlapping {
+    fn submit(
+        &mut self,
+        batch: Arc<[Record]>,
+    ) -> impl std::future::Future<Output = Result<Settled, HandlerError>> + Send + 'static {
+        self.n += 1;
+        let pause = Duration::from_millis(40u64.saturating_sub(self.n * 7 % 40));
+        let (seen, flaky_failed) = (self.seen.clone(), self.flaky_failed.clone());
+        let (in_flight, most) = (self.in_flight.clone(), self.most_in_flight.clone());
+        let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        most.fetch_max(now, Ordering::SeqCst);
+        let work = tokio::spawn(async move {
+            tokio::time::sleep(pause).await;
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            let values: Vec<String> = batch
+                .iter()
+                .map(|r| String::from_utf8_lossy(&r.value).into_owned())
+                .collect();
+            if values.iter().any(|v| v == "flaky") && !flaky_failed.swap(true, Ordering::SeqCst) {
+                return Err(HandlerError::retry("flaky the first time"));
+            }
+            let mut settled = Settled::default();
+            for (r, v) in batch.iter().zip(values) {
+                if v == "bad" {
+                    settled
+                        .rejected
+                        .push((r.clone(), "bad is not a value".into()));
+                } else {
+                    seen.0.lock().unwrap().push(v);
+                }
+            }
+            Ok(settled)
+        });
+        async move { work.await.map_err(|e| HandlerError::infra(e.to_string()))? }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_overlaps_batches_and_commits_them_in_order() -> TestResult {
+    let (_dir, log) = open()?;
+    let topic = "query-events";
+    log.ensure_topic(&TopicSpec::new(topic, 3)).await?;
+    let mut values: Vec<String> = (0..300).map(|i| format!("v{i}")).collect();
+    values[57] = "bad".into();
+    values[190] = "flaky".into();
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    append(&log, topic, &refs).await?;
+    let seen = Seen::default();
+    let most = Arc::new(AtomicU64::new(0));
+    let pipeline = Overlapping {
+        seen: seen.clone(),
+        flaky_failed: Arc::default(),
+        in_flight: Arc::default(),
+        most_in_flight: most.clone(),
+        n: 0,
+    };
+    let spec =
+        ConsumerSpec::new("pipelined", Subscription::topics([topic])).config(ConsumerConfig {
+            max_batch: 7,
+            ..fast()
+        });
+    let ctx = ServiceContext::standalone("pipelined");
+    let token = ctx.token.clone();
+    let (l, s, c) = (log.clone(), spec.clone(), ctx.clone());
+    let run = tokio::spawn(async move { run_pipelined(&l, &s, pipeline, 4, &c).await });
+    wait_for("every good value", || {
+        seen.values().len() == 299 || run.is_finished()
+    })
+    .await?;
+    token.cancel();
+    run.await??;
+    // Overlapped, and each good value once (the flaky batch, redone on its
+    // own after it failed, stores its values once).
+    assert!(
+        most.load(Ordering::SeqCst) >= 2,
+        "never more than one batch in flight"
+    );
+    let mut got = seen.values();
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), 299);
+    let dead = dead_letters(&log, topic).await?;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].value, b"bad");
+    // Everything committed: the group's lag is zero on every partition.
+    let lags = log.group_lag("pipelined").await?;
+    assert_eq!(lags.iter().map(|l| l.lag()).sum::<u64>(), 0, "{lags:?}");
     Ok(())
 }

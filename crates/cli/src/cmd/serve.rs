@@ -433,13 +433,10 @@ pub async fn run_services(
                                 "the forensics service cannot be restarted inside this process; restart the server",
                             ));
                         };
-                        service
-                            .run(ctx.token.cancelled_owned())
-                            .await
-                            .map(drop)
-                            .map_err(ServiceError::other)
+                        service.run_in(ctx).await.map(drop).map_err(ServiceError::other)
                     }
-                }));
+                })
+                .waits_until_ready());
                 decisions = Some(d);
                 eprintln!(
                     "trading decisions: POST /api/v1/decisions; forensics: GET /api/v1/forensics/{{decision_id}}"
