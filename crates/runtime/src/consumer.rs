@@ -81,7 +81,9 @@ pub struct Settled {
 
 /// A consumer service whose batches overlap: [`Pipeline::submit`] starts
 /// a batch's work (on threads of its own, or tasks) and returns a future
-/// that only waits for it, resolving once the batch's effects are durable.
+/// that only waits for it (or feeds it), resolving once the batch's
+/// effects are durable. The runtime polls every batch's future while they
+/// are in flight.
 /// Use it where one batch at a time would leave the cores idle; see
 /// [`run_pipelined`]. The same rules as for a [`Handler`] hold: effects
 /// idempotent, in-memory state updated only once durable.
@@ -332,6 +334,14 @@ impl<'a, L: EventLog, H: Handler> Loop<'a, L, H> {
                     let mut done = vec![first];
                     while let Some(Some(more)) = flights.next().now_or_never() {
                         done.push(more);
+                    }
+                    // A failed batch is handled again through new submits,
+                    // which may wait on the work of the batches behind it:
+                    // let those finish first (they are committed after it).
+                    if done.iter().any(|(_, _, outcome)| outcome.is_err()) {
+                        while let Some(more) = flights.next().await {
+                            done.push(more);
+                        }
                     }
                     let mut positions: Vec<Position> = Vec::new();
                     for (records, started, outcome) in done {
