@@ -133,7 +133,8 @@ struct Waiting {
 
 /// The forensics pipeline as the runtime sees it (see the module docs).
 struct ForensicsPipeline {
-    jobs: mpsc::Sender<Job>,
+    /// To the feeder, which hands chunks to the workers in chunk order.
+    jobs: mpsc::UnboundedSender<Job>,
     chunk_size: usize,
     seq: u64,
     waiting: Arc<Mutex<Waiting>>,
@@ -179,7 +180,12 @@ impl Pipeline for ForensicsPipeline {
                 Some(w.failed.clone().unwrap_or_default())
             }
         };
-        let jobs = self.jobs.clone();
+        let mut stopped = false;
+        if failed.is_none() {
+            for job in chunks {
+                stopped |= self.jobs.send(job).is_err();
+            }
+        }
         async move {
             if let Some(why) = failed {
                 if why.is_empty() {
@@ -187,10 +193,8 @@ impl Pipeline for ForensicsPipeline {
                 }
                 return Err(HandlerError::infra(why));
             }
-            for job in chunks {
-                jobs.send(job)
-                    .await
-                    .map_err(|_| HandlerError::infra("the forensics worker threads stopped"))?;
+            if stopped {
+                return Err(HandlerError::infra("the forensics worker threads stopped"));
             }
             rx.await.map_err(|_| {
                 HandlerError::infra("the forensics writer stopped before storing the batch")
@@ -384,8 +388,19 @@ impl<L: EventLog> ForensicsService<L> {
         ));
         let waiting: Arc<Mutex<Waiting>> = Arc::default();
         let dispatcher = tokio::spawn(dispatch(report_rx, waiting.clone(), metrics.clone()));
+        // Chunks reach the workers in chunk order (the writer stores in that
+        // order), at the pace the bounded channel allows; the runtime's
+        // depth bounds what waits here.
+        let (feed_tx, mut feed_rx) = mpsc::unbounded_channel::<Job>();
+        let feeder = tokio::spawn(async move {
+            while let Some(job) = feed_rx.recv().await {
+                if job_tx.send(job).await.is_err() {
+                    return;
+                }
+            }
+        });
         let pipeline = ForensicsPipeline {
-            jobs: job_tx,
+            jobs: feed_tx,
             chunk_size: config.chunk_size,
             seq: 0,
             waiting,
@@ -401,6 +416,8 @@ impl<L: EventLog> ForensicsService<L> {
             ..ConsumerConfig::default()
         });
         let outcome = run_pipelined(&log, &spec, pipeline, PIPELINE_DEPTH, &ctx).await;
+        // The pipeline is dropped: the feeder drains and closes the job channel.
+        let _ = feeder.await;
         sampler.abort();
         // The purger holds the last sender to the writer: once it is gone
         // and the pipeline (dropped by the runtime) closed the job channel,

@@ -255,14 +255,7 @@ impl<'a, L: EventLog, H: Handler> Loop<'a, L, H> {
                     self.ctx.health.set_ready(&self.ctx.name);
                 }
             } else {
-                {
-                    let mut f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                    for r in &records {
-                        f.entry((r.topic.clone(), r.partition))
-                            .and_modify(|t| *t = (*t).min(r.timestamp))
-                            .or_insert(r.timestamp);
-                    }
-                }
+                Self::track(&in_flight, &records);
                 self.count_consumed(&records);
                 let started = Instant::now();
                 match self.process(&records).await? {
@@ -412,28 +405,32 @@ impl<'a, L: EventLog, H: Handler> Loop<'a, L, H> {
         }
     }
 
+    /// Notes the oldest timestamp of each partition in `records` as in flight.
     fn track(in_flight: &InFlight, records: &[Record]) {
+        // Records come in runs of one partition: one map entry per run.
         let mut f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        for r in records {
-            f.entry((r.topic.clone(), r.partition))
-                .and_modify(|t| *t = (*t).min(r.timestamp))
-                .or_insert(r.timestamp);
+        for run in records.chunk_by(|a, b| a.partition == b.partition && a.topic == b.topic) {
+            let oldest = run.iter().map(|r| r.timestamp).min().unwrap_or(i64::MAX);
+            let r = &run[0];
+            match f.get_mut(&(r.topic.clone(), r.partition)) {
+                Some(t) => *t = (*t).min(oldest),
+                None => {
+                    f.insert((r.topic.clone(), r.partition), oldest);
+                }
+            }
         }
     }
 
     fn count_consumed(&mut self, records: &[Record]) {
-        for r in records {
-            if let Some(c) = self.consumed.get(&r.topic) {
-                c.inc();
+        for run in records.chunk_by(|a, b| a.topic == b.topic) {
+            let topic = &run[0].topic;
+            if let Some(c) = self.consumed.get(topic) {
+                c.add(run.len() as u64);
                 continue;
             }
-            let c = self
-                .ctx
-                .metrics
-                .consumed
-                .with(&[&self.spec.group, &r.topic]);
-            c.inc();
-            self.consumed.insert(r.topic.clone(), c);
+            let c = self.ctx.metrics.consumed.with(&[&self.spec.group, topic]);
+            c.add(run.len() as u64);
+            self.consumed.insert(topic.clone(), c);
         }
     }
 
