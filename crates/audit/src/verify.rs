@@ -244,34 +244,38 @@ pub fn check_checkpoints(
         if frontier.root() == *root {
             signed = *s;
         } else {
-            issues.push(Issue {
-                topic: CHECKPOINT_TOPIC.into(),
-                partition: 0,
-                offset: *i as u64,
-                kind: IssueKind::Trail,
-                detail: format!(
+            issues.push(trail_issue(
+                *i,
+                format!(
                     "the trail's first {s} leaves do not have the root signed in checkpoint {}: the trail's files were changed",
                     i + 1
                 ),
-                leaf: None,
-            });
+            ));
         }
         want.next();
     }
     for (i, s, _) in want {
-        issues.push(Issue {
-            topic: CHECKPOINT_TOPIC.into(),
-            partition: 0,
-            offset: *i as u64,
-            kind: IssueKind::Trail,
-            detail: format!(
+        issues.push(trail_issue(
+            *i,
+            format!(
                 "checkpoint {} covers {s} leaves, the trail holds {size}: leaves were cut from the trail",
                 i + 1
             ),
-            leaf: None,
-        });
+        ));
     }
     (issues, signed)
+}
+
+/// A `trail` issue about checkpoint number `index` (from 0).
+fn trail_issue(index: usize, detail: String) -> Issue {
+    Issue {
+        topic: CHECKPOINT_TOPIC.into(),
+        partition: 0,
+        offset: index as u64,
+        kind: IssueKind::Trail,
+        detail,
+        leaf: None,
+    }
 }
 
 /// One partition's records as the log has them, in offset order, checked

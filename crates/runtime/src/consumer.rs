@@ -228,61 +228,36 @@ impl<'a, L: EventLog, H: Handler> Loop<'a, L, H> {
 
     async fn run(&mut self) -> Result<(), ServiceError> {
         let config = &self.spec.config;
-        let mut topics = topics_now(self.log, self.spec).await?;
-        let mut consumer = join(self.log, self.spec, &topics).await?;
-        let in_flight: InFlight = Arc::default();
-        let subscribed: Subscribed = Arc::new(Mutex::new(topics.clone()));
-        let sampler = tokio::spawn(sample_lag(
-            self.log.clone(),
-            self.spec.clone(),
-            self.ctx.metrics.clone(),
-            in_flight.clone(),
-            subscribed.clone(),
-        ));
-        let _sampler = AbortOnDrop(sampler);
+        let mut j = start(self.log, self.spec, self.ctx).await?;
         let poll_timeout = Duration::from_millis(config.poll_timeout_ms.max(1));
-        let refresh = Duration::from_millis(config.topic_refresh_ms.max(10));
-        let mut next_refresh = Instant::now() + refresh;
         let token = self.ctx.token.clone();
         loop {
             let records = tokio::select! {
                 // Cancel-safe: a poll interrupted here loses nothing.
                 _ = token.cancelled() => return Ok(()),
-                r = consumer.poll(config.max_batch, poll_timeout) => r?,
+                r = j.consumer().poll(config.max_batch, poll_timeout) => r?,
             };
             if records.is_empty() {
-                if !consumer.assignment().is_empty() || topics.is_empty() {
+                if !j.consumer().assignment().is_empty() || j.topics.is_empty() {
                     self.ctx.health.set_ready(&self.ctx.name);
                 }
             } else {
-                Self::track(&in_flight, &records);
+                Self::track(&j.in_flight, &records);
                 self.count_consumed(&records);
                 let started = Instant::now();
                 match self.process(&records).await? {
                     Done::Cancelled => return Ok(()),
                     Done::Ok => {}
                 }
-                consumer.commit(&Position::after(&records)).await?;
+                j.consumer().commit(&Position::after(&records)).await?;
                 self.batch_time.observe(started.elapsed().as_secs_f64());
-                in_flight.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                j.in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
             }
-            if matches!(self.spec.subscription, Subscription::All { .. })
-                && Instant::now() >= next_refresh
-            {
-                next_refresh = Instant::now() + refresh;
-                let now: Vec<String> = topics_now(self.log, self.spec).await?;
-                let old: BTreeSet<&String> = topics.iter().collect();
-                if now.iter().any(|t| !old.contains(t)) {
-                    // Everything polled so far is committed: rejoining with
-                    // the new topics loses nothing and repeats nothing.
-                    tracing::info!(service = %self.ctx.name, topics = now.len(), "new topics; rejoining the group");
-                    drop(consumer);
-                    self.ctx.health.set_unready(&self.ctx.name);
-                    topics = now;
-                    *subscribed.lock().unwrap_or_else(|p| p.into_inner()) = topics.clone();
-                    consumer = join(self.log, self.spec, &topics).await?;
-                }
-            }
+            // Everything polled so far is committed here.
+            follow_new_topics(self.log, self.spec, self.ctx, &mut j).await?;
         }
     }
 
@@ -292,21 +267,8 @@ impl<'a, L: EventLog, H: Handler> Loop<'a, L, H> {
         H: PipelineHandler,
     {
         let config = &self.spec.config;
-        let mut topics = topics_now(self.log, self.spec).await?;
-        let mut consumer = join(self.log, self.spec, &topics).await?;
-        let in_flight: InFlight = Arc::default();
-        let subscribed: Subscribed = Arc::new(Mutex::new(topics.clone()));
-        let sampler = tokio::spawn(sample_lag(
-            self.log.clone(),
-            self.spec.clone(),
-            self.ctx.metrics.clone(),
-            in_flight.clone(),
-            subscribed.clone(),
-        ));
-        let _sampler = AbortOnDrop(sampler);
+        let mut j = start(self.log, self.spec, self.ctx).await?;
         let poll_timeout = Duration::from_millis(config.poll_timeout_ms.max(1));
-        let refresh = Duration::from_millis(config.topic_refresh_ms.max(10));
-        let mut next_refresh = Instant::now() + refresh;
         let token = self.ctx.token.clone();
         type Flight = futures::future::BoxFuture<
             'static,
@@ -363,21 +325,21 @@ impl<'a, L: EventLog, H: Handler> Loop<'a, L, H> {
                             }
                         }
                     }
-                    consumer.commit(&positions).await?;
+                    j.consumer().commit(&positions).await?;
                     // What is still in flight is as old as its oldest record.
-                    let mut f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut f = j.in_flight.lock().unwrap_or_else(|p| p.into_inner());
                     f.retain(|(topic, partition), _| {
                         !positions.iter().any(|p| &p.topic == topic && p.partition == *partition)
                     });
                 }
-                r = consumer.poll(config.max_batch, poll_timeout), if room => {
+                r = j.consumer().poll(config.max_batch, poll_timeout), if room => {
                     let records = r?;
                     if records.is_empty() {
-                        if flights.is_empty() && (!consumer.assignment().is_empty() || topics.is_empty()) {
+                        if flights.is_empty() && (!j.consumer().assignment().is_empty() || j.topics.is_empty()) {
                             self.ctx.health.set_ready(&self.ctx.name);
                         }
                     } else {
-                        Self::track(&in_flight, &records);
+                        Self::track(&j.in_flight, &records);
                         self.count_consumed(&records);
                         let records: Arc<[Record]> = Arc::from(records);
                         let done = self.handler.pipeline_submit(records.clone());
@@ -386,21 +348,9 @@ impl<'a, L: EventLog, H: Handler> Loop<'a, L, H> {
                     }
                 }
             }
-            if flights.is_empty()
-                && matches!(self.spec.subscription, Subscription::All { .. })
-                && Instant::now() >= next_refresh
-            {
-                next_refresh = Instant::now() + refresh;
-                let now: Vec<String> = topics_now(self.log, self.spec).await?;
-                let old: BTreeSet<&String> = topics.iter().collect();
-                if now.iter().any(|t| !old.contains(t)) {
-                    tracing::info!(service = %self.ctx.name, topics = now.len(), "new topics; rejoining the group");
-                    drop(consumer);
-                    self.ctx.health.set_unready(&self.ctx.name);
-                    topics = now;
-                    *subscribed.lock().unwrap_or_else(|p| p.into_inner()) = topics.clone();
-                    consumer = join(self.log, self.spec, &topics).await?;
-                }
+            if flights.is_empty() {
+                // Everything polled so far is committed here.
+                follow_new_topics(self.log, self.spec, self.ctx, &mut j).await?;
             }
         }
     }
@@ -555,6 +505,83 @@ impl<'a, L: EventLog, H: Handler> Loop<'a, L, H> {
         DeadLetter::new(record, reason).send(self.log).await?;
         self.dead.inc();
         Ok(Done::Ok)
+    }
+}
+
+/// Joins the group on the topics of the subscription and starts the
+/// lag sampler.
+async fn start<L: EventLog>(
+    log: &L,
+    spec: &ConsumerSpec,
+    ctx: &ServiceContext,
+) -> Result<Joined<L::Consumer>, ServiceError> {
+    let topics = topics_now(log, spec).await?;
+    let consumer = join(log, spec, &topics).await?;
+    let in_flight: InFlight = Arc::default();
+    let subscribed: Subscribed = Arc::new(Mutex::new(topics.clone()));
+    let sampler = tokio::spawn(sample_lag(
+        log.clone(),
+        spec.clone(),
+        ctx.metrics.clone(),
+        in_flight.clone(),
+        subscribed.clone(),
+    ));
+    let refresh = Duration::from_millis(spec.config.topic_refresh_ms.max(10));
+    Ok(Joined {
+        topics,
+        consumer: Some(consumer),
+        in_flight,
+        subscribed,
+        _sampler: AbortOnDrop(sampler),
+        refresh,
+        next_refresh: Instant::now() + refresh,
+    })
+}
+
+/// With [`Subscription::All`], every `topic_refresh_ms`: rejoins the
+/// group when topics were created. Call it only when everything polled
+/// is committed, so rejoining loses nothing and repeats nothing.
+async fn follow_new_topics<L: EventLog>(
+    log: &L,
+    spec: &ConsumerSpec,
+    ctx: &ServiceContext,
+    j: &mut Joined<L::Consumer>,
+) -> Result<(), ServiceError> {
+    if !matches!(spec.subscription, Subscription::All { .. }) || Instant::now() < j.next_refresh {
+        return Ok(());
+    }
+    j.next_refresh = Instant::now() + j.refresh;
+    let now: Vec<String> = topics_now(log, spec).await?;
+    let old: BTreeSet<&String> = j.topics.iter().collect();
+    if now.iter().any(|t| !old.contains(t)) {
+        tracing::info!(service = %ctx.name, topics = now.len(), "new topics; rejoining the group");
+        ctx.health.set_unready(&ctx.name);
+        j.topics = now;
+        *j.subscribed.lock().unwrap_or_else(|p| p.into_inner()) = j.topics.clone();
+        // The old member leaves first.
+        j.consumer = None;
+        j.consumer = Some(join(log, spec, &j.topics).await?);
+    }
+    Ok(())
+}
+
+/// A member of the group with what the loop keeps beside it.
+struct Joined<C> {
+    topics: Vec<String>,
+    /// `None` only while it rejoins.
+    consumer: Option<C>,
+    in_flight: InFlight,
+    subscribed: Subscribed,
+    _sampler: AbortOnDrop,
+    refresh: Duration,
+    next_refresh: Instant,
+}
+
+impl<C: Consumer> Joined<C> {
+    fn consumer(&mut self) -> &mut C {
+        self.consumer
+            .as_mut()
+            .expect("a failed rejoin ends the loop before the consumer is used again")
     }
 }
 
