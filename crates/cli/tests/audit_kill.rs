@@ -73,12 +73,12 @@ fn the_auditor_killed_a_hundred_times_misses_and_doubles_nothing() -> TestResult
     assert_eq!(report["tree_size"].as_u64(), Some(verified), "{report:#}");
     assert_eq!(report["signed_size"].as_u64(), Some(verified), "{report:#}");
     // Enough load got through for the kills to have hit work in progress.
-    assert!(verified > 20_000, "only {verified} records were audited");
+    assert!(verified > 5_000, "only {verified} records were audited");
 
     // Each checkpoint extends the one before it.
     let snapshot = TrailSnapshot::read(&trail_dir)?;
     let checkpoints = read_checkpoints(&trail_dir.join("checkpoints.jsonl"))?;
-    assert!(checkpoints.len() > 50, "{} checkpoints", checkpoints.len());
+    assert!(checkpoints.len() > 20, "{} checkpoints", checkpoints.len());
     let mut tree = Tree::new();
     for leaf in &snapshot.leaves {
         tree.append_hash(*leaf);
