@@ -5,15 +5,15 @@
 //! attacker's goes to the DLQ with the reason, and neither portfolio shows
 //! the other's weights or objective.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use ultracore_es::Database;
 use ultracore_esg::{EsgPortfolioEvent, OptimizationRequest, TOPIC};
 use ultracore_flow::setup::open_mesh;
-use ultracore_flow::{await_answer, submit, Flow, FlowOptions};
+use ultracore_flow::{await_answer, submit, FlowOptions};
 use ultracore_log::{dlq_topic, ConsumerOptions, EventLog, RawEnvelope};
-use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
 use uuid::Uuid;
 
 fn request(request_id: Uuid, portfolio: &str, objective: serde_json::Value) -> OptimizationRequest {
@@ -30,16 +30,8 @@ fn request(request_id: Uuid, portfolio: &str, objective: serde_json::Value) -> O
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reused_request_id_is_dead_lettered_not_shared() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = EmbeddedLog::open(dir.path().join("log"), EmbeddedOptions::default()).unwrap();
-    let db = Database::open(dir.path(), None).unwrap();
-    let flow = Flow::start(
-        log.clone(),
-        db,
-        FlowOptions::all(open_mesh(&dir.path().join("mesh")).unwrap().0),
-    )
-    .await
-    .unwrap();
+    let (_dir, log, flow) =
+        common::start(|dir| FlowOptions::all(open_mesh(&dir.join("mesh")).unwrap().0)).await;
 
     let id = Uuid::now_v7();
     let victim = request(id, "victim", json!({"kind": "max_sharpe"}));

@@ -4,24 +4,15 @@
 //! fact is left uncommitted for the next start, and the flow stops cleanly
 //! instead of outliving the supervisor's drain timeout.
 
-use ultracore_es::Database;
+mod common;
+
 use ultracore_events::portfolio::{PortfolioEvent, TradeOrdersStaged, TOPIC};
-use ultracore_flow::{Flow, FlowOptions, Service, ORDERS_GROUP};
+use ultracore_flow::{FlowOptions, Service, ORDERS_GROUP};
 use ultracore_log::{EnvelopeBuilder, EventLog};
-use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_ends_the_wait_for_an_answer() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = EmbeddedLog::open(dir.path().join("log"), EmbeddedOptions::default()).unwrap();
-    let db = Database::open(dir.path(), None).unwrap();
-    let flow = Flow::start(
-        log.clone(),
-        db,
-        FlowOptions::only(&[Service::Reporting], None),
-    )
-    .await
-    .unwrap();
+    let (_dir, log, flow) = common::start(|_| FlowOptions::only(&[Service::Reporting], None)).await;
     // Orders of a request whose answer never comes.
     let staged = PortfolioEvent::TradeOrdersStaged(TradeOrdersStaged {
         request_id: uuid::Uuid::now_v7().to_string(),
