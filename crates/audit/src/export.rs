@@ -18,7 +18,7 @@ use base64::Engine;
 use serde_json::json;
 use ultracore_log::EventLog;
 
-use crate::merkle::{Nodes, Tree};
+use crate::merkle::Nodes;
 use crate::note::NoteVerifier;
 use crate::verify::{read_log, TrailSnapshot, VerifyError};
 
@@ -86,10 +86,7 @@ pub async fn export<L: EventLog>(
             trail.leaves.len()
         )));
     }
-    let mut tree = Tree::new();
-    for leaf in &trail.leaves[..size as usize] {
-        tree.append_hash(*leaf);
-    }
+    let tree = trail.tree(size);
     if tree.root() != checkpoint.root {
         return Err(ExportError::BadCheckpoint(
             "the trail's leaves do not have its root: run `ultracore audit verify`".into(),

@@ -81,6 +81,8 @@ pub struct AuditService {
     publishing: Arc<tokio::sync::Mutex<()>>,
     /// The trail directory's lock: one auditor per trail.
     _lock: Arc<std::fs::File>,
+    /// Times [`AuditService::run`] started (the first uses the trail `open` read).
+    starts: Arc<AtomicU64>,
 }
 
 impl AuditService {
@@ -95,6 +97,7 @@ impl AuditService {
                 published: Arc::default(),
                 publishing: Arc::default(),
                 _lock: Arc::new(lock),
+                starts: Arc::default(),
             },
             opened,
         ))
@@ -141,13 +144,15 @@ impl AuditService {
             .await
             .map_err(ServiceError::other)?;
         // After a restart in this process the trail in memory may be ahead
-        // of a write that failed: start from the files.
-        let dir = self.options.dir.clone();
-        let reopened = tokio::task::spawn_blocking(move || AuditTrail::open(&dir, None))
-            .await
-            .map_err(ServiceError::other)?
-            .map_err(ServiceError::other)?;
-        *lock(&self.trail) = reopened.0;
+        // of a write that failed: start again from the files.
+        if self.starts.fetch_add(1, Ordering::SeqCst) > 0 {
+            let dir = self.options.dir.clone();
+            let reopened = tokio::task::spawn_blocking(move || AuditTrail::open(&dir, None))
+                .await
+                .map_err(ServiceError::other)?
+                .map_err(ServiceError::other)?;
+            *lock(&self.trail) = reopened.0;
+        }
         self.published.store(0, Ordering::SeqCst);
         self.settle(&log, false)
             .await
@@ -196,17 +201,20 @@ impl AuditService {
     /// latest checkpoint unless this process already did.
     async fn settle<L: EventLog>(&self, log: &L, sign: bool) -> Result<(), HandlerError> {
         let _one = self.publishing.lock().await;
-        let trail = self.trail.clone();
-        let latest = tokio::task::spawn_blocking(move || {
-            let mut t = lock(&trail);
-            if sign {
+        let latest = if sign {
+            // Signing syncs the tree's files: off the async workers.
+            let trail = self.trail.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut t = lock(&trail);
                 t.checkpoint()?;
-            }
-            Ok::<_, TrailError>(t.latest().cloned())
-        })
-        .await
-        .map_err(|e| HandlerError::infra(e.to_string()))?
-        .map_err(|e| HandlerError::infra(e.to_string()))?;
+                Ok::<_, TrailError>(t.latest().cloned())
+            })
+            .await
+            .map_err(|e| HandlerError::infra(e.to_string()))?
+            .map_err(|e| HandlerError::infra(e.to_string()))?
+        } else {
+            lock(&self.trail).latest().cloned()
+        };
         let Some(latest) = latest else {
             return Ok(());
         };

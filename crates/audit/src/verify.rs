@@ -49,6 +49,16 @@ pub struct TrailSnapshot {
 }
 
 impl TrailSnapshot {
+    /// The tree of the first `size` stored leaves (all of them when fewer),
+    /// in memory: for proofs of a trail another process is writing.
+    pub fn tree(&self, size: u64) -> crate::Tree {
+        let mut tree = crate::Tree::new();
+        for leaf in self.leaves.iter().take(size as usize) {
+            tree.append_hash(*leaf);
+        }
+        tree
+    }
+
     pub fn read(dir: &std::path::Path) -> Result<TrailSnapshot, TrailError> {
         if !dir.join("signing.key").exists() && !dir.join("positions").exists() {
             return Err(TrailError::BadRequest(format!(

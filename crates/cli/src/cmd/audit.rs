@@ -272,11 +272,8 @@ async fn fetch_checkpoint(
             let size = latest.tree_size;
             let mut proof = Vec::new();
             if let Some(first) = from.filter(|f| *f > 0 && *f < size) {
-                let mut tree = ultracore_audit::Tree::new();
-                for leaf in snapshot.leaves.iter().take(size as usize) {
-                    tree.append_hash(*leaf);
-                }
                 use ultracore_audit::Nodes;
+                let tree = snapshot.tree(size);
                 proof = tree
                     .consistency_proof(first, size.min(tree.size()))
                     .context("the trail holds fewer leaves than its checkpoint")?;
@@ -286,53 +283,26 @@ async fn fetch_checkpoint(
     }
 }
 
-/// GET `path` of a server (plain HTTP/1.1) as JSON.
+/// GET `path` of a server (plain HTTP) as JSON.
 async fn http_get_json(base: &str, path: &str, key: Option<&str>) -> Result<serde_json::Value> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = base
-        .strip_prefix("http://")
-        .with_context(|| {
-            format!("--server {base}: only http:// is spoken here; run the witness where it reaches the server over plain HTTP (a private network or an SSH tunnel)")
-        })?
-        .trim_end_matches('/');
-    let mut stream = tokio::net::TcpStream::connect(host)
-        .await
-        .with_context(|| format!("connecting to {host}"))?;
-    let auth = key
-        .map(|k| format!("Authorization: Bearer {k}\r\n"))
-        .unwrap_or_default();
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Accept: application/json\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await?;
-    let mut raw = Vec::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(30),
-        stream.read_to_end(&mut raw),
-    )
-    .await
-    .context("the server did not answer within 30 s")??;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .context("the server's answer is not HTTP")?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("the server's answer has no status")?;
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        bail!("the server answered in chunks, which this client does not read");
+    if !base.starts_with("http://") {
+        bail!("--server {base}: only http:// is spoken here; run the witness where it reaches the server over plain HTTP (a private network or an SSH tunnel)");
     }
-    if status != 200 {
-        bail!("GET {path}: {status}: {}", body.trim());
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let mut request = reqwest::Client::new()
+        .get(&url)
+        .timeout(std::time::Duration::from_secs(30))
+        .header("accept", "application/json");
+    if let Some(k) = key {
+        request = request.bearer_auth(k);
     }
-    Ok(serde_json::from_str(body)?)
+    let response = request.send().await.with_context(|| format!("GET {url}"))?;
+    let status = response.status();
+    let body = response.text().await?;
+    if !status.is_success() {
+        bail!("GET {path}: {}: {}", status.as_u16(), body.trim());
+    }
+    Ok(serde_json::from_str(&body)?)
 }
 
 async fn witness_command(args: &LogArgs, a: WitnessArgs) -> Result<()> {
