@@ -5,6 +5,7 @@
 //! `[0, 1]` by default); optional group (sector) bounds and an L2 penalty
 //! `γ ‖w‖²` apply to every objective.
 
+mod dense;
 mod esg;
 mod factor;
 mod problem;
@@ -295,10 +296,9 @@ impl EfficientFrontier {
 
     /// The minimum-volatility portfolio.
     pub fn min_volatility(&self) -> Result<OptimizedPortfolio> {
-        let mut p = self.program();
-        p.add_quadratic(self.assets(), self.cov.as_slice(), 2.0);
-        self.add_penalty(&mut p);
-        let sol = p.solve(&self.settings, self.assets())?;
+        let sol = self
+            .quadratic_program(Objective::MinVolatility)
+            .solve(&self.settings, self.assets())?;
         self.finish(Objective::MinVolatility, sol)
     }
 
@@ -396,20 +396,52 @@ impl EfficientFrontier {
 
     /// The transformed max-Sharpe program over all assets: `x = (y, k)`.
     fn max_sharpe_solution(&self) -> Result<Solution> {
-        let rf = self.risk_free_rate;
+        self.quadratic_program(Objective::MaxSharpe)
+            .solve(&self.settings, self.assets())
+    }
+
+    /// The program of an objective without a volatility cone (every one
+    /// but efficient risk, which gets the min-volatility program here).
+    /// Max Sharpe's variables are `x = (y, k)`.
+    fn quadratic_program(&self, objective: Objective) -> Program {
         let n = self.assets();
-        let k = n;
-        let mut p = Program::new(n + 1);
-        let excess: Vec<(usize, f64)> = self.mu.iter().map(|m| m - rf).enumerate().collect();
-        p.eq(&excess, 1.0);
-        let mut sum: Vec<(usize, f64)> = (0..n).map(|j| (j, 1.0)).collect();
-        sum.push((k, -1.0));
-        p.eq(&sum, 0.0);
-        p.le(&[(k, -1.0)], 0.0);
-        self.push_bounds(&mut p, Some(k));
-        p.add_quadratic(n, self.cov.as_slice(), 2.0);
+        let mut p = match objective {
+            Objective::MaxSharpe => {
+                let rf = self.risk_free_rate;
+                let k = n;
+                let mut p = Program::new(n + 1);
+                let excess: Vec<(usize, f64)> =
+                    self.mu.iter().map(|m| m - rf).enumerate().collect();
+                p.eq(&excess, 1.0);
+                let mut sum: Vec<(usize, f64)> = (0..n).map(|j| (j, 1.0)).collect();
+                sum.push((k, -1.0));
+                p.eq(&sum, 0.0);
+                p.le(&[(k, -1.0)], 0.0);
+                self.push_bounds(&mut p, Some(k));
+                p
+            }
+            Objective::EfficientReturn { target_return } => {
+                let mut p = self.program();
+                let neg_mu: Vec<(usize, f64)> = self.mu.iter().map(|m| -m).enumerate().collect();
+                p.le(&neg_mu, -target_return);
+                p
+            }
+            Objective::MaxQuadraticUtility { .. } => {
+                let mut p = self.program();
+                for (j, m) in self.mu.iter().enumerate() {
+                    p.set_linear(j, -m);
+                }
+                p
+            }
+            Objective::MinVolatility | Objective::EfficientRisk { .. } => self.program(),
+        };
+        let scale = match objective {
+            Objective::MaxQuadraticUtility { risk_aversion } => risk_aversion,
+            _ => 2.0,
+        };
+        p.add_quadratic(n, self.cov.as_slice(), scale);
         self.add_penalty(&mut p);
-        p.solve(&self.settings, n)
+        p
     }
 
     /// Efficient risk over all assets at once.
@@ -434,16 +466,12 @@ impl EfficientFrontier {
                 constraint: Some(Constraint::TargetReturn),
             });
         }
-        let n = self.assets();
-        let mut p = self.program();
-        let neg_mu: Vec<(usize, f64)> = self.mu.iter().map(|m| -m).enumerate().collect();
-        p.le(&neg_mu, -target);
-        p.add_quadratic(n, self.cov.as_slice(), 2.0);
-        self.add_penalty(&mut p);
-        let sol = p.solve(&self.settings, n)?;
         let objective = Objective::EfficientReturn {
             target_return: target,
         };
+        let sol = self
+            .quadratic_program(objective)
+            .solve(&self.settings, self.assets())?;
         if !is_solved(sol.status) {
             let max = self.max_return()?;
             if target > max.expected_return {
@@ -465,19 +493,13 @@ impl EfficientFrontier {
                 constraint: Some(Constraint::RiskAversion),
             });
         }
-        let mut p = self.program();
-        for (j, m) in self.mu.iter().enumerate() {
-            p.set_linear(j, -m);
-        }
-        p.add_quadratic(self.assets(), self.cov.as_slice(), delta);
-        self.add_penalty(&mut p);
-        let sol = p.solve(&self.settings, self.assets())?;
-        self.finish(
-            Objective::MaxQuadraticUtility {
-                risk_aversion: delta,
-            },
-            sol,
-        )
+        let objective = Objective::MaxQuadraticUtility {
+            risk_aversion: delta,
+        };
+        let sol = self
+            .quadratic_program(objective)
+            .solve(&self.settings, self.assets())?;
+        self.finish(objective, sol)
     }
 
     /// A program over the weights with `Σ w = 1`, bounds and groups.
@@ -565,5 +587,125 @@ impl EfficientFrontier {
             status: format!("{:?}", sol.status),
             iterations: sol.iterations,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::synthetic_returns;
+    use crate::{mean_historical_return, sample_cov};
+
+    fn universe(n: usize, seed: u64) -> EfficientFrontier {
+        let returns = synthetic_returns(n, 1260, seed);
+        let mu = mean_historical_return(&returns, true).unwrap();
+        EfficientFrontier::new(mu, sample_cov(&returns).unwrap()).unwrap()
+    }
+
+    fn variants(n: usize, seed: u64) -> Vec<(String, EfficientFrontier)> {
+        let base = universe(n, seed);
+        let mut out = vec![("plain".to_string(), base.clone())];
+        out.push((
+            "bounded".into(),
+            base.clone().with_weight_bounds(0.01, 0.5).unwrap(),
+        ));
+        out.push((
+            "l2 and risk-free rate".into(),
+            base.clone()
+                .with_l2_gamma(0.5)
+                .unwrap()
+                .with_risk_free_rate(0.02)
+                .unwrap(),
+        ));
+        let half: Vec<usize> = (0..n / 2).collect();
+        let group = GroupBounds {
+            name: "first half".into(),
+            members: half,
+            lower: Some(0.3),
+            upper: Some(0.6),
+        };
+        out.push(("grouped".into(), base.with_group(group).unwrap()));
+        out
+    }
+
+    /// Every objective the dense solver takes, on problems of a wealth
+    /// portfolio's size: the dense solver answers (it does not decline),
+    /// its KKT conditions hold, and clarabel finds the same optimum.
+    #[test]
+    fn the_dense_solver_agrees_with_clarabel() {
+        let mut checked = 0;
+        for (n, seed) in [(3, 7), (20, 11), (60, 13)] {
+            for (label, ef) in variants(n, seed) {
+                let clarabel = ef.clone().with_solver_settings(SolverSettings {
+                    dense_up_to_variables: 0,
+                    ..SolverSettings::default()
+                });
+                let lo = ef.min_volatility().unwrap().expected_return;
+                let hi = ef.max_return().unwrap().expected_return;
+                for objective in [
+                    Objective::MinVolatility,
+                    Objective::MaxSharpe,
+                    Objective::EfficientReturn {
+                        target_return: lo + 0.4 * (hi - lo),
+                    },
+                    Objective::MaxQuadraticUtility { risk_aversion: 2.0 },
+                ] {
+                    let what = format!("{n} assets, {label}, {objective:?}");
+                    let program = ef.quadratic_program(objective);
+                    let dense_data = program.dense().unwrap();
+                    let sol = dense::solve(&program).unwrap_or_else(|| panic!("{what}: declined"));
+                    assert_kkt(&what, &dense_data, &sol);
+                    let a = ef.optimize(objective).unwrap();
+                    let b = clarabel.optimize(objective).unwrap();
+                    for (i, (x, y)) in a.weights.iter().zip(&b.weights).enumerate() {
+                        assert!((x - y).abs() < 1e-5, "{what}: weight {i}: {x} vs {y}");
+                    }
+                    let rel = (a.objective_value - b.objective_value).abs()
+                        / b.objective_value.abs().max(1e-12);
+                    assert!(
+                        rel < 1e-7,
+                        "{what}: objective {} vs {}",
+                        a.objective_value,
+                        b.objective_value
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 48);
+    }
+
+    /// Stationarity `Gx + c + Aᵀz = 0`, primal feasibility, dual
+    /// feasibility `z ≥ 0` on inequalities and complementary slackness.
+    fn assert_kkt(what: &str, d: &dense::Dense, sol: &Solution) {
+        let (n, m) = (d.n, d.b.len());
+        let scale = 1.0 + d.g.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+        for j in 0..n {
+            let mut r = d.c[j];
+            for i in 0..n {
+                r += d.g[j * n + i] * sol.x[i];
+            }
+            for row in 0..m {
+                r += d.a[row * n + j] * sol.z[row];
+            }
+            assert!(
+                r.abs() < 1e-9 * scale,
+                "{what}: stationarity of x{j}: {r:e}"
+            );
+        }
+        for row in 0..m {
+            let ax: f64 = (0..n).map(|j| d.a[row * n + j] * sol.x[j]).sum();
+            let slack = d.b[row] - ax;
+            if row < d.eq {
+                assert!(slack.abs() < 1e-10, "{what}: equality {row}: {slack:e}");
+            } else {
+                assert!(slack > -1e-10, "{what}: inequality {row}: {slack:e}");
+                assert!(sol.z[row] >= 0.0, "{what}: dual {row}: {}", sol.z[row]);
+                assert!(
+                    (slack * sol.z[row]).abs() < 1e-10,
+                    "{what}: complementarity {row}"
+                );
+            }
+        }
     }
 }

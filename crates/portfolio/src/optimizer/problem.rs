@@ -10,6 +10,7 @@ use clarabel::solver::{
     DefaultSettings, DefaultSettingsBuilder, DefaultSolver, IPSolver, SolverStatus, SupportedConeT,
 };
 
+use super::dense::{self, Dense};
 use crate::{Error, Result};
 
 /// Solver accuracy and limits.
@@ -30,6 +31,11 @@ pub struct SolverSettings {
     /// assets get weight, and the interior-point cost grows with the cube
     /// of the assets in the problem. `usize::MAX` disables it.
     pub working_set_from_assets: usize,
+    /// Programs without a volatility cone and with at most this many
+    /// variables are solved exactly by a dense active-set method
+    /// (`optimizer/dense.rs`), the others (and any it declines) by
+    /// clarabel. `0` disables it.
+    pub dense_up_to_variables: usize,
 }
 
 impl Default for SolverSettings {
@@ -39,6 +45,7 @@ impl Default for SolverSettings {
             max_iter: 200,
             faer_from_assets: 60,
             working_set_from_assets: 80,
+            dense_up_to_variables: 100,
         }
     }
 }
@@ -152,7 +159,41 @@ impl Program {
         self.q[j] = v;
     }
 
+    /// The program as dense arrays, when it has no cone.
+    pub fn dense(&self) -> Option<Dense> {
+        if self.soc_rows > 0 {
+            return None;
+        }
+        let (n, m) = (self.n, self.b.len());
+        let mut g = vec![0.0; n * n];
+        for (j, col) in self.p_cols.iter().enumerate() {
+            for &(i, v) in col {
+                g[i * n + j] = v;
+                g[j * n + i] = v;
+            }
+        }
+        let mut a = vec![0.0; m * n];
+        for (j, col) in self.cols.iter().enumerate() {
+            for &(i, v) in col {
+                a[i * n + j] = v;
+            }
+        }
+        Some(Dense {
+            n,
+            g,
+            c: self.q.clone(),
+            a,
+            b: self.b.clone(),
+            eq: self.zero_rows,
+        })
+    }
+
     pub fn solve(self, settings: &SolverSettings, assets: usize) -> Result<Solution> {
+        if self.n <= settings.dense_up_to_variables {
+            if let Some(sol) = dense::solve(&self) {
+                return Ok(sol);
+            }
+        }
         let m = self.b.len();
         let a = csc(m, self.n, &self.cols);
         let p = csc(self.n, self.n, &self.p_cols);
