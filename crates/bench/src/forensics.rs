@@ -5,9 +5,21 @@
 //! computations. The rows are synthetic: each feature taken from a random
 //! row of the reference fixture, scaled by a random factor in [0.9, 1.1],
 //! missing where that row is; the cost of both algorithms hardly depends on
-//! the values (every tree is visited whole). shap's and XGBoost's times come
-//! from the fixture, measured by `tools/reference_shap.py` (one thread,
-//! 2,000 rows, best of 3) on the machine that wrote it.
+//! the values (every tree is visited whole).
+//!
+//! With `--vs-python`, shap's TreeExplainer (one row at a time and the whole
+//! array at once) and XGBoost's `pred_contribs` are timed in the same run, on
+//! the rows the exact case explains, by `tools/bench_shap.py` (one thread),
+//! and the ratios compare those times with ours; the run fails unless
+//! their SHAP values agree with ours. Without it, no ratio is printed: a
+//! time measured on another machine or another day is no baseline.
+//!
+//! # Layout
+//!
+//! - this file: the options, our cases and the table;
+//! - `vs_python`: the child Python process and the agreement check.
+
+mod vs_python;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -24,7 +36,7 @@ pub struct ForensicsBench {
     /// Directory with bull.json, bear.json and sideways.json.
     #[arg(long, default_value = "models")]
     models: PathBuf,
-    /// The reference fixture with shap's timings.
+    /// The reference fixture whose rows the synthetic rows are drawn from.
     #[arg(
         long,
         default_value = "crates/models/tests/fixtures/reference_shap.json"
@@ -47,6 +59,17 @@ pub struct ForensicsBench {
     /// Skip the SHAP-only figures (run only --pipeline / --api).
     #[arg(long)]
     no_shap: bool,
+    /// Also time shap's TreeExplainer and XGBoost's pred_contribs on this
+    /// run's rows with this Python (default: the venv of
+    /// scripts/bench-env.sh, ~/.cache/ultracore/benchvenv/bin/python, if it
+    /// exists, else python3), and print our speed-ups over them.
+    ///
+    /// Example: ultracore bench forensics --vs-python
+    #[arg(long, value_name = "PYTHON", conflicts_with = "no_shap")]
+    vs_python: Option<Option<PathBuf>>,
+    /// The script --vs-python runs.
+    #[arg(long, default_value = "tools/bench_shap.py")]
+    python_script: PathBuf,
     #[command(flatten)]
     service: crate::forensics_service::PipelineArgs,
 }
@@ -144,21 +167,22 @@ fn shap(b: &ForensicsBench, seed: u64) -> Result<Value> {
     let fast_mt_s = per_decision(fast_mt, rows.len());
     let batch_s = per_decision(batch, rows.len());
     let batch_mt_s = per_decision(batch_mt, rows.len());
-    let reference = |key: &str| -> Result<f64> {
-        SPECIALISTS
-            .iter()
-            .map(|name| {
-                fixture["models"][name][key]
-                    .as_f64()
-                    .with_context(|| format!("fixture lacks models.{name}.{key}"))
-            })
-            .sum()
+
+    // After our cases, so the two never compete for the cores.
+    let python = match &b.vs_python {
+        None => None,
+        Some(given) => Some(vs_python::measure(
+            given.clone().unwrap_or_else(vs_python::default_interpreter),
+            &b.python_script,
+            &b.models,
+            &specialists,
+            exact_rows,
+            b.runs,
+        )?),
     };
-    let shap_s = reference("shap_seconds_per_row")?;
-    let xgb_s = reference("xgboost_pred_contribs_seconds_per_row")?;
 
     let us = |s: f64| s * 1e6;
-    let out = json!({
+    let mut out = json!({
         "specialists": SPECIALISTS,
         "trees_per_specialist": specialists.iter().map(|s| s.model.num_trees()).collect::<Vec<_>>(),
         "max_depth": specialists.iter().map(|s| s.model.max_depth()).max(),
@@ -189,69 +213,154 @@ fn shap(b: &ForensicsBench, seed: u64) -> Result<Value> {
             "us_per_decision": us(batch_mt_s),
             "decisions_per_s": 1.0 / batch_mt_s,
         },
-        "shap_tree_explainer": {
-            "us_per_decision": us(shap_s),
-            "decisions_per_s": 1.0 / shap_s,
-            "source": b.fixture.display().to_string(),
-            "versions": fixture["versions"],
-        },
-        "xgboost_pred_contribs": {
-            "us_per_decision": us(xgb_s),
-            "decisions_per_s": 1.0 / xgb_s,
-        },
-        "speedup_fast_vs_shap": shap_s / fast_s,
-        "speedup_exact_vs_shap": shap_s / exact_s,
         "max_abs_difference_fast_vs_exact": max_diff,
     });
+    if let Some(p) = &python {
+        // Each of ours on one thread against each of theirs: their time / ours.
+        let ours = [
+            ("exact", exact_s),
+            ("fast", fast_s),
+            ("fast_batched", batch_s),
+        ];
+        let theirs = [
+            ("shap_one_row", p.shap_one_row),
+            ("shap_batch", p.shap_batch),
+            ("xgboost_pred_contribs_batch", p.xgboost_batch),
+        ];
+        let ratios: serde_json::Map<String, Value> = ours
+            .iter()
+            .map(|(name, s)| {
+                let r: serde_json::Map<String, Value> = theirs
+                    .iter()
+                    .map(|(theirs, t)| (theirs.to_string(), json!(t / s)))
+                    .collect();
+                (name.to_string(), Value::Object(r))
+            })
+            .collect();
+        out["vs_python"] = json!({
+            "interpreter": p.interpreter.display().to_string(),
+            "script": b.python_script.display().to_string(),
+            "versions": p.versions,
+            "threads": 1,
+            "thread_settings": p.thread_settings,
+            "decisions": p.rows,
+            "one_row_decisions": p.one_row_rows,
+            "us_per_decision": theirs
+                .iter()
+                .map(|(name, t)| (name.to_string(), json!(us(*t))))
+                .collect::<serde_json::Map<_, _>>(),
+            "speedup": ratios,
+            "speedup_is": "their seconds per decision / ours, both on one thread",
+            "agreement": {
+                "rows": p.check_rows,
+                "max_abs_difference_exact_vs_shap": p.exact.abs,
+                "max_abs_difference_fast_vs_shap": p.fast.abs,
+                "max_relative_difference_exact_vs_shap": p.exact.relative,
+                "max_relative_difference_fast_vs_shap": p.fast.relative,
+                "relative_to": "1 + |shap|",
+            },
+        });
+    }
     if b.json {
         return Ok(out);
     }
-    let row = |name: &str, what: String, s: f64| {
-        vec![
+
+    // Ratios only where both sides use one thread: a speed-up over a
+    // single-threaded baseline bought with more cores says nothing.
+    let ratio_cells = |s: Option<f64>| -> Vec<String> {
+        match (&python, s) {
+            (None, _) => Vec::new(),
+            (Some(p), Some(s)) => [p.shap_one_row, p.shap_batch, p.xgboost_batch]
+                .iter()
+                .map(|t| format!("{:.1}x", t / s))
+                .collect(),
+            (Some(_), None) => vec!["-".into(); 3],
+        }
+    };
+    let row = |name: &str, what: String, s: f64, ratios: Option<f64>| {
+        let mut cells = vec![
             name.to_owned(),
             what,
             format!("{:.2}", us(s)),
             format!("{:.0}", 1.0 / s),
-            format!("{:.1}x", shap_s / s),
-        ]
+        ];
+        cells.extend(ratio_cells(ratios));
+        cells
     };
-    let table = vec![
-        row("exact TreeSHAP (ours)", "1 thread".into(), exact_s),
-        row("Fast TreeSHAP v2 (ours)", "1 thread".into(), fast_s),
+    let batched = format!("Fast TreeSHAP v2 (ours), batches of {}", b.batch);
+    let mut table = vec![
+        row(
+            "exact TreeSHAP (ours)",
+            "1 thread".into(),
+            exact_s,
+            Some(exact_s),
+        ),
+        row(
+            "Fast TreeSHAP v2 (ours)",
+            "1 thread".into(),
+            fast_s,
+            Some(fast_s),
+        ),
         row(
             "Fast TreeSHAP v2 (ours)",
             format!("{threads} threads"),
             fast_mt_s,
+            None,
         ),
-        row(
-            &format!("Fast TreeSHAP v2 (ours), batches of {}", b.batch),
-            "1 thread".into(),
-            batch_s,
-        ),
-        row(
-            &format!("Fast TreeSHAP v2 (ours), batches of {}", b.batch),
-            format!("{threads} threads"),
-            batch_mt_s,
-        ),
-        row("shap TreeExplainer", "1 thread (fixture)".into(), shap_s),
-        row("XGBoost pred_contribs", "1 thread (fixture)".into(), xgb_s),
+        row(&batched, "1 thread".into(), batch_s, Some(batch_s)),
+        row(&batched, format!("{threads} threads"), batch_mt_s, None),
     ];
+    let mut header = vec!["algorithm", "threads", ">us/decision", ">decisions/s"];
+    if let Some(p) = &python {
+        header.extend([">vs shap 1 row", ">vs shap batch", ">vs XGBoost"]);
+        table.extend([
+            row(
+                "shap TreeExplainer, one row at a time",
+                "1 thread".into(),
+                p.shap_one_row,
+                None,
+            ),
+            row(
+                "shap TreeExplainer, whole array",
+                "1 thread".into(),
+                p.shap_batch,
+                None,
+            ),
+            row(
+                "XGBoost pred_contribs, whole array",
+                "1 thread".into(),
+                p.xgboost_batch,
+                None,
+            ),
+        ]);
+    }
     println!(
         "SHAP per decision: 3 specialists x 100 trees of depth 4; fast vs exact max |difference| {max_diff:.1e}"
     );
-    print!(
-        "{}",
-        ultracore_term::table(
-            &[
-                "algorithm",
-                "threads",
-                ">us/decision",
-                ">decisions/s",
-                ">vs shap"
-            ],
-            &table
-        )
-    );
+    print!("{}", ultracore_term::table(&header, &table));
+    if let Some(p) = &python {
+        let version = |k: &str| p.versions[k].as_str().unwrap_or("?").to_owned();
+        println!("vs columns: their time per decision / ours, both on one thread");
+        println!(
+            "Python {}, shap {}, xgboost {}, numpy {} ({})",
+            version("python"),
+            version("shap"),
+            version("xgboost"),
+            version("numpy"),
+            p.interpreter.display(),
+        );
+        println!(
+            "timed by {} in this run, on the exact case's {} rows (the first {} one row at a time)",
+            b.python_script.display(),
+            p.rows,
+            p.one_row_rows,
+        );
+        println!(
+            "shap vs ours on {} rows x 3 specialists: max |difference| {:.1e} exact, {:.1e} fast; \
+             relative to 1 + |shap| {:.1e}, {:.1e} (shap returns XGBoost's float32)",
+            p.check_rows, p.exact.abs, p.fast.abs, p.exact.relative, p.fast.relative,
+        );
+    }
     Ok(out)
 }
 

@@ -236,7 +236,7 @@ fn explain_errors_say_what_is_wrong() -> TestResult {
 }
 
 #[test]
-fn bench_forensics_reports_both_algorithms_and_shap() -> TestResult {
+fn bench_forensics_reports_both_algorithms() -> TestResult {
     let out: Value = serde_json::from_str(&ok(ultracore(&[
         "bench",
         "forensics",
@@ -246,13 +246,7 @@ fn bench_forensics_reports_both_algorithms_and_shap() -> TestResult {
         "1",
         "--json",
     ])))?;
-    for key in [
-        "exact",
-        "fast",
-        "fast_threads",
-        "shap_tree_explainer",
-        "xgboost_pred_contribs",
-    ] {
+    for key in ["exact", "fast", "fast_threads", "fast_batched"] {
         assert!(
             out[key]["us_per_decision"].as_f64().unwrap() > 0.0,
             "{key}: {out}"
@@ -263,5 +257,50 @@ fn bench_forensics_reports_both_algorithms_and_shap() -> TestResult {
         out["trees_per_specialist"],
         serde_json::json!([100, 100, 100])
     );
+    // Without --vs-python nothing compares with Python: no timing from
+    // another run stands in for one.
+    assert!(out.get("vs_python").is_none(), "{out}");
+    assert!(out.get("shap_tree_explainer").is_none(), "{out}");
+    Ok(())
+}
+
+#[test]
+fn bench_forensics_vs_python_names_what_is_missing() -> TestResult {
+    let bench = |python: &str| {
+        failure(ultracore(&[
+            "bench",
+            "forensics",
+            "--decisions",
+            "20",
+            "--runs",
+            "1",
+            "--vs-python",
+            python,
+        ]))
+    };
+    let e = bench("/nonexistent/python3");
+    assert!(
+        e.contains("cannot run /nonexistent/python3") && e.contains("scripts/bench-env.sh"),
+        "{e}"
+    );
+
+    // An interpreter whose import of shap fails the way Python's does.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir()?;
+        let python = dir.path().join("python");
+        std::fs::write(
+            &python,
+            "#!/bin/sh\necho \"ModuleNotFoundError: No module named 'shap'\" >&2\nexit 1\n",
+        )?;
+        std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755))?;
+        let e = bench(python.to_str().unwrap());
+        assert!(
+            e.contains("cannot import the Python module 'shap'")
+                && e.contains("scripts/bench-env.sh"),
+            "{e}"
+        );
+    }
     Ok(())
 }
