@@ -2,26 +2,14 @@
 //!
 //! Synthetic data comes from a fixed-seed factor model driven by SplitMix64
 //! and Box-Muller, so runs are reproducible without a random-number crate.
-//!
-//! Medians measured on the 2-core development machine with
-//! `cargo run --release -p ultracore-portfolio --example bench_optimize`
-//! (1,260 daily returns each):
-//!
-//! | assets | sample cov | Ledoit-Wolf | max Sharpe | efficient risk |
-//! |---|---|---|---|---|
-//! | 20 (S&P 500 sample) | 0.09 ms | 0.17 ms | 0.22 ms | 0.33 ms |
-//! | 100 (synthetic) | 1.3 ms | 3.0 ms | 1.0 ms | 1.2 ms |
-//! | 500 (synthetic) | 13 ms | 27 ms | 3.4 ms | 2.3 ms |
-//!
-//! The large universes are fast because of the working-set solve (see
-//! `optimizer/working_set.rs`); solving all 500 assets at once took about
-//! 150 ms (max Sharpe) and 800 ms (efficient risk).
+//! Figures, and the same work timed in PyPortfolioOpt and numpy in the same
+//! run (`--vs-python`), are in the README.
 
 use std::time::{Duration, Instant};
 
 use crate::{
-    ledoit_wolf, mean_historical_return, returns_from_prices, sample_cov, EfficientFrontier,
-    Matrix, Objective, Result,
+    exp_cov, frontier_targets, ledoit_wolf, mean_historical_return, returns_from_prices,
+    sample_cov, EfficientFrontier, Matrix, Objective, Result, DEFAULT_COV_SPAN,
 };
 
 /// What to measure.
@@ -35,15 +23,22 @@ pub struct BenchOptions {
     pub synthetic_observations: usize,
     /// PRNG seed for the synthetic universes.
     pub seed: u64,
+    /// Universes up to this many assets are optimized too; larger ones
+    /// only get the covariance estimators.
+    pub optimize_up_to_assets: usize,
+    /// Points of the efficient-frontier case (0: no frontier case).
+    pub frontier_points: usize,
 }
 
 impl Default for BenchOptions {
     fn default() -> Self {
         Self {
             runs: 21,
-            synthetic_assets: vec![100, 500],
+            synthetic_assets: vec![100, 500, 2000],
             synthetic_observations: 1260,
             seed: 42,
+            optimize_up_to_assets: 500,
+            frontier_points: 100,
         }
     }
 }
@@ -51,7 +46,8 @@ impl Default for BenchOptions {
 /// Timings of one case.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct BenchCase {
-    /// `"max-sharpe"`, `"efficient-risk"`, `"sample-covariance"`, `"ledoit-wolf"`.
+    /// `"sample-covariance"`, `"ledoit-wolf"`, `"exp-covariance"`,
+    /// `"max-sharpe"`, `"efficient-risk"`, `"frontier"`.
     pub case: String,
     /// Data set: `"real"` or `"synthetic"`.
     pub data: String,
@@ -65,7 +61,9 @@ pub struct BenchCase {
     /// Fastest run.
     #[serde(serialize_with = "ser_ms")]
     pub min: Duration,
-    /// Solver iterations (0 for estimators).
+    /// Timed runs.
+    pub runs: usize,
+    /// Solver iterations (0 for estimators; summed over a frontier's points).
     pub iterations: u32,
 }
 
@@ -73,70 +71,148 @@ fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok
     s.serialize_f64(d.as_secs_f64() * 1e3)
 }
 
-/// Runs every case on `real_prices` (if given; e.g. the shipped 20 S&P 500
-/// stocks, `observations × assets`) and on the synthetic universes.
+/// A universe to time: its name, data set and daily returns.
+#[derive(Debug, Clone)]
+pub struct Universe {
+    /// `"real-20"`, `"synthetic-500"`, …
+    pub name: String,
+    /// `"real"` or `"synthetic"`.
+    pub data: String,
+    /// `observations × assets` simple returns.
+    pub returns: Matrix,
+}
+
+/// The universes of a run: `real_prices` (if given; e.g. the shipped 20
+/// S&P 500 stocks, `observations × assets`) and the synthetic ones.
+pub fn universes(real_prices: Option<&Matrix>, options: &BenchOptions) -> Result<Vec<Universe>> {
+    let mut out = Vec::new();
+    if let Some(prices) = real_prices {
+        let returns = returns_from_prices(prices)?;
+        out.push(Universe {
+            name: format!("real-{}", returns.cols()),
+            data: "real".into(),
+            returns,
+        });
+    }
+    for &n in &options.synthetic_assets {
+        out.push(Universe {
+            name: format!("synthetic-{n}"),
+            data: "synthetic".into(),
+            returns: synthetic_returns(n, options.synthetic_observations, options.seed),
+        });
+    }
+    Ok(out)
+}
+
+/// Runs every case on every universe of [`universes`].
 pub fn bench_optimize(
     real_prices: Option<&Matrix>,
     options: &BenchOptions,
 ) -> Result<Vec<BenchCase>> {
     let mut out = Vec::new();
-    if let Some(prices) = real_prices {
-        let returns = returns_from_prices(prices)?;
-        out.extend(bench_universe(&returns, "real", options.runs)?);
-    }
-    for &n in &options.synthetic_assets {
-        let returns = synthetic_returns(n, options.synthetic_observations, options.seed);
-        out.extend(bench_universe(&returns, "synthetic", options.runs)?);
+    for u in universes(real_prices, options)? {
+        out.extend(bench_universe(&u, options)?);
     }
     Ok(out)
 }
 
-/// Cases for one universe: covariance estimation, max-Sharpe and
-/// efficient-risk (target 30 % of the way from the minimum-volatility
-/// portfolio's volatility to the maximum-return portfolio's).
-pub fn bench_universe(returns: &Matrix, data: &str, runs: usize) -> Result<Vec<BenchCase>> {
-    let runs = runs.max(1);
-    let (n, t) = (returns.cols(), returns.rows());
-    let case = |name: &str, (median, min, iterations): (Duration, Duration, u32)| BenchCase {
-        case: name.to_string(),
-        data: data.to_string(),
-        assets: n,
-        observations: t,
-        median,
-        min,
-        iterations,
-    };
-    let mut out = Vec::new();
-    out.push(case(
-        "sample-covariance",
-        time(runs, || sample_cov(returns).map(|_| 0))?,
-    ));
-    out.push(case(
-        "ledoit-wolf",
-        time(runs, || ledoit_wolf(returns).map(|_| 0))?,
-    ));
+/// The problems a universe is optimized on, built as the bench builds
+/// them (for a reference implementation to solve the same ones).
+#[derive(Debug, Clone)]
+pub struct Problems {
+    /// Mean historical returns (compounded) and the sample covariance.
+    pub frontier: EfficientFrontier,
+    /// Efficient risk's target: 30 % of the way from the minimum-volatility
+    /// portfolio's volatility to the maximum-return portfolio's.
+    pub efficient_risk_target: f64,
+    /// The frontier's target returns between its two ends.
+    pub frontier_targets: Vec<f64>,
+}
+
+/// See [`Problems`].
+pub fn problems(returns: &Matrix, frontier_points: usize) -> Result<Problems> {
     let mu = mean_historical_return(returns, true)?;
     let ef = EfficientFrontier::new(mu, sample_cov(returns)?)?;
+    let min = ef.min_volatility()?;
+    let max = ef.max_return()?;
+    let target = min.volatility + 0.3 * (max.volatility - min.volatility);
+    Ok(Problems {
+        efficient_risk_target: target,
+        frontier_targets: frontier_targets(
+            min.expected_return,
+            max.expected_return,
+            frontier_points.max(2),
+        ),
+        frontier: ef,
+    })
+}
+
+/// Cases for one universe: the covariance estimators, then (up to
+/// `optimize_up_to_assets`) max Sharpe, efficient risk (see [`Problems`])
+/// and the efficient frontier of `frontier_points` points in one call.
+pub fn bench_universe(u: &Universe, options: &BenchOptions) -> Result<Vec<BenchCase>> {
+    let returns = &u.returns;
+    let runs = options.runs.max(1);
+    let (n, t) = (returns.cols(), returns.rows());
+    let case =
+        |name: &str, (median, min, runs, iterations): (Duration, Duration, usize, u32)| BenchCase {
+            case: name.to_string(),
+            data: u.data.clone(),
+            assets: n,
+            observations: t,
+            median,
+            min,
+            runs,
+            iterations,
+        };
+    let mut out = vec![
+        case(
+            "sample-covariance",
+            time(runs, || sample_cov(returns).map(|_| 0))?,
+        ),
+        case(
+            "ledoit-wolf",
+            time(runs, || ledoit_wolf(returns).map(|_| 0))?,
+        ),
+        case(
+            "exp-covariance",
+            time(runs, || exp_cov(returns, DEFAULT_COV_SPAN).map(|_| 0))?,
+        ),
+    ];
+    if n > options.optimize_up_to_assets {
+        return Ok(out);
+    }
+    let p = problems(returns, options.frontier_points)?;
+    let ef = &p.frontier;
     out.push(case(
         "max-sharpe",
         time(runs, || {
             ef.optimize(Objective::MaxSharpe).map(|p| p.iterations)
         })?,
     ));
-    let lo = ef.min_volatility()?.volatility;
-    let hi = ef.max_return()?.volatility;
-    let target = lo + 0.3 * (hi - lo);
     let objective = Objective::EfficientRisk {
-        target_volatility: target,
+        target_volatility: p.efficient_risk_target,
     };
     out.push(case(
         "efficient-risk",
         time(runs, || ef.optimize(objective).map(|p| p.iterations))?,
     ));
+    if options.frontier_points >= 2 {
+        out.push(case(
+            "frontier",
+            time(runs.min(7), || {
+                ef.frontier(options.frontier_points)
+                    .map(|f| f.points.len() as u32)
+            })?,
+        ));
+    }
     Ok(out)
 }
 
-fn time(runs: usize, mut f: impl FnMut() -> Result<u32>) -> Result<(Duration, Duration, u32)> {
+fn time(
+    runs: usize,
+    mut f: impl FnMut() -> Result<u32>,
+) -> Result<(Duration, Duration, usize, u32)> {
     let mut iterations = f()?; // warm-up: page in code and allocator state
     let mut samples = Vec::with_capacity(runs);
     for _ in 0..runs {
@@ -145,7 +221,7 @@ fn time(runs: usize, mut f: impl FnMut() -> Result<u32>) -> Result<(Duration, Du
         samples.push(start.elapsed());
     }
     samples.sort();
-    Ok((samples[samples.len() / 2], samples[0], iterations))
+    Ok((samples[samples.len() / 2], samples[0], runs, iterations))
 }
 
 /// SplitMix64: tiny, fast and good enough for test data; the one seeded

@@ -71,7 +71,7 @@ pub use expected_returns::{
     capm_return, ema_historical_return, estimate_expected_returns, mean_historical_return,
     ExpectedReturnsMethod, DEFAULT_EMA_SPAN,
 };
-pub use frontier::{Frontier, FrontierPoint};
+pub use frontier::{frontier_targets, Frontier, FrontierPoint};
 pub use matrix::Matrix;
 pub use metrics::{
     annual_return, annual_volatility, beta, calmar_ratio, conditional_value_at_risk,

@@ -296,9 +296,7 @@ impl EfficientFrontier {
 
     /// The minimum-volatility portfolio.
     pub fn min_volatility(&self) -> Result<OptimizedPortfolio> {
-        let sol = self
-            .quadratic_program(Objective::MinVolatility)
-            .solve(&self.settings, self.assets())?;
+        let (sol, _) = self.quadratic_solution(Objective::MinVolatility, &[])?;
         self.finish(Objective::MinVolatility, sol)
     }
 
@@ -400,6 +398,25 @@ impl EfficientFrontier {
             .solve(&self.settings, self.assets())
     }
 
+    /// A quadratic objective's solution, on a working set when the
+    /// universe is large (seeded with `warm` too), and the assets holding
+    /// weight when it was.
+    fn quadratic_solution(
+        &self,
+        objective: Objective,
+        warm: &[usize],
+    ) -> Result<(Solution, Vec<usize>)> {
+        if self.screen() {
+            if let Some(out) = working_set::quadratic(self, objective, warm)? {
+                return Ok(out);
+            }
+        }
+        let sol = self
+            .quadratic_program(objective)
+            .solve(&self.settings, self.assets())?;
+        Ok((sol, Vec::new()))
+    }
+
     /// The program of an objective without a volatility cone (every one
     /// but efficient risk, which gets the min-volatility program here).
     /// Max Sharpe's variables are `x = (y, k)`.
@@ -458,6 +475,17 @@ impl EfficientFrontier {
     }
 
     pub(crate) fn efficient_return(&self, target: f64) -> Result<OptimizedPortfolio> {
+        self.efficient_return_from(target, &[]).map(|(p, _)| p)
+    }
+
+    /// Efficient return, seeding a working set (large universes) with the
+    /// assets `warm`; returns the assets holding weight too, for the next
+    /// point of a frontier.
+    pub(crate) fn efficient_return_from(
+        &self,
+        target: f64,
+        warm: &[usize],
+    ) -> Result<(OptimizedPortfolio, Vec<usize>)> {
         if !target.is_finite() {
             return Err(Error::InvalidParameter {
                 name: "target return",
@@ -469,9 +497,7 @@ impl EfficientFrontier {
         let objective = Objective::EfficientReturn {
             target_return: target,
         };
-        let sol = self
-            .quadratic_program(objective)
-            .solve(&self.settings, self.assets())?;
+        let (sol, support) = self.quadratic_solution(objective, warm)?;
         if !is_solved(sol.status) {
             let max = self.max_return()?;
             if target > max.expected_return {
@@ -481,7 +507,7 @@ impl EfficientFrontier {
                 });
             }
         }
-        self.finish(objective, sol)
+        Ok((self.finish(objective, sol)?, support))
     }
 
     fn max_quadratic_utility(&self, delta: f64) -> Result<OptimizedPortfolio> {
@@ -496,9 +522,7 @@ impl EfficientFrontier {
         let objective = Objective::MaxQuadraticUtility {
             risk_aversion: delta,
         };
-        let sol = self
-            .quadratic_program(objective)
-            .solve(&self.settings, self.assets())?;
+        let (sol, _) = self.quadratic_solution(objective, &[])?;
         self.finish(objective, sol)
     }
 

@@ -360,9 +360,14 @@ fn bench_runs_on_a_small_synthetic_universe() -> TestResult {
         synthetic_assets: vec![15],
         synthetic_observations: 300,
         seed: 7,
+        optimize_up_to_assets: 15,
+        frontier_points: 10,
     };
     let cases = bench::bench_optimize(None, &options)?;
-    assert_eq!(cases.len(), 4);
+    assert_eq!(cases.len(), 6);
+    assert!(cases
+        .iter()
+        .any(|c| c.case == "frontier" && c.iterations == 10));
     assert!(cases
         .iter()
         .any(|c| c.case == "efficient-risk" && c.iterations > 0));
@@ -400,11 +405,48 @@ fn working_set_matches_the_full_problem() -> TestResult {
             assert!((x - y).abs() < 1e-4, "{x} vs {y}");
         }
     }
-    let a = ws.optimize(Objective::MaxSharpe)?;
-    let b = full.optimize(Objective::MaxSharpe)?;
-    assert_close("max Sharpe", a.sharpe, b.sharpe, 1e-7, 1e-6);
-    for (x, y) in a.weights.iter().zip(&b.weights) {
-        assert!((x - y).abs() < 1e-4, "{x} vs {y}");
+    let lo_ret = ws.min_volatility()?.expected_return;
+    let hi_ret = ws.max_return()?.expected_return;
+    for objective in [
+        Objective::MaxSharpe,
+        Objective::MinVolatility,
+        Objective::EfficientReturn {
+            target_return: lo_ret + 0.5 * (hi_ret - lo_ret),
+        },
+        Objective::MaxQuadraticUtility { risk_aversion: 3.0 },
+    ] {
+        let a = ws.optimize(objective)?;
+        let b = full.optimize(objective)?;
+        assert_close(
+            &format!("{objective:?}"),
+            a.objective_value,
+            b.objective_value,
+            1e-7,
+            1e-6,
+        );
+        for (x, y) in a.weights.iter().zip(&b.weights) {
+            assert!((x - y).abs() < 1e-4, "{objective:?}: {x} vs {y}");
+        }
+    }
+    // The frontier's sweep (working sets seeded from the point before, runs
+    // on several threads) gives each point the optimum of its own solve.
+    let swept = ws.frontier(12)?;
+    let alone = full.frontier(12)?;
+    for (a, b) in swept.points.iter().zip(&alone.points) {
+        assert_close(
+            "frontier return",
+            a.expected_return,
+            b.expected_return,
+            1e-7,
+            1e-6,
+        );
+        assert_close(
+            "frontier volatility",
+            a.volatility,
+            b.volatility,
+            1e-6,
+            1e-6,
+        );
     }
     let err = ws
         .optimize(Objective::EfficientRisk {

@@ -20,7 +20,7 @@
 //! and the caller solves the full problem.
 
 use super::problem::{is_solved, Solution};
-use super::EfficientFrontier;
+use super::{EfficientFrontier, Objective};
 use crate::{Matrix, Result};
 
 /// Assets picked by each seeding rule.
@@ -34,13 +34,49 @@ const MAX_ROUNDS: usize = 12;
 const TOL: f64 = 1e-8;
 
 pub(super) fn efficient_risk(ef: &EfficientFrontier, target: f64) -> Result<Option<Solution>> {
-    grow(
+    let out = grow(
         ef,
         0,
+        &[],
         &|sub| sub.efficient_risk_solution(target),
         &|sol, sw, i| {
             let soc = sol.soc_start?;
             Some(-ef.mu[i] + sol.z[0] + sol.z[soc] * sw / target)
+        },
+    )?;
+    Ok(out.map(|(sol, _)| sol))
+}
+
+/// Min volatility, efficient return and max quadratic utility (the
+/// programs of `EfficientFrontier::quadratic_program`): for `i ∉ S`,
+/// `g_i = s (Σ w)_i + q_i + z_sum − z_ret μ_i`, with `s` the quadratic's
+/// scale (2, or the risk aversion), `q_i = −μ_i` for utility (else 0),
+/// `z_sum` the dual of `Σ w = 1` (the first row) and `z_ret` that of
+/// `−μᵀw ≤ −r` (the last row, efficient return only). `warm` adds the
+/// assets of an earlier solution (the frontier's previous point) to the
+/// seeds; the final working set comes back with the solution.
+pub(super) fn quadratic(
+    ef: &EfficientFrontier,
+    objective: Objective,
+    warm: &[usize],
+) -> Result<Option<(Solution, Vec<usize>)>> {
+    let (scale, linear, ret) = match objective {
+        Objective::MinVolatility => (2.0, 0.0, false),
+        Objective::EfficientReturn { .. } => (2.0, 0.0, true),
+        Objective::MaxQuadraticUtility { risk_aversion } => (risk_aversion, -1.0, false),
+        Objective::MaxSharpe | Objective::EfficientRisk { .. } => return Ok(None),
+    };
+    grow(
+        ef,
+        0,
+        warm,
+        &|sub| {
+            sub.quadratic_program(objective)
+                .solve(&sub.settings, sub.assets())
+        },
+        &|sol, sw, i| {
+            let z_ret = if ret { *sol.z.last()? } else { 0.0 };
+            Some(scale * sw + linear * ef.mu[i] + sol.z.first()? - z_ret * ef.mu[i])
         },
     )
 }
@@ -50,9 +86,14 @@ pub(super) fn efficient_risk(ef: &EfficientFrontier, target: f64) -> Result<Opti
 /// and `z_sum` the duals of `(μ − R_f)ᵀy = 1` and `Σ y − k = 0`.
 pub(super) fn max_sharpe(ef: &EfficientFrontier) -> Result<Option<Solution>> {
     let rf = ef.risk_free_rate;
-    grow(ef, 1, &|sub| sub.max_sharpe_solution(), &|sol, sy, i| {
-        Some(2.0 * sy + sol.z[0] * (ef.mu[i] - rf) + sol.z[1])
-    })
+    let out = grow(
+        ef,
+        1,
+        &[],
+        &|sub| sub.max_sharpe_solution(),
+        &|sol, sy, i| Some(2.0 * sy + sol.z[0] * (ef.mu[i] - rf) + sol.z[1]),
+    )?;
+    Ok(out.map(|(sol, _)| sol))
 }
 
 /// The reduced cost of an excluded asset, from the restricted solution and
@@ -65,9 +106,10 @@ type ReducedCost<'a> = dyn Fn(&Solution, f64, usize) -> Option<f64> + 'a;
 fn grow(
     ef: &EfficientFrontier,
     extra: usize,
+    warm: &[usize],
     solve: &dyn Fn(&EfficientFrontier) -> Result<Solution>,
     reduced_cost: &ReducedCost<'_>,
-) -> Result<Option<Solution>> {
+) -> Result<Option<(Solution, Vec<usize>)>> {
     let n = ef.assets();
     let mu = &ef.mu;
     let sd: Vec<f64> = ef
@@ -89,6 +131,9 @@ fn grow(
     seed(&|i| mu[i]);
     seed(&|i| mu[i] / sd[i].max(1e-300));
     seed(&|i| -sd[i]);
+    for &i in warm.iter().filter(|&&i| i < n) {
+        in_set[i] = true;
+    }
     let mut iterations = 0;
     for _ in 0..MAX_ROUNDS {
         let idx: Vec<usize> = (0..n).filter(|&i| in_set[i]).collect();
@@ -119,13 +164,22 @@ fn grow(
                 x[i] = *wi;
             }
             x[n..].copy_from_slice(&sol.x[m..m + extra]);
-            return Ok(Some(Solution {
-                x,
-                z: Vec::new(),
-                soc_start: None,
-                status: sol.status,
-                iterations,
-            }));
+            let support = idx
+                .iter()
+                .zip(w)
+                .filter(|(_, wi)| **wi > TOL)
+                .map(|(&i, _)| i)
+                .collect();
+            return Ok(Some((
+                Solution {
+                    x,
+                    z: Vec::new(),
+                    soc_start: None,
+                    status: sol.status,
+                    iterations,
+                },
+                support,
+            )));
         }
         violators.sort_by(|a, b| a.0.total_cmp(&b.0));
         for &(_, i) in violators.iter().take(ADD) {
