@@ -43,11 +43,15 @@ pub enum BenchCommand {
     ///
     /// Example: ultracore bench log --backend embedded --events 1000000 --size 200 --json
     Log(log::LogBench),
-    /// Median solve time of max-Sharpe and efficient-risk on 20 real assets
-    /// (the shipped S&P 500 sample, last 1,261 days) and on 100 and 500
-    /// synthetic assets (drawn from --seed), plus covariance estimation time.
+    /// Covariance estimators (sample, Ledoit-Wolf, exponentially weighted),
+    /// max Sharpe, efficient risk and the 100-point efficient frontier on 20
+    /// real assets (the shipped S&P 500 sample, last 1,261 days) and on
+    /// 100, 500 and 2,000 synthetic assets (drawn from --seed; 2,000: the
+    /// estimators only); with --vs-python, numpy and PyPortfolioOpt on the
+    /// same returns in the same run, as ratios.
     ///
     /// Example: ultracore bench optimize --json
+    /// Example: ultracore bench optimize --vs-python
     Optimize(optimize::OptimizeBench),
     /// Event sourcing: aggregate load time with and without snapshots,
     /// projection catch-up rate into SQLite, command round trip p99.
@@ -55,9 +59,11 @@ pub enum BenchCommand {
     /// Example: ultracore bench es --json
     Es(es::EsBench),
     /// SHAP time per trading decision (three regime specialists) for the
-    /// exact and the fast algorithm, against shap's TreeExplainer.
+    /// exact and the fast algorithm; with --vs-python, against shap's
+    /// TreeExplainer and XGBoost's pred_contribs timed in the same run.
     ///
     /// Example: ultracore bench forensics --json
+    /// Example: ultracore bench forensics --vs-python
     ///
     /// With --pipeline: the forensics service end to end on the embedded
     /// log (decisions/s from log to store, lag under a sustained offered

@@ -417,13 +417,31 @@ fn bench_takes_a_seed_for_its_synthetic_inputs() {
         let out = ok(ultracore(
             dir.path(),
             &[
-                "bench", "--seed", seed, "optimize", "--runs", "1", "--prices", &prices, "--json",
+                "bench",
+                "--seed",
+                seed,
+                "optimize",
+                "--runs",
+                "1",
+                "--assets",
+                "30",
+                "--frontier-points",
+                "5",
+                "--prices",
+                &prices,
+                "--json",
             ],
         ));
         let v: Value = serde_json::from_str(out.trim()).unwrap();
-        v.as_array().unwrap().len()
+        v["cases"].as_array().unwrap().clone()
     };
-    assert!(run("7") > 0);
+    let cases = run("7");
+    // 20 real and 30 synthetic assets: three estimators, max Sharpe,
+    // efficient risk and the frontier each.
+    assert_eq!(cases.len(), 12, "{cases:?}");
+    assert!(cases
+        .iter()
+        .any(|c| c["case"] == "frontier" && c["assets"] == 30 && c["iterations"] == 5));
     let bad = ultracore(dir.path(), &["bench", "--seed", "x", "optimize"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--seed"));
