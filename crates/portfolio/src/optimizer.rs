@@ -464,6 +464,11 @@ impl EfficientFrontier {
     /// Efficient risk over all assets at once.
     fn efficient_risk_solution(&self, target: f64) -> Result<Solution> {
         let n = self.assets();
+        if self.gamma == 0.0 && n <= self.settings.dense_up_to_variables {
+            if let Some(sol) = self.efficient_risk_dense(target) {
+                return Ok(sol);
+            }
+        }
         let mut p = self.program();
         for (j, m) in self.mu.iter().enumerate() {
             p.set_linear(j, -m);
@@ -472,6 +477,105 @@ impl EfficientFrontier {
         let ft = factor::covariance_factor(&self.cov);
         p.norm_le(&ft, n, target);
         p.solve(&self.settings, n)
+    }
+
+    /// Efficient risk without the cone, for small problems without an L2
+    /// penalty: where the volatility limit binds, the optimum maximises the
+    /// utility `μᵀw − δ/2 wᵀΣw` for the `δ` whose solution has volatility
+    /// `σ` exactly (the KKT conditions of both problems coincide with
+    /// `δ = 2κ`, `κ` the limit's multiplier). On the utility's active set
+    /// the weights are affine in `t = 1/δ` (`w = w₀ + t w₁`, from the
+    /// equality-constrained KKT system), so the variance is a quadratic in
+    /// `t` and `σ²` is hit exactly; the dense solver then solves the
+    /// utility at that `δ`, and when its active set changed the step is
+    /// taken again from there. `None` (clarabel takes over) when it does
+    /// not settle or anything is degenerate, and when the limit does not
+    /// bind (the target is above the maximum return's volatility).
+    fn efficient_risk_dense(&self, target: f64) -> Option<Solution> {
+        const ROUNDS: usize = 30;
+        let n = self.assets();
+        let mu = &self.mu;
+        let spread = mu.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b))
+            - mu.iter().fold(f64::INFINITY, |a, &b| a.min(b));
+        let asset_vol = (self.cov.diagonal().iter().sum::<f64>() / n as f64).sqrt();
+        let mut delta = (spread / asset_vol / target).max(1e-6);
+        // The volatility falls as δ grows: δ below `riskier` gives more
+        // than σ, above `safer` less. Steps leaving that bracket bisect it.
+        let (mut riskier, mut safer) = (0.0f64, f64::INFINITY);
+        for _ in 0..ROUNDS {
+            if !(delta.is_finite() && delta > 0.0) {
+                return None;
+            }
+            let program = self.quadratic_program(Objective::MaxQuadraticUtility {
+                risk_aversion: delta,
+            });
+            let d = program.dense()?;
+            let mut sol = dense::solve(&program)?;
+            let w = &sol.x[..n];
+            let vol = self.cov.quad_form(w).ok()?.max(0.0).sqrt();
+            if (vol - target).abs() <= 1e-11 * target {
+                // The cone's multiplier: clarabel's scalar dual z₀ = δσ.
+                let rows = sol.z.len();
+                sol.z.push(delta * target);
+                sol.z.extend(std::iter::repeat_n(0.0, n));
+                sol.soc_start = Some(rows);
+                return Some(sol);
+            }
+            if vol > target {
+                riskier = riskier.max(delta);
+            } else {
+                safer = safer.min(delta);
+            }
+            let bisect = || match safer.is_finite() {
+                true if riskier > 0.0 => (riskier * safer).sqrt(),
+                true => safer / 4.0,
+                false => riskier * 4.0,
+            };
+            // The affine piece of the active set: rows with a positive
+            // multiplier and every equality.
+            let active: Vec<usize> = (0..d.b.len())
+                .filter(|&r| r < d.eq || sol.z[r] > 0.0)
+                .collect();
+            let k = active.len();
+            let size = n + k;
+            let mut kkt = nalgebra::DMatrix::<f64>::zeros(size, size);
+            for i in 0..n {
+                for j in 0..n {
+                    kkt[(i, j)] = self.cov.get(i, j);
+                }
+            }
+            for (a, &r) in active.iter().enumerate() {
+                for j in 0..n {
+                    kkt[(n + a, j)] = d.a[r * n + j];
+                    kkt[(j, n + a)] = d.a[r * n + j];
+                }
+            }
+            let mut rhs = nalgebra::DMatrix::<f64>::zeros(size, 2);
+            for (a, &r) in active.iter().enumerate() {
+                rhs[(n + a, 0)] = d.b[r];
+            }
+            for (j, m) in mu.iter().enumerate() {
+                rhs[(j, 1)] = *m;
+            }
+            let sol2 = kkt.lu().solve(&rhs)?;
+            let w0: Vec<f64> = (0..n).map(|j| sol2[(j, 0)]).collect();
+            let w1: Vec<f64> = (0..n).map(|j| sol2[(j, 1)]).collect();
+            let s1 = self.cov.mul_vec(&w1).ok()?;
+            let a = self.cov.quad_form(&w0).ok()?;
+            let b: f64 = w0.iter().zip(&s1).map(|(x, y)| x * y).sum();
+            let c: f64 = w1.iter().zip(&s1).map(|(x, y)| x * y).sum();
+            let disc = b * b - c * (a - target * target);
+            let t = (-b + disc.max(0.0).sqrt()) / c;
+            let next = 1.0 / t;
+            // No root on this piece (it pins the weights, or its variance
+            // never reaches σ²): move towards σ within the bracket.
+            delta = if c > 0.0 && disc >= 0.0 && next > riskier && next < safer {
+                next
+            } else {
+                bisect()
+            };
+        }
+        None
     }
 
     pub(crate) fn efficient_return(&self, target: f64) -> Result<OptimizedPortfolio> {
@@ -694,9 +798,45 @@ mod tests {
                     );
                     checked += 1;
                 }
+                // Efficient risk through the utility (no L2 penalty): the
+                // same optimum as clarabel's cone, the limit hit exactly.
+                let lo_vol = ef.min_volatility().unwrap().volatility;
+                let hi_vol = ef.max_return().unwrap().volatility;
+                for frac in [0.05, 0.4, 0.9] {
+                    let target = lo_vol + frac * (hi_vol - lo_vol);
+                    let what = format!("{n} assets, {label}, efficient risk {target}");
+                    let objective = Objective::EfficientRisk {
+                        target_volatility: target,
+                    };
+                    let a = ef.optimize(objective).unwrap();
+                    let b = clarabel.optimize(objective).unwrap();
+                    if ef.gamma == 0.0 {
+                        assert!(
+                            ef.efficient_risk_dense(target).is_some(),
+                            "{what}: declined"
+                        );
+                        assert!(
+                            (a.volatility - target).abs() < 1e-10 * target,
+                            "{what}: {}",
+                            a.volatility
+                        );
+                    }
+                    let rel = (a.objective_value - b.objective_value).abs()
+                        / b.objective_value.abs().max(1e-12);
+                    assert!(
+                        rel < 1e-7,
+                        "{what}: objective {} vs {}",
+                        a.objective_value,
+                        b.objective_value
+                    );
+                    for (i, (x, y)) in a.weights.iter().zip(&b.weights).enumerate() {
+                        assert!((x - y).abs() < 1e-5, "{what}: weight {i}: {x} vs {y}");
+                    }
+                    checked += 1;
+                }
             }
         }
-        assert_eq!(checked, 48);
+        assert_eq!(checked, 48 + 36);
     }
 
     /// Stationarity `Gx + c + Aᵀz = 0`, primal feasibility, dual
