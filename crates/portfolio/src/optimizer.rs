@@ -567,6 +567,41 @@ impl EfficientFrontier {
             let disc = b * b - c * (a - target * target);
             let t = (-b + disc.max(0.0).sqrt()) / c;
             let next = 1.0 / t;
+            if c > 0.0 && disc >= 0.0 && t > 0.0 {
+                // Where the piece still holds at t (the other rows satisfied,
+                // the active inequalities' multipliers z = y/t non-negative)
+                // its point is the optimum: no second solve.
+                let x: Vec<f64> = w0.iter().zip(&w1).map(|(p, q)| p + t * q).collect();
+                let mut z = vec![0.0; d.b.len()];
+                for (a, &r) in active.iter().enumerate() {
+                    z[r] = (sol2[(n + a, 0)] + t * sol2[(n + a, 1)]) / t;
+                }
+                let holds = (0..d.b.len()).all(|r| {
+                    let ax: f64 = (0..n).map(|j| d.a[r * n + j] * x[j]).sum();
+                    let scale = 1.0 + d.b[r].abs();
+                    match (r < d.eq, active.contains(&r)) {
+                        (true, _) => true,
+                        (false, true) => z[r] >= -1e-12 * scale,
+                        (false, false) => ax <= d.b[r] + 1e-12 * scale,
+                    }
+                });
+                if holds {
+                    // Inequality multipliers within rounding of zero, at zero.
+                    for v in z.iter_mut().skip(d.eq) {
+                        *v = v.max(0.0);
+                    }
+                    let rows = z.len();
+                    z.push(next * target);
+                    z.extend(std::iter::repeat_n(0.0, n));
+                    return Some(Solution {
+                        x,
+                        z,
+                        soc_start: Some(rows),
+                        status: sol.status,
+                        iterations: sol.iterations,
+                    });
+                }
+            }
             // No root on this piece (it pins the weights, or its variance
             // never reaches σ²): move towards σ within the bracket.
             delta = if c > 0.0 && disc >= 0.0 && next > riskier && next < safer {
