@@ -819,18 +819,7 @@ mod tests {
                     let sol = dense::solve(&program).unwrap_or_else(|| panic!("{what}: declined"));
                     assert_kkt(&what, &dense_data, &sol);
                     let a = ef.optimize(objective).unwrap();
-                    let b = clarabel.optimize(objective).unwrap();
-                    for (i, (x, y)) in a.weights.iter().zip(&b.weights).enumerate() {
-                        assert!((x - y).abs() < 1e-5, "{what}: weight {i}: {x} vs {y}");
-                    }
-                    let rel = (a.objective_value - b.objective_value).abs()
-                        / b.objective_value.abs().max(1e-12);
-                    assert!(
-                        rel < 1e-7,
-                        "{what}: objective {} vs {}",
-                        a.objective_value,
-                        b.objective_value
-                    );
+                    assert_same_optimum(&what, &a, &clarabel.optimize(objective).unwrap());
                     checked += 1;
                 }
                 // Efficient risk through the utility (no L2 penalty): the
@@ -856,22 +845,27 @@ mod tests {
                             a.volatility
                         );
                     }
-                    let rel = (a.objective_value - b.objective_value).abs()
-                        / b.objective_value.abs().max(1e-12);
-                    assert!(
-                        rel < 1e-7,
-                        "{what}: objective {} vs {}",
-                        a.objective_value,
-                        b.objective_value
-                    );
-                    for (i, (x, y)) in a.weights.iter().zip(&b.weights).enumerate() {
-                        assert!((x - y).abs() < 1e-5, "{what}: weight {i}: {x} vs {y}");
-                    }
+                    assert_same_optimum(&what, &a, &b);
                     checked += 1;
                 }
             }
         }
         assert_eq!(checked, 48 + 36);
+    }
+
+    /// The same weights (1e-5) and objective (1e-7 relative).
+    fn assert_same_optimum(what: &str, a: &OptimizedPortfolio, b: &OptimizedPortfolio) {
+        for (i, (x, y)) in a.weights.iter().zip(&b.weights).enumerate() {
+            assert!((x - y).abs() < 1e-5, "{what}: weight {i}: {x} vs {y}");
+        }
+        let rel =
+            (a.objective_value - b.objective_value).abs() / b.objective_value.abs().max(1e-12);
+        assert!(
+            rel < 1e-7,
+            "{what}: objective {} vs {}",
+            a.objective_value,
+            b.objective_value
+        );
     }
 
     /// Stationarity `Gx + c + Aᵀz = 0`, primal feasibility, dual
