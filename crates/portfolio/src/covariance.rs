@@ -54,7 +54,7 @@ const PARALLEL_FROM: usize = 4_000_000;
 const BANDS_FROM: usize = 1_000_000_000;
 
 /// `α (X − 1x̄ᵀ)ᵀ D (X − 1x̄ᵀ)` of a `T × n` row-major matrix `X` with
-/// column means `x̄` and `D = diag(weights)` (all ones when `None`): the
+/// column means `x̄` (`means`: Ledoit-Wolf uses them again) and `D = diag(weights)` (all ones when `None`): the
 /// (weighted) centred cross-product, symmetric `n × n`, through faer's
 /// SIMD GEMM (AVX-512 where the CPU has it). Only the lower triangle is
 /// computed (half the multiply-adds) and mirrored, so the result is
@@ -65,9 +65,8 @@ const BANDS_FROM: usize = 1_000_000_000;
 /// rounding what the means take of the raw second moments, nothing for
 /// returns (a mean far below its volatility); a column whose mean exceeds
 /// its standard deviation is centred first instead.
-fn centred_gram(x: &Matrix, weights: Option<&[f64]>, alpha: f64) -> Matrix {
+fn centred_gram(x: &Matrix, means: &[f64], weights: Option<&[f64]>, alpha: f64) -> Matrix {
     let (t, n) = (x.rows(), x.cols());
-    let means = column_means(x);
     let mut out = vec![0.0; n * n];
     if weights.is_none() {
         lower_product(x.as_slice(), t, n, alpha, &mut out);
@@ -75,17 +74,17 @@ fn centred_gram(x: &Matrix, weights: Option<&[f64]>, alpha: f64) -> Matrix {
         // deviation when T x̄_i² ≤ Σ_t x_ti² / 2.
         let tf = t as f64;
         if (0..n).all(|i| alpha * tf * means[i] * means[i] <= 0.5 * out[i * n + i]) {
-            centre_and_mirror(&mut out, n, &means, alpha * tf);
+            centre_and_mirror(&mut out, n, means, alpha * tf);
             return Matrix::from_row_major(n, n, out).unwrap_or_else(|_| Matrix::zeros(n, n));
         }
     }
     let mut centred = Vec::with_capacity(t * n);
     for r in 0..t {
         let s = weights.map_or(1.0, |w| w[r].sqrt());
-        centred.extend(x.row(r).iter().zip(&means).map(|(v, m)| (v - m) * s));
+        centred.extend(x.row(r).iter().zip(means).map(|(v, m)| (v - m) * s));
     }
     lower_product(&centred, t, n, alpha, &mut out);
-    centre_and_mirror(&mut out, n, &means, 0.0);
+    centre_and_mirror(&mut out, n, means, 0.0);
     Matrix::from_row_major(n, n, out).unwrap_or_else(|_| Matrix::zeros(n, n))
 }
 
@@ -187,7 +186,8 @@ fn centre_and_mirror(out: &mut [f64], n: usize, m: &[f64], c: f64) {
 
 /// Un-annualised sample covariance (`T − 1` denominator).
 pub(crate) fn raw_sample_cov(returns: &Matrix) -> Matrix {
-    centred_gram(returns, None, 1.0 / (returns.rows() as f64 - 1.0))
+    let means = column_means(returns);
+    centred_gram(returns, &means, None, 1.0 / (returns.rows() as f64 - 1.0))
 }
 
 /// Sample covariance, PyPortfolioOpt `sample_cov`:
@@ -195,7 +195,7 @@ pub(crate) fn raw_sample_cov(returns: &Matrix) -> Matrix {
 pub fn sample_cov(returns: &Matrix) -> Result<Matrix> {
     check_returns(returns, 2)?;
     let alpha = PERIODS_PER_YEAR / (returns.rows() as f64 - 1.0);
-    Ok(centred_gram(returns, None, alpha))
+    Ok(centred_gram(returns, &column_means(returns), None, alpha))
 }
 
 /// Ledoit-Wolf shrinkage towards a scaled identity, PyPortfolioOpt
@@ -213,10 +213,10 @@ pub fn sample_cov(returns: &Matrix) -> Result<Matrix> {
 pub fn ledoit_wolf(returns: &Matrix) -> Result<(Matrix, f64)> {
     check_returns(returns, 2)?;
     let (t, n) = (returns.rows() as f64, returns.cols());
-    let g = centred_gram(returns, None, 1.0);
+    let means = column_means(returns);
+    let g = centred_gram(returns, &means, None, 1.0);
     // Σ_ij ((X∘X)ᵀ(X∘X))_ij = Σ_t (Σ_i x_ti²)²: one pass over X instead
     // of a second n × n product.
-    let means = column_means(returns);
     let beta_raw: f64 = (0..returns.rows())
         .map(|r| {
             let row = returns.row(r);
@@ -276,6 +276,7 @@ pub fn exp_cov(returns: &Matrix, span: f64) -> Result<Matrix> {
     let den: f64 = weights.iter().sum();
     Ok(centred_gram(
         returns,
+        &column_means(returns),
         Some(&weights),
         PERIODS_PER_YEAR / den,
     ))
@@ -320,7 +321,7 @@ mod tests {
                 })
                 .collect();
             let x = Matrix::from_row_major(300, 7, data).unwrap();
-            let got = centred_gram(&x, None, 1.0 / 299.0);
+            let got = centred_gram(&x, &column_means(&x), None, 1.0 / 299.0);
             assert_close(label, got.as_slice(), &naive(&x, 1.0 / 299.0));
         }
     }

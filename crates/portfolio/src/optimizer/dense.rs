@@ -48,14 +48,7 @@ pub(crate) fn solve(p: &Program) -> Option<Solution> {
     let (n, m) = (full.n, full.b.len());
     // Variables without a quadratic term, each eliminated through an
     // equality row holding it: x_j = (b_r − Σ_{i≠j} a_ri x_i) / a_rj.
-    let mut d = Dense {
-        n,
-        g: full.g.clone(),
-        c: full.c.clone(),
-        a: full.a.clone(),
-        b: full.b.clone(),
-        eq: full.eq,
-    };
+    let mut d = full.clone();
     let mut eliminated: Vec<(usize, usize, Vec<f64>, f64)> = Vec::new(); // (var, row, row then, rhs then)
     for j in 0..n {
         if (0..n).any(|i| d.g[i * n + j] != 0.0) {
