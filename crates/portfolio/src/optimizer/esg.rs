@@ -480,6 +480,53 @@ impl<'a> EsgOptimizer<'a> {
         })
     }
 
+    /// The weights of `objective` under every constraint, without the
+    /// report [`EsgOptimizer::optimize`] builds around them (figures, the
+    /// unconstrained comparison) and without cancelling small trades: for
+    /// callers that solve many programs and need only the portfolio.
+    pub fn weights(&self, objective: EsgObjective) -> Result<Vec<f64>> {
+        validate_objective(objective)?;
+        let sol = self.solve(objective, Parts::ALL)?;
+        Ok(sol.x[..self.n()].to_vec())
+    }
+
+    /// The feasible portfolio closest to `target` in the Euclidean norm:
+    /// `min ‖w − target‖²` under every constraint. Projects a heuristic
+    /// allocation (1/N, inverse volatility) onto the request's constraints.
+    pub fn closest(&self, target: &[f64]) -> Result<Vec<f64>> {
+        if target.len() != self.n() {
+            return Err(Error::DimensionMismatch {
+                what: "target weights",
+                expected: self.n(),
+                got: target.len(),
+            });
+        }
+        if let Some(&v) = target.iter().find(|v| !v.is_finite()) {
+            return Err(Error::InvalidParameter {
+                name: "target weight",
+                value: v,
+                reason: "target weights must be finite",
+                constraint: None,
+            });
+        }
+        let mut p = self.program(None, Parts::ALL);
+        p.add_diagonal(self.n(), 2.0);
+        for (i, t) in target.iter().enumerate() {
+            p.set_linear(i, -2.0 * t);
+        }
+        let sol = p.solve(&self.settings, self.n())?;
+        if is_solved(sol.status) {
+            return Ok(sol.x[..self.n()].to_vec());
+        }
+        if let Some((constraint, reason)) = self.diagnose(Parts::ALL)? {
+            return Err(Error::InfeasibleConstraints { constraint, reason });
+        }
+        Err(Error::Solver {
+            status: format!("{:?}", sol.status),
+            iterations: sol.iterations,
+        })
+    }
+
     /// Figures of any weights (the rest of 1 is cash at the risk-free rate).
     pub fn figures(&self, w: &[f64]) -> Result<PortfolioFigures> {
         let invested: f64 = w.iter().sum();
