@@ -276,7 +276,7 @@ fn document() -> Value {
                     "holdings": {"type": "array", "items": {"type": "object", "additionalProperties": false, "properties": {
                         "ticker": {"type": "string"}, "isin": {"type": "string"}, "units": {"type": "number"}, "weight": {"type": "number"}}}},
                     "cash": {"type": "number", "minimum": 0}, "value": {"type": "number"}}},
-                "objective": {"type": "object", "description": "kind: max_sharpe | min_volatility | max_return (target_volatility) | esg_tradeoff (risk_aversion, esg_weight)", "properties": {"kind": {"enum": ["max_sharpe", "min_volatility", "max_return", "esg_tradeoff"]}}},
+                "objective": {"type": "object", "description": "kind: max_sharpe | min_volatility | max_return (target_volatility) | esg_tradeoff (risk_aversion, esg_weight) | epsilon (the Epsilon Agent's learned mix of base portfolios)", "properties": {"kind": {"enum": ["max_sharpe", "min_volatility", "max_return", "esg_tradeoff", "epsilon"]}}},
                 "constraints": {"type": "object", "properties": {
                     "min_esg_score": {"type": "number"}, "max_carbon_intensity": {"type": "number"},
                     "exclude_sectors": {"type": "array", "items": {"type": "string"}}, "exclude_flagged": {"type": "boolean"},

@@ -4,6 +4,7 @@ pub mod analytics;
 pub mod audit;
 pub mod decide;
 pub mod demo;
+pub mod epsilon;
 pub mod es;
 pub mod esg;
 pub mod events;

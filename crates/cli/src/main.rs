@@ -167,6 +167,12 @@ enum Command {
     /// Example: ultracore --data-dir /var/lib/ultracore keys create --role viewer --portfolio pf-1
     #[command(subcommand)]
     Keys(cmd::keys::KeysCommand),
+    /// The Epsilon Agent, a learned ESG allocation policy: train it
+    /// walk-forward and backtest it against the classic strategies.
+    ///
+    /// Example: ultracore epsilon backtest --plot /tmp/epsilon
+    #[command(subcommand)]
+    Epsilon(cmd::epsilon::EpsilonCommand),
     /// The audit trail of every event: verify it offline against the log
     /// and its signed checkpoints, print its verifier key.
     ///
@@ -265,6 +271,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Mcp(a) => cmd::mcp::run(&cli.log, a).await,
             Command::Keys(c) => cmd::keys::run(&cli.log, c),
             Command::Audit(c) => cmd::audit::run(&cli.log, c).await,
+            Command::Epsilon(c) => cmd::epsilon::run(c),
         }
     })
 }

@@ -22,6 +22,7 @@
 //!   difference (studentised circular block bootstrap).
 //! - `plot`: SVG equity curves and drawdowns.
 
+pub mod agent;
 pub mod app;
 pub mod backtest;
 pub mod base;
@@ -34,6 +35,7 @@ pub mod rng;
 pub mod sharpe_test;
 pub mod train;
 
+pub use agent::{Agent, Decision};
 pub use rng::SplitMix64;
 
 /// What can go wrong, with what to do about it.

@@ -14,7 +14,7 @@
 
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
-use ultracore_portfolio::EsgConstraints;
+use ultracore_portfolio::{EsgConstraints, EsgData};
 
 use crate::base::{Universe, BASES};
 use crate::policy::{softmax, Mlp};
@@ -93,6 +93,8 @@ pub struct Model {
     pub bases: Vec<String>,
     pub inputs: Vec<String>,
     pub data: DataInfo,
+    /// The ESG records the model was trained with, per ticker.
+    pub esg: EsgData,
     pub constraints: EsgConstraints,
     pub risk_free_rate: f64,
     pub grid: Vec<Settings>,
@@ -118,7 +120,7 @@ impl Model {
     }
 
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).expect("a model serialises");
+        let mut s = serde_json::to_string(self).expect("a model serialises");
         s.push('\n');
         s
     }
@@ -268,6 +270,7 @@ pub fn walk_forward(
         bases: BASES.iter().map(|b| (*b).to_owned()).collect(),
         inputs: input_names(),
         data,
+        esg: universe.data.clone(),
         constraints: universe.constraints.clone(),
         risk_free_rate: universe.risk_free_rate,
         grid: grid.to_vec(),

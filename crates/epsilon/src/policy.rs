@@ -128,6 +128,34 @@ impl Mlp {
     }
 }
 
+impl Mlp {
+    /// `∂J/∂x` given `∂J/∂mix` for the pass of input `x`: which inputs
+    /// move the mix, for explanations.
+    pub fn input_gradient(&self, x: &[f64], pass: &Pass, d_mix: &[f64]) -> Vec<f64> {
+        let (_, w2, _) = self.offsets();
+        let p = &self.params;
+        let m = &pass.mix;
+        let inner: f64 = m.iter().zip(d_mix).map(|(a, b)| a * b).sum();
+        let dz: Vec<f64> = (0..self.outputs)
+            .map(|k| m[k] * (d_mix[k] - inner))
+            .collect();
+        let mut dx = vec![0.0; x.len()];
+        for j in 0..self.hidden {
+            let dh: f64 = (0..self.outputs)
+                .map(|k| p[w2 + k * self.hidden + j] * dz[k])
+                .sum();
+            let da = dh * (1.0 - pass.hidden[j] * pass.hidden[j]);
+            for (d, w) in dx
+                .iter_mut()
+                .zip(&p[j * self.inputs..(j + 1) * self.inputs])
+            {
+                *d += da * w;
+            }
+        }
+        dx
+    }
+}
+
 pub fn softmax(z: &[f64]) -> Vec<f64> {
     let max = z.iter().cloned().fold(f64::MIN, f64::max);
     let e: Vec<f64> = z.iter().map(|v| (v - max).exp()).collect();
@@ -203,6 +231,27 @@ mod tests {
                     "hidden {hidden}, parameter {j}: analytic {analytic} vs finite difference {fd}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn input_gradients_match_finite_differences() {
+        let mut rng = SplitMix64::new(21);
+        let net = Mlp::new(5, 6, 4, &mut rng);
+        let x: Vec<f64> = (0..5).map(|_| 2.0 * rng.next_f64() - 1.0).collect();
+        let c = [1.0, -0.5, 0.25, 2.0];
+        let dx = net.input_gradient(&x, &net.forward(&x), &c);
+        for (i, analytic) in dx.iter().enumerate() {
+            let h = 1e-6;
+            let mut up = x.clone();
+            up[i] += h;
+            let mut down = x.clone();
+            down[i] -= h;
+            let fd = (objective(&net, &up, &c) - objective(&net, &down, &c)) / (2.0 * h);
+            assert!(
+                (fd - analytic).abs() <= 1e-9 + 1e-6 * fd.abs(),
+                "input {i}: {analytic} vs {fd}"
+            );
         }
     }
 

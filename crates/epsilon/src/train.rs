@@ -69,17 +69,14 @@ pub fn input_names() -> Vec<String> {
 
 /// The policy-independent part of one decision at the close of `day`.
 pub fn state_at(
-    panel: &Panel,
+    prices: &[Vec<f64>],
     returns: &[Vec<f64>],
     universe: &Universe,
     esg: &EsgInputs,
     day: usize,
     current: &[f64],
 ) -> Result<(Bases, Vec<f64>)> {
-    let history = History {
-        prices: &panel.prices,
-        returns,
-    };
+    let history = History { prices, returns };
     let from = day.saturating_sub(LOOKBACK - 1).max(1);
     let rows: Vec<Vec<f64>> = returns[from..=day].to_vec();
     let window = Matrix::from_rows(&rows)?;
@@ -113,7 +110,7 @@ pub fn build_steps(
     let total = ends.len().saturating_sub(1);
     for (i, pair) in ends.windows(2).enumerate() {
         let (day, next_day) = (pair[0], pair[1]);
-        let (bases, static_inputs) = state_at(panel, &returns, universe, esg, day, &none)?;
+        let (bases, static_inputs) = state_at(&panel.prices, &returns, universe, esg, day, &none)?;
         steps.push(Step {
             day,
             date: panel.dates[day],

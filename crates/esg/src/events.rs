@@ -185,6 +185,23 @@ pub struct OptimizationResult {
     pub observations: usize,
     pub solver_status: String,
     pub solve_ms: f64,
+    /// The Epsilon Agent's decision (objective `epsilon` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentDecision>,
+}
+
+/// What the Epsilon Agent decided and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentDecision {
+    /// SHA-256 of the model file that decided.
+    pub agent_version: String,
+    /// Base portfolio → its share of the mix.
+    pub mix: BTreeMap<String, f64>,
+    /// Why, in words.
+    pub reasons: Vec<String>,
+    /// The model's fold that decided (its test year; the last fold for
+    /// live requests).
+    pub fold: i32,
 }
 
 /// `portfolio_optimization_failed`.

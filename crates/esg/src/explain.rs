@@ -11,6 +11,7 @@ fn pct(x: f64) -> String {
 fn objective_words(o: EsgObjective) -> String {
     match o {
         EsgObjective::MaxSharpe => "the highest Sharpe ratio".into(),
+        EsgObjective::Epsilon => "the Epsilon Agent's learned mix of base portfolios".into(),
         EsgObjective::MinVolatility => "the lowest volatility".into(),
         EsgObjective::MaxReturn { target_volatility } => {
             format!("the highest expected return at volatility ≤ {}", pct(target_volatility))

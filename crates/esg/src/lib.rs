@@ -21,8 +21,8 @@ mod request;
 mod service;
 
 pub use events::{
-    completion_event_id, EsgPortfolioEvent, Holding, OptimizationFailed, OptimizationRequest,
-    OptimizationResult, PortfolioInput, Side, Trade, AGGREGATE_TYPE, TOPIC,
+    completion_event_id, AgentDecision, EsgPortfolioEvent, Holding, OptimizationFailed,
+    OptimizationRequest, OptimizationResult, PortfolioInput, Side, Trade, AGGREGATE_TYPE, TOPIC,
 };
 pub use optimize::{optimize, Failure};
 pub use request::validate;

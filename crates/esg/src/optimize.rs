@@ -5,14 +5,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use chrono::{Months, NaiveDate};
+use ultracore_epsilon::base::Universe;
+use ultracore_epsilon::Agent;
 use ultracore_marketdata::mesh::{DataMesh, PriceFilter};
 use ultracore_marketdata::{DataProvider, Lookback};
 use ultracore_portfolio::{
     estimate_covariance, mean_historical_return, returns_from_prices, Constraint, CovarianceMethod,
-    EsgData, EsgOptimizer, Matrix,
+    EsgData, EsgObjective, EsgOptimizer, Matrix,
 };
 
-use crate::events::{OptimizationRequest, OptimizationResult, Side, Trade};
+use crate::events::{AgentDecision, OptimizationRequest, OptimizationResult, Side, Trade};
 use crate::explain::explain;
 use crate::request::validate;
 
@@ -214,9 +216,39 @@ pub fn optimize(
         request.risk_free_rate,
     )
     .map_err(optimizer_failure)?;
-    let rebalance = optimizer
-        .optimize(request.objective)
-        .map_err(optimizer_failure)?;
+    let (rebalance, agent) = if request.objective == EsgObjective::Epsilon {
+        let rows: Vec<Vec<f64>> = prices.values.chunks(n).map(<[f64]>::to_vec).collect();
+        let universe = Universe {
+            data: data.clone(),
+            constraints: request.constraints.clone(),
+            risk_free_rate: request.risk_free_rate,
+        };
+        let agent = Agent::shipped();
+        let decision = agent
+            .decide(&rows, &universe, &current)
+            .map_err(|e| match e {
+                ultracore_epsilon::Error::Portfolio(e) => optimizer_failure(e),
+                ultracore_epsilon::Error::Data { reason } => {
+                    Failure::field("lookback_years", reason)
+                }
+                other => Failure::general(other.to_string()),
+            })?;
+        let rebalance = optimizer
+            .report(decision.weights.clone(), "Epsilon Agent")
+            .map_err(optimizer_failure)?;
+        let agent = AgentDecision {
+            agent_version: decision.agent_version,
+            mix: decision.mix.into_iter().collect(),
+            reasons: decision.reasons,
+            fold: decision.fold,
+        };
+        (rebalance, Some(agent))
+    } else {
+        let rebalance = optimizer
+            .optimize(request.objective)
+            .map_err(optimizer_failure)?;
+        (rebalance, None)
+    };
 
     let cost_rate = request.constraints.transaction_cost_bps / 10_000.0;
     let trades: Vec<Trade> = rebalance
@@ -247,7 +279,17 @@ pub fn optimize(
         .filter(|(_, w)| w.abs() > 1e-6)
         .map(|(t, w)| (t.clone(), *w))
         .collect();
-    let explanation = explain(request, &rebalance, &data, &mu, synthetic);
+    let mut explanation = explain(request, &rebalance, &data, &mu, synthetic);
+    if let Some(a) = &agent {
+        explanation.extend(a.reasons.iter().cloned());
+        if request
+            .constraints
+            .min_trade_weight
+            .is_some_and(|m| m > 0.0)
+        {
+            explanation.push("The minimum trade size is not applied to the agent's mix: cancelling trades would move it off the mix of feasible base portfolios.".into());
+        }
+    }
     Ok(OptimizationResult {
         request_id: request.request_id,
         portfolio_id: request.portfolio_id.clone(),
@@ -267,6 +309,7 @@ pub fn optimize(
         observations: returns.rows(),
         solver_status: rebalance.status.clone(),
         solve_ms: started.elapsed().as_secs_f64() * 1e3,
+        agent,
     })
 }
 

@@ -206,3 +206,55 @@ fn infeasible_requests_name_the_constraint_at_fault() {
         assert!(f.reason.contains(words), "{case}: '{words}' not in: {f}");
     }
 }
+
+#[test]
+fn the_epsilon_objective_mixes_feasible_bases_and_says_why() {
+    let (_dir, mesh) = mesh();
+    let mut v = sample_request();
+    v["objective"] = json!({"kind": "epsilon"});
+    let req = request(v);
+    let r = optimize(&mesh, &req).unwrap();
+    let agent = r
+        .agent
+        .as_ref()
+        .expect("an epsilon result carries the agent's decision");
+    assert_eq!(
+        agent.agent_version,
+        ultracore_epsilon::Agent::shipped().version(),
+        "the model hash"
+    );
+    assert_eq!(agent.agent_version.len(), 64);
+    let mix: f64 = agent.mix.values().sum();
+    assert!((mix - 1.0).abs() < 1e-9, "the mix sums to {mix}");
+    assert_eq!(agent.mix.len(), 4);
+    assert!(agent.reasons.iter().any(|s| s.contains("Epsilon Agent")));
+    // Every constraint of the request holds.
+    let total: f64 = r.weights.values().sum();
+    assert!((total - 1.0).abs() < 1e-6, "weights sum to {total}");
+    assert!(r.weights.values().all(|w| *w <= 0.25 + 1e-6 && *w >= -1e-9));
+    assert!(
+        r.after.esg_score >= 60.0 - 1e-6,
+        "ESG {}",
+        r.after.esg_score
+    );
+    assert!(r.after.carbon_intensity <= 150.0 + 1e-6);
+    assert!(
+        r.after.turnover <= 1.2 + 1e-6,
+        "turnover {}",
+        r.after.turnover
+    );
+    assert!(!r.trades.is_empty());
+    assert!(r
+        .explanation
+        .iter()
+        .any(|s| s.contains("minimum trade size")));
+    // Replaying the same request gives the same weights.
+    let again = optimize(&mesh, &req).unwrap();
+    assert_eq!(r.weights, again.weights);
+    assert_eq!(agent, again.agent.as_ref().unwrap());
+    // The other objectives carry no agent decision.
+    assert!(optimize(&mesh, &request(sample_request()))
+        .unwrap()
+        .agent
+        .is_none());
+}

@@ -59,6 +59,7 @@ fn result_with_trades(n: usize) -> Result<OptimizationResult, Box<dyn std::error
         observations: 100,
         solver_status: "Solved".into(),
         solve_ms: 1.0,
+        agent: None,
     })
 }
 

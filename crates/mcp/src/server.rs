@@ -84,8 +84,9 @@ impl<L: EventLog> McpServer<L> {
         name = "optimize_portfolio_esg",
         description = "Rebalance a portfolio under ESG constraints (minimum ESG score, maximum carbon \
 intensity, excluded sectors/issuers/tickers, asset and sector bounds, turnover limit, transaction costs, \
-minimum trade size) with an objective (max_sharpe, min_volatility, max_return at a volatility budget, or \
-an esg_tradeoff). Holdings are given in units (with cash) or as weights (with the portfolio's value), by \
+minimum trade size) with an objective (max_sharpe, min_volatility, max_return at a volatility budget, \
+an esg_tradeoff, or epsilon: the Epsilon Agent's learned mix of base portfolios, each solved under the \
+constraints). Holdings are given in units (with cash) or as weights (with the portfolio's value), by \
 ticker or ISIN. The request is queued as an event and this tool returns at once \
 {status: \"pending\", message, request_id}; call get_optimization_result with the request_id for the \
 new weights, trade list, figures before/after and an explanation."

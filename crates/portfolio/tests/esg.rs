@@ -76,6 +76,7 @@ fn every_case_matches_pypfopt() -> TestResult {
                 after.expected_return - risk_aversion / 2.0 * after.volatility.powi(2)
                     + esg_weight * after.esg_score / 100.0
             }
+            EsgObjective::Epsilon => unreachable!("the reference cases are optimizer objectives"),
         };
         assert_close(
             &format!("{name}: objective"),
@@ -220,4 +221,45 @@ fn trades_below_the_minimum_size_are_cancelled() -> TestResult {
     }
     assert!(r.after.esg_score >= 58.0 - 1e-6);
     Ok(())
+}
+
+#[test]
+fn the_epsilon_objective_is_refused_and_outside_weights_are_checked() {
+    let mu = [0.08, 0.10, 0.06];
+    let cov = Matrix::from_rows(&[
+        vec![0.04, 0.006, 0.002],
+        vec![0.006, 0.09, 0.004],
+        vec![0.002, 0.004, 0.02],
+    ])
+    .unwrap();
+    let data = EsgData {
+        names: vec!["A".into(), "B".into(), "C".into()],
+        esg_score: vec![70.0, 40.0, 65.0],
+        carbon_intensity: vec![50.0, 300.0, 20.0],
+        sector: vec!["X".into(), "Y".into(), "X".into()],
+        flagged: vec![false, false, false],
+    };
+    let constraints = EsgConstraints {
+        min_esg_score: Some(55.0),
+        weight_bounds: (0.0, 0.6),
+        ..EsgConstraints::default()
+    };
+    let opt = EsgOptimizer::new(&mu, &cov, vec![0.0; 3], &data, constraints, 0.02).unwrap();
+    let err = opt.optimize(EsgObjective::Epsilon).unwrap_err().to_string();
+    assert!(err.contains("Epsilon Agent"), "{err}");
+    // The closest feasible point to a target that breaks the ESG minimum.
+    let w = opt.closest(&[0.0, 1.0, 0.0]).unwrap();
+    assert!(opt.breach(&w).is_none(), "{w:?}");
+    let esg: f64 = w.iter().zip(&data.esg_score).map(|(a, b)| a * b).sum();
+    assert!((esg - 55.0).abs() < 1e-6, "the ESG minimum binds: {esg}");
+    assert!(w[1] > 0.3, "as much of B as the constraints allow: {w:?}");
+    // A report of feasible outside weights; infeasible ones are refused.
+    let r = opt.report(vec![0.4, 0.2, 0.4], "outside").unwrap();
+    assert_eq!(r.status, "outside");
+    assert!(r.without_esg_constraints.is_none());
+    let bad = opt.report(vec![0.2, 0.6, 0.2], "outside").unwrap_err();
+    assert_eq!(
+        bad.constraint(),
+        Some(ultracore_portfolio::Constraint::MinEsgScore)
+    );
 }

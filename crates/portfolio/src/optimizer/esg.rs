@@ -135,6 +135,11 @@ pub enum EsgObjective {
         /// λ, the return one is ready to give up per 100 ESG points.
         esg_weight: f64,
     },
+    /// The Epsilon Agent's learned mix of base portfolios, each solved
+    /// under the request's constraints (`ultracore-epsilon`). Not a
+    /// program of this optimizer: [`EsgOptimizer::optimize`] refuses it and
+    /// [`EsgOptimizer::report`] describes the agent's weights.
+    Epsilon,
 }
 
 /// A portfolio's figures.
@@ -438,6 +443,109 @@ impl<'a> EsgOptimizer<'a> {
             }
         }
         let weights: Vec<f64> = sol.x[..this.n()].to_vec();
+        let mut out = this.describe(weights, Some(objective))?;
+        out.cancelled_small_trades = cancelled;
+        out.status = format!("{:?}", sol.status);
+        out.iterations = sol.iterations;
+        Ok(out)
+    }
+
+    /// The report of weights chosen elsewhere (the Epsilon Agent's mix):
+    /// figures before and after, the changes, the constraints that bind.
+    /// Errors when the weights break a constraint: nothing infeasible is
+    /// reported as a result.
+    pub fn report(&self, weights: Vec<f64>, status: &str) -> Result<EsgRebalance> {
+        if weights.len() != self.n() {
+            return Err(Error::DimensionMismatch {
+                what: "weights",
+                expected: self.n(),
+                got: weights.len(),
+            });
+        }
+        if let Some((constraint, reason)) = self.breach(&weights) {
+            return Err(Error::InfeasibleConstraints { constraint, reason });
+        }
+        let mut out = self.describe(weights, None)?;
+        out.status = status.to_owned();
+        Ok(out)
+    }
+
+    /// The first constraint `w` breaks (tolerance 1e-6), in words.
+    pub fn breach(&self, w: &[f64]) -> Option<(Constraint, String)> {
+        let c = &self.constraints;
+        let tol = 1e-6;
+        let sum: f64 = w.iter().sum();
+        if (sum - 1.0).abs() > tol {
+            return Some((
+                Constraint::Bounds,
+                format!("the weights add up to {sum}, not 1"),
+            ));
+        }
+        for (i, v) in w.iter().enumerate() {
+            let (lo, hi) = self.bounds[i];
+            if *v < lo - tol || *v > hi + tol {
+                let constraint = if self.excluded[i] {
+                    Constraint::Exclusions
+                } else {
+                    Constraint::WeightBounds
+                };
+                return Some((
+                    constraint,
+                    format!("{} at {v:.6} is outside [{lo}, {hi}]", self.data.names[i]),
+                ));
+            }
+        }
+        let dot = |a: &[f64]| w.iter().zip(a).map(|(x, y)| x * y).sum::<f64>();
+        if let Some(min) = c.min_esg_score {
+            let s = dot(&self.data.esg_score);
+            if s < min - tol * min.max(1.0) {
+                return Some((
+                    Constraint::MinEsgScore,
+                    format!("ESG score {s:.4} below {min}"),
+                ));
+            }
+        }
+        if let Some(max) = c.max_carbon_intensity {
+            let v = dot(&self.data.carbon_intensity);
+            if v > max + tol * max.max(1.0) {
+                return Some((
+                    Constraint::MaxCarbonIntensity,
+                    format!("carbon intensity {v:.4} above {max}"),
+                ));
+            }
+        }
+        for b in &c.sector_bounds {
+            let t: f64 = (0..w.len())
+                .filter(|&i| self.data.sector[i] == b.sector)
+                .map(|i| w[i])
+                .sum();
+            if b.max.is_some_and(|m| t > m + tol) || b.min.is_some_and(|m| t < m - tol) {
+                return Some((
+                    Constraint::SectorBounds,
+                    format!("sector {} at {t:.6}", b.sector),
+                ));
+            }
+        }
+        if let Some(max) = c.max_turnover {
+            let t: f64 = w
+                .iter()
+                .zip(&self.current)
+                .map(|(a, b)| (a - b).abs())
+                .sum();
+            if t > max + tol {
+                return Some((
+                    Constraint::MaxTurnover,
+                    format!("turnover {t:.6} above {max}"),
+                ));
+            }
+        }
+        None
+    }
+
+    /// Figures, changes, binding constraints and (for an objective of this
+    /// optimizer) the same objective without the ESG constraints.
+    fn describe(&self, weights: Vec<f64>, objective: Option<EsgObjective>) -> Result<EsgRebalance> {
+        let this = self;
         let before = this.figures(&this.current)?;
         let after = this.figures(&weights)?;
         let mut changes: Vec<WeightChange> = (0..this.n())
@@ -451,7 +559,7 @@ impl<'a> EsgOptimizer<'a> {
             .collect();
         changes.sort_by(|a, b| b.delta().abs().total_cmp(&a.delta().abs()));
         let binding = this.binding(&weights);
-        let without = {
+        let without = objective.and_then(|objective| {
             let mut free = self.clone();
             free.bounds = (0..free.n())
                 .map(|_| free.constraints.weight_bounds)
@@ -466,7 +574,7 @@ impl<'a> EsgOptimizer<'a> {
             free.solve(objective, parts)
                 .ok()
                 .and_then(|s| free.figures(&s.x[..free.n()]).ok())
-        };
+        });
         Ok(EsgRebalance {
             weights,
             before,
@@ -474,9 +582,9 @@ impl<'a> EsgOptimizer<'a> {
             changes,
             binding,
             without_esg_constraints: without,
-            cancelled_small_trades: cancelled,
-            status: format!("{:?}", sol.status),
-            iterations: sol.iterations,
+            cancelled_small_trades: Vec::new(),
+            status: String::new(),
+            iterations: 0,
         })
     }
 
@@ -782,6 +890,7 @@ impl<'a> EsgOptimizer<'a> {
                 }
                 p.norm_le(&covariance_factor(self.cov), n, target_volatility);
             }
+            Some(EsgObjective::Epsilon) => {}
             Some(EsgObjective::EsgTradeoff {
                 risk_aversion,
                 esg_weight,
@@ -970,6 +1079,13 @@ fn validate_objective(objective: EsgObjective) -> Result<()> {
                 constraint: Some(Constraint::EsgWeight),
             })
         }
+        EsgObjective::Epsilon => Err(Error::InvalidParameter {
+            name: "objective",
+            value: f64::NAN,
+            reason:
+                "the epsilon objective is decided by the Epsilon Agent, not solved by the optimizer",
+            constraint: None,
+        }),
         _ => Ok(()),
     }
 }
