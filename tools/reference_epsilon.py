@@ -149,7 +149,13 @@ def load():
 def week_ends(dates):
     iso = dates.dt.isocalendar()
     key = list(zip(iso["year"].astype(int), iso["week"].astype(int)))
-    return [d for d in range(len(key)) if d + 1 == len(key) or key[d + 1] != key[d]]
+    # The last row ends a week only on a Friday (the data may stop mid-week).
+    last = len(key) - 1
+    return [
+        d
+        for d in range(len(key))
+        if (d == last and dates.iloc[d].weekday() == 4) or (d < last and key[d + 1] != key[d])
+    ]
 
 
 def covariance(window):

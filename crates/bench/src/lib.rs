@@ -14,6 +14,7 @@ pub use ultracore_portfolio::bench::SplitMix64 as Rng;
 mod audit;
 mod auth;
 mod decisions;
+mod epsilon;
 mod es;
 mod flow;
 mod forensics;
@@ -79,6 +80,13 @@ pub enum BenchCommand {
     ///
     /// Example: ultracore bench flow --requests 300 --clients 8 --seconds 10 --json
     Flow(flow::FlowBench),
+    /// The Epsilon Agent: policy forward pass p50/p99, and a whole
+    /// decision (features, the four base portfolios' solves under the demo
+    /// request's constraints, the mix) on the latest weeks of the 20
+    /// shipped S&P 500 stocks.
+    ///
+    /// Example: ultracore bench epsilon --json
+    Epsilon(epsilon::EpsilonBench),
     /// Decision latency including event emission (p50/p99), with the log up
     /// (embedded; Kafka when configured) and down (breaker open, spool),
     /// and the down/up ratio.
@@ -110,6 +118,7 @@ pub async fn run(config: &LogConfig, bench: Bench) -> Result<()> {
         BenchCommand::Es(b) => es::run(config, b, seed).await,
         BenchCommand::Forensics(b) => forensics::run(b, seed).await,
         BenchCommand::Flow(b) => flow::run(config, b).await,
+        BenchCommand::Epsilon(b) => epsilon::run(b, seed),
         BenchCommand::Decisions(b) => decisions::run(config, b).await,
         BenchCommand::Auth(b) => auth::run(b).await,
         BenchCommand::Audit(b) => audit::run(b, seed).await,

@@ -202,12 +202,13 @@ pub fn agent_path(model: &Model, steps: &[&Step]) -> Path {
     };
     let mut held = first.bases[0].clone();
     let mut previous = vec![1.0 / K as f64; K];
-    for s in steps {
+    for (t, s) in steps.iter().enumerate() {
         let fold = model.fold_for(s.date).expect("a model has folds");
         let turnover: Vec<f64> = s.bases.iter().map(|b| l1(b, &held)).collect();
         let mix = decide(fold, &s.static_inputs, &turnover, &previous);
         let w = mix_weights(&s.bases, &mix);
-        path.turnover.push(l1(&w, &held));
+        // Like every strategy, it starts invested in its first weights.
+        path.turnover.push(if t == 0 { 0.0 } else { l1(&w, &held) });
         path.gross.push(dot(&w, &s.next));
         held = drift(&w, &s.next);
         previous = mix.clone();

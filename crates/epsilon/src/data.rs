@@ -124,12 +124,17 @@ impl Panel {
     }
 
     /// The last trading day of every ISO week (indices into `dates`): the
-    /// decision dates. Decisions are made at that day's close.
+    /// decision dates. Decisions are made at that day's close. The file's
+    /// last row ends a week only on a Friday: a week the data stops in the
+    /// middle of is not a week.
     pub fn week_ends(&self) -> Vec<usize> {
         let mut out = Vec::new();
         for d in 0..self.dates.len() {
-            let last = d + 1 == self.dates.len()
-                || self.dates[d + 1].iso_week() != self.dates[d].iso_week();
+            let last = if d + 1 == self.dates.len() {
+                self.dates[d].weekday() == chrono::Weekday::Fri
+            } else {
+                self.dates[d + 1].iso_week() != self.dates[d].iso_week()
+            };
             if last {
                 out.push(d);
             }
@@ -172,8 +177,11 @@ mod tests {
         assert_eq!(p.dates.len(), 5);
         let r = p.daily_returns();
         assert!((r[1][0] - 0.1).abs() < 1e-12 && r[1][1] == 0.0);
-        // Thu 4th and Fri 5th are one week, Mon 8th and Fri 12th the next, Mon 15th a third.
-        assert_eq!(p.week_ends(), vec![1, 3, 4]);
+        // Thu 4th and Fri 5th are one week, Mon 8th and Fri 12th the next;
+        // the data stops on Monday 15th, in the middle of a third.
+        assert_eq!(p.week_ends(), vec![1, 3]);
+        let friday = Panel::parse(format!("{CSV}2024-01-19,12,23\n").as_bytes()).unwrap();
+        assert_eq!(friday.week_ends(), vec![1, 3, 5]);
         let w = p.period_returns(1, 3);
         assert!((w[0] - 0.1).abs() < 1e-12 && (w[1] - 0.1).abs() < 1e-12);
         assert_eq!(p.sha256.len(), 64);

@@ -1,38 +1,9 @@
-//! SplitMix64 (Steele, Lea and Flood 2014): tiny, fast, and bit-identical on
-//! every platform, so a seed fixes a training run and a bootstrap exactly.
-//! `tools/` scripts implement the same generator where they must draw the
-//! same numbers.
+//! SplitMix64 (Steele, Lea and Flood 2014), the workspace's one seeded
+//! generator: tiny, fast, and bit-identical on every platform, so a seed
+//! fixes a training run and a bootstrap exactly. `tools/` scripts
+//! implement the same generator where they must draw the same numbers.
 
-/// The generator. `next_u64` is the reference algorithm.
-#[derive(Debug, Clone)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        SplitMix64 { state: seed }
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)` with 53 bits.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `0..n` (`n > 0`), by the multiply-shift method (bias
-    /// below 2⁻⁶⁴·n, nothing that matters here).
-    pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() as u128 * n as u128) >> 64) as usize
-    }
-}
+pub use ultracore_portfolio::bench::SplitMix64;
 
 #[cfg(test)]
 mod tests {

@@ -295,7 +295,10 @@ fn print_report(b: &Backtest, model: &Model, sha: &str) {
         .map(|(n, m)| format!("{n} {:.0}%", 100.0 * m))
         .collect();
     println!("The agent's mean mix: {}.", mix.join(", "));
-    println!("Caveats: 20 stocks that survived to 2022 (hindsight survivors); ESG scores and carbon intensities are synthetic and constant over time.");
+    println!(
+        "Caveats: the {} assets are ones that exist today (survivors, chosen with hindsight); their ESG scores and carbon intensities are synthetic and constant over time.",
+        model.data.tickers.len()
+    );
 }
 
 fn plots(b: &Backtest, dir: &Path) -> Result<()> {
