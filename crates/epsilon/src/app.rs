@@ -111,14 +111,23 @@ fn data_info(path: &Path, panel: &Panel) -> DataInfo {
     }
 }
 
-/// Reads the prices and computes every weekly step under the constraints,
-/// reporting `(done, total)` steps.
+/// Computes every weekly step of a panel under the constraints, reporting
+/// progress every tenth of the way.
 pub fn steps_for(
     panel: &Panel,
     universe: &Universe,
-    progress: &mut dyn FnMut(usize, usize),
+    progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<Step>> {
-    build_steps(panel, universe, &esg_inputs(universe), progress)
+    let mut last = 0;
+    build_steps(panel, universe, &esg_inputs(universe), |done, total| {
+        let pct = done * 100 / total.max(1);
+        if pct >= last + 10 || done == total {
+            last = pct;
+            progress(&format!(
+                "base portfolios and features: {done}/{total} weeks"
+            ));
+        }
+    })
 }
 
 /// Trains a model on a price file (see [`crate::model`]).
@@ -134,16 +143,7 @@ pub fn train(
         .unwrap_or_else(|| default_constraints(panel.assets()));
     let u = universe(&panel, constraints, options.risk_free_rate);
     let started = Instant::now();
-    let mut last = 0;
-    let steps = steps_for(&panel, &u, &mut |done, total| {
-        let pct = done * 100 / total.max(1);
-        if pct >= last + 10 || done == total {
-            last = pct;
-            progress(&format!(
-                "base portfolios and features: {done}/{total} weeks"
-            ));
-        }
-    })?;
+    let steps = steps_for(&panel, &u, progress)?;
     let steps_seconds = started.elapsed().as_secs_f64();
     let grid = default_grid();
     let started = Instant::now();
@@ -197,15 +197,6 @@ pub fn run_backtest(
         });
     }
     let u = universe(&panel, model.constraints.clone(), model.risk_free_rate);
-    let mut last = 0;
-    let steps = steps_for(&panel, &u, &mut |done, total| {
-        let pct = done * 100 / total.max(1);
-        if pct >= last + 10 || done == total {
-            last = pct;
-            progress(&format!(
-                "base portfolios and features: {done}/{total} weeks"
-            ));
-        }
-    })?;
+    let steps = steps_for(&panel, &u, progress)?;
     backtest::run(model, &steps, &u, cost_bps)
 }

@@ -191,3 +191,48 @@ async fn a_request_reprocessed_after_a_crash_yields_the_same_event() {
         .collect();
     assert!(lag.values().all(|l| *l == 0), "{lag:?}");
 }
+
+/// The replay check for the Epsilon Agent: the same request event,
+/// handled by a fresh service (as after a crash or a replay of the log),
+/// gives the same weights and the same decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_epsilon_request_replayed_gives_the_same_weights() {
+    let data = tempfile::tempdir().unwrap();
+    let logdir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(logdir.path(), EmbeddedOptions::default()).unwrap();
+    ensure_topic(&log).await.unwrap();
+    let mut req = request(9, "pf-e", 55.0);
+    req.objective = ultracore_portfolio::EsgObjective::Epsilon;
+    req.universe = ["MSFT", "JNJ", "PG", "WMT", "HD", "PEP", "UNH", "LLY"]
+        .map(String::from)
+        .to_vec();
+    log.append_one(TOPIC, request_envelope(req).to_record())
+        .await
+        .unwrap();
+    let mesh = mesh(data.path());
+    let mut c = log
+        .consumer(ConsumerOptions::new("optimization-service", [TOPIC]))
+        .await
+        .unwrap();
+    let records = c.poll(10, Duration::from_secs(5)).await.unwrap();
+    for _ in 0..2 {
+        let mut service = OptimizationService::new(log.clone(), mesh.clone());
+        service.handle(&records).await.unwrap();
+    }
+    let answers: Vec<_> = all(&log, TOPIC)
+        .await
+        .iter()
+        .filter_map(|r| Envelope::<EsgPortfolioEvent>::from_record(r).ok())
+        .filter_map(|e| match e.payload {
+            EsgPortfolioEvent::Completed(c) => Some(*c),
+            EsgPortfolioEvent::Failed(f) => panic!("failed: {f:?}"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answers.len(), 2);
+    let agent = answers[0].agent.as_ref().expect("the agent's decision");
+    assert_eq!(agent.agent_version.len(), 64);
+    assert!(answers[0].after.esg_score >= 55.0 - 1e-6);
+    assert_eq!(answers[0].weights, answers[1].weights);
+    assert_eq!(answers[0].agent, answers[1].agent);
+}
