@@ -179,7 +179,7 @@ impl Agent {
             .map(|(j, c)| {
                 format!(
                     "{} ({} {:.1}, {} it)",
-                    names[*j].replace('_', " "),
+                    input_words(&names[*j]),
                     if *j < crate::train::STATIC_INPUTS {
                         "z-score"
                     } else {
@@ -191,7 +191,7 @@ impl Agent {
             })
             .collect();
         out.push(format!(
-            "{} got the largest share; the inputs that moved it most: {}.",
+            "{} got the largest share. The inputs that moved it most: {}.",
             capitalise(&human(BASES[top])),
             drivers.join("; ")
         ));
@@ -206,6 +206,26 @@ impl Agent {
                 .join(", ")
         ));
         out
+    }
+}
+
+/// An input's name in words: `min_variance.volatility_63d` →
+/// `minimum variance: volatility 63d`.
+fn input_words(name: &str) -> String {
+    match name.split_once('.') {
+        Some((owner, feature)) => {
+            let owner = match owner {
+                "market" => "market".to_owned(),
+                "previous_mix" => "previous mix".to_owned(),
+                base => human(base),
+            };
+            let feature = match owner.as_str() {
+                "previous mix" => human(feature),
+                _ => feature.replace('_', " ").replace("esg", "ESG"),
+            };
+            format!("{owner}: {feature}")
+        }
+        None => name.replace('_', " "),
     }
 }
 
@@ -225,4 +245,34 @@ fn capitalise(s: &str) -> String {
     c.next()
         .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_read_as_words() {
+        assert_eq!(
+            input_words("min_variance.volatility_63d"),
+            "minimum variance: volatility 63d"
+        );
+        assert_eq!(
+            input_words("inverse_volatility.esg_slack"),
+            "ESG-projected inverse volatility: ESG slack"
+        );
+        assert_eq!(
+            input_words("previous_mix.max_sharpe"),
+            "previous mix: maximum Sharpe"
+        );
+        assert_eq!(input_words("market.turbulence"), "market: turbulence");
+    }
+
+    #[test]
+    fn the_shipped_model_loads_and_names_its_inputs() {
+        let a = Agent::shipped();
+        assert_eq!(a.version().len(), 64);
+        assert_eq!(a.model().inputs, crate::train::input_names());
+        assert!(a.model().folds.len() >= 2);
+    }
 }
