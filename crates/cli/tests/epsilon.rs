@@ -26,15 +26,7 @@ fn the_shipped_model_backtests_without_a_violation() -> TestResult {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     let strategies = v["strategies"].as_object().ok_or("strategies")?;
-    for name in [
-        "equal_weight",
-        "esg_equal_weight",
-        "min_variance",
-        "max_sharpe",
-        "inverse_volatility",
-        "static_mix",
-        "epsilon",
-    ] {
+    for name in ultracore_epsilon::backtest::STRATEGIES {
         let s = &strategies[name];
         for field in ["sharpe", "cagr", "volatility", "max_drawdown", "turnover"] {
             assert!(
