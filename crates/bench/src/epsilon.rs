@@ -50,7 +50,7 @@ pub fn run(b: EpsilonBench, seed: u64) -> Result<()> {
     for i in 0..b.passes {
         let x = &inputs[i % inputs.len()];
         let t = Instant::now();
-        let mix = fold.networks.as_slice().mix(x);
+        let mix = fold.networks.mix(x);
         forward.record(t.elapsed().as_nanos() as u64)?;
         sink += mix[0];
     }

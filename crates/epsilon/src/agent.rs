@@ -111,7 +111,7 @@ impl Agent {
         let turnover: Vec<f64> = bases.iter().map(|b| l1(b, current)).collect();
         let previous = vec![1.0 / K as f64; K];
         let x = fold.normaliser.input(&static_inputs, &turnover, &previous);
-        let mix = fold.networks.as_slice().mix(&x);
+        let mix = fold.networks.mix(&x);
         let weights = mix_weights(&bases, &mix);
         let reasons = self.reasons(fold, &x, &mix, &turnover, l1(&weights, current));
         Ok(Decision {

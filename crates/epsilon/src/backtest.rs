@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::base::Universe;
 use crate::features::dot;
-use crate::model::{decide, Model};
+use crate::model::Model;
 use crate::sharpe_test::{sharpe_difference_test, SharpeTest, SharpeTestOptions};
-use crate::train::{drift, fixed_path, l1, mix_weights, weekly_sharpe, Path, Step, K};
+use crate::train::{fixed_path, mix_weights, rollout, weekly_sharpe, Path, Start, Step, K};
 use crate::Result;
 
 pub const WEEKS: f64 = 52.0;
@@ -82,50 +82,10 @@ pub struct Backtest {
     pub agent_mean_mix: Vec<f64>,
 }
 
-/// What breaks a constraint in `w`, or `None`. Tolerance 1e-6 (weights) and
-/// 1e-6 relative (scores and intensities).
+/// What breaks a constraint in `w`, or `None` (see
+/// [`EsgConstraints::breach`](ultracore_portfolio::EsgConstraints::breach)).
 pub fn violation(w: &[f64], u: &Universe) -> Option<String> {
-    let c = &u.constraints;
-    let tol = 1e-6;
-    let sum: f64 = w.iter().sum();
-    if (sum - 1.0).abs() > tol {
-        return Some(format!("weights add up to {sum}"));
-    }
-    let (lo, hi) = c.weight_bounds;
-    for (i, v) in w.iter().enumerate() {
-        let name = &u.data.names[i];
-        if *v < lo - tol || *v > hi + tol {
-            return Some(format!("{name} at {v} outside [{lo}, {hi}]"));
-        }
-        let excluded = c.exclude.contains(name)
-            || c.exclude_sectors.contains(&u.data.sector[i])
-            || (c.exclude_flagged && u.data.flagged[i]);
-        if excluded && *v > tol {
-            return Some(format!("{name} is excluded but held at {v}"));
-        }
-    }
-    if let Some(min) = c.min_esg_score {
-        let s = dot(w, &u.data.esg_score);
-        if s < min - tol * min.max(1.0) {
-            return Some(format!("ESG score {s} below {min}"));
-        }
-    }
-    if let Some(max) = c.max_carbon_intensity {
-        let v = dot(w, &u.data.carbon_intensity);
-        if v > max + tol * max.max(1.0) {
-            return Some(format!("carbon intensity {v} above {max}"));
-        }
-    }
-    for b in &c.sector_bounds {
-        let t: f64 = (0..w.len())
-            .filter(|&i| u.data.sector[i] == b.sector)
-            .map(|i| w[i])
-            .sum();
-        if b.max.is_some_and(|m| t > m + tol) || b.min.is_some_and(|m| t < m - tol) {
-            return Some(format!("sector {} at {t}", b.sector));
-        }
-    }
-    None
+    u.constraints.breach(w, &u.data, None).map(|(_, why)| why)
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -196,25 +156,15 @@ pub fn figures(path: &Path, range: std::ops::Range<usize>, cost: f64, u: &Univer
 
 /// The agent's path through `steps`, each step decided by its year's fold.
 pub fn agent_path(model: &Model, steps: &[&Step]) -> Path {
-    let mut path = Path::default();
     let Some(first) = steps.first() else {
-        return path;
+        return Path::default();
     };
-    let mut held = first.bases[0].clone();
-    let mut previous = vec![1.0 / K as f64; K];
-    for (t, s) in steps.iter().enumerate() {
-        let fold = model.fold_for(s.date).expect("a model has folds");
-        let turnover: Vec<f64> = s.bases.iter().map(|b| l1(b, &held)).collect();
-        let mix = decide(fold, &s.static_inputs, &turnover, &previous);
-        let w = mix_weights(&s.bases, &mix);
-        // Like every strategy, it starts invested in its first weights.
-        path.turnover.push(if t == 0 { 0.0 } else { l1(&w, &held) });
-        path.gross.push(dot(&w, &s.next));
-        held = drift(&w, &s.next);
-        previous = mix.clone();
-        path.mixes.push(mix);
-        path.weights.push(w);
-    }
+    let mut path = rollout(steps, Start::fresh(first), |t| {
+        let fold = model.fold_for(steps[t].date).expect("a model has folds");
+        (&fold.networks, &fold.normaliser)
+    });
+    // Like every strategy, it starts invested in its first weights.
+    path.turnover[0] = 0.0;
     path
 }
 

@@ -18,9 +18,7 @@ use ultracore_portfolio::{EsgConstraints, EsgData};
 
 use crate::base::{Universe, BASES};
 use crate::policy::{softmax, Mlp};
-use crate::train::{
-    input_names, rollout, train, weekly_sharpe, Normaliser, Settings, Start, Step, K,
-};
+use crate::train::{input_names, rollout, train, weekly_sharpe, Normaliser, Settings, Start, Step};
 use crate::{Error, Result};
 
 pub const FORMAT: &str = "ultracore-epsilon/1";
@@ -278,15 +276,6 @@ pub fn walk_forward(
         embargo_weeks: EMBARGO_WEEKS,
         folds,
     })
-}
-
-/// The agent's mix at one step, from a fold.
-pub fn decide(fold: &Fold, static_inputs: &[f64], turnover: &[f64], previous: &[f64]) -> Vec<f64> {
-    use crate::train::Policy;
-    let x = fold.normaliser.input(static_inputs, turnover, previous);
-    let mix = fold.networks.as_slice().mix(&x);
-    debug_assert_eq!(mix.len(), K);
-    mix
 }
 
 #[cfg(test)]

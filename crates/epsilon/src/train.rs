@@ -197,7 +197,7 @@ impl Policy for Mlp {
 }
 
 /// Several networks' mixes averaged (the seeds of one setting).
-impl Policy for [Mlp] {
+impl Policy for Vec<Mlp> {
     fn mix(&self, x: &[f64]) -> Vec<f64> {
         let mut out = vec![0.0; K];
         for net in self {

@@ -114,6 +114,91 @@ impl Default for EsgConstraints {
     }
 }
 
+impl EsgConstraints {
+    /// Whether asset `i` of `data` is excluded (by name, sector or flag).
+    pub fn excludes(&self, data: &EsgData, i: usize) -> bool {
+        self.exclude.contains(&data.names[i])
+            || self.exclude_sectors.contains(&data.sector[i])
+            || (self.exclude_flagged && data.flagged[i])
+    }
+
+    /// The first constraint fully invested weights `w` break, in words
+    /// (tolerance 1e-6; relative for the ESG score and carbon intensity).
+    /// The turnover limit is checked against `current` when given.
+    pub fn breach(
+        &self,
+        w: &[f64],
+        data: &EsgData,
+        current: Option<&[f64]>,
+    ) -> Option<(Constraint, String)> {
+        let tol = 1e-6;
+        let sum: f64 = w.iter().sum();
+        if (sum - 1.0).abs() > tol {
+            return Some((
+                Constraint::Bounds,
+                format!("the weights add up to {sum}, not 1"),
+            ));
+        }
+        let (lo, hi) = self.weight_bounds;
+        for (i, v) in w.iter().enumerate() {
+            let name = &data.names[i];
+            if *v < lo - tol || *v > hi + tol {
+                return Some((
+                    Constraint::WeightBounds,
+                    format!("{name} at {v:.6} is outside [{lo}, {hi}]"),
+                ));
+            }
+            if self.excludes(data, i) && v.abs() > tol {
+                return Some((
+                    Constraint::Exclusions,
+                    format!("{name} is excluded but held at {v:.6}"),
+                ));
+            }
+        }
+        let dot = |a: &[f64]| w.iter().zip(a).map(|(x, y)| x * y).sum::<f64>();
+        if let Some(min) = self.min_esg_score {
+            let s = dot(&data.esg_score);
+            if s < min - tol * min.max(1.0) {
+                return Some((
+                    Constraint::MinEsgScore,
+                    format!("ESG score {s:.4} below {min}"),
+                ));
+            }
+        }
+        if let Some(max) = self.max_carbon_intensity {
+            let v = dot(&data.carbon_intensity);
+            if v > max + tol * max.max(1.0) {
+                return Some((
+                    Constraint::MaxCarbonIntensity,
+                    format!("carbon intensity {v:.4} above {max}"),
+                ));
+            }
+        }
+        for b in &self.sector_bounds {
+            let t: f64 = (0..w.len())
+                .filter(|&i| data.sector[i] == b.sector)
+                .map(|i| w[i])
+                .sum();
+            if b.max.is_some_and(|m| t > m + tol) || b.min.is_some_and(|m| t < m - tol) {
+                return Some((
+                    Constraint::SectorBounds,
+                    format!("sector {} at {t:.6}", b.sector),
+                ));
+            }
+        }
+        if let (Some(max), Some(current)) = (self.max_turnover, current) {
+            let t: f64 = w.iter().zip(current).map(|(a, b)| (a - b).abs()).sum();
+            if t > max + tol {
+                return Some((
+                    Constraint::MaxTurnover,
+                    format!("turnover {t:.6} above {max}"),
+                ));
+            }
+        }
+        None
+    }
+}
+
 /// What to optimize.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -371,13 +456,7 @@ impl<'a> EsgOptimizer<'a> {
                 });
             }
         }
-        let excluded: Vec<bool> = (0..n)
-            .map(|i| {
-                c.exclude.contains(&data.names[i])
-                    || c.exclude_sectors.contains(&data.sector[i])
-                    || (c.exclude_flagged && data.flagged[i])
-            })
-            .collect();
+        let excluded: Vec<bool> = (0..n).map(|i| c.excludes(data, i)).collect();
         let bounds = (0..n)
             .map(|i| {
                 if excluded[i] {
@@ -470,76 +549,10 @@ impl<'a> EsgOptimizer<'a> {
         Ok(out)
     }
 
-    /// The first constraint `w` breaks (tolerance 1e-6), in words.
+    /// The first constraint `w` breaks (tolerance 1e-6), in words (see
+    /// [`EsgConstraints::breach`]).
     pub fn breach(&self, w: &[f64]) -> Option<(Constraint, String)> {
-        let c = &self.constraints;
-        let tol = 1e-6;
-        let sum: f64 = w.iter().sum();
-        if (sum - 1.0).abs() > tol {
-            return Some((
-                Constraint::Bounds,
-                format!("the weights add up to {sum}, not 1"),
-            ));
-        }
-        for (i, v) in w.iter().enumerate() {
-            let (lo, hi) = self.bounds[i];
-            if *v < lo - tol || *v > hi + tol {
-                let constraint = if self.excluded[i] {
-                    Constraint::Exclusions
-                } else {
-                    Constraint::WeightBounds
-                };
-                return Some((
-                    constraint,
-                    format!("{} at {v:.6} is outside [{lo}, {hi}]", self.data.names[i]),
-                ));
-            }
-        }
-        let dot = |a: &[f64]| w.iter().zip(a).map(|(x, y)| x * y).sum::<f64>();
-        if let Some(min) = c.min_esg_score {
-            let s = dot(&self.data.esg_score);
-            if s < min - tol * min.max(1.0) {
-                return Some((
-                    Constraint::MinEsgScore,
-                    format!("ESG score {s:.4} below {min}"),
-                ));
-            }
-        }
-        if let Some(max) = c.max_carbon_intensity {
-            let v = dot(&self.data.carbon_intensity);
-            if v > max + tol * max.max(1.0) {
-                return Some((
-                    Constraint::MaxCarbonIntensity,
-                    format!("carbon intensity {v:.4} above {max}"),
-                ));
-            }
-        }
-        for b in &c.sector_bounds {
-            let t: f64 = (0..w.len())
-                .filter(|&i| self.data.sector[i] == b.sector)
-                .map(|i| w[i])
-                .sum();
-            if b.max.is_some_and(|m| t > m + tol) || b.min.is_some_and(|m| t < m - tol) {
-                return Some((
-                    Constraint::SectorBounds,
-                    format!("sector {} at {t:.6}", b.sector),
-                ));
-            }
-        }
-        if let Some(max) = c.max_turnover {
-            let t: f64 = w
-                .iter()
-                .zip(&self.current)
-                .map(|(a, b)| (a - b).abs())
-                .sum();
-            if t > max + tol {
-                return Some((
-                    Constraint::MaxTurnover,
-                    format!("turnover {t:.6} above {max}"),
-                ));
-            }
-        }
-        None
+        self.constraints.breach(w, self.data, Some(&self.current))
     }
 
     /// Figures, changes, binding constraints and (for an objective of this
