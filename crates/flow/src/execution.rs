@@ -259,11 +259,10 @@ impl Projection for OrdersProjection {
                 status: order.status.clone(),
                 staged_at: o.staged_at,
             };
-            views.put_as(
-                "orders",
-                &format!("{}/{}", o.staged.portfolio_id, order.order_id),
-                &view,
-            )?;
+            // One document per order, in the only order it is read in:
+            // by portfolio, newest first (earlier versions also kept an
+            // "orders" view by order id that nothing read; every stored
+            // document costs the flow's throughput a write).
             views.put_as("by_time", &order_time_key(&view), &view)?;
         }
         let key = format!("{}/{}", o.staged.portfolio_id, o.staged.request_id);
