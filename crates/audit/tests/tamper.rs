@@ -16,27 +16,11 @@ use ultracore_audit::{verify, IssueKind, SignedCheckpoint, TrailSnapshot};
 use ultracore_log::{Consumer, ConsumerOptions, EventLog, NewRecord, Record, TopicSpec};
 use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
 use ultracore_log_kafka::{KafkaConfig, KafkaLog};
+use ultracore_rng::SplitMix64 as Rng;
 
 type Error = Box<dyn std::error::Error>;
 
 const TOPICS: &[(&str, u32)] = &[("orders", 3), ("trades", 2), ("orders.dlq", 1)];
-
-/// A seeded generator (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// The records of one partition, in offset order.
 type Partition = (String, u32, Vec<Record>);
@@ -135,10 +119,16 @@ fn flip(bytes: &mut [u8], rng: &mut Rng) {
 }
 
 /// Applies mutation number `round` to a copy of the records (or of the
-/// trail's checkpoints and leaves).
-fn mutate(rng: &mut Rng, partitions: &mut [Partition], trail: &mut TrailSnapshot) -> Expect {
+/// trail's checkpoints and leaves): the kinds in turn, where and what from
+/// `rng`.
+fn mutate(
+    rng: &mut Rng,
+    round: usize,
+    partitions: &mut [Partition],
+    trail: &mut TrailSnapshot,
+) -> Expect {
     let kinds = 11;
-    let k = rng.below(kinds);
+    let k = round % kinds;
     // A partition with at least 3 records.
     let candidates: Vec<usize> = (0..partitions.len())
         .filter(|i| partitions[*i].2.len() >= 3)
@@ -213,7 +203,7 @@ fn mutate(rng: &mut Rng, partitions: &mut [Partition], trail: &mut TrailSnapshot
         7 => {
             let i = rng.below(n - 1);
             let mut extra = records[i].clone();
-            extra.value = format!(r#"{{"forged":{}}}"#, rng.next()).into_bytes();
+            extra.value = format!(r#"{{"forged":{}}}"#, rng.next_u64()).into_bytes();
             records.insert(i, extra);
             Expect {
                 what: format!("inserted a record at {topic}/{partition}@{i}"),
@@ -300,12 +290,12 @@ where
     assert!(report.integrity_valid, "{:#?}", report.issues);
     assert_eq!(report.verified_events, total);
 
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut seen_kinds = std::collections::BTreeSet::new();
     for round in 0..rounds {
         let mut p = partitions.clone();
         let mut t = trail.clone();
-        let expect = mutate(&mut rng, &mut p, &mut t);
+        let expect = mutate(&mut rng, round, &mut p, &mut t);
         let (log, _keep) = fresh().await?;
         write_copy(&log, &p).await?;
         let report = verify(&log, &t, &verifier).await?;
@@ -447,7 +437,7 @@ async fn segment_files_cut_or_swapped_are_found() -> Result<(), Error> {
         audit(&log, &trail_dir, total).await?
     };
     let trail = TrailSnapshot::read(&trail_dir)?;
-    let mut rng = Rng(99);
+    let mut rng = Rng::new(99);
     let mut refused = 0;
     let mut found = 0;
     for round in 0..60 {

@@ -224,53 +224,14 @@ fn time(
     Ok((samples[samples.len() / 2], samples[0], runs, iterations))
 }
 
-/// SplitMix64: tiny, fast and good enough for test data; the one seeded
-/// generator behind every synthetic input of `ultracore bench`.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> SplitMix64 {
-        SplitMix64(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)` with 53 bits.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `0..n` (`n > 0`), by the multiply-shift method (bias
-    /// below 2⁻⁶⁴·n).
-    pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() as u128 * n as u128) >> 64) as usize
-    }
-
-    /// Uniform in (0, 1).
-    pub fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box-Muller).
-    pub fn normal(&mut self) -> f64 {
-        let (u1, u2) = (self.uniform(), self.uniform());
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-    }
-}
+pub use ultracore_rng::SplitMix64;
 
 /// Daily returns (`observations × assets`) from a 3-factor model:
 /// `r_ti = α_i + Σ_k β_ik f_tk + ε_ti`, market factor volatility 1 % a day,
 /// two style factors at 0.5 %, idiosyncratic volatility 1–2.5 %, and
 /// drifts `α_i` between −5 % and +25 % a year. Deterministic in `seed`.
 pub fn synthetic_returns(assets: usize, observations: usize, seed: u64) -> Matrix {
-    let mut rng = SplitMix64(seed);
+    let mut rng = SplitMix64::new(seed);
     let factor_vol = [0.01, 0.005, 0.005];
     let betas: Vec<[f64; 3]> = (0..assets)
         .map(|_| {
