@@ -9,15 +9,19 @@ round so both see the same machine (these machines are shared and noisy),
 and prints each figure's median per build and the ratio after / before.
 Run it from the repository root (the benchmarks read `models/` and
 `sample-data/`). Every benchmark writes to a fresh temporary directory and
-deletes it.
+deletes it, and starts after a sync and a pause (`--settle`): without them
+the first run of a round paid for the writeback of the `bench log` before
+it (flow p99 three times as high).
 """
 
 import argparse
 import json
 import statistics
+import os
 import subprocess
 import sys
 import tempfile
+import time
 
 # (name, arguments, [(figure, path in the JSON, "higher" | "lower" is better)])
 BENCHES = [
@@ -90,6 +94,8 @@ def main():
     p.add_argument("after")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--only", action="append", help="run only these benchmarks (flow, decisions, forensics, log)")
+    p.add_argument("--settle", type=float, default=3.0,
+                   help="seconds to wait after syncing before each run, so the writeback of the run before does not land in it")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     samples = {}  # (figure, build) -> [values]
@@ -102,6 +108,8 @@ def main():
             if r % 2 == 1:
                 order.reverse()  # neither build always goes first
             for build, binary in order:
+                os.sync()
+                time.sleep(a.settle)
                 with tempfile.TemporaryDirectory(prefix="ultracore-compare-") as data_dir:
                     print(f"round {r + 1}/{a.rounds}: {name} ({build})", file=sys.stderr, flush=True)
                     try:

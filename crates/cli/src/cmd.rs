@@ -10,6 +10,7 @@ pub mod esg;
 pub mod events;
 pub mod forensics;
 pub mod forensics_service;
+pub mod governance;
 pub mod keys;
 pub mod mcp;
 pub mod mesh;

@@ -179,6 +179,13 @@ enum Command {
     /// Example: ultracore --data-dir /var/lib/ultracore audit verify --key "$(cat audit.vkey)"
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// Personal data in text: scan documents (one per line on stdin) for
+    /// card numbers, IBANs, TFNs, ABNs, Medicare numbers, SSNs, e-mail
+    /// addresses and phone numbers; score the recognizers on a labelled corpus.
+    ///
+    /// Example: ultracore governance scan --json < transcripts.txt
+    #[command(subcommand)]
+    Governance(cmd::governance::GovernanceCommand),
 }
 
 /// mimalloc: the services allocate and free small buffers per event on
@@ -272,6 +279,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Keys(c) => cmd::keys::run(&cli.log, c),
             Command::Audit(c) => cmd::audit::run(&cli.log, c).await,
             Command::Epsilon(c) => cmd::epsilon::run(c),
+            Command::Governance(c) => cmd::governance::run(c),
         }
     })
 }
