@@ -172,7 +172,9 @@ fn shap(b: &ForensicsBench, seed: u64) -> Result<Value> {
     let python = match &b.vs_python {
         None => None,
         Some(given) => Some(vs_python::measure(
-            given.clone().unwrap_or_else(vs_python::default_interpreter),
+            given
+                .clone()
+                .unwrap_or_else(crate::python::default_interpreter),
             &b.python_script,
             &b.models,
             &specialists,

@@ -9,7 +9,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use ultracore_log_any::LogConfig;
 
-pub use ultracore_portfolio::bench::SplitMix64 as Rng;
+pub use ultracore_rng::SplitMix64 as Rng;
 
 mod audit;
 mod auth;
@@ -19,8 +19,10 @@ mod es;
 mod flow;
 mod forensics;
 mod forensics_service;
+mod governance;
 mod log;
 mod optimize;
+mod python;
 
 /// `ultracore bench [--seed N] <benchmark>`.
 #[derive(Debug, Args)]
@@ -105,6 +107,13 @@ pub enum BenchCommand {
     ///
     /// Example: ultracore bench audit --rate 100000 --seconds 10 --verify-records 10000000 --json
     Audit(audit::AuditBench),
+    /// PII screening on one core: MB/s of the recognizers on the seeded
+    /// labelled corpus, one sentence per call and as one document, with
+    /// their precision and recall; with --vs-python, Presidio's pattern
+    /// recognizers on the same corpus in the same run.
+    ///
+    /// Example: ultracore bench governance --vs-python
+    Governance(governance::GovernanceBench),
     /// The forensics API load generator (started by `bench forensics --api`).
     #[command(hide = true)]
     ForensicsLoad(forensics_service::LoadArgs),
@@ -118,6 +127,7 @@ pub async fn run(config: &LogConfig, bench: Bench) -> Result<()> {
         BenchCommand::Es(b) => es::run(config, b, seed).await,
         BenchCommand::Forensics(b) => forensics::run(b, seed).await,
         BenchCommand::Flow(b) => flow::run(config, b).await,
+        BenchCommand::Governance(b) => governance::run(b, seed),
         BenchCommand::Epsilon(b) => epsilon::run(b, seed),
         BenchCommand::Decisions(b) => decisions::run(config, b).await,
         BenchCommand::Auth(b) => auth::run(b).await,

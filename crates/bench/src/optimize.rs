@@ -155,19 +155,6 @@ fn versions(doc: &Value) -> String {
     )
 }
 
-/// The interpreter `--vs-python` names, or the bench venv's, or python3.
-fn interpreter(given: &str) -> PathBuf {
-    if !given.is_empty() {
-        return PathBuf::from(given);
-    }
-    let venv = std::env::var_os("HOME")
-        .map(|h| Path::new(&h).join(".cache/ultracore/benchvenv/bin/python"));
-    match venv {
-        Some(p) if p.exists() => p,
-        _ => PathBuf::from("python3"),
-    }
-}
-
 /// Writes the universes for `tools/bench_portfolio.py`, runs it and pairs
 /// its timings with ours: table rows and a JSON document.
 fn vs_python(
@@ -219,7 +206,7 @@ fn vs_python(
         dir.path().join("universes.json"),
         serde_json::to_vec(&json!({ "universes": meta }))?,
     )?;
-    let python = interpreter(given);
+    let python = crate::python::interpreter(given);
     eprintln!(
         "timing the same work in Python ({}); PyPortfolioOpt's frontier of 500 assets takes about a minute…",
         python.display()

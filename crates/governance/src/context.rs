@@ -112,14 +112,105 @@ const NEGATIVE: &[&[&str]] = &[
     &["version"],
 ];
 
-/// The words around a match, lower-cased ASCII letters only.
-#[derive(Debug, Default)]
+/// Bit of a cue's kind in a mask: an entity's position in
+/// [`Entity::ALL`], or [`AGAINST`] for the negative cues.
+const AGAINST: u16 = 1 << 8;
+
+fn bit(entity: Entity) -> u16 {
+    1 << Entity::ALL
+        .iter()
+        .position(|e| *e == entity)
+        .expect("every entity is in ALL")
+}
+
+/// Every cue phrase with its bit, by the first letter of its first word:
+/// a word is compared with the few phrases that start like it.
+struct Table {
+    by_letter: [Vec<(u16, &'static [&'static str])>; 26],
+}
+
+fn table() -> &'static Table {
+    static TABLE: std::sync::OnceLock<Table> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = Table {
+            by_letter: std::array::from_fn(|_| Vec::new()),
+        };
+        let mut add = |b: u16, phrase: &'static [&'static str]| {
+            let first = phrase[0].as_bytes()[0];
+            t.by_letter[usize::from(first - b'a')].push((b, phrase));
+        };
+        for e in Entity::ALL {
+            for phrase in cues(e) {
+                add(bit(e), phrase);
+            }
+        }
+        for phrase in NEGATIVE {
+            add(AGAINST, phrase);
+        }
+        t
+    })
+}
+
+/// The words around a match, lower-cased (ASCII), at most 16 bytes each.
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Around {
-    /// In reading order.
-    before: Vec<[u8; 16]>,
-    after: Vec<[u8; 16]>,
-    before_len: Vec<u8>,
-    after_len: Vec<u8>,
+    /// The bits of the cues among the words before and after.
+    mask: u16,
+}
+
+#[derive(Debug)]
+struct Words<const N: usize> {
+    words: [[u8; 16]; N],
+    lens: [u8; N],
+    n: usize,
+}
+
+impl<const N: usize> Default for Words<N> {
+    fn default() -> Self {
+        Words {
+            words: [[0; 16]; N],
+            lens: [0; N],
+            n: 0,
+        }
+    }
+}
+
+impl<const N: usize> Words<N> {
+    fn push(&mut self, bytes: &[u8]) {
+        let (w, len) = word(bytes);
+        self.words[self.n] = w;
+        self.lens[self.n] = len;
+        self.n += 1;
+    }
+
+    fn full(&self) -> bool {
+        self.n == N
+    }
+
+    /// The bits of every cue phrase among the words.
+    fn mask(&self) -> u16 {
+        let table = table();
+        let mut mask = 0;
+        for i in 0..self.n {
+            let first = self.words[i][0];
+            if !first.is_ascii_lowercase() {
+                continue;
+            }
+            for (b, phrase) in &table.by_letter[usize::from(first - b'a')] {
+                if mask & b != 0 || i + phrase.len() > self.n {
+                    continue;
+                }
+                let all = phrase
+                    .iter()
+                    .enumerate()
+                    .all(|(k, cue)| matches(&self.words[i + k], self.lens[i + k], cue));
+                if all {
+                    mask |= b;
+                }
+            }
+        }
+        mask
+    }
 }
 
 /// What the words around a match say about an entity.
@@ -132,11 +223,11 @@ pub(crate) enum Cue {
 
 impl Around {
     pub(crate) fn read(text: &[u8], start: usize, end: usize) -> Around {
-        let mut a = Around::default();
-        // Before: walk back over at most BEFORE_BYTES.
+        // Before: walk back over at most BEFORE_BYTES, nearest word first.
+        let mut nearest_first: Words<BEFORE_WORDS> = Words::default();
         let floor = start.saturating_sub(BEFORE_BYTES);
         let mut i = start;
-        while i > floor && a.before.len() < BEFORE_WORDS {
+        while i > floor && !nearest_first.full() {
             while i > floor && !letter(text, i - 1) {
                 i -= 1;
             }
@@ -145,16 +236,19 @@ impl Around {
                 i -= 1;
             }
             if i < word_end {
-                let (w, n) = word(&text[i..word_end]);
-                a.before.push(w);
-                a.before_len.push(n);
+                nearest_first.push(&text[i..word_end]);
             }
         }
-        a.before.reverse();
-        a.before_len.reverse();
+        let mut before: Words<BEFORE_WORDS> = Words::default();
+        for k in (0..nearest_first.n).rev() {
+            before.words[before.n] = nearest_first.words[k];
+            before.lens[before.n] = nearest_first.lens[k];
+            before.n += 1;
+        }
+        let mut after: Words<AFTER_WORDS> = Words::default();
         let ceil = (end + AFTER_BYTES).min(text.len());
         let mut j = end;
-        while j < ceil && a.after.len() < AFTER_WORDS {
+        while j < ceil && !after.full() {
             while j < ceil && !letter(text, j) {
                 j += 1;
             }
@@ -163,41 +257,23 @@ impl Around {
                 j += 1;
             }
             if word_start < j {
-                let (w, n) = word(&text[word_start..j]);
-                a.after.push(w);
-                a.after_len.push(n);
+                after.push(&text[word_start..j]);
             }
         }
-        a
+        Around {
+            mask: before.mask() | after.mask(),
+        }
     }
 
     /// For, against, or silent about `entity`.
     pub(crate) fn about(&self, entity: Entity) -> Cue {
-        if self.has_any(cues(entity)) {
+        if self.mask & bit(entity) != 0 {
             Cue::For
-        } else if entity != Entity::IbanCode && self.has_any(NEGATIVE) {
+        } else if entity != Entity::IbanCode && self.mask & AGAINST != 0 {
             Cue::Against
         } else {
             Cue::None
         }
-    }
-
-    fn has_any(&self, phrases: &[&[&str]]) -> bool {
-        phrases.iter().any(|p| self.has(p))
-    }
-
-    /// Whether `phrase` occurs in the words before or after.
-    fn has(&self, phrase: &[&str]) -> bool {
-        let within = |words: &[[u8; 16]], lens: &[u8]| {
-            words.len() >= phrase.len()
-                && (0..=words.len() - phrase.len()).any(|i| {
-                    phrase
-                        .iter()
-                        .enumerate()
-                        .all(|(k, cue)| matches(&words[i + k], lens[i + k], cue))
-                })
-        };
-        within(&self.before, &self.before_len) || within(&self.after, &self.after_len)
     }
 }
 

@@ -109,7 +109,7 @@ fn templates(entity: Entity) -> &'static [&'static str] {
             "Card number {v} was declined at 14:02; please ask {name} to retry.",
             "{name} wants the {amount} deposit charged to {v}.",
             "Your new debit card {v} will arrive within five business days.",
-            "{name}'s Mastercard ({v}) has a limit of {amount}.",
+            "{name}'s credit card ({v}) has a limit of {amount}.",
             "Please confirm the credit card ending the transaction chain: {v}.",
             "Charge {v} for the advisory fee of {amount} on {date}.",
             "The customer read out {v} as the card to use.",
@@ -576,28 +576,50 @@ impl Gen {
                 _ => format!("0{} {}", 5 + self.rng.below(2), d(self, 6)),
             };
         }
-        let nxx = |g: &mut Gen| format!("{}{}", 2 + g.rng.below(8), d(g, 2));
+        // Numbers in assigned ranges (real area codes and mobile prefixes),
+        // so that a recognizer checking numbering plans can accept them.
+        let area = |g: &mut Gen| {
+            g.pick(&[
+                "212", "415", "617", "312", "646", "213", "305", "202", "206", "512", "713", "404",
+            ])
+            .to_owned()
+        };
+        let exchange = |g: &mut Gen| format!("{}{}", 2 + g.rng.below(8), d(g, 2));
+        let au_mobile = |g: &mut Gen| {
+            format!(
+                "4{}{}",
+                g.pick(&["0", "1", "2", "3", "5", "7", "8", "9"]),
+                d(g, 1)
+            )
+        };
         match self.rng.below(12) {
-            0 | 1 => format!("+61 4{} {} {}", d(self, 2), d(self, 3), d(self, 3)),
-            2 | 3 => format!("04{} {} {}", d(self, 2), d(self, 3), d(self, 3)),
+            0 | 1 => format!("+61 {} {} {}", au_mobile(self), d(self, 3), d(self, 3)),
+            2 | 3 => format!("0{} {} {}", au_mobile(self), d(self, 3), d(self, 3)),
             4 => format!(
-                "(0{}) {} {}",
+                "(0{}) {}{} {}",
                 [2, 3, 7, 8][self.rng.below(4)],
-                d(self, 4),
+                8 + self.rng.below(2),
+                d(self, 3),
                 d(self, 4)
             ),
             5 => format!(
-                "0{} {} {}",
+                "0{} {}{} {}",
                 [2, 3, 7, 8][self.rng.below(4)],
-                d(self, 4),
+                8 + self.rng.below(2),
+                d(self, 3),
                 d(self, 4)
             ),
             6 => format!("1300 {} {}", d(self, 3), d(self, 3)),
-            7 => format!("({}) {}-{}", nxx(self), nxx(self), d(self, 4)),
-            8 => format!("{}-{}-{}", nxx(self), nxx(self), d(self, 4)),
-            9 => format!("+1 {} {} {}", nxx(self), nxx(self), d(self, 4)),
-            10 => format!("+44 20 {} {}", d(self, 4), d(self, 4)),
-            _ => format!("+44 7{} {}", d(self, 3), d(self, 6)),
+            7 => format!("({}) {}-{}", area(self), exchange(self), d(self, 4)),
+            8 => format!("{}-{}-{}", area(self), exchange(self), d(self, 4)),
+            9 => format!("+1 {} {} {}", area(self), exchange(self), d(self, 4)),
+            10 => format!("+44 20 7{} {}", d(self, 3), d(self, 4)),
+            _ => format!(
+                "+44 7{}{} {}",
+                4 + self.rng.below(6),
+                d(self, 2),
+                d(self, 6)
+            ),
         }
     }
 

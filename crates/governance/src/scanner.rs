@@ -90,25 +90,46 @@ impl Scanner {
 }
 
 /// Keeps the likeliest of overlapping candidates (then checksum entities,
-/// then the longer), in text order.
+/// then the longer), in text order. Candidates are settled in clusters
+/// of transitively overlapping spans, so a long document costs what its
+/// sentences would.
 fn settle(mut candidates: Vec<Finding>) -> Vec<Finding> {
-    if candidates.len() > 1 {
-        candidates.sort_by(|a, b| {
-            b.likelihood
-                .cmp(&a.likelihood)
-                .then(b.entity.is_checked().cmp(&a.entity.is_checked()))
-                .then(b.len().cmp(&a.len()))
-                .then(a.start.cmp(&b.start))
-        });
+    candidates.sort_by_key(|c| c.start);
+    let mut kept = Vec::with_capacity(candidates.len());
+    let mut from = 0;
+    while from < candidates.len() {
+        let mut to = from + 1;
+        let mut end = candidates[from].end;
+        while to < candidates.len() && candidates[to].start < end {
+            end = end.max(candidates[to].end);
+            to += 1;
+        }
+        settle_cluster(&mut candidates[from..to], &mut kept);
+        from = to;
     }
-    let mut kept: Vec<Finding> = Vec::with_capacity(candidates.len());
-    for c in candidates {
-        if !kept.iter().any(|k| k.overlaps(&c)) {
-            kept.push(c);
+    kept
+}
+
+/// Settles one cluster, appending what it keeps to `kept` in text order.
+fn settle_cluster(cluster: &mut [Finding], kept: &mut Vec<Finding>) {
+    if let [only] = cluster {
+        kept.push(*only);
+        return;
+    }
+    cluster.sort_by(|a, b| {
+        b.likelihood
+            .cmp(&a.likelihood)
+            .then(b.entity.is_checked().cmp(&a.entity.is_checked()))
+            .then(b.len().cmp(&a.len()))
+            .then(a.start.cmp(&b.start))
+    });
+    let first = kept.len();
+    for c in cluster.iter() {
+        if !kept[first..].iter().any(|k| k.overlaps(c)) {
+            kept.push(*c);
         }
     }
-    kept.sort_by_key(|f| f.start);
-    kept
+    kept[first..].sort_by_key(|f| f.start);
 }
 
 fn is_word_byte(b: u8) -> bool {

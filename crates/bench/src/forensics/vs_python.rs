@@ -44,17 +44,6 @@ pub(super) struct Python {
     pub fast: Worst,
 }
 
-/// The interpreter `--vs-python` runs without a value: the venv of
-/// `scripts/bench-env.sh` if it exists, else `python3` from the PATH.
-pub(super) fn default_interpreter() -> PathBuf {
-    std::env::var_os("ULTRACORE_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/ultracore")))
-        .map(|cache| cache.join("benchvenv/bin/python"))
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("python3"))
-}
-
 /// Runs `script` with `interpreter` on `rows`, then checks its SHAP values
 /// against ours; fails if they disagree.
 pub(super) fn measure(
