@@ -140,7 +140,7 @@ fn scan(a: ScanArgs) -> Result<()> {
     }
     if !a.json && !a.mask {
         if rows.is_empty() {
-            writeln!(out, "no personal data found in {n} lines")?;
+            writeln!(out, "no personal data found in {}", lines(n))?;
         } else {
             write!(
                 out,
@@ -150,11 +150,21 @@ fn scan(a: ScanArgs) -> Result<()> {
                     &rows
                 )
             )?;
-            writeln!(out, "{} findings in {n} lines", rows.len())?;
+            writeln!(
+                out,
+                "{} finding{} in {}",
+                rows.len(),
+                if rows.len() == 1 { "" } else { "s" },
+                lines(n)
+            )?;
         }
     }
     out.flush()?;
     Ok(())
+}
+
+fn lines(n: usize) -> String {
+    format!("{n} line{}", if n == 1 { "" } else { "s" })
 }
 
 fn write_corpus(a: CorpusArgs) -> Result<()> {
