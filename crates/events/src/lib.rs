@@ -5,12 +5,16 @@
 //!
 //! # Layout
 //!
+//! - `agents`: `agent.executions` — `agent_execution`.
+//! - `compliance`: `compliance.alerts` — `compliance_alert`.
 //! - `portfolio`: `portfolio-events` — `portfolio_optimized`, `risk_metrics_calculated`,
 //!   `trade_orders_staged`.
 //! - `query`: `query-events` — `price_data_queried`.
 //! - `trading`: `trading_decisions`, `model_updates`, `regime_changes`,
 //!   `risk_decisions` — one event type each.
 
+pub mod agents;
+pub mod compliance;
 pub mod portfolio;
 pub mod query;
 pub mod trading;

@@ -275,18 +275,31 @@ fn digit_run(text: &[u8], i: usize, out: &mut Vec<Finding>) -> usize {
     after
 }
 
-/// Whether the digits at `i` follow `CC99 ` (an IBAN's country and check
-/// digits): they are the rest of an IBAN-shaped value, valid or not,
-/// not a number of their own.
+/// Whether the digits at `i` continue an IBAN-shaped value printed in
+/// groups of four (`CC99 `, or `IT38 D992 ` and so on): they are the rest
+/// of that value, valid or not, not a number of their own.
 fn after_iban_head(text: &[u8], i: usize) -> bool {
-    i >= 5
-        && text[i - 1] == b' '
-        && text[i - 5].is_ascii_uppercase()
-        && text[i - 4].is_ascii_uppercase()
-        && text[i - 3].is_ascii_digit()
-        && text[i - 2].is_ascii_digit()
-        && (i == 5 || !is_word_byte(text[i - 6]))
-        && iban::length(&text[i - 5..i - 3]).is_some()
+    let mut j = i;
+    // An IBAN has at most 8 groups before its last.
+    for _ in 0..8 {
+        if j < 5 || text[j - 1] != b' ' {
+            return false;
+        }
+        let g = j - 5;
+        let group = &text[g..j - 1];
+        if !group.iter().all(u8::is_ascii_alphanumeric) || (g > 0 && is_word_byte(text[g - 1])) {
+            return false;
+        }
+        if group[0].is_ascii_uppercase()
+            && group[1].is_ascii_uppercase()
+            && group[2].is_ascii_digit()
+            && group[3].is_ascii_digit()
+        {
+            return iban::length(&group[..2]).is_some();
+        }
+        j = g;
+    }
+    false
 }
 
 /// A candidate span of a run: consecutive groups, split from the rest at spaces.

@@ -289,6 +289,17 @@ pub async fn run_services(
         names.push(r.name().to_owned());
         supervisor.add(r);
     }
+    if services.len() == Service::ALL.len() {
+        // Governance: agent answers screened for personal data, alerts
+        // fingerprinted with the deployment's key.
+        let key = ultracore_agents::GovernanceKey::load_or_create(&config.data_dir())?;
+        let r = ultracore_agents::governance_registration(
+            log.clone(),
+            ultracore_agents::Screen::new(key),
+        );
+        names.push(r.name().to_owned());
+        supervisor.add(r);
+    }
     let audit = match audit {
         None => None,
         Some(a) => {

@@ -110,6 +110,7 @@ fn ibans_electronic_and_printed() {
     assert!(found("GB82WEST12345698765432X").is_empty(), "too long");
     // Not an IBAN (mod 97 fails), and its Luhn-valid digits are no card.
     assert!(found("IBAN AT74 2444 5479 9885 6413").is_empty());
+    assert!(found("Payee IBAN: IT38 D992 4205 9643 6371 9487 693").is_empty());
 }
 
 #[test]

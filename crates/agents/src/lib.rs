@@ -1,0 +1,31 @@
+//! The customer-side agents on the log.
+//!
+//! # Layout
+//!
+//! - `screen.rs`: [`Screen`], the governance check of an agent's answer —
+//!   every string of a JSON value scanned for personal data, findings as
+//!   [`ComplianceAlert`](ultracore_events::compliance::ComplianceAlert)s
+//!   with keyed fingerprints (never the value), and a blocking mode that
+//!   masks the values in place; [`GovernanceKey`], the deployment's
+//!   fingerprint key in the data directory.
+//! - `governance.rs`: the governance service — a consumer of
+//!   `agent.executions` that screens every answer and raises
+//!   `compliance_alert`s on `compliance.alerts`.
+
+mod governance;
+mod screen;
+
+pub use governance::{
+    registration as governance_registration, spec as governance_spec, GovernanceService,
+    SERVICE_GROUP,
+};
+pub use screen::{GovernanceKey, Mode, Screen, Screened};
+
+/// What can go wrong outside a handler.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("governance key {path}: {reason}")]
+    Key { path: String, reason: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
