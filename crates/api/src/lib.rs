@@ -8,6 +8,8 @@
 //! | GET | `/api/v1/portfolios/{id}/orders` | staged orders (order status read model) |
 //! | GET | `/api/v1/notifications` | stored notifications, newest first |
 //! | GET | `/api/v1/notifications/stream` | notifications as they are stored (SSE) |
+//! | GET | `/api/v1/alerts` | compliance alerts, newest first |
+//! | GET | `/api/v1/alerts/stream` | compliance alerts as they are stored (SSE) |
 //! | GET | `/api/v1/events/stream` | live events of the log (SSE, `?topic=`) |
 //! | GET | `/healthz` | liveness and the services' state (503 naming a failed service) |
 //! | GET | `/readyz` | 200 once every consumer joined its group and caught up, 503 before |
@@ -66,6 +68,9 @@ pub struct AppState<L: EventLog> {
     pub notifications: Notifications,
     /// Notifications as they are stored (from the notification service).
     pub live_notifications: broadcast::Sender<Notification>,
+    pub alerts: ultracore_flow::Alerts,
+    /// Compliance alerts as they are stored (from the notification service).
+    pub live_alerts: broadcast::Sender<ultracore_events::compliance::ComplianceAlert>,
     /// Envelopes as they are appended (from [`spawn_event_tail`]).
     pub live_events: broadcast::Sender<LiveEvent>,
     /// The services running in this process, for `/healthz`.
@@ -92,14 +97,25 @@ impl<L: EventLog> AppState<L> {
             store,
             reports: Reports::new(db.clone()),
             orders: Orders::new(db.clone()),
-            notifications: Notifications::new(db),
+            notifications: Notifications::new(db.clone()),
             live_notifications,
+            alerts: ultracore_flow::Alerts::new(db),
+            live_alerts: broadcast::channel(16).0,
             live_events,
             services,
             submitted: Submitted::default(),
             health: Mutex::new(None),
             runtime: None,
         }
+    }
+
+    /// Alerts stream from `live` (the flow's `live_alerts`).
+    pub fn with_alerts(
+        mut self,
+        live: broadcast::Sender<ultracore_events::compliance::ComplianceAlert>,
+    ) -> Self {
+        self.live_alerts = live;
+        self
     }
 
     /// `/healthz` and `/readyz` answer from the supervisor's `health`, and
@@ -183,6 +199,8 @@ pub fn router<L: EventLog>(state: Arc<AppState<L>>) -> Router {
             "/api/v1/notifications/stream",
             get(live::notification_stream::<L>),
         )
+        .route("/api/v1/alerts", get(routes::get_alerts::<L>))
+        .route("/api/v1/alerts/stream", get(live::alert_stream::<L>))
         .route("/api/v1/events/stream", get(live::event_stream::<L>))
         .route("/healthz", get(routes::healthz::<L>))
         .route("/readyz", get(routes::readyz::<L>))

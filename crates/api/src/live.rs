@@ -135,6 +135,24 @@ pub(crate) async fn notification_stream<L: EventLog>(
     .keep_alive(KeepAlive::default())
 }
 
+/// `GET /api/v1/alerts/stream`: compliance alerts as they are stored.
+pub(crate) async fn alert_stream<L: EventLog>(
+    State(state): State<Arc<AppState<L>>>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let rx = state.live_alerts.subscribe();
+    Sse::new(sse_stream(
+        rx,
+        |a: ultracore_events::compliance::ComplianceAlert| {
+            Event::default()
+                .event("compliance_alert")
+                .id(a.alert_id.clone())
+                .json_data(&a)
+                .ok()
+        },
+    ))
+    .keep_alive(KeepAlive::default())
+}
+
 #[derive(Debug, Deserialize)]
 pub(crate) struct StreamQuery {
     /// Comma-separated topics (default: all live topics).

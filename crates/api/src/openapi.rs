@@ -213,6 +213,15 @@ fn document() -> Value {
                 "summary": "Notifications as they are stored (server-sent events `notification`)",
                 "responses": {"200": sse("One `notification` event per completed or failed request")}
             }},
+            "/api/v1/alerts": {"get": {
+                "summary": "Compliance alerts (personal data seen in agent answers: where and what kind, never the value), newest first, a page at a time",
+                "parameters": [limit.clone(), cursor.clone()],
+                "responses": {"200": ok_json("A page of alerts; next_cursor is null after the last", json!({"type": "object", "properties": {"alerts": {"type": "array"}, "next_cursor": {"type": ["string", "null"]}}})), "400": error_response("Invalid query")}
+            }},
+            "/api/v1/alerts/stream": {"get": {
+                "summary": "Compliance alerts as they are stored (server-sent events `compliance_alert`)",
+                "responses": {"200": sse("One `compliance_alert` event per alert")}
+            }},
             "/api/v1/events/stream": {"get": {
                 "summary": "Live events of the log (server-sent events named by event type)",
                 "parameters": [{"name": "topic", "in": "query", "required": false, "description": "Comma-separated topics", "schema": {"type": "string"}}],

@@ -381,6 +381,29 @@ pub(crate) async fn get_notifications<L: EventLog>(
     ))
 }
 
+/// `GET /api/v1/alerts`: compliance alerts, newest first, a page at a time.
+pub(crate) async fn get_alerts<L: EventLog>(
+    State(state): Shared<L>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if q.portfolio_id.is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "alerts are not kept by portfolio: leave portfolio_id out",
+        )
+        .with_field("portfolio_id"));
+    }
+    let (limit, cursor) = q.page()?;
+    let (alerts, cursor) = (state.alerts.clone(), cursor.map(str::to_owned));
+    let page = off_workers("reading compliance alerts failed", move || {
+        alerts.page(cursor.as_deref(), limit)
+    })
+    .await?;
+    Ok(Json(
+        json!({"alerts": page.items, "next_cursor": page.next_cursor}),
+    ))
+}
+
 /// `GET /healthz`: 200 while every service runs and every check passes;
 /// 503 naming the failed service or check and why.
 pub(crate) async fn healthz<L: EventLog>(State(state): Shared<L>) -> Response {

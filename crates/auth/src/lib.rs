@@ -33,18 +33,19 @@
 //! The one table is `MATRIX` in `role.rs`; this copy is checked against it
 //! by a test.
 //!
-//! | role | read-portfolios | request-optimization | trade | read-forensics | read-events | read-audit | read-metrics | admin |
-//! |---|---|---|---|---|---|---|---|---|
-//! | `viewer` | ✓ | | | | | | | |
-//! | `trader` | ✓ | | ✓ | | | | | |
-//! | `portfolio-manager` | ✓ | ✓ | | | | | | |
-//! | `auditor` | ✓ | | | ✓ | ✓ | ✓ | ✓ | |
-//! | `admin` | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
+//! | role | read-portfolios | request-optimization | trade | read-forensics | read-events | read-audit | read-metrics | read-compliance | admin |
+//! |---|---|---|---|---|---|---|---|---|---|
+//! | `viewer` | ✓ | | | | | | | | |
+//! | `trader` | ✓ | | ✓ | | | | | | |
+//! | `portfolio-manager` | ✓ | ✓ | | | | | | | |
+//! | `auditor` | ✓ | | | ✓ | ✓ | ✓ | ✓ | ✓ | |
+//! | `admin` | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
 //!
 //! - read-portfolios: results, state, history, orders, notifications, risk.
 //! - request-optimization: ask for an optimization, which stages orders.
 //! - trade: publish trading decisions.
 //! - read-events: the live event stream and the log's topics.
+//! - read-compliance: compliance alerts (where personal data was seen, never the value).
 //! - admin: keys and configuration.
 //!
 //! Roles say what; the [`Scope`] of a principal says which portfolios.

@@ -49,6 +49,9 @@ pub enum Permission {
     ReadAudit,
     /// Prometheus metrics.
     ReadMetrics,
+    /// Compliance alerts (personal data found in agent answers: where,
+    /// never the value).
+    ReadCompliance,
     /// API keys and configuration.
     Admin,
 }
@@ -72,6 +75,7 @@ const MATRIX: [(Role, &[Permission]); 5] = [
             ReadEvents,
             ReadAudit,
             ReadMetrics,
+            ReadCompliance,
         ],
     ),
     (Role::Admin, &Permission::ALL),
@@ -113,7 +117,7 @@ impl Role {
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 9] = [
         ReadPortfolios,
         RequestOptimization,
         Trade,
@@ -121,6 +125,7 @@ impl Permission {
         ReadEvents,
         ReadAudit,
         ReadMetrics,
+        ReadCompliance,
         Admin,
     ];
 
@@ -134,6 +139,7 @@ impl Permission {
             ReadEvents => "read-events",
             ReadAudit => "read-audit",
             ReadMetrics => "read-metrics",
+            ReadCompliance => "read-compliance",
             Admin => "admin",
         }
     }
@@ -196,24 +202,25 @@ mod tests {
     fn matrix_matches_the_documented_roles() {
         let grants = |r: Role| Permission::ALL.map(|p| r.allows(p));
         // Columns: read-portfolios, request-optimization, trade,
-        // read-forensics, read-events, read-audit, read-metrics, admin.
+        // read-forensics, read-events, read-audit, read-metrics,
+        // read-compliance, admin.
         assert_eq!(
             grants(Role::Viewer),
-            [true, false, false, false, false, false, false, false]
+            [true, false, false, false, false, false, false, false, false]
         );
         assert_eq!(
             grants(Role::Trader),
-            [true, false, true, false, false, false, false, false]
+            [true, false, true, false, false, false, false, false, false]
         );
         assert_eq!(
             grants(Role::PortfolioManager),
-            [true, true, false, false, false, false, false, false]
+            [true, true, false, false, false, false, false, false, false]
         );
         assert_eq!(
             grants(Role::Auditor),
-            [true, false, false, true, true, true, true, false]
+            [true, false, false, true, true, true, true, true, false]
         );
-        assert_eq!(grants(Role::Admin), [true; 8]);
+        assert_eq!(grants(Role::Admin), [true; 9]);
     }
 
     #[test]

@@ -19,7 +19,7 @@ fn grants(role: &str, permission: &str) -> bool {
         "read-portfolios" => true,
         "request-optimization" => matches!(role, "portfolio-manager" | "admin"),
         "trade" => matches!(role, "trader" | "admin"),
-        "read-forensics" | "read-events" | "read-audit" | "read-metrics" => {
+        "read-forensics" | "read-events" | "read-audit" | "read-metrics" | "read-compliance" => {
             matches!(role, "auditor" | "admin")
         }
         _ => role == "admin",

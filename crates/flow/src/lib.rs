@@ -8,6 +8,7 @@
 //!         ├─► reporting: Portfolio aggregate (es.Portfolio) ─► read model `reporting`
 //!         ├─► execution: trade_orders_staged (portfolio-events) ─► read model `orders`
 //!         └─► notification: stored notifications ─► live clients (SSE)
+//! compliance.alerts (governance) ─► notification: stored alerts ─► admins (SSE)
 //! ```
 //!
 //! Every service is a consumer group over the `EventLog` that commits only
@@ -22,10 +23,12 @@
 //!   [`ReportingProjection`]; [`Reports`] reads it.
 //! - `execution`: the [`Stager`] and the [`OrdersProjection`]; [`Orders`] reads it.
 //! - `notification`: the [`Notifier`]; [`Notifications`] reads them.
+//! - `alerts`: compliance alerts as the notifier stores them; [`Alerts`] reads them.
 //! - `runner`: [`Flow`], the services of one process, and [`submit`] /
 //!   [`await_answer`] for clients.
 //! - [`setup`]: the data products and the sample request of the demo.
 
+mod alerts;
 mod execution;
 mod group;
 mod notification;
@@ -34,6 +37,7 @@ mod reporting;
 mod runner;
 pub mod setup;
 
+pub use alerts::{Alerts, ALERTS};
 pub use execution::backfill_order_times;
 pub use execution::{
     stage_orders, ExecutionOptions, OrderView, Orders, OrdersProjection, Stager, EXECUTION_GROUP,
@@ -57,6 +61,11 @@ pub use runner::{
 
 use ultracore_log::EventLog;
 use uuid::Uuid;
+
+/// What the notification service reads: the answers to optimization
+/// requests, and compliance alerts.
+pub const NOTIFICATION_TOPICS: [&str; 2] =
+    [ultracore_esg::TOPIC, ultracore_events::compliance::TOPIC];
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -4,6 +4,8 @@
 //! keyed by request id, so a duplicate answer adds nothing) and then pushed
 //! to live clients (the API's server-sent events) through a broadcast
 //! channel. Stored before pushed, and committed on the log after stored.
+//! The same group reads `compliance.alerts` and keeps the alerts for
+//! admins and auditors (see [`crate::alerts`]), pushed on their own channel.
 
 use std::future::Future;
 
@@ -43,8 +45,11 @@ pub struct Notifier<L: EventLog> {
     log: L,
     db: Database,
     live: broadcast::Sender<Notification>,
+    live_alerts: Option<broadcast::Sender<ultracore_events::compliance::ComplianceAlert>>,
     /// Notifications stored.
     pub stored: u64,
+    /// Compliance alerts stored.
+    pub alerts_stored: u64,
 }
 
 impl<L: EventLog> Notifier<L> {
@@ -54,8 +59,19 @@ impl<L: EventLog> Notifier<L> {
             log,
             db,
             live,
+            live_alerts: None,
             stored: 0,
+            alerts_stored: 0,
         }
+    }
+
+    /// `live` receives each compliance alert once it is stored.
+    pub fn with_alerts(
+        mut self,
+        live: broadcast::Sender<ultracore_events::compliance::ComplianceAlert>,
+    ) -> Self {
+        self.live_alerts = Some(live);
+        self
     }
 
     /// Serves the notifier's group alone until `shutdown` resolves.
@@ -66,7 +82,7 @@ impl<L: EventLog> Notifier<L> {
             &log,
             "notification",
             NOTIFICATION_GROUP,
-            &[ultracore_esg::TOPIC],
+            &crate::NOTIFICATION_TOPICS,
             self,
             shutdown,
         )
@@ -122,7 +138,15 @@ impl<L: EventLog> BatchHandler for Notifier<L> {
     async fn handle(&mut self, records: &[Record]) -> Result<()> {
         let mut batch = Batch::default();
         let mut fresh = Vec::new();
+        let mut alerts = Batch::default();
+        let mut fresh_alerts = Vec::new();
         for record in records {
+            if record.topic == ultracore_events::compliance::TOPIC {
+                if let Some(a) = crate::alerts::stage(&self.db, &mut alerts, record)? {
+                    fresh_alerts.push(a);
+                }
+                continue;
+            }
             let Ok(env) = Envelope::<EsgPortfolioEvent>::from_record(record) else {
                 continue;
             };
@@ -146,6 +170,15 @@ impl<L: EventLog> BatchHandler for Notifier<L> {
             }
             batch.documents.insert(key, Some(doc));
             fresh.push(n);
+        }
+        if !fresh_alerts.is_empty() {
+            self.db.with(|s| s.commit(crate::alerts::ALERTS, &alerts))?;
+            self.alerts_stored += fresh_alerts.len() as u64;
+            if let Some(live) = &self.live_alerts {
+                for a in fresh_alerts {
+                    let _ = live.send(a);
+                }
+            }
         }
         if fresh.is_empty() {
             return Ok(());

@@ -88,6 +88,8 @@ impl FlowOptions {
 pub struct FlowServices<L: EventLog> {
     pub store: EventStore<L>,
     pub live: broadcast::Sender<Notification>,
+    /// Compliance alerts as the notification service stores them.
+    pub live_alerts: broadcast::Sender<ultracore_events::compliance::ComplianceAlert>,
     pub registrations: Vec<Registration>,
 }
 
@@ -108,6 +110,7 @@ pub async fn flow_services<L: EventLog>(
         .ensure_topic(<crate::Portfolio as ultracore_es::Aggregate>::TYPE)
         .await?;
     let (live, _) = broadcast::channel(1024);
+    let (live_alerts, _) = broadcast::channel(1024);
     let mut registrations = Vec::new();
     for service in &options.services {
         match service {
@@ -156,12 +159,18 @@ pub async fn flow_services<L: EventLog>(
                 ));
             }
             Service::Notification => {
-                let (l, d, tx) = (log.clone(), db.clone(), live.clone());
+                let (l, d, tx, alerts) =
+                    (log.clone(), db.clone(), live.clone(), live_alerts.clone());
                 registrations.push(Registration::consumer(
                     "notification",
                     log.clone(),
-                    group::spec(NOTIFICATION_GROUP, &[TOPIC]),
-                    move |_| Ok(Flowing(Notifier::new(l.clone(), d.clone(), tx.clone()))),
+                    group::spec(NOTIFICATION_GROUP, &crate::NOTIFICATION_TOPICS),
+                    move |_| {
+                        Ok(Flowing(
+                            Notifier::new(l.clone(), d.clone(), tx.clone())
+                                .with_alerts(alerts.clone()),
+                        ))
+                    },
                 ));
             }
         }
@@ -169,6 +178,7 @@ pub async fn flow_services<L: EventLog>(
     Ok(FlowServices {
         store,
         live,
+        live_alerts,
         registrations,
     })
 }

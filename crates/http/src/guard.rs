@@ -223,7 +223,12 @@ fn is_stream(method: &Method, template: Option<&str>) -> bool {
     method == Method::GET
         && matches!(
             template,
-            Some("/api/v1/notifications/stream" | "/api/v1/events/stream" | "/mcp")
+            Some(
+                "/api/v1/notifications/stream"
+                    | "/api/v1/alerts/stream"
+                    | "/api/v1/events/stream"
+                    | "/mcp"
+            )
         )
 }
 

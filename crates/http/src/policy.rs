@@ -105,6 +105,18 @@ pub const ROUTES: &[RoutePolicy] = &[
     ),
     route(
         "GET",
+        "/api/v1/alerts",
+        Permission(ReadCompliance),
+        Portfolios::Every,
+    ),
+    route(
+        "GET",
+        "/api/v1/alerts/stream",
+        Permission(ReadCompliance),
+        Portfolios::Every,
+    ),
+    route(
+        "GET",
         "/api/v1/events/stream",
         Permission(ReadEvents),
         Portfolios::Every,

@@ -360,7 +360,8 @@ pub async fn run_services(
                 events,
                 names.clone(),
             )
-            .with_runtime(health.clone(), registry.clone()),
+            .with_runtime(health.clone(), registry.clone())
+            .with_alerts(flow.live_alerts.clone()),
         );
         let mut app = router(app_state.clone());
         if let Some((trail, dir)) = &audit {
