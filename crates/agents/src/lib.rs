@@ -8,17 +8,21 @@
 //!   with keyed fingerprints (never the value), and a blocking mode that
 //!   masks the values in place; [`GovernanceKey`], the deployment's
 //!   fingerprint key in the data directory.
+//! - `intent.rs`: [`detect`], the planner's intent detection (card, loan,
+//!   wealth, general; several at once), with the cues behind each.
 //! - `governance.rs`: the governance service — a consumer of
 //!   `agent.executions` that screens every answer and raises
 //!   `compliance_alert`s on `compliance.alerts`.
 
 mod governance;
+mod intent;
 mod screen;
 
 pub use governance::{
     registration as governance_registration, spec as governance_spec, GovernanceService,
     SERVICE_GROUP,
 };
+pub use intent::{detect, Detected, Intent};
 pub use screen::{GovernanceKey, Mode, Screen, Screened};
 
 /// What can go wrong outside a handler.
