@@ -4,6 +4,8 @@
 #   - shap, xgboost-cpu: `ultracore bench forensics --vs-python`
 #     (tools/bench_shap.py);
 #   - PyPortfolioOpt, cvxpy, clarabel: `ultracore bench optimize --vs-python`;
+#   - numpy-financial: tools/reference_loans.py (repayments, schedules,
+#     present values pinned in crates/agents/tests/loan_reference.rs);
 #   - presidio-analyzer: tools/reference_presidio.py, Presidio's recognizers on
 #     the `ultracore governance corpus` (it pulls in spaCy, but no spaCy model
 #     is installed or needed).
@@ -33,6 +35,7 @@ PINS=(
   "scipy==1.17.1"
   "scikit-learn==1.9.1"
   "presidio-analyzer==2.2.366"
+  "numpy-financial==1.0.0"
   # their dependencies
   "annotated-doc==0.0.7"
   "annotated-types==0.8.0"
