@@ -16,7 +16,7 @@ use ultracore_events::agents::{
 use ultracore_events::compliance::{ComplianceEvent, TOPIC as ALERTS};
 use ultracore_governance::corpus::{generate, Kind};
 use ultracore_log::{
-    ConsumerOptions, Envelope, EnvelopeBuilder, EventLog, EventLogExt, NewRecord, Record, TopicSpec,
+    Envelope, EnvelopeBuilder, EventLog, EventLogExt, NewRecord, Record, TopicSpec,
 };
 use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
 use ultracore_runtime::{run_standalone, Handler};
@@ -25,18 +25,7 @@ use uuid::Uuid;
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 async fn all(log: &EmbeddedLog, topic: &str) -> Vec<Record> {
-    let total = match log.describe_topic(topic).await {
-        Ok(t) => t.records() as usize,
-        Err(_) => return Vec::new(),
-    };
-    let mut c = log
-        .consumer(ConsumerOptions::new(
-            format!("check-{}", Uuid::now_v7()),
-            [topic],
-        ))
-        .await
-        .unwrap();
-    ultracore_log::testing::drain(&mut c, total).await
+    ultracore_log::testing::all_records(log, topic).await
 }
 
 fn execution(i: usize, text: &str) -> Record {

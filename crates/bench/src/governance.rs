@@ -5,8 +5,6 @@
 //! `--vs-python`, Presidio's pattern recognizers on the same corpus in the
 //! same run (`tools/reference_presidio.py`), as a ratio.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -190,13 +188,7 @@ pub fn run(b: GovernanceBench, seed: u64) -> Result<()> {
 
 /// Runs `tools/reference_presidio.py` on the same corpus: its JSON.
 fn presidio(given: &str, corpus: &[ultracore_governance::corpus::Sentence]) -> Result<Value> {
-    let script = Path::new("tools/reference_presidio.py");
-    if !script.exists() {
-        bail!(
-            "{} not found: run from the repository root",
-            script.display()
-        );
-    }
+    let script = crate::python::script("tools/reference_presidio.py")?;
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("corpus.jsonl");
     let mut lines = String::new();
@@ -210,24 +202,12 @@ fn presidio(given: &str, corpus: &[ultracore_governance::corpus::Sentence]) -> R
         "running Presidio on the same corpus ({})…",
         python.display()
     );
-    let out = Command::new(&python)
-        .arg(script)
-        .arg(&file)
-        .output()
-        .with_context(|| format!("cannot run {}", python.display()))?;
-    if !out.status.success() {
-        bail!(
-            "{} failed ({}): {}\ncreate the venv with scripts/bench-env.sh, or pass --vs-python PYTHON",
-            script.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    serde_json::from_slice(&out.stdout).with_context(|| {
+    let stdout = crate::python::run(&python, script, [&file])?;
+    serde_json::from_slice(&stdout).with_context(|| {
         format!(
             "{} printed no JSON: {}",
             script.display(),
-            String::from_utf8_lossy(&out.stdout)
+            String::from_utf8_lossy(&stdout)
         )
     })
 }

@@ -3,9 +3,8 @@
 //! PyPortfolioOpt on the same returns in the same run, as ratios.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
 use ultracore_portfolio::bench::{bench_universe, problems, universes, BenchCase, BenchOptions};
@@ -164,13 +163,7 @@ fn vs_python(
     cases: &[Vec<BenchCase>],
     options: &BenchOptions,
 ) -> Result<(Vec<Vec<String>>, Value)> {
-    let script = Path::new("tools/bench_portfolio.py");
-    if !script.exists() {
-        bail!(
-            "{} not found: run from the repository root",
-            script.display()
-        );
-    }
+    let script = crate::python::script("tools/bench_portfolio.py")?;
     let dir = tempfile::tempdir()?;
     let mut meta = Vec::new();
     let mut references = Vec::new();
@@ -211,22 +204,18 @@ fn vs_python(
         "timing the same work in Python ({}); PyPortfolioOpt's frontier of 500 assets takes about a minute…",
         python.display()
     );
-    let out = Command::new(&python)
-        .arg(script)
-        .arg(dir.path())
-        .args(["--runs", &b.runs.to_string()])
-        .args(["--budget", &b.python_budget.to_string()])
-        .output()
-        .with_context(|| format!("cannot run {}", python.display()))?;
-    if !out.status.success() {
-        bail!(
-            "{} failed ({}): {}\ncreate the venv with scripts/bench-env.sh, or pass --vs-python PYTHON",
-            script.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let doc: Value = serde_json::from_slice(&out.stdout)
+    let stdout = crate::python::run(
+        &python,
+        script,
+        [
+            dir.path().as_os_str(),
+            "--runs".as_ref(),
+            b.runs.to_string().as_ref(),
+            "--budget".as_ref(),
+            b.python_budget.to_string().as_ref(),
+        ],
+    )?;
+    let doc: Value = serde_json::from_slice(&stdout)
         .with_context(|| format!("{} printed no JSON", script.display()))?;
     let mut rows = Vec::new();
     let mut pairs = Vec::new();

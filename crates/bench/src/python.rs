@@ -1,6 +1,10 @@
 //! The Python a `--vs-python` benchmark runs its reference in.
 
-use std::path::PathBuf;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
 
 /// The bench venv's interpreter (`scripts/bench-env.sh` makes it under
 /// `$ULTRACORE_CACHE`, default `~/.cache/ultracore`) if it exists, else
@@ -21,4 +25,39 @@ pub(crate) fn interpreter(given: &str) -> PathBuf {
     } else {
         PathBuf::from(given)
     }
+}
+
+/// A script of `tools/`, which must be run from the repository root.
+pub(crate) fn script(path: &'static str) -> Result<&'static Path> {
+    let script = Path::new(path);
+    if !script.exists() {
+        bail!(
+            "{} not found: run from the repository root",
+            script.display()
+        );
+    }
+    Ok(script)
+}
+
+/// Runs `script` with `python` and `args`: its standard output, or an
+/// error with its standard error and how to get a working venv.
+pub(crate) fn run<I, S>(python: &Path, script: &Path, args: I) -> Result<Vec<u8>>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let out = Command::new(python)
+        .arg(script)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run {}", python.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed ({}): {}\ncreate the venv with scripts/bench-env.sh, or pass --vs-python PYTHON",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out.stdout)
 }

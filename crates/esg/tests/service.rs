@@ -39,15 +39,7 @@ fn request(id: u128, portfolio: &str, min_esg: f64) -> OptimizationRequest {
 }
 
 async fn all(log: &EmbeddedLog, topic: &str) -> Vec<ultracore_log::Record> {
-    let total = log.describe_topic(topic).await.unwrap().records() as usize;
-    let mut c = log
-        .consumer(ConsumerOptions::new(
-            format!("check-{}", Uuid::now_v7()),
-            [topic],
-        ))
-        .await
-        .unwrap();
-    ultracore_log::testing::drain(&mut c, total).await
+    ultracore_log::testing::all_records(log, topic).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

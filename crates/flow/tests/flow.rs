@@ -11,9 +11,7 @@ use serde_json::json;
 use ultracore_es::{Aggregate, Cut, Database};
 use ultracore_esg::{EsgPortfolioEvent, OptimizationRequest, TOPIC};
 use ultracore_flow::{await_answer, submit, Flow, FlowOptions, Portfolio, RequestStatus};
-use ultracore_log::{
-    dlq_topic, ConsumerOptions, Envelope, EventLog, EventLogExt, NewRecord, Record,
-};
+use ultracore_log::{dlq_topic, Envelope, EventLog, EventLogExt, NewRecord, Record};
 use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
 use ultracore_log_kafka::{KafkaConfig, KafkaLog};
 use ultracore_marketdata::mesh::{build_products, DataMesh};
@@ -52,15 +50,7 @@ async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 }
 
 async fn records<L: EventLog>(log: &L, topic: &str) -> Vec<Record> {
-    let total = log.describe_topic(topic).await.unwrap().records() as usize;
-    let mut c = log
-        .consumer(ConsumerOptions::new(
-            format!("check-{}", Uuid::now_v7()),
-            [topic],
-        ))
-        .await
-        .unwrap();
-    ultracore_log::testing::drain(&mut c, total).await
+    ultracore_log::testing::all_records(log, topic).await
 }
 
 async fn happy_path_and_failures<L: EventLog>(log: L, db_dir: &Path, mesh_dir: &Path) {

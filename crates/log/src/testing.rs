@@ -63,6 +63,19 @@ pub async fn drain<C: Consumer>(consumer: &mut C, n: usize) -> Vec<Record> {
     out
 }
 
+/// Every record stored in `topic` now (none when it does not exist), read
+/// by a consumer group of its own.
+pub async fn all_records<L: EventLog>(log: &L, topic: &str) -> Vec<Record> {
+    let Ok(info) = log.describe_topic(topic).await else {
+        return Vec::new();
+    };
+    let mut c = log
+        .consumer(ConsumerOptions::new(unique("check"), [topic]))
+        .await
+        .expect("a consumer");
+    drain(&mut c, info.records() as usize).await
+}
+
 /// Polls for a while and asserts nothing more arrives.
 pub async fn assert_quiet<C: Consumer>(consumer: &mut C, wait: Duration) {
     let start = Instant::now();
