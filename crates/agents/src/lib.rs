@@ -10,12 +10,15 @@
 //!   fingerprint key in the data directory.
 //! - `intent.rs`: [`detect`], the planner's intent detection (card, loan,
 //!   wealth, general; several at once), with the cues behind each.
+//! - [`cards`]: the card agent's product tools — the shipped catalogue
+//!   and a recommender that values each card for one customer.
 //! - [`loan`]: the loan agent's tools — amounts as written, repayments,
 //!   schedules, LVR, borrowing power by serviceability.
 //! - `governance.rs`: the governance service — a consumer of
 //!   `agent.executions` that screens every answer and raises
 //!   `compliance_alert`s on `compliance.alerts`.
 
+pub mod cards;
 mod governance;
 mod intent;
 pub mod loan;
