@@ -14,6 +14,10 @@
 //!   and a recommender that values each card for one customer.
 //! - [`loan`]: the loan agent's tools — amounts as written, repayments,
 //!   schedules, LVR, borrowing power by serviceability.
+//! - [`runtime`]: the agent runtime — a priority queue served by workers,
+//!   per-agent limits, timeouts, retries with jittered backoff at the back
+//!   of the queue, a result cache, customers' short memory, executions
+//!   published.
 //! - `governance.rs`: the governance service — a consumer of
 //!   `agent.executions` that screens every answer and raises
 //!   `compliance_alert`s on `compliance.alerts`.
@@ -22,6 +26,7 @@ pub mod cards;
 mod governance;
 mod intent;
 pub mod loan;
+pub mod runtime;
 mod screen;
 
 pub use governance::{
