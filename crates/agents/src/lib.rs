@@ -10,6 +10,8 @@
 //!   fingerprint key in the data directory.
 //! - `intent.rs`: [`detect`], the planner's intent detection (card, loan,
 //!   wealth, general; several at once), with the cues behind each.
+//! - [`account`]: the event-sourced card account (`es.CardAccount`):
+//!   balance, available credit, recent transactions.
 //! - [`cards`]: the card agent's product tools — the shipped catalogue
 //!   and a recommender that values each card for one customer.
 //! - [`loan`]: the loan agent's tools — amounts as written, repayments,
@@ -22,6 +24,7 @@
 //!   `agent.executions` that screens every answer and raises
 //!   `compliance_alert`s on `compliance.alerts`.
 
+pub mod account;
 pub mod cards;
 mod governance;
 mod intent;
