@@ -49,6 +49,9 @@ pub struct Detected {
     pub intents: Vec<Intent>,
     /// `(intent, cue)` for every cue that counted.
     pub cues: Vec<(Intent, String)>,
+    /// For each intent, the part of the query that asks it (its clauses,
+    /// as written): what its agent is given.
+    pub parts: Vec<(Intent, String)>,
 }
 
 use Intent::*;
@@ -268,16 +271,20 @@ const SPLITTERS: &[&[&str]] = &[
     &["while", "youre", "at", "it"],
 ];
 
-fn words(query: &str) -> Vec<(String, bool)> {
-    // (word, ends a clause): punctuation that ends a sentence or a clause.
-    let mut out: Vec<(String, bool)> = Vec::new();
+/// The words of a query: (lower-cased word, ends a clause, byte start).
+fn words(query: &str) -> Vec<(String, bool, usize)> {
+    let mut out: Vec<(String, bool, usize)> = Vec::new();
     let mut cur = String::new();
-    for c in query.chars() {
+    let mut start = 0;
+    for (i, c) in query.char_indices() {
         if c.is_alphanumeric() || c == '\'' || c == '-' {
+            if cur.is_empty() {
+                start = i;
+            }
             cur.extend(c.to_lowercase());
         } else {
             if !cur.is_empty() {
-                out.push((std::mem::take(&mut cur), false));
+                out.push((std::mem::take(&mut cur), false, start));
             }
             if matches!(c, '.' | '?' | '!' | ';' | '—' | '–') {
                 if let Some(last) = out.last_mut() {
@@ -287,7 +294,7 @@ fn words(query: &str) -> Vec<(String, bool)> {
         }
     }
     if !cur.is_empty() {
-        out.push((cur, false));
+        out.push((cur, false, start));
     }
     out
 }
@@ -348,7 +355,7 @@ fn levenshtein_at_most_one(a: &[char], b: &[char]) -> bool {
 /// The intents of `query`.
 pub fn detect(query: &str) -> Detected {
     let tokens = words(query);
-    let ws: Vec<String> = tokens.iter().map(|(w, _)| w.clone()).collect();
+    let ws: Vec<String> = tokens.iter().map(|(w, _, _)| w.clone()).collect();
     // Clause boundaries: after a word ending a clause, and before a splitter.
     let mut clause = vec![0usize; ws.len()];
     let mut c = 0;
@@ -420,6 +427,7 @@ pub fn detect(query: &str) -> Detected {
     // Per clause: a general cue wins it; otherwise every domain cued in it.
     let mut intents = std::collections::BTreeSet::new();
     let mut cues = Vec::new();
+    let mut clauses_of: std::collections::BTreeMap<Intent, Vec<usize>> = Default::default();
     for k in 0..clauses {
         let here: Vec<&(Intent, usize, String)> =
             found.iter().filter(|(_, p, _)| clause[*p] == k).collect();
@@ -430,6 +438,10 @@ pub fn detect(query: &str) -> Detected {
             }
             if *it != General {
                 intents.insert(*it);
+                let of = clauses_of.entry(*it).or_default();
+                if !of.contains(&k) {
+                    of.push(k);
+                }
             }
             cues.push((*it, cue.clone()));
         }
@@ -439,7 +451,44 @@ pub fn detect(query: &str) -> Detected {
     } else {
         intents.into_iter().collect()
     };
-    Detected { intents, cues }
+    // A clause's text: from its first word (with a `$` before it) to the
+    // next clause's first word.
+    let starts: Vec<usize> = (0..clauses)
+        .map(|k| {
+            let first = clause
+                .iter()
+                .position(|c| *c == k)
+                .map_or(query.len(), |i| tokens[i].2);
+            if first > 0 && query.as_bytes()[first - 1] == b'$' {
+                first - 1
+            } else {
+                first
+            }
+        })
+        .collect();
+    let text_of = |k: usize| {
+        let end = starts
+            .get(k + 1)
+            .copied()
+            .unwrap_or(query.len())
+            .max(starts[k]);
+        query[starts[k]..end].trim()
+    };
+    let parts = intents
+        .iter()
+        .map(|i| {
+            let text = clauses_of.get(i).map_or_else(
+                || query.trim().to_owned(),
+                |ks| ks.iter().map(|k| text_of(*k)).collect::<Vec<_>>().join(" "),
+            );
+            (*i, text)
+        })
+        .collect();
+    Detected {
+        intents,
+        cues,
+        parts,
+    }
 }
 
 #[cfg(test)]
@@ -477,6 +526,21 @@ mod tests {
         assert_eq!(
             of("I forgot my password. Also, what is my card balance?"),
             [Card]
+        );
+    }
+
+    #[test]
+    fn each_intent_gets_the_part_of_the_question_that_asks_it() {
+        let d = detect("check my balance and also show loan options with $50,000 down payment");
+        assert_eq!(
+            d.parts,
+            [
+                (Card, "check my balance".to_owned()),
+                (
+                    Loan,
+                    "also show loan options with $50,000 down payment".to_owned()
+                )
+            ]
         );
     }
 

@@ -20,17 +20,22 @@
 //!   per-agent limits, timeouts, retries with jittered backoff at the back
 //!   of the queue, a result cache, customers' short memory, executions
 //!   published.
+//! - [`specialists`]: the card and loan agents.
+//! - [`assist`]: the pipeline — planner, agents in parallel, critic,
+//!   governance, one reply.
 //! - `governance.rs`: the governance service — a consumer of
 //!   `agent.executions` that screens every answer and raises
 //!   `compliance_alert`s on `compliance.alerts`.
 
 pub mod account;
+pub mod assist;
 pub mod cards;
 mod governance;
 mod intent;
 pub mod loan;
 pub mod runtime;
 mod screen;
+pub mod specialists;
 
 pub use governance::{
     registration as governance_registration, spec as governance_spec, GovernanceService,

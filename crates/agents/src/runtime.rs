@@ -137,7 +137,7 @@ impl Default for RuntimeConfig {
 }
 
 /// How a task ended, for its submitter.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Outcome {
     pub execution_id: String,
     pub status: ExecutionStatus,
@@ -148,6 +148,10 @@ pub struct Outcome {
     /// From submission to the start of the run that ended it.
     pub waited: Duration,
     pub attempts: u32,
+    /// Tool calls of the run.
+    pub tools: Vec<ToolCall>,
+    /// Personal data masked in the answer (blocking mode).
+    pub masked: Vec<crate::Screened>,
 }
 
 struct Queued {
@@ -180,6 +184,8 @@ struct Memory {
 
 struct Inner {
     config: RuntimeConfig,
+    /// In blocking mode, answers are masked before they are recorded or returned.
+    screen: Option<crate::Screen>,
     agents: HashMap<String, Arc<dyn Agent>>,
     sink: Arc<dyn ExecutionSink>,
     state: Mutex<State>,
@@ -214,6 +220,18 @@ impl AgentRuntime {
         agents: Vec<Arc<dyn Agent>>,
         sink: Arc<dyn ExecutionSink>,
     ) -> AgentRuntime {
+        Self::start_screened(config, agents, sink, None)
+    }
+
+    /// [`AgentRuntime::start`], with every answer screened by `screen` and
+    /// its personal data masked before it is recorded, cached or returned
+    /// (the findings come back in the [`Outcome`]).
+    pub fn start_screened(
+        config: RuntimeConfig,
+        agents: Vec<Arc<dyn Agent>>,
+        sink: Arc<dyn ExecutionSink>,
+        screen: Option<crate::Screen>,
+    ) -> AgentRuntime {
         let inner = Arc::new(Inner {
             rng: Mutex::new(SplitMix64::new(config.seed)),
             agents: agents.into_iter().map(|a| (a.id().to_owned(), a)).collect(),
@@ -229,6 +247,7 @@ impl AgentRuntime {
                 order: VecDeque::new(),
             }),
             config,
+            screen,
         });
         for _ in 0..inner.config.workers.max(1) {
             tokio::spawn(worker(inner.clone()));
@@ -253,6 +272,8 @@ impl AgentRuntime {
                 cached: true,
                 waited: Duration::ZERO,
                 attempts: 0,
+                tools: vec![],
+                masked: vec![],
             });
             return Ok(rx);
         }
@@ -460,11 +481,27 @@ async fn run_one(inner: &Arc<Inner>, mut q: Queued) {
         });
         return;
     }
-    let out = output.clone().unwrap_or(AgentOutput {
+    let mut out = output.unwrap_or(AgentOutput {
         output: Value::Null,
         tools: vec![],
         trace: vec![],
     });
+    // Blocking mode: nothing recorded, cached or returned keeps personal
+    // data — neither the answer nor what its tools read or returned.
+    let mut masked = Vec::new();
+    if let Some(screen) = &inner.screen {
+        let mut found = |value: &mut Value, at: String| {
+            for mut s in screen.screen(value, crate::Mode::Block) {
+                s.field = format!("{at}{}", s.field);
+                masked.push(s);
+            }
+        };
+        found(&mut out.output, "/output".into());
+        for (i, t) in out.tools.iter_mut().enumerate() {
+            found(&mut t.input, format!("/tools/{i}/input"));
+            found(&mut t.output, format!("/tools/{i}/output"));
+        }
+    }
     if status == ExecutionStatus::Succeeded {
         inner.remember(&q.task, &out.output);
     }
@@ -475,7 +512,7 @@ async fn run_one(inner: &Arc<Inner>, mut q: Queued) {
         duration_ms: duration.as_secs_f64() * 1e3,
         input: q.task.input.clone(),
         output: out.output.clone(),
-        tools: out.tools,
+        tools: out.tools.clone(),
         trace: out.trace,
         customer_id: q.task.customer_id.clone(),
         request_id: q.task.request_id.clone(),
@@ -492,6 +529,8 @@ async fn run_one(inner: &Arc<Inner>, mut q: Queued) {
             cached: false,
             waited,
             attempts: q.attempt,
+            tools: out.tools,
+            masked,
         });
     }
 }

@@ -1,0 +1,411 @@
+//! The assist pipeline: a customer's question → the planner (intent
+//! detection) → one task per intent on the agent runtime, run in parallel
+//! → a critic on each answer → governance → one reply that says what each
+//! agent did and which tools it called.
+//!
+//! The critic checks three things of every answer: its tools all
+//! succeeded; every figure it states comes from a tool's input or output
+//! (or the question); and it makes no promise a bank may not make
+//! ("guaranteed", "risk-free", …). An answer that fails is withheld, and
+//! the reply says why. Governance runs in the runtime: in blocking mode,
+//! personal data is masked before an answer is recorded or returned, and
+//! each masked value raises a `compliance_alert` (action `masked`).
+
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use ultracore_events::agents::{ExecutionStatus, ToolCall};
+use ultracore_events::compliance::{ComplianceEvent, AGGREGATE_TYPE, TOPIC as ALERTS};
+use ultracore_log::{EnvelopeBuilder, EventLog};
+use uuid::Uuid;
+
+use crate::intent::{detect, Intent};
+use crate::runtime::{AgentRuntime, Priority, Task};
+use crate::screen::{Mode, Screen};
+
+/// Longest question accepted.
+pub const MAX_QUERY: usize = 2_000;
+
+/// Why a question was not taken.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AssistError {
+    #[error("query: {0}")]
+    BadQuery(String),
+    #[error("the agents are not available: {0}")]
+    Unavailable(String),
+}
+
+/// One check of the critic.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    pub check: &'static str,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// What one agent did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentAnswer {
+    pub agent_id: String,
+    pub execution_id: String,
+    pub status: ExecutionStatus,
+    pub cached: bool,
+    /// The answer as the customer sees it (withheld when the critic failed it).
+    pub text: String,
+    pub tools: Vec<String>,
+    pub critic: Vec<Check>,
+    pub passed: bool,
+    /// Values masked in it (blocking mode), by entity.
+    pub masked: Vec<String>,
+}
+
+/// The reply to one question.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AssistReply {
+    pub request_id: String,
+    pub customer_id: Option<String>,
+    pub intents: Vec<Intent>,
+    /// The words that decided each intent.
+    pub cues: Vec<(Intent, String)>,
+    pub answers: Vec<AgentAnswer>,
+    /// The answers joined, as sent.
+    pub text: String,
+    pub duration_ms: f64,
+}
+
+/// The pipeline.
+#[derive(Debug, Clone)]
+pub struct Assistant<L: EventLog> {
+    runtime: AgentRuntime,
+    screen: Screen,
+    log: L,
+    /// The version of the data the agents read (part of the cache key).
+    pub data_version: String,
+}
+
+const GENERAL: &str = "I can help with your cards (balance, transactions, choosing a card), loans (what you could borrow, repayments, deposits) and investments. For anything else — your login, your details, opening hours — our team can help on 13 22 65.";
+
+const PROMISES: &[&str] = &[
+    "guarantee",
+    "risk-free",
+    "risk free",
+    "can't lose",
+    "cannot lose",
+    "no risk",
+    "definitely buy",
+    "sure thing",
+];
+
+impl<L: EventLog> Assistant<L> {
+    /// `runtime` should screen answers (see [`AgentRuntime::start_screened`]);
+    /// alerts of masked values go to `log`.
+    pub fn new(runtime: AgentRuntime, screen: Screen, log: L) -> Self {
+        Assistant {
+            runtime,
+            screen,
+            log,
+            data_version: "1".into(),
+        }
+    }
+
+    pub async fn assist(
+        &self,
+        customer_id: Option<&str>,
+        query: &str,
+    ) -> Result<AssistReply, AssistError> {
+        let started = Instant::now();
+        let query = query.trim();
+        if query.is_empty() {
+            return Err(AssistError::BadQuery("it is empty: ask a question".into()));
+        }
+        if query.len() > MAX_QUERY {
+            return Err(AssistError::BadQuery(format!(
+                "{} bytes, at most {MAX_QUERY}: ask one question at a time",
+                query.len()
+            )));
+        }
+        if let Some(c) = customer_id {
+            if c.is_empty()
+                || c.len() > 64
+                || !c
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            {
+                return Err(AssistError::BadQuery(format!(
+                    "customer id {c:?}: 1 to 64 letters, digits, '-', '_' or '.'"
+                )));
+            }
+        }
+        let request_id = Uuid::now_v7().to_string();
+        let detected = detect(query);
+        let urgent = ["lost", "stolen", "fraud", "scam"]
+            .iter()
+            .any(|w| query.to_lowercase().contains(w));
+        let mut waiting = Vec::new();
+        for (intent, part) in detected.parts.iter().filter(|(i, _)| *i != Intent::General) {
+            let task = Task {
+                agent_id: intent.name().into(),
+                input: json!({"query": part}),
+                customer_id: customer_id.map(str::to_owned),
+                request_id: Some(request_id.clone()),
+                priority: if urgent {
+                    Priority::Critical
+                } else {
+                    Priority::High
+                },
+                data_version: self.data_version.clone(),
+            };
+            let rx = self
+                .runtime
+                .submit(task)
+                .map_err(AssistError::Unavailable)?;
+            waiting.push((*intent, rx));
+        }
+        let mut answers = Vec::new();
+        for (intent, rx) in waiting {
+            let outcome = rx.await.map_err(|_| {
+                AssistError::Unavailable(format!("the {} agent stopped", intent.name()))
+            })?;
+            let text = outcome.output["text"].as_str().unwrap_or("").to_owned();
+            let critic = critique(
+                &text,
+                query,
+                &outcome.output,
+                &outcome.tools,
+                outcome.status,
+            );
+            let passed = critic.iter().all(|c| c.passed);
+            for s in &outcome.masked {
+                self.alert(s, &outcome.execution_id, intent, customer_id)
+                    .await;
+            }
+            answers.push(AgentAnswer {
+                agent_id: intent.name().into(),
+                execution_id: outcome.execution_id,
+                status: outcome.status,
+                cached: outcome.cached,
+                text: if passed {
+                    text
+                } else {
+                    format!("I couldn't check my {} answer, so I won't guess: please ask again, or talk to us.", intent.name())
+                },
+                tools: outcome.tools.iter().map(|t| t.tool.clone()).collect(),
+                critic,
+                passed,
+                masked: outcome.masked.iter().map(|s| s.finding.entity.name().to_owned()).collect(),
+            });
+        }
+        let text = if answers.is_empty() {
+            GENERAL.to_owned()
+        } else {
+            answers
+                .iter()
+                .map(|a| a.text.as_str())
+                .collect::<Vec<_>>()
+                .join("\n\n")
+        };
+        Ok(AssistReply {
+            request_id,
+            customer_id: customer_id.map(str::to_owned),
+            intents: detected.intents,
+            cues: detected.cues,
+            answers,
+            text,
+            duration_ms: started.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+
+    async fn alert(
+        &self,
+        s: &crate::Screened,
+        execution_id: &str,
+        intent: Intent,
+        customer: Option<&str>,
+    ) {
+        let Ok(event_id) = execution_id.parse::<Uuid>() else {
+            return;
+        };
+        let alert = self.screen.alert(
+            s,
+            ultracore_events::agents::TOPIC,
+            event_id,
+            "",
+            Mode::Block,
+            (
+                Some(intent.name().into()),
+                Some(execution_id.into()),
+                customer.map(str::to_owned),
+            ),
+        );
+        let mut env = EnvelopeBuilder::new(AGGREGATE_TYPE, customer.unwrap_or(intent.name()))
+            .build(ComplianceEvent::Alert(alert.clone()));
+        if let Ok(id) = alert.alert_id.parse() {
+            env.event_id = id;
+        }
+        if let Err(e) = ultracore_runtime::catalogue::ensure(&self.log, &[ALERTS]).await {
+            tracing::error!(error = %e, "compliance.alerts could not be created");
+            return;
+        }
+        if let Err(e) =
+            ultracore_log::EventLogExt::append_one(&self.log, ALERTS, env.to_record()).await
+        {
+            tracing::error!(error = %e, "a compliance alert could not be published");
+        }
+    }
+}
+
+/// Numbers as a text writes them: `$1,234.50` → 1234.5, `6.09 %` → 6.09.
+fn numbers_in(text: &str) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_digit() || (c == '.' && !cur.is_empty()) || (c == ',' && !cur.is_empty()) {
+            cur.push(c);
+        } else if !cur.is_empty() {
+            let clean: String = cur.trim_end_matches(['.', ',']).replace(',', "");
+            if let Ok(v) = clean.parse::<f64>() {
+                out.push(v);
+            }
+            cur.clear();
+        }
+    }
+    out
+}
+
+fn json_numbers(v: &Value, out: &mut Vec<f64>) {
+    match v {
+        Value::Number(n) => out.extend(n.as_f64()),
+        Value::Array(a) => a.iter().for_each(|x| json_numbers(x, out)),
+        Value::Object(m) => m.values().for_each(|x| json_numbers(x, out)),
+        Value::String(s) => out.extend(numbers_in(s)),
+        _ => {}
+    }
+}
+
+/// The critic's checks of one answer.
+pub fn critique(
+    text: &str,
+    query: &str,
+    output: &Value,
+    tools: &[ToolCall],
+    status: ExecutionStatus,
+) -> Vec<Check> {
+    let mut checks = Vec::new();
+    checks.push(Check {
+        check: "answered",
+        passed: status == ExecutionStatus::Succeeded && !text.is_empty(),
+        detail: format!("the agent {}", status.name()),
+    });
+    let failed: Vec<&str> = tools
+        .iter()
+        .filter(|t| !t.ok)
+        .map(|t| t.tool.as_str())
+        .collect();
+    checks.push(Check {
+        check: "tools_succeeded",
+        passed: failed.is_empty(),
+        detail: if failed.is_empty() {
+            format!("{} tool calls", tools.len())
+        } else {
+            format!("failed: {}", failed.join(", "))
+        },
+    });
+    // Every figure stated: from a tool (as is, as a percentage, rounded)
+    // or from the question; small counts (years, months) pass.
+    let mut known = numbers_in(query);
+    for t in tools {
+        json_numbers(&t.input, &mut known);
+        json_numbers(&t.output, &mut known);
+    }
+    json_numbers(&output["data"], &mut known);
+    let unsourced: Vec<f64> = numbers_in(text)
+        .into_iter()
+        .filter(|x| *x > 60.0 || x.fract() != 0.0)
+        .filter(|x| {
+            !known.iter().any(|k| {
+                [*k, k * 100.0].iter().any(|c| {
+                    let tol = (c.abs() * 0.005).max(0.01);
+                    (c - x).abs() <= tol || (c.round() - x).abs() < 1e-9
+                })
+            })
+        })
+        .collect();
+    checks.push(Check {
+        check: "figures_from_tools",
+        passed: unsourced.is_empty(),
+        detail: if unsourced.is_empty() {
+            "every figure comes from a tool or the question".into()
+        } else {
+            format!("no tool gave {unsourced:?}")
+        },
+    });
+    let lower = text.to_lowercase();
+    let promises: Vec<&&str> = PROMISES.iter().filter(|p| lower.contains(**p)).collect();
+    checks.push(Check {
+        check: "policy",
+        passed: promises.is_empty(),
+        detail: if promises.is_empty() {
+            "no promises".into()
+        } else {
+            format!("promises: {promises:?}")
+        },
+    });
+    checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_as_written() {
+        assert_eq!(
+            numbers_in("Your balance is $1,234.50 of $5,000.00."),
+            [1234.5, 5000.0]
+        );
+        assert_eq!(numbers_in("at 6.09 % over 30 years"), [6.09, 30.0]);
+    }
+
+    #[test]
+    fn the_critic_withholds_figures_no_tool_gave() {
+        let tools = vec![ToolCall {
+            tool: "lvr".into(),
+            input: json!({"price": 800000.0, "deposit": 160000.0}),
+            output: json!({"loan": 640000.0, "lvr": 0.8}),
+            ok: true,
+            error: None,
+            duration_ms: 0.1,
+        }];
+        let ok = critique(
+            "You would borrow $640,000.00 (LVR 80 %).",
+            "",
+            &json!({}),
+            &tools,
+            ExecutionStatus::Succeeded,
+        );
+        assert!(ok.iter().all(|c| c.passed), "{ok:?}");
+        let made_up = critique(
+            "You would borrow $700,000.00.",
+            "",
+            &json!({}),
+            &tools,
+            ExecutionStatus::Succeeded,
+        );
+        assert!(
+            !made_up
+                .iter()
+                .find(|c| c.check == "figures_from_tools")
+                .unwrap()
+                .passed
+        );
+        let promise = critique(
+            "Returns are guaranteed.",
+            "",
+            &json!({}),
+            &tools,
+            ExecutionStatus::Succeeded,
+        );
+        assert!(!promise.iter().find(|c| c.check == "policy").unwrap().passed);
+    }
+}
