@@ -146,7 +146,7 @@ impl<L: EventLog> Assistant<L> {
         for (intent, part) in detected.parts.iter().filter(|(i, _)| *i != Intent::General) {
             let task = Task {
                 agent_id: intent.name().into(),
-                input: json!({"query": part}),
+                input: json!({"query": part, "context": query}),
                 customer_id: customer_id.map(str::to_owned),
                 request_id: Some(request_id.clone()),
                 priority: if urgent {
@@ -324,7 +324,7 @@ pub fn critique(
         .filter(|x| *x > 60.0 || x.fract() != 0.0)
         .filter(|x| {
             !known.iter().any(|k| {
-                [*k, k * 100.0].iter().any(|c| {
+                [k.abs(), k.abs() * 100.0].iter().any(|c| {
                     let tol = (c.abs() * 0.005).max(0.01);
                     (c - x).abs() <= tol || (c.round() - x).abs() < 1e-9
                 })

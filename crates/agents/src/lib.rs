@@ -21,6 +21,7 @@
 //!   of the queue, a result cache, customers' short memory, executions
 //!   published.
 //! - [`specialists`]: the card and loan agents.
+//! - [`demo`]: sample card accounts for the demo customers.
 //! - [`assist`]: the pipeline — planner, agents in parallel, critic,
 //!   governance, one reply.
 //! - `governance.rs`: the governance service — a consumer of
@@ -30,6 +31,7 @@
 pub mod account;
 pub mod assist;
 pub mod cards;
+pub mod demo;
 mod governance;
 mod intent;
 pub mod loan;

@@ -17,9 +17,16 @@ use crate::cards::{recommend, Catalogue, Profile};
 use crate::loan::{amounts, borrowing_power, lvr, monthly_repayment, Applicant};
 use crate::runtime::{Agent, AgentOutput, Exchange, Task};
 
-/// The question of a task (`input.query`).
+/// The question of a task (`input.query`: the part for this agent).
 fn query(task: &Task) -> &str {
     task.input["query"].as_str().unwrap_or("")
+}
+
+/// The whole question (`input.context`), for facts stated in another part.
+fn context(task: &Task) -> &str {
+    task.input["context"]
+        .as_str()
+        .unwrap_or_else(|| query(task))
 }
 
 /// Records tool calls and steps while an agent works.
@@ -131,6 +138,9 @@ impl<L: EventLog> Agent for CardAgent<L> {
                 &[
                     "recommend",
                     "which card",
+                    "what card",
+                    "should i get",
+                    "suit",
                     "best card",
                     "apply",
                     "new card",
@@ -213,17 +223,10 @@ impl<L: EventLog> Agent for CardAgent<L> {
             }
             if wants_products {
                 w.step("plan", "value the card products for this customer");
-                let found = amounts(q);
-                let income = found
-                    .iter()
-                    .map(|a| a.value)
-                    .find(|v| *v >= 10_000.0)
-                    .unwrap_or(60_000.0);
-                let spend = found
-                    .iter()
-                    .map(|a| a.value)
-                    .find(|v| *v < 10_000.0)
-                    .unwrap_or(1_500.0);
+                let stated_income = amount_near(context(task), INCOME_WORDS);
+                let stated_spend = amount_near(q, &["spend", "a month", "per month", "monthly"]);
+                let income = stated_income.unwrap_or(60_000.0);
+                let spend = stated_spend.unwrap_or(1_500.0);
                 let profile = Profile {
                     age: 30,
                     annual_income: income,
@@ -249,8 +252,20 @@ impl<L: EventLog> Agent for CardAgent<L> {
                     .as_array()
                     .and_then(|r| r.iter().find(|v| v["eligible"] == true))
                 {
+                    let assumed = match (stated_spend, stated_income) {
+                        (Some(_), Some(_)) => "",
+                        (None, Some(_)) => {
+                            " (assuming that spending; tell me yours for a closer match)"
+                        }
+                        (Some(_), None) => {
+                            " (assuming that income; tell me yours for a closer match)"
+                        }
+                        (None, None) => {
+                            " (assuming that spending and income; tell me yours for a closer match)"
+                        }
+                    };
                     parts.push(format!(
-                        "For {} a month of spending on a {} income, the {} comes out best: worth {} in the first year ({}).",
+                        "For {} a month of spending on a {} income{assumed}, the {} comes out best: worth {} in the first year ({}).",
                         dollars(spend),
                         dollars(income),
                         best["name"].as_str().unwrap_or("?"),
@@ -282,6 +297,9 @@ impl Default for LoanAgent {
         }
     }
 }
+
+/// Words an income is stated with.
+const INCOME_WORDS: &[&str] = &["income", "earn", "salary", "a year", "per year", "p.a"];
 
 /// The amount nearest after or before one of `words`, if any.
 fn amount_near(q: &str, words: &[&str]) -> Option<f64> {
@@ -336,10 +354,7 @@ impl Agent for LoanAgent {
                 ],
             )
             .filter(|p| Some(*p) != deposit);
-            let income = amount_near(
-                q,
-                &["income", "earn", "salary", "a year", "per year", "p.a"],
-            );
+            let income = amount_near(context(task), INCOME_WORDS);
             w.step(
                 "read",
                 format!("deposit {deposit:?}, price {price:?}, income {income:?}"),
@@ -378,6 +393,7 @@ impl Agent for LoanAgent {
                 data["borrowing_power"] = b;
             }
             if let Some(deposit) = deposit {
+                let assumed = price.is_none();
                 let price = price.unwrap_or(deposit / 0.2);
                 let l = w
                     .call(
@@ -396,9 +412,10 @@ impl Agent for LoanAgent {
                     })
                     .await?;
                 parts.push(format!(
-                    "With a {} deposit on a {} home you would borrow {} (LVR {:.0} %{}), repaying {} a month over {} years at {:.2} %.",
+                    "With a {} deposit on a {} home{} you would borrow {} (LVR {:.0} %{}), repaying {} a month over {} years at {:.2} %.",
                     dollars(deposit),
                     dollars(price),
+                    if assumed { " (assuming the deposit is 20 % of the price; tell me the price for your figures)" } else { "" },
                     dollars(loan),
                     l["lvr"].as_f64().unwrap_or(0.0) * 100.0,
                     if l["lmi"] == true { ", so lenders mortgage insurance applies" } else { ", no mortgage insurance" },

@@ -1,6 +1,7 @@
 //! One module per top-level command.
 
 pub mod analytics;
+pub mod assist;
 pub mod audit;
 pub mod decide;
 pub mod demo;

@@ -186,6 +186,12 @@ enum Command {
     /// Example: ultracore governance scan --json < transcripts.txt
     #[command(subcommand)]
     Governance(cmd::governance::GovernanceCommand),
+    /// Ask the customer assistant: the question goes to the card and loan
+    /// agents it is about, which answer from their tools; a critic checks
+    /// every answer and personal data is masked before anything is kept.
+    ///
+    /// Example: ultracore assist "check my balance and also show loan options with $50,000 down payment" --customer c-1
+    Assist(cmd::assist::AssistArgs),
 }
 
 /// mimalloc: the services allocate and free small buffers per event on
@@ -280,6 +286,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Audit(c) => cmd::audit::run(&cli.log, c).await,
             Command::Epsilon(c) => cmd::epsilon::run(c),
             Command::Governance(c) => cmd::governance::run(c),
+            Command::Assist(a) => cmd::assist::run(&cli.log, a).await,
         }
     })
 }

@@ -37,6 +37,8 @@ pub async fn run(args: &LogArgs, demo: DemoArgs) -> Result<()> {
     let db = open_database(&config)?;
     let mesh = open_mesh(&config.data_dir().join("mesh"))?;
     let flow = Flow::start(log.clone(), db, FlowOptions::all(mesh)).await?;
+    // Sample card accounts for `ultracore assist --customer c-1`.
+    ultracore_agents::demo::seed_demo_accounts(flow.store()).await?;
     let audit = start_audit(&config, &log);
     let outcome = run_flow(&log, &flow, &demo, audit.as_ref().map(|a| &a.0)).await;
     if let Some((_, token, run)) = audit {
