@@ -9,9 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use ultracore_es::Aggregate;
-use ultracore_log::{payload_as, DecodeError, EventFamily};
 
 /// Transactions the account keeps in its state (older ones stay in the log).
 pub const RECENT: usize = 50;
@@ -54,53 +52,12 @@ pub enum CardAccountEvent {
     LimitChanged(LimitChanged),
 }
 
-impl EventFamily for CardAccountEvent {
-    fn event_type(&self) -> &'static str {
-        match self {
-            CardAccountEvent::Opened(_) => "card_account_opened",
-            CardAccountEvent::TransactionPosted(_) => "card_transaction_posted",
-            CardAccountEvent::PaymentReceived(_) => "card_payment_received",
-            CardAccountEvent::LimitChanged(_) => "card_limit_changed",
-        }
-    }
-
-    fn schema_version(&self) -> u32 {
-        1
-    }
-
-    fn to_payload(&self) -> Value {
-        match self {
-            CardAccountEvent::Opened(p) => serde_json::to_value(p),
-            CardAccountEvent::TransactionPosted(p) => serde_json::to_value(p),
-            CardAccountEvent::PaymentReceived(p) => serde_json::to_value(p),
-            CardAccountEvent::LimitChanged(p) => serde_json::to_value(p),
-        }
-        .expect("payloads always serialize")
-    }
-
-    fn decode(event_type: &str, version: u32, payload: Value) -> Result<Self, DecodeError> {
-        if version > 1 {
-            return Err(DecodeError::UnsupportedVersion {
-                event_type: event_type.to_owned(),
-                version,
-                newest: 1,
-            });
-        }
-        match event_type {
-            "card_account_opened" => payload_as(event_type, payload).map(CardAccountEvent::Opened),
-            "card_transaction_posted" => {
-                payload_as(event_type, payload).map(CardAccountEvent::TransactionPosted)
-            }
-            "card_payment_received" => {
-                payload_as(event_type, payload).map(CardAccountEvent::PaymentReceived)
-            }
-            "card_limit_changed" => {
-                payload_as(event_type, payload).map(CardAccountEvent::LimitChanged)
-            }
-            other => Err(DecodeError::UnknownEventType(other.to_owned())),
-        }
-    }
-}
+ultracore_events::event_family_v1!(CardAccountEvent {
+    Opened => "card_account_opened",
+    TransactionPosted => "card_transaction_posted",
+    PaymentReceived => "card_payment_received",
+    LimitChanged => "card_limit_changed",
+});
 
 /// What may be done to an account.
 #[derive(Debug, Clone, PartialEq)]
@@ -318,6 +275,7 @@ mod tests {
 
     #[test]
     fn events_round_trip_through_their_payloads() {
+        use ultracore_log::EventFamily;
         let e = CardAccountEvent::TransactionPosted(t("t9", 12.5));
         let back = CardAccountEvent::decode(e.event_type(), 1, e.to_payload()).unwrap();
         assert_eq!(back, e);

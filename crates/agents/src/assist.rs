@@ -98,6 +98,32 @@ const PROMISES: &[&str] = &[
 ];
 
 impl<L: EventLog> Assistant<L> {
+    /// The assistant with the card agent (accounts in `store`, the shipped
+    /// catalogue) and the loan agent on a runtime that masks personal data
+    /// (blocking mode) and records executions on `log`.
+    pub fn with_agents(
+        log: L,
+        store: ultracore_es::EventStore<L>,
+        screen: Screen,
+        config: crate::runtime::RuntimeConfig,
+    ) -> Self {
+        use std::sync::Arc;
+        let agents: Vec<Arc<dyn crate::runtime::Agent>> = vec![
+            Arc::new(crate::specialists::CardAgent::new(
+                store,
+                crate::cards::Catalogue::shipped(),
+            )),
+            Arc::new(crate::specialists::LoanAgent::default()),
+        ];
+        let runtime = AgentRuntime::start_screened(
+            config,
+            agents,
+            Arc::new(crate::runtime::LogSink::new(log.clone())),
+            Some(screen.clone()),
+        );
+        Assistant::new(runtime, screen, log)
+    }
+
     /// `runtime` should screen answers (see [`AgentRuntime::start_screened`]);
     /// alerts of masked values go to `log`.
     pub fn new(runtime: AgentRuntime, screen: Screen, log: L) -> Self {

@@ -182,16 +182,7 @@ pub fn recommend(catalogue: &Catalogue, profile: &Profile) -> Vec<Valued> {
 }
 
 fn money(x: f64) -> String {
-    let whole = x.abs().round() as u64;
-    let s = whole.to_string();
-    let mut with = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            with.push(',');
-        }
-        with.push(c);
-    }
-    format!("{}${with}", if x < 0.0 { "−" } else { "" })
+    crate::money::dollars(x, false)
 }
 
 fn value(catalogue: &Catalogue, p: &Product, c: &Profile) -> Valued {

@@ -35,6 +35,7 @@ pub mod demo;
 mod governance;
 mod intent;
 pub mod loan;
+mod money;
 pub mod runtime;
 mod screen;
 pub mod specialists;

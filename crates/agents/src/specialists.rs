@@ -73,17 +73,7 @@ impl Work {
 }
 
 fn dollars(x: f64) -> String {
-    let cents = (x * 100.0).round() as i64;
-    let (whole, frac) = (cents.abs() / 100, cents.abs() % 100);
-    let s = whole.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    format!("{}${out}.{frac:02}", if cents < 0 { "-" } else { "" })
+    crate::money::dollars(x, true)
 }
 
 fn has_any(q: &str, words: &[&str]) -> bool {

@@ -3,14 +3,11 @@
 //! recorded on agent.executions, and personal data masked before it is
 //! recorded or returned, with an alert that does not carry it.
 
-use std::sync::Arc;
-
 use chrono::Utc;
 use ultracore_agents::account::{CardAccount, CardAccountCommand, Opened, Transaction};
 use ultracore_agents::assist::Assistant;
-use ultracore_agents::cards::Catalogue;
-use ultracore_agents::runtime::{Agent, AgentRuntime, LogSink, RuntimeConfig};
-use ultracore_agents::specialists::{CardAgent, LoanAgent};
+use ultracore_agents::runtime::RuntimeConfig;
+use ultracore_agents::specialists::CardAgent;
 use ultracore_agents::{GovernanceKey, Intent, Screen};
 use ultracore_es::{Aggregate, Database, EventStore, StoreOptions};
 use ultracore_log::testing::all_records;
@@ -59,17 +56,7 @@ async fn a_two_part_question_is_answered_by_two_agents_with_their_tools() -> Tes
     }
     ultracore_runtime::catalogue::ensure(&log, &["agent.executions"]).await?;
     let screen = Screen::new(GovernanceKey::load_or_create(dir.path())?);
-    let agents: Vec<Arc<dyn Agent>> = vec![
-        Arc::new(CardAgent::new(store.clone(), Catalogue::shipped())),
-        Arc::new(LoanAgent::default()),
-    ];
-    let runtime = AgentRuntime::start_screened(
-        RuntimeConfig::default(),
-        agents,
-        Arc::new(LogSink::new(log.clone())),
-        Some(screen.clone()),
-    );
-    let assistant = Assistant::new(runtime, screen, log.clone());
+    let assistant = Assistant::with_agents(log.clone(), store, screen, RuntimeConfig::default());
     let reply = assistant
         .assist(
             Some("c-1"),

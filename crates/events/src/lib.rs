@@ -22,6 +22,7 @@ pub mod trading;
 /// Implements `EventFamily` for an enum whose variants each wrap one payload
 /// struct at schema version 1: `event_type` is the given string, and decoding
 /// an unknown type or a newer version is an error, never a guess.
+#[macro_export]
 macro_rules! event_family_v1 {
     ($family:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
         impl ::ultracore_log::EventFamily for $family {
@@ -59,4 +60,3 @@ macro_rules! event_family_v1 {
         }
     };
 }
-pub(crate) use event_family_v1;

@@ -3,14 +3,10 @@
 //! critic and governance (personal data masked before anything is
 //! recorded; each value raises a compliance alert).
 
-use std::sync::Arc;
-
 use anyhow::{Context, Result};
 use clap::Args;
 use ultracore_agents::assist::Assistant;
-use ultracore_agents::cards::Catalogue;
-use ultracore_agents::runtime::{Agent, AgentRuntime, LogSink, RuntimeConfig};
-use ultracore_agents::specialists::{CardAgent, LoanAgent};
+use ultracore_agents::runtime::RuntimeConfig;
 use ultracore_agents::{GovernanceKey, Screen};
 use ultracore_es::{EventStore, StoreOptions};
 use ultracore_log::Error as LogError;
@@ -48,17 +44,7 @@ pub async fn run(args: &LogArgs, a: AssistArgs) -> Result<()> {
         .await
         .context("creating agent.executions")?;
     let screen = Screen::new(GovernanceKey::load_or_create(&config.data_dir())?);
-    let agents: Vec<Arc<dyn Agent>> = vec![
-        Arc::new(CardAgent::new(store, Catalogue::shipped())),
-        Arc::new(LoanAgent::default()),
-    ];
-    let runtime = AgentRuntime::start_screened(
-        RuntimeConfig::default(),
-        agents,
-        Arc::new(LogSink::new(log.clone())),
-        Some(screen.clone()),
-    );
-    let assistant = Assistant::new(runtime, screen, log);
+    let assistant = Assistant::with_agents(log, store, screen, RuntimeConfig::default());
     let reply = assistant
         .assist(a.customer.as_deref(), &a.query)
         .await
