@@ -173,7 +173,9 @@ struct State {
 type CacheKey = (String, String, String);
 
 struct Cache {
-    entries: HashMap<CacheKey, (Instant, Value)>,
+    /// The answer and the tool calls behind it (a cached answer is still
+    /// checked against its tools).
+    entries: HashMap<CacheKey, (Instant, Value, Vec<ToolCall>)>,
     order: VecDeque<CacheKey>,
 }
 
@@ -263,7 +265,7 @@ impl AgentRuntime {
         }
         let (tx, rx) = oneshot::channel();
         let execution_id = uuid::Uuid::now_v7().to_string();
-        if let Some(output) = self.inner.cached(&task) {
+        if let Some((output, tools)) = self.inner.cached(&task) {
             let _ = tx.send(Outcome {
                 execution_id,
                 status: ExecutionStatus::Succeeded,
@@ -272,7 +274,7 @@ impl AgentRuntime {
                 cached: true,
                 waited: Duration::ZERO,
                 attempts: 0,
-                tools: vec![],
+                tools,
                 masked: vec![],
             });
             return Ok(rx);
@@ -330,18 +332,21 @@ impl Inner {
         )
     }
 
-    fn cached(&self, task: &Task) -> Option<Value> {
+    fn cached(&self, task: &Task) -> Option<(Value, Vec<ToolCall>)> {
         let cache = lock(&self.cache);
-        let (at, v) = cache.entries.get(&Self::cache_key(task))?;
-        (at.elapsed() < self.config.cache_ttl).then(|| v.clone())
+        let (at, v, tools) = cache.entries.get(&Self::cache_key(task))?;
+        (at.elapsed() < self.config.cache_ttl).then(|| (v.clone(), tools.clone()))
     }
 
-    fn remember(&self, task: &Task, output: &Value) {
+    fn remember(&self, task: &Task, output: &Value, tools: &[ToolCall]) {
         let mut cache = lock(&self.cache);
         let key = Self::cache_key(task);
         if cache
             .entries
-            .insert(key.clone(), (Instant::now(), output.clone()))
+            .insert(
+                key.clone(),
+                (Instant::now(), output.clone(), tools.to_vec()),
+            )
             .is_none()
         {
             cache.order.push_back(key);
@@ -503,7 +508,7 @@ async fn run_one(inner: &Arc<Inner>, mut q: Queued) {
         }
     }
     if status == ExecutionStatus::Succeeded {
-        inner.remember(&q.task, &out.output);
+        inner.remember(&q.task, &out.output, &out.tools);
     }
     let execution = AgentExecution {
         execution_id: q.execution_id.clone(),

@@ -11,6 +11,7 @@ use ultracore_log_any::LogConfig;
 
 pub use ultracore_rng::SplitMix64 as Rng;
 
+mod agents;
 mod audit;
 mod auth;
 mod decisions;
@@ -114,6 +115,12 @@ pub enum BenchCommand {
     ///
     /// Example: ultracore bench governance --vs-python
     Governance(governance::GovernanceBench),
+    /// The customer assistant: questions answered end to end (p50/p95/p99),
+    /// the runtime's scheduling latency, and the time from an agent answer
+    /// with personal data to its compliance alert.
+    ///
+    /// Example: ultracore bench agents --json
+    Agents(agents::AgentsBench),
     /// The forensics API load generator (started by `bench forensics --api`).
     #[command(hide = true)]
     ForensicsLoad(forensics_service::LoadArgs),
@@ -128,6 +135,7 @@ pub async fn run(config: &LogConfig, bench: Bench) -> Result<()> {
         BenchCommand::Forensics(b) => forensics::run(b, seed).await,
         BenchCommand::Flow(b) => flow::run(config, b).await,
         BenchCommand::Governance(b) => governance::run(b, seed),
+        BenchCommand::Agents(b) => agents::run(b, seed).await,
         BenchCommand::Epsilon(b) => epsilon::run(b, seed),
         BenchCommand::Decisions(b) => decisions::run(config, b).await,
         BenchCommand::Auth(b) => auth::run(b).await,
