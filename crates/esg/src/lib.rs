@@ -13,11 +13,19 @@
 //! - `optimize`: [`optimize`], the whole computation for one request.
 //! - `explain`: the plain-words explanation.
 //! - `service`: [`OptimizationService`], the consumer group that answers requests.
+//! - [`risk`]: [`risk::RiskRequest`] → [`risk::RiskReport`] over the data
+//!   mesh (the MCP tool `calculate_risk_metrics` and the wealth agent).
+//! - [`screening`]: an issuer's ESG profile, a portfolio screened against
+//!   [`screening::ScreeningCriteria`] (violations by severity,
+//!   recommendations) and a portfolio's ESG report, over the data mesh's
+//!   ESG product.
 
 mod events;
 mod explain;
 mod optimize;
 mod request;
+pub mod risk;
+pub mod screening;
 mod service;
 
 pub use events::{

@@ -17,8 +17,22 @@
 //! exactly one result per request. Facts may arrive out of order across
 //! topics (orders staged read before the completion they follow); `apply`
 //! accepts them in any order and the state converges.
+//!
+//! The portfolio's owner also states its ESG preferences on it (module
+//! `preferences`): the criteria its holdings are screened against
+//! ([`ScreeningCriteria`](ultracore_esg::screening::ScreeningCriteria)) and a standing list of issuers it must not hold
+//! (the exclusion list, by ticker or ISIN). Both are commands of their own,
+//! checked for shape here (the data mesh is not consulted: an issuer the
+//! data does not have yet may still be excluded), and idempotent too:
+//! preferences equal to the current ones, or an update that adds only
+//! listed issuers and removes only unlisted ones, produce no event.
+//!
+//! The events are new types of the family at schema version 1: readers
+//! that do not know them yet reject them as unknown types, and states
+//! stored before them (snapshots) load with no preferences and an empty
+//! exclusion list, which is what their events say.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,6 +41,12 @@ use ultracore_es::Aggregate;
 use ultracore_esg::OptimizationResult;
 use ultracore_events::portfolio::TradeOrdersStaged;
 use ultracore_log::{payload_as, DecodeError, EventFamily};
+
+mod preferences;
+
+pub use preferences::{
+    EsgPreferenceSet, EsgPreferences, ExclusionListUpdated, ExclusionsUpdate, MAX_EXCLUSIONS,
+};
 
 /// Where one request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -73,6 +93,12 @@ pub struct Portfolio {
     pub completed: u64,
     pub failed: u64,
     pub orders_staged: u64,
+    /// The ESG preferences set last (none until set).
+    #[serde(default)]
+    pub esg_preferences: Option<EsgPreferences>,
+    /// Issuers the portfolio must not hold, by ticker or ISIN.
+    #[serde(default)]
+    pub exclusions: BTreeSet<String>,
 }
 
 impl Portfolio {
@@ -133,6 +159,8 @@ pub enum PortfolioEvent {
     OptimizationCompleted(Box<Completed>),
     OptimizationFailed(Failed),
     OrdersStaged(Box<OrdersStaged>),
+    EsgPreferenceSet(Box<EsgPreferenceSet>),
+    ExclusionListUpdated(ExclusionListUpdated),
 }
 
 impl EventFamily for PortfolioEvent {
@@ -142,6 +170,8 @@ impl EventFamily for PortfolioEvent {
             PortfolioEvent::OptimizationCompleted(_) => "optimization_completed",
             PortfolioEvent::OptimizationFailed(_) => "optimization_failed",
             PortfolioEvent::OrdersStaged(_) => "orders_staged",
+            PortfolioEvent::EsgPreferenceSet(_) => "esg_preference_set",
+            PortfolioEvent::ExclusionListUpdated(_) => "exclusion_list_updated",
         }
     }
 
@@ -155,6 +185,8 @@ impl EventFamily for PortfolioEvent {
             PortfolioEvent::OptimizationCompleted(p) => serde_json::to_value(p),
             PortfolioEvent::OptimizationFailed(p) => serde_json::to_value(p),
             PortfolioEvent::OrdersStaged(p) => serde_json::to_value(p),
+            PortfolioEvent::EsgPreferenceSet(p) => serde_json::to_value(p),
+            PortfolioEvent::ExclusionListUpdated(p) => serde_json::to_value(p),
         }
         .expect("payloads always serialize")
     }
@@ -179,24 +211,36 @@ impl EventFamily for PortfolioEvent {
             "orders_staged" => {
                 payload_as(event_type, payload).map(|o| PortfolioEvent::OrdersStaged(Box::new(o)))
             }
+            "esg_preference_set" => payload_as(event_type, payload)
+                .map(|p| PortfolioEvent::EsgPreferenceSet(Box::new(p))),
+            "exclusion_list_updated" => {
+                payload_as(event_type, payload).map(PortfolioEvent::ExclusionListUpdated)
+            }
             other => Err(DecodeError::UnknownEventType(other.to_owned())),
         }
     }
 }
 
-/// Commands: record a fact of the flow on the aggregate.
+/// Commands: record a fact of the flow on the aggregate, or change its
+/// ESG preferences.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PortfolioCommand {
     RecordRequest(Requested),
     RecordCompletion(Box<Completed>),
     RecordFailure(Failed),
     RecordOrders(Box<OrdersStaged>),
+    SetEsgPreferences(Box<EsgPreferenceSet>),
+    UpdateExclusions(ExclusionsUpdate),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PortfolioError {
     #[error("the fact belongs to portfolio '{got}', not to '{this}'")]
     WrongPortfolio { this: String, got: String },
+    /// A command's argument is malformed (the field is relative to the
+    /// command: `preferences.min_esg_score`, `add[2]`, `set_by`, …).
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
 }
 
 impl Portfolio {
@@ -265,6 +309,8 @@ impl Aggregate for Portfolio {
                     vec![PortfolioEvent::OrdersStaged(o)]
                 }
             }
+            PortfolioCommand::SetEsgPreferences(p) => self.set_preferences(*p)?,
+            PortfolioCommand::UpdateExclusions(u) => self.update_exclusions(u)?,
         })
     }
 
@@ -310,6 +356,19 @@ impl Aggregate for Portfolio {
                 self.orders_staged += 1;
                 self.latest_request
                     .get_or_insert(o.staged.request_id.clone());
+            }
+            PortfolioEvent::EsgPreferenceSet(p) => {
+                self.esg_preferences = Some(EsgPreferences {
+                    criteria: p.preferences.clone(),
+                    set_by: p.set_by.clone(),
+                    set_at: p.set_at,
+                });
+            }
+            PortfolioEvent::ExclusionListUpdated(u) => {
+                self.exclusions.extend(u.added.iter().cloned());
+                for id in &u.removed {
+                    self.exclusions.remove(id);
+                }
             }
         }
     }

@@ -9,8 +9,9 @@
 //!   one request), so redeliveries and duplicates change nothing.
 //! - The projection `reporting` (over `es.Portfolio`) keeps, in SQLite:
 //!   view `portfolios` (one document per portfolio: status, counts, latest
-//!   request and weights) and view `optimizations` (one per request: status,
-//!   timings, the full result or the failure).
+//!   request and weights; `esg_preferences` and `exclusions` once set) and
+//!   view `optimizations` (one per request: status, timings, the full
+//!   result or the failure).
 
 use std::future::Future;
 
@@ -373,26 +374,32 @@ impl Projection for ReportingProjection {
         // for another portfolio takes a pending view over (that request was
         // the one dead-lettered). Any other event of another portfolio under
         // the id changes neither that view nor its own summary.
-        let (request_id, is_answer) = match &event {
-            PortfolioEvent::OptimizationRequested(r) => (r.request_id.clone(), false),
-            PortfolioEvent::OptimizationCompleted(c) => (c.result.request_id.to_string(), true),
-            PortfolioEvent::OptimizationFailed(f) => (f.request_id.clone(), true),
-            PortfolioEvent::OrdersStaged(o) => (o.staged.request_id.clone(), false),
+        // ESG preferences and exclusions belong to no request.
+        let request = match &event {
+            PortfolioEvent::OptimizationRequested(r) => Some((r.request_id.clone(), false)),
+            PortfolioEvent::OptimizationCompleted(c) => {
+                Some((c.result.request_id.to_string(), true))
+            }
+            PortfolioEvent::OptimizationFailed(f) => Some((f.request_id.clone(), true)),
+            PortfolioEvent::OrdersStaged(o) => Some((o.staged.request_id.clone(), false)),
+            PortfolioEvent::EsgPreferenceSet(_) | PortfolioEvent::ExclusionListUpdated(_) => None,
         };
-        if let Some(held) = views
-            .get_as::<OptimizationView>("optimizations", &request_id)?
-            .filter(|v| v.portfolio_id != pid)
-        {
-            if is_answer && held.status == "pending" {
-                views.delete("optimizations", &request_id);
-            } else {
-                tracing::warn!(
-                    request_id,
-                    portfolio_id = pid,
-                    owner = held.portfolio_id,
-                    "ignoring an event of another portfolio under a request id already in use"
-                );
-                return Ok(());
+        if let Some((request_id, is_answer)) = &request {
+            if let Some(held) = views
+                .get_as::<OptimizationView>("optimizations", request_id)?
+                .filter(|v| v.portfolio_id != pid)
+            {
+                if *is_answer && held.status == "pending" {
+                    views.delete("optimizations", request_id);
+                } else {
+                    tracing::warn!(
+                        request_id,
+                        portfolio_id = pid,
+                        owner = held.portfolio_id,
+                        "ignoring an event of another portfolio under a request id already in use"
+                    );
+                    return Ok(());
+                }
             }
         }
         let bump = |summary: &mut Value, field: &str| {
@@ -444,6 +451,20 @@ impl Projection for ReportingProjection {
                 views.put_as("optimizations", &o.staged.request_id, &view)?;
                 bump(&mut summary, "orders_staged");
                 summary["status"] = json!("orders_staged");
+            }
+            PortfolioEvent::EsgPreferenceSet(p) => {
+                summary["esg_preferences"] = json!({
+                    "criteria": p.preferences, "set_by": p.set_by, "set_at": p.set_at,
+                });
+            }
+            PortfolioEvent::ExclusionListUpdated(u) => {
+                let mut list: std::collections::BTreeSet<String> =
+                    serde_json::from_value(summary["exclusions"].clone()).unwrap_or_default();
+                list.extend(u.added.iter().cloned());
+                for id in &u.removed {
+                    list.remove(id);
+                }
+                summary["exclusions"] = json!(list);
             }
         }
         summary["updated_at"] = json!(env.timestamp);
@@ -501,5 +522,72 @@ impl Reports {
             .collect();
         out.sort_by_key(|v| std::cmp::Reverse(v.requested_at));
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ultracore_es::{ProjectionRunner, StoreOptions};
+    use ultracore_esg::screening::ScreeningCriteria;
+    use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
+
+    use super::*;
+    use crate::portfolio::{EsgPreferenceSet, ExclusionsUpdate};
+
+    #[tokio::test]
+    async fn preferences_and_exclusions_reach_the_portfolio_summary(
+    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let log = EmbeddedLog::open(dir.path().join("log"), EmbeddedOptions::default())?;
+        let db = Database::open(dir.path(), None)?;
+        let store = EventStore::new(log.clone(), db.clone(), StoreOptions::default())?;
+        store.ensure_topic(Portfolio::TYPE).await?;
+        let at: DateTime<Utc> = "2026-03-02T10:00:00Z".parse()?;
+        let criteria = ScreeningCriteria {
+            min_esg_score: Some(60.0),
+            exclude_sectors: vec!["Energy".into()],
+            ..Default::default()
+        };
+        let set = PortfolioCommand::SetEsgPreferences(Box::new(EsgPreferenceSet {
+            preferences: criteria.clone(),
+            set_by: Some("pm-ada".into()),
+            set_at: at,
+        }));
+        store.execute::<Portfolio>("pf-esg", set.clone()).await?;
+        // The same preferences again store nothing.
+        let saved = store.execute::<Portfolio>("pf-esg", set).await?;
+        assert_eq!((saved.version, saved.stored), (1, 0));
+        for (add, remove) in [(vec!["XOM", "CVX"], vec![]), (vec![], vec!["CVX"])] {
+            store
+                .execute::<Portfolio>(
+                    "pf-esg",
+                    PortfolioCommand::UpdateExclusions(ExclusionsUpdate {
+                        add: add.into_iter().map(str::to_owned).collect(),
+                        remove: remove.into_iter().map(str::to_owned).collect(),
+                        reason: None,
+                        updated_at: at,
+                    }),
+                )
+                .await?;
+        }
+        let loaded = store.load::<Portfolio>("pf-esg").await?;
+        assert_eq!(loaded.version, 3);
+        assert_eq!(loaded.state.exclusions, ["XOM".to_owned()].into());
+        assert_eq!(
+            loaded.state.esg_preferences.map(|p| p.criteria),
+            Some(criteria.clone())
+        );
+
+        let mut runner = ProjectionRunner::new(log, db.clone(), ReportingProjection)?;
+        runner.catch_up().await?;
+        let summary = Reports::new(db).portfolio("pf-esg")?.ok_or("no summary")?;
+        assert_eq!(summary["status"], "new");
+        assert_eq!(summary["exclusions"], json!(["XOM"]));
+        assert_eq!(
+            summary["esg_preferences"],
+            json!({"criteria": criteria, "set_by": "pm-ada", "set_at": "2026-03-02T10:00:00Z"})
+        );
+        assert_eq!(summary["version"], 3);
+        Ok(())
     }
 }

@@ -19,13 +19,16 @@ use uuid::Uuid;
 
 use crate::args::{parse, Checked, RequestWithoutId};
 use crate::results::{OptimizationStatus, ResultLookup};
-use crate::risk::{calculate_risk_metrics, RiskRequest};
+use ultracore_esg::risk::{
+    calculate_correlation, calculate_risk_metrics, CorrelationRequest, RiskRequest,
+};
 
 /// The names of the tools, in the order they are listed.
-pub const TOOLS: [&str; 3] = [
+pub const TOOLS: [&str; 4] = [
     "optimize_portfolio_esg",
     "get_optimization_result",
     "calculate_risk_metrics",
+    "calculate_correlation",
 ];
 
 const INSTRUCTIONS: &str = "UltraCore, an event-sourced wealth and trading core. \
@@ -45,6 +48,7 @@ pub struct McpServer<L: EventLog> {
     log: L,
     mesh: DataMesh,
     results: Arc<dyn ResultLookup>,
+    agents: Option<crate::agent_tools::AgentTools<L>>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -75,8 +79,23 @@ impl<L: EventLog> McpServer<L> {
             log,
             mesh,
             results,
+            agents: None,
             tool_router: Self::tool_router(),
         }
+    }
+
+    /// Adds the assistant, its agents' tools and the CRM tool
+    /// ([`crate::AGENT_TOOLS`]), and the ESG tools that read and record a
+    /// portfolio's preferences ([`crate::ESG_TOOLS`]).
+    pub fn with_agents(mut self, tools: crate::agent_tools::AgentTools<L>) -> Self {
+        self.agents = Some(tools);
+        self.tool_router += Self::agent_tool_router();
+        self.tool_router += Self::esg_tool_router();
+        self
+    }
+
+    pub(crate) fn agents(&self) -> Option<&crate::agent_tools::AgentTools<L>> {
+        self.agents.as_ref()
     }
 
     /// Submits an ESG optimization request (an event) and answers at once.
@@ -217,25 +236,56 @@ and beta against an optional benchmark. The same figures as `ultracore risk --js
             Ok(r) => r,
             Err(f) => return tool_error(&f, HINT),
         };
-        let mesh = self.mesh.clone();
         // Parquet reads and the metrics: off the async workers.
-        let outcome =
-            tokio::task::spawn_blocking(move || calculate_risk_metrics(&mesh, &request)).await;
-        match outcome {
+        self.on_mesh(HINT, move |mesh| calculate_risk_metrics(mesh, &request))
+            .await
+    }
+
+    /// The wealth agent's correlation tool.
+    #[tool(
+        name = "calculate_correlation",
+        description = "The correlation matrix of the daily returns of two or more tickers over their common price history (or the last lookback_years), from the platform's prices."
+    )]
+    async fn calculate_correlation(
+        &self,
+        Parameters(args): Parameters<Checked<CorrelationRequest>>,
+        context: Extensions,
+    ) -> CallToolResult {
+        const HINT: &str = "Fix the argument and call calculate_correlation again.";
+        if let Err(f) = caller(&context, Permission::ReadPortfolios) {
+            return tool_error(&f, "");
+        }
+        let request = match args.parse() {
+            Ok(r) => r,
+            Err(f) => return tool_error(&f, HINT),
+        };
+        self.on_mesh(HINT, move |mesh| calculate_correlation(mesh, &request))
+            .await
+    }
+}
+
+impl<L: EventLog> McpServer<L> {
+    /// Runs a computation over the mesh off the async workers and answers
+    /// its report, or the failure with `hint`.
+    pub(crate) async fn on_mesh<T, F>(&self, hint: &str, f: F) -> CallToolResult
+    where
+        T: serde::Serialize + Send + 'static,
+        F: FnOnce(&DataMesh) -> Result<T, Failure> + Send + 'static,
+    {
+        let mesh = self.mesh.clone();
+        match tokio::task::spawn_blocking(move || f(&mesh)).await {
             Ok(Ok(report)) => match serde_json::to_value(&report) {
                 Ok(v) => CallToolResult::structured(v),
                 Err(e) => tool_error(&Failure::general(format!("encoding: {e}")), ""),
             },
-            Ok(Err(f)) => tool_error(&f, HINT),
+            Ok(Err(f)) => tool_error(&f, hint),
             Err(e) => tool_error(
                 &Failure::general(format!("the computation failed: {e}")),
                 "",
             ),
         }
     }
-}
 
-impl<L: EventLog> McpServer<L> {
     /// Parses, validates and checks the instruments of a request; assigns
     /// its id.
     async fn check_request(
@@ -307,7 +357,7 @@ fn check_instruments(mesh: &DataMesh, r: &OptimizationRequest) -> Result<(), Fai
 /// guard has authenticated the request and left the principal in it; a
 /// request over HTTP without one is refused. Over stdio there is no HTTP
 /// request: the caller is the local user, who started this process.
-fn caller(context: &Extensions, permission: Permission) -> Result<Principal, Failure> {
+pub(crate) fn caller(context: &Extensions, permission: Permission) -> Result<Principal, Failure> {
     let principal = match context.get::<axum::http::request::Parts>() {
         Some(parts) => parts
             .extensions
@@ -362,7 +412,7 @@ fn status_json(request_id: Uuid, status: OptimizationStatus) -> Value {
 }
 
 /// A tool error: the text for the model, and `{error, field}` for programs.
-fn tool_error(failure: &Failure, hint: &str) -> CallToolResult {
+pub(crate) fn tool_error(failure: &Failure, hint: &str) -> CallToolResult {
     let mut message = match &failure.field {
         Some(field) => format!("invalid `{field}`: {}", failure.reason),
         None => failure.reason.clone(),

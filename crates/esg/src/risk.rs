@@ -1,6 +1,7 @@
 //! `calculate_risk_metrics`: the metrics `ultracore risk` prints (empyrical's
 //! definitions, 252 periods a year), per ticker and for a weighted
-//! portfolio, from the data mesh's financial product.
+//! portfolio, from the data mesh's financial product; and
+//! `calculate_correlation`, the correlation matrix of the same returns.
 //!
 //! Prices are read with ISIN pushdown (only the requested instruments' row
 //! groups) and aligned exactly as `ultracore risk` aligns a price file:
@@ -11,19 +12,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::Failure;
 use chrono::NaiveDate;
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use ultracore_esg::Failure;
 use ultracore_marketdata::mesh::{DataMesh, PriceFilter};
-use ultracore_marketdata::{DataProvider, Lookback};
+use ultracore_marketdata::{DataProvider, Lookback, PriceMatrix};
 use ultracore_portfolio::{
-    portfolio_returns, returns_from_prices, risk_metrics, risk_metrics_per_asset, Matrix,
-    MetricsConfig, RiskMetrics,
+    correlation_matrix, portfolio_returns, returns_from_prices, risk_metrics,
+    risk_metrics_per_asset, Matrix, MetricsConfig, RiskMetrics,
 };
 
 /// The arguments of `calculate_risk_metrics`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RiskRequest {
     /// Tickers in the data products, e.g. `["AAPL", "MSFT", "KO"]`.
@@ -87,61 +88,21 @@ pub fn calculate_risk_metrics(
     request: &RiskRequest,
 ) -> Result<RiskReport, Failure> {
     validate(request)?;
-    let data_error =
-        |e: ultracore_marketdata::Error| Failure::general(format!("data products: {e}"));
     let mut tickers = request.tickers.clone();
     if let Some(b) = &request.benchmark {
         if !tickers.contains(b) {
             tickers.push(b.clone());
         }
     }
-    let records = mesh.esg(None).map_err(data_error)?;
-    let isin_of: BTreeMap<&str, &str> = records
-        .iter()
-        .map(|r| (r.ticker.as_str(), r.isin.as_str()))
-        .collect();
-    let mut isins = BTreeSet::new();
-    for (i, t) in tickers.iter().enumerate() {
-        let field = if i < request.tickers.len() {
+    let field = |i: usize| {
+        if i < request.tickers.len() {
             format!("tickers[{i}]")
         } else {
             "benchmark".to_owned()
-        };
-        let isin = isin_of.get(t.as_str()).ok_or_else(|| {
-            Failure::field(
-                &field,
-                format!(
-                    "{t} is not in the data products; known tickers: {}",
-                    isin_of.keys().copied().collect::<Vec<_>>().join(", ")
-                ),
-            )
-        })?;
-        isins.insert((*isin).to_owned());
-    }
-    let (series, _scan) = mesh
-        .prices(&PriceFilter {
-            isins: Some(isins),
-            from: None,
-        })
-        .map_err(data_error)?;
-    let provider = DataProvider::from_series(series.into_iter().map(|(_, s)| s).collect());
-    let lookback = request
-        .lookback_years
-        .map_or(Lookback::All, Lookback::Years);
-    // Three prices at least, as `ultracore risk` asks: two returns.
-    let prices = provider.price_matrix(&tickers, lookback, 3).map_err(|e| {
-        Failure::field(
-            "lookback_years",
-            format!("not enough common price history: {e}"),
-        )
-    })?;
-    let returns = Matrix::from_row_major(
-        prices.dates.len(),
-        prices.tickers.len(),
-        prices.values.clone(),
-    )
-    .and_then(|m| returns_from_prices(&m))
-    .map_err(|e| Failure::general(format!("returns: {e}")))?;
+        }
+    };
+    let Aligned { prices, returns } =
+        aligned_returns(mesh, &tickers, request.lookback_years, field)?;
     let benchmark = request.benchmark.as_ref().map(|b| {
         let i = prices.tickers.iter().position(|t| t == b).unwrap_or(0);
         returns.column(i)
@@ -178,10 +139,150 @@ pub fn calculate_risk_metrics(
         observations: returns.rows(),
         risk_free_rate: request.risk_free_rate,
         benchmark: request.benchmark.clone(),
-        source: format!(
-            "{} (data mesh financial product)",
-            mesh.dir().join("financial_data_product.parquet").display()
-        ),
+        source: source(mesh),
+    })
+}
+
+fn source(mesh: &DataMesh) -> String {
+    format!(
+        "{} (data mesh financial product)",
+        mesh.dir().join("financial_data_product.parquet").display()
+    )
+}
+
+/// Prices of some tickers on their common dates, and their daily returns.
+struct Aligned {
+    prices: PriceMatrix,
+    returns: Matrix,
+}
+
+/// The prices of `tickers` from the mesh, aligned as `ultracore risk`
+/// aligns a price file (common dates, then the lookback from the last
+/// one), and their daily returns. `field(i)` names the argument of the
+/// `i`th ticker in an error.
+fn aligned_returns(
+    mesh: &DataMesh,
+    tickers: &[String],
+    lookback_years: Option<f64>,
+    field: impl Fn(usize) -> String,
+) -> Result<Aligned, Failure> {
+    let data_error =
+        |e: ultracore_marketdata::Error| Failure::general(format!("data products: {e}"));
+    let records = mesh.esg(None).map_err(data_error)?;
+    let isin_of: BTreeMap<&str, &str> = records
+        .iter()
+        .map(|r| (r.ticker.as_str(), r.isin.as_str()))
+        .collect();
+    let mut isins = BTreeSet::new();
+    for (i, t) in tickers.iter().enumerate() {
+        let isin = isin_of.get(t.as_str()).ok_or_else(|| {
+            Failure::field(
+                &field(i),
+                format!(
+                    "{t} is not in the data products; known tickers: {}",
+                    isin_of.keys().copied().collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })?;
+        isins.insert((*isin).to_owned());
+    }
+    let (series, _scan) = mesh
+        .prices(&PriceFilter {
+            isins: Some(isins),
+            from: None,
+        })
+        .map_err(data_error)?;
+    let provider = DataProvider::from_series(series.into_iter().map(|(_, s)| s).collect());
+    let lookback = lookback_years.map_or(Lookback::All, Lookback::Years);
+    // Three prices at least, as `ultracore risk` asks: two returns.
+    let prices = provider.price_matrix(tickers, lookback, 3).map_err(|e| {
+        Failure::field(
+            "lookback_years",
+            format!("not enough common price history: {e}"),
+        )
+    })?;
+    let returns = Matrix::from_row_major(
+        prices.dates.len(),
+        prices.tickers.len(),
+        prices.values.clone(),
+    )
+    .and_then(|m| returns_from_prices(&m))
+    .map_err(|e| Failure::general(format!("returns: {e}")))?;
+    Ok(Aligned { prices, returns })
+}
+
+/// The arguments of [`calculate_correlation`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CorrelationRequest {
+    /// Two or more tickers in the data products, e.g. `["KO", "PEP"]`.
+    pub tickers: Vec<String>,
+    /// Use only the last N years of prices (default: all common history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookback_years: Option<f64>,
+}
+
+/// What [`calculate_correlation`] answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CorrelationReport {
+    /// The tickers, in the order of the matrix's rows and columns.
+    pub tickers: Vec<String>,
+    /// Pearson correlation of daily returns, `matrix[i][j]` between
+    /// `tickers[i]` and `tickers[j]` (1 on the diagonal).
+    pub matrix: Vec<Vec<f64>>,
+    /// First date of the prices used.
+    pub start: NaiveDate,
+    /// Last date of the prices used.
+    pub end: NaiveDate,
+    /// Daily returns the correlations are computed from.
+    pub observations: usize,
+    /// Where the prices come from.
+    pub source: String,
+}
+
+/// The correlation matrix of the daily returns of `request.tickers`, on
+/// the prices `calculate_risk_metrics` reads for them. Reads files: call it
+/// off the async workers.
+///
+/// # Errors
+///
+/// A [`Failure`] naming the argument at fault (fewer than two tickers, an
+/// unknown or repeated one, too little history) or the data problem.
+pub fn calculate_correlation(
+    mesh: &DataMesh,
+    request: &CorrelationRequest,
+) -> Result<CorrelationReport, Failure> {
+    validate_correlation(request)?;
+    let Aligned { prices, returns } =
+        aligned_returns(mesh, &request.tickers, request.lookback_years, |i| {
+            format!("tickers[{i}]")
+        })?;
+    let corr =
+        correlation_matrix(&returns).map_err(|e| Failure::general(format!("correlation: {e}")))?;
+    Ok(CorrelationReport {
+        matrix: (0..corr.rows()).map(|i| corr.row(i).to_vec()).collect(),
+        tickers: prices.tickers,
+        start: prices.dates[0],
+        end: prices.dates[prices.dates.len() - 1],
+        observations: returns.rows(),
+        source: source(mesh),
+    })
+}
+
+fn validate_correlation(r: &CorrelationRequest) -> Result<(), Failure> {
+    if r.tickers.len() < 2 {
+        return Err(Failure::field(
+            "tickers",
+            "name at least two tickers, e.g. [\"KO\", \"PEP\"]",
+        ));
+    }
+    validate(&RiskRequest {
+        tickers: r.tickers.clone(),
+        lookback_years: r.lookback_years,
+        weights: None,
+        risk_free_rate: 0.0,
+        benchmark: None,
     })
 }
 
@@ -257,6 +358,21 @@ mod tests {
             risk_free_rate: 0.02,
             benchmark: None,
         }
+    }
+
+    #[test]
+    fn a_correlation_needs_two_distinct_tickers() {
+        let field = |tickers: &[&str]| {
+            validate_correlation(&CorrelationRequest {
+                tickers: tickers.iter().map(|t| (*t).to_owned()).collect(),
+                lookback_years: None,
+            })
+            .err()
+            .and_then(|f| f.field)
+        };
+        assert_eq!(field(&["KO", "PEP"]), None);
+        assert_eq!(field(&["KO"]).as_deref(), Some("tickers"));
+        assert_eq!(field(&["KO", "KO"]).as_deref(), Some("tickers[1]"));
     }
 
     #[test]
