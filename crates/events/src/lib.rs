@@ -7,6 +7,8 @@
 //!
 //! - `agents`: `agent.executions` — `agent_execution`.
 //! - `compliance`: `compliance.alerts` — `compliance_alert`.
+//! - `external`: `external.crm.events` — `customer_interaction_logged`;
+//!   `external.market.data` — `market_prices_published`.
 //! - `portfolio`: `portfolio-events` — `portfolio_optimized`, `risk_metrics_calculated`,
 //!   `trade_orders_staged`.
 //! - `query`: `query-events` — `price_data_queried`.
@@ -15,6 +17,7 @@
 
 pub mod agents;
 pub mod compliance;
+pub mod external;
 pub mod portfolio;
 pub mod query;
 pub mod trading;

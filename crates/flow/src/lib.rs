@@ -9,6 +9,9 @@
 //!         ├─► execution: trade_orders_staged (portfolio-events) ─► read model `orders`
 //!         └─► notification: stored notifications ─► live clients (SSE)
 //! compliance.alerts (governance) ─► notification: stored alerts ─► admins (SSE)
+//! etf import --publish / market-data endpoint
+//!   └─► external.market.data: market_prices_published
+//!         └─► market-data: the data mesh's financial product
 //! ```
 //!
 //! Every service is a consumer group over the `EventLog` that commits only
@@ -18,12 +21,16 @@
 //!
 //! # Layout
 //!
-//! - `portfolio`: the [`Portfolio`] aggregate.
+//! - `portfolio`: the [`Portfolio`] aggregate: its optimizations, ESG
+//!   preferences and exclusion list.
 //! - `reporting`: the [`Recorder`] (facts → aggregate) and the
 //!   [`ReportingProjection`]; [`Reports`] reads it.
 //! - `execution`: the [`Stager`] and the [`OrdersProjection`]; [`Orders`] reads it.
 //! - `notification`: the [`Notifier`]; [`Notifications`] reads them.
 //! - `alerts`: compliance alerts as the notifier stores them; [`Alerts`] reads them.
+//! - `market_data`: [`publish_prices`] and the market-data service
+//!   ([`market_data_registration`], [`MarketDataService`]), which merges
+//!   closing prices into the financial data product.
 //! - `runner`: [`Flow`], the services of one process, and [`submit`] /
 //!   [`await_answer`] for clients.
 //! - [`setup`]: the data products and the sample request of the demo.
@@ -31,6 +38,7 @@
 mod alerts;
 mod execution;
 mod group;
+mod market_data;
 mod notification;
 mod portfolio;
 mod reporting;
@@ -43,13 +51,19 @@ pub use execution::{
     stage_orders, ExecutionOptions, OrderView, Orders, OrdersProjection, Stager, EXECUTION_GROUP,
     ORDERS_PROJECTION,
 };
+pub use market_data::{
+    market_prices, prices_event_id, publish_prices, publish_prices_as,
+    registration as market_data_registration, spec as market_data_spec, MarketDataService,
+    MarketDataStats, PublishedPrices, MARKET_DATA_GROUP,
+};
 pub use notification::backfill_notification_times;
 pub use notification::{
     notification_for, Notification, Notifications, Notifier, NOTIFICATIONS, NOTIFICATION_GROUP,
 };
 pub use portfolio::{
-    Completed, Failed, OrdersStaged, Portfolio, PortfolioCommand, PortfolioError, PortfolioEvent,
-    RequestState, RequestStatus, Requested,
+    Completed, EsgPreferenceSet, EsgPreferences, ExclusionListUpdated, ExclusionsUpdate, Failed,
+    OrdersStaged, Portfolio, PortfolioCommand, PortfolioError, PortfolioEvent, RequestState,
+    RequestStatus, Requested, MAX_EXCLUSIONS,
 };
 pub use reporting::{
     OptimizationView, Recorder, ReportingProjection, Reports, ORDERS_GROUP, ORDERS_WAIT,
@@ -81,6 +95,15 @@ pub enum Error {
     Service { service: String, reason: String },
     #[error("the service is stopping; the record is left for its next start")]
     Stopping,
+    #[error(transparent)]
+    Catalogue(#[from] ultracore_runtime::catalogue::CatalogueError),
+    #[error("market prices #{index} ({ticker:?}) refused, nothing published: {invalid}")]
+    InvalidPrices {
+        /// Position in the list given.
+        index: usize,
+        ticker: String,
+        invalid: ultracore_events::external::Invalid,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -99,6 +99,18 @@ pub enum Error {
         /// A description of the window (" from 2020-01-02 to 2022-12-28").
         window: String,
     },
+    /// A price update names a ticker the financial product cannot take
+    /// as it stands (it has the ticker under several ISINs, or the new
+    /// ticker's placeholder ISIN is another ticker's).
+    #[error("cannot apply the prices of {ticker} to {path}: {reason}")]
+    TickerConflict {
+        /// The financial product.
+        path: PathBuf,
+        /// The ticker of the update.
+        ticker: String,
+        /// Why, with the ISINs involved.
+        reason: String,
+    },
     /// An invalid argument.
     #[error("invalid {name}: {reason}")]
     InvalidArgument {

@@ -25,7 +25,8 @@
 //! - `csv_io`, `parquet_io`: the two formats ([`write_series_parquet`]).
 //! - `import`: [`import_files`] for `ultracore etf import`.
 //! - [`mesh`]: the financial and ESG data products and [`mesh::DataMesh`],
-//!   which reads them with filter pushdown.
+//!   which reads them with filter pushdown; `mesh/update`:
+//!   [`mesh::apply_prices`], closing prices merged into the financial product.
 //! - `provider`: [`DataProvider`] with its LRU cache, [`PriceMatrix`].
 //! - `error`: [`Error`] and [`Result`].
 

@@ -16,6 +16,10 @@
 //! (country code `ZZ`, a valid check digit): users replace both files with
 //! their vendor's, in the same schema.
 //!
+//! [`apply_prices`] merges closing prices (the `external.market.data`
+//! topic's) into the financial product in place, keeping its layout,
+//! schema and metadata.
+//!
 //! [`DataMesh::prices`] pushes its filter (ISIN in a set, date on or after a
 //! cut-off) down to the row groups: groups whose ISIN range misses the set or
 //! whose newest date is before the cut-off are never read. [`ScanStats`] says
@@ -40,6 +44,10 @@ use parquet::file::statistics::Statistics;
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, PriceBar, PriceSeries, Result};
+
+mod update;
+
+pub use update::{apply_prices, ApplySummary};
 
 pub const FINANCIAL_PRODUCT: &str = "financial_data_product.parquet";
 pub const ESG_PRODUCT: &str = "esg_data_product.parquet";
@@ -382,11 +390,28 @@ pub fn write_esg(path: &Path, records: &[EsgRecord]) -> Result<()> {
 
 /// Writes one batch (split into row groups) with key-value metadata;
 /// returns the number of row groups.
+///
+/// Durable and atomic: the file is written under a temporary name,
+/// fsynced, renamed over `path` and the directory fsynced, so a reader
+/// sees the old file or the new one, and after a crash the new one is
+/// either complete or absent.
 fn write_parquet(
     path: &Path,
     schema: Arc<Schema>,
     columns: Vec<ArrayRef>,
     metadata: Vec<KeyValue>,
+) -> Result<usize> {
+    write_parquet_with(path, schema, columns, metadata, |_| Ok(()))
+}
+
+/// [`write_parquet`], calling `before_rename` with the complete temporary
+/// file (every byte written, not yet synced) before it replaces `path`.
+fn write_parquet_with(
+    path: &Path,
+    schema: Arc<Schema>,
+    columns: Vec<ArrayRef>,
+    metadata: Vec<KeyValue>,
+    before_rename: impl FnOnce(&File) -> Result<()>,
 ) -> Result<usize> {
     let batch =
         RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::parquet(path, e))?;
@@ -396,13 +421,44 @@ fn write_parquet(
         .set_key_value_metadata(Some(metadata))
         .build();
     let tmp = path.with_extension("parquet.tmp");
-    let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let mut writer =
-        ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| Error::parquet(path, e))?;
-    writer.write(&batch).map_err(|e| Error::parquet(path, e))?;
-    let meta = writer.close().map_err(|e| Error::parquet(path, e))?;
+    let written = (|| {
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut writer =
+            ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| Error::parquet(path, e))?;
+        writer.write(&batch).map_err(|e| Error::parquet(path, e))?;
+        let meta = writer.finish().map_err(|e| Error::parquet(path, e))?;
+        before_rename(writer.inner())?;
+        writer.inner().sync_all().map_err(|e| Error::io(&tmp, e))?;
+        Ok(meta.num_row_groups())
+    })();
+    let row_groups = match written {
+        Ok(n) => n,
+        Err(e) => {
+            // Best effort: the error is what matters, not a stray temp file.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    Ok(meta.num_row_groups())
+    sync_parent(path)?;
+    Ok(row_groups)
+}
+
+/// Fsyncs the directory of `path`, so a rename into it survives a crash.
+fn sync_parent(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(dir, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Which prices to read.

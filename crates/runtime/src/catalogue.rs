@@ -126,16 +126,16 @@ pub const TOPICS: &[TopicDef] = &[
     TopicDef {
         name: "external.crm.events",
         partitions: 3,
-        events: &[],
-        producers: "MCP tools, importers",
-        consumers: "audit, data mesh",
+        events: &["customer_interaction_logged"],
+        producers: "CRM webhook, MCP tool",
+        consumers: "audit",
     },
     TopicDef {
         name: "external.market.data",
         partitions: 3,
-        events: &[],
-        producers: "MCP tools, importers",
-        consumers: "audit, data mesh",
+        events: &["market_prices_published"],
+        producers: "etf import --publish, market-data endpoint",
+        consumers: "audit, market-data (the data mesh's financial product)",
     },
     TopicDef {
         name: "audit.checkpoints",
