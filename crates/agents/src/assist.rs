@@ -27,11 +27,33 @@ use crate::screen::{Mode, Screen};
 /// Longest question accepted.
 pub const MAX_QUERY: usize = 2_000;
 
+/// Most portfolios a caller may pass.
+pub const MAX_PORTFOLIOS: usize = 1_000;
+
+fn bad(field: &str, reason: impl Into<String>) -> AssistError {
+    AssistError::BadInput {
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Whether `id` is a customer or portfolio id: 1 to 64 letters, digits,
+/// '-', '_' or '.'.
+fn is_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
 /// Why a question was not taken.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AssistError {
-    #[error("query: {0}")]
-    BadQuery(String),
+    /// A field of the question with a bad value: `query`, `customer_id`,
+    /// `portfolios[i]`.
+    #[error("{field}: {reason}")]
+    BadInput { field: String, reason: String },
     #[error("the agents are not available: {0}")]
     Unavailable(String),
 }
@@ -84,7 +106,7 @@ pub struct Assistant<L: EventLog> {
     pub data_version: String,
 }
 
-const GENERAL: &str = "I can help with your cards (balance, transactions, choosing a card), loans (what you could borrow, repayments, deposits) and investments. For anything else — your login, your details, opening hours — our team can help on 13 22 65.";
+const GENERAL: &str = "I can help with your cards (balance, transactions, choosing a card), loans (what you could borrow, repayments, deposits) and investments (risk figures and correlations of shares or your portfolio, an ESG rebalancing). For anything else — your login, your details, opening hours — our team can help on 13 22 65.";
 
 const PROMISES: &[&str] = &[
     "guarantee",
@@ -97,24 +119,40 @@ const PROMISES: &[&str] = &[
     "sure thing",
 ];
 
+/// The card agent (accounts in `store`, the shipped catalogue), the loan
+/// agent and the wealth agent (portfolios in `store`, prices in `mesh`,
+/// optimization requests on `log`).
+pub fn agents<L: EventLog>(
+    log: L,
+    store: ultracore_es::EventStore<L>,
+    mesh: ultracore_marketdata::mesh::DataMesh,
+) -> Vec<std::sync::Arc<dyn crate::runtime::Agent>> {
+    use std::sync::Arc;
+    vec![
+        Arc::new(crate::specialists::CardAgent::new(
+            store.clone(),
+            crate::cards::Catalogue::shipped(),
+        )),
+        Arc::new(crate::specialists::LoanAgent::default()),
+        Arc::new(crate::wealth::WealthAgent::new(log, store, mesh)),
+    ]
+}
+
 impl<L: EventLog> Assistant<L> {
     /// The assistant with the card agent (accounts in `store`, the shipped
-    /// catalogue) and the loan agent on a runtime that masks personal data
-    /// (blocking mode) and records executions on `log`.
+    /// catalogue), the loan agent and the wealth agent (portfolios in
+    /// `store`, prices in `mesh`, optimization requests on `log`) on a
+    /// runtime that masks personal data (blocking mode) and records
+    /// executions on `log`.
     pub fn with_agents(
         log: L,
         store: ultracore_es::EventStore<L>,
+        mesh: ultracore_marketdata::mesh::DataMesh,
         screen: Screen,
         config: crate::runtime::RuntimeConfig,
     ) -> Self {
         use std::sync::Arc;
-        let agents: Vec<Arc<dyn crate::runtime::Agent>> = vec![
-            Arc::new(crate::specialists::CardAgent::new(
-                store,
-                crate::cards::Catalogue::shipped(),
-            )),
-            Arc::new(crate::specialists::LoanAgent::default()),
-        ];
+        let agents = agents(log.clone(), store, mesh);
         let runtime = AgentRuntime::start_screened(
             config,
             agents,
@@ -135,33 +173,48 @@ impl<L: EventLog> Assistant<L> {
         }
     }
 
+    /// Answers `query` of `customer_id`, who may see the portfolios
+    /// `portfolios` (the ids their login gives them; the wealth agent reads
+    /// and rebalances no other).
     pub async fn assist(
         &self,
         customer_id: Option<&str>,
         query: &str,
+        portfolios: &[String],
     ) -> Result<AssistReply, AssistError> {
         let started = Instant::now();
         let query = query.trim();
         if query.is_empty() {
-            return Err(AssistError::BadQuery("it is empty: ask a question".into()));
+            return Err(bad("query", "it is empty: ask a question"));
         }
         if query.len() > MAX_QUERY {
-            return Err(AssistError::BadQuery(format!(
-                "{} bytes, at most {MAX_QUERY}: ask one question at a time",
-                query.len()
-            )));
+            return Err(bad(
+                "query",
+                format!(
+                    "{} bytes, at most {MAX_QUERY}: ask one question at a time",
+                    query.len()
+                ),
+            ));
         }
         if let Some(c) = customer_id {
-            if c.is_empty()
-                || c.len() > 64
-                || !c
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-            {
-                return Err(AssistError::BadQuery(format!(
-                    "customer id {c:?}: 1 to 64 letters, digits, '-', '_' or '.'"
-                )));
+            if !is_id(c) {
+                return Err(bad(
+                    "customer_id",
+                    format!("{c:?} is not a customer id: 1 to 64 letters, digits, '-', '_' or '.'"),
+                ));
             }
+        }
+        if portfolios.len() > MAX_PORTFOLIOS {
+            return Err(bad(
+                "portfolios",
+                format!("{} portfolios, at most {MAX_PORTFOLIOS}", portfolios.len()),
+            ));
+        }
+        if let Some((i, p)) = portfolios.iter().enumerate().find(|(_, p)| !is_id(p)) {
+            return Err(bad(
+                &format!("portfolios[{i}]"),
+                format!("{p:?} is not a portfolio id: 1 to 64 letters, digits, '-', '_' or '.'"),
+            ));
         }
         let request_id = Uuid::now_v7().to_string();
         let detected = detect(query);
@@ -172,7 +225,7 @@ impl<L: EventLog> Assistant<L> {
         for (intent, part) in detected.parts.iter().filter(|(i, _)| *i != Intent::General) {
             let task = Task {
                 agent_id: intent.name().into(),
-                input: json!({"query": part, "context": query}),
+                input: json!({"query": part, "context": query, "portfolios": portfolios}),
                 customer_id: customer_id.map(str::to_owned),
                 request_id: Some(request_id.clone()),
                 priority: if urgent {

@@ -252,6 +252,7 @@ const FLOATING: &[(&str, Intent)] = &[
     ("fee", General),
     ("fees", General),
     ("risk", Wealth),
+    ("risky", Wealth),
     ("deposit", Loan),
     ("returns", Wealth),
     ("return", Wealth),
@@ -507,6 +508,7 @@ mod tests {
         );
         assert_eq!(of("I want a home loan with $50,000 down payment"), [Loan]);
         assert_eq!(of("How risky is my portfolio?"), [Wealth]);
+        assert_eq!(of("how risky is AAPL and MSFT"), [Wealth]);
         assert_eq!(of("hello there"), [General]);
     }
 

@@ -21,24 +21,40 @@
 //!   of the queue, a result cache, customers' short memory, executions
 //!   published.
 //! - [`specialists`]: the card and loan agents.
+//! - [`wealth`]: the wealth agent — risk metrics and correlations of named
+//!   shares or the caller's portfolio from the data mesh, and ESG
+//!   rebalancing requests through the asynchronous optimization flow.
 //! - [`demo`]: sample card accounts for the demo customers.
 //! - [`assist`]: the pipeline — planner, agents in parallel, critic,
 //!   governance, one reply.
+//! - [`http`]: `POST /api/v1/assist`, and who may ask about whom.
+//! - [`replay`]: an execution run again from its event and compared.
+//! - [`crm`]: customer interactions from the CRM, screened and published
+//!   on `external.crm.events`.
 //! - `governance.rs`: the governance service — a consumer of
 //!   `agent.executions` that screens every answer and raises
 //!   `compliance_alert`s on `compliance.alerts`.
+//! - [`analytics`]: the agent analytics service — a consumer of
+//!   `agent.executions` that stores every execution once (SQLite) and
+//!   serves per-agent counts, success rates, duration percentiles and
+//!   trends at `GET /api/v1/analytics/agents[/{agent_id}]`.
 
 pub mod account;
+pub mod analytics;
 pub mod assist;
 pub mod cards;
+pub mod crm;
 pub mod demo;
 mod governance;
+pub mod http;
 mod intent;
 pub mod loan;
 mod money;
+pub mod replay;
 pub mod runtime;
 mod screen;
 pub mod specialists;
+pub mod wealth;
 
 pub use governance::{
     registration as governance_registration, spec as governance_spec, GovernanceService,

@@ -211,6 +211,35 @@ impl Screen {
     }
 }
 
+/// Publishes one alert on `compliance.alerts` (created if missing), keyed
+/// by its customer (or agent), with the alert id as the event id so a
+/// repeat is recognised.
+pub(crate) async fn publish_alert<L: ultracore_log::EventLog>(
+    log: &L,
+    alert: ComplianceAlert,
+) -> Result<(), String> {
+    use ultracore_events::compliance::{ComplianceEvent, AGGREGATE_TYPE, TOPIC};
+    let key = alert
+        .seen_at
+        .customer_id
+        .clone()
+        .or_else(|| alert.seen_at.agent_id.clone())
+        .unwrap_or_else(|| "unknown".into());
+    let id = alert.alert_id.parse::<Uuid>().ok();
+    let mut env = ultracore_log::EnvelopeBuilder::new(AGGREGATE_TYPE, &key)
+        .build(ComplianceEvent::Alert(alert));
+    if let Some(id) = id {
+        env.event_id = id;
+    }
+    ultracore_runtime::catalogue::ensure(log, &[TOPIC])
+        .await
+        .map_err(|e| format!("compliance.alerts could not be created: {e}"))?;
+    ultracore_log::EventLogExt::append_one(log, TOPIC, env.to_record())
+        .await
+        .map_err(|e| format!("a compliance alert could not be published: {e}"))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

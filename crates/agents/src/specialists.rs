@@ -18,12 +18,12 @@ use crate::loan::{amounts, borrowing_power, lvr, monthly_repayment, Applicant};
 use crate::runtime::{Agent, AgentOutput, Exchange, Task};
 
 /// The question of a task (`input.query`: the part for this agent).
-fn query(task: &Task) -> &str {
+pub(crate) fn query(task: &Task) -> &str {
     task.input["query"].as_str().unwrap_or("")
 }
 
 /// The whole question (`input.context`), for facts stated in another part.
-fn context(task: &Task) -> &str {
+pub(crate) fn context(task: &Task) -> &str {
     task.input["context"]
         .as_str()
         .unwrap_or_else(|| query(task))
@@ -31,13 +31,13 @@ fn context(task: &Task) -> &str {
 
 /// Records tool calls and steps while an agent works.
 #[derive(Debug, Default)]
-struct Work {
+pub(crate) struct Work {
     tools: Vec<ToolCall>,
     trace: Vec<TraceStep>,
 }
 
 impl Work {
-    fn step(&mut self, step: &str, detail: impl Into<String>) {
+    pub(crate) fn step(&mut self, step: &str, detail: impl Into<String>) {
         self.trace.push(TraceStep {
             step: step.into(),
             detail: detail.into(),
@@ -45,7 +45,12 @@ impl Work {
     }
 
     /// Calls a tool, recording its input, output and time.
-    async fn call<F, Fut>(&mut self, tool: &str, input: Value, f: F) -> Result<Value, String>
+    pub(crate) async fn call<F, Fut>(
+        &mut self,
+        tool: &str,
+        input: Value,
+        f: F,
+    ) -> Result<Value, String>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Value, String>>,
@@ -63,7 +68,7 @@ impl Work {
         result
     }
 
-    fn answer(self, text: String, data: Value) -> AgentOutput {
+    pub(crate) fn answer(self, text: String, data: Value) -> AgentOutput {
         AgentOutput {
             output: json!({"text": text, "data": data}),
             tools: self.tools,
@@ -72,13 +77,43 @@ impl Work {
     }
 }
 
-fn dollars(x: f64) -> String {
+pub(crate) fn dollars(x: f64) -> String {
     crate::money::dollars(x, true)
 }
 
-fn has_any(q: &str, words: &[&str]) -> bool {
+/// Whether the lower-cased `q` contains any of `words` (lower case).
+pub(crate) fn has_any(q: &str, words: &[&str]) -> bool {
     let q = q.to_lowercase();
     words.iter().any(|w| q.contains(w))
+}
+
+/// The card agent's account tool: open or not, product, balance, limit,
+/// available credit and the five most recent transactions of
+/// `customer_id`'s card account.
+pub async fn card_account_summary<L: EventLog>(
+    store: &EventStore<L>,
+    customer_id: &str,
+) -> Result<Value, String> {
+    let id = CardAgent::<L>::account_id(customer_id);
+    let loaded = store
+        .load::<CardAccount>(&id)
+        .await
+        .map_err(|e| format!("the card account could not be read: {e}"))?;
+    let a = loaded.state;
+    if !a.open {
+        return Ok(json!({"open": false}));
+    }
+    let recent: Vec<Value> = a
+        .recent
+        .iter()
+        .rev()
+        .take(5)
+        .map(|t| json!({"merchant": t.merchant, "amount": t.amount, "posted_at": t.posted_at}))
+        .collect();
+    Ok(
+        json!({"open": true, "product_id": a.product_id, "balance": a.balance,
+              "limit": a.limit, "available": a.available(), "recent": recent}),
+    )
 }
 
 /// The card agent: balance, available credit and recent transactions
@@ -162,26 +197,10 @@ impl<L: EventLog> Agent for CardAgent<L> {
                     return Err("the card account needs a customer id".into());
                 };
                 let id = Self::account_id(&customer);
-                let store = self.store.clone();
+                let store = &self.store;
                 let account = w
-                    .call("card_account", json!({"account_id": id}), || async move {
-                        let loaded = store
-                            .load::<CardAccount>(&id)
-                            .await
-                            .map_err(|e| format!("the card account could not be read: {e}"))?;
-                        let a = loaded.state;
-                        if !a.open {
-                            return Ok(json!({"open": false}));
-                        }
-                        let recent: Vec<Value> = a
-                            .recent
-                            .iter()
-                            .rev()
-                            .take(5)
-                            .map(|t| json!({"merchant": t.merchant, "amount": t.amount, "posted_at": t.posted_at}))
-                            .collect();
-                        Ok(json!({"open": true, "product_id": a.product_id, "balance": a.balance,
-                                  "limit": a.limit, "available": a.available(), "recent": recent}))
+                    .call("card_account", json!({"account_id": id}), || {
+                        card_account_summary(store, &customer)
                     })
                     .await?;
                 if account["open"] == true {

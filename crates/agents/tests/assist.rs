@@ -56,11 +56,14 @@ async fn a_two_part_question_is_answered_by_two_agents_with_their_tools() -> Tes
     }
     ultracore_runtime::catalogue::ensure(&log, &["agent.executions"]).await?;
     let screen = Screen::new(GovernanceKey::load_or_create(dir.path())?);
-    let assistant = Assistant::with_agents(log.clone(), store, screen, RuntimeConfig::default());
+    let (mesh, _) = ultracore_flow::setup::open_mesh(&dir.path().join("mesh"))?;
+    let assistant =
+        Assistant::with_agents(log.clone(), store, mesh, screen, RuntimeConfig::default());
     let reply = assistant
         .assist(
             Some("c-1"),
             "check my balance and also show loan options with $50,000 down payment",
+            &[],
         )
         .await?;
     assert_eq!(reply.intents, [Intent::Card, Intent::Loan]);
@@ -97,6 +100,7 @@ async fn a_two_part_question_is_answered_by_two_agents_with_their_tools() -> Tes
         .assist(
             Some("c-1"),
             "check my balance and also show loan options with $50,000 down payment",
+            &[],
         )
         .await?;
     assert!(again.answers.iter().all(|a| a.cached));
@@ -104,10 +108,10 @@ async fn a_two_part_question_is_answered_by_two_agents_with_their_tools() -> Tes
 
     // Nothing for the agents: the general answer, no execution.
     let general = assistant
-        .assist(None, "what are your opening hours?")
+        .assist(None, "what are your opening hours?", &[])
         .await?;
     assert_eq!(general.intents, [Intent::General]);
     assert!(general.answers.is_empty() && general.text.contains("13 22 65"));
-    assert!(assistant.assist(None, "  ").await.is_err());
+    assert!(assistant.assist(None, "  ", &[]).await.is_err());
     Ok(())
 }

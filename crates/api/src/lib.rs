@@ -11,6 +11,7 @@
 //! | GET | `/api/v1/alerts` | compliance alerts, newest first |
 //! | GET | `/api/v1/alerts/stream` | compliance alerts as they are stored (SSE) |
 //! | GET | `/api/v1/events/stream` | live events of the log (SSE, `?topic=`) |
+//! | POST | `/api/v1/external/market-data` | closing prices from a feed → `external.market.data` (202) |
 //! | GET | `/healthz` | liveness and the services' state (503 naming a failed service) |
 //! | GET | `/readyz` | 200 once every consumer joined its group and caught up, 503 before |
 //! | GET | `/metrics` | every family of the process's registry (when it has one) |
@@ -31,11 +32,16 @@
 //!
 //! - `error`: [`ApiError`], the problem+json error body.
 //! - `routes`: the handlers.
+//! - `external`: the market-data endpoint.
 //! - `live`: the live event tail and the SSE streams.
 //! - `openapi`: the OpenAPI document.
 //! - `http_metrics`: requests and latency per route and status.
 
+// The OpenAPI document is one deeply nested `json!`.
+#![recursion_limit = "256"]
+
 mod error;
+mod external;
 mod http_metrics;
 mod live;
 mod openapi;
@@ -202,6 +208,10 @@ pub fn router<L: EventLog>(state: Arc<AppState<L>>) -> Router {
         .route("/api/v1/alerts", get(routes::get_alerts::<L>))
         .route("/api/v1/alerts/stream", get(live::alert_stream::<L>))
         .route("/api/v1/events/stream", get(live::event_stream::<L>))
+        .route(
+            "/api/v1/external/market-data",
+            post(external::publish_market_data::<L>),
+        )
         .route("/healthz", get(routes::healthz::<L>))
         .route("/readyz", get(routes::readyz::<L>))
         .route("/metrics", get(routes::metrics::<L>))

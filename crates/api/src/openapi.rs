@@ -26,8 +26,12 @@ fn sse(description: &str) -> Value {
 
 /// Paths in the document that other crates route (`ultracore serve`
 /// merges their routers when the models are at hand).
-pub const MOUNTED_ELSEWHERE: [&str; 7] = [
+pub const MOUNTED_ELSEWHERE: [&str; 11] = [
     "/api/v1/decisions",
+    "/api/v1/external/crm/events",
+    "/api/v1/assist",
+    "/api/v1/analytics/agents",
+    "/api/v1/analytics/agents/{agent_id}",
     "/api/v1/forensics/{decision_id}",
     "/api/v1/audit/checkpoint",
     "/api/v1/audit/proof",
@@ -96,6 +100,59 @@ fn annotate_access(doc: &mut Value) {
             }
         }
     }
+}
+
+/// The agents' and outside systems' operations (routed by
+/// `ultracore-agents`, and the market-data endpoint here).
+fn agent_paths() -> Value {
+    json!({
+            "/api/v1/assist": {"post": {
+                "summary": "Ask the customer assistant: the planner finds the intents (card, loan, wealth, several at once), their agents run in parallel with their tools, a critic checks every answer and personal data is masked before it leaves",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["query"], "additionalProperties": false, "properties": {
+                    "query": {"type": "string", "maxLength": 2000},
+                    "customer_id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$", "description": "The customer asking; a customer key's own by default (another is 404)"},
+                    "portfolios": {"type": "array", "items": {"type": "string"}, "description": "Portfolios the wealth agent may consider; the key's own by default"}}}}}},
+                "responses": {"200": ok_json("The reply: intents and their cues, each agent's answer, tools and critic checks", json!({"type": "object", "required": ["request_id", "intents", "answers", "text"], "properties": {
+                                  "request_id": {"type": "string"}, "customer_id": {"type": ["string", "null"]}, "intents": {"type": "array", "items": {"enum": ["card", "loan", "wealth", "general"]}},
+                                  "answers": {"type": "array", "items": {"type": "object"}}, "text": {"type": "string"}, "duration_ms": {"type": "number"}}})),
+                              "400": error_response("The body is not an assist request"), "422": error_response("A field has an invalid value"),
+                              "503": error_response("The agents are not running")}
+            }},
+            "/api/v1/external/crm/events": {"post": {
+                "summary": "The CRM's webhook: one customer interaction, checked, personal data in the summary masked (each value a compliance alert), published on external.crm.events; the same source and interaction_id twice is one event",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false,
+                    "required": ["interaction_id", "customer_id", "channel", "kind", "summary", "occurred_at", "source"], "properties": {
+                    "interaction_id": {"type": "string", "maxLength": 128}, "customer_id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+                    "channel": {"enum": ["phone", "email", "chat", "branch", "web", "app", "letter"]},
+                    "kind": {"enum": ["enquiry", "complaint", "meeting", "application", "feedback", "note"]},
+                    "summary": {"type": "string", "maxLength": 4000}, "occurred_at": {"type": "string", "format": "date-time"},
+                    "source": {"type": "string", "maxLength": 128}, "handled_by": {"type": "string", "maxLength": 128}}}}}},
+                "responses": {"202": ok_json("Published: event_id, topic, entities masked", json!({"type": "object"})),
+                              "400": error_response("Not a customer interaction (the reason names the field)"), "422": error_response("A field has an invalid value"),
+                              "503": error_response("The event log refused it: retry")}
+            }},
+            "/api/v1/external/market-data": {"post": {
+                "summary": "Closing prices from a price feed, checked (tickers, positive closes, ascending dates not after today) and published on external.market.data; the market-data service merges them into the data mesh's financial product. All or nothing",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["updates"], "additionalProperties": false, "properties": {
+                    "updates": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"type": "object", "required": ["ticker", "source", "prices"], "additionalProperties": false, "properties": {
+                        "ticker": {"type": "string", "pattern": "^[A-Z0-9.^=-]{1,16}$"}, "source": {"type": "string", "maxLength": 128},
+                        "prices": {"type": "array", "minItems": 1, "maxItems": 10000, "items": {"type": "object", "required": ["date", "close"], "additionalProperties": false, "properties": {
+                            "date": {"type": "string", "format": "date"}, "close": {"type": "number", "exclusiveMinimum": 0}}}}}}}}}}}},
+                "responses": {"202": ok_json("Published: the events, their ids and offsets", json!({"type": "object"})),
+                              "400": error_response("Not a market-data update"), "422": error_response("An update is invalid (the field names it); nothing was published"),
+                              "503": error_response("The event log refused it: retry")}
+            }},
+            "/api/v1/analytics/agents": {"get": {
+                "summary": "Agent performance from agent.executions: per agent, executions by status, success rate, duration p50/p95/p99, trends per minute (last hour) and per hour (last day)",
+                "responses": {"200": ok_json("Every agent's figures", json!({"type": "object"}))}
+            }},
+            "/api/v1/analytics/agents/{agent_id}": {"get": {
+                "summary": "One agent's performance figures",
+                "parameters": [path_param("agent_id", "The agent (card, loan, wealth, …)", None)],
+                "responses": {"200": ok_json("The agent's figures", json!({"type": "object"})),
+                              "400": error_response("Not an agent id"), "404": error_response("No executions of this agent")}
+            }}
+    })
 }
 
 /// The audit trail's operations (routed by `ultracore-audit`).
@@ -305,8 +362,10 @@ fn document() -> Value {
                 "notional": {"type": "number"}, "status": {"type": "string"}, "staged_at": {"type": "string"}}}
         }}
     });
-    if let (Some(paths), Value::Object(audit)) = (doc["paths"].as_object_mut(), audit_paths()) {
-        paths.extend(audit);
+    for more in [audit_paths(), agent_paths()] {
+        if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), more) {
+            paths.extend(more);
+        }
     }
     doc
 }

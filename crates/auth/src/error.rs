@@ -53,10 +53,10 @@ pub enum Error {
     #[error("key file {path} is writable by group or others (mode {mode:o}), so anyone could add a key; run `chmod 600 {}`", path.display())]
     InsecurePermissions { path: PathBuf, mode: u32 },
     #[error(
-        "unknown role '{given}': valid roles are viewer, trader, portfolio-manager, auditor, admin"
+        "unknown role '{given}': valid roles are viewer, trader, portfolio-manager, auditor, admin, customer, integration"
     )]
     UnknownRole { given: String },
-    #[error("unknown permission '{given}': valid permissions are read-portfolios, request-optimization, trade, read-forensics, read-events, read-audit, read-metrics, admin")]
+    #[error("unknown permission '{given}': valid permissions are read-portfolios, request-optimization, trade, read-forensics, read-events, read-audit, read-metrics, read-compliance, admin, assist, ingest-external")]
     UnknownPermission { given: String },
     #[error("no API key with id '{id}'; `ultracore keys list` shows the ids")]
     KeyNotFound { id: String },
@@ -64,6 +64,17 @@ pub enum Error {
     InvalidPortfolioId { id: String },
     #[error("a key needs at least one portfolio, or all of them")]
     EmptyScope,
+    #[error("a customer key speaks for one customer: name it with --customer ID")]
+    CustomerMissing,
+    #[error("only a customer key names a customer; --customer needs --role customer, not {role}")]
+    CustomerForStaff { role: crate::Role },
+    #[error("a {role} key cannot cover every portfolio: {reason}")]
+    AllPortfoliosForRole {
+        role: crate::Role,
+        reason: &'static str,
+    },
+    #[error("customer id '{id}' is invalid: 1 to 64 letters, digits, '-', '_' or '.'")]
+    InvalidCustomerId { id: String },
     #[error("key name is invalid: {reason}")]
     InvalidName { reason: &'static str },
     #[error("the operating system's random number generator failed: {source}")]
@@ -192,6 +203,8 @@ pub enum TokenRejection {
     UnknownRole,
     /// The portfolios claim is not a string or an array of valid ids.
     BadPortfolios,
+    /// A customer's token without one valid customer id in its customer claim.
+    BadCustomer,
 }
 
 impl TokenRejection {
@@ -213,6 +226,7 @@ impl TokenRejection {
             TokenRejection::NoRole => "no-role",
             TokenRejection::UnknownRole => "unknown-role",
             TokenRejection::BadPortfolios => "bad-portfolios",
+            TokenRejection::BadCustomer => "bad-customer",
         }
     }
 }

@@ -19,7 +19,8 @@
 //!   (default `roles`), an array usually shared with other applications,
 //!   whose unknown names are ignored. When a token carries several roles,
 //!   the first of [`JwtConfig::role_precedence`] that it carries wins. The
-//!   default order is viewer, trader, portfolio-manager, auditor, admin:
+//!   default order is integration, customer, viewer, trader, portfolio-manager,
+//!   auditor, admin:
 //!   admin only for a token that carries no other role, and in general the
 //!   narrower of two roles that can be compared. An operator who wants the
 //!   widest role to win reverses the list; a role left out of it is never
@@ -30,6 +31,10 @@
 //!   (their roles are about the whole system), everyone else sees none.
 //!   Safe by default: a token must name the portfolios of a viewer, trader
 //!   or portfolio manager.
+//! - The customer: a `customer` token names the one customer it speaks
+//!   for in [`JwtConfig::customer_claim`] (default `ultracore_customer`);
+//!   without a valid one it is refused. Other roles' tokens speak for no
+//!   customer, whatever they carry.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -145,13 +150,16 @@ pub struct JwtConfig {
     #[serde(default = "default_roles_claim")]
     pub roles_claim: Option<String>,
     /// Which role wins when a token carries several; roles left out are
-    /// never granted by a token [default: viewer, trader,
+    /// never granted by a token [default: integration, customer, viewer, trader,
     /// portfolio-manager, auditor, admin].
     #[serde(default = "default_precedence")]
     pub role_precedence: Vec<Role>,
     /// The claim with the portfolio ids [default: `ultracore_portfolios`].
     #[serde(default = "default_portfolios_claim")]
     pub portfolios_claim: String,
+    /// The claim with a customer token's customer id [default: `ultracore_customer`].
+    #[serde(default = "default_customer_claim")]
+    pub customer_claim: String,
 }
 
 fn default_algorithms() -> Vec<SigningAlgorithm> {
@@ -174,8 +182,21 @@ fn default_roles_claim() -> Option<String> {
     Some("roles".into())
 }
 
+/// The narrower of two roles wins: integration and customer first, admin last.
 fn default_precedence() -> Vec<Role> {
-    Role::ALL.to_vec()
+    vec![
+        Role::Integration,
+        Role::Customer,
+        Role::Viewer,
+        Role::Trader,
+        Role::PortfolioManager,
+        Role::Auditor,
+        Role::Admin,
+    ]
+}
+
+fn default_customer_claim() -> String {
+    "ultracore_customer".into()
 }
 
 fn default_portfolios_claim() -> String {
@@ -194,6 +215,7 @@ impl JwtConfig {
             roles_claim: default_roles_claim(),
             role_precedence: default_precedence(),
             portfolios_claim: default_portfolios_claim(),
+            customer_claim: default_customer_claim(),
         }
     }
 
@@ -218,7 +240,10 @@ impl JwtConfig {
         if self.role_precedence.is_empty() {
             return bad("role_precedence is empty, so no token could carry a role");
         }
-        if self.role_claim.is_empty() || self.portfolios_claim.is_empty() {
+        if self.role_claim.is_empty()
+            || self.portfolios_claim.is_empty()
+            || self.customer_claim.is_empty()
+        {
             return bad("a claim name is empty");
         }
         Ok(())
@@ -388,13 +413,20 @@ impl JwtVerifier {
             .find(|n| {
                 !n.is_empty() && n.chars().count() <= 128 && !n.chars().any(char::is_control)
             });
-        Ok(Principal::new(
-            format!("jwt:{sub}"),
-            name,
-            role,
-            scope,
-            AuthMethod::Jwt,
-        ))
+        let customer = match role {
+            Role::Customer => Some(
+                claims
+                    .get(&self.config.customer_claim)
+                    .and_then(Value::as_str)
+                    .filter(|c| crate::is_valid_customer_id(c))
+                    .ok_or(TokenRejection::BadCustomer)?,
+            ),
+            _ => None,
+        };
+        Ok(
+            Principal::new(format!("jwt:{sub}"), name, role, scope, AuthMethod::Jwt)
+                .with_customer(customer),
+        )
     }
 
     fn role(&self, claims: &Map<String, Value>) -> Result<Role, TokenRejection> {
@@ -434,7 +466,11 @@ impl JwtVerifier {
         match claims.get(&self.config.portfolios_claim) {
             None | Some(Value::Null) => Ok(match role {
                 Role::Auditor | Role::Admin => Scope::All,
-                Role::Viewer | Role::Trader | Role::PortfolioManager => Scope::None,
+                Role::Viewer
+                | Role::Trader
+                | Role::PortfolioManager
+                | Role::Customer
+                | Role::Integration => Scope::None,
             }),
             Some(Value::String(s)) if s == "*" => Ok(Scope::All),
             Some(Value::String(s)) => Scope::portfolios([s.as_str()]).map_err(bad),

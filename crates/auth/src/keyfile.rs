@@ -45,6 +45,9 @@ pub(crate) struct StoredKey {
     pub name: Option<String>,
     pub role: Role,
     pub portfolios: Scope,
+    /// The customer a `customer` key speaks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub secret_sha256: Digest,
@@ -338,6 +341,7 @@ mod tests {
             name: Some("ops".into()),
             role: Role::Admin,
             portfolios: Scope::All,
+            customer: None,
             created_at: "2026-01-02T03:04:05Z".parse()?,
             revoked_at: None,
             secret_sha256: Digest([0xab; 32]),

@@ -125,6 +125,9 @@ pub struct KeyRecord {
     pub role: Role,
     /// The portfolios the key may see (`"all"` or ids in JSON).
     pub portfolios: Scope,
+    /// The customer a `customer` key speaks for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
@@ -142,6 +145,7 @@ impl From<&StoredKey> for KeyRecord {
             name: k.name.clone(),
             role: k.role,
             portfolios: k.portfolios.clone(),
+            customer: k.customer.clone(),
             created_at: k.created_at,
             revoked_at: k.revoked_at,
         }
@@ -173,7 +177,8 @@ impl Snapshot {
                     k.role,
                     k.portfolios.clone(),
                     AuthMethod::ApiKey,
-                );
+                )
+                .with_customer(k.customer.as_deref());
                 let entry = Entry {
                     digest: k.secret_sha256,
                     revoked: k.revoked_at.is_some(),
@@ -333,14 +338,50 @@ impl KeyStore {
         portfolios: Scope,
         name: Option<&str>,
     ) -> Result<(KeyRecord, ApiKey)> {
-        match &portfolios {
-            Scope::None => return Err(Error::EmptyScope),
-            Scope::Portfolios(ids) if ids.is_empty() => return Err(Error::EmptyScope),
-            _ => {}
+        self.create_for(role, portfolios, None, name)
+    }
+
+    /// [`KeyStore::create`] for a key that may speak for a customer: a
+    /// `customer` key names exactly one customer and any portfolios (none
+    /// is fine: a customer without investments); other roles name none.
+    pub fn create_for(
+        &self,
+        role: Role,
+        portfolios: Scope,
+        customer: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<(KeyRecord, ApiKey)> {
+        match (role, customer) {
+            (Role::Customer, None) => return Err(Error::CustomerMissing),
+            (Role::Customer, Some(c)) if !crate::is_valid_customer_id(c) => {
+                return Err(Error::InvalidCustomerId { id: c.to_owned() })
+            }
+            (Role::Customer, Some(_)) if portfolios == Scope::All => {
+                return Err(Error::AllPortfoliosForRole {
+                    role,
+                    reason: "name the customer's portfolios with --portfolio",
+                })
+            }
+            (Role::Customer, Some(_)) => {}
+            (role, Some(_)) => return Err(Error::CustomerForStaff { role }),
+            (Role::Integration, None) if portfolios != Scope::None => {
+                return Err(Error::AllPortfoliosForRole {
+                    role,
+                    reason: "it publishes outside systems' events and reads no portfolio",
+                })
+            }
+            (Role::Integration, None) => {}
+            (_, None) => match &portfolios {
+                Scope::None => return Err(Error::EmptyScope),
+                Scope::Portfolios(ids) if ids.is_empty() => return Err(Error::EmptyScope),
+                _ => {}
+            },
         }
         let name = name.map(check_name).transpose()?;
+        let customer = customer.map(str::to_owned);
         self.modify(|keys| {
-            let (stored, key) = new_key(keys, role, portfolios, name)?;
+            let (mut stored, key) = new_key(keys, role, portfolios, name)?;
+            stored.customer = customer;
             let record = KeyRecord::from(&stored);
             keys.push(stored);
             Ok(((record, key), true))
@@ -501,6 +542,7 @@ fn new_key(
         name,
         role,
         portfolios,
+        customer: None,
         created_at: now(),
         revoked_at: None,
         secret_sha256: Digest(Sha256::digest(text.as_bytes()).into()),

@@ -33,13 +33,15 @@
 //! The one table is `MATRIX` in `role.rs`; this copy is checked against it
 //! by a test.
 //!
-//! | role | read-portfolios | request-optimization | trade | read-forensics | read-events | read-audit | read-metrics | read-compliance | admin |
-//! |---|---|---|---|---|---|---|---|---|---|
-//! | `viewer` | ✓ | | | | | | | | |
-//! | `trader` | ✓ | | ✓ | | | | | | |
-//! | `portfolio-manager` | ✓ | ✓ | | | | | | | |
-//! | `auditor` | ✓ | | | ✓ | ✓ | ✓ | ✓ | ✓ | |
-//! | `admin` | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
+//! | role | read-portfolios | request-optimization | trade | read-forensics | read-events | read-audit | read-metrics | read-compliance | admin | assist | ingest-external |
+//! |---|---|---|---|---|---|---|---|---|---|---|---|
+//! | `viewer` | ✓ | | | | | | | | | | |
+//! | `trader` | ✓ | | ✓ | | | | | | | | |
+//! | `portfolio-manager` | ✓ | ✓ | | | | | | | | | |
+//! | `auditor` | ✓ | | | ✓ | ✓ | ✓ | ✓ | ✓ | | | |
+//! | `admin` | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
+//! | `customer` | ✓ | | | | | | | | | ✓ | |
+//! | `integration` | | | | | | | | | | | ✓ |
 //!
 //! - read-portfolios: results, state, history, orders, notifications, risk.
 //! - request-optimization: ask for an optimization, which stages orders.
@@ -47,8 +49,12 @@
 //! - read-events: the live event stream and the log's topics.
 //! - read-compliance: compliance alerts (where personal data was seen, never the value).
 //! - admin: keys and configuration.
+//! - assist: the customer assistant and its agents' tools, about a customer.
+//! - ingest-external: publish events of outside systems (CRM, price feeds).
 //!
-//! Roles say what; the [`Scope`] of a principal says which portfolios.
+//! Roles say what; the [`Scope`] of a principal says which portfolios, and
+//! [`Principal::customer`] which customer a customer's key speaks for (a
+//! `customer` key always names one; other roles' keys none).
 //!
 //! # Layout
 //!
@@ -77,6 +83,6 @@ pub use authenticator::Authenticator;
 pub use error::{AuthError, Error, Forbidden, Result, TokenRejection};
 pub use jwt::{JwkSet, JwtConfig, JwtVerifier, SigningAlgorithm};
 pub use keys::{ApiKey, KeyId, KeyRecord, KeyStore, KEY_PREFIX, RELOAD_INTERVAL};
-pub use principal::{is_valid_portfolio_id, AuthMethod, Principal, Scope};
+pub use principal::{is_valid_customer_id, is_valid_portfolio_id, AuthMethod, Principal, Scope};
 pub use ratelimit::{RateLimit, RateLimiter, RetryAfter};
 pub use role::{Permission, Role};

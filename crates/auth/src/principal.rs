@@ -67,6 +67,11 @@ pub fn is_valid_portfolio_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
+/// Customer ids follow the same rule as portfolio ids.
+pub fn is_valid_customer_id(id: &str) -> bool {
+    is_valid_portfolio_id(id)
+}
+
 impl Scope {
     /// A scope of these portfolios; every id must be valid
     /// ([`is_valid_portfolio_id`]). No ids gives [`Scope::None`].
@@ -158,6 +163,8 @@ pub struct Principal {
     role: Role,
     scope: Arc<Scope>,
     method: AuthMethod,
+    /// The customer a `customer` key or token speaks for.
+    customer: Option<Arc<str>>,
 }
 
 impl Principal {
@@ -178,7 +185,14 @@ impl Principal {
             role,
             scope: Arc::new(scope),
             method,
+            customer: None,
         }
+    }
+
+    /// The principal speaking for one customer (see [`Principal::customer`]).
+    pub fn with_customer(mut self, customer: Option<&str>) -> Principal {
+        self.customer = customer.map(Arc::from);
+        self
     }
 
     /// The user of the CLI and of `ultracore mcp` on stdio: admin over every
@@ -217,6 +231,19 @@ impl Principal {
         self.method
     }
 
+    /// The customer this principal speaks for: a `customer` key's one
+    /// customer. `None` for staff and services, who may ask about any
+    /// customer their role allows.
+    pub fn customer(&self) -> Option<&str> {
+        self.customer.as_deref()
+    }
+
+    /// Whether the principal may ask about `customer_id`: its own customer,
+    /// or any customer when it speaks for none. A "no" should be a 404.
+    pub fn can_access_customer(&self, customer_id: &str) -> bool {
+        self.customer.as_deref().is_none_or(|c| c == customer_id)
+    }
+
     /// Whether the principal's role grants `permission`.
     pub fn allows(&self, permission: Permission) -> bool {
         self.role.allows(permission)
@@ -244,14 +271,19 @@ impl Principal {
 }
 
 impl Serialize for Principal {
-    /// `{id, name, role, portfolios, method}`: what an envelope records.
+    /// `{id, name, role, portfolios, method}` (and `customer` when it
+    /// speaks for one): what an envelope records.
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Principal", 5)?;
+        let fields = if self.customer.is_some() { 6 } else { 5 };
+        let mut st = s.serialize_struct("Principal", fields)?;
         st.serialize_field("id", &*self.id)?;
         st.serialize_field("name", &self.name.as_deref())?;
         st.serialize_field("role", &self.role)?;
         st.serialize_field("portfolios", &*self.scope)?;
         st.serialize_field("method", &self.method)?;
+        if let Some(c) = &self.customer {
+            st.serialize_field("customer", &**c)?;
+        }
         st.end()
     }
 }

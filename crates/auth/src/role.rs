@@ -28,6 +28,13 @@ pub enum Role {
     Auditor,
     /// Everything, keys and configuration included.
     Admin,
+    /// A bank customer through the bank's app: asks the assistant about
+    /// their own accounts (the one customer on the key) and reads the
+    /// portfolios on the key.
+    Customer,
+    /// An outside system feeding the platform (a CRM's webhook, a price
+    /// feed): publishes external events and reads nothing.
+    Integration,
 }
 
 /// What a route needs. A route names one permission; a role grants a fixed
@@ -54,13 +61,18 @@ pub enum Permission {
     ReadCompliance,
     /// API keys and configuration.
     Admin,
+    /// Ask the customer assistant (and call its agents' tools) about a
+    /// customer: a customer's key only about that customer.
+    Assist,
+    /// Publish events from outside systems (CRM interactions, market prices).
+    IngestExternal,
 }
 
 use Permission::*;
 
 /// Who may do what: the single source of the role matrix. The crate docs
 /// show the same table; a test checks that they agree.
-const MATRIX: [(Role, &[Permission]); 5] = [
+const MATRIX: [(Role, &[Permission]); 7] = [
     (Role::Viewer, &[ReadPortfolios]),
     (Role::Trader, &[ReadPortfolios, Trade]),
     (
@@ -79,16 +91,21 @@ const MATRIX: [(Role, &[Permission]); 5] = [
         ],
     ),
     (Role::Admin, &Permission::ALL),
+    (Role::Customer, &[ReadPortfolios, Assist]),
+    (Role::Integration, &[IngestExternal]),
 ];
 
 impl Role {
-    /// Every role, in the order of the matrix (viewer to admin).
-    pub const ALL: [Role; 5] = [
+    /// Every role, in the order of the matrix (viewer to admin, then
+    /// customer and integration).
+    pub const ALL: [Role; 7] = [
         Role::Viewer,
         Role::Trader,
         Role::PortfolioManager,
         Role::Auditor,
         Role::Admin,
+        Role::Customer,
+        Role::Integration,
     ];
 
     /// The role's name as written in key files, tokens and on the command line.
@@ -99,6 +116,8 @@ impl Role {
             Role::PortfolioManager => "portfolio-manager",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
+            Role::Customer => "customer",
+            Role::Integration => "integration",
         }
     }
 
@@ -117,7 +136,7 @@ impl Role {
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 11] = [
         ReadPortfolios,
         RequestOptimization,
         Trade,
@@ -127,6 +146,8 @@ impl Permission {
         ReadMetrics,
         ReadCompliance,
         Admin,
+        Assist,
+        IngestExternal,
     ];
 
     /// The permission's name in kebab-case (`read-portfolios`).
@@ -141,6 +162,8 @@ impl Permission {
             ReadMetrics => "read-metrics",
             ReadCompliance => "read-compliance",
             Admin => "admin",
+            Assist => "assist",
+            IngestExternal => "ingest-external",
         }
     }
 }
@@ -203,24 +226,18 @@ mod tests {
         let grants = |r: Role| Permission::ALL.map(|p| r.allows(p));
         // Columns: read-portfolios, request-optimization, trade,
         // read-forensics, read-events, read-audit, read-metrics,
-        // read-compliance, admin.
-        assert_eq!(
-            grants(Role::Viewer),
-            [true, false, false, false, false, false, false, false, false]
-        );
-        assert_eq!(
-            grants(Role::Trader),
-            [true, false, true, false, false, false, false, false, false]
-        );
+        // read-compliance, admin, assist, ingest-external.
+        let (t, f) = (true, false);
+        assert_eq!(grants(Role::Viewer), [t, f, f, f, f, f, f, f, f, f, f]);
+        assert_eq!(grants(Role::Trader), [t, f, t, f, f, f, f, f, f, f, f]);
         assert_eq!(
             grants(Role::PortfolioManager),
-            [true, true, false, false, false, false, false, false, false]
+            [t, t, f, f, f, f, f, f, f, f, f]
         );
-        assert_eq!(
-            grants(Role::Auditor),
-            [true, false, false, true, true, true, true, true, false]
-        );
-        assert_eq!(grants(Role::Admin), [true; 9]);
+        assert_eq!(grants(Role::Auditor), [t, f, f, t, t, t, t, t, f, f, f]);
+        assert_eq!(grants(Role::Admin), [t; 11]);
+        assert_eq!(grants(Role::Customer), [t, f, f, f, f, f, f, f, f, t, f]);
+        assert_eq!(grants(Role::Integration), [f, f, f, f, f, f, f, f, f, f, t]);
     }
 
     #[test]

@@ -119,8 +119,14 @@ pub async fn run(b: AgentsBench, seed: u64) -> Result<()> {
     let screen = Screen::new(GovernanceKey::load_or_create(scratch.path())?);
 
     // Assist, end to end.
-    let assistant =
-        Assistant::with_agents(log.clone(), store, screen.clone(), RuntimeConfig::default());
+    let (mesh, _) = ultracore_flow::setup::open_mesh(&scratch.path().join("mesh"))?;
+    let assistant = Assistant::with_agents(
+        log.clone(),
+        store,
+        mesh,
+        screen.clone(),
+        RuntimeConfig::default(),
+    );
     let mut rng = Rng::new(seed);
     let mut assist = histogram();
     let mut withheld = 0;
@@ -129,7 +135,7 @@ pub async fn run(b: AgentsBench, seed: u64) -> Result<()> {
         let (q, customer) = question(&mut rng, i);
         let started = Instant::now();
         let reply = assistant
-            .assist(Some(customer), &q)
+            .assist(Some(customer), &q, &[])
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         assist.record(started.elapsed().as_micros().max(1) as u64)?;

@@ -186,12 +186,17 @@ enum Command {
     /// Example: ultracore governance scan --json < transcripts.txt
     #[command(subcommand)]
     Governance(cmd::governance::GovernanceCommand),
-    /// Ask the customer assistant: the question goes to the card and loan
-    /// agents it is about, which answer from their tools; a critic checks
-    /// every answer and personal data is masked before anything is kept.
+    /// Ask the customer assistant: the question goes to the card, loan and
+    /// wealth agents it is about, which answer from their tools; a critic
+    /// checks every answer and personal data is masked before anything is kept.
     ///
     /// Example: ultracore assist "check my balance and also show loan options with $50,000 down payment" --customer c-1
+    ///
+    /// Example: ultracore assist "rebalance pf-demo to be more sustainable" --customer c-1 --portfolio pf-demo
     Assist(cmd::assist::AssistArgs),
+    /// The agents' executions: replay one from its event.
+    #[command(subcommand)]
+    Agents(cmd::assist::AgentsCommand),
 }
 
 /// mimalloc: the services allocate and free small buffers per event on
@@ -273,7 +278,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Risk(a) => cmd::analytics::risk(&cli.log, a).await,
             Command::Correlation(a) => cmd::analytics::correlation(&cli.log, a).await,
             Command::Optimize(a) => cmd::analytics::optimize(&cli.log, a).await,
-            Command::Etf(c) => cmd::analytics::etf(c),
+            Command::Etf(c) => cmd::analytics::etf(&cli.log, c).await,
             Command::Mesh(c) => cmd::mesh::run(c),
             Command::Esg(c) => cmd::esg::run(&cli.log, c).await,
             Command::Serve(a) => cmd::serve::serve(&cli.log, a).await,
@@ -287,6 +292,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Epsilon(c) => cmd::epsilon::run(c),
             Command::Governance(c) => cmd::governance::run(c),
             Command::Assist(a) => cmd::assist::run(&cli.log, a).await,
+            Command::Agents(c) => cmd::assist::agents(&cli.log, c).await,
         }
     })
 }

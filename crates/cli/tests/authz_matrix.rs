@@ -10,13 +10,23 @@ mod common;
 use common::{status, Serve, TestResult};
 use serde_json::Value;
 
-const ROLES: [&str; 5] = ["viewer", "trader", "portfolio-manager", "auditor", "admin"];
+const ROLES: [&str; 7] = [
+    "viewer",
+    "trader",
+    "portfolio-manager",
+    "auditor",
+    "admin",
+    "customer",
+    "integration",
+];
 
 /// The roles granting each permission (the table in `ultracore-auth`).
 fn grants(role: &str, permission: &str) -> bool {
     match permission {
         "none" | "any" => true,
-        "read-portfolios" => true,
+        "read-portfolios" => role != "integration",
+        "assist" => matches!(role, "customer" | "admin"),
+        "ingest-external" => matches!(role, "integration" | "admin"),
         "request-optimization" => matches!(role, "portfolio-manager" | "admin"),
         "trade" => matches!(role, "trader" | "admin"),
         "read-forensics" | "read-events" | "read-audit" | "read-metrics" | "read-compliance" => {
@@ -42,13 +52,15 @@ fn every_route_answers_by_its_access_rule() -> TestResult {
         .http("GET", "/api/v1/openapi.json", "")
         .ok_or("no OpenAPI document")?;
     let doc: Value = serde_json::from_str(&doc)?;
-    // One key per role over every portfolio, and each role scoped to
-    // another portfolio than the one probed.
+    // One key per role over every portfolio (a customer's: none), and
+    // each role scoped to another portfolio than the one probed.
     let mut all = std::collections::BTreeMap::new();
     let mut other = std::collections::BTreeMap::new();
     for role in ROLES {
         all.insert(role, server.key(role, None)?);
-        other.insert(role, server.key(role, Some("pf-elsewhere"))?);
+        // An outside system's key names no portfolio at all.
+        let scoped = (role != "integration").then_some("pf-elsewhere");
+        other.insert(role, server.key(role, scoped)?);
     }
     let mut failures = Vec::new();
     let mut probes = 0;

@@ -246,8 +246,10 @@ fn on_kafka_the_tools_submit_and_a_separate_service_answers() {
             .spawn()
             .expect("start the optimization service"),
     );
+    // The assistant's read models and keys stay in the test's directory.
+    let data = dir.path().join("data");
     let mut args = log.to_vec();
-    args.extend(["mcp", "--mesh", path(&mesh)]);
+    args.extend(["--data-dir", path(&data), "mcp", "--mesh", path(&mesh)]);
     let summary = client(&checks, "auto", 90, &args);
     let request_id = summary["request_id"].as_str().unwrap().to_owned();
     assert_eq!(

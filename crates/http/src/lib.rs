@@ -33,4 +33,6 @@ pub use guard::{guard, loopback_hosts, EdgeConfig, Guard};
 pub use policy::{Access, Portfolios, RoutePolicy, ROUTES};
 pub use problem::{Problem, PROBLEM_JSON};
 pub use server::{serve, ServerLimits};
-pub use ultracore_auth::{Permission, Principal, Role, Scope};
+pub use ultracore_auth::{
+    is_valid_customer_id, is_valid_portfolio_id, AuthMethod, Permission, Principal, Role, Scope,
+};

@@ -157,6 +157,41 @@ pub const ROUTES: &[RoutePolicy] = &[
         Permission(ReadAudit),
         Portfolios::Every,
     ),
+    // The customer assistant: a customer's key about its own customer and
+    // portfolios; the handler answers 404 for others.
+    route(
+        "POST",
+        "/api/v1/assist",
+        Permission(Assist),
+        Portfolios::Handler,
+    ),
+    // Agent performance (every agent's executions: no portfolio's data,
+    // but every customer's activity, so for auditors and admins).
+    route(
+        "GET",
+        "/api/v1/analytics/agents",
+        Permission(ReadMetrics),
+        Portfolios::None,
+    ),
+    route(
+        "GET",
+        "/api/v1/analytics/agents/{agent_id}",
+        Permission(ReadMetrics),
+        Portfolios::None,
+    ),
+    // Outside systems: the CRM's webhook and price feeds.
+    route(
+        "POST",
+        "/api/v1/external/crm/events",
+        Permission(IngestExternal),
+        Portfolios::None,
+    ),
+    route(
+        "POST",
+        "/api/v1/external/market-data",
+        Permission(IngestExternal),
+        Portfolios::None,
+    ),
     // MCP (streamable HTTP): JSON-RPC posts, the session's event stream,
     // the session's end. Each tool checks its own permission and portfolio.
     route("POST", "/mcp", Authenticated, Portfolios::Handler),

@@ -72,7 +72,7 @@ async fn the_python_sdk_uses_the_tools_over_streamable_http() -> TestResult {
         assert_eq!(summary["protocol_version"], version, "{summary}");
         assert_eq!(
             summary["tools"].as_array().map(Vec::len),
-            Some(3),
+            Some(ultracore_mcp::TOOLS.len()),
             "{summary}"
         );
         assert!(

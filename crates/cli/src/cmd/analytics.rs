@@ -2,15 +2,20 @@
 //! analytics on price files, with no event log needed. When a log is
 //! configured, each command also publishes what it read and computed
 //! (`price_data_queried`, `risk_metrics_calculated`, `portfolio_optimized`)
-//! without waiting for the log.
+//! without waiting for the log. `etf import --publish` also puts the
+//! imported closes on `external.market.data` (`market_prices_published`),
+//! waiting until they are on the log.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Map, Value};
-use ultracore_marketdata::{DataProvider, Lookback, PriceMatrix};
+use ultracore_events::external::MARKET_DATA_TOPIC;
+use ultracore_log::Error as LogError;
+use ultracore_log_any::{Access, AnyLog};
+use ultracore_marketdata::{DataProvider, ImportSummary, Lookback, PriceMatrix};
 use ultracore_portfolio::{
     correlation_matrix, estimate_covariance, estimate_expected_returns, frontier_svg,
     returns_from_prices, risk_metrics_per_asset, CovarianceMethod, EfficientFrontier,
@@ -213,7 +218,7 @@ pub struct OptimizeArgs {
 pub enum EtfCommand {
     /// Import price files into the DIR/etf/historical/TICKER.parquet layout.
     ///
-    /// Example: ultracore etf import QUAL.csv --ticker QUAL --out data
+    /// Example: ultracore etf import QUAL.csv --ticker QUAL --out data --publish
     Import {
         files: Vec<PathBuf>,
         /// Ticker of a single-ticker file (Yahoo export); default: from the file name.
@@ -222,6 +227,12 @@ pub enum EtfCommand {
         /// Root of the layout.
         #[arg(long, default_value = "data")]
         out: PathBuf,
+        /// Also publish each imported series' closes on the event log as
+        /// `market_prices_published` on `external.market.data` (source: the
+        /// file name; at most 10,000 prices an event), where the
+        /// market-data service merges them into the data mesh.
+        #[arg(long)]
+        publish: bool,
     },
 }
 
@@ -540,9 +551,14 @@ fn optimize_with(emitter: &Emitter, args: OptimizeArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn etf(command: EtfCommand) -> Result<()> {
+pub async fn etf(log: &LogArgs, command: EtfCommand) -> Result<()> {
     match command {
-        EtfCommand::Import { files, ticker, out } => {
+        EtfCommand::Import {
+            files,
+            ticker,
+            out,
+            publish,
+        } => {
             if files.is_empty() {
                 bail!("name at least one file to import");
             }
@@ -562,7 +578,62 @@ pub fn etf(command: EtfCommand) -> Result<()> {
                 "{}",
                 table(&["ticker", ">rows", "first_date", "file"], &rows)
             );
+            if publish {
+                publish_imported(log, &summaries)
+                    .await
+                    .context("the files are imported, but their prices were not published")?;
+            }
             Ok(())
         }
+    }
+}
+
+/// Publishes the series `etf import` wrote, as read back from their files.
+async fn publish_imported(args: &LogArgs, imported: &[ImportSummary]) -> Result<()> {
+    let mut events = Vec::new();
+    for s in imported {
+        let written = ultracore_marketdata::read_prices_file(&s.path, Some(&s.ticker))?;
+        let source = source_name(&s.source);
+        for series in written {
+            events.extend(ultracore_flow::market_prices(
+                &s.ticker,
+                &source,
+                series.bars.iter().map(|b| (b.date, b.close)),
+            ));
+        }
+    }
+    let config = args.config();
+    let log = match AnyLog::open(&config, Access::Write).await {
+        Err(LogError::Locked { .. }) => bail!(
+            "the data directory {} is in use by a running server: stop it, or send the prices to the server's market-data endpoint",
+            config.data_dir().display()
+        ),
+        other => other?,
+    };
+    let published = ultracore_flow::publish_prices(&log, events).await?;
+    let prices: usize = published.iter().map(|p| p.prices).sum();
+    println!(
+        "published {} market_prices_published event(s), {prices} price(s), on {MARKET_DATA_TOPIC}",
+        published.len()
+    );
+    Ok(())
+}
+
+/// An event's `source`: the file name, as an id the edge accepts (1 to 128
+/// printable ASCII characters without spaces; others become `_`).
+fn source_name(file: &Path) -> String {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let id: String = name
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .take(128)
+        .collect();
+    if id.is_empty() {
+        "import".to_owned()
+    } else {
+        id
     }
 }

@@ -16,6 +16,9 @@ pub enum KeysCommand {
     /// Create an API key and print it once; only its hash is stored.
     ///
     /// Example: ultracore keys create --role trader --portfolio pf-1 --portfolio pf-2 --name "desk 4"
+    ///
+    /// A customer's key (the bank's app, for one customer): ultracore keys
+    /// create --role customer --customer c-1 --portfolio pf-c1
     Create(CreateArgs),
     /// List the keys: id, name, role, portfolios, when created and revoked.
     ///
@@ -36,9 +39,12 @@ pub enum KeysCommand {
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
-    /// viewer, trader, portfolio-manager, auditor or admin.
+    /// viewer, trader, portfolio-manager, auditor, admin, customer or integration.
     #[arg(long, value_name = "ROLE")]
     role: Role,
+    /// The customer a customer key speaks for (required with --role customer).
+    #[arg(long, value_name = "ID")]
+    customer: Option<String>,
     /// A portfolio the key may see; repeat for several.
     #[arg(long = "portfolio", value_name = "ID")]
     portfolios: Vec<String>,
@@ -75,6 +81,10 @@ fn create(args: &LogArgs, a: CreateArgs) -> Result<()> {
         Scope::portfolios(a.portfolios)?
     } else if matches!(a.role, Role::Auditor | Role::Admin) {
         Scope::All
+    } else if matches!(a.role, Role::Customer | Role::Integration) {
+        // A customer without investments: the assistant, no portfolio; an
+        // outside system publishes and reads nothing.
+        Scope::None
     } else {
         // A viewer, trader or portfolio manager of every portfolio should be
         // a decision, not a default.
@@ -84,7 +94,8 @@ fn create(args: &LogArgs, a: CreateArgs) -> Result<()> {
         );
     };
     let store = key_store(args)?;
-    let (record, key) = store.create(a.role, scope, a.name.as_deref())?;
+    let (record, key) =
+        store.create_for(a.role, scope, a.customer.as_deref(), a.name.as_deref())?;
     if a.json {
         println!("{}", json!({"id": record.id, "key": key.expose()}));
         return Ok(());
@@ -134,7 +145,7 @@ fn revoke(args: &LogArgs, id: &str) -> Result<()> {
 }
 
 fn records_table(records: &[KeyRecord], with_revoked: bool) -> String {
-    let mut header = vec!["id", "name", "role", "portfolios", "created"];
+    let mut header = vec!["id", "name", "role", "customer", "portfolios", "created"];
     if with_revoked {
         header.push("revoked");
     }
@@ -145,6 +156,7 @@ fn records_table(records: &[KeyRecord], with_revoked: bool) -> String {
                 r.id.to_string(),
                 clip(r.name.as_deref().unwrap_or("-"), 32),
                 r.role.to_string(),
+                r.customer.clone().unwrap_or_else(|| "-".into()),
                 clip(&r.portfolios.to_string(), 40),
                 time(r.created_at),
             ];

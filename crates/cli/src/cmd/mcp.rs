@@ -53,7 +53,35 @@ pub async fn run(log_args: &LogArgs, args: McpArgs) -> Result<()> {
         optimization_service = service.is_some(),
         "MCP server on stdio"
     );
-    let server = McpServer::new(log, mesh, Arc::new(results));
+    // The assistant, its agents' tools and the ESG preference tools, as
+    // `serve` offers them: the local user is admin over every customer.
+    let config = log_args.config();
+    let store = ultracore_es::EventStore::new(
+        log.clone(),
+        crate::cmd::serve::open_database(&config)?,
+        ultracore_es::StoreOptions::default(),
+    )?;
+    ultracore_runtime::catalogue::ensure(&log, &[ultracore_events::agents::TOPIC]).await?;
+    let screen = ultracore_agents::Screen::new(ultracore_agents::GovernanceKey::load_or_create(
+        &config.data_dir(),
+    )?);
+    let assistant = Arc::new(ultracore_agents::assist::Assistant::with_agents(
+        log.clone(),
+        store.clone(),
+        mesh.clone(),
+        screen.clone(),
+        ultracore_agents::runtime::RuntimeConfig::default(),
+    ));
+    let crm = Arc::new(ultracore_agents::crm::Crm {
+        log: log.clone(),
+        screen,
+    });
+    let server =
+        McpServer::new(log, mesh, Arc::new(results)).with_agents(ultracore_mcp::AgentTools {
+            assistant,
+            store,
+            crm,
+        });
     let served = serve_stdio(server, async {
         let _ = tokio::signal::ctrl_c().await;
     })

@@ -257,9 +257,9 @@ pub async fn run_services(
     let config = args.config();
     let log = AnyLog::open(&config, Access::Write).await?;
     let db = open_database(&config)?;
+    let mesh_dir = mesh.unwrap_or_else(|| config.data_dir().join("mesh"));
     let mesh = if services.contains(&Service::Optimization) {
-        let dir = mesh.unwrap_or_else(|| config.data_dir().join("mesh"));
-        Some(open_mesh(&dir)?)
+        Some(open_mesh(&mesh_dir)?)
     } else {
         None
     };
@@ -289,16 +289,38 @@ pub async fn run_services(
         names.push(r.name().to_owned());
         supervisor.add(r);
     }
+    let mut screen = None;
+    let mut analytics = None;
     if services.len() == Service::ALL.len() {
         // Governance: agent answers screened for personal data, alerts
         // fingerprinted with the deployment's key.
         let key = ultracore_agents::GovernanceKey::load_or_create(&config.data_dir())?;
-        let r = ultracore_agents::governance_registration(
+        let s = ultracore_agents::Screen::new(key);
+        let r = ultracore_agents::governance_registration(log.clone(), s.clone());
+        names.push(r.name().to_owned());
+        supervisor.add(r);
+        screen = Some(s);
+        // Market data: closes on external.market.data merged into the
+        // financial product (built from the sample data first if missing).
+        open_mesh(&mesh_dir)?;
+        let r = ultracore_flow::market_data_registration(log.clone(), mesh_dir.clone());
+        names.push(r.name().to_owned());
+        supervisor.add(r);
+        // Agent analytics: every execution counted once, figures served at
+        // /api/v1/analytics/agents.
+        let store = ultracore_agents::analytics::AnalyticsStore::open(
+            config
+                .data_dir()
+                .join(ultracore_agents::analytics::AnalyticsStore::FILE_NAME),
+        )?;
+        let r = ultracore_agents::analytics::registration(
             log.clone(),
-            ultracore_agents::Screen::new(key),
+            store.clone(),
+            ultracore_agents::analytics::AnalyticsMetrics::register(&registry),
         );
         names.push(r.name().to_owned());
         supervisor.add(r);
+        analytics = Some(Arc::new(store.reader()?));
     }
     let audit = match audit {
         None => None,
@@ -371,6 +393,41 @@ pub async fn run_services(
                 log.clone(),
             )));
         }
+        // The customer assistant (card, loan and wealth agents) and the
+        // CRM's webhook, when every service runs here.
+        let agent_tools = match (&mcp_mesh, &screen) {
+            (Some(mesh), Some(screen)) => {
+                ultracore_runtime::catalogue::ensure(&log, &[ultracore_events::agents::TOPIC])
+                    .await
+                    .context("creating agent.executions")?;
+                let assistant = Arc::new(ultracore_agents::assist::Assistant::with_agents(
+                    log.clone(),
+                    flow.store.clone(),
+                    mesh.clone(),
+                    screen.clone(),
+                    ultracore_agents::runtime::RuntimeConfig::default(),
+                ));
+                let crm = Arc::new(ultracore_agents::crm::Crm {
+                    log: log.clone(),
+                    screen: screen.clone(),
+                });
+                app = app
+                    .merge(ultracore_agents::http::router(assistant.clone()))
+                    .merge(ultracore_agents::crm::router(crm.clone()));
+                if let Some(reader) = analytics.take() {
+                    app = app.merge(ultracore_agents::analytics::router(reader));
+                }
+                eprintln!(
+                    "customer assistant: POST /api/v1/assist; CRM webhook: POST /api/v1/external/crm/events"
+                );
+                Some(ultracore_mcp::AgentTools {
+                    assistant,
+                    store: flow.store.clone(),
+                    crm,
+                })
+            }
+            _ => None,
+        };
         if let Some(mesh) = &mcp_mesh {
             let results = Arc::new(ultracore_mcp::TopicResults::start(log.clone()).await?);
             let weak = Arc::downgrade(&results);
@@ -387,7 +444,10 @@ pub async fn run_services(
                     }
                 })),
             );
-            let server = ultracore_mcp::McpServer::new(log.clone(), mesh.clone(), results);
+            let mut server = ultracore_mcp::McpServer::new(log.clone(), mesh.clone(), results);
+            if let Some(tools) = agent_tools {
+                server = server.with_agents(tools);
+            }
             let mut config = ultracore_mcp::HttpConfig::default();
             config.cancellation_token = token.child_token();
             // The guard checks Host first; the transport's own check agrees.

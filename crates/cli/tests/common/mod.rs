@@ -124,10 +124,19 @@ impl Serve {
         let mut c = ultracore();
         c.args(["--data-dir", self.data_dir().to_str().ok_or("path")?])
             .args(["keys", "create", "--role", role, "--json"]);
+        if role == "customer" {
+            c.args(["--customer", "c-matrix"]);
+        }
         match portfolio {
-            Some(p) => c.args(["--portfolio", p]),
-            None => c.arg("--all-portfolios"),
-        };
+            Some(p) => {
+                c.args(["--portfolio", p]);
+            }
+            // Customers and outside systems never cover every portfolio.
+            None if matches!(role, "customer" | "integration") => {}
+            None => {
+                c.arg("--all-portfolios");
+            }
+        }
         let out = c.output()?;
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).into_owned().into());
