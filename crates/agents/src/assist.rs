@@ -7,7 +7,9 @@
 //! succeeded; every figure it states comes from a tool's input or output
 //! (or the question); and it makes no promise a bank may not make
 //! ("guaranteed", "risk-free", …). An answer that fails is withheld, and
-//! the reply says why. Governance runs in the runtime: in blocking mode,
+//! the reply says why. The question is masked before anything sees it
+//! (personal data in it raises alerts at `/query`). Governance also runs
+//! in the runtime: in blocking mode,
 //! personal data is masked before an answer is recorded or returned, and
 //! each masked value raises a `compliance_alert` (action `masked`).
 
@@ -16,8 +18,7 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::{json, Value};
 use ultracore_events::agents::{ExecutionStatus, ToolCall};
-use ultracore_events::compliance::{ComplianceEvent, AGGREGATE_TYPE, TOPIC as ALERTS};
-use ultracore_log::{EnvelopeBuilder, EventLog};
+use ultracore_log::EventLog;
 use uuid::Uuid;
 
 use crate::intent::{detect, Intent};
@@ -216,7 +217,27 @@ impl<L: EventLog> Assistant<L> {
                 format!("{p:?} is not a portfolio id: 1 to 64 letters, digits, '-', '_' or '.'"),
             ));
         }
-        let request_id = Uuid::now_v7().to_string();
+        let request = Uuid::now_v7();
+        let request_id = request.to_string();
+        // The question itself may carry personal data ("my TFN is …"): it
+        // is masked before any agent, record or log sees it, and each value
+        // raises an alert.
+        let mut asked = Value::String(query.to_owned());
+        let found = self.screen.screen(&mut asked, Mode::Block);
+        for s in &found {
+            let alert = self.screen.alert(
+                s,
+                ultracore_events::agents::TOPIC,
+                request,
+                "/query",
+                Mode::Block,
+                (None, None, customer_id.map(str::to_owned)),
+            );
+            if let Err(e) = crate::screen::publish_alert(&self.log, alert).await {
+                tracing::error!(error = %e, "an alert of the question could not be published");
+            }
+        }
+        let query = asked.as_str().unwrap_or_default();
         let detected = detect(query);
         let urgent = ["lost", "stolen", "fraud", "scam"]
             .iter()
@@ -317,18 +338,7 @@ impl<L: EventLog> Assistant<L> {
                 customer.map(str::to_owned),
             ),
         );
-        let mut env = EnvelopeBuilder::new(AGGREGATE_TYPE, customer.unwrap_or(intent.name()))
-            .build(ComplianceEvent::Alert(alert.clone()));
-        if let Ok(id) = alert.alert_id.parse() {
-            env.event_id = id;
-        }
-        if let Err(e) = ultracore_runtime::catalogue::ensure(&self.log, &[ALERTS]).await {
-            tracing::error!(error = %e, "compliance.alerts could not be created");
-            return;
-        }
-        if let Err(e) =
-            ultracore_log::EventLogExt::append_one(&self.log, ALERTS, env.to_record()).await
-        {
+        if let Err(e) = crate::screen::publish_alert(&self.log, alert).await {
             tracing::error!(error = %e, "a compliance alert could not be published");
         }
     }
