@@ -127,8 +127,11 @@ impl Catalogue {
 
 /// The customer, as far as choosing a card goes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Profile {
     pub age: u32,
+    /// Gross annual income, dollars.
     pub annual_income: f64,
     /// Card spending a month.
     pub monthly_spend: f64,

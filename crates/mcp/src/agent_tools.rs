@@ -74,29 +74,6 @@ pub(crate) struct CustomerArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct CardProfileArgs {
-    pub age: u32,
-    /// Gross annual income, dollars.
-    pub annual_income: f64,
-    /// Card spending a month, dollars.
-    pub monthly_spend: f64,
-    /// The balance usually carried from month to month (0: paid in full).
-    #[serde(default)]
-    pub revolving_balance: f64,
-    /// Debt on another card to move.
-    #[serde(default)]
-    pub transfer_balance: f64,
-    /// The rate that debt is charged now (0.2099 for 20.99 %).
-    #[serde(default)]
-    pub transfer_from_rate: f64,
-    #[serde(default)]
-    pub student: bool,
-    #[serde(default)]
-    pub travels: bool,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RepaymentArgs {
     /// The amount borrowed, dollars.
     amount: f64,
@@ -172,6 +149,19 @@ fn years(field: &str, v: u32) -> Result<u32, Failure> {
     }
 }
 
+/// The caller, if allowed `permission`, and the parsed arguments; or the
+/// tool error to answer.
+pub(crate) fn begin<T: serde::de::DeserializeOwned>(
+    context: &Extensions,
+    permission: Permission,
+    args: Checked<T>,
+    hint: &str,
+) -> Result<(ultracore_auth::Principal, T), CallToolResult> {
+    let who = caller(context, permission).map_err(|f| tool_error(&f, ""))?;
+    let a = args.parse().map_err(|f| tool_error(&f, hint))?;
+    Ok((who, a))
+}
+
 fn structured(v: impl serde::Serialize) -> CallToolResult {
     match serde_json::to_value(v) {
         Ok(v) => CallToolResult::structured(v),
@@ -202,16 +192,12 @@ answer, the tools it called and the critic's checks. A customer's key asks about
         context: Extensions,
     ) -> CallToolResult {
         const HINT: &str = "Fix the argument and call assist again.";
-        let who = match caller(&context, Permission::Assist) {
-            Ok(p) => p,
-            Err(f) => return tool_error(&f, ""),
+        let (who, a) = match begin(&context, Permission::Assist, args, HINT) {
+            Ok(x) => x,
+            Err(answer) => return answer,
         };
         let Some(tools) = self.agents() else {
             return tool_error(&Failure::general("the agents are not running here"), "");
-        };
-        let a = match args.parse() {
-            Ok(a) => a,
-            Err(f) => return tool_error(&f, HINT),
         };
         let (customer, portfolios) = match ultracore_agents::http::resolve(
             &who,
@@ -246,16 +232,12 @@ balance, limit, available credit and the five most recent transactions."
         context: Extensions,
     ) -> CallToolResult {
         const HINT: &str = "Name the customer with customer_id.";
-        let who = match caller(&context, Permission::Assist) {
-            Ok(p) => p,
-            Err(f) => return tool_error(&f, ""),
+        let (who, a) = match begin(&context, Permission::Assist, args, HINT) {
+            Ok(x) => x,
+            Err(answer) => return answer,
         };
         let Some(tools) = self.agents() else {
             return tool_error(&Failure::general("the agents are not running here"), "");
-        };
-        let a = match args.parse() {
-            Ok(a) => a,
-            Err(f) => return tool_error(&f, HINT),
         };
         let customer = match ultracore_agents::http::resolve(&who, a.customer_id.as_deref(), None) {
             Ok((Some(c), _)) => c,
@@ -279,32 +261,25 @@ ineligible ones with the reason, each with its workings."
     )]
     async fn recommend_cards(
         &self,
-        Parameters(args): Parameters<Checked<CardProfileArgs>>,
+        Parameters(args): Parameters<Checked<ultracore_agents::cards::Profile>>,
         context: Extensions,
     ) -> CallToolResult {
         const HINT: &str = "Fix the argument and call recommend_cards again.";
-        if let Err(f) = caller(&context, Permission::Assist) {
-            return tool_error(&f, "");
-        }
-        let a = match args.parse() {
-            Ok(a) => a,
-            Err(f) => return tool_error(&f, HINT),
-        };
-        let checked = (|| {
+        let checked = begin(&context, Permission::Assist, args, HINT).and_then(|(_, a)| {
             if !(16..=120).contains(&a.age) {
-                return Err(Failure::field("age", format!("{} is not an age", a.age)));
+                let f = Failure::field("age", format!("{} is not an age", a.age));
+                return Err(tool_error(&f, HINT));
             }
-            Ok(ultracore_agents::cards::Profile {
-                age: a.age,
-                annual_income: amount("annual_income", a.annual_income, 1e8)?,
-                monthly_spend: amount("monthly_spend", a.monthly_spend, 1e7)?,
-                revolving_balance: amount("revolving_balance", a.revolving_balance, 1e7)?,
-                transfer_balance: amount("transfer_balance", a.transfer_balance, 1e7)?,
-                transfer_from_rate: rate("transfer_from_rate", a.transfer_from_rate)?,
-                student: a.student,
-                travels: a.travels,
-            })
-        })();
+            let amounts = (|| {
+                amount("annual_income", a.annual_income, 1e8)?;
+                amount("monthly_spend", a.monthly_spend, 1e7)?;
+                amount("revolving_balance", a.revolving_balance, 1e7)?;
+                amount("transfer_balance", a.transfer_balance, 1e7)?;
+                rate("transfer_from_rate", a.transfer_from_rate)
+            })();
+            amounts.map_err(|f| tool_error(&f, HINT))?;
+            Ok(a)
+        });
         match checked {
             Ok(profile) => {
                 let catalogue = ultracore_agents::cards::Catalogue::shipped();
@@ -312,7 +287,7 @@ ineligible ones with the reason, each with its workings."
                     "cards": ultracore_agents::cards::recommend(&catalogue, &profile),
                 }))
             }
-            Err(f) => tool_error(&f, HINT),
+            Err(answer) => answer,
         }
     }
 
@@ -458,16 +433,12 @@ alert; the same source and interaction_id twice is one event."
         context: Extensions,
     ) -> CallToolResult {
         const HINT: &str = "Fix the argument and call log_customer_interaction again.";
-        let who = match caller(&context, Permission::IngestExternal) {
-            Ok(p) => p,
-            Err(f) => return tool_error(&f, ""),
+        let (who, interaction) = match begin(&context, Permission::IngestExternal, args, HINT) {
+            Ok(x) => x,
+            Err(answer) => return answer,
         };
         let Some(tools) = self.agents() else {
             return tool_error(&Failure::general("the CRM topic is not served here"), "");
-        };
-        let interaction = match args.parse() {
-            Ok(i) => i,
-            Err(f) => return tool_error(&f, HINT),
         };
         match log_interaction(&tools.crm.log, &tools.crm.screen, interaction, who.id()).await {
             Ok(logged) => structured(logged),

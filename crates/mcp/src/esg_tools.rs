@@ -21,8 +21,9 @@ use ultracore_flow::{
 };
 use ultracore_log::EventLog;
 
+use crate::agent_tools::begin;
 use crate::args::Checked;
-use crate::server::{caller, tool_error, McpServer};
+use crate::server::{tool_error, McpServer};
 
 /// The names of the ESG tools, in the order they are listed.
 pub const ESG_TOOLS: [&str; 5] = [
@@ -130,12 +131,9 @@ percentile for each within its sector and the whole universe."
         context: Extensions,
     ) -> CallToolResult {
         const HINT: &str = "Name a ticker, an ISIN or a company.";
-        if let Err(f) = caller(&context, Permission::ReadPortfolios) {
-            return tool_error(&f, "");
-        }
-        let a = match args.parse() {
-            Ok(a) => a,
-            Err(f) => return tool_error(&f, HINT),
+        let (_, a) = match begin(&context, Permission::ReadPortfolios, args, HINT) {
+            Ok(x) => x,
+            Err(answer) => return answer,
         };
         self.on_mesh(HINT, move |mesh| esg_profile(mesh, &a.issuer))
             .await
@@ -156,13 +154,9 @@ its weights and its recorded ESG preferences and exclusions, or give weights and
         context: Extensions,
     ) -> CallToolResult {
         const HINT: &str = "Fix the argument and call screen_portfolio_esg again.";
-        let who = match caller(&context, Permission::ReadPortfolios) {
-            Ok(p) => p,
-            Err(f) => return tool_error(&f, ""),
-        };
-        let a = match args.parse() {
-            Ok(a) => a,
-            Err(f) => return tool_error(&f, HINT),
+        let (who, a) = match begin(&context, Permission::ReadPortfolios, args, HINT) {
+            Ok(x) => x,
+            Err(answer) => return answer,
         };
         let s = match self
             .subject(&who, a.portfolio_id.as_deref(), a.weights, a.criteria)
@@ -190,13 +184,9 @@ criteria apply; as JSON, or Markdown tables with format \"markdown\". Name a por
         context: Extensions,
     ) -> CallToolResult {
         const HINT: &str = "Fix the argument and call generate_esg_report again.";
-        let who = match caller(&context, Permission::ReadPortfolios) {
-            Ok(p) => p,
-            Err(f) => return tool_error(&f, ""),
-        };
-        let a = match args.parse() {
-            Ok(a) => a,
-            Err(f) => return tool_error(&f, HINT),
+        let (who, a) = match begin(&context, Permission::ReadPortfolios, args, HINT) {
+            Ok(x) => x,
+            Err(answer) => return answer,
         };
         let markdown = match a.format.as_deref() {
             None | Some("json") => false,
@@ -241,38 +231,22 @@ them when called with the portfolio alone. The same preferences again record not
         context: Extensions,
     ) -> CallToolResult {
         const HINT: &str = "Fix the argument and call set_esg_preferences again.";
-        let who = match caller(&context, Permission::RequestOptimization) {
-            Ok(p) => p,
-            Err(f) => return tool_error(&f, ""),
+        let (who, a) = match begin(&context, Permission::RequestOptimization, args, HINT) {
+            Ok(x) => x,
+            Err(answer) => return answer,
         };
-        let a = match args.parse() {
-            Ok(a) => a,
-            Err(f) => return tool_error(&f, HINT),
-        };
-        let Some(tools) = self.agents() else {
-            return tool_error(&Failure::general("portfolios are not served here"), "");
-        };
-        if !who.can_access_portfolio(&a.portfolio_id)
-            || !ultracore_auth::is_valid_portfolio_id(&a.portfolio_id)
-        {
-            return tool_error(&not_found(&a.portfolio_id), HINT);
-        }
         let command = PortfolioCommand::SetEsgPreferences(Box::new(EsgPreferenceSet {
             preferences: a.criteria,
             set_by: Some(who.id().to_owned()),
             set_at: Utc::now(),
         }));
-        match tools
-            .store
-            .execute::<Portfolio>(&a.portfolio_id, command)
-            .await
-        {
-            Ok(saved) => CallToolResult::structured(json!({
+        match self.record(&who, &a.portfolio_id, command, HINT).await {
+            Ok((saved, _)) => CallToolResult::structured(json!({
                 "portfolio_id": a.portfolio_id,
                 "recorded": saved.stored > 0,
                 "version": saved.version,
             })),
-            Err(e) => tool_error(&rejected(e), HINT),
+            Err(answer) => answer,
         }
     }
 
@@ -289,31 +263,18 @@ reports of the portfolio exclude them."
         context: Extensions,
     ) -> CallToolResult {
         const HINT: &str = "Fix the argument and call update_exclusion_list again.";
-        let who = match caller(&context, Permission::RequestOptimization) {
-            Ok(p) => p,
-            Err(f) => return tool_error(&f, ""),
+        let (who, a) = match begin(&context, Permission::RequestOptimization, args, HINT) {
+            Ok(x) => x,
+            Err(answer) => return answer,
         };
-        let a = match args.parse() {
-            Ok(a) => a,
-            Err(f) => return tool_error(&f, HINT),
-        };
-        let Some(tools) = self.agents() else {
-            return tool_error(&Failure::general("portfolios are not served here"), "");
-        };
-        if !who.can_access_portfolio(&a.portfolio_id)
-            || !ultracore_auth::is_valid_portfolio_id(&a.portfolio_id)
-        {
-            return tool_error(&not_found(&a.portfolio_id), HINT);
-        }
         let command = PortfolioCommand::UpdateExclusions(ExclusionsUpdate {
             add: a.add,
             remove: a.remove,
             reason: a.reason,
             updated_at: Utc::now(),
         });
-        let store = &tools.store;
-        match store.execute::<Portfolio>(&a.portfolio_id, command).await {
-            Ok(saved) => {
+        match self.record(&who, &a.portfolio_id, command, HINT).await {
+            Ok((saved, store)) => {
                 let exclusions = match store.load::<Portfolio>(&a.portfolio_id).await {
                     Ok(l) => l.state.exclusions.into_iter().collect::<Vec<_>>(),
                     Err(_) => Vec::new(),
@@ -325,12 +286,34 @@ reports of the portfolio exclude them."
                     "exclusions": exclusions,
                 }))
             }
-            Err(e) => tool_error(&rejected(e), HINT),
+            Err(answer) => answer,
         }
     }
 }
 
 impl<L: EventLog> McpServer<L> {
+    /// Records `command` on portfolio `id` for `who`, whose key must cover
+    /// it (otherwise "not found"); the store, for reading it back.
+    async fn record(
+        &self,
+        who: &Principal,
+        id: &str,
+        command: PortfolioCommand,
+        hint: &str,
+    ) -> Result<(ultracore_es::Saved, &ultracore_es::EventStore<L>), CallToolResult> {
+        let Some(tools) = self.agents() else {
+            let f = Failure::general("portfolios are not served here");
+            return Err(tool_error(&f, ""));
+        };
+        if !who.can_access_portfolio(id) || !ultracore_auth::is_valid_portfolio_id(id) {
+            return Err(tool_error(&not_found(id), hint));
+        }
+        match tools.store.execute::<Portfolio>(id, command).await {
+            Ok(saved) => Ok((saved, &tools.store)),
+            Err(e) => Err(tool_error(&rejected(e), hint)),
+        }
+    }
+
     /// The weights and criteria of a screening: as given, else the
     /// portfolio's (its latest completed weights; its preferences with its
     /// exclusion list).
