@@ -163,6 +163,32 @@ impl<L: EventLog> Assistant<L> {
         Assistant::new(runtime, screen, log)
     }
 
+    /// [`Assistant::with_agents`] on a runtime whose queue is journaled in
+    /// `config.journal` (when set): questions being answered when the
+    /// process stops are answered after the next start, each once.
+    ///
+    /// # Errors
+    ///
+    /// The journal cannot be opened, or the executions already published
+    /// cannot be read.
+    pub async fn open(
+        log: L,
+        store: ultracore_es::EventStore<L>,
+        mesh: ultracore_marketdata::mesh::DataMesh,
+        screen: Screen,
+        config: crate::runtime::RuntimeConfig,
+    ) -> Result<Self, crate::runtime::RuntimeError> {
+        use std::sync::Arc;
+        let runtime = AgentRuntime::open(
+            config,
+            agents(log.clone(), store, mesh),
+            Arc::new(crate::runtime::LogSink::new(log.clone())),
+            Some(screen.clone()),
+        )
+        .await?;
+        Ok(Assistant::new(runtime, screen, log))
+    }
+
     /// `runtime` should screen answers (see [`AgentRuntime::start_screened`]);
     /// alerts of masked values go to `log`.
     pub fn new(runtime: AgentRuntime, screen: Screen, log: L) -> Self {
@@ -258,8 +284,10 @@ impl<L: EventLog> Assistant<L> {
             };
             let rx = self
                 .runtime
-                .submit(task)
-                .map_err(AssistError::Unavailable)?;
+                .enqueue(task)
+                .await
+                .map_err(|e| AssistError::Unavailable(e.to_string()))?
+                .outcome;
             waiting.push((*intent, rx));
         }
         let mut answers = Vec::new();

@@ -14,90 +14,38 @@
 //!   and bounded in customers), handed to the agent with the task.
 //! - Every finished run (succeeded, failed for good, timed out for good) is
 //!   handed to an [`ExecutionSink`] (the log's `agent.executions`).
+//! - With a journal ([`RuntimeConfig::journal`]), the queue survives a
+//!   restart: see [`AgentRuntime::open`] for what is guaranteed.
+//!
+//! # Layout
+//!
+//! - `task.rs`: what the runtime runs — [`Task`], its [`Priority`], the
+//!   [`Agent`] trait and what an agent answers.
+//! - `sink.rs`: [`ExecutionSink`] and [`LogSink`], executions on
+//!   `agent.executions` (and which of them are already there).
+//! - `journal.rs`: the SQLite journal of accepted, unpublished tasks.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+mod journal;
+mod sink;
+mod task;
+
+pub use sink::{ExecutionSink, LogSink};
+pub use task::{Agent, AgentOutput, Exchange, Priority, Task};
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use futures::future::BoxFuture;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
-use ultracore_events::agents::{AgentExecution, ExecutionStatus, ToolCall, TraceStep};
+use ultracore_events::agents::{AgentExecution, ExecutionStatus, ToolCall};
 use ultracore_rng::SplitMix64;
+use uuid::Uuid;
 
-/// How urgent a task is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Priority {
-    Low,
-    Normal,
-    High,
-    Critical,
-}
-
-impl Priority {
-    pub const ALL: [Priority; 4] = [
-        Priority::Critical,
-        Priority::High,
-        Priority::Normal,
-        Priority::Low,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Priority::Low => "low",
-            Priority::Normal => "normal",
-            Priority::High => "high",
-            Priority::Critical => "critical",
-        }
-    }
-}
-
-/// What an agent is asked to do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Task {
-    pub agent_id: String,
-    pub input: Value,
-    pub customer_id: Option<String>,
-    pub request_id: Option<String>,
-    pub priority: Priority,
-    /// The version of the data the agent will read (part of the cache key).
-    pub data_version: String,
-}
-
-/// What an agent answers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AgentOutput {
-    pub output: Value,
-    pub tools: Vec<ToolCall>,
-    pub trace: Vec<TraceStep>,
-}
-
-/// One remembered exchange of a customer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Exchange {
-    pub agent_id: String,
-    pub input: Value,
-    pub output: Value,
-}
-
-/// An agent the runtime can run.
-pub trait Agent: Send + Sync + 'static {
-    fn id(&self) -> &str;
-    fn run<'a>(
-        &'a self,
-        task: &'a Task,
-        memory: &'a [Exchange],
-    ) -> BoxFuture<'a, Result<AgentOutput, String>>;
-}
-
-/// Where finished runs go.
-pub trait ExecutionSink: Send + Sync + 'static {
-    fn record(&self, execution: AgentExecution) -> BoxFuture<'_, ()>;
-}
+use journal::Journal;
 
 /// Settings of a runtime.
 #[derive(Debug, Clone)]
@@ -116,6 +64,11 @@ pub struct RuntimeConfig {
     pub memory_per_customer: usize,
     pub memory_customers: usize,
     pub seed: u64,
+    /// The SQLite file that keeps accepted tasks until their execution is
+    /// published (`None`: the queue is in memory only and a restart loses
+    /// it). A journaled runtime is opened with [`AgentRuntime::open`] and
+    /// takes tasks through [`AgentRuntime::enqueue`].
+    pub journal: Option<PathBuf>,
 }
 
 impl Default for RuntimeConfig {
@@ -132,6 +85,7 @@ impl Default for RuntimeConfig {
             memory_per_customer: 10,
             memory_customers: 10_000,
             seed: 42,
+            journal: None,
         }
     }
 }
@@ -154,8 +108,46 @@ pub struct Outcome {
     pub masked: Vec<crate::Screened>,
 }
 
+/// A task accepted by [`AgentRuntime::enqueue`].
+#[derive(Debug)]
+pub struct Submitted {
+    /// Assigned by the runtime (a UUIDv7); the journal's key.
+    pub task_id: String,
+    /// Derived from `task_id` ([`execution_id_for`]).
+    pub execution_id: String,
+    /// The outcome, unless the runtime stops or crashes first (a task run
+    /// after a restart has no one waiting: its published execution is its
+    /// outcome).
+    pub outcome: oneshot::Receiver<Outcome>,
+}
+
+/// What can go wrong starting a runtime or handing it a task.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("no agent '{0}'")]
+    UnknownAgent(String),
+    #[error("agent journal {}: {reason}", path.display())]
+    Journal { path: PathBuf, reason: String },
+    #[error("the executions already published could not be read: {0}")]
+    Sink(String),
+    #[error(
+        "this runtime journals its tasks: submit them with `enqueue`, which returns once the task is durable"
+    )]
+    Journaled,
+}
+
+/// The id of the execution of the task `task_id`: the UUIDv5 of the task
+/// id ([`ultracore_log::derive_event_id`]), so a task run again after a
+/// crash publishes its execution under the same id.
+pub fn execution_id_for(task_id: &str) -> String {
+    let base = Uuid::parse_str(task_id)
+        .unwrap_or_else(|_| Uuid::new_v5(&ultracore_log::EVENT_ID_NAMESPACE, task_id.as_bytes()));
+    ultracore_log::derive_event_id(base, b"agent-execution", 0).to_string()
+}
+
 struct Queued {
     task: Task,
+    task_id: String,
     execution_id: String,
     attempt: u32,
     submitted: Instant,
@@ -167,6 +159,9 @@ struct State {
     /// Per priority, oldest first.
     queues: BTreeMap<Priority, VecDeque<Queued>>,
     running: HashMap<String, usize>,
+    /// Tasks accepted and not yet finished: queued, running or waiting to
+    /// be retried.
+    outstanding: usize,
     stopping: bool,
 }
 
@@ -190,8 +185,11 @@ struct Inner {
     screen: Option<crate::Screen>,
     agents: HashMap<String, Arc<dyn Agent>>,
     sink: Arc<dyn ExecutionSink>,
+    journal: Option<Journal>,
     state: Mutex<State>,
     work: Notify,
+    /// Notified when the last outstanding task finishes.
+    idle: Notify,
     cache: Mutex<Cache>,
     memory: Mutex<Memory>,
     rng: Mutex<SplitMix64>,
@@ -217,6 +215,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl AgentRuntime {
     /// Starts `config.workers` workers serving `agents`.
+    ///
+    /// # Panics
+    ///
+    /// If `config.journal` is set: a journaled runtime is opened with
+    /// [`AgentRuntime::open`], which can fail.
     pub fn start(
         config: RuntimeConfig,
         agents: Vec<Arc<dyn Agent>>,
@@ -228,18 +231,133 @@ impl AgentRuntime {
     /// [`AgentRuntime::start`], with every answer screened by `screen` and
     /// its personal data masked before it is recorded, cached or returned
     /// (the findings come back in the [`Outcome`]).
+    ///
+    /// # Panics
+    ///
+    /// If `config.journal` is set (see [`AgentRuntime::open`]).
     pub fn start_screened(
         config: RuntimeConfig,
         agents: Vec<Arc<dyn Agent>>,
         sink: Arc<dyn ExecutionSink>,
         screen: Option<crate::Screen>,
     ) -> AgentRuntime {
+        assert!(
+            config.journal.is_none(),
+            "a journaled agent runtime is started with AgentRuntime::open"
+        );
+        Self::launch(config, agents, sink, screen, None, Vec::new())
+    }
+
+    /// Starts a runtime like [`AgentRuntime::start_screened`]; with
+    /// `config.journal`, first opens the journal and takes back its tasks.
+    ///
+    /// # What a journal guarantees
+    ///
+    /// - Nothing lost: [`AgentRuntime::enqueue`] returns only once the task
+    ///   is in the journal (committed, fsynced). It leaves the journal only
+    ///   after its execution — succeeded, or failed or timed out for good —
+    ///   is published ([`ExecutionSink::publish`] returned `Ok`). A crash at
+    ///   any point in between leaves it in the journal, and the next `open`
+    ///   queues it again, at its priority, in submission order, before any
+    ///   new task.
+    /// - Not run twice: each task's execution id is derived from its task
+    ///   id ([`execution_id_for`]). At `open`, the sink is asked which
+    ///   pending tasks' executions are already published
+    ///   ([`ExecutionSink::already_published`]); those leave the journal
+    ///   without running. So a task's agent runs to a published execution
+    ///   once, except when the crash falls between the sink's append and
+    ///   its acknowledgement (or the sink cannot tell): then it runs again
+    ///   and publishes again under the same execution id (and, through
+    ///   [`LogSink`], the same `event_id`), which consumers deduplicate.
+    ///   Exactly once therefore means one execution id per task, published
+    ///   at least once, and at most one published execution per task as
+    ///   far as the sink can tell at start.
+    /// - Runs that were cut short by the crash (never published) run again
+    ///   from their first attempt. What an agent's tools did during such a
+    ///   run — a tool with effects, like the wealth agent's optimization
+    ///   request — is the tool's concern: it must be idempotent or, as the
+    ///   wealth agent does, come last in the run.
+    /// - A task run after a restart has no one waiting for it: its
+    ///   published execution is its outcome.
+    /// - The file is held exclusively while the runtime lives: a second
+    ///   runtime on it waits, then fails with [`RuntimeError::Journal`].
+    ///
+    /// Fails with [`RuntimeError::Journal`] (naming the file) if the
+    /// journal cannot be opened or read, and with [`RuntimeError::Sink`]
+    /// if the sink cannot say what it already published.
+    pub async fn open(
+        config: RuntimeConfig,
+        agents: Vec<Arc<dyn Agent>>,
+        sink: Arc<dyn ExecutionSink>,
+        screen: Option<crate::Screen>,
+    ) -> Result<AgentRuntime, RuntimeError> {
+        let Some(path) = config.journal.clone() else {
+            return Ok(Self::launch(config, agents, sink, screen, None, Vec::new()));
+        };
+        let (journal, pending) = Journal::open(&path).await?;
+        let ids: HashSet<String> = pending
+            .iter()
+            .map(|p| execution_id_for(&p.task_id))
+            .collect();
+        let published = if ids.is_empty() {
+            HashSet::new()
+        } else {
+            sink.already_published(&ids)
+                .await
+                .map_err(RuntimeError::Sink)?
+        };
+        let known: HashSet<&str> = agents.iter().map(|a| a.id()).collect();
+        let mut requeue = Vec::new();
+        for p in pending {
+            let execution_id = execution_id_for(&p.task_id);
+            if published.contains(&execution_id) {
+                tracing::debug!(task_id = %p.task_id, %execution_id, "journaled task already published");
+                journal.done(&p.task_id);
+            } else if !known.contains(p.task.agent_id.as_str()) {
+                tracing::warn!(task_id = %p.task_id, agent = %p.task.agent_id, "journaled task for an agent this runtime lacks; it stays in the journal");
+            } else {
+                requeue.push(Queued {
+                    task: p.task,
+                    task_id: p.task_id,
+                    execution_id,
+                    attempt: 1,
+                    submitted: Instant::now(),
+                    reply: None,
+                });
+            }
+        }
+        tracing::info!(
+            journal = %path.display(),
+            requeued = requeue.len(),
+            already_published = published.len(),
+            "agent runtime opened its journal"
+        );
+        Ok(Self::launch(
+            config,
+            agents,
+            sink,
+            screen,
+            Some(journal),
+            requeue,
+        ))
+    }
+
+    fn launch(
+        config: RuntimeConfig,
+        agents: Vec<Arc<dyn Agent>>,
+        sink: Arc<dyn ExecutionSink>,
+        screen: Option<crate::Screen>,
+        journal: Option<Journal>,
+        recovered: Vec<Queued>,
+    ) -> AgentRuntime {
         let inner = Arc::new(Inner {
             rng: Mutex::new(SplitMix64::new(config.seed)),
             agents: agents.into_iter().map(|a| (a.id().to_owned(), a)).collect(),
             sink,
+            journal,
             state: Mutex::new(State::default()),
             work: Notify::new(),
+            idle: Notify::new(),
             cache: Mutex::new(Cache {
                 entries: HashMap::new(),
                 order: VecDeque::new(),
@@ -251,6 +369,11 @@ impl AgentRuntime {
             config,
             screen,
         });
+        // Queued before any worker or caller can add to the queues, so the
+        // recovered tasks come first within their priority.
+        for q in recovered {
+            inner.accept(q);
+        }
         for _ in 0..inner.config.workers.max(1) {
             tokio::spawn(worker(inner.clone()));
         }
@@ -258,35 +381,61 @@ impl AgentRuntime {
     }
 
     /// Queues `task`; the receiver gets its outcome. A cached answer
-    /// comes back at once, without running the agent.
+    /// comes back at once, without running the agent. Refused on a
+    /// journaled runtime ([`RuntimeError::Journaled`]): there, use
+    /// [`AgentRuntime::enqueue`].
     pub fn submit(&self, task: Task) -> Result<oneshot::Receiver<Outcome>, String> {
-        if !self.inner.agents.contains_key(&task.agent_id) {
-            return Err(format!("no agent '{}'", task.agent_id));
+        if self.inner.journal.is_some() {
+            return Err(RuntimeError::Journaled.to_string());
         }
-        let (tx, rx) = oneshot::channel();
-        let execution_id = uuid::Uuid::now_v7().to_string();
-        if let Some((output, tools)) = self.inner.cached(&task) {
-            let _ = tx.send(Outcome {
-                execution_id,
-                status: ExecutionStatus::Succeeded,
-                output,
-                error: None,
-                cached: true,
-                waited: Duration::ZERO,
-                attempts: 0,
-                tools,
-                masked: vec![],
-            });
-            return Ok(rx);
+        let (submitted, queued) = self.inner.prepare(task).map_err(|e| e.to_string())?;
+        if let Some(q) = queued {
+            self.inner.accept(q);
         }
-        self.inner.push(Queued {
-            task,
-            execution_id,
-            attempt: 1,
-            submitted: Instant::now(),
-            reply: Some(tx),
-        });
-        Ok(rx)
+        Ok(submitted.outcome)
+    }
+
+    /// Queues `task` and returns once it is accepted: with a journal, once
+    /// it is durably recorded (see [`AgentRuntime::open`]). A cached answer
+    /// comes back at once, without running the agent or journaling.
+    ///
+    /// Cancel-safe: once called, dropping the future does not withdraw the
+    /// task; it is journaled and queued all the same.
+    pub async fn enqueue(&self, task: Task) -> Result<Submitted, RuntimeError> {
+        let (submitted, queued) = self.inner.prepare(task)?;
+        let Some(q) = queued else {
+            return Ok(submitted);
+        };
+        let inner = self.inner.clone();
+        // In its own task, so that a caller giving up cannot leave a task
+        // journaled but not queued.
+        tokio::spawn(async move {
+            if let Some(journal) = &inner.journal {
+                journal.insert(&q.task_id, &q.task).await?;
+            }
+            inner.accept(q);
+            Ok(())
+        })
+        .await
+        .map_err(|e| RuntimeError::Journal {
+            path: self.inner.config.journal.clone().unwrap_or_default(),
+            reason: format!("the journaling task ended: {e}"),
+        })??;
+        Ok(submitted)
+    }
+
+    /// Returns once no task is queued, running or waiting to be retried
+    /// (at once if none is).
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.inner.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if lock(&self.inner.state).outstanding == 0 {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// The remembered exchanges of a customer, oldest first.
@@ -307,7 +456,9 @@ impl AgentRuntime {
             .collect()
     }
 
-    /// Stops the workers once the tasks they run are done (queued tasks stay queued).
+    /// Stops the workers once the tasks they run are done (queued tasks
+    /// stay queued, and with a journal stay journaled: the next
+    /// [`AgentRuntime::open`] runs them).
     pub fn stop(&self) {
         lock(&self.inner.state).stopping = true;
         self.inner.work.notify_waiters();
@@ -315,6 +466,52 @@ impl AgentRuntime {
 }
 
 impl Inner {
+    /// Checks `task` and gives it its ids; a cache hit is answered at once
+    /// (and needs no queueing).
+    fn prepare(&self, task: Task) -> Result<(Submitted, Option<Queued>), RuntimeError> {
+        if !self.agents.contains_key(&task.agent_id) {
+            return Err(RuntimeError::UnknownAgent(task.agent_id));
+        }
+        let (tx, rx) = oneshot::channel();
+        let task_id = Uuid::now_v7().to_string();
+        let execution_id = execution_id_for(&task_id);
+        let submitted = Submitted {
+            task_id: task_id.clone(),
+            execution_id: execution_id.clone(),
+            outcome: rx,
+        };
+        if let Some((output, tools)) = self.cached(&task) {
+            let _ = tx.send(Outcome {
+                execution_id,
+                status: ExecutionStatus::Succeeded,
+                output,
+                error: None,
+                cached: true,
+                waited: Duration::ZERO,
+                attempts: 0,
+                tools,
+                masked: vec![],
+            });
+            return Ok((submitted, None));
+        }
+        let queued = Queued {
+            task,
+            task_id,
+            execution_id,
+            attempt: 1,
+            submitted: Instant::now(),
+            reply: Some(tx),
+        };
+        Ok((submitted, Some(queued)))
+    }
+
+    /// Queues a task new to this runtime.
+    fn accept(&self, q: Queued) {
+        lock(&self.state).outstanding += 1;
+        self.push(q);
+    }
+
+    /// Queues a task (new, or back for a retry).
     fn push(&self, q: Queued) {
         lock(&self.state)
             .queues
@@ -322,6 +519,15 @@ impl Inner {
             .or_default()
             .push_back(q);
         self.work.notify_one();
+    }
+
+    /// A task is finished for good.
+    fn finished(&self) {
+        let mut state = lock(&self.state);
+        state.outstanding = state.outstanding.saturating_sub(1);
+        if state.outstanding == 0 {
+            self.idle.notify_waiters();
+        }
     }
 
     fn cache_key(task: &Task) -> CacheKey {
@@ -524,7 +730,19 @@ async fn run_one(inner: &Arc<Inner>, mut q: Queued) {
         error: error.clone(),
         started_at,
     };
-    inner.sink.record(execution).await;
+    // Out of the journal only once published: a crash before that leaves
+    // the task to the next start, which checks the sink before running it.
+    match inner.sink.publish(execution).await {
+        Ok(()) => {
+            if let Some(journal) = &inner.journal {
+                journal.done(&q.task_id);
+            }
+        }
+        Err(e) => {
+            tracing::error!(execution_id = %q.execution_id, error = %e, "an agent execution could not be published; its task stays journaled");
+        }
+    }
+    inner.finished();
     if let Some(reply) = q.reply.take() {
         let _ = reply.send(Outcome {
             execution_id: q.execution_id,
@@ -537,36 +755,5 @@ async fn run_one(inner: &Arc<Inner>, mut q: Queued) {
             tools: out.tools,
             masked,
         });
-    }
-}
-
-/// Finished runs appended to `agent.executions`, keyed by customer (or
-/// agent), so one customer's executions keep their order.
-#[derive(Debug, Clone)]
-pub struct LogSink<L: ultracore_log::EventLog> {
-    log: L,
-}
-
-impl<L: ultracore_log::EventLog> LogSink<L> {
-    pub fn new(log: L) -> Self {
-        LogSink { log }
-    }
-}
-
-impl<L: ultracore_log::EventLog> ExecutionSink for LogSink<L> {
-    fn record(&self, execution: AgentExecution) -> BoxFuture<'_, ()> {
-        Box::pin(async move {
-            use ultracore_events::agents::{AgentEvent, AGGREGATE_TYPE, TOPIC};
-            let key = execution
-                .customer_id
-                .clone()
-                .unwrap_or_else(|| execution.agent_id.clone());
-            let record = ultracore_log::EnvelopeBuilder::new(AGGREGATE_TYPE, key)
-                .build(AgentEvent::Execution(execution))
-                .to_record();
-            if let Err(e) = ultracore_log::EventLogExt::append_one(&self.log, TOPIC, record).await {
-                tracing::error!(error = %e, "an agent execution could not be published");
-            }
-        })
     }
 }

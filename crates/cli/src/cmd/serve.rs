@@ -400,13 +400,22 @@ pub async fn run_services(
                 ultracore_runtime::catalogue::ensure(&log, &[ultracore_events::agents::TOPIC])
                     .await
                     .context("creating agent.executions")?;
-                let assistant = Arc::new(ultracore_agents::assist::Assistant::with_agents(
-                    log.clone(),
-                    flow.store.clone(),
-                    mesh.clone(),
-                    screen.clone(),
-                    ultracore_agents::runtime::RuntimeConfig::default(),
-                ));
+                // The queue is journaled: questions in flight at a stop are
+                // answered after the next start, each once.
+                let assistant = Arc::new(
+                    ultracore_agents::assist::Assistant::open(
+                        log.clone(),
+                        flow.store.clone(),
+                        mesh.clone(),
+                        screen.clone(),
+                        ultracore_agents::runtime::RuntimeConfig {
+                            journal: Some(config.data_dir().join("agents.journal")),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .context("starting the agents")?,
+                );
                 let crm = Arc::new(ultracore_agents::crm::Crm {
                     log: log.clone(),
                     screen: screen.clone(),
