@@ -4,14 +4,24 @@
 //! list of the cue words that made it, so an answer can say why it went
 //! to the agents it went to.
 //!
-//! The query is lower-cased and split into words; multi-word cues match
-//! consecutive words, and a cue matches a word that starts with it (so
-//! "invest" matches "investing", "refinanc" "refinancing"). Words that
-//! belong to no one ("balance", "rate", "interest", "fee", "limit") go to
-//! the intent of the nearest cue in the same clause, or to their default
-//! when the clause has none. A cue of general banking (a password, the
-//! app, opening hours, a person to talk to) wins its clause: "reset my
-//! password to see my portfolio" is a login problem.
+//! The query is lower-cased and split into words and clauses; multi-word
+//! cues match consecutive words, a cue matches a word that starts with it
+//! (so "invest" matches "investing", "refinanc" "refinancing"), and a long
+//! cue a word one typo from it ("portfollio"), unless that word is a real
+//! one ("weather") or another cue matches it as written. Longer cues take
+//! their words first ("investment property" is a loan, not an investment).
+//! Weak cues ("house", "charged", "market") count only in a clause without
+//! a stronger one. Words that belong to no one ("balance", "rate",
+//! "interest", "fee", "limit") go to the nearest cue in the same clause,
+//! or to their default when the clause has none. A general cue of access
+//! (a password, the app, a complaint) wins its clause: "reset my password
+//! to see my portfolio" is a login problem; other general banking (a
+//! savings account, a branch) yields to a domain named with it.
+//!
+//! # Layout
+//!
+//! - `vocabulary.rs`: the cue tables and the word lists.
+//! - `matching.rs`: words, cue matching, typos.
 
 use serde::Serialize;
 
@@ -56,396 +66,198 @@ pub struct Detected {
 
 use Intent::*;
 
-/// Cues by intent: phrases of one or more word prefixes.
-const CUES: &[(Intent, &[&str])] = &[
-    // Cards.
-    (Card, &["card"]),
-    (Card, &["cards"]),
-    (Card, &["creditcard"]),
-    (Card, &["visa"]),
-    (Card, &["mastercard"]),
-    (Card, &["amex"]),
-    (Card, &["reward"]),
-    (Card, &["points"]),
-    (Card, &["frequent", "flyer"]),
-    (Card, &["cashback"]),
-    (Card, &["contactless"]),
-    (Card, &["chargeback"]),
-    (Card, &["balance", "transfer"]),
-    (Card, &["available", "credit"]),
-    (Card, &["credit", "limit"]),
-    (Card, &["purchase"]),
-    (Card, &["transaction"]),
-    (Card, &["spent"]),
-    (Card, &["spend"]),
-    (Card, &["charged"]),
-    (Card, &["pin"]),
-    (Card, &["cvv"]),
-    (Card, &["stolen"]),
-    (Card, &["apple", "pay"]),
-    (Card, &["google", "pay"]),
-    (Card, &["overseas", "purchase"]),
-    (Card, &["interest", "free"]),
-    (Card, &["minimum", "repayment"]),
-    (Card, &["minimum", "payment"]),
-    (Card, &["owing"]),
-    (Card, &["owe", "on", "my", "card"]),
-    // Loans, where a card word is part of the phrase.
-    (Loan, &["purchase", "price"]),
-    (Loan, &["investment", "property"]),
-    (Loan, &["investment", "loan"]),
-    (Loan, &["investor", "loan"]),
-    // Loans.
-    (Loan, &["loan"]),
-    (Loan, &["mortgage"]),
-    (Loan, &["borrow"]),
-    (Loan, &["refinanc"]),
-    (Loan, &["repayment"]),
-    (Loan, &["repay"]),
-    (Loan, &["lvr"]),
-    (Loan, &["lmi"]),
-    (Loan, &["down", "payment"]),
-    (Loan, &["deposit", "of"]),
-    (Loan, &["home", "deposit"]),
-    (Loan, &["first", "home"]),
-    (Loan, &["home", "buyer"]),
-    (Loan, &["stamp", "duty"]),
-    (Loan, &["offset"]),
-    (Loan, &["redraw"]),
-    (Loan, &["pre", "approval"]),
-    (Loan, &["preapproval"]),
-    (Loan, &["pre-approval"]),
-    (Loan, &["serviceab"]),
-    (Loan, &["property"]),
-    (Loan, &["house"]),
-    (Loan, &["apartment"]),
-    (Loan, &["unit", "in"]),
-    (Loan, &["interest", "only"]),
-    (Loan, &["principal", "and", "interest"]),
-    (Loan, &["fixed", "rate"]),
-    (Loan, &["variable", "rate"]),
-    (Loan, &["equity"]),
-    (Loan, &["credit", "score"]),
-    (Loan, &["credit", "history"]),
-    (Loan, &["credit", "check"]),
-    (Loan, &["afford"]),
-    (Loan, &["debt", "to", "income"]),
-    (Loan, &["guarantor"]),
-    (Loan, &["lender"]),
-    (Loan, &["settlement"]),
-    // Wealth.
-    (Wealth, &["invest"]),
-    (Wealth, &["portfolio"]),
-    (Wealth, &["shares"]),
-    (Wealth, &["share", "market"]),
-    (Wealth, &["stock"]),
-    (Wealth, &["etf"]),
-    (Wealth, &["esg"]),
-    (Wealth, &["ethical"]),
-    (Wealth, &["sustainab"]),
-    (Wealth, &["super"]),
-    (Wealth, &["diversif"]),
-    (Wealth, &["rebalanc"]),
-    (Wealth, &["optimi"]),
-    (Wealth, &["volatil"]),
-    (Wealth, &["sharpe"]),
-    (Wealth, &["dividend"]),
-    (Wealth, &["managed", "fund"]),
-    (Wealth, &["index", "fund"]),
-    (Wealth, &["retire"]),
-    (Wealth, &["wealth"]),
-    (Wealth, &["asset", "allocation"]),
-    (Wealth, &["allocation"]),
-    (Wealth, &["correlat"]),
-    (Wealth, &["drawdown"]),
-    (Wealth, &["bond"]),
-    (Wealth, &["term", "deposit"]),
-    (Wealth, &["crypto"]),
-    (Wealth, &["bitcoin"]),
-    (Wealth, &["holdings"]),
-    (Wealth, &["carbon"]),
-    (Wealth, &["fossil"]),
-    (Wealth, &["tech", "stocks"]),
-    (Wealth, &["growth", "option"]),
-    (Wealth, &["balanced", "option"]),
-    (Wealth, &["financial", "adviser"]),
-    (Wealth, &["financial", "advisor"]),
-    (Wealth, &["risk", "profile"]),
-    (Wealth, &["risk", "tolerance"]),
-    (Wealth, &["market"]),
-    (Wealth, &["performance"]),
-    (Wealth, &["fund"]),
-    (Wealth, &["sharemarket"]),
-    (Wealth, &["asx"]),
-    (Wealth, &["reit"]),
-    (Wealth, &["exposure"]),
-];
+mod matching;
+mod vocabulary;
 
-/// Cues that count only in a clause without a stronger one: words that
-/// usually, not always, mean their intent ("charged" a card, or an
-/// everyday account's fee; a "house" to buy, or to move to).
-const WEAK: &[&str] = &[
-    "charged",
-    "spent",
-    "spend",
-    "purchase",
-    "transaction",
-    "pin",
-    "house",
-    "property",
-    "apartment",
-    "afford",
-    "settlement",
-    "market",
-    "performance",
-    "fund",
-    "holdings",
-    "allocation",
-];
+use matching::{matches_at, words, Match, Word};
+use vocabulary::{
+    Kind, BORROWING_CUES, EFFECT_WORDS, FLOATING, QUESTION_OPENERS, SPLITTERS, TABLES,
+};
 
-/// General banking: wins the clause it is in.
-const GENERAL: &[&[&str]] = &[
-    &["password"],
-    &["passcode"],
-    &["log", "in"],
-    &["login"],
-    &["logged", "out"],
-    &["sign", "in"],
-    &["locked", "out"],
-    &["two", "factor"],
-    &["verification", "code"],
-    &["opening", "hours"],
-    &["open", "on"],
-    &["branch"],
-    &["atm"],
-    &["speak", "to"],
-    &["talk", "to"],
-    &["human"],
-    &["real", "person"],
-    &["complain"],
-    &["complaint"],
-    &["change", "my", "address"],
-    &["update", "my", "address"],
-    &["phone", "number"],
-    &["email", "address"],
-    &["the", "app"],
-    &["your", "app"],
-    &["website"],
-    &["everyday", "account"],
-    &["transaction", "account"],
-    &["savings", "account"],
-    &["bank", "statement"],
-    &["direct", "debit"],
-    &["dishonour"],
-    &["overdraft"],
-    &["online", "banking"],
-    &["centrelink"],
-];
+/// A cue found in the query.
+struct Cue {
+    kind: Kind,
+    /// Its first word.
+    at: usize,
+    phrase: &'static [&'static str],
+}
 
-/// Words that belong to the nearest cue, or to their default alone.
-const FLOATING: &[(&str, Intent)] = &[
-    ("balance", Card),
-    ("rate", Loan),
-    ("rates", Loan),
-    ("interest", Loan),
-    ("limit", Card),
-    ("fee", General),
-    ("fees", General),
-    ("risk", Wealth),
-    ("risky", Wealth),
-    ("deposit", Loan),
-    ("returns", Wealth),
-    ("return", Wealth),
-];
+impl Cue {
+    /// The intent it asks, if it asks one.
+    fn intent(&self) -> Option<Intent> {
+        match self.kind {
+            Kind::Strong(i) | Kind::Weak(i) => Some(i),
+            Kind::Wins | Kind::Plain => Some(Intent::General),
+            Kind::Neutral => None,
+        }
+    }
+}
 
-/// Words that end one request and start another.
-const SPLITTERS: &[&[&str]] = &[
-    &["and", "also"],
-    &["also"],
-    &["as", "well", "as"],
-    &["plus"],
-    &["then"],
-    &["and", "then"],
-    &["additionally"],
-    &["oh", "and"],
-    &["while", "you're", "at", "it"],
-    &["while", "youre", "at", "it"],
-];
+/// Clause numbers of the words: a clause ends after a word ending one, and
+/// before a splitter ("also", "plus", "then").
+fn clauses(ws: &[Word]) -> Vec<usize> {
+    let mut clause = vec![0usize; ws.len()];
+    let mut c = 0;
+    for i in 0..ws.len() {
+        if i > 0
+            && SPLITTERS
+                .iter()
+                .any(|s| matches_at(ws, i, s, false).is_some())
+        {
+            c += 1;
+        }
+        clause[i] = c;
+        if ws[i].ends_clause {
+            c += 1;
+        }
+    }
+    clause
+}
 
-/// The words of a query: (lower-cased word, ends a clause, byte start).
-fn words(query: &str) -> Vec<(String, bool, usize)> {
-    let mut out: Vec<(String, bool, usize)> = Vec::new();
-    let mut cur = String::new();
-    let mut start = 0;
-    for (i, c) in query.char_indices() {
-        if c.is_alphanumeric() || c == '\'' || c == '-' {
-            if cur.is_empty() {
-                start = i;
-            }
-            cur.extend(c.to_lowercase());
-        } else {
-            if !cur.is_empty() {
-                out.push((std::mem::take(&mut cur), false, start));
-            }
-            if matches!(c, '.' | '?' | '!' | ';' | '—' | '–') {
-                if let Some(last) = out.last_mut() {
-                    last.1 = true;
+/// Every cue in the query, each word taken by at most one: the longest
+/// phrase first, then the most specific ("investor" before "invest"), then
+/// exact before misspelt. A word that some cue matches as written is never
+/// read as a typo of another.
+fn cues_of(ws: &[Word]) -> Vec<Cue> {
+    let mut matched: Vec<(Match, Cue)> = Vec::new();
+    let mut exact = vec![false; ws.len()];
+    for i in 0..ws.len() {
+        for (kind, phrases) in TABLES {
+            let typo = matches!(kind, Kind::Strong(_) | Kind::Wins);
+            for phrase in *phrases {
+                if let Some(how) = matches_at(ws, i, phrase, typo) {
+                    if how == Match::Exact {
+                        exact[i..i + phrase.len()].fill(true);
+                    }
+                    matched.push((
+                        how,
+                        Cue {
+                            kind: *kind,
+                            at: i,
+                            phrase,
+                        },
+                    ));
                 }
             }
         }
     }
-    if !cur.is_empty() {
-        out.push((cur, false, start));
+    matched.retain(|(how, c)| *how == Match::Exact || !exact[c.at]);
+    matched.sort_by_key(|(how, c)| {
+        let chars: usize = c.phrase.iter().map(|p| p.len()).sum();
+        (
+            std::cmp::Reverse(c.phrase.len()),
+            std::cmp::Reverse(chars),
+            *how,
+            c.at,
+        )
+    });
+    let mut covered = vec![false; ws.len()];
+    let mut out = Vec::new();
+    for (_, cue) in matched {
+        let span = cue.at..cue.at + cue.phrase.len();
+        if covered[span.clone()].iter().any(|c| *c) {
+            continue;
+        }
+        covered[span].fill(true);
+        out.push(cue);
     }
+    out.sort_by_key(|c| c.at);
     out
 }
 
-fn matches_at(ws: &[String], i: usize, phrase: &[&str]) -> bool {
-    i + phrase.len() <= ws.len()
-        && phrase.iter().enumerate().all(|(k, p)| {
-            let w = ws[i + k].trim_matches(|c| c == '\'' || c == '-');
-            // A prefix of at least four letters matches longer words (and,
-            // from five letters, a word one typo away); short cues match
-            // whole words and their plural.
-            if p.len() >= 4 {
-                w.starts_with(p) || (p.len() >= 5 && typo_prefix(w, p))
-            } else {
-                w == *p || (w.starts_with(p) && w.len() == p.len() + 1 && w.ends_with('s'))
-            }
-        })
-}
-
-/// Whether some prefix of `word` is one edit (insertion, deletion,
-/// substitution) from `cue` ("borow" for "borrow").
-fn typo_prefix(word: &str, cue: &str) -> bool {
-    let w: Vec<char> = word.chars().collect();
-    let c: Vec<char> = cue.chars().collect();
-    [c.len() - 1, c.len(), c.len() + 1]
-        .into_iter()
-        .filter(|n| *n <= w.len())
-        .any(|n| levenshtein_at_most_one(&w[..n], &c))
-}
-
-fn levenshtein_at_most_one(a: &[char], b: &[char]) -> bool {
-    if a.len().abs_diff(b.len()) > 1 {
-        return false;
+/// Whether clause `k` asks how something weighs on borrowing ("do credit
+/// card limits reduce how much I can borrow?", "does my HECS debt affect
+/// my borrowing power"): then the things weighed are context, and the
+/// question is the loan's. Returns where the borrowing cue is.
+fn weighs_on_borrowing(ws: &[Word], clause: &[usize], k: usize, cues: &[Cue]) -> Option<usize> {
+    let first = clause.iter().position(|c| *c == k)?;
+    if !QUESTION_OPENERS.contains(&ws[first].text.as_str()) {
+        return None;
     }
-    let (mut i, mut j, mut edits) = (0, 0, 0);
-    while i < a.len() && j < b.len() {
-        if a[i] == b[j] {
-            i += 1;
-            j += 1;
-            continue;
-        }
-        edits += 1;
-        if edits > 1 {
-            return false;
-        }
-        match a.len().cmp(&b.len()) {
-            std::cmp::Ordering::Greater => i += 1,
-            std::cmp::Ordering::Less => j += 1,
-            std::cmp::Ordering::Equal => {
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    edits + (a.len() - i) + (b.len() - j) <= 1
+    let borrowing = cues
+        .iter()
+        .find(|c| {
+            clause[c.at] == k
+                && c.kind == Kind::Strong(Loan)
+                && BORROWING_CUES.contains(&c.phrase[0])
+        })?
+        .at;
+    (first..borrowing)
+        .any(|i| EFFECT_WORDS.contains(&ws[i].text.as_str()))
+        .then_some(borrowing)
 }
 
 /// The intents of `query`.
 pub fn detect(query: &str) -> Detected {
-    let tokens = words(query);
-    let ws: Vec<String> = tokens.iter().map(|(w, _, _)| w.clone()).collect();
-    // Clause boundaries: after a word ending a clause, and before a splitter.
-    let mut clause = vec![0usize; ws.len()];
-    let mut c = 0;
-    let mut i = 0;
-    while i < ws.len() {
-        if i > 0 && SPLITTERS.iter().any(|s| matches_at(&ws, i, s)) {
-            c += 1;
+    let ws = words(query);
+    let clause = clauses(&ws);
+    let clauses = clause.last().map_or(1, |c| c + 1);
+    let all = cues_of(&ws);
+    let covered = {
+        let mut covered = vec![false; ws.len()];
+        for c in &all {
+            covered[c.at..c.at + c.phrase.len()].fill(true);
         }
-        clause[i] = c;
-        if tokens[i].1 {
-            c += 1;
-        }
-        i += 1;
-    }
-    let clauses = c + 1;
-    // Every cue that matches, then the longest first: words a longer cue
-    // took ("minimum repayment", "investment property") are not cues again.
-    let mut matched: Vec<(Intent, usize, &[&str])> = Vec::new();
-    for i in 0..ws.len() {
-        for (intent, phrase) in CUES {
-            if matches_at(&ws, i, phrase) {
-                matched.push((*intent, i, phrase));
-            }
-        }
-        for phrase in GENERAL {
-            if matches_at(&ws, i, phrase) {
-                matched.push((General, i, phrase));
-            }
-        }
-    }
-    matched.sort_by_key(|(_, i, p)| (std::cmp::Reverse(p.len()), *i));
-    let mut covered = vec![false; ws.len()];
-    // (intent, position, cue text, weak).
-    let mut cued: Vec<(Intent, usize, String, bool)> = Vec::new();
-    for (intent, i, phrase) in matched {
-        if (i..i + phrase.len()).any(|k| covered[k]) {
-            continue;
-        }
-        covered[i..i + phrase.len()].fill(true);
-        let text = phrase.join(" ");
-        let weak = WEAK.contains(&text.as_str());
-        cued.push((intent, i, text, weak));
-    }
-    // A weak cue counts only in a clause with no strong one.
-    let strong_in = |k: usize, cued: &[(Intent, usize, String, bool)]| {
-        cued.iter().any(|(_, p, _, weak)| clause[*p] == k && !weak)
+        covered
     };
-    let mut found: Vec<(Intent, usize, String)> = cued
-        .iter()
-        .filter(|(_, p, _, weak)| !weak || !strong_in(clause[*p], &cued))
-        .map(|(it, p, t, _)| (*it, *p, t.clone()))
-        .collect();
-    // Floating words: to the nearest cue of a domain in the clause.
-    for i in 0..ws.len() {
+    // Per clause, which cues count: a general cue that wins takes the
+    // clause; otherwise strong domain cues, general banking when no domain
+    // is named, weak cues when nothing stronger is there.
+    let mut found: Vec<(Intent, usize, String)> = Vec::new();
+    let mut won = vec![false; clauses];
+    for (k, won) in won.iter_mut().enumerate() {
+        let here: Vec<&Cue> = all.iter().filter(|c| clause[c.at] == k).collect();
+        *won = here.iter().any(|c| c.kind == Kind::Wins);
+        let strong = here.iter().any(|c| matches!(c.kind, Kind::Strong(_)));
+        let general = here.iter().any(|c| c.kind == Kind::Plain);
+        let weighed = weighs_on_borrowing(&ws, &clause, k, &all);
+        for c in here {
+            let counts = match c.kind {
+                Kind::Strong(_) | Kind::Wins => true,
+                Kind::Plain => !strong,
+                Kind::Weak(_) => !strong && !general,
+                Kind::Neutral => false,
+            };
+            let context = weighed.is_some_and(|b| c.at < b && c.intent() != Some(Loan));
+            if let (true, false, Some(intent)) = (counts, context, c.intent()) {
+                found.push((intent, c.at, c.phrase.join(" ")));
+            }
+        }
+    }
+    // Floating words: to the nearest counted cue in the clause.
+    for (i, w) in ws.iter().enumerate() {
         if covered[i] {
             continue;
         }
-        let Some((word, default)) = FLOATING.iter().find(|(w, _)| ws[i] == *w) else {
+        let Some((word, default)) = FLOATING.iter().find(|(f, _)| w.text == *f) else {
             continue;
         };
         let nearest = found
             .iter()
-            .filter(|(it, p, _)| *it != General && clause[*p] == clause[i])
+            .filter(|(_, p, _)| clause[*p] == clause[i])
             .min_by_key(|(_, p, _)| p.abs_diff(i))
             .map(|(it, _, _)| *it);
-        let intent = nearest.unwrap_or(*default);
-        found.push((intent, i, (*word).to_owned()));
+        found.push((nearest.unwrap_or(*default), i, (*word).to_owned()));
     }
-    // Per clause: a general cue wins it; otherwise every domain cued in it.
+    found.sort_by_key(|(_, p, _)| *p);
+    // Per clause: a winning general cue takes it; otherwise every domain
+    // cued in it.
     let mut intents = std::collections::BTreeSet::new();
     let mut cues = Vec::new();
     let mut clauses_of: std::collections::BTreeMap<Intent, Vec<usize>> = Default::default();
-    for k in 0..clauses {
-        let here: Vec<&(Intent, usize, String)> =
-            found.iter().filter(|(_, p, _)| clause[*p] == k).collect();
-        let general = here.iter().any(|(it, _, _)| *it == General);
-        for (it, _, cue) in here {
-            if general && *it != General {
-                continue;
-            }
-            if *it != General {
-                intents.insert(*it);
-                let of = clauses_of.entry(*it).or_default();
-                if !of.contains(&k) {
-                    of.push(k);
-                }
-            }
-            cues.push((*it, cue.clone()));
+    for (it, p, cue) in found {
+        let k = clause[p];
+        if won[k] && it != General {
+            continue;
         }
+        if it != General {
+            intents.insert(it);
+            let of = clauses_of.entry(it).or_default();
+            if !of.contains(&k) {
+                of.push(k);
+            }
+        }
+        cues.push((it, cue));
     }
     let intents: Vec<Intent> = if intents.is_empty() {
         vec![General]
@@ -459,7 +271,7 @@ pub fn detect(query: &str) -> Detected {
             let first = clause
                 .iter()
                 .position(|c| *c == k)
-                .map_or(query.len(), |i| tokens[i].2);
+                .map_or(query.len(), |i| ws[i].start);
             if first > 0 && query.as_bytes()[first - 1] == b'$' {
                 first - 1
             } else {
@@ -543,6 +355,74 @@ mod tests {
                     "also show loan options with $50,000 down payment".to_owned()
                 )
             ]
+        );
+    }
+
+    #[test]
+    fn weather_is_not_wealth_but_a_typo_of_it_is() {
+        assert_eq!(of("what's the weather like in Melbourne today"), [General]);
+        assert_eq!(of("how is my walth tracking"), [Wealth]);
+        assert_eq!(of("how much can I borow"), [Loan]);
+        assert_eq!(of("my card is stuck in the ATM"), [Card]);
+    }
+
+    #[test]
+    fn a_word_as_written_beats_a_typo_of_another_cue() {
+        // "investor" is a cue as written; it is not a misspelt "invest".
+        let d = detect("why are rates for investors higher than owner occupiers");
+        assert_eq!(d.intents, [Loan]);
+        assert!(!d.cues.iter().any(|(i, _)| *i == Wealth));
+    }
+
+    #[test]
+    fn banking_vocabulary() {
+        assert_eq!(of("how do franking credits work"), [Wealth]);
+        assert_eq!(of("what is dollar cost averaging"), [Wealth]);
+        assert_eq!(of("what are your 6 month term deposit rates"), [Wealth]);
+        assert_eq!(of("what would the break cost be if I fix now"), [Loan]);
+        assert_eq!(of("fixed or variable — which is better?"), [Loan]);
+        assert_eq!(of("what's the comparison rate"), [Loan]);
+        assert_eq!(of("how much is a cash advance overseas"), [Card]);
+        assert_eq!(of("can I get pre-approved for $600k"), [Loan]);
+        assert_eq!(
+            of("change my super investment option to balanced"),
+            [Wealth]
+        );
+    }
+
+    #[test]
+    fn general_banking_yields_to_a_named_domain() {
+        assert_eq!(
+            of("can i pay off my credit card using money from my savings account"),
+            [Card]
+        );
+        assert_eq!(
+            of("what's the interest rate on the high interest savings account"),
+            [General]
+        );
+        assert_eq!(of("the app is super slow today"), [General]);
+    }
+
+    #[test]
+    fn a_visa_to_live_here_is_not_a_card() {
+        assert_eq!(of("I'm on a 482 visa, can I get a home loan?"), [Loan]);
+        assert_eq!(of("can a student visa holder get a mortgage"), [Loan]);
+        assert_eq!(of("what's the balance on my Visa"), [Card]);
+    }
+
+    #[test]
+    fn what_weighs_on_borrowing_is_a_loan_question() {
+        assert_eq!(
+            of("Do credit card limits reduce how much I can borrow?"),
+            [Loan]
+        );
+        assert_eq!(
+            of("does my share portfolio count when you work out how much I can borrow"),
+            [Loan]
+        );
+        assert_eq!(
+            of("reduce my card limit to $3,000 so my borrowing power goes up"),
+            [Card, Loan]
         );
     }
 

@@ -1,9 +1,9 @@
-//! Intent detection on the labelled set (`data/intents.jsonl`, 422
-//! queries written apart from the detector): precision, recall and exact
-//! accuracy per intent. The rules were tuned on the even lines only; the
-//! odd lines are held out. The goal is 0.95 per intent; the tuning half
-//! reaches it, the held-out half (0.905 – 0.972 when written) must stay
-//! at 0.90 or above until the rules generalise better.
+//! Intent detection on labelled queries: exact match per intent and
+//! overall, with precision and recall. `data/intents.jsonl` (422 queries
+//! written apart from the detector) is the set the rules are tuned on;
+//! `data/intents_fresh.jsonl` (320 queries, written later by another
+//! author) is a set the rules have never been tuned on, and the one that
+//! says whether they generalise. The goal is 0.95 per intent on it.
 
 use std::collections::BTreeMap;
 
@@ -62,51 +62,76 @@ fn evaluate(rows: &[(usize, Labelled)]) -> (BTreeMap<Intent, Counts>, usize, Vec
     (per, exact, misses)
 }
 
-#[test]
-fn intents_per_intent_on_the_tuning_and_the_held_out_half() {
-    let text = include_str!("../data/intents.jsonl");
-    let rows: Vec<(usize, Labelled)> = text
-        .lines()
+fn parse(text: &str, file: &str) -> Vec<(usize, Labelled)> {
+    text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
             (
                 i + 1,
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("line {}: {e}", i + 1)),
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{file}:{}: {e}", i + 1)),
             )
         })
-        .collect();
-    assert!(rows.len() >= 300, "only {} labelled queries", rows.len());
-    let (tuning, held_out): (Vec<_>, Vec<_>) =
-        rows.into_iter().partition(|(line, _)| line % 2 == 0);
-    let mut failures = Vec::new();
-    for (name, half, floor) in [
-        ("tuning (even lines)", &tuning, 0.95),
-        ("held out (odd lines)", &held_out, 0.90),
-    ] {
-        let (per, exact, misses) = evaluate(half);
+        .collect()
+}
+
+/// Prints the table of a set (and its misses, when `show_misses`) and
+/// returns its exact match and the intents below `floor`. The held-out
+/// set's misses stay unprinted: reading them is tuning on them.
+fn report(
+    name: &str,
+    rows: &[(usize, Labelled)],
+    floor: f64,
+    show_misses: bool,
+) -> (f64, Vec<String>) {
+    let (per, exact, misses) = evaluate(rows);
+    let exact = exact as f64 / rows.len().max(1) as f64;
+    println!("{name}: {} queries, exact {exact:.3}", rows.len());
+    println!("  intent   labelled  accuracy  precision  recall");
+    let mut below = Vec::new();
+    for (intent, c) in &per {
+        let accuracy = c.exact as f64 / c.labelled.max(1) as f64;
+        let recall = c.true_positives as f64 / c.labelled.max(1) as f64;
+        let precision =
+            c.true_positives as f64 / (c.true_positives + c.false_positives).max(1) as f64;
         println!(
-            "{name}: {} queries, exact {:.3}",
-            half.len(),
-            exact as f64 / half.len() as f64
+            "  {:8} {:8}  {accuracy:8.3}  {precision:9.3}  {recall:6.3}",
+            intent.name(),
+            c.labelled
         );
-        for (intent, c) in &per {
-            let accuracy = c.exact as f64 / c.labelled.max(1) as f64;
-            let recall = c.true_positives as f64 / c.labelled.max(1) as f64;
-            let precision =
-                c.true_positives as f64 / (c.true_positives + c.false_positives).max(1) as f64;
-            println!(
-                "  {:8} labelled {:4}  accuracy {accuracy:.3}  precision {precision:.3}  recall {recall:.3}",
-                intent.name(),
-                c.labelled
-            );
-            if accuracy < floor {
-                failures.push(format!("{name}: {} accuracy {accuracy:.3}", intent.name()));
-            }
+        if accuracy < floor {
+            below.push(format!("{name}: {} accuracy {accuracy:.3}", intent.name()));
         }
+    }
+    if show_misses {
         for m in &misses {
             println!("  miss {m}");
         }
+    } else {
+        println!("  {} misses (not shown)", misses.len());
     }
-    assert!(failures.is_empty(), "{failures:?}");
+    (exact, below)
+}
+
+#[test]
+fn intents_on_the_tuning_set() {
+    let rows = parse(include_str!("../data/intents.jsonl"), "intents.jsonl");
+    assert!(rows.len() >= 300, "only {} labelled queries", rows.len());
+    let (exact, _) = report("tuning (intents.jsonl)", &rows, 0.0, true);
+    assert!(exact >= 0.97, "exact {exact:.3} on the tuning set");
+}
+
+#[test]
+fn intents_on_the_held_out_set() {
+    let rows = parse(
+        include_str!("../data/intents_fresh.jsonl"),
+        "intents_fresh.jsonl",
+    );
+    assert_eq!(rows.len(), 320);
+    // The goal is 0.95 per intent; measured: card 0.964, loan 0.941,
+    // wealth 0.972, general 0.980 (README, "Intent quality"). The floor
+    // keeps a change from making it worse unnoticed.
+    let (exact, below) = report("held out (intents_fresh.jsonl)", &rows, 0.94, false);
+    assert!(below.is_empty(), "{below:?}");
+    assert!(exact >= 0.96, "exact {exact:.3} on the held-out set");
 }
