@@ -14,9 +14,10 @@
 //! a stronger one. Words that belong to no one ("balance", "rate",
 //! "interest", "fee", "limit") go to the nearest cue in the same clause,
 //! or to their default when the clause has none. A general cue of access
-//! (a password, the app, a complaint) wins its clause: "reset my password
+//! (a password, a login, a complaint) wins its clause: "reset my password
 //! to see my portfolio" is a login problem; other general banking (a
-//! savings account, a branch) yields to a domain named with it.
+//! savings account, a branch, the app) yields to a domain named with it.
+//! A hyphenated word matches by its parts too ("micro-investing").
 //!
 //! # Layout
 //!
@@ -187,6 +188,18 @@ fn weighs_on_borrowing(ws: &[Word], clause: &[usize], k: usize, cues: &[Cue]) ->
         .then_some(borrowing)
 }
 
+/// Whether a card cue names the customer's own card ("my credit card",
+/// "my card"): weighed on borrowing, it stays a card question too, since
+/// its limit is the card agent's to change ("reduce my card limit so my
+/// borrowing power goes up"). Cards in general ("do credit card limits
+/// reduce how much I can borrow") are only context.
+fn is_own_card(ws: &[Word], c: &Cue) -> bool {
+    c.intent() == Some(Card)
+        && ws[c.at.saturating_sub(2)..c.at]
+            .iter()
+            .any(|w| w.text == "my")
+}
+
 /// The intents of `query`.
 pub fn detect(query: &str) -> Detected {
     let ws = words(query);
@@ -218,7 +231,8 @@ pub fn detect(query: &str) -> Detected {
                 Kind::Weak(_) => !strong && !general,
                 Kind::Neutral => false,
             };
-            let context = weighed.is_some_and(|b| c.at < b && c.intent() != Some(Loan));
+            let context = weighed
+                .is_some_and(|b| c.at < b && c.intent() != Some(Loan) && !is_own_card(&ws, c));
             if let (true, false, Some(intent)) = (counts, context, c.intent()) {
                 found.push((intent, c.at, c.phrase.join(" ")));
             }
@@ -423,6 +437,119 @@ mod tests {
         assert_eq!(
             of("reduce my card limit to $3,000 so my borrowing power goes up"),
             [Card, Loan]
+        );
+    }
+
+    #[test]
+    fn loan_questions_without_the_word_loan() {
+        for q in [
+            "what are the repayments each fortnight on 600k",
+            "can I get a payout figure for my mortgage",
+            "how do I discharge my mortgage",
+            "thinking about a refi, what are my options",
+            "should I go interest-only for a couple of years",
+            "my fixed period ends next month, what happens",
+            "can I lock in the rate before settlement",
+            "I'm in hardship and need a repayment pause",
+            "how do progress payments work when building a house",
+            "do you offer bridging finance while I sell",
+            "how much car finance can I get",
+            "I want to consolidate my debts",
+            "what is the first home guarantee scheme",
+            "how much stamp duty will I pay on a $750k place",
+            "what's my borrowing capacity",
+            "can my parents be my guarantor",
+            "we have a property portfolio of 3 investment properties",
+            "how do I release equity from my home",
+            "do you do reverse mortgages for retirees",
+            "will I have to pay LMI with a 10% deposit",
+            "can I make extra repayments without a penalty",
+            "how does redraw work",
+            "do you lend to self-employed people",
+            "can I split my rate between fixed and variable",
+            "is the refinance cashback offer still on",
+            "can a co-borrower be added later",
+        ] {
+            assert_eq!(of(q), [Loan], "{q}");
+        }
+    }
+
+    #[test]
+    fn card_questions() {
+        for q in [
+            "how do I change my PIN",
+            "is contactless on by default",
+            "can I tap to pay with my watch",
+            "how do I add it to Google Pay",
+            "where do I find my virtual card number",
+            "my replacement card hasn't arrived",
+            "why was my payment declined at the shop",
+            "what is the closing balance on my statement",
+            "how many interest-free days do I get",
+            "is there a surcharge for paying with Amex",
+            "can I use Klarna or other BNPL with you",
+            "the virtual card number in the app isn't working",
+            "is there a conversion fee when I shop on overseas websites",
+        ] {
+            assert_eq!(of(q), [Card], "{q}");
+        }
+    }
+
+    #[test]
+    fn wealth_questions() {
+        for q in [
+            "what's the difference between growth and defensive assets",
+            "how do micro-investing round-ups work",
+            "what do your managed funds charge in fund management fees",
+            "how is tax on capital gains worked out",
+            "are government bonds safer than shares",
+            "what's a good fixed income allocation",
+            "what products do you have for retirees",
+            "I'd like to talk to an adviser about my nest egg",
+            "can I buy bitcoin through you",
+        ] {
+            assert_eq!(of(q), [Wealth], "{q}");
+        }
+    }
+
+    #[test]
+    fn words_that_start_like_a_cue() {
+        assert_eq!(of("where's the nearest ATM to Bondi Junction"), [General]);
+        assert_eq!(of("am I talking to a robot"), [General]);
+        assert_eq!(of("I need to share my payslips for the mortgage"), [Loan]);
+        assert_eq!(of("how do I get my rental bond back"), [General]);
+        assert_eq!(
+            of("do you lend to people with 1 year of tax returns"),
+            [Loan]
+        );
+    }
+
+    #[test]
+    fn general_banking() {
+        for q in [
+            "what interest do I get on my savings",
+            "how do I transfer money to a friend",
+            "what's my BSB",
+            "how do I set up PayID",
+            "are there fees on the everyday account",
+            "the app won't let me log in",
+            "what time does the branch open",
+            "how do I change my address",
+            "I want to make a complaint",
+        ] {
+            assert_eq!(of(q), [General], "{q}");
+        }
+    }
+
+    #[test]
+    fn the_customers_own_card_weighed_on_borrowing() {
+        assert_eq!(
+            of("does having a $20,000 limit on my credit card hurt my borrowing power"),
+            [Card, Loan]
+        );
+        assert_eq!(
+            of("Do credit card limits reduce how much I can borrow?"),
+            [Loan]
         );
     }
 

@@ -1,9 +1,13 @@
 //! Intent detection on labelled queries: exact match per intent and
-//! overall, with precision and recall. `data/intents.jsonl` (422 queries
-//! written apart from the detector) is the set the rules are tuned on;
-//! `data/intents_fresh.jsonl` (320 queries, written later by another
-//! author) is a set the rules have never been tuned on, and the one that
-//! says whether they generalise. The goal is 0.95 per intent on it.
+//! overall, with precision and recall. Three sets, each written apart from
+//! the rules by a different author:
+//!
+//! - `data/intents.jsonl` (422 queries) and `data/intents_fresh.jsonl`
+//!   (320 queries, by a second author) are the tuning sets: the rules are
+//!   tuned on both, and their misses are printed.
+//! - `data/intents_third.jsonl`, by a third author, is the held-out set:
+//!   the rules have never been tuned on it, and it is the one that says
+//!   whether they generalise. Its misses are counted, never printed.
 
 use std::collections::BTreeMap;
 
@@ -113,25 +117,43 @@ fn report(
     (exact, below)
 }
 
+/// The floor on every intent's accuracy on the held-out set. The goal is
+/// 0.95; measured: card 0.973, loan 0.915, wealth 0.899, general 0.960,
+/// exact 0.931 (README, "Intent quality"). The floor keeps a change from
+/// making it worse unnoticed.
+const HELD_OUT_FLOOR: f64 = 0.89;
+
 #[test]
-fn intents_on_the_tuning_set() {
-    let rows = parse(include_str!("../data/intents.jsonl"), "intents.jsonl");
-    assert!(rows.len() >= 300, "only {} labelled queries", rows.len());
-    let (exact, _) = report("tuning (intents.jsonl)", &rows, 0.0, true);
-    assert!(exact >= 0.97, "exact {exact:.3} on the tuning set");
+fn intents_on_the_tuning_sets() {
+    for (name, text) in [
+        ("intents.jsonl", include_str!("../data/intents.jsonl")),
+        (
+            "intents_fresh.jsonl",
+            include_str!("../data/intents_fresh.jsonl"),
+        ),
+    ] {
+        let rows = parse(text, name);
+        assert!(
+            rows.len() >= 300,
+            "{name}: only {} labelled queries",
+            rows.len()
+        );
+        let (exact, _) = report(&format!("tuning ({name})"), &rows, 0.0, true);
+        assert!(exact >= 0.97, "exact {exact:.3} on {name}");
+    }
 }
 
 #[test]
 fn intents_on_the_held_out_set() {
-    let rows = parse(
-        include_str!("../data/intents_fresh.jsonl"),
-        "intents_fresh.jsonl",
-    );
+    let text = include_str!("../data/intents_third.jsonl");
+    let rows = parse(text, "intents_third.jsonl");
     assert_eq!(rows.len(), 320);
-    // The goal is 0.95 per intent; measured: card 0.964, loan 0.941,
-    // wealth 0.972, general 0.980 (README, "Intent quality"). The floor
-    // keeps a change from making it worse unnoticed.
-    let (exact, below) = report("held out (intents_fresh.jsonl)", &rows, 0.94, false);
+    let (exact, below) = report(
+        "held out (intents_third.jsonl)",
+        &rows,
+        HELD_OUT_FLOOR,
+        false,
+    );
     assert!(below.is_empty(), "{below:?}");
-    assert!(exact >= 0.96, "exact {exact:.3} on the held-out set");
+    assert!(exact >= 0.92, "exact {exact:.3} on the held-out set");
 }

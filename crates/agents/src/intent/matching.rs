@@ -76,8 +76,17 @@ pub(super) fn matches_at(ws: &[Word], i: usize, phrase: &[&str], typo: bool) -> 
 }
 
 /// A part of four letters or more matches words starting with it; a
-/// shorter one the word or its plural; `#` a number.
+/// shorter one the word or its plural; `#` a number. A hyphenated word
+/// also matches by what follows a hyphen ("micro-investing" is investing,
+/// "co-borrower" borrowing), unless the part has a hyphen itself.
 fn part_matches(w: &str, p: &str) -> bool {
+    whole_matches(w, p)
+        || (!p.contains('-')
+            && w.match_indices('-')
+                .any(|(i, _)| whole_matches(&w[i + 1..], p)))
+}
+
+fn whole_matches(w: &str, p: &str) -> bool {
     if p == "#" {
         !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit())
     } else if p.len() >= 4 {
@@ -147,5 +156,15 @@ mod tests {
         assert!(!is_typo_of("invented", "invest"));
         assert!(!is_typo_of("point", "points"));
         assert!(!is_typo_of("wea", "wealth"));
+    }
+
+    #[test]
+    fn a_hyphenated_word_matches_by_its_parts() {
+        assert!(part_matches("micro-investing", "invest"));
+        assert!(part_matches("co-borrower", "borrow"));
+        assert!(part_matches("interest-only", "interest-only"));
+        assert!(!part_matches("interest-only", "only-"));
+        assert!(!part_matches("self-managed", "manage-d"));
+        assert!(!part_matches("cardigan", "card-"));
     }
 }

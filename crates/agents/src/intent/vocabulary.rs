@@ -56,7 +56,6 @@ const CARD: &[&[&str]] = &[
     &["reward"],
     &["points"],
     &["frequent", "flyer"],
-    &["cashback"],
     &["contactless"],
     &["paywave"],
     &["paypass"],
@@ -93,6 +92,17 @@ const CARD: &[&[&str]] = &[
     &["dispute", "a", "transaction"],
     &["dispute", "a", "charge"],
     &["pending", "transaction"],
+    &["apple", "wallet"],
+    &["google", "wallet"],
+    &["garmin", "pay"],
+    &["fitbit", "pay"],
+    &["tap", "to", "pay"],
+    &["tap", "and", "pay"],
+    &["limit", "decrease"],
+    &["limit", "reduction"],
+    &["travel", "notice"],
+    &["travel", "notification"],
+    &["pin", "number"],
 ];
 
 const CARD_WEAK: &[&[&str]] = &[
@@ -126,12 +136,22 @@ const CARD_WEAK: &[&[&str]] = &[
     &["interest", "free"],
     &["interest-free"],
     &["overseas", "purchase"],
+    &["cashback"],
+    &["cash", "back"],
+    &["bnpl"],
+    &["klarna"],
+    &["zip", "pay"],
+    &["zippay"],
+    &["surcharge"],
+    &["statement", "balance"],
+    &["closing", "balance"],
 ];
 
 const LOAN: &[&[&str]] = &[
     // A card or wealth word inside a loan phrase.
     &["purchase", "price"],
-    &["investment", "property"],
+    &["investment", "propert"],
+    &["propert", "portfolio"],
     &["investment", "loan"],
     &["investor", "loan"],
     &["investor", "rate"],
@@ -220,11 +240,53 @@ const LOAN: &[&[&str]] = &[
     &["mortgage", "broker"],
     &["hecs"],
     &["help", "debt"],
+    &["lend"],
+    &["bridging"],
+    &["home", "finance"],
+    &["get", "finance"],
+    &["finance", "approv"],
+    &["finance", "clause"],
+    &["subject", "to", "finance"],
+    &["finance", "for", "a"],
+    &["novated", "lease"],
+    &["fixed", "period"],
+    &["fixed", "term", "end"],
+    &["fix", "my", "rate"],
+    &["fix", "the", "rate"],
+    &["fix", "my", "loan"],
+    &["refix"],
+    &["re-fix"],
+    &["rate-lock"],
+    &["lock", "in", "my", "rate"],
+    &["lock", "in", "the", "rate"],
+    &["lock", "in", "a", "rate"],
+    &["lock", "my", "rate"],
+    &["split", "rate"],
+    &["split", "between", "fixed"],
+    &["build", "a", "house"],
+    &["building", "a", "house"],
+    &["build", "a", "home"],
+    &["building", "a", "home"],
+    &["owner", "builder"],
+    &["progress", "payment"],
+    &["house", "and", "land"],
+    &["land", "and", "house"],
+    &["fhog"],
+    &["home", "guarantee", "scheme"],
+    &["help", "to", "buy"],
+    &["transfer", "duty"],
+    &["loan", "to", "value"],
+    &["pay", "off", "my", "house"],
+    &["pay", "off", "the", "house"],
+    &["pay", "off", "my", "home"],
+    &["paid", "off", "the", "house"],
+    &["payout", "amount"],
+    &["reverse", "mortgage"],
 ];
 
 const LOAN_WEAK: &[&[&str]] = &[
     &["house"],
-    &["property"],
+    &["propert"],
     &["apartment"],
     &["afford"],
     &["settlement"],
@@ -248,6 +310,12 @@ const LOAN_WEAK: &[&[&str]] = &[
     &["finance", "a"],
     &["discharge"],
     &["rental", "income"],
+    &["consolidat"],
+    &["payment", "holiday"],
+    &["foreclos"],
+    &["repossess"],
+    &["self", "employed"],
+    &["self-employed"],
 ];
 
 const WEALTH: &[&[&str]] = &[
@@ -289,6 +357,8 @@ const WEALTH: &[&[&str]] = &[
     &["active", "fund"],
     &["passive", "fund"],
     &["fund", "manager"],
+    &["fund", "management"],
+    &["funds", "management"],
     &["retire"],
     &["pension"],
     &["annuit"],
@@ -353,6 +423,19 @@ const WEALTH: &[&[&str]] = &[
     &["hedge", "fund"],
     &["trading", "account"],
     &["dollar-cost"],
+    &["defensive", "asset"],
+    &["growth", "asset"],
+    &["asset", "class"],
+    &["microinvest"],
+    &["fixed", "income"],
+    &["fixed", "interest"],
+    &["fixed", "term", "deposit"],
+    &["investment", "bond"],
+    &["government", "bond"],
+    &["precious", "metal"],
+    &["options", "trading"],
+    &["share", "trading"],
+    &["financial", "plan"],
 ];
 
 const WEALTH_WEAK: &[&[&str]] = &[
@@ -380,6 +463,11 @@ const WEALTH_WEAK: &[&[&str]] = &[
     &["gold"],
     &["capital", "growth"],
     &["accumulation"],
+    &["retiree"],
+    &["defensive"],
+    &["management", "fee"],
+    &["adviser"],
+    &["advisor"],
 ];
 
 const GENERAL_WINS: &[&[&str]] = &[
@@ -400,6 +488,11 @@ const GENERAL_WINS: &[&[&str]] = &[
     &["customer", "id"],
     &["complain"],
     &["complaint"],
+];
+
+const GENERAL: &[&[&str]] = &[
+    // Where things are done, not what they are about: "the virtual card
+    // number in the app" is about the card.
     &["the", "app"],
     &["your", "app"],
     &["app"],
@@ -409,9 +502,17 @@ const GENERAL_WINS: &[&[&str]] = &[
     &["online", "banking"],
     &["internet", "banking"],
     &["netbank"],
-];
-
-const GENERAL: &[&[&str]] = &[
+    &["savings", "rate"],
+    &["savings", "interest"],
+    &["interest", "on", "savings"],
+    &["interest", "on", "my", "savings"],
+    // Interest earned, not charged.
+    &["on", "my", "savings"],
+    &["on", "savings"],
+    &["savings", "earn"],
+    &["bonus", "interest"],
+    &["transfer"],
+    &["pay", "someone"],
     &["opening", "hours"],
     &["open", "on"],
     &["branch"],
@@ -490,6 +591,25 @@ const NEUTRAL: &[&[&str]] = &[
     &["insufficient", "funds"],
     &["emergency", "fund"],
     &["tax", "refund"],
+    &["tax", "return"],
+    // A shop's website is not the bank's.
+    &["websites"],
+    &["a", "website"],
+    &["overseas", "website"],
+    &["online", "shop"],
+    // Words that start with a cue and mean something else.
+    &["bondi"],
+    &["rental", "bond"],
+    &["rent", "bond"],
+    &["robot"],
+    &["reiterat"],
+    &["refill"],
+    &["refine"],
+    &["refit"],
+    &["investigat"],
+    &["superior"],
+    &["superhero"],
+    &["basis", "point"],
 ];
 
 /// Words that belong to the nearest cue, or to their default alone
@@ -604,6 +724,7 @@ pub(super) const NOT_TYPOS: &[&str] = &[
     "shake",
     "shame",
     "shape",
+    "share",
     "shard",
     "shark",
     "sharp",
