@@ -97,6 +97,26 @@ pub struct AssistReply {
     pub duration_ms: f64,
 }
 
+/// Who asks, as the agents need to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The principal's id (an API key id, `jwt:<sub>`, `local`): recorded
+    /// on anything an agent publishes for it.
+    pub principal: String,
+    /// Whether it may request optimizations (which stage orders).
+    pub may_rebalance: bool,
+}
+
+impl Caller {
+    /// The local user of the CLI, who holds the data directory.
+    pub fn local() -> Caller {
+        Caller {
+            principal: "local".into(),
+            may_rebalance: true,
+        }
+    }
+}
+
 /// The pipeline.
 #[derive(Debug, Clone)]
 pub struct Assistant<L: EventLog> {
@@ -209,6 +229,20 @@ impl<L: EventLog> Assistant<L> {
         query: &str,
         portfolios: &[String],
     ) -> Result<AssistReply, AssistError> {
+        self.assist_as(&Caller::local(), customer_id, query, portfolios)
+            .await
+    }
+
+    /// [`Assistant::assist`] for `caller`: the agents act with the caller's
+    /// rights (a rebalancing is requested only for a caller who may
+    /// request optimizations) and name it in what they publish.
+    pub async fn assist_as(
+        &self,
+        caller: &Caller,
+        customer_id: Option<&str>,
+        query: &str,
+        portfolios: &[String],
+    ) -> Result<AssistReply, AssistError> {
         let started = Instant::now();
         let query = query.trim();
         if query.is_empty() {
@@ -272,7 +306,8 @@ impl<L: EventLog> Assistant<L> {
         for (intent, part) in detected.parts.iter().filter(|(i, _)| *i != Intent::General) {
             let task = Task {
                 agent_id: intent.name().into(),
-                input: json!({"query": part, "context": query, "portfolios": portfolios}),
+                input: json!({"query": part, "context": query, "portfolios": portfolios,
+                              "caller": caller.principal, "may_rebalance": caller.may_rebalance}),
                 customer_id: customer_id.map(str::to_owned),
                 request_id: Some(request_id.clone()),
                 priority: if urgent {

@@ -139,7 +139,10 @@ async fn webhook<L: EventLog>(
             .into_response()
         }
     };
-    let who = principal.map_or_else(Principal::local, |Extension(p)| p);
+    // Behind the guard every request has a principal; without one, refuse.
+    let Some(Extension(who)) = principal else {
+        return Problem::unauthorized("authentication required", "Bearer").into_response();
+    };
     match log_interaction(&crm.log, &crm.screen, interaction, who.id()).await {
         Ok(logged) => (StatusCode::ACCEPTED, Json(logged)).into_response(),
         Err(CrmError::Invalid(i)) => Problem::invalid_field(i.field, i.reason).into_response(),

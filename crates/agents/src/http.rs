@@ -91,6 +91,14 @@ pub fn resolve(
     Ok((customer, portfolios))
 }
 
+/// The agents act with `who`'s rights.
+pub fn caller(who: &Principal) -> crate::assist::Caller {
+    crate::assist::Caller {
+        principal: who.id().to_owned(),
+        may_rebalance: who.allows(ultracore_http::Permission::RequestOptimization),
+    }
+}
+
 async fn assist<L: EventLog>(
     State(assistant): State<Arc<Assistant<L>>>,
     principal: Option<Extension<Principal>>,
@@ -106,7 +114,10 @@ async fn assist<L: EventLog>(
             .into_response()
         }
     };
-    let who = principal.map_or_else(Principal::local, |Extension(p)| p);
+    // Behind the guard every request has a principal; without one, refuse.
+    let Some(Extension(who)) = principal else {
+        return Problem::unauthorized("authentication required", "Bearer").into_response();
+    };
     let (customer, portfolios) = match resolve(
         &who,
         body.customer_id.as_deref(),
@@ -116,7 +127,7 @@ async fn assist<L: EventLog>(
         Err(p) => return p.into_response(),
     };
     match assistant
-        .assist(customer.as_deref(), &body.query, &portfolios)
+        .assist_as(&caller(&who), customer.as_deref(), &body.query, &portfolios)
         .await
     {
         Ok(reply) => (StatusCode::OK, Json(reply)).into_response(),

@@ -41,7 +41,7 @@ use chrono::Utc;
 use serde_json::Value;
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
-use ultracore_events::agents::{AgentExecution, ExecutionStatus, ToolCall};
+use ultracore_events::agents::{AgentExecution, ExecutionStatus, ToolCall, TraceStep};
 use ultracore_rng::SplitMix64;
 use uuid::Uuid;
 
@@ -165,7 +165,9 @@ struct State {
     stopping: bool,
 }
 
-type CacheKey = (String, String, String);
+/// Agent, customer, input, data version: an answer is only ever reused for
+/// the customer it was made for.
+type CacheKey = (String, Option<String>, String, String);
 
 struct Cache {
     /// The answer and the tool calls behind it (a cached answer is still
@@ -481,6 +483,33 @@ impl Inner {
             outcome: rx,
         };
         if let Some((output, tools)) = self.cached(&task) {
+            // A cached answer is still an answer given: it is recorded like
+            // any other, with the step that says where it came from.
+            let execution = AgentExecution {
+                execution_id: execution_id.clone(),
+                agent_id: task.agent_id.clone(),
+                status: ExecutionStatus::Succeeded,
+                duration_ms: 0.0,
+                input: task.input.clone(),
+                output: output.clone(),
+                tools: tools.clone(),
+                trace: vec![TraceStep {
+                    step: "cache".into(),
+                    detail: "answered from the result cache".into(),
+                }],
+                customer_id: task.customer_id.clone(),
+                request_id: task.request_id.clone(),
+                error: None,
+                started_at: Utc::now(),
+            };
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                let sink = self.sink.clone();
+                handle.spawn(async move {
+                    if let Err(e) = sink.publish(execution).await {
+                        tracing::error!(error = %e, "a cached answer's execution could not be recorded");
+                    }
+                });
+            }
             let _ = tx.send(Outcome {
                 execution_id,
                 status: ExecutionStatus::Succeeded,
@@ -533,6 +562,7 @@ impl Inner {
     fn cache_key(task: &Task) -> CacheKey {
         (
             task.agent_id.clone(),
+            task.customer_id.clone(),
             task.input.to_string(),
             task.data_version.clone(),
         )

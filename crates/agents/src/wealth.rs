@@ -185,8 +185,8 @@ impl<L: EventLog> WealthAgent<L> {
 
     /// The `request_optimization` tool: the demo's request (objective,
     /// constraints, universe) on the portfolio's current holdings,
-    /// validated and published as the API publishes it, on behalf of
-    /// `customer`; with `dry_run` (a replay) validated only.
+    /// validated and published as the API publishes it, on behalf of the
+    /// task's caller (or `customer`); in a replay (`dry_run`) validated only.
     async fn request_optimization(
         &self,
         w: &mut Work,
@@ -194,9 +194,18 @@ impl<L: EventLog> WealthAgent<L> {
         weights: &BTreeMap<String, f64>,
         value: f64,
         customer: &str,
-        dry_run: bool,
+        task: &Task,
     ) -> Result<(Value, Value), String> {
+        let principal = task.input["caller"].as_str().unwrap_or(customer);
+        let asked_in = task.request_id.as_deref();
+        let dry_run = task.input["dry_run"] == true;
         let mut request = ultracore_flow::setup::sample_request(portfolio_id);
+        // One request per question and portfolio: a retry or a re-run
+        // after a restart publishes the same request id, which the flow
+        // recognises.
+        if let Some(asked) = asked_in.and_then(|r| r.parse::<uuid::Uuid>().ok()) {
+            request.request_id = uuid::Uuid::new_v5(&asked, portfolio_id.as_bytes());
+        }
         // A solver's weights may add up to a hair above 1, which a request
         // may not.
         let total: f64 = weights.values().sum();
@@ -216,10 +225,10 @@ impl<L: EventLog> WealthAgent<L> {
         };
         let input = json!({
             "request": serde_json::to_value(&request).unwrap_or(Value::Null),
-            "principal": customer,
+            "principal": principal,
         });
         let log = self.log.clone();
-        let principal = customer.to_owned();
+        let principal = principal.to_owned();
         let sent = input["request"].clone();
         let output = w
             .call("request_optimization", input, || async move {
@@ -405,16 +414,14 @@ impl<L: EventLog> Agent for WealthAgent<L> {
                             "I can only request a rebalancing for a signed-in customer.".into(),
                         ),
                         (Some(_), None) => parts.push(unknown_holdings(id)),
+                        // Reading a portfolio is not changing it: only a
+                        // caller who may request optimizations gets one.
+                        (Some(_), Some(_)) if task.input["may_rebalance"] != true => parts.push(
+                            format!("I can show you {id}, but a rebalancing needs someone who may change it: your adviser or portfolio manager can request one."),
+                        ),
                         (Some(customer), Some(value)) => {
                             let (output, request) = self
-                                .request_optimization(
-                                    &mut w,
-                                    id,
-                                    &weights,
-                                    value,
-                                    customer,
-                                    task.input["dry_run"] == true,
-                                )
+                                .request_optimization(&mut w, id, &weights, value, customer, task)
                                 .await?;
                             parts.push(pending_text(&output, &request));
                             data["optimization"] = output;

@@ -233,6 +233,12 @@ async fn a_cache_hit_does_not_call_the_agent_and_memory_is_bounded() {
     let mut newer = task("card", 7, Priority::Normal);
     newer.data_version = "v2".into();
     assert!(!rt.submit(newer).unwrap().await.unwrap().cached);
+    // The same words from another customer are never answered from the
+    // first customer's answer.
+    let mut other = task("card", 7, Priority::Normal);
+    other.customer_id = Some("c-8".into());
+    assert!(!rt.submit(other).unwrap().await.unwrap().cached);
+    assert_eq!(agent.calls.load(Ordering::SeqCst), 3);
     // The customer's memory keeps the last three exchanges.
     for i in [57, 107, 157, 207] {
         rt.submit(task("card", i, Priority::Normal))

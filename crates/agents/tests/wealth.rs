@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use ultracore_agents::assist::{AssistReply, Assistant};
+use ultracore_agents::assist::{AssistReply, Assistant, Caller};
 use ultracore_agents::runtime::RuntimeConfig;
 use ultracore_agents::wealth::{LOOKBACK_YEARS, RISK_FREE_RATE};
 use ultracore_agents::{GovernanceKey, Intent, Screen};
@@ -227,9 +227,42 @@ async fn a_rebalancing_is_requested_through_the_flow_and_pending() -> TestResult
     );
     assert!(requests(&s.log).await?.is_empty());
 
+    // A customer's own key reads the portfolio but may not change it.
+    let customer = Caller {
+        principal: "k-customer".into(),
+        may_rebalance: false,
+    };
     let reply = s
         .assistant
-        .assist(Some("c-1"), "rebalance pf-1 to be more sustainable", &mine)
+        .assist_as(
+            &customer,
+            Some("c-1"),
+            "rebalance pf-1 to be more sustainable",
+            &mine,
+        )
+        .await?;
+    let a = wealth_answer(&reply);
+    assert_eq!(a.tools, ["portfolio_weights"]);
+    assert!(
+        a.text.contains("your adviser or portfolio manager"),
+        "{}",
+        a.text
+    );
+    assert!(requests(&s.log).await?.is_empty());
+
+    // A portfolio manager's may; the request records who asked.
+    let manager = Caller {
+        principal: "k-manager".into(),
+        may_rebalance: true,
+    };
+    let reply = s
+        .assistant
+        .assist_as(
+            &manager,
+            Some("c-1"),
+            "rebalance pf-1 to be more sustainable",
+            &mine,
+        )
         .await?;
     let a = wealth_answer(&reply);
     assert_eq!(a.tools, ["portfolio_weights", "request_optimization"]);
@@ -246,7 +279,7 @@ async fn a_rebalancing_is_requested_through_the_flow_and_pending() -> TestResult
     assert_eq!(request.portfolio_id, "pf-1");
     assert_eq!(env.aggregate_type, ultracore_esg::AGGREGATE_TYPE);
     assert_eq!(env.aggregate_id, "pf-1");
-    assert_eq!(env.principal.as_deref(), Some("c-1"));
+    assert_eq!(env.principal.as_deref(), Some("k-manager"));
     assert_eq!(env.correlation_id, Some(request_id.to_string()));
     // From the portfolio's current holdings: the weights and value of its
     // latest completed optimization; the demo's objective and constraints.

@@ -55,7 +55,10 @@ pub(crate) async fn publish_market_data<L: EventLog>(
         )
         .into_response();
     }
-    let who = principal.map_or_else(Principal::local, |Extension(p)| p);
+    // Behind the guard every request has a principal; without one, refuse.
+    let Some(Extension(who)) = principal else {
+        return Problem::unauthorized("authentication required", "Bearer").into_response();
+    };
     match ultracore_flow::publish_prices_as(&state.log, body.updates, who.id()).await {
         Ok(published) => (
             StatusCode::ACCEPTED,

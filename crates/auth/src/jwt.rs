@@ -407,6 +407,10 @@ impl JwtVerifier {
         }
         let role = self.role(claims)?;
         let scope = self.scope(claims, role)?;
+        // A customer or an outside system never covers every portfolio.
+        if matches!(role, Role::Customer | Role::Integration) && scope == Scope::All {
+            return Err(TokenRejection::BadPortfolios);
+        }
         let name = ["name", "preferred_username"]
             .iter()
             .filter_map(|c| claims.get(*c).and_then(Value::as_str))

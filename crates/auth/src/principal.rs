@@ -241,7 +241,13 @@ impl Principal {
     /// Whether the principal may ask about `customer_id`: its own customer,
     /// or any customer when it speaks for none. A "no" should be a 404.
     pub fn can_access_customer(&self, customer_id: &str) -> bool {
-        self.customer.as_deref().is_none_or(|c| c == customer_id)
+        match (self.customer.as_deref(), self.role) {
+            (Some(own), _) => own == customer_id,
+            // A customer's key without its customer (a key file edited by
+            // hand) speaks for nobody.
+            (None, Role::Customer) => false,
+            (None, _) => true,
+        }
     }
 
     /// Whether the principal's role grants `permission`.

@@ -481,3 +481,35 @@ fn authenticator_routes_keys_and_tokens() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn a_customer_token_speaks_for_its_one_customer() -> TestResult {
+    let signer = Signer::ed25519("k1")?;
+    let v = verifier(&[&signer])?;
+    let mut c = claims("app-session-1", "customer");
+    c["ultracore_customer"] = json!("c-1");
+    c["ultracore_portfolios"] = json!(["pf-c1"]);
+    let p = v.verify(&signer.sign(&c)?)?;
+    assert_eq!((p.role(), p.customer()), (Role::Customer, Some("c-1")));
+    assert!(p.can_access_customer("c-1") && !p.can_access_customer("c-2"));
+    // Without its customer, or over every portfolio: refused.
+    let mut none = claims("app-session-2", "customer");
+    none["ultracore_portfolios"] = json!(["pf-c1"]);
+    assert_eq!(
+        rejected(&v, &signer.sign(&none)?),
+        Some(TokenRejection::BadCustomer)
+    );
+    let mut all = c.clone();
+    all["ultracore_portfolios"] = json!("*");
+    assert_eq!(
+        rejected(&v, &signer.sign(&all)?),
+        Some(TokenRejection::BadPortfolios)
+    );
+    // Staff speak for no customer, whatever the token carries.
+    let mut staff = claims("bob", "admin");
+    staff["ultracore_customer"] = json!("c-1");
+    let p = v.verify(&signer.sign(&staff)?)?;
+    assert_eq!(p.customer(), None);
+    assert!(p.can_access_customer("c-2"));
+    Ok(())
+}

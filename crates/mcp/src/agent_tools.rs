@@ -209,7 +209,12 @@ answer, the tools it called and the critic's checks. A customer's key asks about
         };
         match tools
             .assistant
-            .assist(customer.as_deref(), &a.query, &portfolios)
+            .assist_as(
+                &ultracore_agents::http::caller(&who),
+                customer.as_deref(),
+                &a.query,
+                &portfolios,
+            )
             .await
         {
             Ok(reply) => structured(reply),

@@ -128,6 +128,19 @@ fn journal_error(path: &Path, reason: impl Into<String>) -> RuntimeError {
 
 fn open_connection(path: &Path) -> Result<Connection, RuntimeError> {
     let fail = |what: &str, e: rusqlite::Error| journal_error(path, format!("{what}: {e}"));
+    // Owner-only: the journal holds customers' ids and questions (SQLite
+    // gives its -wal file the same mode).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| journal_error(path, format!("creating it: {e}")))?;
+    }
     let conn = Connection::open(path).map_err(|e| fail("opening", e))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| fail("setting the busy timeout", e))?;
