@@ -8,8 +8,10 @@
 //!   an exponential backoff with full jitter (AWS's "Exponential Backoff
 //!   and Jitter"), and the retry goes to the back of its priority's queue,
 //!   so a failing task does not hold a worker while others wait.
-//! - Results are cached for a TTL, keyed by agent, input and the version
-//!   of the data the agent read: a hit answers without calling the agent.
+//! - Results are cached for a TTL, keyed by agent, customer, input and
+//!   the version of the data the agent read: a hit answers without
+//!   calling the agent (and is recorded as an execution), and never with
+//!   another customer's answer.
 //! - Each customer has a short memory of their last exchanges (bounded,
 //!   and bounded in customers), handed to the agent with the task.
 //! - Every finished run (succeeded, failed for good, timed out for good) is
