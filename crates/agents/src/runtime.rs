@@ -700,7 +700,12 @@ async fn run_one(inner: &Arc<Inner>, mut q: Queued) {
     let started = Instant::now();
     let started_at = Utc::now();
     let waited = started - q.submitted;
-    let result = tokio::time::timeout(inner.config.timeout, agent.run(&q.task, &memory)).await;
+    // A panicking agent fails its run, like an error; the worker goes on.
+    let run =
+        futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(agent.run(&q.task, &memory)));
+    let result = tokio::time::timeout(inner.config.timeout, run)
+        .await
+        .map(|r| r.unwrap_or_else(|_| Err("the agent panicked".to_owned())));
     let duration = started.elapsed();
     inner.done_with(&q.task.agent_id);
     let (status, output, error) = match result {

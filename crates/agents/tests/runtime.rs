@@ -205,6 +205,51 @@ async fn a_run_past_its_timeout_is_timed_out() {
     assert_eq!(o.status, ExecutionStatus::TimedOut);
 }
 
+/// An agent that panics on every run.
+struct Panics;
+
+impl Agent for Panics {
+    fn id(&self) -> &str {
+        "loan"
+    }
+    fn run<'a>(
+        &'a self,
+        _task: &'a Task,
+        _memory: &'a [Exchange],
+    ) -> BoxFuture<'a, Result<AgentOutput, String>> {
+        Box::pin(async { panic!("a bug in the agent") })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_agent_fails_its_run_and_the_worker_goes_on() {
+    let sink = Arc::new(Collect::default());
+    let rt = AgentRuntime::start(
+        RuntimeConfig {
+            workers: 1,
+            attempts: 1,
+            ..RuntimeConfig::default()
+        },
+        vec![Arc::new(Panics), sleeper("card", 1, 0)],
+        sink.clone(),
+    );
+    let o = rt
+        .submit(task("loan", 1, Priority::High))
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(o.status, ExecutionStatus::Failed);
+    assert_eq!(o.error.as_deref(), Some("the agent panicked"));
+    // The one worker still serves the next task.
+    let next = rt
+        .submit(task("card", 2, Priority::High))
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(next.status, ExecutionStatus::Succeeded);
+    assert_eq!(sink.0.lock().unwrap().len(), 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_cache_hit_does_not_call_the_agent_and_memory_is_bounded() {
     let agent = sleeper("card", 5, 0);

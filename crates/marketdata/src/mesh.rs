@@ -299,6 +299,9 @@ pub fn build_products(series: &[PriceSeries], out: &Path) -> Result<BuildSummary
         Arc::new(Float64Array::from(closes)),
     ];
     let financial = out.join(FINANCIAL_PRODUCT);
+    // The writers' lock of the product: a running market-data service
+    // never has its update overwritten half-way.
+    let _lock = update::lock(&financial)?;
     let row_groups = write_parquet(
         &financial,
         schema,

@@ -339,8 +339,9 @@ fn check_updates(updates: &[(String, Vec<(NaiveDate, f64)>)]) -> Result<()> {
 }
 
 /// Holds the product's writer lock until dropped (closing the file
-/// releases it, also when the process dies).
-fn lock(product: &Path) -> Result<File> {
+/// releases it, also when the process dies). [`build_products`](super::build_products)
+/// takes it too, so a build never races the market-data service.
+pub(super) fn lock(product: &Path) -> Result<File> {
     let path = product.with_extension("parquet.lock");
     let file = File::options()
         .create(true)
