@@ -126,13 +126,23 @@ async fn checkpoints_stay_verifiable_after_retention_deletes_their_records() -> 
     let verifier = audit(&log, &dir.path().join("audit"), 120).await?;
     // Audited; now retention runs.
     drop(log);
-    let log = EmbeddedLog::open(
-        dir.path().join("log"),
-        EmbeddedOptions {
-            retention_interval: Duration::from_millis(50),
-            ..small
-        },
-    )?;
+    // The auditor's consumer tasks may hold the log a moment longer after
+    // the service stopped: the directory's lock goes with the last handle.
+    let options = EmbeddedOptions {
+        retention_interval: Duration::from_millis(50),
+        ..small
+    };
+    let opened = std::time::Instant::now();
+    let log = loop {
+        match EmbeddedLog::open(dir.path().join("log"), options.clone()) {
+            Err(ultracore_log::Error::Locked { .. })
+                if opened.elapsed() < Duration::from_secs(10) =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => break other?,
+        }
+    };
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let start = log.describe_topic("trades").await?.partitions[0].log_start_offset;
