@@ -55,62 +55,73 @@ pub fn interaction_event_id(source: &str, interaction_id: &str) -> Uuid {
     derive_event_id(EVENT_ID_NAMESPACE, tag.as_bytes(), 0)
 }
 
-/// Checks, screens and publishes one interaction; `principal` (who sent
-/// it) goes in the envelope.
-pub async fn log_interaction<L: EventLog>(
-    log: &L,
-    screen: &Screen,
-    mut interaction: CustomerInteraction,
-    principal: &str,
-) -> Result<Logged, CrmError> {
-    interaction.validate(Utc::now())?;
-    let event_id = interaction_event_id(&interaction.source, &interaction.interaction_id);
-    let mut summary = Value::String(std::mem::take(&mut interaction.summary));
-    let found = screen.screen(&mut summary, Mode::Block);
-    interaction.summary = summary.as_str().unwrap_or_default().to_owned();
-    let customer = interaction.customer_id.clone();
-    let masked: Vec<String> = found
-        .iter()
-        .map(|s| s.finding.entity.name().to_owned())
-        .collect();
-    ultracore_runtime::catalogue::ensure(log, &[CRM_TOPIC])
-        .await
-        .map_err(|e| CrmError::Log(e.to_string()))?;
-    for s in &found {
-        let alert = screen.alert(
-            s,
-            CRM_TOPIC,
-            event_id,
-            "/summary",
-            Mode::Block,
-            (None, None, Some(customer.clone())),
-        );
-        crate::screen::publish_alert(log, alert)
-            .await
-            .map_err(CrmError::Log)?;
-    }
-    let interaction_id = interaction.interaction_id.clone();
-    let mut env = EnvelopeBuilder::new(CRM_AGGREGATE_TYPE, &customer)
-        .principal(principal)
-        .build(CrmEvent::InteractionLogged(interaction));
-    env.event_id = event_id;
-    log.append_one(CRM_TOPIC, env.to_record())
-        .await
-        .map_err(|e| CrmError::Log(e.to_string()))?;
-    Ok(Logged {
-        event_id,
-        interaction_id,
-        customer_id: customer,
-        topic: CRM_TOPIC,
-        masked,
-    })
-}
-
-/// What the CRM webhook and the MCP tool share.
+/// What the CRM webhook and the MCP tool share: the log (its topics
+/// created once, when it is opened) and the governance screen.
 #[derive(Debug, Clone)]
 pub struct Crm<L: EventLog> {
-    pub log: L,
-    pub screen: Screen,
+    log: L,
+    screen: Screen,
+}
+
+impl<L: EventLog> Crm<L> {
+    /// Creates `external.crm.events` and `compliance.alerts` if missing.
+    pub async fn open(log: L, screen: Screen) -> Result<Crm<L>, CrmError> {
+        ultracore_runtime::catalogue::ensure(
+            &log,
+            &[CRM_TOPIC, ultracore_events::compliance::TOPIC],
+        )
+        .await
+        .map_err(|e| CrmError::Log(e.to_string()))?;
+        Ok(Crm { log, screen })
+    }
+
+    /// Checks, screens and publishes one interaction; `principal` (who
+    /// sent it) goes in the envelope.
+    pub async fn log_interaction(
+        &self,
+        mut interaction: CustomerInteraction,
+        principal: &str,
+    ) -> Result<Logged, CrmError> {
+        let (log, screen) = (&self.log, &self.screen);
+        interaction.validate(Utc::now())?;
+        let event_id = interaction_event_id(&interaction.source, &interaction.interaction_id);
+        let mut summary = Value::String(std::mem::take(&mut interaction.summary));
+        let found = screen.screen(&mut summary, Mode::Block);
+        interaction.summary = summary.as_str().unwrap_or_default().to_owned();
+        let customer = interaction.customer_id.clone();
+        let masked: Vec<String> = found
+            .iter()
+            .map(|s| s.finding.entity.name().to_owned())
+            .collect();
+        for s in &found {
+            let alert = screen.alert(
+                s,
+                CRM_TOPIC,
+                event_id,
+                "/summary",
+                Mode::Block,
+                (None, None, Some(customer.clone())),
+            );
+            crate::screen::publish_alert(log, alert)
+                .await
+                .map_err(CrmError::Log)?;
+        }
+        let interaction_id = interaction.interaction_id.clone();
+        let mut env = EnvelopeBuilder::new(CRM_AGGREGATE_TYPE, &customer)
+            .principal(principal)
+            .build(CrmEvent::InteractionLogged(interaction));
+        env.event_id = event_id;
+        log.append_one(CRM_TOPIC, env.to_record())
+            .await
+            .map_err(|e| CrmError::Log(e.to_string()))?;
+        Ok(Logged {
+            event_id,
+            interaction_id,
+            customer_id: customer,
+            topic: CRM_TOPIC,
+            masked,
+        })
+    }
 }
 
 /// `POST /api/v1/external/crm/events`: the CRM's webhook. 202 with what
@@ -143,7 +154,7 @@ async fn webhook<L: EventLog>(
     let Some(Extension(who)) = principal else {
         return Problem::unauthorized("authentication required", "Bearer").into_response();
     };
-    match log_interaction(&crm.log, &crm.screen, interaction, who.id()).await {
+    match crm.log_interaction(interaction, who.id()).await {
         Ok(logged) => (StatusCode::ACCEPTED, Json(logged)).into_response(),
         Err(CrmError::Invalid(i)) => Problem::invalid_field(i.field, i.reason).into_response(),
         Err(e @ CrmError::Log(_)) => Problem::unavailable("the event log", e).into_response(),

@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use ultracore_agents::assist::Assistant;
-use ultracore_agents::crm::{log_interaction, Crm, CrmError};
+use ultracore_agents::crm::{Crm, CrmError};
 use ultracore_agents::loan::{borrowing_power, lvr, monthly_repayment, schedule, Applicant};
 use ultracore_auth::Permission;
 use ultracore_es::EventStore;
@@ -445,7 +445,7 @@ alert; the same source and interaction_id twice is one event."
         let Some(tools) = self.agents() else {
             return tool_error(&Failure::general("the CRM topic is not served here"), "");
         };
-        match log_interaction(&tools.crm.log, &tools.crm.screen, interaction, who.id()).await {
+        match tools.crm.log_interaction(interaction, who.id()).await {
             Ok(logged) => structured(logged),
             Err(CrmError::Invalid(i)) => tool_error(&Failure::field(&i.field, i.reason), HINT),
             Err(e) => tool_error(&Failure::general(e.to_string()), "Try again later."),

@@ -75,10 +75,7 @@ async fn the_agents_and_esg_tools_answer_from_their_tools() -> TestResult {
         screen.clone(),
         ultracore_agents::runtime::RuntimeConfig::default(),
     ));
-    let crm = Arc::new(ultracore_agents::crm::Crm {
-        log: f.log.clone(),
-        screen,
-    });
+    let crm = Arc::new(ultracore_agents::crm::Crm::open(f.log.clone(), screen).await?);
     let server = f.server.clone().with_agents(AgentTools {
         assistant,
         store: store.clone(),

@@ -72,10 +72,7 @@ pub async fn run(log_args: &LogArgs, args: McpArgs) -> Result<()> {
         screen.clone(),
         ultracore_agents::runtime::RuntimeConfig::default(),
     ));
-    let crm = Arc::new(ultracore_agents::crm::Crm {
-        log: log.clone(),
-        screen,
-    });
+    let crm = Arc::new(ultracore_agents::crm::Crm::open(log.clone(), screen).await?);
     let server =
         McpServer::new(log, mesh, Arc::new(results)).with_agents(ultracore_mcp::AgentTools {
             assistant,

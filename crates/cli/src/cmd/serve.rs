@@ -416,10 +416,11 @@ pub async fn run_services(
                     .await
                     .context("starting the agents")?,
                 );
-                let crm = Arc::new(ultracore_agents::crm::Crm {
-                    log: log.clone(),
-                    screen: screen.clone(),
-                });
+                let crm = Arc::new(
+                    ultracore_agents::crm::Crm::open(log.clone(), screen.clone())
+                        .await
+                        .context("opening the CRM topic")?,
+                );
                 app = app
                     .merge(ultracore_agents::http::router(assistant.clone()))
                     .merge(ultracore_agents::crm::router(crm.clone()));
