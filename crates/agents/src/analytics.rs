@@ -152,11 +152,8 @@ pub fn registration<L: EventLog>(
 /// Whether `id` can name an agent: 1 to 64 of `A-Z a-z 0-9 - _ .`. Records
 /// of other agents are dead-lettered, and the routes refuse other ids.
 pub fn valid_agent_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    // The platform's rule for ids (portfolios, customers).
+    ultracore_http::is_valid_portfolio_id(id)
 }
 
 /// The `p`-th percentile (`p` in percent, 0 to 100) of `sorted`, ascending,

@@ -38,16 +38,6 @@ fn bad(field: &str, reason: impl Into<String>) -> AssistError {
     }
 }
 
-/// Whether `id` is a customer or portfolio id: 1 to 64 letters, digits,
-/// '-', '_' or '.'.
-fn is_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-}
-
 /// Why a question was not taken.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AssistError {
@@ -258,7 +248,7 @@ impl<L: EventLog> Assistant<L> {
             ));
         }
         if let Some(c) = customer_id {
-            if !is_id(c) {
+            if !ultracore_http::is_valid_customer_id(c) {
                 return Err(bad(
                     "customer_id",
                     format!("{c:?} is not a customer id: 1 to 64 letters, digits, '-', '_' or '.'"),
@@ -271,7 +261,11 @@ impl<L: EventLog> Assistant<L> {
                 format!("{} portfolios, at most {MAX_PORTFOLIOS}", portfolios.len()),
             ));
         }
-        if let Some((i, p)) = portfolios.iter().enumerate().find(|(_, p)| !is_id(p)) {
+        if let Some((i, p)) = portfolios
+            .iter()
+            .enumerate()
+            .find(|(_, p)| !ultracore_http::is_valid_portfolio_id(p))
+        {
             return Err(bad(
                 &format!("portfolios[{i}]"),
                 format!("{p:?} is not a portfolio id: 1 to 64 letters, digits, '-', '_' or '.'"),

@@ -185,11 +185,7 @@ pub(super) fn tickers_in(q: &str, instruments: &[Instrument]) -> Vec<String> {
 /// Whether `word` has the shape of a portfolio id: 1 to 64 letters,
 /// digits, '-', '_' or '.' (what the API accepts).
 fn id_shaped(word: &str) -> bool {
-    !word.is_empty()
-        && word.len() <= 64
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    ultracore_http::is_valid_portfolio_id(word)
 }
 
 /// The portfolio ids `q` names, in order, once each: any of the caller's
