@@ -301,8 +301,8 @@ pub async fn run_services(
         supervisor.add(r);
         screen = Some(s);
         // Market data: closes on external.market.data merged into the
-        // financial product (built from the sample data first if missing).
-        open_mesh(&mesh_dir)?;
+        // financial product (opened above with the optimization service,
+        // which every-service runs include).
         let r = ultracore_flow::market_data_registration(log.clone(), mesh_dir.clone());
         names.push(r.name().to_owned());
         supervisor.add(r);
