@@ -15,15 +15,16 @@ export KAFKA_PORT="${ULTRACORE_TEST_KAFKA_PORT:-19092}"
 log() { echo "[test $(date +%T)] $*" >&2; }
 
 # Tools the build needs beyond the Rust toolchain (librdkafka builds from its
-# bundled source), and util-linux's fincore (page-cache residency in the
-# embedded log's tests).
+# bundled source), util-linux's fincore (page-cache residency in the
+# embedded log's tests) and the sqlite3 shell (change capture of a writer in
+# another process).
 need=()
-for tool in make gcc g++ pkg-config fincore; do
+for tool in make gcc g++ pkg-config fincore sqlite3; do
   command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
 done
 if [ ${#need[@]} -gt 0 ]; then
   log "installing the packages that provide ${need[*]}"
-  apt-get update -qq && apt-get install -y -qq build-essential pkg-config util-linux >/dev/null
+  apt-get update -qq && apt-get install -y -qq build-essential pkg-config util-linux sqlite3 >/dev/null
 fi
 
 # On a fresh machine the broker builds while the workspace builds: each

@@ -32,17 +32,16 @@
 //! short is kept: what it did read is true as of its time, and any later
 //! change is on `regime_changes`, which was read in full.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use tokio::time::Instant;
 use ultracore_events::trading::{DECISIONS_TOPIC, REGIME_CHANGES_TOPIC};
-use ultracore_log::{Consumer, ConsumerOptions, EventLog, Record, Seek};
+use ultracore_log::{read_to_end, EventLog, ReadToEnd, Record, Seek};
 use ultracore_log_embedded::EmbeddedLog;
 use ultracore_spool::{SpooledEmitter, SPOOL_TOPIC, TOPIC_HEADER};
-use uuid::Uuid;
 
 use crate::Regime;
 
@@ -226,109 +225,8 @@ fn most_probable(probs: &BTreeMap<String, f64>) -> Option<Regime> {
     best.map(|(r, _)| r)
 }
 
-/// How far one read got.
-#[derive(Debug, Default)]
-struct Read {
-    records: u64,
-    /// Reached the end the topic had when the read began.
-    complete: bool,
-}
-
-/// Reads `topic` from `from` up to the end it had when the read began (or
-/// until `deadline`), handing each record to `visit`, through a consumer
-/// group of its own that never commits.
-///
-/// A read from an offset or the beginning is complete when every partition
-/// reached its high watermark. A read from a time cannot know which
-/// partitions hold records in the window, so it is also complete after
-/// `idle` without a record once every partition is assigned.
-async fn read_to_end<L: EventLog>(
-    log: &L,
-    topic: &str,
-    from: Seek,
-    deadline: Instant,
-    idle: Duration,
-    mut visit: impl FnMut(&Record),
-) -> ultracore_log::Result<Read> {
-    let mut read = Read::default();
-    let info = match tokio::time::timeout_at(deadline, log.describe_topic(topic)).await {
-        Ok(Ok(info)) => info,
-        Ok(Err(ultracore_log::Error::UnknownTopic(_))) => {
-            read.complete = true;
-            return Ok(read);
-        }
-        Ok(Err(e)) => return Err(e),
-        Err(_) => return Ok(read),
-    };
-    // Partition → the offset to reach: the last record when the read began
-    // (none when there is nothing to read from the start position).
-    let first = |p: &ultracore_log::PartitionInfo| match from {
-        Seek::Offset(o) => o.max(p.log_start_offset),
-        _ => p.log_start_offset,
-    };
-    let mut pending: BTreeMap<u32, u64> = info
-        .partitions
-        .iter()
-        .filter(|p| p.high_watermark > first(p))
-        .map(|p| (p.partition, p.high_watermark - 1))
-        .collect();
-    if pending.is_empty() {
-        read.complete = true;
-        return Ok(read);
-    }
-    let all: BTreeSet<u32> = info.partitions.iter().map(|p| p.partition).collect();
-    let group = format!("decisions-regime-history-{}", Uuid::now_v7().simple());
-    let options = ConsumerOptions::new(group, [topic]);
-    let mut consumer = match tokio::time::timeout_at(deadline, log.consumer(options)).await {
-        Ok(c) => c?,
-        Err(_) => return Ok(read),
-    };
-    if from != Seek::Beginning {
-        consumer.seek(from).await?;
-    }
-    let by_time = matches!(from, Seek::Timestamp(_));
-    let mut quiet_since: Option<Instant> = None;
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(read);
-        }
-        let wait = (deadline - now).min(Duration::from_millis(200));
-        let batch = match tokio::time::timeout_at(deadline, consumer.poll(1000, wait)).await {
-            Ok(b) => b?,
-            Err(_) => return Ok(read),
-        };
-        for r in &batch {
-            read.records += 1;
-            visit(r);
-            if pending
-                .get(&r.partition)
-                .is_some_and(|&last| r.offset >= last)
-            {
-                pending.remove(&r.partition);
-            }
-        }
-        if pending.is_empty() {
-            read.complete = true;
-            return Ok(read);
-        }
-        if !by_time {
-            continue;
-        }
-        let assigned: BTreeSet<u32> = consumer
-            .assignment()
-            .into_iter()
-            .filter(|tp| tp.topic == topic)
-            .map(|tp| tp.partition)
-            .collect();
-        if !batch.is_empty() || assigned != all {
-            quiet_since = None;
-        } else if quiet_since.get_or_insert_with(Instant::now).elapsed() >= idle {
-            read.complete = true;
-            return Ok(read);
-        }
-    }
-}
+/// The consumer groups of the start-up reads are named after this.
+const HISTORY_GROUP: &str = "decisions-regime-history";
 
 /// Reads the log (and the spool, when given) and returns each symbol's last
 /// regime with a report. Never fails: what cannot be read is reported in
@@ -348,6 +246,7 @@ pub(crate) async fn rebuild<L: EventLog>(
     let mut spooled = Fold::default();
     let read_changes = read_to_end(
         log,
+        HISTORY_GROUP,
         REGIME_CHANGES_TOPIC,
         Seek::Beginning,
         deadline,
@@ -356,6 +255,7 @@ pub(crate) async fn rebuild<L: EventLog>(
     );
     let read_decisions = read_to_end(
         log,
+        HISTORY_GROUP,
         DECISIONS_TOPIC,
         Seek::Timestamp(since),
         deadline,
@@ -364,7 +264,7 @@ pub(crate) async fn rebuild<L: EventLog>(
     );
     let read_spool = async {
         let Some(spool) = spool else {
-            return Ok(Read {
+            return Ok(ReadToEnd {
                 records: 0,
                 complete: true,
             });
@@ -372,6 +272,7 @@ pub(crate) async fn rebuild<L: EventLog>(
         let from = SpooledEmitter::first_unforwarded(spool).await?;
         read_to_end(
             spool,
+            HISTORY_GROUP,
             SPOOL_TOPIC,
             Seek::Offset(from),
             deadline,
@@ -388,25 +289,26 @@ pub(crate) async fn rebuild<L: EventLog>(
 
     let mut report = RegimeHistory::default();
     let mut problems = Vec::new();
-    let mut note = |what: &str, result: ultracore_log::Result<Read>, required: bool| match result {
-        Ok(read) => {
-            if !read.complete {
-                problems.push((
-                    required,
-                    format!(
-                        "{what} was not read to its end within {} ms ({} records read)",
-                        options.timeout.as_millis(),
-                        read.records
-                    ),
-                ));
+    let mut note =
+        |what: &str, result: ultracore_log::Result<ReadToEnd>, required: bool| match result {
+            Ok(read) => {
+                if !read.complete {
+                    problems.push((
+                        required,
+                        format!(
+                            "{what} was not read to its end within {} ms ({} records read)",
+                            options.timeout.as_millis(),
+                            read.records
+                        ),
+                    ));
+                }
+                read.records
             }
-            read.records
-        }
-        Err(e) => {
-            problems.push((required, format!("{what} could not be read: {e}")));
-            0
-        }
-    };
+            Err(e) => {
+                problems.push((required, format!("{what} could not be read: {e}")));
+                0
+            }
+        };
     report.regime_changes_read = note(REGIME_CHANGES_TOPIC, c, true);
     report.decisions_read = note(DECISIONS_TOPIC, d, false);
     report.spooled_read = note("the decision spool", s, true);

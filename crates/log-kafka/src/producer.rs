@@ -48,9 +48,12 @@ pub(crate) async fn append(
             (None, Some(k)) => partition_for_key(k, n),
             (None, None) => inner.round_robin.fetch_add(1, Ordering::Relaxed) % n,
         };
-        let mut rec = FutureRecord::<[u8], [u8]>::to(&full)
-            .payload(r.value.as_slice())
-            .partition(partition as i32);
+        let mut rec = FutureRecord::<[u8], [u8]>::to(&full).partition(partition as i32);
+        // An empty value is a tombstone: Kafka's null value, which compaction
+        // and every Kafka client (Debezium's consumers among them) read as one.
+        if !r.value.is_empty() {
+            rec = rec.payload(r.value.as_slice());
+        }
         if let Some(k) = &r.key {
             rec = rec.key(k.as_slice());
         }

@@ -16,6 +16,7 @@
 //! - `envelope`: the JSON [`Envelope`] every record's value carries, and the
 //!   [`EventFamily`] trait for typed payloads with upcasting.
 //! - `publish`: fire-and-forget [`Publisher`] for events a caller must not wait for.
+//! - `read`: [`read_to_end`], a topic up to the end it had when the read began.
 //! - `dlq`: routing undecodable records to `<topic>.dlq` with the reason.
 //! - `error`: the crate's [`Error`].
 //! - `files`: creating data files and directories only their owner can read.
@@ -28,6 +29,7 @@ pub mod files;
 mod log;
 mod partition;
 mod publish;
+mod read;
 mod record;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -41,6 +43,7 @@ pub use error::{Error, Result};
 pub use log::{Consumer, ConsumerOptions, EventLog, EventLogExt};
 pub use partition::{murmur2, partition_for_key};
 pub use publish::{PublishError, PublishReport, Publisher, PublisherOptions};
+pub use read::{read_to_end, ReadToEnd};
 pub use record::{
     now_millis, Appended, GroupLag, Header, NewRecord, PartitionInfo, Position, Record, Retention,
     Seek, StartFrom, TopicInfo, TopicPartition, TopicSpec,

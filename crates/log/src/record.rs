@@ -27,6 +27,8 @@ pub struct NewRecord {
     /// Decides the partition (murmur2, as Kafka) unless `partition` is set.
     /// One key, one partition: records with the same key keep their order.
     pub key: Option<Vec<u8>>,
+    /// The value; empty is a tombstone (Kafka's null value, which
+    /// compaction and change-data-capture consumers read as a delete).
     pub value: Vec<u8>,
     pub headers: Vec<Header>,
     /// Milliseconds since the epoch; `None` means "now" at append time.

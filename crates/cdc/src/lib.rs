@@ -1,0 +1,33 @@
+//! Change data capture: the tables UltraCore owns (users, the agents'
+//! conversations) and every change to them as a Debezium change event on
+//! `db.changes.<table>`, so audit, analytics and the data mesh — and any
+//! Debezium consumer (a Kafka Connect sink, Flink CDC) — see row changes as
+//! events.
+//!
+//! # Layout
+//!
+//! - `tables`: the captured tables, defined once ([`tables::USERS`],
+//!   [`tables::CONVERSATIONS`]).
+//! - `model`: users, conversations and messages as the API sees them, with
+//!   the edge's validation.
+//! - `envelope`: Debezium's change event ([`ChangeEvent`]) and record key.
+//! - `sqlite`: the tables on SQLite ([`SqliteDb`]) with the triggers that
+//!   write every change to an outbox in the same transaction.
+//! - `relay`: [`SqliteRelay`], the outbox onto the log: snapshot, streaming,
+//!   exactly once on the embedded log across crashes.
+//! - `verify`: [`verify()`], replaying the change topics against the tables.
+//! - `error`: [`Error`].
+
+pub mod envelope;
+mod error;
+pub mod model;
+mod relay;
+pub mod sqlite;
+pub mod tables;
+pub mod verify;
+
+pub use envelope::{ChangeEvent, Op, Row, SnapshotMark, Source};
+pub use error::{Error, Result};
+pub use relay::{RelayOptions, RelayProgress, SqliteRelay, SEQ_HEADER};
+pub use sqlite::SqliteDb;
+pub use verify::{verify, TableCheck, Verification};
