@@ -4,7 +4,10 @@
 #     in ~/.cache/ultracore (on a fresh machine it builds beside the workspace);
 #   - a Python venv with confluent-kafka, the "foreign" Kafka client the
 #     interoperability tests write with, and the official MCP SDK, the
-#     client of the MCP server's tests.
+#     client of the MCP server's tests;
+#   - a throwaway PostgreSQL cluster (Debian's packages) on 127.0.0.1:55432
+#     with wal_level=logical, for the read models and change capture on
+#     PostgreSQL (scripts/pg-up.sh).
 # Idempotent: a second run reuses the cached binary, the venv and a running broker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +54,10 @@ export ULTRACORE_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
 # Outage tests start, kill and restart brokers of their own with this binary.
 ULTRACORE_TEST_TANSU="$(scripts/kafka-up.sh --binary)"
 export ULTRACORE_TEST_TANSU
+
+log "starting the test PostgreSQL cluster on 127.0.0.1 (wal_level=logical)"
+ULTRACORE_TEST_PG="$(scripts/pg-up.sh --url)"
+export ULTRACORE_TEST_PG
 
 log "preparing the Python test client"
 ULTRACORE_TEST_PYTHON="$(scripts/python-env.sh)"

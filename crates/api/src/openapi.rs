@@ -26,8 +26,13 @@ fn sse(description: &str) -> Value {
 
 /// Paths in the document that other crates route (`ultracore serve`
 /// merges their routers when the models are at hand).
-pub const MOUNTED_ELSEWHERE: [&str; 11] = [
+pub const MOUNTED_ELSEWHERE: [&str; 16] = [
     "/api/v1/decisions",
+    "/api/v1/users",
+    "/api/v1/users/{id}",
+    "/api/v1/conversations",
+    "/api/v1/conversations/{id}",
+    "/api/v1/conversations/{id}/messages",
     "/api/v1/external/crm/events",
     "/api/v1/assist",
     "/api/v1/analytics/agents",
@@ -95,7 +100,7 @@ fn annotate_access(doc: &mut Value) {
             if matches!(rule.portfolios, Portfolios::Path(_) | Portfolios::Handler) {
                 responses["404"] = error_response("Unknown, or outside the key's portfolios");
             }
-            if method == "POST" {
+            if matches!(method.as_str(), "POST" | "PUT" | "PATCH") {
                 responses["415"] = error_response("The body is not application/json");
             }
         }
@@ -152,6 +157,74 @@ fn agent_paths() -> Value {
                 "responses": {"200": ok_json("The agent's figures", json!({"type": "object"})),
                               "400": error_response("Not an agent id"), "404": error_response("No executions of this agent")}
             }}
+    })
+}
+
+/// The users and conversations tables (routed by `ultracore-cdc`).
+fn operational_paths() -> Value {
+    let id = json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"});
+    let user = json!({"type": "object", "required": ["id", "name", "email", "phone", "country", "risk_profile", "status", "created_at", "updated_at"], "properties": {
+        "id": id, "name": {"type": "string"}, "email": {"type": "string", "format": "email"}, "phone": {"type": ["string", "null"], "description": "E.164"},
+        "country": {"type": "string", "description": "ISO 3166-1 alpha-2"}, "risk_profile": {"enum": ["conservative", "moderate", "balanced", "growth", "aggressive"]},
+        "status": {"enum": ["active", "suspended", "closed"]}, "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}}});
+    let conversation = json!({"type": "object", "required": ["id", "customer_id", "status", "messages", "message_count", "created_at", "updated_at"], "properties": {
+        "id": id, "customer_id": id, "subject": {"type": ["string", "null"]}, "status": {"enum": ["open", "closed"]},
+        "messages": {"type": "array", "maxItems": 500, "items": {"type": "object", "required": ["role", "text", "at"], "properties": {
+            "role": {"enum": ["customer", "agent", "advisor", "system"]}, "text": {"type": "string"}, "at": {"type": "string", "format": "date-time"}}}},
+        "message_count": {"type": "integer"}, "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}}});
+    let user_fields = json!({
+        "name": {"type": "string", "minLength": 1, "maxLength": 200}, "email": {"type": "string", "format": "email", "maxLength": 254},
+        "phone": {"type": ["string", "null"], "description": "International: '+', country code, 8-15 digits (spaces, dashes, brackets ignored)"},
+        "country": {"type": "string", "pattern": "^[A-Za-z]{2}$"}, "risk_profile": {"enum": ["conservative", "moderate", "balanced", "growth", "aggressive"]},
+        "status": {"enum": ["active", "suspended", "closed"]}});
+    let mut new_user = json!({"type": "object", "required": ["name", "email", "country"], "additionalProperties": false, "properties": user_fields.clone()});
+    new_user["properties"]["id"] = id.clone();
+    let limit = json!({"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}});
+    let cursor = json!({"name": "cursor", "in": "query", "required": false, "description": "The next_cursor of the page before; none for the first page", "schema": {"type": "string"}});
+    let user_id = path_param("id", "User id", None);
+    let conversation_id = path_param("id", "Conversation id", None);
+    json!({
+        "/api/v1/users": {
+            "post": {"summary": "Create a user (a row of the users table; the change is captured on db.changes.users)",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": new_user}}},
+                "responses": {"201": ok_json("The user as stored", user.clone()), "400": error_response("Not a user"),
+                              "409": error_response("The id or e-mail belongs to another user"), "422": error_response("A field has an invalid value")}},
+            "get": {"summary": "Users in id order, a page at a time", "parameters": [limit.clone(), cursor.clone()],
+                "responses": {"200": ok_json("A page of users", json!({"type": "object", "properties": {"users": {"type": "array", "items": user.clone()}, "next_cursor": {"type": ["string", "null"]}}})),
+                              "400": error_response("A bad limit or cursor")}}
+        },
+        "/api/v1/users/{id}": {
+            "get": {"summary": "One user", "parameters": [user_id.clone()],
+                "responses": {"200": ok_json("The user", user.clone()), "404": error_response("No such user")}},
+            "patch": {"summary": "Change some of a user's fields (phone: null removes it)", "parameters": [user_id.clone()],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "minProperties": 1, "additionalProperties": false, "properties": user_fields}}}},
+                "responses": {"200": ok_json("The user as stored", user), "400": error_response("Not a change of a user"), "404": error_response("No such user"),
+                              "409": error_response("The e-mail belongs to another user"), "422": error_response("A field has an invalid value")}},
+            "delete": {"summary": "Delete a user (a delete and a tombstone on db.changes.users)", "parameters": [user_id],
+                "responses": {"204": {"description": "Deleted"}, "404": error_response("No such user")}}
+        },
+        "/api/v1/conversations": {
+            "post": {"summary": "Start a conversation with a customer (a customer's key: its own)",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "properties": {
+                    "id": id, "customer_id": id, "subject": {"type": "string", "maxLength": 200}}}}}},
+                "responses": {"201": ok_json("The conversation", conversation.clone()), "400": error_response("Not a conversation"),
+                              "409": error_response("The id is taken"), "422": error_response("A field has an invalid value")}},
+            "get": {"summary": "Conversations in id order (a customer's key: its own customer's only)",
+                "parameters": [limit, cursor, {"name": "customer_id", "in": "query", "required": false, "schema": id}],
+                "responses": {"200": ok_json("A page of conversations", json!({"type": "object", "properties": {"conversations": {"type": "array", "items": conversation.clone()}, "next_cursor": {"type": ["string", "null"]}}})),
+                              "400": error_response("A bad limit or cursor")}}
+        },
+        "/api/v1/conversations/{id}": {
+            "get": {"summary": "One conversation with its messages", "parameters": [conversation_id.clone()],
+                "responses": {"200": ok_json("The conversation", conversation.clone())}}
+        },
+        "/api/v1/conversations/{id}/messages": {
+            "post": {"summary": "Add a message (a customer's key: role customer only); at most 500 per conversation", "parameters": [conversation_id],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["role", "text"], "additionalProperties": false, "properties": {
+                    "role": {"enum": ["customer", "agent", "advisor", "system"]}, "text": {"type": "string", "minLength": 1, "maxLength": 4000}}}}}},
+                "responses": {"201": ok_json("The conversation with the message", conversation), "400": error_response("Not a message"),
+                              "409": error_response("The conversation is full"), "422": error_response("A field has an invalid value")}}
+        }
     })
 }
 
@@ -362,7 +435,7 @@ fn document() -> Value {
                 "notional": {"type": "number"}, "status": {"type": "string"}, "staged_at": {"type": "string"}}}
         }}
     });
-    for more in [audit_paths(), agent_paths()] {
+    for more in [audit_paths(), agent_paths(), operational_paths()] {
         if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), more) {
             paths.extend(more);
         }

@@ -25,6 +25,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Capture could not be set up (its topics, its replication slot).
+    #[error("setting up change capture: {0}")]
+    Setup(String),
     /// The log failed.
     #[error("log: {0}")]
     Log(#[from] ultracore_log::Error),

@@ -13,6 +13,9 @@
 //! - `envelope`: Debezium's change event ([`ChangeEvent`]) and record key.
 //! - `sqlite`: the tables on SQLite ([`SqliteDb`]) with the triggers that
 //!   write every change to an outbox in the same transaction.
+//! - `store`: [`Operational`], the tables behind one async API, whichever
+//!   database holds them.
+//! - `http`: the users and conversations routes.
 //! - `relay`: [`SqliteRelay`], the outbox onto the log: snapshot, streaming,
 //!   exactly once on the embedded log across crashes.
 //! - `verify`: [`verify()`], replaying the change topics against the tables.
@@ -20,14 +23,19 @@
 
 pub mod envelope;
 mod error;
+pub mod http;
 pub mod model;
 mod relay;
 pub mod sqlite;
+mod store;
 pub mod tables;
 pub mod verify;
 
 pub use envelope::{ChangeEvent, Op, Row, SnapshotMark, Source};
 pub use error::{Error, Result};
-pub use relay::{RelayOptions, RelayProgress, SqliteRelay, SEQ_HEADER};
+pub use relay::{
+    RelayOptions, RelayProgress, SqliteRelay, SEQ_HEADER, SNAPSHOT_HEADER, SOURCE_HEADER,
+};
 pub use sqlite::SqliteDb;
+pub use store::Operational;
 pub use verify::{verify, TableCheck, Verification};

@@ -12,30 +12,33 @@
 //! On Kafka, where an append may also be retried by the producer, a
 //! duplicate can happen and carries the same `source.seq`.
 //!
-//! First start: a snapshot. The rows of every table are read in one read
-//! transaction together with the outbox position at that instant, and sent
-//! as `op: r` (the very last with `snapshot: "last"`); streaming starts
-//! after that position, so no change is missed or sent twice across the
-//! hand-over. A relay stopped during its snapshot takes it again (as
-//! Debezium does), so `r` events can repeat then, never `c`/`u`/`d`.
+//! First start: a snapshot. Under SQLite's write lock, every row of every
+//! table is copied to a staging table together with the outbox position at
+//! that instant; the staged rows are sent as `op: r` (the very last with
+//! `snapshot: "last"`), resumably and exactly once like the outbox; then
+//! streaming starts after that position, so no change is missed or sent
+//! twice across the hand-over, however often the relay is stopped.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use ultracore_log::{now_millis, read_to_end, EventLog, NewRecord, Seek};
 use ultracore_runtime::CancellationToken;
 
-use crate::envelope::{record_key, ChangeEvent, Op, Row, SnapshotMark, Source};
+use crate::envelope::{record_key, ChangeEvent, Op, SnapshotMark, Source};
 use crate::sqlite::{OutboxRow, RelayState, SqliteDb};
 use crate::tables::{Table, TABLES};
 use crate::{Error, Result};
 
-/// The header every relayed record carries: its outbox `seq` (decimal).
+/// The header every streamed record carries: its outbox `seq` (decimal).
 pub const SEQ_HEADER: &str = "ultracore.cdc.seq";
+/// The header every snapshot record carries: its row's place in the snapshot.
+pub const SNAPSHOT_HEADER: &str = "ultracore.cdc.snapshot";
+/// The header naming the database a record came from (its relay instance id).
+pub const SOURCE_HEADER: &str = "ultracore.cdc.source";
 
 /// How far before its last position move the relay looks for records of a
 /// batch in flight at a crash (clock steps smaller than this are covered).
@@ -149,15 +152,10 @@ impl<L: EventLog> SqliteRelay<L> {
         let topics: Vec<&str> = TABLES.iter().map(|t| t.topic).collect();
         ultracore_runtime::catalogue::ensure(&self.log, &topics)
             .await
-            .map_err(|e| Error::Corrupt(format!("creating the change topics: {e}")))?;
+            .map_err(|e| Error::Setup(format!("creating the change topics: {e}")))?;
         let db = self.db.clone();
-        let mut state = blocking(move || db.relay_state()).await?;
-        let present = if state.snapshot_done {
-            self.recover(state).await?
-        } else {
-            state = self.snapshot().await?;
-            HashSet::new()
-        };
+        let state = blocking(move || db.stage_snapshot(now_millis())).await?;
+        let present = self.recover(&state).await?;
         self.update(|p| {
             p.snapshot_done = state.snapshot_done;
             p.position = state.position;
@@ -166,9 +164,9 @@ impl<L: EventLog> SqliteRelay<L> {
         Ok(Streaming { state, present })
     }
 
-    /// The (seq, tombstone) pairs on the log past `state.position`: a batch
-    /// that became durable just before a crash.
-    async fn recover(&self, state: RelayState) -> Result<HashSet<(u64, bool)>> {
+    /// What is on the log past `state`: a batch that became durable just
+    /// before a crash (records of this database only).
+    async fn recover(&self, state: &RelayState) -> Result<HashSet<Sent>> {
         let from = Seek::Timestamp(state.committed_at_ms.saturating_sub(RECOVERY_SLACK_MS));
         let deadline = Instant::now() + self.options.recovery_timeout;
         let mut present = HashSet::new();
@@ -181,12 +179,20 @@ impl<L: EventLog> SqliteRelay<L> {
                 deadline,
                 self.options.recovery_idle,
                 |r| {
-                    let seq = r
-                        .header(SEQ_HEADER)
-                        .and_then(|v| std::str::from_utf8(v).ok())
-                        .and_then(|s| s.parse::<u64>().ok());
-                    if let Some(seq) = seq.filter(|&s| s > state.position) {
-                        present.insert((seq, r.value.is_empty()));
+                    if r.header(SOURCE_HEADER) != Some(state.instance.as_bytes()) {
+                        return;
+                    }
+                    let number = |name: &str| {
+                        r.header(name)
+                            .and_then(|v| std::str::from_utf8(v).ok())
+                            .and_then(|s| s.parse::<u64>().ok())
+                    };
+                    if let Some(seq) = number(SEQ_HEADER).filter(|&s| s > state.position) {
+                        present.insert(Sent::Change(seq, r.value.is_empty()));
+                    } else if let Some(idx) =
+                        number(SNAPSHOT_HEADER).filter(|&i| i > state.snapshot_relayed)
+                    {
+                        present.insert(Sent::Snapshot(idx));
                     }
                 },
             )
@@ -209,66 +215,6 @@ impl<L: EventLog> SqliteRelay<L> {
         Ok(present)
     }
 
-    /// The initial snapshot; returns the state it leaves.
-    async fn snapshot(&self) -> Result<RelayState> {
-        let (tx, mut rx) = mpsc::channel::<(u64, &'static Table, Vec<Row>)>(2);
-        let db = self.db.clone();
-        let chunk = self.options.snapshot_chunk.max(1);
-        let reader = tokio::task::spawn_blocking(move || {
-            db.snapshot(chunk, |high, table, rows| {
-                tx.blocking_send((high, table, rows)).is_ok()
-            })
-        });
-        // The last row read is held back until the reader ends, so the
-        // very last can be marked `snapshot: "last"`.
-        let mut held: Option<(u64, &'static Table, Row)> = None;
-        let mut sent = 0u64;
-        while let Some((high, table, rows)) = rx.recv().await {
-            let mut batch: Vec<(&'static Table, NewRecord)> = Vec::with_capacity(rows.len());
-            for row in rows {
-                if let Some((h, t, r)) = held.replace((high, table, row)) {
-                    batch.push((t, self.snapshot_record(h, t, r, SnapshotMark::True)));
-                }
-            }
-            sent += batch.len() as u64;
-            self.append(batch).await?;
-        }
-        let high = reader
-            .await
-            .map_err(|e| Error::Corrupt(format!("the snapshot reader failed: {e}")))??;
-        if let Some((h, t, r)) = held {
-            self.append(vec![(t, self.snapshot_record(h, t, r, SnapshotMark::Last))])
-                .await?;
-            sent += 1;
-        }
-        let state = RelayState {
-            snapshot_done: true,
-            position: high,
-            committed_at_ms: now_millis(),
-        };
-        let db = self.db.clone();
-        blocking(move || db.commit_relay(state)).await?;
-        tracing::info!(rows = sent, position = high, "snapshot taken");
-        self.update(|p| p.events += sent);
-        Ok(state)
-    }
-
-    fn snapshot_record(&self, high: u64, table: &Table, row: Row, mark: SnapshotMark) -> NewRecord {
-        let now = now_millis();
-        let key = row.get(table.key).cloned().unwrap_or(Value::Null);
-        let event = ChangeEvent {
-            before: None,
-            after: Some(row),
-            source: self.source(table, now, mark, high),
-            op: Op::Read,
-            ts_ms: now,
-            transaction: None,
-        };
-        NewRecord::new(record_key(table.key, &key), event.to_bytes())
-            .with_header(SEQ_HEADER, high.to_string())
-            .with_timestamp(now)
-    }
-
     fn source(&self, table: &Table, ts_ms: i64, snapshot: SnapshotMark, seq: u64) -> Source {
         Source {
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -286,8 +232,73 @@ impl<L: EventLog> SqliteRelay<L> {
         }
     }
 
-    /// Relays one batch; returns the outbox rows it covered (0: none waiting).
+    /// Relays one batch; returns the rows it covered (0: nothing waiting).
     async fn relay_batch(&self, stream: &mut Streaming) -> Result<usize> {
+        if stream.state.snapshot_done {
+            self.outbox_batch(stream).await
+        } else {
+            self.snapshot_batch(stream).await
+        }
+    }
+
+    /// One batch of the staged snapshot. An unfinished snapshot is always
+    /// work at hand, so this never answers 0 until it is done.
+    async fn snapshot_batch(&self, stream: &mut Streaming) -> Result<usize> {
+        let db = self.db.clone();
+        let (after, limit) = (
+            stream.state.snapshot_relayed,
+            self.options.snapshot_chunk.max(1),
+        );
+        let rows = blocking(move || db.snapshot_after(after, limit)).await?;
+        let high = stream.state.snapshot_high.unwrap_or(0);
+        let total = stream.state.snapshot_total;
+        let instance = stream.state.instance.clone();
+        let now = now_millis();
+        let mut batch = Vec::with_capacity(rows.len());
+        for row in rows
+            .iter()
+            .filter(|r| !stream.present.contains(&Sent::Snapshot(r.idx)))
+        {
+            let mark = if row.idx == total {
+                SnapshotMark::Last
+            } else {
+                SnapshotMark::True
+            };
+            let event = ChangeEvent {
+                before: None,
+                after: Some(row.row.clone()),
+                source: self.source(row.table, now, mark, high),
+                op: Op::Read,
+                ts_ms: now,
+                transaction: None,
+            };
+            let key = record_key(row.table.key, &Value::String(row.key.clone()));
+            let record = NewRecord::new(key, event.to_bytes())
+                .with_header(SNAPSHOT_HEADER, row.idx.to_string())
+                .with_header(SOURCE_HEADER, instance.clone())
+                .with_timestamp(now);
+            batch.push((row.table, record));
+        }
+        let sent = batch.len() as u64;
+        self.append(batch).await?;
+        let relayed = rows.last().map_or(total, |r| r.idx);
+        let mut state = RelayState {
+            snapshot_relayed: relayed,
+            committed_at_ms: now_millis(),
+            ..stream.state.clone()
+        };
+        if relayed >= total {
+            state.snapshot_done = true;
+            state.position = state.position.max(high);
+            tracing::info!(rows = total, position = high, "snapshot taken");
+        }
+        self.commit(stream, state).await?;
+        self.update(|p| p.events += sent);
+        Ok(rows.len().max(1))
+    }
+
+    /// One batch of the outbox; returns its rows (0: none waiting).
+    async fn outbox_batch(&self, stream: &mut Streaming) -> Result<usize> {
         let db = self.db.clone();
         let (after, limit) = (stream.state.position, self.options.batch);
         let rows = blocking(move || db.outbox_after(after, limit)).await?;
@@ -299,36 +310,51 @@ impl<L: EventLog> SqliteRelay<L> {
         let mut batch = Vec::with_capacity(rows.len() + 8);
         let mut events = 0u64;
         for row in &rows {
-            let (event, tombstone) = self.records(row, now);
-            if !stream.present.contains(&(row.seq, false)) {
+            let (event, tombstone) = self.records(row, now, &stream.state.instance);
+            if !stream.present.contains(&Sent::Change(row.seq, false)) {
                 batch.push((row.table, event));
                 events += 1;
             }
-            if let Some(t) = tombstone.filter(|_| !stream.present.contains(&(row.seq, true))) {
+            if let Some(t) =
+                tombstone.filter(|_| !stream.present.contains(&Sent::Change(row.seq, true)))
+            {
                 batch.push((row.table, t));
             }
         }
         self.append(batch).await?;
         let state = RelayState {
-            snapshot_done: true,
             position: last_seq,
             committed_at_ms: now_millis(),
+            ..stream.state.clone()
         };
-        let db = self.db.clone();
-        blocking(move || db.commit_relay(state)).await?;
-        stream.state = state;
-        stream.present.retain(|&(seq, _)| seq > last_seq);
+        self.commit(stream, state).await?;
         self.update(|p| {
-            p.position = last_seq;
             p.events += events;
             p.last_change_ms = Some(last_change);
-            p.last_commit_ms = Some(state.committed_at_ms);
         });
         Ok(rows.len())
     }
 
+    /// Makes `state` durable once what it covers is on the log.
+    async fn commit(&self, stream: &mut Streaming, state: RelayState) -> Result<()> {
+        let db = self.db.clone();
+        let commit = state.clone();
+        blocking(move || db.commit_relay(&commit)).await?;
+        stream.present.retain(|s| match *s {
+            Sent::Change(seq, _) => seq > state.position,
+            Sent::Snapshot(idx) => idx > state.snapshot_relayed,
+        });
+        self.update(|p| {
+            p.snapshot_done = state.snapshot_done;
+            p.position = state.position;
+            p.last_commit_ms = Some(state.committed_at_ms);
+        });
+        stream.state = state;
+        Ok(())
+    }
+
     /// The change event of an outbox row, and the tombstone after a delete.
-    fn records(&self, row: &OutboxRow, now: i64) -> (NewRecord, Option<NewRecord>) {
+    fn records(&self, row: &OutboxRow, now: i64, instance: &str) -> (NewRecord, Option<NewRecord>) {
         let table = row.table;
         let key = record_key(table.key, &Value::String(row.key.clone()));
         let event = ChangeEvent {
@@ -342,10 +368,12 @@ impl<L: EventLog> SqliteRelay<L> {
         let seq = row.seq.to_string();
         let record = NewRecord::new(key.clone(), event.to_bytes())
             .with_header(SEQ_HEADER, seq.clone())
+            .with_header(SOURCE_HEADER, instance)
             .with_timestamp(now);
         let tombstone = (row.op == Op::Delete).then(|| {
             NewRecord::new(key, Vec::new())
                 .with_header(SEQ_HEADER, seq)
+                .with_header(SOURCE_HEADER, instance)
                 .with_timestamp(now)
         });
         (record, tombstone)
@@ -375,12 +403,21 @@ impl<L: EventLog> SqliteRelay<L> {
     }
 }
 
-/// Where streaming stands.
+/// Where the relay stands.
 #[derive(Debug)]
 struct Streaming {
     state: RelayState,
-    /// Changes already on the log past `state.position` (after a crash).
-    present: HashSet<(u64, bool)>,
+    /// Records already on the log past `state` (after a crash).
+    present: HashSet<Sent>,
+}
+
+/// A record the relay writes, by what it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Sent {
+    /// An outbox change (`seq`), or its tombstone (`true`).
+    Change(u64, bool),
+    /// A snapshot row (`idx`).
+    Snapshot(u64),
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {

@@ -52,14 +52,32 @@ pub struct OutboxRow {
 }
 
 /// The relay's durable state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RelayState {
+    /// Names this database in the records the relay writes, so records of
+    /// another (an earlier, deleted) database are never taken for its own.
+    pub instance: String,
     pub snapshot_done: bool,
+    /// The staged snapshot: the outbox position it was read at, how many
+    /// rows it holds and how many of them are durable on the log.
+    pub snapshot_high: Option<u64>,
+    pub snapshot_total: u64,
+    pub snapshot_relayed: u64,
     /// Every outbox change up to this `seq` is durable on the log.
     pub position: u64,
-    /// When `position` was last moved (milliseconds since the epoch): the
+    /// When the state last moved (milliseconds since the epoch): the
     /// records of a batch in flight at a crash are stamped after it.
     pub committed_at_ms: i64,
+}
+
+/// One row of the staged snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotRow {
+    /// 1-based, in snapshot order (table by table, in key order).
+    pub idx: u64,
+    pub table: &'static Table,
+    pub key: String,
+    pub row: Row,
 }
 
 /// A handle on `operational.sqlite`: one connection, calls serialized.
@@ -376,82 +394,112 @@ impl SqliteDb {
     }
 
     pub fn relay_state(&self) -> Result<RelayState> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT snapshot_done, position, committed_at_ms FROM cdc_relay WHERE id = 1",
-                [],
-                |r| {
-                    Ok(RelayState {
-                        snapshot_done: r.get::<_, i64>(0)? != 0,
-                        position: r.get::<_, i64>(1)? as u64,
-                        committed_at_ms: r.get(2)?,
-                    })
-                },
-            )
-        })
+        self.with(|c| relay_state(c))
     }
 
-    /// Records that every change up to `state.position` is durable on the
-    /// log, and drops those changes from the outbox, in one transaction.
-    pub fn commit_relay(&self, state: RelayState) -> Result<()> {
+    /// Records how far the relay got, and drops what that covers from the
+    /// outbox and the staged snapshot, in one transaction.
+    pub fn commit_relay(&self, state: &RelayState) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(
-                "UPDATE cdc_relay SET snapshot_done = ?1, position = ?2, committed_at_ms = ?3 WHERE id = 1",
-                params![state.snapshot_done as i64, state.position as i64, state.committed_at_ms],
+                "UPDATE cdc_relay SET snapshot_done = ?1, snapshot_high = ?2, snapshot_total = ?3,
+                 snapshot_relayed = ?4, position = ?5, committed_at_ms = ?6 WHERE id = 1",
+                params![
+                    state.snapshot_done as i64,
+                    state.snapshot_high.map(|h| h as i64),
+                    state.snapshot_total as i64,
+                    state.snapshot_relayed as i64,
+                    state.position as i64,
+                    state.committed_at_ms
+                ],
             )?;
             tx.execute(
                 "DELETE FROM cdc_outbox WHERE seq <= ?1",
                 [state.position as i64],
             )?;
+            if state.snapshot_done {
+                tx.execute("DELETE FROM cdc_snapshot", [])?;
+            } else {
+                tx.execute(
+                    "DELETE FROM cdc_snapshot WHERE idx <= ?1",
+                    [state.snapshot_relayed as i64],
+                )?;
+            }
             tx.commit()
         })
     }
 
-    /// Reads every row of every captured table in one read transaction, so
-    /// the rows and the returned outbox position are one consistent state:
-    /// changes after the position are exactly those the rows do not show.
-    /// Rows are handed to `visit` table by table in key order, in chunks.
-    pub fn snapshot(
-        &self,
-        chunk: usize,
-        mut visit: impl FnMut(u64, &'static Table, Vec<Row>) -> bool,
-    ) -> Result<u64> {
+    /// Stages the initial snapshot unless it is staged or done: under the
+    /// write lock, so no change slips between them, every row of every
+    /// captured table is copied to `cdc_snapshot` and the outbox position
+    /// recorded. Changes after that position are exactly those the rows do
+    /// not show. A relay stopped half-way resumes from the staged rows, so
+    /// a snapshot is read once, whatever happens to the relay.
+    pub fn stage_snapshot(&self, now_ms: i64) -> Result<RelayState> {
         self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Deferred)?;
-            let high = outbox_high(&tx)? as u64;
-            'tables: for table in TABLES {
-                let mut stmt = tx.prepare(&format!(
-                    "SELECT {} FROM {} ORDER BY {}",
-                    row_json(table, ""),
-                    table.name,
-                    table.key
-                ))?;
-                let mut rows = stmt.query([])?;
-                let mut buf = Vec::with_capacity(chunk);
-                while let Some(r) = rows.next()? {
-                    let text: String = r.get(0)?;
-                    match serde_json::from_str::<Value>(&text) {
-                        Ok(Value::Object(row)) => buf.push(normalize(table, row)),
-                        _ => {
-                            return Err(rusqlite::Error::InvalidColumnType(
-                                0,
-                                "row image".into(),
-                                rusqlite::types::Type::Text,
-                            ))
-                        }
-                    }
-                    if buf.len() == chunk && !visit(high, table, std::mem::take(&mut buf)) {
-                        break 'tables;
-                    }
-                }
-                if !buf.is_empty() && !visit(high, table, buf) {
-                    break;
-                }
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let state = relay_state(&tx)?;
+            if state.snapshot_done || state.snapshot_high.is_some() {
+                return Ok(state);
             }
+            let high = outbox_high(&tx)?;
+            tx.execute("DELETE FROM cdc_snapshot", [])?;
+            for table in TABLES {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO cdc_snapshot (tbl, pk, row) SELECT '{name}', {key}, {row} FROM {name} ORDER BY {key}",
+                        name = table.name,
+                        key = table.key,
+                        row = row_json(table, "")
+                    ),
+                    [],
+                )?;
+            }
+            let total: i64 = tx.query_row("SELECT count(*) FROM cdc_snapshot", [], |r| r.get(0))?;
+            tx.execute(
+                "UPDATE cdc_relay SET snapshot_high = ?1, snapshot_total = ?2, snapshot_relayed = 0,
+                 committed_at_ms = ?3 WHERE id = 1",
+                params![high, total, now_ms],
+            )?;
+            let state = relay_state(&tx)?;
             tx.commit()?;
-            Ok(high)
+            Ok(state)
         })
+    }
+
+    /// At most `limit` staged snapshot rows after `idx`, in order.
+    pub fn snapshot_after(&self, idx: u64, limit: usize) -> Result<Vec<SnapshotRow>> {
+        let raw = self.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT idx, tbl, pk, row FROM cdc_snapshot WHERE idx > ?1 ORDER BY idx LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![idx as i64, limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        raw.into_iter()
+            .map(|(idx, tbl, key, row)| {
+                let corrupt = |what: &str| Error::Corrupt(format!("snapshot row {idx}: {what}"));
+                let table = crate::tables::table(&tbl).ok_or_else(|| corrupt("unknown table"))?;
+                let row = match serde_json::from_str::<Value>(&row) {
+                    Ok(Value::Object(row)) => normalize(table, row),
+                    _ => return Err(corrupt("not a JSON object")),
+                };
+                Ok(SnapshotRow {
+                    idx: idx as u64,
+                    table,
+                    key,
+                    row,
+                })
+            })
+            .collect()
     }
 
     /// Every row of a table, as the capture carries it (tests, `cdc verify`).
@@ -525,6 +573,25 @@ fn user_conflict(
             "the e-mail address '{email}' belongs to another user: each user has their own"
         ))
     }))
+}
+
+fn relay_state(c: &Connection) -> rusqlite::Result<RelayState> {
+    c.query_row(
+        "SELECT instance, snapshot_done, snapshot_high, snapshot_total, snapshot_relayed, position,
+         committed_at_ms FROM cdc_relay WHERE id = 1",
+        [],
+        |r| {
+            Ok(RelayState {
+                instance: r.get(0)?,
+                snapshot_done: r.get::<_, i64>(1)? != 0,
+                snapshot_high: r.get::<_, Option<i64>>(2)?.map(|h| h as u64),
+                snapshot_total: r.get::<_, i64>(3)? as u64,
+                snapshot_relayed: r.get::<_, i64>(4)? as u64,
+                position: r.get::<_, i64>(5)? as u64,
+                committed_at_ms: r.get(6)?,
+            })
+        },
+    )
 }
 
 fn outbox_high(c: &Connection) -> rusqlite::Result<i64> {
@@ -669,15 +736,29 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
              after TEXT,
              ts_ms INTEGER NOT NULL
          );
+         CREATE TABLE IF NOT EXISTS cdc_snapshot (
+             idx INTEGER PRIMARY KEY,
+             tbl TEXT NOT NULL,
+             pk TEXT NOT NULL,
+             row TEXT NOT NULL
+         );
          CREATE TABLE IF NOT EXISTS cdc_relay (
              id INTEGER PRIMARY KEY CHECK (id = 1),
+             instance TEXT NOT NULL,
              snapshot_done INTEGER NOT NULL,
+             snapshot_high INTEGER,
+             snapshot_total INTEGER NOT NULL,
+             snapshot_relayed INTEGER NOT NULL,
              position INTEGER NOT NULL,
              committed_at_ms INTEGER NOT NULL
          );
-         INSERT OR IGNORE INTO cdc_relay (id, snapshot_done, position, committed_at_ms) VALUES (1, 0, 0, 0);
         ",
     );
+    sql.push_str(&format!(
+        "INSERT OR IGNORE INTO cdc_relay (id, instance, snapshot_done, snapshot_high, snapshot_total,
+         snapshot_relayed, position, committed_at_ms) VALUES (1, '{}', 0, NULL, 0, 0, 0, 0);",
+        uuid::Uuid::now_v7().simple()
+    ));
     for table in TABLES {
         sql.push_str(&triggers(table));
     }
@@ -802,7 +883,7 @@ mod tests {
     }
 
     #[test]
-    fn the_snapshot_and_its_position_agree() {
+    fn the_staged_snapshot_and_its_position_agree() {
         let (_dir, db) = db();
         for i in 0..5 {
             db.create_user(&NewUser {
@@ -812,24 +893,35 @@ mod tests {
             })
             .unwrap();
         }
-        let mut seen = Vec::new();
-        let high = db
-            .snapshot(2, |_, table, rows| {
-                seen.extend(rows.into_iter().map(|r| (table.name, r["id"].clone())));
-                true
-            })
-            .unwrap();
-        assert_eq!(high, 5);
-        assert_eq!(seen.len(), 5);
-        assert_eq!(db.rows(&USERS).unwrap().len(), 5);
-        db.commit_relay(RelayState {
-            snapshot_done: true,
-            position: high,
-            committed_at_ms: 1,
-        })
-        .unwrap();
-        assert!(db.outbox_after(0, 10).unwrap().is_empty());
-        assert_eq!(db.outbox_high().unwrap(), 5, "seq is never reused");
-        assert!(db.relay_state().unwrap().snapshot_done);
+        let state = db.stage_snapshot(7).unwrap();
+        assert_eq!((state.snapshot_high, state.snapshot_total), (Some(5), 5));
+        // Staging again changes nothing, even after more writes.
+        db.delete_user("u0").unwrap();
+        assert_eq!(db.stage_snapshot(8).unwrap(), state);
+        let rows = db.snapshot_after(0, 3).unwrap();
+        let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, ["u0", "u1", "u2"]);
+        assert_eq!(rows[0].row["email"], "u0@example.com");
+        let mut done = RelayState {
+            snapshot_relayed: 3,
+            committed_at_ms: 9,
+            ..state.clone()
+        };
+        db.commit_relay(&done).unwrap();
+        assert_eq!(db.snapshot_after(0, 10).unwrap().len(), 2);
+        done.snapshot_done = true;
+        done.snapshot_relayed = 5;
+        done.position = 5;
+        db.commit_relay(&done).unwrap();
+        assert!(db.snapshot_after(0, 10).unwrap().is_empty());
+        let outbox = db.outbox_after(0, 10).unwrap();
+        assert_eq!(
+            outbox.len(),
+            1,
+            "only the delete after the snapshot is left"
+        );
+        assert_eq!(db.outbox_high().unwrap(), 6, "seq is never reused");
+        assert_eq!(db.relay_state().unwrap(), done);
+        assert_eq!(db.relay_state().unwrap().instance.len(), 32);
     }
 }

@@ -3,6 +3,7 @@
 pub mod analytics;
 pub mod assist;
 pub mod audit;
+pub mod cdc;
 pub mod decide;
 pub mod demo;
 pub mod epsilon;

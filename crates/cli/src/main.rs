@@ -14,6 +14,7 @@
 //! - `cmd/mcp`: `ultracore mcp`: the MCP server for AI agents, on stdio.
 //! - `cmd/keys`: `ultracore keys …`: API keys of the data directory.
 //! - `cmd/audit`: `ultracore audit …`: the audit trail, offline.
+//! - `cmd/cdc`: `ultracore cdc …`: change data capture: relay, status, verify.
 //! - `output`: tables for humans (the `ultracore-term` crate).
 
 use std::path::PathBuf;
@@ -197,6 +198,12 @@ enum Command {
     /// The agents' executions: replay one from its event.
     #[command(subcommand)]
     Agents(cmd::assist::AgentsCommand),
+    /// Change data capture of the users and conversations tables onto
+    /// db.changes.* in Debezium's envelope: relay, status, verify.
+    ///
+    /// Example: ultracore cdc status
+    #[command(subcommand)]
+    Cdc(cmd::cdc::CdcCommand),
 }
 
 /// mimalloc: the services allocate and free small buffers per event on
@@ -293,6 +300,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Governance(c) => cmd::governance::run(c),
             Command::Assist(a) => cmd::assist::run(&cli.log, a).await,
             Command::Agents(c) => cmd::assist::agents(&cli.log, c).await,
+            Command::Cdc(c) => cmd::cdc::run(&cli.log, c).await,
         }
     })
 }

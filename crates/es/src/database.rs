@@ -4,12 +4,13 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use crate::follower::{lock, SharedStorage};
-use crate::storage::{SqliteStorage, Storage};
+use crate::storage::{PostgresStorage, SqliteStorage, Storage};
 use crate::{Error, Result};
 
 /// The database the event store and the projections share: a handle to a
 /// [`Storage`], cheap to clone. Calls are short (sub-millisecond in SQLite
-/// WAL mode) and serialized through one connection.
+/// WAL mode, a network round trip or a few in PostgreSQL) and serialized
+/// through one mutex.
 #[derive(Clone, Debug)]
 pub struct Database {
     pub(crate) storage: SharedStorage,
@@ -24,7 +25,10 @@ impl Database {
     }
 
     /// SQLite in `data_dir` (`ultracore.sqlite`), or the database named by
-    /// `database_url` when given (`sqlite:///path/file.sqlite`).
+    /// `database_url` when given: `sqlite:///path/file.sqlite`, or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE?schema=NAME` (also
+    /// `postgresql://`; see [`PostgresStorage`] for the schema and the other
+    /// parameters).
     pub fn open(data_dir: &Path, database_url: Option<&str>) -> Result<Database> {
         match database_url.map(str::trim).filter(|u| !u.is_empty()) {
             None => Ok(Database::new(SqliteStorage::open(
@@ -35,14 +39,11 @@ impl Database {
                     return Ok(Database::new(SqliteStorage::open(path)?));
                 }
                 if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                    return Err(Error::InvalidArgument(
-                        "DATABASE_URL names PostgreSQL, which this build has no storage for yet; \
-                         unset DATABASE_URL to keep read models in SQLite in the data directory"
-                            .into(),
-                    ));
+                    return Ok(Database::new(PostgresStorage::open(url)?));
                 }
                 Err(Error::InvalidArgument(format!(
-                    "DATABASE_URL '{}' is not understood: use sqlite:///path/to/file.sqlite, or unset it",
+                    "DATABASE_URL '{}' is not understood: use sqlite:///path/to/file.sqlite or \
+                     postgres://USER:PASSWORD@HOST:PORT/DATABASE, or unset it",
                     url.split('@').next_back().unwrap_or(url)
                 )))
             }

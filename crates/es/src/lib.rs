@@ -24,8 +24,10 @@
 //!   rebalance means for saves.
 //! - `projection`: [`Projection`], [`Views`] and [`ProjectionRunner`]
 //!   (catch-up, run, rebuild, lag).
-//! - `storage`: the [`Storage`] trait and [`SqliteStorage`] (versioned
-//!   migrations, WAL mode).
+//! - `storage`: the [`Storage`] trait, [`SqliteStorage`] (versioned
+//!   migrations, WAL mode) and [`PostgresStorage`] (the same tables in a
+//!   schema of a PostgreSQL database, a pool of connections on worker
+//!   threads).
 //! - `database`: [`Database`], the shared handle, chosen by `DATABASE_URL`.
 //! - `account`: [`account::Account`], a sample aggregate (with a v1 → v2
 //!   event upcaster) and its balances projection, used by the CLI, the
@@ -48,5 +50,7 @@ pub use error::{CommandError, Error, Result};
 pub use follower::{CatchUp, COMMIT_HEADER};
 pub use ownership::Ownership;
 pub use projection::{Projection, ProjectionRunner, ProjectionStatus, Views};
-pub use storage::{Batch, IndexedEvent, Snapshot, SqliteStorage, Storage, Watermark};
+pub use storage::{
+    Batch, IndexedEvent, PostgresStorage, Snapshot, SqliteStorage, Storage, Watermark,
+};
 pub use store::{topic_for, EventStore, Saved, StoreOptions};

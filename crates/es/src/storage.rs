@@ -1,7 +1,7 @@
 //! The storage seam: everything the event store and the projections keep
-//! outside the log goes through [`Storage`], so another SQL database can
-//! follow SQLite by implementing one trait, without touching aggregate or
-//! projection code.
+//! outside the log goes through [`Storage`], implemented on SQLite
+//! ([`SqliteStorage`]) and PostgreSQL ([`PostgresStorage`]) without
+//! touching aggregate or projection code.
 //!
 //! What is stored, all of it derived from the log and rebuildable:
 //! - the stream index: every accepted event of every aggregate, by
@@ -22,8 +22,10 @@ use uuid::Uuid;
 
 use crate::Result;
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
 pub(crate) use sqlite::INDEX_FOLLOWER;
 
@@ -173,5 +175,15 @@ impl Batch {
             && self.documents.is_empty()
             && self.watermarks.is_empty()
             && self.checkpoints.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_prefix_ends_at_its_next_string() {
+        assert_eq!(super::prefix_end("pf-1/").as_deref(), Some("pf-10"));
+        assert_eq!(super::prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(super::prefix_end(""), None);
     }
 }

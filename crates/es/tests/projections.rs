@@ -1,9 +1,10 @@
 //! Projections on the embedded log: catch-up from a checkpoint, exactly-once
-//! application across crashes and redeliveries, rebuild, lag.
+//! application across crashes and redeliveries, rebuild, lag; once per
+//! database (`sqlite::<test>`, `postgres::<test>`).
 
 mod common;
 
-use common::TestResult;
+use common::{Backend, TestDb, TestResult};
 use serde_json::Value;
 use ultracore_es::account::{Account, AccountBalances, AccountCommand, AccountEvent, TotalsDoc};
 use ultracore_es::{
@@ -12,25 +13,39 @@ use ultracore_es::{
 use ultracore_log::{EnvelopeBuilder, EventLogExt, RawEnvelope};
 use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
 
+// Fields drop in order: the store and the log before the database.
 struct Setup {
-    _dir: tempfile::TempDir,
+    store: EventStore<EmbeddedLog>,
     log: EmbeddedLog,
     db: Database,
-    store: EventStore<EmbeddedLog>,
+    _dir: tempfile::TempDir,
+    _test_db: TestDb,
 }
 
-fn setup() -> Setup {
+fn setup(backend: Backend) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let log = EmbeddedLog::open(dir.path(), EmbeddedOptions::default()).unwrap();
-    let db = Database::open(dir.path(), None).unwrap();
+    let test_db = backend.database();
+    let db = test_db.db.clone();
     let store = EventStore::new(log.clone(), db.clone(), StoreOptions::default()).unwrap();
     Setup {
-        _dir: dir,
+        store,
         log,
         db,
-        store,
+        _dir: dir,
+        _test_db: test_db,
     }
 }
+
+common::on_each_database!(
+    catches_up_and_resumes_from_its_checkpoint,
+    killed_between_apply_and_checkpoint_applies_nothing_twice,
+    a_failed_batch_stores_nothing_and_is_retried,
+    duplicates_and_losing_saves_on_the_log_are_skipped,
+    rebuild_equals_incremental,
+    run_follows_until_shutdown,
+    migrations_are_versioned_and_reopen_cleanly,
+);
 
 /// Opens `accounts` accounts and deposits `deposits` times into each: returns the events written.
 async fn write(store: &EventStore<EmbeddedLog>, accounts: usize, deposits: usize) -> u64 {
@@ -73,9 +88,8 @@ fn all_docs(db: &Database, projection: &str) -> Vec<(String, Value)> {
     docs
 }
 
-#[tokio::test]
-async fn catches_up_and_resumes_from_its_checkpoint() -> TestResult {
-    let s = setup();
+async fn catches_up_and_resumes_from_its_checkpoint(backend: Backend) -> TestResult {
+    let s = setup(backend);
     let written = write(&s.store, 3, 4).await;
     let mut runner =
         ProjectionRunner::new(s.log.clone(), s.db.clone(), AccountBalances::default())?;
@@ -101,9 +115,8 @@ async fn catches_up_and_resumes_from_its_checkpoint() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn killed_between_apply_and_checkpoint_applies_nothing_twice() -> TestResult {
-    let s = setup();
+async fn killed_between_apply_and_checkpoint_applies_nothing_twice(backend: Backend) -> TestResult {
+    let s = setup(backend);
     let written = write(&s.store, 2, 5).await;
     let mut runner =
         ProjectionRunner::new(s.log.clone(), s.db.clone(), AccountBalances::default())?
@@ -150,9 +163,8 @@ impl Projection for Flaky {
     }
 }
 
-#[tokio::test]
-async fn a_failed_batch_stores_nothing_and_is_retried() -> TestResult {
-    let s = setup();
+async fn a_failed_batch_stores_nothing_and_is_retried(backend: Backend) -> TestResult {
+    let s = setup(backend);
     let written = write(&s.store, 2, 3).await;
     let flaky = Flaky {
         inner: AccountBalances::default(),
@@ -169,9 +181,8 @@ async fn a_failed_batch_stores_nothing_and_is_retried() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn duplicates_and_losing_saves_on_the_log_are_skipped() -> TestResult {
-    let s = setup();
+async fn duplicates_and_losing_saves_on_the_log_are_skipped(backend: Backend) -> TestResult {
+    let s = setup(backend);
     let written = write(&s.store, 1, 2).await;
     let history = s
         .store
@@ -219,9 +230,8 @@ async fn duplicates_and_losing_saves_on_the_log_are_skipped() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn rebuild_equals_incremental() -> TestResult {
-    let s = setup();
+async fn rebuild_equals_incremental(backend: Backend) -> TestResult {
+    let s = setup(backend);
     let mut runner =
         ProjectionRunner::new(s.log.clone(), s.db.clone(), AccountBalances::default())?
             .with_max_batch(7);
@@ -245,9 +255,8 @@ async fn rebuild_equals_incremental() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn run_follows_until_shutdown() -> TestResult {
-    let s = setup();
+async fn run_follows_until_shutdown(backend: Backend) -> TestResult {
+    let s = setup(backend);
     let written = write(&s.store, 2, 2).await;
     let mut runner =
         ProjectionRunner::new(s.log.clone(), s.db.clone(), AccountBalances::default())?;
@@ -272,25 +281,26 @@ async fn run_follows_until_shutdown() -> TestResult {
     Ok(())
 }
 
-#[test]
-fn migrations_are_versioned_and_reopen_cleanly() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join("x.sqlite");
-    let first = ultracore_es::SqliteStorage::open(&path)?;
-    assert_eq!(first.schema_version()?, 1);
-    drop(first);
-    let again = ultracore_es::SqliteStorage::open(&path)?;
-    assert_eq!(again.schema_version()?, 1);
-    drop(again);
-    let conn = rusqlite_free_check(&path);
-    assert!(conn, "WAL file mode recorded in the database header");
-    let err = Database::open(dir.path(), Some("postgres://u:secret@db/x")).unwrap_err();
-    assert!(!err.to_string().contains("secret"));
+async fn migrations_are_versioned_and_reopen_cleanly(backend: Backend) -> TestResult {
+    let test_db = backend.database();
+    let id = test_db.db.with(|s| s.instance_id())?;
+    assert_eq!(test_db.schema_version()?, 1);
+    // Opening again applies nothing and keeps the instance id.
+    let again = test_db.reopen()?;
+    assert_eq!(test_db.schema_version()?, 1);
+    assert_eq!(again.with(|s| s.instance_id())?, id);
+    assert_ne!(backend.database().db.with(|s| s.instance_id())?, id);
+    if backend == Backend::Sqlite {
+        assert!(
+            wal_mode_in_header(&test_db.sqlite_path()),
+            "WAL file mode recorded in the database header"
+        );
+    }
     Ok(())
 }
 
 /// SQLite records WAL mode in the file header (bytes 18 and 19 are 2).
-fn rusqlite_free_check(path: &std::path::Path) -> bool {
+fn wal_mode_in_header(path: &std::path::Path) -> bool {
     let bytes = std::fs::read(path).unwrap();
     bytes.len() > 20 && bytes[18] == 2 && bytes[19] == 2
 }

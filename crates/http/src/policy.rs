@@ -179,6 +179,53 @@ pub const ROUTES: &[RoutePolicy] = &[
         Permission(ReadMetrics),
         Portfolios::None,
     ),
+    // The users table: customers' personal data, for admins only.
+    route("POST", "/api/v1/users", Permission(Admin), Portfolios::None),
+    route("GET", "/api/v1/users", Permission(Admin), Portfolios::None),
+    route(
+        "GET",
+        "/api/v1/users/{id}",
+        Permission(Admin),
+        Portfolios::None,
+    ),
+    route(
+        "PATCH",
+        "/api/v1/users/{id}",
+        Permission(Admin),
+        Portfolios::None,
+    ),
+    route(
+        "DELETE",
+        "/api/v1/users/{id}",
+        Permission(Admin),
+        Portfolios::None,
+    ),
+    // Conversations with customers: a customer's key its own customer's
+    // (the handler answers 404 for others), staff with assist any.
+    route(
+        "POST",
+        "/api/v1/conversations",
+        Permission(Assist),
+        Portfolios::Handler,
+    ),
+    route(
+        "GET",
+        "/api/v1/conversations",
+        Permission(Assist),
+        Portfolios::Handler,
+    ),
+    route(
+        "GET",
+        "/api/v1/conversations/{id}",
+        Permission(Assist),
+        Portfolios::Handler,
+    ),
+    route(
+        "POST",
+        "/api/v1/conversations/{id}/messages",
+        Permission(Assist),
+        Portfolios::Handler,
+    ),
     // Outside systems: the CRM's webhook and price feeds.
     route(
         "POST",

@@ -192,8 +192,8 @@ pub async fn snapshot_hands_over_to_streaming<L: EventLog>(log: L) -> TestResult
     while !started.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    // Small snapshot chunks: the read transaction stays open across many
-    // appends, so the writer's changes land while it is open.
+    // Small snapshot chunks: the snapshot is sent over many batches while
+    // the writer goes on changing the tables.
     let relay = relay(
         log.clone(),
         dir.path(),

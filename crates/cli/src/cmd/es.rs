@@ -19,7 +19,9 @@ use crate::LogArgs;
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
     /// Read-model database: unset keeps them in SQLite in the data directory
-    /// (`<data dir>/ultracore.sqlite`); `sqlite:///path/file.sqlite` elsewhere.
+    /// (`<data dir>/ultracore.sqlite`); `sqlite:///path/file.sqlite` elsewhere;
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE?schema=NAME` in PostgreSQL
+    /// (schema `ultracore_es` by default).
     #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
     database_url: Option<String>,
 }

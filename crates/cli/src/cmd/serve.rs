@@ -238,6 +238,23 @@ pub fn open_database(config: &LogConfig) -> Result<Database> {
     Ok(Database::open(&dir, url.as_deref())?)
 }
 
+/// The operational tables (users, conversations) and their change relay:
+/// SQLite in the data directory (`operational.sqlite`).
+pub fn open_operational(
+    config: &LogConfig,
+    log: AnyLog,
+) -> Result<(
+    ultracore_cdc::Operational,
+    ultracore_cdc::SqliteRelay<AnyLog>,
+)> {
+    let path = config.data_dir().join(ultracore_cdc::sqlite::FILE_NAME);
+    let db = ultracore_cdc::SqliteDb::open(&path)
+        .with_context(|| format!("opening the operational tables in {}", path.display()))?;
+    let relay =
+        ultracore_cdc::SqliteRelay::open(log, &path, ultracore_cdc::RelayOptions::default())?;
+    Ok((ultracore_cdc::Operational::Sqlite(Arc::new(db)), relay))
+}
+
 /// Runs `services` (and the API on `addr` when given) under one supervisor
 /// until Ctrl-C / SIGTERM or a service fails beyond the restart policy.
 ///
@@ -291,7 +308,24 @@ pub async fn run_services(
     }
     let mut screen = None;
     let mut analytics = None;
+    let mut operational = None;
     if services.len() == Service::ALL.len() {
+        // The users and conversations tables, every change captured onto
+        // db.changes.* by the relay.
+        let (db, relay) = open_operational(&config, log.clone())?;
+        let relay = Arc::new(relay);
+        names.push("cdc-relay".to_owned());
+        supervisor.add(Registration::task("cdc-relay", move |ctx| {
+            let relay = relay.clone();
+            async move {
+                ctx.ready();
+                relay
+                    .run(ctx.token.clone())
+                    .await
+                    .map_err(ServiceError::other)
+            }
+        }));
+        operational = Some(db);
         // Governance: agent answers screened for personal data, alerts
         // fingerprinted with the deployment's key.
         let key = ultracore_agents::GovernanceKey::load_or_create(&config.data_dir())?;
@@ -392,6 +426,9 @@ pub async fn run_services(
                 dir.clone(),
                 log.clone(),
             )));
+        }
+        if let Some(db) = &operational {
+            app = app.merge(ultracore_cdc::http::router(db.clone()));
         }
         // The customer assistant (card, loan and wealth agents) and the
         // CRM's webhook, when every service runs here.
@@ -612,7 +649,7 @@ pub async fn run_services(
 }
 
 /// Ctrl-C, or SIGTERM (what service managers send).
-async fn stop_signal() {
+pub async fn stop_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(t) => t,
         Err(e) => {

@@ -594,47 +594,9 @@ fn parse_documents(
 
 #[cfg(test)]
 mod tests {
+    // The storage contract runs on SQLite and PostgreSQL in tests/storage.rs;
+    // what only SQLite has is tested here.
     use super::*;
-
-    #[test]
-    fn pages_are_ranges_of_one_prefix_in_key_order(
-    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
-        let tmp = tempfile::tempdir()?;
-        let mut storage = SqliteStorage::open(tmp.path().join(SqliteStorage::FILE_NAME))?;
-        let mut batch = Batch::default();
-        for key in ["a/1", "a/2", "a/3", "a0", "b/1", "a"] {
-            batch.documents.insert(
-                ("v".into(), key.into()),
-                Some(serde_json::json!({ "k": key })),
-            );
-        }
-        storage.commit("p", &batch)?;
-        let keys =
-            |page: Vec<(String, Value)>| page.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
-        assert_eq!(
-            keys(storage.documents_page("p", "v", "a/", None, 2)?),
-            ["a/1", "a/2"]
-        );
-        assert_eq!(
-            keys(storage.documents_page("p", "v", "a/", Some("a/2"), 2)?),
-            ["a/3"]
-        );
-        assert_eq!(
-            keys(storage.documents_page("p", "v", "a/", Some("a/3"), 2)?),
-            Vec::<String>::new()
-        );
-        assert_eq!(
-            keys(storage.documents_page("p", "v", "", Some("a0"), 10)?),
-            ["b/1"]
-        );
-        assert_eq!(
-            keys(storage.documents_page("p", "w", "", None, 10)?),
-            Vec::<String>::new()
-        );
-        assert_eq!(super::super::prefix_end("pf-1/").as_deref(), Some("pf-10"));
-        assert_eq!(super::super::prefix_end(""), None);
-        Ok(())
-    }
 
     #[test]
     fn a_new_database_and_its_wal_are_owner_only(

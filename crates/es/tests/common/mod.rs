@@ -1,6 +1,11 @@
 //! Scenarios every backend runs: the same assertions on the embedded log
-//! (`tests/embedded.rs`) and on Kafka (`tests/kafka.rs`).
-#![allow(dead_code)]
+//! (`tests/embedded.rs`) and on Kafka (`tests/kafka.rs`), each on the
+//! database a [`Backend`] names (SQLite or PostgreSQL).
+#![allow(dead_code, unused_imports)]
+
+mod database;
+
+pub use database::*;
 
 use std::error::Error as _;
 
@@ -14,8 +19,28 @@ use ultracore_log::{EnvelopeBuilder, EventLog, EventLogExt};
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-pub fn store<L: EventLog>(log: L) -> EventStore<L> {
-    EventStore::new(log, Database::in_memory().unwrap(), StoreOptions::default()).unwrap()
+/// An event store on a database of its own, which lives as long as the store.
+pub struct Store<L: EventLog> {
+    // Dropped in this order: the store, then its database.
+    store: EventStore<L>,
+    pub db: TestDb,
+}
+
+impl<L: EventLog> std::ops::Deref for Store<L> {
+    type Target = EventStore<L>;
+    fn deref(&self) -> &EventStore<L> {
+        &self.store
+    }
+}
+
+pub fn store<L: EventLog>(log: L, backend: Backend) -> Store<L> {
+    store_with(log, backend, StoreOptions::default())
+}
+
+pub fn store_with<L: EventLog>(log: L, backend: Backend, options: StoreOptions) -> Store<L> {
+    let db = backend.database();
+    let store = EventStore::new(log, db.db.clone(), options).unwrap();
+    Store { store, db }
 }
 
 pub fn fold(events: &[AccountEvent]) -> Account {
@@ -39,8 +64,8 @@ pub async fn open<L: EventLog>(store: &EventStore<L>, id: &str) -> TestResult {
 }
 
 /// Load, handle, save; state and version come back as stored.
-pub async fn load_handle_save<L: EventLog>(log: L) -> TestResult {
-    let store = store(log);
+pub async fn load_handle_save<L: EventLog>(log: L, backend: Backend) -> TestResult {
+    let store = store(log, backend);
     open(&store, "acc-1").await?;
     for cents in [100, 250, 50] {
         store
@@ -66,8 +91,8 @@ pub async fn load_handle_save<L: EventLog>(log: L) -> TestResult {
 }
 
 /// Two writers load the same version in one store and both save: exactly one wins.
-pub async fn concurrent_saves_one_wins<L: EventLog>(log: L) -> TestResult {
-    let store = store(log);
+pub async fn concurrent_saves_one_wins<L: EventLog>(log: L, backend: Backend) -> TestResult {
+    let store = store(log, backend);
     open(&store, "acc-c").await?;
     for round in 0..3 {
         let a = store.load::<Account>("acc-c").await?;
@@ -99,9 +124,14 @@ pub async fn concurrent_saves_one_wins<L: EventLog>(log: L) -> TestResult {
 /// Two independent writers (each its own store, database and connection, as
 /// two processes): both load version v, both save; partition order decides,
 /// exactly one wins, and both then read the same stream.
-pub async fn two_writers_one_wins<L: EventLog>(first: L, second: L, id: &str) -> TestResult {
-    let one = store(first);
-    let two = store(second);
+pub async fn two_writers_one_wins<L: EventLog>(
+    first: L,
+    second: L,
+    id: &str,
+    backend: Backend,
+) -> TestResult {
+    let one = store(first, backend);
+    let two = store(second, backend);
     open(&one, id).await?;
     for _ in 0..3 {
         let a = one.load::<Account>(id).await?;
@@ -134,8 +164,12 @@ pub async fn two_writers_one_wins<L: EventLog>(first: L, second: L, id: &str) ->
 }
 
 /// Conflicts report the real version, also past one digit.
-pub async fn conflict_at_high_versions<L: EventLog>(log: L, events: u64) -> TestResult {
-    let store = store(log);
+pub async fn conflict_at_high_versions<L: EventLog>(
+    log: L,
+    events: u64,
+    backend: Backend,
+) -> TestResult {
+    let store = store(log, backend);
     // At version 0: a second "create" finds the stream.
     open(&store, "acc-h").await?;
     let err = store
@@ -187,8 +221,8 @@ pub async fn conflict_at_high_versions<L: EventLog>(log: L, events: u64) -> Test
 
 /// Saving events whose ids are stored is a no-op; a record stored twice on
 /// the log is indexed once.
-pub async fn idempotent_appends<L: EventLog>(log: L) -> TestResult {
-    let store = store(log.clone());
+pub async fn idempotent_appends<L: EventLog>(log: L, backend: Backend) -> TestResult {
+    let store = store(log.clone(), backend);
     open(&store, "acc-i").await?;
     let b = EnvelopeBuilder::new("Account", "acc-i");
     let events = vec![
@@ -230,13 +264,13 @@ pub async fn idempotent_appends<L: EventLog>(log: L) -> TestResult {
 }
 
 /// Snapshots every N events; a snapshot of another state schema is ignored and rebuilt.
-pub async fn snapshots<L: EventLog>(log: L) -> TestResult {
-    let db = Database::in_memory()?;
-    let store = EventStore::new(
+pub async fn snapshots<L: EventLog>(log: L, backend: Backend) -> TestResult {
+    let store = store_with(
         log,
-        db.clone(),
+        backend,
         StoreOptions::default().snapshot_every("Account", 10),
-    )?;
+    );
+    let db = store.database();
     open(&store, "acc-s").await?;
     for _ in 0..24 {
         store
@@ -272,12 +306,12 @@ pub async fn snapshots<L: EventLog>(log: L) -> TestResult {
 }
 
 /// Time travel by version and by timestamp.
-pub async fn time_travel<L: EventLog>(log: L) -> TestResult {
-    let store = EventStore::new(
+pub async fn time_travel<L: EventLog>(log: L, backend: Backend) -> TestResult {
+    let store = store_with(
         log,
-        Database::in_memory()?,
+        backend,
         StoreOptions::default().snapshot_every("Account", 3),
-    )?;
+    );
     let b = EnvelopeBuilder::new("Account", "acc-t");
     let day = |d: u32| Utc.with_ymd_and_hms(2026, 1, d, 12, 0, 0).unwrap();
     let mut events = vec![AccountEvent::Opened {
@@ -324,8 +358,8 @@ pub async fn time_travel<L: EventLog>(log: L) -> TestResult {
 }
 
 /// A v1 payload on the log is upcast on read.
-pub async fn upcasts_v1_events<L: EventLog>(log: L) -> TestResult {
-    let store = store(log);
+pub async fn upcasts_v1_events<L: EventLog>(log: L, backend: Backend) -> TestResult {
+    let store = store(log, backend);
     open(&store, "acc-u").await?;
     let v1 = EnvelopeBuilder::new("Account", "acc-u").build_raw(
         "account_deposited",
@@ -388,10 +422,14 @@ async fn until_owned<L: EventLog>(
 
 /// The writer group gives every partition (so every aggregate) to exactly
 /// one instance, and hands them over when an instance leaves.
-pub async fn ownership_splits_partitions<L: EventLog>(first: L, second: L) -> TestResult {
+pub async fn ownership_splits_partitions<L: EventLog>(
+    first: L,
+    second: L,
+    backend: Backend,
+) -> TestResult {
     use ultracore_es::Ownership;
-    let one = store(first);
-    let two = store(second);
+    let one = store(first, backend);
+    let two = store(second, backend);
     let all: std::collections::BTreeSet<u32> = (0..4).collect();
     let mut a = Ownership::join(&one, "Account").await?;
     until_owned(&mut [&mut a], 60, |s| s[0] == all).await;

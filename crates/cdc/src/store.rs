@@ -1,0 +1,82 @@
+//! [`Operational`]: the users and conversations tables, on whichever
+//! database holds them, behind one async API (SQLite calls go to the
+//! blocking pool; they never run on the async workers).
+
+use std::sync::Arc;
+
+use crate::model::{Conversation, NewConversation, NewMessage, NewUser, User, UserPatch};
+use crate::sqlite::SqliteDb;
+use crate::{Error, Result};
+
+/// The operational tables.
+#[derive(Debug, Clone)]
+pub enum Operational {
+    Sqlite(Arc<SqliteDb>),
+}
+
+macro_rules! on_db {
+    ($self:ident, $db:ident => $call:expr) => {
+        match $self {
+            Operational::Sqlite(db) => {
+                let $db = db.clone();
+                tokio::task::spawn_blocking(move || $call)
+                    .await
+                    .map_err(|e| Error::Corrupt(format!("a database call panicked: {e}")))?
+            }
+        }
+    };
+}
+
+impl Operational {
+    /// Where the tables are, for messages (never with credentials).
+    pub fn location(&self) -> String {
+        match self {
+            Operational::Sqlite(db) => db.path().display().to_string(),
+        }
+    }
+
+    pub async fn create_user(&self, new: NewUser) -> Result<User> {
+        on_db!(self, db => db.create_user(&new))
+    }
+
+    pub async fn user(&self, id: String) -> Result<Option<User>> {
+        on_db!(self, db => db.user(&id))
+    }
+
+    pub async fn users(&self, after: Option<String>, limit: usize) -> Result<Vec<User>> {
+        on_db!(self, db => db.users(after.as_deref(), limit))
+    }
+
+    pub async fn update_user(&self, id: String, patch: UserPatch) -> Result<Option<User>> {
+        on_db!(self, db => db.update_user(&id, &patch))
+    }
+
+    pub async fn delete_user(&self, id: String) -> Result<bool> {
+        on_db!(self, db => db.delete_user(&id))
+    }
+
+    pub async fn create_conversation(&self, new: NewConversation) -> Result<Conversation> {
+        on_db!(self, db => db.create_conversation(&new))
+    }
+
+    pub async fn conversation(&self, id: String) -> Result<Option<Conversation>> {
+        on_db!(self, db => db.conversation(&id))
+    }
+
+    pub async fn conversations(
+        &self,
+        customer_id: Option<String>,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<Conversation>> {
+        on_db!(self, db => db.conversations(customer_id.as_deref(), after.as_deref(), limit))
+    }
+
+    pub async fn add_message(
+        &self,
+        id: String,
+        message: NewMessage,
+    ) -> Result<Option<Conversation>> {
+        on_db!(self, db => db.add_message(&id, &message))
+    }
+}
