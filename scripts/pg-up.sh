@@ -5,12 +5,15 @@
 # as the `postgres` user, because PostgreSQL refuses to run as root.
 #
 #   PG_PORT=55432                          listener port (loopback only)
+#   PG_WAL_LEVEL=logical                   wal_level of a new cluster (the tests also run one
+#                                          with replica, to see change capture refuse it)
 #   PG_HOME=/var/tmp/ultracore-pg-$PG_PORT where the cluster lives: data/ (owned by
 #                                          postgres), ultracore.password, server.log
 #
 # The cluster has wal_level=logical (change data capture by logical
-# replication) and one login role, `ultracore`, with the REPLICATION
-# attribute and its own database `ultracore`. Its password is generated when
+# replication) and one login role, `ultracore`, with the REPLICATION and
+# CREATEDB attributes (tests make a database each) and its own database
+# `ultracore`. Its password is generated when
 # the cluster is created and kept in $PG_HOME/ultracore.password (mode 0600);
 # it is never printed except inside the URL `--url` prints.
 #
@@ -25,6 +28,7 @@ set -euo pipefail
 PG_PORT="${PG_PORT:-55432}"
 PG_HOME="${PG_HOME:-/var/tmp/ultracore-pg-$PG_PORT}"
 PG_DATA="$PG_HOME/data"
+PG_WAL_LEVEL="${PG_WAL_LEVEL:-logical}"
 mode="${1:-}"
 
 log() { echo "[pg-up $(date +%T)] $*" >&2; }
@@ -81,7 +85,7 @@ if [ ! -f "$PG_DATA/PG_VERSION" ]; then
 listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$PG_DATA'
-wal_level = logical
+wal_level = $PG_WAL_LEVEL
 max_replication_slots = 32
 max_wal_senders = 32
 max_connections = 200
@@ -93,7 +97,7 @@ EOF
   as_postgres "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_HOME/server.log" -w start >/dev/null
   as_postgres "$bin/psql" -h "$PG_DATA" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -q \
     -v pw="$password" >/dev/null <<'SQL'
-CREATE ROLE ultracore LOGIN REPLICATION PASSWORD :'pw';
+CREATE ROLE ultracore LOGIN REPLICATION CREATEDB PASSWORD :'pw';
 CREATE DATABASE ultracore OWNER ultracore;
 SQL
 fi
@@ -105,6 +109,10 @@ if ! running; then
     exit 1
   }
 fi
+
+# Clusters made by an earlier version of this script: the role may lack CREATEDB.
+as_postgres "$bin/psql" -h "$PG_DATA" -p "$PG_PORT" -U postgres -d postgres -q -v ON_ERROR_STOP=1 \
+  -c "ALTER ROLE ultracore CREATEDB" >/dev/null
 
 if [ "$mode" = --url ]; then
   printf 'postgres://ultracore:%s@127.0.0.1:%s/ultracore\n' "$(cat "$PG_HOME/ultracore.password")" "$PG_PORT"

@@ -2,7 +2,9 @@
 # Creates (once) the Python venv the tests use as "foreign" clients, not
 # UltraCore's code, and prints its interpreter's path:
 #   - confluent-kafka: a Kafka client the interoperability tests write with;
-#   - mcp: the official MCP SDK, the client of the MCP server's tests.
+#   - mcp: the official MCP SDK, the client of the MCP server's tests;
+#   - jsonschema: the JSON Schema validator that checks change events
+#     against Debezium's envelope.
 #
 #   ULTRACORE_CACHE=~/.cache/ultracore   the venv lives in $ULTRACORE_CACHE/venv
 #
@@ -12,6 +14,7 @@ set -euo pipefail
 
 CONFLUENT_KAFKA_VERSION=2.12.0
 MCP_VERSION=2.3.0
+JSONSCHEMA_VERSION=4.26.0
 CACHE="${ULTRACORE_CACHE:-$HOME/.cache/ultracore}"
 VENV="$CACHE/venv"
 PY="$VENV/bin/python"
@@ -20,7 +23,8 @@ installed() {
   "$PY" - <<PYEOF 2>/dev/null
 import sys
 from importlib.metadata import version
-sys.exit(version("confluent-kafka") != "$CONFLUENT_KAFKA_VERSION" or version("mcp") != "$MCP_VERSION")
+sys.exit(version("confluent-kafka") != "$CONFLUENT_KAFKA_VERSION" or version("mcp") != "$MCP_VERSION"
+         or version("jsonschema") != "$JSONSCHEMA_VERSION")
 PYEOF
 }
 
@@ -39,7 +43,7 @@ if ! installed; then
     exit 1
   }
   "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-    "confluent-kafka==$CONFLUENT_KAFKA_VERSION" "mcp==$MCP_VERSION" >&2
-  installed || { echo "python-env: confluent-kafka $CONFLUENT_KAFKA_VERSION and mcp $MCP_VERSION did not install into $VENV" >&2; exit 1; }
+    "confluent-kafka==$CONFLUENT_KAFKA_VERSION" "mcp==$MCP_VERSION" "jsonschema==$JSONSCHEMA_VERSION" >&2
+  installed || { echo "python-env: confluent-kafka $CONFLUENT_KAFKA_VERSION, mcp $MCP_VERSION and jsonschema $JSONSCHEMA_VERSION did not install into $VENV" >&2; exit 1; }
 fi
 echo "$PY"

@@ -57,11 +57,18 @@ export ULTRACORE_TEST_TANSU
 
 log "starting the test PostgreSQL cluster on 127.0.0.1 (wal_level=logical)"
 ULTRACORE_TEST_PG="$(scripts/pg-up.sh --url)"
-export ULTRACORE_TEST_PG
+# A second one with wal_level=replica: change capture must refuse it, naming the setting.
+ULTRACORE_TEST_PG_REPLICA="$(PG_PORT=55433 PG_WAL_LEVEL=replica scripts/pg-up.sh --url)"
+export ULTRACORE_TEST_PG ULTRACORE_TEST_PG_REPLICA
 
 log "preparing the Python test client"
 ULTRACORE_TEST_PYTHON="$(scripts/python-env.sh)"
 export ULTRACORE_TEST_PYTHON
+# The checker of Debezium's envelope the change-capture tests use, checked itself.
+if ! out="$("$ULTRACORE_TEST_PYTHON" tools/test_validate_change_events.py 2>&1)"; then
+  echo "$out" >&2
+  exit 1
+fi
 
 # The tests must not pick up a user's broker or data dir by accident.
 unset KAFKA_BOOTSTRAP_SERVERS EVENT_STORE_TYPE ULTRACORE_LOG ULTRACORE_DATA_DIR KAFKA_TOPIC_PREFIX

@@ -18,6 +18,11 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+    /// The PostgreSQL database failed: it could not be reached, refused
+    /// the login, or a statement failed (HTTP 503). `location` is the URL
+    /// without credentials; `message` says what to check.
+    #[error("operational database {location}: {message}")]
+    Postgres { location: String, message: String },
     /// A file or directory could not be created.
     #[error("{path}: {source}")]
     Io {

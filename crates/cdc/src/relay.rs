@@ -149,10 +149,7 @@ impl<L: EventLog> SqliteRelay<L> {
     }
 
     async fn start(&self) -> Result<Streaming> {
-        let topics: Vec<&str> = TABLES.iter().map(|t| t.topic).collect();
-        ultracore_runtime::catalogue::ensure(&self.log, &topics)
-            .await
-            .map_err(|e| Error::Setup(format!("creating the change topics: {e}")))?;
+        ensure_topics(&self.log).await?;
         let db = self.db.clone();
         let state = blocking(move || db.stage_snapshot(now_millis())).await?;
         let present = self.recover(&state).await?;
@@ -167,44 +164,23 @@ impl<L: EventLog> SqliteRelay<L> {
     /// What is on the log past `state`: a batch that became durable just
     /// before a crash (records of this database only).
     async fn recover(&self, state: &RelayState) -> Result<HashSet<Sent>> {
-        let from = Seek::Timestamp(state.committed_at_ms.saturating_sub(RECOVERY_SLACK_MS));
-        let deadline = Instant::now() + self.options.recovery_timeout;
         let mut present = HashSet::new();
-        for table in TABLES {
-            let read = read_to_end(
-                &self.log,
-                "cdc-relay-recovery",
-                table.topic,
-                from,
-                deadline,
-                self.options.recovery_idle,
-                |r| {
-                    if r.header(SOURCE_HEADER) != Some(state.instance.as_bytes()) {
-                        return;
-                    }
-                    let number = |name: &str| {
-                        r.header(name)
-                            .and_then(|v| std::str::from_utf8(v).ok())
-                            .and_then(|s| s.parse::<u64>().ok())
-                    };
-                    if let Some(seq) = number(SEQ_HEADER).filter(|&s| s > state.position) {
-                        present.insert(Sent::Change(seq, r.value.is_empty()));
-                    } else if let Some(idx) =
-                        number(SNAPSHOT_HEADER).filter(|&i| i > state.snapshot_relayed)
-                    {
-                        present.insert(Sent::Snapshot(idx));
-                    }
-                },
-            )
-            .await?;
-            if !read.complete {
-                tracing::warn!(
-                    topic = table.topic,
-                    records = read.records,
-                    "the relay could not read the end of its topic in time: changes of a batch in flight at the last stop may be sent again"
-                );
-            }
-        }
+        read_window(
+            &self.log,
+            &self.options,
+            &state.instance,
+            state.committed_at_ms,
+            |r| {
+                if let Some(seq) = header_number(r, SEQ_HEADER).filter(|&s| s > state.position) {
+                    present.insert(Sent::Change(seq, r.value.is_empty()));
+                } else if let Some(idx) =
+                    header_number(r, SNAPSHOT_HEADER).filter(|&i| i > state.snapshot_relayed)
+                {
+                    present.insert(Sent::Snapshot(idx));
+                }
+            },
+        )
+        .await?;
         if !present.is_empty() {
             tracing::info!(
                 records = present.len(),
@@ -379,23 +355,8 @@ impl<L: EventLog> SqliteRelay<L> {
         (record, tombstone)
     }
 
-    /// Appends records to their tables' topics, in order per topic; returns
-    /// once all are durable.
     async fn append(&self, batch: Vec<(&'static Table, NewRecord)>) -> Result<()> {
-        let mut by_topic: Vec<(&'static str, Vec<NewRecord>)> = Vec::new();
-        for (table, record) in batch {
-            match by_topic.iter_mut().find(|(t, _)| *t == table.topic) {
-                Some((_, records)) => records.push(record),
-                None => by_topic.push((table.topic, vec![record])),
-            }
-        }
-        let appends = by_topic
-            .into_iter()
-            .map(|(topic, records)| self.log.append(topic, records));
-        for result in futures::future::join_all(appends).await {
-            result?;
-        }
-        Ok(())
+        append(&self.log, batch).await
     }
 
     fn update(&self, f: impl FnOnce(&mut RelayProgress)) {
@@ -418,6 +379,81 @@ enum Sent {
     Change(u64, bool),
     /// A snapshot row (`idx`).
     Snapshot(u64),
+}
+
+/// Appends records to their tables' topics, in order per topic; returns
+/// once all are durable.
+pub(crate) async fn append<L: EventLog>(
+    log: &L,
+    batch: Vec<(&'static Table, NewRecord)>,
+) -> Result<()> {
+    let mut by_topic: Vec<(&'static str, Vec<NewRecord>)> = Vec::new();
+    for (table, record) in batch {
+        match by_topic.iter_mut().find(|(t, _)| *t == table.topic) {
+            Some((_, records)) => records.push(record),
+            None => by_topic.push((table.topic, vec![record])),
+        }
+    }
+    let appends = by_topic
+        .into_iter()
+        .map(|(topic, records)| log.append(topic, records));
+    for result in futures::future::join_all(appends).await {
+        result?;
+    }
+    Ok(())
+}
+
+/// Reads every change topic from a little before `since_ms` to its end and
+/// hands `visit` the records written for the database `instance`: what a
+/// relay finds of the batch it had in flight when it stopped.
+pub(crate) async fn read_window<L: EventLog>(
+    log: &L,
+    options: &RelayOptions,
+    instance: &str,
+    since_ms: i64,
+    mut visit: impl FnMut(&ultracore_log::Record),
+) -> Result<()> {
+    let from = Seek::Timestamp(since_ms.saturating_sub(RECOVERY_SLACK_MS));
+    let deadline = Instant::now() + options.recovery_timeout;
+    for table in TABLES {
+        let read = read_to_end(
+            log,
+            "cdc-relay-recovery",
+            table.topic,
+            from,
+            deadline,
+            options.recovery_idle,
+            |r| {
+                if r.header(SOURCE_HEADER) == Some(instance.as_bytes()) {
+                    visit(r);
+                }
+            },
+        )
+        .await?;
+        if !read.complete {
+            tracing::warn!(
+                topic = table.topic,
+                records = read.records,
+                "the relay could not read the end of its topic in time: changes of a batch in flight at the last stop may be sent again"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A header holding a decimal number.
+pub(crate) fn header_number(r: &ultracore_log::Record, name: &str) -> Option<u64> {
+    r.header(name)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|s| s.parse::<u64>().ok())
+}
+
+/// The topics of the captured tables, created as the catalogue says.
+pub(crate) async fn ensure_topics<L: EventLog>(log: &L) -> Result<()> {
+    let topics: Vec<&str> = TABLES.iter().map(|t| t.topic).collect();
+    ultracore_runtime::catalogue::ensure(log, &topics)
+        .await
+        .map_err(|e| Error::Setup(format!("creating the change topics: {e}")))
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {

@@ -1,19 +1,27 @@
 //! [`Operational`]: the users and conversations tables, on whichever
-//! database holds them, behind one async API (SQLite calls go to the
-//! blocking pool; they never run on the async workers).
+//! database holds them, behind one async API. SQLite calls block, so they
+//! go to the blocking pool and never run on the async workers; PostgreSQL
+//! calls are async and are awaited where they are made.
 
 use std::sync::Arc;
 
+use crate::envelope::Row;
 use crate::model::{Conversation, NewConversation, NewMessage, NewUser, User, UserPatch};
+use crate::postgres::PgDb;
 use crate::sqlite::SqliteDb;
+use crate::tables::Table;
 use crate::{Error, Result};
 
-/// The operational tables.
+/// The operational tables. Every method behaves the same on each database:
+/// the same validation, conflicts, messages and paging.
 #[derive(Debug, Clone)]
 pub enum Operational {
     Sqlite(Arc<SqliteDb>),
+    Postgres(PgDb),
 }
 
+/// `$call` on the database: on SQLite in `spawn_blocking` (the closure owns
+/// what it borrows), on PostgreSQL awaited.
 macro_rules! on_db {
     ($self:ident, $db:ident => $call:expr) => {
         match $self {
@@ -23,6 +31,7 @@ macro_rules! on_db {
                     .await
                     .map_err(|e| Error::Corrupt(format!("a database call panicked: {e}")))?
             }
+            Operational::Postgres($db) => $call.await,
         }
     };
 }
@@ -32,6 +41,7 @@ impl Operational {
     pub fn location(&self) -> String {
         match self {
             Operational::Sqlite(db) => db.path().display().to_string(),
+            Operational::Postgres(db) => db.location().to_owned(),
         }
     }
 
@@ -78,5 +88,12 @@ impl Operational {
         message: NewMessage,
     ) -> Result<Option<Conversation>> {
         on_db!(self, db => db.add_message(&id, &message))
+    }
+
+    /// Every row of a table in key order, as change capture carries it
+    /// (verification, tests).
+    pub async fn rows(&self, table: &Table) -> Result<Vec<Row>> {
+        let table = *table;
+        on_db!(self, db => db.rows(&table))
     }
 }

@@ -66,9 +66,27 @@ impl Verification {
     }
 }
 
-/// The position of a change: the SQLite outbox `seq`, or the PostgreSQL `lsn`.
-pub fn position(event: &ChangeEvent) -> Option<u64> {
-    event.source.seq.or(event.source.lsn)
+/// Where a change stands in commit order: the SQLite outbox `seq`; on
+/// PostgreSQL its transaction's commit LSN (the head of `sequence`), then
+/// its own LSN (a change can be written before an earlier transaction's
+/// commit, so its own LSN alone does not order it). A snapshot row stands
+/// at the snapshot's LSN.
+pub fn position(event: &ChangeEvent) -> Option<(u64, u64)> {
+    if let Some(seq) = event.source.seq {
+        return Some((seq, 0));
+    }
+    let lsn = event.source.lsn?;
+    let commit = event
+        .source
+        .sequence
+        .as_deref()
+        .and_then(|s| serde_json::from_str::<Vec<Option<String>>>(s).ok())
+        .and_then(|v| v.first().cloned().flatten())
+        .and_then(|c| c.parse::<u64>().ok());
+    Some(match commit {
+        Some(commit) => (commit, lsn),
+        None => (lsn, 0),
+    })
 }
 
 /// Replays every captured table's topic and compares with `rows(table)`,
@@ -107,8 +125,8 @@ struct Replay {
     check: TableCheck,
     state: HashMap<String, Row>,
     /// Key → the op of its last event, and its last position.
-    last: HashMap<String, (Op, u64)>,
-    seen: HashSet<(u64, String)>,
+    last: HashMap<String, (Op, (u64, u64))>,
+    seen: HashSet<((u64, u64), String)>,
 }
 
 impl Replay {
@@ -155,7 +173,7 @@ impl Replay {
         if event.source.snapshot == SnapshotMark::Last {
             self.check.snapshot_last += 1;
         }
-        let pos = position(&event).unwrap_or(0);
+        let pos = position(&event).unwrap_or_default();
         if event.op != Op::Read {
             if !self.seen.insert((pos, key.clone())) {
                 self.check.duplicates += 1;

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use ultracore_cdc::sqlite::FILE_NAME;
-use ultracore_cdc::{RelayOptions, SqliteDb, SqliteRelay};
+use ultracore_cdc::{RelayOptions, SqliteDb};
 use ultracore_log::{now_millis, Error as LogError, EventLog};
 use ultracore_log_any::{Access, AnyLog};
 use ultracore_runtime::CancellationToken;
@@ -19,7 +19,8 @@ use crate::LogArgs;
 pub enum CdcCommand {
     /// Relay captured changes onto db.changes.* until Ctrl-C / SIGTERM
     /// (what `serve` runs as its cdc-relay service; run it alone when no
-    /// server runs on the data directory).
+    /// server runs on the data directory). With DATABASE_URL=postgres://…
+    /// the tables are in PostgreSQL, captured by logical replication.
     ///
     /// Example: ultracore --data-dir /var/lib/ultracore cdc relay
     Relay(RelayArgs),
@@ -70,14 +71,12 @@ async fn relay(args: &LogArgs, a: RelayArgs) -> Result<()> {
         ),
         other => other?,
     };
-    let path = config.data_dir().join(FILE_NAME);
     let options = RelayOptions {
         poll: Duration::from_millis(a.poll_ms.max(1)),
         recovery_idle: Duration::from_millis(a.recovery_idle_ms),
         ..Default::default()
     };
-    let relay = SqliteRelay::open(log, &path, options)
-        .with_context(|| format!("opening {}", path.display()))?;
+    let (db, relay) = crate::cmd::serve::open_operational(&config, log, options).await?;
     let token = CancellationToken::new();
     let stop = token.clone();
     tokio::spawn(async move {
@@ -86,19 +85,125 @@ async fn relay(args: &LogArgs, a: RelayArgs) -> Result<()> {
     });
     eprintln!(
         "relaying changes of {} onto db.changes.* (Ctrl-C stops)",
-        path.display()
+        db.location()
     );
     relay.run(token).await?;
     let p = relay.progress();
-    eprintln!(
-        "stopped at position {} after {} events",
-        p.position, p.events
-    );
+    eprintln!("stopped after {} events", p.events);
     Ok(())
+}
+
+fn database_url() -> Option<String> {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| ultracore_cdc::is_postgres(Some(u)))
+}
+
+fn when(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// Records on each change topic (`None`: not created yet).
+async fn topic_records(log: &AnyLog) -> Result<Vec<(&'static str, Option<u64>)>> {
+    let mut topics = Vec::new();
+    for t in ultracore_cdc::tables::TABLES {
+        let records = match log.describe_topic(t.topic).await {
+            Ok(info) => Some(info.records()),
+            Err(LogError::UnknownTopic(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        topics.push((t.topic, records));
+    }
+    Ok(topics)
 }
 
 async fn status(args: &LogArgs, json_out: bool) -> Result<()> {
     let config = args.config();
+    let log = AnyLog::open(&config, Access::ReadOnly).await?;
+    let topics = topic_records(&log).await?;
+    let topics_json: Vec<_> = topics
+        .iter()
+        .map(|(t, n)| json!({"topic": t, "records": n}))
+        .collect();
+    let topic_rows: Vec<Vec<String>> = topics
+        .iter()
+        .map(|(t, n)| {
+            vec![
+                t.to_string(),
+                n.map(|n| n.to_string())
+                    .unwrap_or_else(|| "not created".into()),
+            ]
+        })
+        .collect();
+    if let Some(url) = database_url() {
+        let relay = ultracore_cdc::postgres::PgRelay::new(log, &url, Default::default());
+        let s = relay.status().await?;
+        if json_out {
+            let mut v = serde_json::to_value(&s)?;
+            v["connector"] = json!("postgresql");
+            v["topics"] = json!(topics_json);
+            println!("{v}");
+            return Ok(());
+        }
+        let rows = vec![
+            vec![
+                "database".into(),
+                format!(
+                    "{} (postgresql, logical replication)",
+                    ultracore_cdc::postgres::client_url(&url)
+                        .split('@')
+                        .next_back()
+                        .unwrap_or_default()
+                ),
+            ],
+            vec![
+                "replication slot".into(),
+                match (&s.confirmed_flush_lsn, s.slot_exists) {
+                    (Some(lsn), _) => format!(
+                        "{} at {lsn} ({})",
+                        s.slot,
+                        if s.active {
+                            "a relay is connected"
+                        } else {
+                            "no relay connected"
+                        }
+                    ),
+                    (None, true) => format!("{} (not yet confirmed)", s.slot),
+                    (None, false) => format!("{} not created yet", s.slot),
+                },
+            ],
+            vec![
+                "WAL held back".into(),
+                s.lag_bytes
+                    .map(|b| format!("{b} bytes (server at {})", s.wal_lsn))
+                    .unwrap_or_else(|| "-".into()),
+            ],
+            vec![
+                "snapshot".into(),
+                if s.snapshot_done {
+                    "taken"
+                } else {
+                    "not yet taken"
+                }
+                .into(),
+            ],
+            vec![
+                "durable up to".into(),
+                s.position.clone().unwrap_or_else(|| "-".into()),
+            ],
+            vec![
+                "last relayed".into(),
+                s.committed_at_ms
+                    .map(when)
+                    .unwrap_or_else(|| "never".into()),
+            ],
+        ];
+        println!("{}", table(&["", ""], &rows));
+        println!("{}", table(&["topic", "records"], &topic_rows));
+        return Ok(());
+    }
     let path = config.data_dir().join(FILE_NAME);
     if !path.exists() {
         bail!(
@@ -111,16 +216,6 @@ async fn status(args: &LogArgs, json_out: bool) -> Result<()> {
     let high = db.outbox_high()?;
     let (waiting, oldest) = db.outbox_backlog(state.position)?;
     let lag_ms = oldest.map(|t| (now_millis() - t).max(0));
-    let log = AnyLog::open(&config, Access::ReadOnly).await?;
-    let mut topics = Vec::new();
-    for t in ultracore_cdc::tables::TABLES {
-        let records = match log.describe_topic(t.topic).await {
-            Ok(info) => Some(info.records()),
-            Err(LogError::UnknownTopic(_)) => None,
-            Err(e) => return Err(e.into()),
-        };
-        topics.push((t.topic, records));
-    }
     if json_out {
         println!(
             "{}",
@@ -133,16 +228,11 @@ async fn status(args: &LogArgs, json_out: bool) -> Result<()> {
                 "waiting": waiting,
                 "lag_ms": lag_ms,
                 "last_commit_ms": (state.committed_at_ms > 0).then_some(state.committed_at_ms),
-                "topics": topics.iter().map(|(t, n)| json!({"topic": t, "records": n})).collect::<Vec<_>>(),
+                "topics": topics_json,
             })
         );
         return Ok(());
     }
-    let when = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
-            .unwrap_or_default()
-    };
     let rows = vec![
         vec![
             "database".into(),
@@ -181,26 +271,31 @@ async fn status(args: &LogArgs, json_out: bool) -> Result<()> {
         ],
     ];
     println!("{}", table(&["", ""], &rows));
-    let rows: Vec<Vec<String>> = topics
-        .iter()
-        .map(|(t, n)| {
-            vec![
-                t.to_string(),
-                n.map(|n| n.to_string())
-                    .unwrap_or_else(|| "not created".into()),
-            ]
-        })
-        .collect();
-    println!("{}", table(&["topic", "records"], &rows));
+    println!("{}", table(&["topic", "records"], &topic_rows));
     Ok(())
 }
 
 async fn verify(args: &LogArgs, json_out: bool) -> Result<()> {
     let config = args.config();
-    let path = config.data_dir().join(FILE_NAME);
-    let db = SqliteDb::open(&path)?;
+    let db = match database_url() {
+        Some(url) => {
+            ultracore_cdc::Operational::Postgres(ultracore_cdc::PgDb::connect(&url).await?)
+        }
+        None => ultracore_cdc::Operational::Sqlite(std::sync::Arc::new(SqliteDb::open(
+            config.data_dir().join(FILE_NAME),
+        )?)),
+    };
     let log = AnyLog::open(&config, Access::ReadOnly).await?;
-    let v = ultracore_cdc::verify(&log, Duration::from_secs(120), |t| db.rows(t)).await?;
+    // The tables first, then the log: changes made in between show as the
+    // log lagging, so run it on a quiet database.
+    let mut tables = std::collections::HashMap::new();
+    for t in ultracore_cdc::tables::TABLES {
+        tables.insert(t.name, db.rows(t).await?);
+    }
+    let v = ultracore_cdc::verify(&log, Duration::from_secs(120), |t| {
+        Ok(tables.remove(t.name).unwrap_or_default())
+    })
+    .await?;
     if json_out {
         println!(
             "{}",

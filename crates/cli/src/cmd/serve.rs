@@ -239,20 +239,27 @@ pub fn open_database(config: &LogConfig) -> Result<Database> {
 }
 
 /// The operational tables (users, conversations) and their change relay:
-/// SQLite in the data directory (`operational.sqlite`).
-pub fn open_operational(
+/// on PostgreSQL when `DATABASE_URL` names it (logical replication), else
+/// SQLite in the data directory (`operational.sqlite`, an outbox).
+pub async fn open_operational(
     config: &LogConfig,
     log: AnyLog,
-) -> Result<(
-    ultracore_cdc::Operational,
-    ultracore_cdc::SqliteRelay<AnyLog>,
-)> {
-    let path = config.data_dir().join(ultracore_cdc::sqlite::FILE_NAME);
-    let db = ultracore_cdc::SqliteDb::open(&path)
-        .with_context(|| format!("opening the operational tables in {}", path.display()))?;
-    let relay =
-        ultracore_cdc::SqliteRelay::open(log, &path, ultracore_cdc::RelayOptions::default())?;
-    Ok((ultracore_cdc::Operational::Sqlite(Arc::new(db)), relay))
+    options: ultracore_cdc::RelayOptions,
+) -> Result<(ultracore_cdc::Operational, ultracore_cdc::Relay<AnyLog>)> {
+    let url = std::env::var("DATABASE_URL").ok();
+    let dir = config.data_dir();
+    ultracore_cdc::open(log, &dir, url.as_deref(), options)
+        .await
+        .with_context(|| {
+            if ultracore_cdc::is_postgres(url.as_deref()) {
+                "opening the users and conversations tables in PostgreSQL (DATABASE_URL)".to_owned()
+            } else {
+                format!(
+                    "opening the users and conversations tables in {}",
+                    dir.display()
+                )
+            }
+        })
 }
 
 /// Runs `services` (and the API on `addr` when given) under one supervisor
@@ -312,7 +319,8 @@ pub async fn run_services(
     if services.len() == Service::ALL.len() {
         // The users and conversations tables, every change captured onto
         // db.changes.* by the relay.
-        let (db, relay) = open_operational(&config, log.clone())?;
+        let (db, relay) =
+            open_operational(&config, log.clone(), ultracore_cdc::RelayOptions::default()).await?;
         let relay = Arc::new(relay);
         names.push("cdc-relay".to_owned());
         supervisor.add(Registration::task("cdc-relay", move |ctx| {
