@@ -78,6 +78,8 @@ pub struct AgentAnswer {
 pub struct AssistReply {
     pub request_id: String,
     pub customer_id: Option<String>,
+    /// The question as the agents saw it: personal data masked.
+    pub question: String,
     pub intents: Vec<Intent>,
     /// The words that decided each intent.
     pub cues: Vec<(Intent, String)>,
@@ -365,6 +367,7 @@ impl<L: EventLog> Assistant<L> {
         Ok(AssistReply {
             request_id,
             customer_id: customer_id.map(str::to_owned),
+            question: query.to_owned(),
             intents: detected.intents,
             cues: detected.cues,
             answers,

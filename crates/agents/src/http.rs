@@ -1,8 +1,15 @@
 //! `POST /api/v1/assist`: the customer assistant over HTTP, the same
 //! pipeline as `ultracore assist`.
 //!
-//! Body: `{"query": "…", "customer_id": "c-1", "portfolios": ["pf-1"]}`;
-//! `customer_id` and `portfolios` are optional.
+//! Body: `{"query": "…", "customer_id": "c-1", "portfolios": ["pf-1"],
+//! "conversation_id": "conv-1"}`; all but `query` optional.
+//!
+//! When the question is about a customer and the server keeps
+//! conversations, the question (masked) and the answer are appended to
+//! `conversation_id` (which must be one of the customer's: 404 otherwise,
+//! before anything is answered) or to a new conversation; the reply names
+//! it in `conversation_id`. Should keeping them fail after the answer was
+//! made, the answer is still returned, with `conversation_error`.
 //!
 //! | answer | when |
 //! |---|---|
@@ -32,12 +39,26 @@ use ultracore_http::{Principal, Problem, Scope};
 use ultracore_log::EventLog;
 
 use crate::assist::{AssistError, Assistant};
+use crate::conversation::{ConversationSink, SinkError};
 
-/// The assist route, to be merged into the platform's server.
-pub fn router<L: EventLog>(assistant: Arc<Assistant<L>>) -> Router {
+/// What the route works with.
+struct Assist<L: EventLog> {
+    assistant: Arc<Assistant<L>>,
+    conversations: Option<Arc<dyn ConversationSink>>,
+}
+
+/// The assist route, to be merged into the platform's server; with
+/// `conversations`, answers about a customer are kept there.
+pub fn router<L: EventLog>(
+    assistant: Arc<Assistant<L>>,
+    conversations: Option<Arc<dyn ConversationSink>>,
+) -> Router {
     Router::new()
         .route("/api/v1/assist", post(assist::<L>))
-        .with_state(assistant)
+        .with_state(Arc::new(Assist {
+            assistant,
+            conversations,
+        }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,6 +69,8 @@ struct AssistBody {
     customer_id: Option<String>,
     #[serde(default)]
     portfolios: Option<Vec<String>>,
+    #[serde(default)]
+    conversation_id: Option<String>,
 }
 
 /// The customer and portfolios a principal may ask about, from the body;
@@ -99,8 +122,16 @@ pub fn caller(who: &Principal) -> crate::assist::Caller {
     }
 }
 
+fn sink_problem(e: SinkError) -> Problem {
+    match e {
+        SinkError::NotFound(m) => Problem::not_found(m),
+        SinkError::Conflict(m) => Problem::conflict(m),
+        SinkError::Unavailable(m) => Problem::unavailable("the conversations", m),
+    }
+}
+
 async fn assist<L: EventLog>(
-    State(assistant): State<Arc<Assistant<L>>>,
+    State(state): State<Arc<Assist<L>>>,
     principal: Option<Extension<Principal>>,
     body: Bytes,
 ) -> Response {
@@ -126,18 +157,61 @@ async fn assist<L: EventLog>(
         Ok(r) => r,
         Err(p) => return p.into_response(),
     };
-    match assistant
+    // A named conversation must be the customer's, before anything is answered.
+    if let Some(id) = &body.conversation_id {
+        if !ultracore_http::is_valid_customer_id(id) {
+            return Problem::invalid_field(
+                "conversation_id",
+                format!(
+                    "'{id}' is not a conversation id: 1 to 64 letters, digits, '-', '_' or '.'"
+                ),
+            )
+            .into_response();
+        }
+        let (Some(sink), Some(c)) = (&state.conversations, customer.as_deref()) else {
+            return Problem::invalid_field(
+                "conversation_id",
+                "conversations are kept for questions about a customer on a server that keeps them: name customer_id, or leave conversation_id out",
+            )
+            .into_response();
+        };
+        if let Err(e) = sink.check(c, id).await {
+            return sink_problem(e).into_response();
+        }
+    }
+    let reply = match state
+        .assistant
         .assist_as(&caller(&who), customer.as_deref(), &body.query, &portfolios)
         .await
     {
-        Ok(reply) => (StatusCode::OK, Json(reply)).into_response(),
+        Ok(reply) => reply,
         Err(AssistError::BadInput { field, reason }) => {
-            Problem::invalid_field(field, reason).into_response()
+            return Problem::invalid_field(field, reason).into_response()
         }
         Err(e @ AssistError::Unavailable(_)) => {
-            Problem::unavailable("the assistant", e).into_response()
+            return Problem::unavailable("the assistant", e).into_response()
+        }
+    };
+    let mut out = serde_json::to_value(&reply).expect("a reply serializes");
+    if let (Some(sink), Some(c)) = (&state.conversations, customer.as_deref()) {
+        match sink
+            .append(
+                c,
+                body.conversation_id.as_deref(),
+                &reply.question,
+                &reply.text,
+            )
+            .await
+        {
+            Ok(id) => out["conversation_id"] = serde_json::json!(id),
+            Err(e) => {
+                tracing::warn!(error = %e, "an answer could not be kept in its conversation");
+                out["conversation_id"] = serde_json::Value::Null;
+                out["conversation_error"] = serde_json::json!(e.to_string());
+            }
         }
     }
+    (StatusCode::OK, Json(out)).into_response()
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@ pub mod account;
 pub mod analytics;
 pub mod assist;
 pub mod cards;
+pub mod conversation;
 pub mod crm;
 pub mod demo;
 mod governance;

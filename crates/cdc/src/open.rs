@@ -40,6 +40,15 @@ impl<L: EventLog> Relay<L> {
         }
     }
 
+    /// A handle on the progress that stays valid while the relay runs
+    /// (for metrics: [`RelayProgress::register`]).
+    pub fn progress_handle(&self) -> std::sync::Arc<std::sync::Mutex<RelayProgress>> {
+        match self {
+            Relay::Sqlite(r) => r.progress_handle(),
+            Relay::Postgres(r) => r.progress_handle(),
+        }
+    }
+
     pub fn progress(&self) -> RelayProgress {
         match self {
             Relay::Sqlite(r) => r.progress(),

@@ -88,6 +88,64 @@ pub struct RelayProgress {
     pub last_change_ms: Option<i64>,
     /// When the last batch became durable.
     pub last_commit_ms: Option<i64>,
+    /// How long after its change was made the last batch became durable
+    /// (milliseconds): how far behind the database the relay runs.
+    pub last_lag_ms: Option<i64>,
+}
+
+impl RelayProgress {
+    /// The relay's figures as metrics, read from `progress` at each scrape.
+    pub fn register(registry: &ultracore_metrics::Registry, progress: Arc<Mutex<RelayProgress>>) {
+        use ultracore_metrics::{Exposition, FnCollector, Kind};
+        let weak = Arc::downgrade(&progress);
+        registry.register(
+            "cdc",
+            Arc::new(FnCollector(move |out: &mut Exposition| {
+                let Some(p) = weak.upgrade() else {
+                    return;
+                };
+                let p = p.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let mut gauge = |name: &str, help: &str, kind: Kind, value: f64| {
+                    out.family(name, help, kind);
+                    out.sample(name, &[], value);
+                };
+                gauge(
+                    "ultracore_cdc_events_total",
+                    "Change events (snapshot rows included) the relay appended to db.changes.*.",
+                    Kind::Counter,
+                    p.events as f64,
+                );
+                gauge(
+                    "ultracore_cdc_snapshot_done",
+                    "1 once the initial snapshot is on the log.",
+                    Kind::Gauge,
+                    if p.snapshot_done { 1.0 } else { 0.0 },
+                );
+                gauge(
+                    "ultracore_cdc_recovered_records",
+                    "Records of an unconfirmed batch found on the log at start (not sent again).",
+                    Kind::Gauge,
+                    p.recovered as f64,
+                );
+                if let Some(ms) = p.last_commit_ms {
+                    gauge(
+                        "ultracore_cdc_last_commit_timestamp_seconds",
+                        "When the relay last made a batch durable.",
+                        Kind::Gauge,
+                        ms as f64 / 1000.0,
+                    );
+                }
+                if let Some(ms) = p.last_lag_ms {
+                    gauge(
+                        "ultracore_cdc_lag_seconds",
+                        "From a change's commit in the database to its event durable on the log, for the last batch.",
+                        Kind::Gauge,
+                        ms as f64 / 1000.0,
+                    );
+                }
+            })),
+        );
+    }
 }
 
 /// The relay of one SQLite database onto one log.
@@ -304,9 +362,11 @@ impl<L: EventLog> SqliteRelay<L> {
             ..stream.state.clone()
         };
         self.commit(stream, state).await?;
+        let durable = now_millis();
         self.update(|p| {
             p.events += events;
             p.last_change_ms = Some(last_change);
+            p.last_lag_ms = Some((durable - last_change).max(0));
         });
         Ok(rows.len())
     }

@@ -7,6 +7,7 @@
 //! - `ultracore bench …`: the benchmarks, in the `ultracore-bench` crate.
 //! - `cmd/demo`: `ultracore demo`: the guided end-to-end run.
 //! - `cmd/serve`: `ultracore serve` and `ultracore service …`: the API and the flow's services.
+//! - `conversations`: the assistant's conversations in the operational tables.
 //! - `emit`: publishing a command's events without making it wait.
 //! - `cmd/forensics`: `ultracore forensics explain`: SHAP values of a tree model's predictions.
 //! - `cmd/decide`: `ultracore decide`, `ultracore models reload`: trading decisions and model updates.
@@ -24,6 +25,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use ultracore_log_any::LogConfig;
 
 mod cmd;
+mod conversations;
 mod emit;
 use ultracore_term as output;
 

@@ -205,3 +205,71 @@ fn customers_ask_about_themselves_and_outside_systems_feed_the_log() -> TestResu
     );
     Ok(())
 }
+
+/// The assistant keeps its conversations in the conversations table: the
+/// question (masked) and the answer, in the customer's conversation, each
+/// a captured change.
+#[test]
+fn answers_are_kept_in_the_customers_conversation() -> TestResult {
+    let server = Serve::start(&[])?;
+    server.wait_ready()?;
+    let c1 = key(
+        &server,
+        &[
+            "--role",
+            "customer",
+            "--customer",
+            "c-1",
+            "--portfolio",
+            "pf-c1",
+        ],
+    )?;
+    let q = json!({"query": "what is my card balance? my email is ada@example.com"});
+    let (s, reply) = post(&server, "/api/v1/assist", &q, &c1)?;
+    assert_eq!(s, 200, "{reply}");
+    let id = reply["conversation_id"]
+        .as_str()
+        .ok_or("no conversation id")?
+        .to_owned();
+    assert!(
+        !reply["question"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ada@example.com"),
+        "{reply}"
+    );
+    // The same conversation again.
+    let q = json!({"query": "and my recent transactions?", "conversation_id": id});
+    let (s, reply) = post(&server, "/api/v1/assist", &q, &c1)?;
+    assert_eq!(
+        (s, reply["conversation_id"].as_str()),
+        (200, Some(id.as_str())),
+        "{reply}"
+    );
+    let (s, body) = http(
+        server.port,
+        "GET",
+        &format!("/api/v1/conversations/{id}"),
+        "",
+        Some(&c1),
+    )
+    .ok_or("no answer")?;
+    assert_eq!(s, 200, "{body}");
+    let conversation: Value = serde_json::from_str(&body)?;
+    let messages = conversation["messages"].as_array().ok_or("no messages")?;
+    let roles: Vec<&str> = messages.iter().filter_map(|m| m["role"].as_str()).collect();
+    assert_eq!(roles, ["customer", "agent", "customer", "agent"], "{body}");
+    assert!(
+        !body.contains("ada@example.com"),
+        "personal data was kept: {body}"
+    );
+    // Another customer's conversation is not found, before anything is answered.
+    let (s, _) = post(
+        &server,
+        "/api/v1/assist",
+        &json!({"query": "what is my balance", "customer_id": "c-2", "conversation_id": id}),
+        &server.admin,
+    )?;
+    assert_eq!(s, 404);
+    Ok(())
+}

@@ -222,6 +222,11 @@ fn the_api_writes_rows_and_every_change_reaches_the_log() -> TestResult {
     assert_eq!(status["snapshot_done"], true);
     assert_eq!(status["waiting"], 0);
     assert_eq!(validate_envelopes(server.data_dir())?, 8);
+    let (_, metrics) = admin("GET", "/metrics", "")?;
+    assert!(
+        metrics.contains("ultracore_cdc_events_total 7"),
+        "{metrics}"
+    );
     Ok(())
 }
 
@@ -390,4 +395,120 @@ fn sqlite_a_relay_killed_100_times_loses_nothing_and_repeats_nothing() -> TestRe
 fn postgres_a_relay_killed_100_times_loses_nothing_and_repeats_nothing() -> TestResult {
     let db = common::pg::TestDatabase::new("cdc_kill")?;
     killed_100_times(Some(&db.url))
+}
+
+/// `serve` with DATABASE_URL=postgres://…: the read models and the users
+/// and conversations tables in PostgreSQL, the changes captured by logical
+/// replication, an optimization answered through the PostgreSQL read models.
+#[test]
+fn serve_on_postgresql_keeps_its_tables_and_read_models_there() -> TestResult {
+    let db = common::pg::TestDatabase::new("cdc_serve")?;
+    let server = Serve::start_with_env(&[], &[("DATABASE_URL", db.url.as_str())])?;
+    server.wait_ready()?;
+    let (s, body) = server
+        .http("POST", "/api/v1/users", r#"{"id": "c-pg", "name": "Grace Hopper", "email": "grace@example.com", "country": "US"}"#)
+        .ok_or("no answer")?;
+    assert_eq!(s, 201, "{body}");
+    let (s, body) = server
+        .http(
+            "POST",
+            "/api/v1/conversations",
+            r#"{"id": "conv-pg", "customer_id": "c-pg"}"#,
+        )
+        .ok_or("no answer")?;
+    assert_eq!(s, 201, "{body}");
+    let (s, body) = server
+        .http(
+            "POST",
+            "/api/v1/conversations/conv-pg/messages",
+            r#"{"role": "advisor", "text": "Welcome."}"#,
+        )
+        .ok_or("no answer")?;
+    assert_eq!(s, 201, "{body}");
+    // An optimization, answered through the read models in PostgreSQL.
+    let request = r#"{"request_id": "0190f7a2-3c4d-7e5f-8a9b-0000000000c1",
+        "portfolio": {"holdings": [{"ticker": "XOM", "units": 300}, {"ticker": "KO", "units": 400}], "cash": 20000.0},
+        "objective": {"kind": "max_sharpe"}, "constraints": {"weight_bounds": [0.0, 0.4]},
+        "universe": ["MSFT", "JNJ", "PG", "WMT", "AAPL"]}"#;
+    let (s, body) = server
+        .http("POST", "/api/v1/portfolios/pf-pg/optimizations", request)
+        .ok_or("no answer")?;
+    assert_eq!(s, 202, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (s, body) = server
+            .http(
+                "GET",
+                "/api/v1/optimizations/0190f7a2-3c4d-7e5f-8a9b-0000000000c1",
+                "",
+            )
+            .ok_or("no answer")?;
+        if s == 200 && body.contains("completed") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the optimization did not complete: {s} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (s, body) = server
+        .http("GET", "/api/v1/portfolios/pf-pg", "")
+        .ok_or("no answer")?;
+    assert_eq!(s, 200, "{body}");
+    // The tables and the read models are in PostgreSQL, not in the data directory.
+    assert!(!server.data_dir().join("ultracore.sqlite").exists());
+    assert!(!server.data_dir().join(FILE_NAME).exists());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (documents, users): (i64, i64) = runtime.block_on(async {
+        let (c, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        let documents: i64 = c
+            .query_one("SELECT count(*) FROM ultracore_es.documents", &[])
+            .await?
+            .get(0);
+        let users: i64 = c
+            .query_one("SELECT count(*) FROM public.users", &[])
+            .await?
+            .get(0);
+        Ok::<_, tokio_postgres::Error>((documents, users))
+    })?;
+    assert!(documents > 0, "no read-model documents in PostgreSQL");
+    assert_eq!(users, 1);
+    // Every change on the log, replaying to the tables.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut verify = in_data_dir(server.data_dir());
+        let out = verify
+            .args(["cdc", "verify", "--json"])
+            .env("DATABASE_URL", &db.url)
+            .output()?;
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if v["ok"] == true {
+            assert_eq!(v["tables"][0]["ops"]["c"], 1, "{v:#}");
+            assert_eq!(v["tables"][1]["ops"]["u"], 1, "{v:#}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the change topics never matched the tables: {v:#} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let out = in_data_dir(server.data_dir())
+        .args(["cdc", "status", "--json"])
+        .env("DATABASE_URL", &db.url)
+        .output()?;
+    let status: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(status["connector"], "postgresql", "{status:#}");
+    assert_eq!(
+        status["active"], true,
+        "the server's relay holds the slot: {status:#}"
+    );
+    assert_eq!(status["snapshot_done"], true);
+    drop(server);
+    Ok(())
 }

@@ -193,6 +193,11 @@ impl<L: EventLog> PgRelay<L> {
         }
     }
 
+    /// A handle on the progress that stays valid while the relay runs.
+    pub fn progress_handle(&self) -> Arc<Mutex<RelayProgress>> {
+        self.progress.clone()
+    }
+
     pub fn progress(&self) -> RelayProgress {
         self.progress
             .lock()
@@ -791,8 +796,9 @@ impl<L: EventLog> PgRelay<L> {
             p.events += events;
             p.position = end;
             p.last_commit_ms = Some(state.committed_at_ms);
-            if last_change.is_some() {
-                p.last_change_ms = last_change;
+            if let Some(change) = last_change {
+                p.last_change_ms = Some(change);
+                p.last_lag_ms = Some((state.committed_at_ms - change).max(0));
             }
         });
         ctx.state = state;

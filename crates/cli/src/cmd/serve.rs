@@ -321,6 +321,7 @@ pub async fn run_services(
         // db.changes.* by the relay.
         let (db, relay) =
             open_operational(&config, log.clone(), ultracore_cdc::RelayOptions::default()).await?;
+        ultracore_cdc::RelayProgress::register(&registry, relay.progress_handle());
         let relay = Arc::new(relay);
         names.push("cdc-relay".to_owned());
         supervisor.add(Registration::task("cdc-relay", move |ctx| {
@@ -467,7 +468,13 @@ pub async fn run_services(
                         .context("opening the CRM topic")?,
                 );
                 app = app
-                    .merge(ultracore_agents::http::router(assistant.clone()))
+                    .merge(ultracore_agents::http::router(
+                        assistant.clone(),
+                        operational.clone().map(|db| {
+                            Arc::new(crate::conversations::Conversations(db))
+                                as Arc<dyn ultracore_agents::conversation::ConversationSink>
+                        }),
+                    ))
                     .merge(ultracore_agents::crm::router(crm.clone()));
                 if let Some(reader) = analytics.take() {
                     app = app.merge(ultracore_agents::analytics::router(reader));

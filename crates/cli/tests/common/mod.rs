@@ -65,6 +65,11 @@ impl Serve {
     /// Starts `ultracore serve` with `extra` arguments and waits until it
     /// listens.
     pub fn start(extra: &[&str]) -> Result<Serve, Error> {
+        Serve::start_with_env(extra, &[])
+    }
+
+    /// Like [`Serve::start`], with these environment variables set.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Result<Serve, Error> {
         let data = tempfile::tempdir()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -73,6 +78,7 @@ impl Serve {
             .args(["--data-dir", data.path().to_str().ok_or("path")?])
             .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()?;
