@@ -1,18 +1,44 @@
 //! The agent analytics service: consumer group `agent-analytics` on
-//! `agent.executions`. Every execution is stored once, keyed by its
-//! `execution_id`, and the figures are computed from the stored rows when
-//! they are asked for: per agent the executions, by status, the success
-//! rate, duration percentiles and trends per minute and per hour; and the
-//! same over every agent.
+//! `agent.executions` and `db.changes.users`. Every execution is stored
+//! once, keyed by its `execution_id`, and every change to a user once,
+//! keyed by its position in the source database; the figures are computed
+//! from the stored rows when they are asked for: per agent the executions,
+//! by status, the success rate, duration percentiles and trends per minute
+//! and per hour, and the same over every agent; for users the changes by
+//! operation and their trends.
 //!
 //! # Layout
 //!
 //! - this file: the service ([`spec`], [`registration`],
-//!   [`AnalyticsService`]), its metrics ([`AnalyticsMetrics`]) and the
-//!   percentile definition ([`nearest_rank`]).
+//!   [`AnalyticsService`]), what it reads from a record (an execution, a
+//!   user change), its metrics ([`AnalyticsMetrics`]) and the percentile
+//!   definition ([`nearest_rank`]).
 //! - `store`: [`AnalyticsStore`], the SQLite file the service writes, and
 //!   [`AgentAnalytics`], its readers and the figures' types.
-//! - `http`: [`router`], the two `GET` routes.
+//! - `http`: [`router`], the three `GET` routes.
+//!
+//! # User changes
+//!
+//! `db.changes.users` carries Debezium change events (JSON, schemas
+//! disabled), as the CDC relay of `ultracore serve` or Debezium itself
+//! writes them: the key `{"id": "<user id>"}`, the value
+//! `{before, after, source, op, ts_ms, transaction}` with `op` one of `c`
+//! (created), `u` (updated), `d` (deleted) and `r` (read by the initial
+//! snapshot). After each delete comes a tombstone, the same key with an
+//! empty value (Kafka's null): it is not a change, and the service skips
+//! it.
+//!
+//! A change is identified by where it is in the source database, which a
+//! redelivered or re-sent record repeats:
+//!
+//! - SQLite (`source.connector` `sqlite`): `sqlite:<db>:<seq>`, with
+//!   `source.seq` the change's place in the outbox;
+//! - PostgreSQL (`postgresql`): `postgresql:<db>:<commit lsn>:<lsn>`, the
+//!   commit LSN from `source.sequence` (`["<commit lsn>","<lsn>"]`), or
+//!   `source.lsn` when it is null or absent.
+//!
+//! Every row of a snapshot is read at one position, so for `op` `r` the
+//! user id (from the key, else from `after`) is added: `…:<user id>`.
 //!
 //! # Storage and delivery
 //!
@@ -22,26 +48,37 @@
 //! JSON documents by key, while these figures need ordered scans of one
 //! agent's durations and time ranges, which are indexes of a table.
 //!
-//! A batch is written in one transaction (`INSERT OR IGNORE`, fsynced)
-//! before the handler returns, and the runtime commits the batch's offsets
-//! only after that. A crash between the two delivers the batch again; the
-//! execution ids are already stored and nothing changes, so the figures
-//! always equal a recount of the distinct executions on the log. When one
-//! `execution_id` appears twice on the log, the first one stored counts.
+//! A batch (which may hold records of both topics) is written in one
+//! transaction (`INSERT OR IGNORE`, fsynced) before the handler returns,
+//! and the runtime commits the batch's offsets only after that. A crash
+//! between the two delivers the batch again; the execution ids and change
+//! positions are already stored and nothing changes, so the figures always
+//! equal a recount of the distinct executions and changes on the log. When
+//! one `execution_id` appears twice on the log, the first one stored
+//! counts; so does the first of a change's copies (a Kafka producer's
+//! retry, or Debezium restarted before it stored its offsets, sends a
+//! change again, with the same position).
 //!
-//! A record that is not an `agent_execution`, or whose execution cannot be
-//! counted (an empty `execution_id`, an `agent_id` the routes could never
-//! name, a negative or non-finite duration), goes to `agent.executions.dlq`
-//! with the reason.
+//! Every record of a batch is read before anything is written. A record
+//! that cannot be counted goes to `<topic>.dlq` with the reason: on
+//! `agent.executions`, one that is not an `agent_execution`, or whose
+//! execution cannot be counted (an empty `execution_id`, an `agent_id` the
+//! routes could never name, a negative or non-finite duration); on
+//! `db.changes.users`, a value that is not a JSON object, an `op` missing
+//! or not one of `c`, `u`, `d`, `r`, or no position (no `source`,
+//! `source.ts_ms`, `source.db`, a connector other than `sqlite` and
+//! `postgresql`, no `source.seq` or `source.lsn`, a `source.sequence` that
+//! is not two LSNs, no user id).
 //!
 //! # Metrics
 //!
-//! `agent_executions_total{agent_id,status}` (counter) and
+//! `agent_executions_total{agent_id,status}` (counter),
 //! `agent_execution_duration_seconds{agent_id}` (histogram,
-//! [`DURATION_BUCKETS`]), the names the platform's dashboards use. They
-//! count executions when their row is first stored, in the same step, so a
-//! redelivered batch adds nothing. They restart from zero with the process
-//! (as counters do); the stored figures do not.
+//! [`DURATION_BUCKETS`]) and `user_changes_total{op}` (counter; `op` `c`,
+//! `u`, `d` or `r`), the names the platform's dashboards use. They count
+//! executions and changes when their row is first stored, in the same
+//! step, so a redelivered batch adds nothing. They restart from zero with
+//! the process (as counters do); the stored figures do not.
 //!
 //! # Percentiles
 //!
@@ -54,12 +91,19 @@
 //! # Time
 //!
 //! An execution's time is when it finished: `started_at + duration_ms`
-//! from the event, to the millisecond. Trends are aligned to the clock:
+//! from the event, to the millisecond. A user change's time is
+//! `source.ts_ms`, when it was committed in the database (not when the
+//! relay or Debezium saw it). Trends are aligned to the clock:
 //! `per_minute` holds the minute that contains `as_of` and the 59 before
 //! it, `per_hour` the hour that contains `as_of` and the 23 before it,
 //! oldest first, every bucket present (empty ones with `total` 0 and
-//! `p95_seconds` null). Executions that finished after `as_of` are in the
-//! totals but in no bucket.
+//! `p95_seconds` null). Executions that finished, and changes committed,
+//! after `as_of` are in the totals but in no bucket.
+//!
+//! A snapshot row's `source.ts_ms` is when the snapshot read it, not when
+//! the user was changed: snapshot rows (`r`) are in `total` and
+//! `by_op.r` but in no bucket and not in `last_changed_at`, so taking a
+//! snapshot of a million users shows no burst of activity.
 //!
 //! # Routes and JSON
 //!
@@ -99,10 +143,30 @@
 //! `agent_id` when the id is not 1 to 64 of `A-Z a-z 0-9 - _ .`; 404
 //! `not_found` when no execution of the agent is stored; 503 `unavailable`
 //! when the store cannot be read.
+//!
+//! `GET /api/v1/analytics/users`: 200 with the user changes
+//! ([`UserChanges`]) as of the request; `total` 0, every `by_op` 0 and
+//! `last_changed_at` null before the first change:
+//!
+//! ```json
+//! { "total": 7,
+//!   "by_op": { "c": 3, "u": 2, "d": 1, "r": 1 },
+//!   "last_changed_at": "2024-05-01T12:30:10Z",
+//!   "trends": { "as_of": "2024-05-01T12:30:30Z",
+//!     "per_minute": [ { "start": "2024-05-01T11:31:00Z", "total": 2,
+//!                       "c": 1, "u": 1, "d": 0 }, … 60 buckets ],
+//!     "per_hour":   [ { "start": "2024-04-30T13:00:00Z", "total": 0,
+//!                       "c": 0, "u": 0, "d": 0 }, … 24 buckets ] } }
+//! ```
+//!
+//! `total` is the sum of `by_op`; a bucket's `total` is `c + u + d`.
+//! `last_changed_at` is when the last `c`, `u` or `d` was committed. 503
+//! `unavailable` when the store cannot be read.
 
 use std::sync::Arc;
 
-use chrono::TimeDelta;
+use chrono::{TimeDelta, TimeZone, Utc};
+use serde_json::{Map, Value};
 use ultracore_events::agents::{AgentEvent, ExecutionStatus, TOPIC as EXECUTIONS};
 use ultracore_log::{Envelope, EventLog, Record};
 use ultracore_metrics::{CounterVec, HistogramVec, Registry};
@@ -111,10 +175,11 @@ use ultracore_runtime::{ConsumerSpec, Handler, HandlerError, Registration, Subsc
 mod http;
 mod store;
 
-pub use http::{router, AGENT_ROUTE, SUMMARY_ROUTE};
+pub use http::{router, AGENT_ROUTE, SUMMARY_ROUTE, USERS_ROUTE};
 pub use store::{
-    AgentAnalytics, AgentFigures, AgentReport, AnalyticsError, AnalyticsStore, Bucket, ByStatus,
-    Figures, Percentiles, Result, Summary, Trends,
+    AgentAnalytics, AgentFigures, AgentReport, AnalyticsError, AnalyticsStore, Bucket, ByOp,
+    ByStatus, ChangeBucket, ChangeTrends, Figures, Percentiles, Result, Summary, Trends,
+    UserChanges,
 };
 
 /// The service's consumer group (and name).
@@ -124,6 +189,11 @@ pub const SERVICE_GROUP: &str = "agent-analytics";
 pub const EXECUTIONS_TOTAL: &str = "agent_executions_total";
 /// Durations of the executions stored, by agent.
 pub const DURATION_SECONDS: &str = "agent_execution_duration_seconds";
+/// User changes stored, by operation.
+pub const USER_CHANGES_TOTAL: &str = "user_changes_total";
+
+/// The topic of the users table's change events (Debezium's envelope).
+pub const USERS_TOPIC: &str = "db.changes.users";
 
 /// Upper bounds of the duration buckets, seconds: agent runs take from a
 /// few milliseconds (a cached tool) to minutes (a slow model).
@@ -131,9 +201,13 @@ pub const DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 ];
 
-/// The consumer spec: group `agent-analytics` on `agent.executions`.
+/// The consumer spec: group `agent-analytics` on `agent.executions` and
+/// `db.changes.users`.
 pub fn spec() -> ConsumerSpec {
-    ConsumerSpec::new(SERVICE_GROUP, Subscription::topics([EXECUTIONS]))
+    ConsumerSpec::new(
+        SERVICE_GROUP,
+        Subscription::topics([EXECUTIONS, USERS_TOPIC]),
+    )
 }
 
 /// The service as the supervisor runs it. `store` is shared by every
@@ -176,6 +250,7 @@ pub fn nearest_rank(sorted: &[f64], p: u32) -> Option<f64> {
 pub struct AnalyticsMetrics {
     executions: Arc<CounterVec>,
     durations: Arc<HistogramVec>,
+    user_changes: Arc<CounterVec>,
 }
 
 impl AnalyticsMetrics {
@@ -206,12 +281,24 @@ impl AnalyticsMetrics {
                     DURATION_BUCKETS,
                 ),
             ),
+            user_changes: registry.family(
+                USER_CHANGES_TOTAL,
+                CounterVec::new(
+                    USER_CHANGES_TOTAL,
+                    "Changes to users (db.changes.users) stored by the analytics service, by operation.",
+                    &["op"],
+                ),
+            ),
         })
     }
 
     fn record(&self, e: &Execution) {
         self.executions.with(&[&e.agent_id, e.status.name()]).inc();
         self.durations.with(&[&e.agent_id]).observe(e.duration_s);
+    }
+
+    fn record_change(&self, c: &UserChange) {
+        self.user_changes.with(&[c.op.code()]).inc();
     }
 }
 
@@ -266,14 +353,196 @@ impl Execution {
     }
 }
 
-/// The handler: stores each batch's executions, then counts the new ones
-/// in the metrics.
+/// What was done to a user's row: a change event's `op`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ChangeOp {
+    /// `c`: inserted.
+    Create,
+    /// `u`: updated.
+    Update,
+    /// `d`: deleted.
+    Delete,
+    /// `r`: read by the initial snapshot (there before capture began).
+    Read,
+}
+
+impl ChangeOp {
+    pub const ALL: [ChangeOp; 4] = [
+        ChangeOp::Create,
+        ChangeOp::Update,
+        ChangeOp::Delete,
+        ChangeOp::Read,
+    ];
+
+    /// Debezium's code: `c`, `u`, `d` or `r`.
+    pub fn code(self) -> &'static str {
+        match self {
+            ChangeOp::Create => "c",
+            ChangeOp::Update => "u",
+            ChangeOp::Delete => "d",
+            ChangeOp::Read => "r",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<ChangeOp> {
+        ChangeOp::ALL.into_iter().find(|op| op.code() == code)
+    }
+}
+
+/// One change to a user as it is stored.
+#[derive(Debug, Clone, PartialEq)]
+struct UserChange {
+    /// Where the change is in the source database (see the module's
+    /// `# User changes`): the same for every copy of the change.
+    position: String,
+    user_id: String,
+    op: ChangeOp,
+    /// `source.ts_ms`: committed, milliseconds since the epoch.
+    changed_ms: i64,
+}
+
+impl UserChange {
+    /// The change of `record`; `None` for a tombstone (an empty value,
+    /// which follows a delete and is no change of its own); or why it
+    /// cannot be counted.
+    fn of(record: &Record) -> Result<Option<UserChange>, String> {
+        if record.value.is_empty() {
+            return Ok(None);
+        }
+        let value: Value = serde_json::from_slice(&record.value)
+            .map_err(|e| format!("not a change event: value is not JSON: {e}"))?;
+        let event = value
+            .as_object()
+            .ok_or("not a change event: value is not a JSON object")?;
+        let op = match event.get("op") {
+            None | Some(Value::Null) => return Err("op is missing".into()),
+            Some(Value::String(code)) => ChangeOp::from_code(code)
+                .ok_or_else(|| format!("op {:?} is not c, u, d or r", clipped(code)))?,
+            Some(other) => {
+                return Err(format!(
+                    "op {} is not c, u, d or r",
+                    clipped(&other.to_string())
+                ))
+            }
+        };
+        let source = event
+            .get("source")
+            .and_then(Value::as_object)
+            .ok_or("source is missing or not an object: the change has no position")?;
+        let changed_ms = source
+            .get("ts_ms")
+            .and_then(Value::as_i64)
+            .ok_or("source.ts_ms is missing or not an integer")?;
+        if Utc.timestamp_millis_opt(changed_ms).single().is_none() {
+            return Err(format!("source.ts_ms {changed_ms} is not a time"));
+        }
+        let db = source
+            .get("db")
+            .and_then(Value::as_str)
+            .ok_or("source.db is missing or not a string: the change has no position")?;
+        let user_id = user_id(record, event)
+            .ok_or("no user id: the key is not {\"id\": …} and the row has no id")?;
+        let mut position = match source.get("connector").and_then(Value::as_str) {
+            Some("sqlite") => {
+                let seq = source.get("seq").and_then(Value::as_u64).ok_or(
+                    "source.seq is missing or not a whole number: a sqlite change has no position without it",
+                )?;
+                format!("sqlite:{db}:{seq}")
+            }
+            Some("postgresql") => {
+                let lsn = source.get("lsn").and_then(Value::as_u64).ok_or(
+                    "source.lsn is missing or not a whole number: a postgresql change has no position without it",
+                )?;
+                let commit = match source.get("sequence") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) => commit_lsn(s)?,
+                    Some(other) => {
+                        return Err(format!(
+                            "source.sequence {} is not a string [\"<commit lsn>\",\"<lsn>\"]",
+                            clipped(&other.to_string())
+                        ))
+                    }
+                };
+                format!("postgresql:{db}:{}:{lsn}", commit.unwrap_or(lsn))
+            }
+            Some(other) => {
+                return Err(format!(
+                    "source.connector {:?} is not sqlite or postgresql: its position is unknown",
+                    clipped(other)
+                ))
+            }
+            None => return Err("source.connector is missing: the change has no position".into()),
+        };
+        // A snapshot reads every row at one position.
+        if op == ChangeOp::Read {
+            position.push(':');
+            position.push_str(&user_id);
+        }
+        Ok(Some(UserChange {
+            position,
+            user_id,
+            op,
+            changed_ms,
+        }))
+    }
+}
+
+/// The user a change is about: the record key's `id`, else the row's
+/// (`after`, or `before` for a delete).
+fn user_id(record: &Record, event: &Map<String, Value>) -> Option<String> {
+    let text = |v: &Value| match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let key: Option<Value> = record
+        .key
+        .as_deref()
+        .and_then(|k| serde_json::from_slice(k).ok());
+    key.as_ref()
+        .and_then(|k| k.get("id"))
+        .and_then(text)
+        .or_else(|| {
+            ["after", "before"]
+                .into_iter()
+                .find_map(|row| event.get(row)?.get("id").and_then(text))
+        })
+}
+
+/// The commit LSN of `source.sequence`, `["<commit lsn>","<lsn>"]` as a
+/// JSON string (LSNs as decimal strings); `None` when it is null, as on
+/// snapshot rows.
+fn commit_lsn(sequence: &str) -> Result<Option<u64>, String> {
+    let bad = || {
+        format!(
+            "source.sequence {:?} is not [\"<commit lsn>\",\"<lsn>\"]",
+            clipped(sequence)
+        )
+    };
+    let [commit, _]: [Value; 2] = serde_json::from_str(sequence).map_err(|_| bad())?;
+    match commit {
+        Value::Null => Ok(None),
+        Value::String(s) => s.parse().map(Some).map_err(|_| bad()),
+        Value::Number(n) => n.as_u64().map(Some).ok_or_else(bad),
+        _ => Err(bad()),
+    }
+}
+
+/// At most 80 characters of `s`, for a reason quoting a record.
+fn clipped(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+/// The handler: stores each batch's executions and user changes, then
+/// counts the new ones in the metrics.
 #[derive(Debug)]
 pub struct AnalyticsService {
     store: AnalyticsStore,
     metrics: Arc<AnalyticsMetrics>,
     /// Executions this instance stored (not counting ones stored before).
     pub stored: u64,
+    /// User changes this instance stored (not counting ones stored before).
+    pub stored_changes: u64,
 }
 
 impl AnalyticsService {
@@ -282,6 +551,7 @@ impl AnalyticsService {
             store,
             metrics,
             stored: 0,
+            stored_changes: 0,
         }
     }
 }
@@ -291,11 +561,22 @@ impl Handler for AnalyticsService {
         // Every record is read before anything is written: a batch with a
         // bad record writes nothing, and the runtime hands its records over
         // again one by one, so the bad one is dead-lettered alone.
-        let rows: Vec<Execution> = records
-            .iter()
-            .map(|r| Execution::of(r).map_err(HandlerError::reject))
-            .collect::<Result<_, _>>()?;
-        if rows.is_empty() {
+        let mut rows = Vec::new();
+        let mut changes = Vec::new();
+        for record in records {
+            match record.topic.as_str() {
+                EXECUTIONS => rows.push(Execution::of(record).map_err(HandlerError::reject)?),
+                USERS_TOPIC => {
+                    changes.extend(UserChange::of(record).map_err(HandlerError::reject)?)
+                }
+                other => {
+                    return Err(HandlerError::reject(format!(
+                        "topic {other} is not one the service reads ({EXECUTIONS}, {USERS_TOPIC})"
+                    )))
+                }
+            }
+        }
+        if rows.is_empty() && changes.is_empty() {
             return Ok(());
         }
         let (store, metrics) = (self.store.clone(), self.metrics.clone());
@@ -303,18 +584,27 @@ impl Handler for AnalyticsService {
         // workers. The metrics are counted in the same closure, after the
         // commit: if this task is dropped while waiting, the closure still
         // runs to its end, so rows and counters never part.
-        let fresh = tokio::task::spawn_blocking(move || {
-            let fresh = store.insert(&rows)?;
+        let (fresh, fresh_changes) = tokio::task::spawn_blocking(move || {
+            let (fresh, fresh_changes) = store.insert(&rows, &changes)?;
             for &i in &fresh {
                 metrics.record(&rows[i]);
             }
-            Ok::<_, AnalyticsError>(fresh.len() as u64)
+            for &i in &fresh_changes {
+                metrics.record_change(&changes[i]);
+            }
+            Ok::<_, AnalyticsError>((fresh.len() as u64, fresh_changes.len() as u64))
         })
         .await
         .map_err(|e| HandlerError::retry(format!("the store task failed: {e}")))?
         .map_err(|e| HandlerError::infra(e.to_string()))?;
         self.stored += fresh;
-        tracing::debug!(records = records.len(), fresh, "agent executions stored");
+        self.stored_changes += fresh_changes;
+        tracing::debug!(
+            records = records.len(),
+            fresh,
+            fresh_changes,
+            "agent executions and user changes stored"
+        );
         Ok(())
     }
 }
@@ -440,5 +730,177 @@ mod tests {
         assert!(Execution::of(&r)
             .unwrap_err()
             .starts_with("not an agent execution"));
+    }
+    fn change(key: &str, value: serde_json::Value) -> Record {
+        Record {
+            topic: USERS_TOPIC.into(),
+            partition: 0,
+            offset: 0,
+            timestamp: 0,
+            key: Some(key.as_bytes().to_vec()),
+            value: value.to_string().into_bytes(),
+            headers: vec![],
+        }
+    }
+
+    fn sqlite(op: &str, seq: u64) -> serde_json::Value {
+        json!({
+            "before": null, "after": {"id": "u-1", "name": "Ada"},
+            "source": {"version": "0.1.0", "connector": "sqlite", "name": "ultracore",
+                       "ts_ms": 1_714_566_600_000_i64, "snapshot": if op == "r" { "true" } else { "false" },
+                       "db": "operational", "schema": "main", "table": "users", "seq": seq},
+            "op": op, "ts_ms": 1_714_566_600_050_i64, "transaction": null
+        })
+    }
+
+    fn postgresql(op: &str, sequence: serde_json::Value, lsn: u64) -> serde_json::Value {
+        json!({
+            "before": {"id": "u-1"}, "after": null,
+            "source": {"version": "0.1.0", "connector": "postgresql", "name": "ultracore",
+                       "ts_ms": 1_714_566_600_000_i64, "snapshot": "false", "db": "bank",
+                       "sequence": sequence, "schema": "public", "table": "users",
+                       "txId": 771, "lsn": lsn},
+            "op": op, "ts_ms": 1_714_566_600_050_i64, "transaction": null
+        })
+    }
+
+    #[test]
+    fn a_change_is_keyed_by_its_position_in_the_database() {
+        let key = r#"{"id":"u-1"}"#;
+        let of = |r: &Record| UserChange::of(r).unwrap().unwrap();
+        let c = of(&change(key, sqlite("c", 42)));
+        assert_eq!(
+            c,
+            UserChange {
+                position: "sqlite:operational:42".into(),
+                user_id: "u-1".into(),
+                op: ChangeOp::Create,
+                changed_ms: 1_714_566_600_000,
+            }
+        );
+        // Snapshot rows share a position: the user id tells them apart.
+        assert_eq!(
+            of(&change(r#"{"id":"u-9"}"#, sqlite("r", 40))).position,
+            "sqlite:operational:40:u-9"
+        );
+        let pg = of(&change(
+            key,
+            postgresql("d", json!(r#"["2301","2280"]"#), 2280),
+        ));
+        assert_eq!(pg.position, "postgresql:bank:2301:2280");
+        assert_eq!(pg.op, ChangeOp::Delete);
+        // No commit LSN (a snapshot row) or no sequence: the LSN.
+        let pg = of(&change(
+            key,
+            postgresql("r", json!(r#"[null,"2280"]"#), 2280),
+        ));
+        assert_eq!(pg.position, "postgresql:bank:2280:2280:u-1");
+        let pg = of(&change(key, postgresql("u", json!(null), 2290)));
+        assert_eq!(pg.position, "postgresql:bank:2290:2290");
+        // LSNs past 2^32 and the largest seq.
+        let pg = of(&change(
+            key,
+            postgresql(
+                "u",
+                json!(r#"["18446744073709551615","8589934592"]"#),
+                8_589_934_592,
+            ),
+        ));
+        assert_eq!(
+            pg.position,
+            "postgresql:bank:18446744073709551615:8589934592"
+        );
+        assert_eq!(
+            of(&change(key, sqlite("u", u64::MAX))).position,
+            format!("sqlite:operational:{}", u64::MAX)
+        );
+        // Without a key, the row's id; an integer id as its digits.
+        let mut r = change(key, sqlite("c", 1));
+        r.key = None;
+        assert_eq!(of(&r).user_id, "u-1");
+        assert_eq!(of(&change(r#"{"id":7}"#, sqlite("c", 1))).user_id, "7");
+        // A tombstone is no change.
+        let mut tombstone = change(key, sqlite("c", 1));
+        tombstone.value.clear();
+        assert_eq!(UserChange::of(&tombstone), Ok(None));
+    }
+
+    #[test]
+    fn changes_that_cannot_be_counted_say_why() {
+        let key = r#"{"id":"u-1"}"#;
+        let without = |mut v: serde_json::Value, field: &str| {
+            v["source"].as_object_mut().unwrap().remove(field);
+            v
+        };
+        let with = |mut v: serde_json::Value, path: &[&str], x: serde_json::Value| {
+            let mut at = &mut v;
+            for p in path {
+                at = &mut at[*p];
+            }
+            *at = x;
+            v
+        };
+        let cases = [
+            (with(sqlite("c", 1), &["op"], json!(null)), "op is missing"),
+            (
+                with(sqlite("c", 1), &["op"], json!("t")),
+                "op \"t\" is not c, u, d or r",
+            ),
+            (with(sqlite("c", 1), &["op"], json!(3)), "op 3 is not"),
+            (
+                with(sqlite("c", 1), &["source"], json!(null)),
+                "source is missing",
+            ),
+            (without(sqlite("c", 1), "ts_ms"), "source.ts_ms is missing"),
+            (
+                with(sqlite("c", 1), &["source", "ts_ms"], json!(i64::MAX)),
+                "is not a time",
+            ),
+            (without(sqlite("c", 1), "db"), "source.db is missing"),
+            (without(sqlite("c", 1), "seq"), "source.seq is missing"),
+            (
+                with(sqlite("c", 1), &["source", "seq"], json!(-1)),
+                "source.seq is missing or not a whole number",
+            ),
+            (
+                without(sqlite("c", 1), "connector"),
+                "source.connector is missing",
+            ),
+            (
+                with(sqlite("c", 1), &["source", "connector"], json!("mysql")),
+                "source.connector \"mysql\" is not sqlite or postgresql",
+            ),
+            (
+                without(postgresql("u", json!(null), 5), "lsn"),
+                "source.lsn is missing",
+            ),
+            (
+                postgresql("u", json!("[\"x\",\"5\"]"), 5),
+                "source.sequence \"[\\\"x\\\",\\\"5\\\"]\" is not",
+            ),
+            (
+                postgresql("u", json!("5"), 5),
+                "source.sequence \"5\" is not",
+            ),
+            (
+                postgresql("u", json!(5), 5),
+                "source.sequence 5 is not a string",
+            ),
+        ];
+        for (value, reason) in cases {
+            let err = UserChange::of(&change(key, value)).unwrap_err();
+            assert!(err.contains(reason), "{err} (wanted {reason})");
+        }
+        let mut r = change("{}", with(sqlite("c", 1), &["after"], json!(null)));
+        assert!(UserChange::of(&r).unwrap_err().starts_with("no user id"));
+        r.value = b"{not json".to_vec();
+        assert!(UserChange::of(&r)
+            .unwrap_err()
+            .starts_with("not a change event: value is not JSON"));
+        r.value = b"[1]".to_vec();
+        assert_eq!(
+            UserChange::of(&r).unwrap_err(),
+            "not a change event: value is not a JSON object"
+        );
     }
 }

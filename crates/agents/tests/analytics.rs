@@ -1,9 +1,11 @@
 //! The agent analytics service on a real embedded log, run by the
 //! runtime's supervisor: hand-computed figures (counts, success rates,
-//! nearest-rank percentiles, clock-aligned trends) from the reader and over
-//! HTTP; killed mid-stream several times, once between handling a batch
-//! and committing it, its figures and metrics still equal a recount of the
-//! log; records it cannot count go to the dead-letter topic and the
+//! nearest-rank percentiles, clock-aligned trends; user changes by
+//! operation) from the reader and over HTTP; killed mid-stream several
+//! times, once between handling a batch and committing it, its figures and
+//! metrics still equal a recount of the log, executions and user changes
+//! alike; duplicates and redelivered batches count once, tombstones not at
+//! all; records it cannot count go to the dead-letter topic and the
 //! service goes on.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -14,7 +16,8 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use serde_json::{json, Value};
 use ultracore_agents::analytics::{
     self, AgentAnalytics, AgentReport, AnalyticsMetrics, AnalyticsService, AnalyticsStore, Bucket,
-    ByStatus, Figures, Percentiles, Trends, SERVICE_GROUP,
+    ByOp, ByStatus, ChangeBucket, ChangeTrends, Figures, Percentiles, Trends, UserChanges,
+    SERVICE_GROUP, USERS_TOPIC,
 };
 use ultracore_events::agents::{
     AgentEvent, AgentExecution, ExecutionStatus, AGGREGATE_TYPE, TOPIC,
@@ -65,10 +68,73 @@ fn execution(
         .to_record()
 }
 
+/// Where a user change is in its source database.
+#[derive(Debug, Clone, Copy)]
+enum Src {
+    /// SQLite through the outbox relay: `source.seq`.
+    Sqlite(u64),
+    /// PostgreSQL: the commit LSN (none on snapshot rows) and the change's.
+    Postgres(Option<u64>, u64),
+}
+
+/// A change event of the users table as Debezium (and the CDC relay)
+/// writes it: key `{"id": …}`, the JSON envelope without schemas.
+fn user_change(user: &str, op: &str, src: Src, committed: DateTime<Utc>) -> NewRecord {
+    let ms = committed.timestamp_millis();
+    let row = json!({"id": user, "name": "Ada Lovelace", "email": format!("{user}@example.com"),
+                     "country": "AU", "status": "active"});
+    let (before, after) = match op {
+        "c" | "r" => (Value::Null, row),
+        "u" => (row.clone(), row),
+        _ => (row, Value::Null),
+    };
+    let snapshot = if op == "r" { "true" } else { "false" };
+    let source = match src {
+        Src::Sqlite(seq) => json!({
+            "version": "0.1.0", "connector": "sqlite", "name": "ultracore", "ts_ms": ms,
+            "snapshot": snapshot, "db": "operational", "schema": "main", "table": "users",
+            "seq": seq}),
+        Src::Postgres(commit, lsn) => json!({
+            "version": "0.1.0", "connector": "postgresql", "name": "ultracore", "ts_ms": ms,
+            "snapshot": snapshot, "db": "bank",
+            "sequence": json!([commit.map(|c| c.to_string()), lsn.to_string()]).to_string(),
+            "schema": "public", "table": "users", "txId": 4711, "lsn": lsn}),
+    };
+    let value = json!({"before": before, "after": after, "source": source, "op": op,
+                       "ts_ms": ms + 40, "transaction": null});
+    NewRecord::new(json!({"id": user}).to_string(), value.to_string())
+}
+
+/// The tombstone after a delete: the key, an empty value.
+fn tombstone(user: &str) -> NewRecord {
+    NewRecord::new(json!({"id": user}).to_string(), Vec::new())
+}
+
+/// `record` sent again later (Debezium restarted before it stored its
+/// offsets): the same change, processed at another time.
+fn resent(record: &NewRecord) -> TestResult<NewRecord> {
+    let mut value: Value = serde_json::from_slice(&record.value)?;
+    value["ts_ms"] = json!(value["ts_ms"].as_i64().ok_or("ts_ms")? + 60_000);
+    let mut again = record.clone();
+    again.value = value.to_string().into_bytes();
+    Ok(again)
+}
+
 async fn open_log(dir: &std::path::Path) -> TestResult<EmbeddedLog> {
     let log = EmbeddedLog::open(dir.join("log"), EmbeddedOptions::default())?;
     log.ensure_topic(&TopicSpec::new(TOPIC, 3)).await?;
+    log.ensure_topic(&TopicSpec::new(USERS_TOPIC, 3)).await?;
     Ok(log)
+}
+
+/// Records the group has committed, over every topic it reads.
+async fn committed_records(log: &EmbeddedLog) -> TestResult<u64> {
+    Ok(log
+        .group_lag(SERVICE_GROUP)
+        .await?
+        .iter()
+        .map(|l| l.committed.unwrap_or(0))
+        .sum())
 }
 
 async fn wait_for<F, Fut>(what: &str, mut done: F) -> TestResult
@@ -105,12 +171,10 @@ fn supervise(
     )
 }
 
-/// `agent_executions_total` by (agent, status) and the duration
-/// histogram's count by agent, as exported.
-fn exported(registry: &Registry) -> (BTreeMap<(String, String), u64>, BTreeMap<String, u64>) {
+/// Every exported series with labels: name, labels, value.
+fn series(registry: &Registry) -> Vec<(String, HashMap<String, String>, u64)> {
     let text = registry.render();
-    let mut totals = BTreeMap::new();
-    let mut counts = BTreeMap::new();
+    let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let Some((series, value)) = line.rsplit_once(' ') else {
             continue;
@@ -118,27 +182,47 @@ fn exported(registry: &Registry) -> (BTreeMap<(String, String), u64>, BTreeMap<S
         let Some((name, labels)) = series.split_once('{') else {
             continue;
         };
-        let labels: HashMap<&str, &str> = labels
+        let labels = labels
             .trim_end_matches('}')
             .split(',')
             .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k, v.trim_matches('"')))
+            .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
             .collect();
         let value = value.parse::<f64>().unwrap_or(f64::NAN) as u64;
-        match name {
+        out.push((name.to_owned(), labels, value));
+    }
+    out
+}
+
+/// `agent_executions_total` by (agent, status) and the duration
+/// histogram's count by agent, as exported.
+fn exported(registry: &Registry) -> (BTreeMap<(String, String), u64>, BTreeMap<String, u64>) {
+    let mut totals = BTreeMap::new();
+    let mut counts = BTreeMap::new();
+    for (name, labels, value) in series(registry) {
+        match name.as_str() {
             analytics::EXECUTIONS_TOTAL => {
                 totals.insert(
-                    (labels["agent_id"].to_owned(), labels["status"].to_owned()),
+                    (labels["agent_id"].clone(), labels["status"].clone()),
                     value,
                 );
             }
             "agent_execution_duration_seconds_count" => {
-                counts.insert(labels["agent_id"].to_owned(), value);
+                counts.insert(labels["agent_id"].clone(), value);
             }
             _ => {}
         }
     }
     (totals, counts)
+}
+
+/// `user_changes_total` by op, as exported.
+fn exported_changes(registry: &Registry) -> BTreeMap<String, u64> {
+    series(registry)
+        .into_iter()
+        .filter(|(name, ..)| name == analytics::USER_CHANGES_TOTAL)
+        .map(|(_, labels, value)| (labels["op"].clone(), value))
+        .collect()
 }
 
 fn empty_buckets(first: DateTime<Utc>, width: TimeDelta, n: i32) -> Vec<Bucket> {
@@ -837,5 +921,617 @@ async fn records_that_cannot_be_counted_are_dead_lettered() -> TestResult {
     assert_eq!(agents, [("card", 1), ("loan", 1)]);
     let (totals, _) = exported(&registry);
     assert_eq!(totals.values().sum::<u64>(), 2);
+    Ok(())
+}
+
+fn change_bucket(start: DateTime<Utc>, c: u64, u: u64, d: u64) -> ChangeBucket {
+    ChangeBucket {
+        start,
+        total: c + u + d,
+        c,
+        u,
+        d,
+    }
+}
+
+fn empty_change_buckets(first: DateTime<Utc>, width: TimeDelta, n: i32) -> Vec<ChangeBucket> {
+    (0..n)
+        .map(|i| change_bucket(first + width * i, 0, 0, 0))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_changes_by_hand_once_each_and_over_http() -> TestResult {
+    use ExecutionStatus::Succeeded;
+    let dir = tempfile::tempdir()?;
+    let log = open_log(dir.path()).await?;
+    let now = at(2024, 5, 1, 12, 30, 30);
+    let ms = TimeDelta::milliseconds;
+    let snapshot_at = at(2024, 5, 1, 9, 0, 0);
+    let updated = user_change("u-2", "u", Src::Sqlite(2), at(2024, 5, 1, 12, 30, 10));
+    let snapshot_row = user_change("u-0", "r", Src::Sqlite(0), snapshot_at);
+    let pg_update = user_change(
+        "u-5",
+        "u",
+        Src::Postgres(Some(100), 95),
+        at(2024, 4, 30, 13, 0, 0),
+    );
+    let records = vec![
+        // SQLite: a snapshot of two rows (one position), then changes.
+        snapshot_row.clone(),
+        user_change("u-1", "r", Src::Sqlite(0), snapshot_at),
+        user_change("u-2", "c", Src::Sqlite(1), at(2024, 5, 1, 12, 30, 10)),
+        updated.clone(),
+        user_change(
+            "u-0",
+            "u",
+            Src::Sqlite(3),
+            at(2024, 5, 1, 12, 30, 0) - ms(1),
+        ),
+        user_change("u-1", "d", Src::Sqlite(4), at(2024, 5, 1, 11, 31, 0)),
+        tombstone("u-1"),
+        user_change(
+            "u-3",
+            "c",
+            Src::Sqlite(5),
+            at(2024, 5, 1, 11, 31, 0) - ms(1),
+        ),
+        user_change("u-4", "c", Src::Sqlite(6), at(2024, 5, 1, 12, 30, 31)), // after now
+        // PostgreSQL: two changes of one transaction, one of another
+        // transaction at the same LSN, and two snapshot rows.
+        user_change(
+            "u-5",
+            "c",
+            Src::Postgres(Some(100), 90),
+            at(2024, 4, 30, 13, 0, 0),
+        ),
+        pg_update.clone(),
+        user_change(
+            "u-6",
+            "c",
+            Src::Postgres(Some(200), 90),
+            at(2024, 4, 30, 13, 0, 0) - ms(1),
+        ),
+        user_change("u-7", "r", Src::Postgres(None, 80), snapshot_at),
+        user_change("u-8", "r", Src::Postgres(None, 80), snapshot_at),
+        // Sent again: counted once.
+        resent(&updated)?,
+        resent(&snapshot_row)?,
+        pg_update.clone(),
+    ];
+    let published = records.len() as u64;
+    log.append(USERS_TOPIC, records).await?;
+    log.append(
+        TOPIC,
+        vec![
+            execution("ex-1", "card", Succeeded, 5.0, now, "c-1"),
+            execution("ex-2", "loan", Succeeded, 7.0, now, "c-2"),
+        ],
+    )
+    .await?;
+
+    let store = AnalyticsStore::open(dir.path().join(AnalyticsStore::FILE_NAME))?;
+    let reader = Arc::new(store.reader()?);
+    // Before the first change: zeros and nulls, every bucket present.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/api/v1/analytics/users", listener.local_addr()?);
+    let server = {
+        let reader = reader.clone();
+        tokio::spawn(async move { axum::serve(listener, analytics::router(reader)).await })
+    };
+    let http = reqwest::Client::new();
+    let res = http.get(&url).send().await?;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await?;
+    assert_eq!(body["total"], 0);
+    assert_eq!(body["by_op"], json!({"c": 0, "u": 0, "d": 0, "r": 0}));
+    assert_eq!(body["last_changed_at"], Value::Null);
+    assert_eq!(
+        body["trends"]["per_minute"].as_array().map(Vec::len),
+        Some(60)
+    );
+    assert_eq!(
+        body["trends"]["per_hour"].as_array().map(Vec::len),
+        Some(24)
+    );
+
+    let registry = Registry::new();
+    let metrics = AnalyticsMetrics::register(&registry);
+    let (token, running) = supervise(
+        &registry,
+        analytics::registration(log.clone(), store.clone(), metrics.clone()),
+    );
+    wait_for("every record committed", || {
+        let log = log.clone();
+        async move { Ok(committed_records(&log).await? == published + 2) }
+    })
+    .await?;
+    token.cancel();
+    running.await??;
+    assert_eq!(reader.executions()?, 2);
+    assert_eq!(reader.user_changes()?, 13);
+
+    // By hand: c u-2, u-3, u-4, u-5, u-6; u u-2, u-0, u-5; d u-1; r u-0,
+    // u-1, u-7, u-8. Snapshot rows in no bucket.
+    let mut per_minute = empty_change_buckets(at(2024, 5, 1, 11, 31, 0), TimeDelta::minutes(1), 60);
+    per_minute[0] = change_bucket(at(2024, 5, 1, 11, 31, 0), 0, 0, 1);
+    per_minute[58] = change_bucket(at(2024, 5, 1, 12, 29, 0), 0, 1, 0);
+    per_minute[59] = change_bucket(at(2024, 5, 1, 12, 30, 0), 1, 1, 0);
+    let mut per_hour = empty_change_buckets(at(2024, 4, 30, 13, 0, 0), TimeDelta::hours(1), 24);
+    per_hour[0] = change_bucket(at(2024, 4, 30, 13, 0, 0), 1, 1, 0);
+    per_hour[22] = change_bucket(at(2024, 5, 1, 11, 0, 0), 1, 0, 1);
+    per_hour[23] = change_bucket(at(2024, 5, 1, 12, 0, 0), 1, 2, 0);
+    let want = UserChanges {
+        total: 13,
+        by_op: ByOp {
+            c: 5,
+            u: 3,
+            d: 1,
+            r: 4,
+        },
+        last_changed_at: Some(at(2024, 5, 1, 12, 30, 31)),
+        trends: ChangeTrends {
+            as_of: now,
+            per_minute,
+            per_hour,
+        },
+    };
+    assert_eq!(reader.users(now)?, want);
+    let counted = BTreeMap::from([
+        ("c".to_owned(), 5),
+        ("u".to_owned(), 3),
+        ("d".to_owned(), 1),
+        ("r".to_owned(), 4),
+    ]);
+    assert_eq!(exported_changes(&registry), counted);
+    assert_eq!(exported(&registry).0.values().sum::<u64>(), 2);
+
+    // Every record delivered again (a crash before the commit): nothing
+    // is stored twice, the metrics do not move.
+    let mut again = ultracore_log::testing::all_records(&log, USERS_TOPIC).await;
+    again.extend(ultracore_log::testing::all_records(&log, TOPIC).await);
+    let mut service = AnalyticsService::new(store.clone(), metrics);
+    service.handle(&again).await?;
+    assert_eq!((service.stored, service.stored_changes), (0, 0));
+    assert_eq!(reader.users(now)?, want);
+    assert_eq!(exported_changes(&registry), counted);
+
+    // Over HTTP, as of the request.
+    let res = http.get(&url).send().await?;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await?;
+    let as_of: DateTime<Utc> = serde_json::from_value(body["trends"]["as_of"].clone())?;
+    assert_eq!(body, serde_json::to_value(reader.users(as_of)?)?);
+    assert_eq!(body["total"], 13);
+    assert_eq!(body["by_op"], json!({"c": 5, "u": 3, "d": 1, "r": 4}));
+    assert_eq!(body["last_changed_at"], "2024-05-01T12:30:31Z");
+    let first = &body["trends"]["per_minute"][0];
+    let fields: HashSet<&str> = first
+        .as_object()
+        .ok_or("a bucket is an object")?
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(fields, HashSet::from(["start", "total", "c", "u", "d"]));
+    server.abort();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_changes_that_cannot_be_counted_are_dead_lettered() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = open_log(dir.path()).await?;
+    let t = at(2024, 5, 1, 12, 0, 0);
+    let edit = |mut r: NewRecord, f: fn(&mut Value)| -> TestResult<NewRecord> {
+        let mut v: Value = serde_json::from_slice(&r.value)?;
+        f(&mut v);
+        r.value = v.to_string().into_bytes();
+        Ok(r)
+    };
+    let good = user_change("u-1", "c", Src::Sqlite(1), t);
+    let records = vec![
+        good.clone(),
+        NewRecord::new(r#"{"id":"u-2"}"#, "{not json"),
+        edit(user_change("u-3", "c", Src::Sqlite(3), t), |v| {
+            v.as_object_mut().map(|o| o.remove("op"));
+        })?,
+        edit(user_change("u-4", "c", Src::Sqlite(4), t), |v| {
+            v["op"] = json!("t");
+        })?,
+        edit(user_change("u-5", "c", Src::Sqlite(5), t), |v| {
+            v["source"].as_object_mut().map(|o| o.remove("seq"));
+        })?,
+        user_change("u-1", "d", Src::Sqlite(6), t),
+        tombstone("u-1"),
+        edit(user_change("u-7", "u", Src::Postgres(Some(9), 8), t), |v| {
+            v["source"].as_object_mut().map(|o| o.remove("lsn"));
+        })?,
+        edit(user_change("u-8", "u", Src::Sqlite(8), t), |v| {
+            v["source"]["connector"] = json!("mysql");
+        })?,
+        // Another copy of the first: not a second change.
+        good,
+    ];
+    log.append(USERS_TOPIC, records).await?;
+    log.append(
+        TOPIC,
+        vec![execution(
+            "ex-1",
+            "card",
+            ExecutionStatus::Succeeded,
+            5.0,
+            t,
+            "c-1",
+        )],
+    )
+    .await?;
+    let store = AnalyticsStore::open(dir.path().join(AnalyticsStore::FILE_NAME))?;
+    let reader: AgentAnalytics = store.reader()?;
+    let registry = Registry::new();
+    let mut service = AnalyticsService::new(store, AnalyticsMetrics::register(&registry));
+    let dlq = format!("{USERS_TOPIC}.dlq");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let watcher = async {
+        let done = wait_for("every record handled or dead-lettered", || {
+            let (log, dlq) = (log.clone(), dlq.clone());
+            async move {
+                Ok(
+                    ultracore_log::testing::all_records(&log, &dlq).await.len() == 6
+                        && committed_records(&log).await? == 11,
+                )
+            }
+        })
+        .await;
+        let _ = stop.send(());
+        done
+    };
+    let spec = analytics::spec();
+    let (report, watched) = tokio::join!(
+        run_standalone(SERVICE_GROUP, &log, &spec, &mut service, async {
+            stopped.await.ok();
+        }),
+        watcher
+    );
+    watched?;
+    let report = report?;
+    // Handled: the change, the delete, its tombstone, the copy and the
+    // execution.
+    assert_eq!((report.handled, report.dead_lettered), (5, 6));
+    assert_eq!((service.stored, service.stored_changes), (1, 2));
+
+    let mut reasons: Vec<(String, String)> = ultracore_log::testing::all_records(&log, &dlq)
+        .await
+        .iter()
+        .map(|r| {
+            let text = |k| String::from_utf8_lossy(r.header(k).unwrap_or_default()).into_owned();
+            (text("dlq.origin.logical_topic"), text("dlq.reason"))
+        })
+        .collect();
+    // The dead-letter topic has one partition, filled from three.
+    reasons.sort_by_key(|(_, reason)| reason.clone());
+    let wanted = [
+        "not a change event: value is not JSON",
+        "op \"t\" is not c, u, d or r",
+        "op is missing",
+        "source.connector \"mysql\" is not sqlite or postgresql",
+        "source.lsn is missing or not a whole number: a postgresql change has no position",
+        "source.seq is missing or not a whole number: a sqlite change has no position",
+    ];
+    assert_eq!(reasons.len(), wanted.len());
+    for ((topic, reason), says) in reasons.iter().zip(wanted) {
+        assert_eq!(topic, USERS_TOPIC);
+        assert!(
+            reason.starts_with("agent-analytics: ") && reason.contains(says),
+            "{reason} (wanted {says})"
+        );
+    }
+
+    let now = at(2024, 5, 1, 12, 0, 0);
+    let users = reader.users(now)?;
+    assert_eq!(
+        users.by_op,
+        ByOp {
+            c: 1,
+            u: 0,
+            d: 1,
+            r: 0
+        }
+    );
+    assert_eq!(users.last_changed_at, Some(t));
+    assert_eq!(reader.executions()?, 1);
+    assert_eq!(
+        exported_changes(&registry),
+        BTreeMap::from([("c".to_owned(), 1), ("d".to_owned(), 1)])
+    );
+    Ok(())
+}
+
+/// A user change as a recount of the log sees it: its op and when it was
+/// committed, by position.
+type ChangesByPosition = BTreeMap<String, (String, i64)>;
+
+/// Every distinct user change on the log, by its position in the source
+/// database (the first copy of a repeated position); tombstones skipped.
+fn recount_changes(records: &[Record]) -> TestResult<ChangesByPosition> {
+    let mut out = BTreeMap::new();
+    for r in records.iter().filter(|r| !r.value.is_empty()) {
+        let v: Value = serde_json::from_slice(&r.value)?;
+        let (op, source) = (v["op"].as_str().ok_or("op")?, &v["source"]);
+        let db = source["db"].as_str().ok_or("db")?;
+        let mut position = if source["connector"] == "sqlite" {
+            format!("sqlite:{db}:{}", source["seq"].as_u64().ok_or("seq")?)
+        } else {
+            let lsn = source["lsn"].as_u64().ok_or("lsn")?;
+            let sequence: Vec<Option<String>> =
+                serde_json::from_str(source["sequence"].as_str().ok_or("sequence")?)?;
+            let commit = sequence[0].clone().unwrap_or_else(|| lsn.to_string());
+            format!("postgresql:{db}:{commit}:{lsn}")
+        };
+        if op == "r" {
+            let key: Value = serde_json::from_slice(r.key.as_deref().ok_or("key")?)?;
+            position = format!("{position}:{}", key["id"].as_str().ok_or("id")?);
+        }
+        out.entry(position)
+            .or_insert((op.to_owned(), source["ts_ms"].as_i64().ok_or("ts_ms")?));
+    }
+    Ok(out)
+}
+
+/// The figures of `changes` as of `now`, computed the long way.
+fn user_figures_of(changes: &ChangesByPosition, now: DateTime<Utc>) -> UserChanges {
+    let mut by_op = ByOp::default();
+    for (op, _) in changes.values() {
+        *match op.as_str() {
+            "c" => &mut by_op.c,
+            "u" => &mut by_op.u,
+            "d" => &mut by_op.d,
+            _ => &mut by_op.r,
+        } += 1;
+    }
+    let buckets = |width: TimeDelta, n: i64| {
+        let w = width.num_milliseconds();
+        let now_ms = now.timestamp_millis();
+        let first = now_ms / w * w - (n - 1) * w;
+        (0..n)
+            .map(|i| {
+                let start = first + i * w;
+                let count = |want: &str| {
+                    changes
+                        .values()
+                        .filter(|(op, t)| {
+                            op == want && *t >= start && *t < start + w && *t <= now_ms
+                        })
+                        .count() as u64
+                };
+                change_bucket(
+                    Utc.timestamp_millis_opt(start).unwrap(),
+                    count("c"),
+                    count("u"),
+                    count("d"),
+                )
+            })
+            .collect()
+    };
+    UserChanges {
+        total: changes.len() as u64,
+        by_op,
+        last_changed_at: changes
+            .values()
+            .filter(|(op, _)| op != "r")
+            .map(|(_, t)| *t)
+            .max()
+            .and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
+        trends: ChangeTrends {
+            as_of: now,
+            per_minute: buckets(TimeDelta::minutes(1), 60),
+            per_hour: buckets(TimeDelta::hours(1), 24),
+        },
+    }
+}
+
+/// Distinct executions and user changes in the records the group has
+/// committed.
+async fn committed_rows(log: &EmbeddedLog, all: &[Record]) -> TestResult<u64> {
+    let committed: HashMap<(String, u32), u64> = log
+        .group_lag(SERVICE_GROUP)
+        .await?
+        .into_iter()
+        .map(|l| ((l.topic, l.partition), l.committed.unwrap_or(0)))
+        .collect();
+    let done: Vec<Record> = all
+        .iter()
+        .filter(|r| {
+            r.offset
+                < committed
+                    .get(&(r.topic.clone(), r.partition))
+                    .copied()
+                    .unwrap_or(0)
+        })
+        .cloned()
+        .collect();
+    let (executions, changes): (Vec<Record>, Vec<Record>) =
+        done.into_iter().partition(|r| r.topic == TOPIC);
+    Ok((recount(&executions)?.len() + recount_changes(&changes)?.len()) as u64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_stream_the_user_figures_equal_a_recount() -> TestResult {
+    const CHANGES: usize = 4_000;
+    const EXECUTIONS: usize = 1_000;
+    let dir = tempfile::tempdir()?;
+    let log = open_log(dir.path()).await?;
+    let now = at(2024, 5, 1, 12, 30, 30);
+    let mut rng = SplitMix64::new(20240502);
+    let when = |rng: &mut SplitMix64| {
+        // The last 30 hours (some before both windows), a few after `now`.
+        now - TimeDelta::milliseconds(rng.below(30 * 3_600_000) as i64 - 60_000)
+    };
+    let mut changes = Vec::new();
+    let mut again = Vec::new();
+    // Snapshots: 150 SQLite rows at one seq, 150 PostgreSQL rows at one LSN.
+    let mut users: Vec<String> = Vec::new();
+    for i in 0..300 {
+        let user = format!("u-{i:05}");
+        let src = if i < 150 {
+            Src::Sqlite(0)
+        } else {
+            Src::Postgres(None, 1_000)
+        };
+        changes.push(user_change(&user, "r", src, when(&mut rng)));
+        users.push(user);
+    }
+    // Then changes: SQLite by outbox seq, PostgreSQL in transactions of
+    // one to four changes (LSNs past 2^32).
+    let (mut seq, mut lsn, mut commit) = (0u64, 1u64 << 32, 1u64 << 32);
+    let mut in_txn = 0;
+    for i in 0..CHANGES {
+        let src = if i % 3 == 0 {
+            if in_txn == 0 {
+                in_txn = 1 + rng.below(4);
+                commit = lsn + 500;
+            }
+            in_txn -= 1;
+            lsn += 8;
+            Src::Postgres(Some(commit), lsn)
+        } else {
+            seq += 1;
+            Src::Sqlite(seq)
+        };
+        let roll = rng.below(10);
+        let t = when(&mut rng);
+        let record = if roll < 3 || users.is_empty() {
+            let user = format!("u-{:05}", 300 + i);
+            users.push(user.clone());
+            user_change(&user, "c", src, t)
+        } else if roll < 9 {
+            user_change(&users[rng.below(users.len())], "u", src, t)
+        } else {
+            let user = users.swap_remove(rng.below(users.len()));
+            let deleted = user_change(&user, "d", src, t);
+            changes.push(deleted.clone());
+            if i % 40 == 0 {
+                again.push(resent(&deleted)?);
+            }
+            tombstone(&user)
+        };
+        // Every 40th sent again later, with the same position.
+        if i % 40 == 0 && !record.value.is_empty() {
+            again.push(resent(&record)?);
+        }
+        changes.push(record);
+    }
+    changes.extend(again);
+    let mut executions = Vec::with_capacity(EXECUTIONS);
+    for i in 0..EXECUTIONS {
+        executions.push(execution(
+            &format!("ex-{i:05}"),
+            ["card", "loan", "wealth"][rng.below(3)],
+            ExecutionStatus::Succeeded,
+            1.0 + rng.below(5_000) as f64,
+            when(&mut rng),
+            &format!("c-{}", rng.below(100)),
+        ));
+    }
+    // Interleaved, so polls and batches hold both topics.
+    let size = changes.len().div_ceil(executions.len() / 100);
+    for (c, e) in changes.chunks(size).zip(executions.chunks(100)) {
+        log.append(USERS_TOPIC, c.to_vec()).await?;
+        log.append(TOPIC, e.to_vec()).await?;
+    }
+    let published = (changes.len() + executions.len()) as u64;
+
+    let store = AnalyticsStore::open(dir.path().join(AnalyticsStore::FILE_NAME))?;
+    let reader = store.reader()?;
+    let registry = Registry::new();
+    let metrics = AnalyticsMetrics::register(&registry);
+    let mut all = ultracore_log::testing::all_records(&log, USERS_TOPIC).await;
+    let expected = recount_changes(&all)?;
+    all.extend(ultracore_log::testing::all_records(&log, TOPIC).await);
+    assert_eq!(all.len() as u64, published);
+    let distinct = expected.len() as u64 + EXECUTIONS as u64;
+    assert!(
+        expected.values().any(|(op, _)| op == "d") && expected.len() < changes.len(),
+        "deletes, tombstones and copies on the log"
+    );
+    let stored = || -> TestResult<u64> { Ok(reader.executions()? + reader.user_changes()?) };
+
+    // 1. Killed between handling a batch and committing it.
+    let stalled = Arc::new(tokio::sync::Notify::new());
+    let registration = {
+        let (store, metrics, stalled) = (store.clone(), metrics.clone(), stalled.clone());
+        Registration::consumer(
+            SERVICE_GROUP,
+            log.clone(),
+            analytics::spec().max_batch(64),
+            move |_ctx| {
+                Ok(StallAfter {
+                    inner: AnalyticsService::new(store.clone(), metrics.clone()),
+                    batches: 5,
+                    stalled: stalled.clone(),
+                })
+            },
+        )
+    };
+    let (_token, running) = supervise(&registry, registration);
+    tokio::time::timeout(DEADLINE, stalled.notified()).await?;
+    running.abort();
+    assert!(running.await.is_err_and(|e| e.is_cancelled()));
+    let (first, committed) = (stored()?, committed_rows(&log, &all).await?);
+    assert!(
+        first > committed,
+        "a batch was stored and not committed: {first} stored, {committed} committed"
+    );
+
+    // 2. Killed at random points of the stream.
+    let mut kills = vec![(first, committed)];
+    for _ in 0..4 {
+        let target = stored()? + 150 + rng.below(700) as u64;
+        let registration = analytics::registration(log.clone(), store.clone(), metrics.clone());
+        let (_token, running) = supervise(&registry, registration);
+        let start = Instant::now();
+        while stored()? < target {
+            assert!(start.elapsed() < DEADLINE, "no progress to {target}");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        running.abort();
+        assert!(running.await.is_err_and(|e| e.is_cancelled()));
+        kills.push((stored()?, committed_rows(&log, &all).await?));
+    }
+    assert!(
+        kills.windows(2).all(|w| w[0].0 < w[1].0) && kills[4].0 < distinct,
+        "each start stored more, none all: {kills:?}"
+    );
+
+    // 3. Started again and left to catch up.
+    let registration = analytics::registration(log.clone(), store.clone(), metrics.clone());
+    let (token, running) = supervise(&registry, registration);
+    wait_for("the group to commit everything", || {
+        let log = log.clone();
+        async move { Ok(committed_records(&log).await? == published) }
+    })
+    .await?;
+    token.cancel();
+    running.await??;
+    assert_eq!(
+        (reader.executions()?, reader.user_changes()?),
+        (EXECUTIONS as u64, expected.len() as u64),
+        "(stored, committed) at the kills: {kills:?}"
+    );
+
+    // The figures equal the recount; the metrics, over every start and
+    // kill, count each change once.
+    let want = user_figures_of(&expected, now);
+    assert_eq!(reader.users(now)?, want);
+    assert!(want.trends.per_minute.iter().any(|b| b.total > 0));
+    assert!(want.by_op.r == 300 && want.by_op.c > 0 && want.by_op.u > 0);
+    let mut want_metrics: BTreeMap<String, u64> = BTreeMap::new();
+    for (op, _) in expected.values() {
+        *want_metrics.entry(op.clone()).or_default() += 1;
+    }
+    assert_eq!(exported_changes(&registry), want_metrics);
+    assert_eq!(
+        exported(&registry).0.values().sum::<u64>(),
+        EXECUTIONS as u64
+    );
     Ok(())
 }

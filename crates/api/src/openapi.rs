@@ -26,7 +26,7 @@ fn sse(description: &str) -> Value {
 
 /// Paths in the document that other crates route (`ultracore serve`
 /// merges their routers when the models are at hand).
-pub const MOUNTED_ELSEWHERE: [&str; 16] = [
+pub const MOUNTED_ELSEWHERE: [&str; 17] = [
     "/api/v1/decisions",
     "/api/v1/users",
     "/api/v1/users/{id}",
@@ -37,6 +37,7 @@ pub const MOUNTED_ELSEWHERE: [&str; 16] = [
     "/api/v1/assist",
     "/api/v1/analytics/agents",
     "/api/v1/analytics/agents/{agent_id}",
+    "/api/v1/analytics/users",
     "/api/v1/forensics/{decision_id}",
     "/api/v1/audit/checkpoint",
     "/api/v1/audit/proof",
@@ -116,12 +117,16 @@ fn agent_paths() -> Value {
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["query"], "additionalProperties": false, "properties": {
                     "query": {"type": "string", "maxLength": 2000},
                     "customer_id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$", "description": "The customer asking; a customer key's own by default (another is 404)"},
-                    "portfolios": {"type": "array", "items": {"type": "string"}, "description": "Portfolios the wealth agent may consider; the key's own by default"}}}}}},
+                    "portfolios": {"type": "array", "items": {"type": "string"}, "description": "Portfolios the wealth agent may consider; the key's own by default"},
+                    "conversation_id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$", "description": "The customer's conversation to keep the question and answer in (a new one when absent; another customer's is 404)"}}}}}},
                 "responses": {"200": ok_json("The reply: intents and their cues, each agent's answer, tools and critic checks", json!({"type": "object", "required": ["request_id", "intents", "answers", "text"], "properties": {
-                                  "request_id": {"type": "string"}, "customer_id": {"type": ["string", "null"]}, "intents": {"type": "array", "items": {"enum": ["card", "loan", "wealth", "general"]}},
+                                  "request_id": {"type": "string"}, "customer_id": {"type": ["string", "null"]},
+                                  "question": {"type": "string", "description": "The question as the agents saw it: personal data masked"},
+                                  "conversation_id": {"type": ["string", "null"], "description": "Where the question and answer are kept (questions about a customer)"},
+                                  "conversation_error": {"type": "string", "description": "Why they could not be kept (the answer stands)"}, "intents": {"type": "array", "items": {"enum": ["card", "loan", "wealth", "general"]}},
                                   "answers": {"type": "array", "items": {"type": "object"}}, "text": {"type": "string"}, "duration_ms": {"type": "number"}}})),
-                              "400": error_response("The body is not an assist request"), "422": error_response("A field has an invalid value"),
-                              "503": error_response("The agents are not running")}
+                              "400": error_response("The body is not an assist request"), "409": error_response("The conversation is full"),
+                              "422": error_response("A field has an invalid value"), "503": error_response("The agents are not running")}
             }},
             "/api/v1/external/crm/events": {"post": {
                 "summary": "The CRM's webhook: one customer interaction, checked, personal data in the summary masked (each value a compliance alert), published on external.crm.events; the same source and interaction_id twice is one event",
@@ -156,6 +161,15 @@ fn agent_paths() -> Value {
                 "parameters": [path_param("agent_id", "The agent (card, loan, wealth, …)", None)],
                 "responses": {"200": ok_json("The agent's figures", json!({"type": "object"})),
                               "400": error_response("Not an agent id"), "404": error_response("No executions of this agent")}
+            }},
+            "/api/v1/analytics/users": {"get": {
+                "summary": "Changes to users from db.changes.users (Debezium change events), each counted once by its position in the database: total, by operation (c, u, d, r), when the last was committed, trends per minute (last hour) and per hour (last day)",
+                "responses": {"200": ok_json("The user changes' figures", json!({"type": "object", "required": ["total", "by_op", "last_changed_at", "trends"], "properties": {
+                    "total": {"type": "integer"},
+                    "by_op": {"type": "object", "properties": {"c": {"type": "integer"}, "u": {"type": "integer"}, "d": {"type": "integer"}, "r": {"type": "integer"}}},
+                    "last_changed_at": {"type": ["string", "null"], "format": "date-time"},
+                    "trends": {"type": "object"}}})),
+                              "503": error_response("The analytics store cannot be read")}
             }}
     })
 }

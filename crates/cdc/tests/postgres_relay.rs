@@ -142,9 +142,28 @@ async fn check<L: EventLog>(log: &L, db: &PgDb) -> ultracore_cdc::Verification {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_streams_every_change_and_psql_is_captured() -> TestResult {
-    let test = TestDb::new().await?;
     let dir = tempfile::tempdir()?;
     let log = EmbeddedLog::open(dir.path().join("log"), EmbeddedOptions::default())?;
+    streams_every_change(log).await
+}
+
+/// The same on Kafka (the test broker from `scripts/kafka-up.sh`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_onto_kafka_streams_every_change() -> TestResult {
+    let broker = std::env::var("ULTRACORE_TEST_KAFKA").unwrap_or_else(|_| {
+        panic!("ULTRACORE_TEST_KAFKA is not set: run scripts/test.sh, which starts a local Kafka-protocol broker and sets it")
+    });
+    let log = ultracore_log_kafka::KafkaLog::connect(
+        ultracore_log_kafka::KafkaConfig::new(broker)
+            .with_prefix(format!("cdcpg{:08x}.", rand::random::<u32>()))
+            .with_connect_timeout(Duration::from_secs(30)),
+    )
+    .await?;
+    streams_every_change(log).await
+}
+
+async fn streams_every_change<L: EventLog>(log: L) -> TestResult {
+    let test = TestDb::new().await?;
     let db = PgDb::connect(&test.url).await?;
     let relay = PgRelay::new(log.clone(), &test.url, options());
     assert_eq!(relay.drain().await?, 0, "a snapshot of empty tables");

@@ -165,8 +165,9 @@ pub const ROUTES: &[RoutePolicy] = &[
         Permission(Assist),
         Portfolios::Handler,
     ),
-    // Agent performance (every agent's executions: no portfolio's data,
-    // but every customer's activity, so for auditors and admins).
+    // Agent performance and user changes (every agent's executions, every
+    // user's changes: no portfolio's data, but every customer's activity,
+    // so for auditors and admins).
     route(
         "GET",
         "/api/v1/analytics/agents",
@@ -176,6 +177,12 @@ pub const ROUTES: &[RoutePolicy] = &[
     route(
         "GET",
         "/api/v1/analytics/agents/{agent_id}",
+        Permission(ReadMetrics),
+        Portfolios::None,
+    ),
+    route(
+        "GET",
+        "/api/v1/analytics/users",
         Permission(ReadMetrics),
         Portfolios::None,
     ),

@@ -10,12 +10,14 @@ use axum::{Json, Router};
 use chrono::Utc;
 use ultracore_http::Problem;
 
-use super::{valid_agent_id, AgentAnalytics, AgentReport, Summary, SERVICE_GROUP};
+use super::{valid_agent_id, AgentAnalytics, AgentReport, Summary, UserChanges, SERVICE_GROUP};
 
 /// Every agent's figures.
 pub const SUMMARY_ROUTE: &str = "/api/v1/analytics/agents";
 /// One agent's figures and trends.
 pub const AGENT_ROUTE: &str = "/api/v1/analytics/agents/{agent_id}";
+/// The changes to users (from `db.changes.users`) and their trends.
+pub const USERS_ROUTE: &str = "/api/v1/analytics/users";
 
 /// The analytics routes (shapes and errors in the module documentation of
 /// [`crate::analytics`]):
@@ -24,12 +26,14 @@ pub const AGENT_ROUTE: &str = "/api/v1/analytics/agents/{agent_id}";
 /// - `GET /api/v1/analytics/agents/{agent_id}`: 200 with an
 ///   [`AgentReport`] as of now; 400 when the id is not a valid agent id;
 ///   404 when no execution of the agent is stored.
+/// - `GET /api/v1/analytics/users`: 200 with the [`UserChanges`] as of now.
 ///
-/// Either answers 503 when the store cannot be read.
+/// Each answers 503 when the store cannot be read.
 pub fn router(reader: Arc<AgentAnalytics>) -> Router {
     Router::new()
         .route(SUMMARY_ROUTE, get(summary))
         .route(AGENT_ROUTE, get(agent))
+        .route(USERS_ROUTE, get(users))
         .with_state(reader)
 }
 
@@ -47,6 +51,11 @@ async fn off_workers<T: Send + 'static>(
 
 async fn summary(State(reader): State<Arc<AgentAnalytics>>) -> Result<Json<Summary>, Problem> {
     off_workers(move || reader.summary()).await.map(Json)
+}
+
+async fn users(State(reader): State<Arc<AgentAnalytics>>) -> Result<Json<UserChanges>, Problem> {
+    let now = Utc::now();
+    off_workers(move || reader.users(now)).await.map(Json)
 }
 
 async fn agent(

@@ -1,15 +1,16 @@
 //! The analytics store: SQLite, one file ([`AnalyticsStore::FILE_NAME`] in
-//! the data directory), WAL mode, one row per execution.
+//! the data directory), WAL mode, one row per execution and one per user
+//! change.
 //!
 //! # Durability
 //!
 //! `synchronous=FULL`: a committed transaction is fsynced. The service
 //! commits its offsets on the log only after the transaction holding a
 //! batch's rows has committed, so a crash or a power loss can deliver
-//! executions again (the `execution_id` key makes that a no-op) but never
-//! skip one.
+//! executions and changes again (the `execution_id` and `position` keys
+//! make that a no-op) but never skip one.
 //!
-//! # Schema (version 1)
+//! # Schema (version 2)
 //!
 //! - `executions` (without rowid, keyed by `execution_id`): `agent_id`,
 //!   `status` (`succeeded`, `failed`, `timed_out`, `cancelled`),
@@ -17,11 +18,17 @@
 //!   Two covering indexes: `(agent_id, duration_s, status)` gives one
 //!   agent's durations in order, and every agent's in one scan;
 //!   `(agent_id, finished_ms, duration_s, status)` one agent's time range.
+//! - `user_changes` (version 2; without rowid, keyed by `position`, the
+//!   change's place in the source database): `user_id`, `op` (`c`, `u`,
+//!   `d`, `r`) and `changed_ms` (`source.ts_ms`, milliseconds since the
+//!   epoch). One covering index, `(op, changed_ms)`: the count and the
+//!   last time of each operation, and the time range of the trends.
 //! - `schema_migrations`: applied migrations, as in the other stores.
 //!
 //! Figures are exact and computed on read: an agent's report reads its
 //! executions once (8 bytes each in memory) plus those of the last 24
-//! hours; the summary reads every execution once.
+//! hours; the summary reads every execution once; the users' figures count
+//! from the index and read the changes of the last 24 hours.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,13 +41,14 @@ use serde::{Deserialize, Serialize};
 use ultracore_events::agents::ExecutionStatus;
 use ultracore_log::files;
 
-use super::{nearest_rank, Execution};
+use super::{nearest_rank, ChangeOp, Execution, UserChange};
 
 /// Versioned migrations, applied in order, each in its own transaction and
 /// recorded in `schema_migrations`. Never edit a released one: add the next.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
     CREATE TABLE executions (
         execution_id TEXT PRIMARY KEY,
         agent_id     TEXT NOT NULL,
@@ -51,7 +59,20 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     CREATE INDEX executions_by_duration ON executions (agent_id, duration_s, status);
     CREATE INDEX executions_by_time ON executions (agent_id, finished_ms, duration_s, status);
     "#,
-)];
+    ),
+    (
+        2,
+        r#"
+    CREATE TABLE user_changes (
+        position   TEXT PRIMARY KEY,
+        user_id    TEXT NOT NULL,
+        op         TEXT NOT NULL,
+        changed_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX user_changes_by_op ON user_changes (op, changed_ms);
+    "#,
+    ),
+];
 
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 3_600_000;
@@ -81,6 +102,12 @@ pub enum AnalyticsError {
         path: String,
         execution_id: String,
         status: String,
+    },
+    #[error("agent analytics store {path}: user change {position} has op '{op}', which this build does not know")]
+    CorruptChange {
+        path: String,
+        position: String,
+        op: String,
     },
 }
 
@@ -174,10 +201,15 @@ impl AnalyticsStore {
         AgentAnalytics::open(&self.inner.path)
     }
 
-    /// Stores `rows` in one transaction, skipping execution ids already
-    /// stored (and repeats within `rows`). Returns the indices of the rows
-    /// stored now; when it returns, they are durable. Blocks.
-    pub(super) fn insert(&self, rows: &[Execution]) -> Result<Vec<usize>> {
+    /// Stores `rows` and `changes` in one transaction, skipping execution
+    /// ids and change positions already stored (and repeats within the
+    /// batch). Returns the indices of the rows and of the changes stored
+    /// now; when it returns, they are durable. Blocks.
+    pub(super) fn insert(
+        &self,
+        rows: &[Execution],
+        changes: &[UserChange],
+    ) -> Result<(Vec<usize>, Vec<usize>)> {
         let path = self.inner.path.display().to_string();
         let err = |operation| {
             let path = path.clone();
@@ -215,8 +247,26 @@ impl AnalyticsStore {
                 }
             }
         }
-        tx.commit().map_err(err("committing executions"))?;
-        Ok(fresh)
+        let mut fresh_changes = Vec::new();
+        if !changes.is_empty() {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO user_changes (position, user_id, op, changed_ms) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(err("preparing the insert of user changes"))?;
+            for (i, c) in changes.iter().enumerate() {
+                let changed = insert
+                    .execute(params![c.position, c.user_id, c.op.code(), c.changed_ms])
+                    .map_err(err("inserting a user change"))?;
+                if changed == 1 {
+                    fresh_changes.push(i);
+                }
+            }
+        }
+        tx.commit()
+            .map_err(err("committing executions and user changes"))?;
+        Ok((fresh, fresh_changes))
     }
 }
 
@@ -380,6 +430,63 @@ pub struct AgentReport {
     pub trends: Trends,
 }
 
+/// User changes by operation (`op`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByOp {
+    pub c: u64,
+    pub u: u64,
+    pub d: u64,
+    pub r: u64,
+}
+
+impl ByOp {
+    pub fn add(&mut self, op: ChangeOp, n: u64) {
+        *match op {
+            ChangeOp::Create => &mut self.c,
+            ChangeOp::Update => &mut self.u,
+            ChangeOp::Delete => &mut self.d,
+            ChangeOp::Read => &mut self.r,
+        } += n;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.c + self.u + self.d + self.r
+    }
+}
+
+/// User changes committed in one clock-aligned minute or hour (snapshot
+/// rows are in none: see the module's `# Time`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeBucket {
+    pub start: DateTime<Utc>,
+    /// `c + u + d`.
+    pub total: u64,
+    pub c: u64,
+    pub u: u64,
+    pub d: u64,
+}
+
+/// The user changes' trends up to `as_of`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeTrends {
+    pub as_of: DateTime<Utc>,
+    /// 60 buckets, oldest first; the last holds `as_of`.
+    pub per_minute: Vec<ChangeBucket>,
+    /// 24 buckets, oldest first; the last holds `as_of`.
+    pub per_hour: Vec<ChangeBucket>,
+}
+
+/// The changes to users: `GET /api/v1/analytics/users`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserChanges {
+    /// Every change stored, snapshot rows included: the sum of `by_op`.
+    pub total: u64,
+    pub by_op: ByOp,
+    /// When the last `c`, `u` or `d` was committed in the database.
+    pub last_changed_at: Option<DateTime<Utc>>,
+    pub trends: ChangeTrends,
+}
+
 fn time(ms: i64) -> Option<DateTime<Utc>> {
     Utc.timestamp_millis_opt(ms).single()
 }
@@ -517,6 +624,68 @@ impl AgentAnalytics {
             })
         })
         .map(|n| n as u64)
+    }
+
+    /// User changes stored.
+    pub fn user_changes(&self) -> Result<u64> {
+        self.read("counting user changes", |c| {
+            c.query_row("SELECT count(*) FROM user_changes", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        })
+        .map(|n| n as u64)
+    }
+
+    /// The user changes' figures and trends up to `now`.
+    pub fn users(&self, now: DateTime<Utc>) -> Result<UserChanges> {
+        let now_ms = now.timestamp_millis();
+        let since = bucket_start(now_ms, HOUR_MS) - (HOURS - 1) * HOUR_MS;
+        type Read = (Vec<(String, u64, i64, String)>, Vec<(i64, ChangeOp)>);
+        let (per_op, recent): Read = self.read("reading user changes", |c| {
+            // From the (op, changed_ms) index: a count and a maximum per op,
+            // and a position to name if the op is one this build does not know.
+            let per_op = c
+                .prepare_cached(
+                    "SELECT op, count(*), MAX(changed_ms), MIN(position) FROM user_changes GROUP BY op",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?, r.get(3)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut q = c.prepare_cached(
+                "SELECT changed_ms, op FROM user_changes \
+                 WHERE op IN ('c', 'u', 'd') AND changed_ms >= ?1 AND changed_ms <= ?2",
+            )?;
+            let mut rows = q.query(params![since, now_ms])?;
+            let mut recent = Vec::new();
+            while let Some(r) = rows.next()? {
+                if let Some(op) = ChangeOp::from_code(text(r, 1)?) {
+                    recent.push((r.get(0)?, op));
+                }
+            }
+            Ok((per_op, recent))
+        })?;
+        let mut by_op = ByOp::default();
+        let mut last = None;
+        for (code, n, last_ms, position) in per_op {
+            let op = ChangeOp::from_code(&code).ok_or_else(|| AnalyticsError::CorruptChange {
+                path: self.path.display().to_string(),
+                position,
+                op: code,
+            })?;
+            by_op.add(op, n);
+            if op != ChangeOp::Read {
+                last = last.max(Some(last_ms));
+            }
+        }
+        Ok(UserChanges {
+            total: by_op.total(),
+            by_op,
+            last_changed_at: last.and_then(time),
+            trends: ChangeTrends {
+                as_of: now,
+                per_minute: change_buckets(&recent, now_ms, MINUTE_MS, MINUTES),
+                per_hour: change_buckets(&recent, now_ms, HOUR_MS, HOURS),
+            },
+        })
     }
 
     /// One agent's figures and trends up to `now`; `None` when no
@@ -679,6 +848,40 @@ fn buckets(rows: &[(i64, f64, bool)], now_ms: i64, width: i64, count: i64) -> Ve
         .collect()
 }
 
+/// `count` buckets of `width`, the last holding `now_ms`, from (committed,
+/// op) rows of `c`, `u` and `d`; rows outside them are left out.
+fn change_buckets(
+    rows: &[(i64, ChangeOp)],
+    now_ms: i64,
+    width: i64,
+    count: i64,
+) -> Vec<ChangeBucket> {
+    let first = bucket_start(now_ms, width) - (count - 1) * width;
+    let mut out: Vec<ChangeBucket> = (0..count)
+        .map(|i| ChangeBucket {
+            start: time(first + i * width).unwrap_or_default(),
+            total: 0,
+            c: 0,
+            u: 0,
+            d: 0,
+        })
+        .collect();
+    for &(t, op) in rows {
+        if t < first || t > now_ms {
+            continue;
+        }
+        let b = &mut out[((t - first) / width) as usize];
+        match op {
+            ChangeOp::Create => b.c += 1,
+            ChangeOp::Update => b.u += 1,
+            ChangeOp::Delete => b.d += 1,
+            ChangeOp::Read => continue,
+        }
+        b.total += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -725,5 +928,75 @@ mod tests {
             Utc.with_ymd_and_hms(2024, 4, 30, 13, 0, 0).unwrap()
         );
         assert_eq!((h[22].total, h[23].total), (2, 2));
+    }
+    #[test]
+    fn change_buckets_count_c_u_d_and_leave_snapshot_rows_out() {
+        let now = Utc.with_ymd_and_hms(2024, 5, 1, 12, 30, 30).unwrap();
+        let ms = |h, m, s| {
+            Utc.with_ymd_and_hms(2024, 5, 1, h, m, s)
+                .unwrap()
+                .timestamp_millis()
+        };
+        let rows = [
+            (ms(12, 30, 0), ChangeOp::Create),
+            (ms(12, 30, 30), ChangeOp::Update),
+            (ms(12, 30, 30), ChangeOp::Read),      // a snapshot row
+            (ms(12, 30, 31), ChangeOp::Delete),    // after now
+            (ms(11, 31, 0), ChangeOp::Delete),     // the first minute
+            (ms(11, 31, 0) - 1, ChangeOp::Create), // an hour, not a minute
+        ];
+        let b = change_buckets(&rows, now.timestamp_millis(), MINUTE_MS, MINUTES);
+        assert_eq!(b.len(), 60);
+        assert_eq!(
+            b[0],
+            ChangeBucket {
+                start: Utc.with_ymd_and_hms(2024, 5, 1, 11, 31, 0).unwrap(),
+                total: 1,
+                c: 0,
+                u: 0,
+                d: 1,
+            }
+        );
+        assert_eq!((b[59].total, b[59].c, b[59].u, b[59].d), (2, 1, 1, 0));
+        assert_eq!(b.iter().map(|b| b.total).sum::<u64>(), 3);
+        let h = change_buckets(&rows, now.timestamp_millis(), HOUR_MS, HOURS);
+        assert_eq!(h.len(), 24);
+        assert_eq!((h[22].total, h[22].c, h[22].d), (2, 1, 1));
+        assert_eq!(h[23].total, 2);
+    }
+
+    #[test]
+    fn a_version_1_store_gains_user_changes_and_keeps_its_executions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(AnalyticsStore::FILE_NAME);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+            )
+            .unwrap();
+            conn.execute_batch(MIGRATIONS[0].1).unwrap();
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (1, '2024-05-01T00:00:00Z')",
+                [],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO executions VALUES ('ex-1', 'card', 'succeeded', 0.5, 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = AnalyticsStore::open(&path).unwrap();
+        let reader = store.reader().unwrap();
+        assert_eq!(reader.executions().unwrap(), 1);
+        assert_eq!(reader.user_changes().unwrap(), 0);
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(schema_version(&conn).unwrap(), 2);
+        let now = Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap();
+        let users = reader.users(now).unwrap();
+        assert_eq!((users.total, users.last_changed_at), (0, None));
+        assert_eq!(users.trends.per_minute.len(), 60);
+        assert_eq!(users.trends.per_hour.len(), 24);
     }
 }
