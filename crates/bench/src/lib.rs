@@ -14,6 +14,7 @@ pub use ultracore_rng::SplitMix64 as Rng;
 mod agents;
 mod audit;
 mod auth;
+mod cdc;
 mod decisions;
 mod epsilon;
 mod es;
@@ -121,6 +122,16 @@ pub enum BenchCommand {
     ///
     /// Example: ultracore bench agents --json
     Agents(agents::AgentsBench),
+    /// Change data capture on SQLite and PostgreSQL in one run: commit →
+    /// event durable on db.changes.users (p50/p95/p99/max) at a paced
+    /// --rate for --seconds, sustained changes/s with the relay keeping up
+    /// (2 writers for --seconds/2), and the projection catch-up rate into
+    /// each database. PostgreSQL from --database-url or DATABASE_URL (its
+    /// figures are skipped without one): the bench creates and drops a
+    /// database bench_cdc_<random> and a schema bench_<random>.
+    ///
+    /// Example: ultracore bench cdc --database-url postgres://ultracore:PASSWORD@127.0.0.1:5432/ultracore --json
+    Cdc(cdc::CdcBench),
     /// The forensics API load generator (started by `bench forensics --api`).
     #[command(hide = true)]
     ForensicsLoad(forensics_service::LoadArgs),
@@ -140,6 +151,7 @@ pub async fn run(config: &LogConfig, bench: Bench) -> Result<()> {
         BenchCommand::Decisions(b) => decisions::run(config, b).await,
         BenchCommand::Auth(b) => auth::run(b).await,
         BenchCommand::Audit(b) => audit::run(b, seed).await,
+        BenchCommand::Cdc(b) => cdc::run(b, seed).await,
         BenchCommand::ForensicsLoad(a) => forensics_service::load(a).await,
     }
 }

@@ -1,10 +1,14 @@
 //! Compliance alerts through the notification service: stored once per
 //! alert id (a redelivery adds nothing), pushed live once stored, paged
-//! newest first.
+//! newest first; on SQLite and on PostgreSQL.
 
+mod common;
+
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+use common::{Backend, TestResult};
 use tokio::sync::broadcast;
 use ultracore_es::Database;
 use ultracore_events::compliance::{
@@ -13,8 +17,6 @@ use ultracore_events::compliance::{
 use ultracore_flow::{Alerts, Notifier};
 use ultracore_log::{EnvelopeBuilder, EventLog, EventLogExt, TopicSpec};
 use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 fn alert(i: u32) -> ComplianceAlert {
     ComplianceAlert {
@@ -44,7 +46,19 @@ fn alert(i: u32) -> ComplianceAlert {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_are_stored_once_pushed_and_paged_newest_first() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let log = EmbeddedLog::open(dir.path().join("log"), EmbeddedOptions::default())?;
+    let db = Backend::Sqlite.open(dir.path())?;
+    stored_once_pushed_and_paged(dir.path(), db.db.clone()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_are_stored_once_pushed_and_paged_newest_first_with_postgresql() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = Backend::Postgres.open(dir.path())?;
+    stored_once_pushed_and_paged(dir.path(), db.db.clone()).await
+}
+
+async fn stored_once_pushed_and_paged(dir: &Path, db: Database) -> TestResult {
+    let log = EmbeddedLog::open(dir.join("log"), EmbeddedOptions::default())?;
     log.ensure_topic(&TopicSpec::new(TOPIC, 3)).await?;
     let records: Vec<_> = [1, 2, 3, 2]
         .into_iter()
@@ -55,7 +69,6 @@ async fn alerts_are_stored_once_pushed_and_paged_newest_first() -> TestResult {
         })
         .collect();
     log.append(TOPIC, records).await?;
-    let db = Database::open(dir.path(), None)?;
     let (tx, _) = broadcast::channel(16);
     let (alerts_tx, mut alerts_rx) = broadcast::channel(16);
     let notifier = Notifier::new(log.clone(), db.clone(), tx).with_alerts(alerts_tx);

@@ -2,11 +2,15 @@
 //! broker: a request is optimized, recorded on the Portfolio aggregate,
 //! reported, its orders staged and a notification stored and pushed; a
 //! failure is reported and notified; a duplicate completion changes
-//! nothing; a malformed record goes to the DLQ and the rest goes on.
+//! nothing; a malformed record goes to the DLQ and the rest goes on. On the
+//! embedded log, the read models run on SQLite and on PostgreSQL.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::{Backend, TestResult};
 use serde_json::json;
 use ultracore_es::{Aggregate, Cut, Database};
 use ultracore_esg::{EsgPortfolioEvent, OptimizationRequest, TOPIC};
@@ -53,8 +57,7 @@ async fn records<L: EventLog>(log: &L, topic: &str) -> Vec<Record> {
     ultracore_log::testing::all_records(log, topic).await
 }
 
-async fn happy_path_and_failures<L: EventLog>(log: L, db_dir: &Path, mesh_dir: &Path) {
-    let db = Database::open(db_dir, None).unwrap();
+async fn happy_path_and_failures<L: EventLog>(log: L, db: Database, mesh_dir: &Path) {
     let flow = Flow::start(log.clone(), db, FlowOptions::all(mesh(mesh_dir)))
         .await
         .unwrap();
@@ -231,16 +234,27 @@ async fn happy_path_and_failures<L: EventLog>(log: L, db_dir: &Path, mesh_dir: &
     flow.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_flow_on_the_embedded_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = EmbeddedLog::open(dir.path().join("log"), EmbeddedOptions::default()).unwrap();
-    std::fs::create_dir_all(dir.path().join("db")).unwrap();
-    happy_path_and_failures(log, &dir.path().join("db"), &dir.path().join("mesh")).await;
+async fn on_the_embedded_log(backend: Backend) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let log = EmbeddedLog::open(dir.path().join("log"), EmbeddedOptions::default())?;
+    std::fs::create_dir_all(dir.path().join("db"))?;
+    let db = backend.open(&dir.path().join("db"))?;
+    happy_path_and_failures(log, db.db.clone(), &dir.path().join("mesh")).await;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_flow_on_kafka() {
+async fn the_flow_on_the_embedded_log() -> TestResult {
+    on_the_embedded_log(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flow_on_the_embedded_log_with_postgresql() -> TestResult {
+    on_the_embedded_log(Backend::Postgres).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flow_on_kafka() -> TestResult {
     let broker = std::env::var("ULTRACORE_TEST_KAFKA").unwrap_or_else(|_| {
         panic!(
             "ULTRACORE_TEST_KAFKA is not set: run scripts/test.sh, which starts a local \
@@ -256,8 +270,10 @@ async fn the_flow_on_kafka() {
     )
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    happy_path_and_failures(log, dir.path(), &dir.path().join("mesh")).await;
+    let dir = tempfile::tempdir()?;
+    let db = Backend::Sqlite.open(dir.path())?;
+    happy_path_and_failures(log, db.db.clone(), &dir.path().join("mesh")).await;
+    Ok(())
 }
 
 fn rand_u32() -> u32 {

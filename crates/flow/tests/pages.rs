@@ -1,14 +1,16 @@
 //! Orders and notifications a page at a time from their time-ordered
-//! views, and a read model from before those views getting them once.
+//! views, and a read model from before those views getting them once; on
+//! SQLite and on PostgreSQL.
+
+mod common;
 
 use chrono::{Duration, TimeZone, Utc};
+use common::{Backend, TestResult};
 use ultracore_es::{Batch, Database};
 use ultracore_flow::{
     backfill_notification_times, backfill_order_times, Notification, Notifications, OrderView,
     Orders, NOTIFICATIONS, ORDERS_PROJECTION,
 };
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 fn order(pid: &str, i: i64) -> OrderView {
     OrderView {
@@ -29,7 +31,18 @@ fn order(pid: &str, i: i64) -> OrderView {
 #[test]
 fn a_read_model_from_before_pages_newest_first_after_its_backfill() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let db = Database::open(dir.path(), None)?;
+    let db = Backend::Sqlite.open(dir.path())?;
+    backfilled_pages(db.db.clone())
+}
+
+#[test]
+fn a_read_model_from_before_pages_newest_first_after_its_backfill_with_postgresql() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let db = Backend::Postgres.open(dir.path())?;
+    backfilled_pages(db.db.clone())
+}
+
+fn backfilled_pages(db: Database) -> TestResult {
     // What an earlier version stored: the "orders" view only.
     let mut batch = Batch::default();
     for (pid, i) in [("pf-a", 1), ("pf-a", 3), ("pf-a", 2), ("pf-b", 4)] {

@@ -47,6 +47,9 @@ use crate::relay::{append, ensure_topics, header_number, read_window};
 use crate::tables::{self, Table, TABLES};
 use crate::{Error, RelayOptions, RelayProgress, Result, SNAPSHOT_HEADER, SOURCE_HEADER};
 
+/// How long a committed transaction waits for others to share its append.
+const FLUSH_DELAY: Duration = Duration::from_millis(5);
+
 /// The header of streamed PostgreSQL records: `<commit LSN>:<LSN>` (decimal).
 pub const LSN_HEADER: &str = "ultracore.cdc.lsn";
 
@@ -240,7 +243,10 @@ impl<L: EventLog> PgRelay<L> {
             .url
             .parse()
             .map_err(pg_err("DATABASE_URL is not a PostgreSQL URL"))?;
-        config.options("-c TimeZone=UTC -c DateStyle=ISO");
+        // The relay's own state need not wait for PostgreSQL's flush: if a
+        // crash loses its last update, the slot (confirmed only after it)
+        // and the recovery read of the log cover the gap.
+        config.options("-c TimeZone=UTC -c DateStyle=ISO -c synchronous_commit=off");
         config.application_name("ultracore-cdc");
         let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(pg_err(
             "connecting to PostgreSQL (check DATABASE_URL and that the server runs)",
@@ -437,13 +443,20 @@ impl<L: EventLog> PgRelay<L> {
         let mut open: Option<(u32, Vec<Change>)> = None;
         let mut pending: Vec<Committed> = Vec::new();
         let mut pending_changes = 0usize;
+        // When the oldest transaction in `pending` was committed.
+        let mut oldest: Option<tokio::time::Instant> = None;
         let mut last_status = tokio::time::Instant::now();
         let mut confirmed = ctx.state.position;
         loop {
             // Gather what has arrived; send it when the stream pauses or
             // the batch is full.
+            // Committed transactions wait at most FLUSH_DELAY for more to
+            // share their append (however busy the stream), or until the
+            // stream pauses.
             let wait = match (pending.is_empty(), until) {
-                (false, _) => Duration::from_millis(1),
+                (false, _) => FLUSH_DELAY
+                    .saturating_sub(oldest.map_or(Duration::ZERO, |t| t.elapsed()))
+                    .min(Duration::from_millis(1)),
                 // Draining: ask the server where its WAL ends, often.
                 (true, Some(_)) => Duration::from_millis(50),
                 (true, None) => self.options.status_interval,
@@ -482,6 +495,7 @@ impl<L: EventLog> PgRelay<L> {
                     } => {
                         if let Some((xid, changes)) = open.take() {
                             pending_changes += changes.len();
+                            oldest.get_or_insert_with(tokio::time::Instant::now);
                             pending.push(Committed {
                                 xid,
                                 commit_lsn: commit_lsn.as_u64(),
@@ -526,9 +540,13 @@ impl<L: EventLog> PgRelay<L> {
                 },
             }
             let paused = timed_out || keepalive.is_some();
-            if !pending.is_empty() && (paused || pending_changes >= self.options.relay.batch) {
+            let overdue = oldest.is_some_and(|t| t.elapsed() >= FLUSH_DELAY);
+            if !pending.is_empty()
+                && (paused || overdue || pending_changes >= self.options.relay.batch)
+            {
                 let end = self.flush(&mut ctx, std::mem::take(&mut pending)).await?;
                 pending_changes = 0;
+                oldest = None;
                 stream
                     .send_status(Lsn(end), Lsn(end), Lsn(end), false)
                     .await
