@@ -11,6 +11,11 @@
 //! itself. There is no TLS: connect over a trusted network, or pass your
 //! own TLS stream to [`ReplicationConnection::handshake`].
 //!
+//! The plain SQL connections beside replication do use tokio-postgres, and
+//! [`url`] is the one reading of `DATABASE_URL` for them: UltraCore's own
+//! parameters, the location without credentials, and connection failures
+//! explained.
+//!
 //! ```no_run
 //! # async fn run() -> ultracore_pgrepl::Result<()> {
 //! use ultracore_pgrepl::{pgoutput::Message, Config, Lsn, ReplicationConnection, StreamMessage};
@@ -45,6 +50,8 @@
 //! - `stream`: [`ReplicationStream`] and [`StreamMessage`]: receiving WAL
 //!   data and keepalives, sending standby status updates.
 //! - [`pgoutput`]: the decoder for the change messages inside WAL data.
+//! - [`url`]: `DATABASE_URL` for tokio-postgres clients: parsing, the
+//!   location without credentials, what a failed connection means.
 //! - `lsn`: [`Lsn`], a WAL position.
 //! - `error`: the crate's [`Error`], server errors ([`DbError`]) and the
 //!   [`sqlstate`] codes callers branch on.
@@ -60,6 +67,7 @@ pub mod pgoutput;
 mod reader;
 mod startup;
 mod stream;
+pub mod url;
 mod wire;
 
 pub use config::{Config, DEFAULT_APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT};

@@ -38,6 +38,7 @@ use serde_json::{Map, Value};
 use tokio_postgres::Client;
 use ultracore_log::{now_millis, EventLog, NewRecord};
 use ultracore_pgrepl::pgoutput::{self, Relation, Tuple};
+use ultracore_pgrepl::url;
 use ultracore_pgrepl::{Lsn, ReplicationConnection, StreamMessage};
 use ultracore_runtime::CancellationToken;
 
@@ -46,6 +47,8 @@ use crate::postgres::values;
 use crate::relay::{append, ensure_topics, header_number, read_window};
 use crate::tables::{self, Table, TABLES};
 use crate::{Error, RelayOptions, RelayProgress, Result, SNAPSHOT_HEADER, SOURCE_HEADER};
+
+pub use ultracore_pgrepl::url::client_url;
 
 /// How long a committed transaction waits for others to share its append.
 const FLUSH_DELAY: Duration = Duration::from_millis(5);
@@ -156,22 +159,6 @@ fn check_identifier(what: &str, name: &str) -> Result<()> {
     }
 }
 
-/// The URL without the parameters only UltraCore reads (`schema=`).
-pub fn client_url(url: &str) -> String {
-    let Some((base, query)) = url.split_once('?') else {
-        return url.to_owned();
-    };
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|p| !p.is_empty() && !p.starts_with("schema="))
-        .collect();
-    if kept.is_empty() {
-        base.to_owned()
-    } else {
-        format!("{base}?{}", kept.join("&"))
-    }
-}
-
 fn pg_err(what: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
     move |e| {
         let detail = e
@@ -239,18 +226,21 @@ impl<L: EventLog> PgRelay<L> {
 
     /// A plain SQL connection (UTC, ISO dates), driven on its own task.
     async fn sql(&self) -> Result<Client> {
-        let mut config: tokio_postgres::Config = self
-            .url
-            .parse()
-            .map_err(pg_err("DATABASE_URL is not a PostgreSQL URL"))?;
+        let mut target =
+            url::parse(&self.url).map_err(|e| Error::Setup(format!("DATABASE_URL {e}")))?;
         // The relay's own state need not wait for PostgreSQL's flush: if a
         // crash loses its last update, the slot (confirmed only after it)
         // and the recovery read of the log cover the gap.
-        config.options("-c TimeZone=UTC -c DateStyle=ISO -c synchronous_commit=off");
-        config.application_name("ultracore-cdc");
-        let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(pg_err(
-            "connecting to PostgreSQL (check DATABASE_URL and that the server runs)",
-        ))?;
+        target
+            .config
+            .options("-c TimeZone=UTC -c DateStyle=ISO -c synchronous_commit=off");
+        target.config.application_name("ultracore-cdc");
+        // The relay opens two connections: this one and the replication one.
+        let (client, connection) = target
+            .config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| Error::Setup(target.connect_error(&e, 2)))?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "the relay's SQL connection ended");
@@ -1036,16 +1026,6 @@ async fn stage_snapshot(sql: &Client, snapshot: &str, consistent_point: u64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_ultracore_parameters_are_stripped() {
-        assert_eq!(
-            client_url("postgres://u:p@h:1/db?schema=x&application_name=a"),
-            "postgres://u:p@h:1/db?application_name=a"
-        );
-        assert_eq!(client_url("postgres://h/db?schema=x"), "postgres://h/db");
-        assert_eq!(client_url("postgres://h/db"), "postgres://h/db");
-    }
 
     #[test]
     fn identifiers_are_plain() {

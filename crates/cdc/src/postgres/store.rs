@@ -23,6 +23,7 @@ use crate::model::{
 };
 use crate::tables::Table;
 use crate::{Error, Result};
+use ultracore_pgrepl::url::chain;
 
 /// Versioned migrations, applied in order, each in its own transaction and
 /// recorded in `ultracore_ops_migrations`. Never edit a released one: add
@@ -542,7 +543,7 @@ async fn migrate(pool: &Pool) -> Result<()> {
     let location = pool.target().location.clone();
     let err = |e: tokio_postgres::Error| Error::Postgres {
         location: location.clone(),
-        message: format!("migrating the operational tables: {}", pool::chain(&e)),
+        message: format!("migrating the operational tables: {}", chain(&e)),
     };
     let mut conn = pool.get().await?;
     let client = conn.client();

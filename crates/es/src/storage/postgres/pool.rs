@@ -241,6 +241,9 @@ impl Drop for Pool {
 /// A worker's view of its connection while it runs a job.
 struct Slot<'a> {
     target: &'a Target,
+    /// The pool's connection limit, for the message when the server has
+    /// none to spare.
+    size: usize,
     conn: &'a mut Option<Conn>,
 }
 
@@ -251,7 +254,7 @@ impl Slot<'_> {
             *self.conn = None;
         }
         if self.conn.is_none() {
-            *self.conn = Some(connect(self.target)?);
+            *self.conn = Some(connect(self.target, self.size)?);
         }
         Ok(self.conn.as_mut().expect("a connection was just opened"))
     }
@@ -287,17 +290,17 @@ impl Slot<'_> {
 }
 
 /// Opens a connection whose `search_path` is the storage's schema alone.
-fn connect(target: &Target) -> Result<Conn> {
+fn connect(target: &Target, size: usize) -> Result<Conn> {
     let mut client = target
-        .config
+        .config()
         .connect(NoTls)
-        .map_err(|e| connect_error(target, &e))?;
+        .map_err(|e| connect_error(target, size, &e))?;
     client
         .query_one(
             "SELECT set_config('search_path', quote_ident($1), false)",
             &[&target.schema],
         )
-        .map_err(|e| connect_error(target, &e))?;
+        .map_err(|e| connect_error(target, size, &e))?;
     tracing::debug!(location = %target.location, "PostgreSQL connection opened");
     Ok(Conn {
         client,
@@ -328,6 +331,7 @@ fn work(shared: Arc<Shared>) {
             drop(state);
             let reply = job(&mut Slot {
                 target: &shared.target,
+                size: shared.size,
                 conn: &mut conn,
             });
             // Idle again before the caller hears back, so that the caller's
