@@ -51,7 +51,7 @@ use crate::{Error, RelayOptions, RelayProgress, Result, SNAPSHOT_HEADER, SOURCE_
 pub use ultracore_pgrepl::url::client_url;
 
 /// How long a committed transaction waits for others to share its append.
-const FLUSH_DELAY: Duration = Duration::from_millis(5);
+const FLUSH_DELAY: Duration = Duration::from_millis(2);
 
 /// The header of streamed PostgreSQL records: `<commit LSN>:<LSN>` (decimal).
 pub const LSN_HEADER: &str = "ultracore.cdc.lsn";
