@@ -3,17 +3,19 @@
 //! `ULTRACORE_TEST_PG`); each test makes a database of its own and drops
 //! it (and its replication slot) at the end.
 
+mod common;
+
 use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::Value;
-use ultracore_cdc::model::{NewConversation, NewMessage, NewUser, UserPatch};
+use ultracore_cdc::model::{NewConversation, NewMessage, UserPatch};
 use ultracore_cdc::postgres::{PgDb, PgRelay, PgRelayOptions};
 use ultracore_cdc::{verify, ChangeEvent, Op, RelayOptions, SnapshotMark};
-use ultracore_log::{read_to_end, EventLog, Record, Seek};
+use ultracore_log::{EventLog, Record};
 use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use common::TestResult;
 
 /// The test cluster. Unset is a failure, not a skip: this suite is part of the tests.
 fn cluster() -> String {
@@ -75,18 +77,6 @@ impl Drop for TestDb {
     }
 }
 
-fn user(i: usize) -> NewUser {
-    NewUser {
-        id: Some(format!("u{i:05}")),
-        name: format!("User {i}"),
-        email: format!("user{i}@example.com"),
-        phone: None,
-        country: "AU".into(),
-        risk_profile: "balanced".into(),
-        status: "active".into(),
-    }
-}
-
 fn options() -> PgRelayOptions {
     PgRelayOptions {
         relay: RelayOptions {
@@ -95,24 +85,6 @@ fn options() -> PgRelayOptions {
         },
         ..Default::default()
     }
-}
-
-async fn records<L: EventLog>(log: &L, topic: &str) -> Vec<Record> {
-    let mut out = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let read = read_to_end(
-        log,
-        "cdc-test",
-        topic,
-        Seek::Beginning,
-        deadline,
-        Duration::from_millis(300),
-        |r| out.push(r.clone()),
-    )
-    .await
-    .expect("read the topic");
-    assert!(read.complete);
-    out
 }
 
 fn events(records: &[Record]) -> Vec<ChangeEvent> {
@@ -168,7 +140,7 @@ async fn streams_every_change<L: EventLog>(log: L) -> TestResult {
     let relay = PgRelay::new(log.clone(), &test.url, options());
     assert_eq!(relay.drain().await?, 0, "a snapshot of empty tables");
     for i in 0..10 {
-        db.create_user(&user(i)).await?;
+        db.create_user(&common::user(i)).await?;
     }
     db.update_user(
         "u00003",
@@ -216,7 +188,7 @@ async fn streams_every_change<L: EventLog>(log: L) -> TestResult {
     );
     assert_eq!(relay.drain().await?, 17);
 
-    let users = records(&log, "db.changes.users").await;
+    let users = common::records(&log, "db.changes.users").await;
     let ev = events(&users);
     let update = ev.iter().find(|e| e.op == Op::Update).ok_or("no update")?;
     assert_eq!(update.before.as_ref().unwrap()["risk_profile"], "balanced");
@@ -243,7 +215,7 @@ async fn streams_every_change<L: EventLog>(log: L) -> TestResult {
         .to_owned();
     assert!(ts.ends_with('Z') && ts.contains('T'), "{ts}");
 
-    let conversations = events(&records(&log, "db.changes.conversations").await);
+    let conversations = events(&common::records(&log, "db.changes.conversations").await);
     let closed = conversations.last().ok_or("no conversation events")?;
     assert_eq!(closed.after.as_ref().unwrap()["status"], "closed");
     let messages: Value =
@@ -257,7 +229,7 @@ async fn streams_every_change<L: EventLog>(log: L) -> TestResult {
     let v = check(&log, &db).await;
     assert!(v.ok(), "{v:#?}");
     // A new relay resumes from the slot: only what is new.
-    db.create_user(&user(99)).await?;
+    db.create_user(&common::user(99)).await?;
     let again = PgRelay::new(log.clone(), &test.url, options());
     assert_eq!(again.drain().await?, 1);
     assert!(check(&log, &db).await.ok());
@@ -271,14 +243,14 @@ async fn postgres_snapshot_hands_over_to_streaming() -> TestResult {
     let log = EmbeddedLog::open(dir.path().join("log"), EmbeddedOptions::default())?;
     let db = PgDb::connect(&test.url).await?;
     for i in 0..5_000 {
-        db.create_user(&user(i)).await?;
+        db.create_user(&common::user(i)).await?;
     }
     // A writer inserts new users while the relay takes its snapshot.
     let writer = {
         let db = PgDb::connect(&test.url).await?;
         tokio::spawn(async move {
             for i in 0..400 {
-                db.create_user(&user(10_000 + i)).await?;
+                db.create_user(&common::user(10_000 + i)).await?;
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             Ok::<_, ultracore_cdc::Error>(())
@@ -299,7 +271,7 @@ async fn postgres_snapshot_hands_over_to_streaming() -> TestResult {
     relay.drain().await?;
     writer.await??;
     relay.drain().await?;
-    let ev = events(&records(&log, "db.changes.users").await);
+    let ev = events(&common::records(&log, "db.changes.users").await);
     let snapshot: Vec<&ChangeEvent> = ev.iter().filter(|e| e.op == Op::Read).collect();
     let streamed: Vec<&ChangeEvent> = ev.iter().filter(|e| e.op != Op::Read).collect();
     assert_eq!(
