@@ -150,15 +150,11 @@ fn invalid(field: &str, message: impl Into<String>) -> Error {
     }
 }
 
-/// Ids: 1–64 characters of letters, digits, `-`, `_` and `.` (the
-/// platform's rule for customer and portfolio ids).
+/// Ids follow the platform's rule for customer and portfolio ids
+/// ([`ultracore_http::is_valid_customer_id`]): 1-64 characters of letters,
+/// digits, `-`, `_` and `.`.
 pub fn check_id(field: &str, id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if ok {
+    if ultracore_http::is_valid_customer_id(id) {
         Ok(())
     } else {
         Err(invalid(

@@ -253,7 +253,7 @@ impl<L: EventLog> PgRelay<L> {
     /// server's WAL is ahead of it) and the relay's stored state.
     pub async fn status(&self) -> Result<PgStatus> {
         let sql = self.sql().await?;
-        let slot = self.slot_name(&sql).await?;
+        let (_, slot) = self.names(&sql).await?;
         let wal: String = sql
             .query_one("SELECT pg_current_wal_lsn()::text", &[])
             .await
@@ -309,23 +309,25 @@ impl<L: EventLog> PgRelay<L> {
             .map_err(repl_err("opening a replication connection"))
     }
 
-    async fn slot_name(&self, sql: &Client) -> Result<String> {
-        if let Some(slot) = &self.options.slot {
-            check_identifier("the replication slot", slot)?;
-            return Ok(slot.clone());
-        }
+    /// The database's name, and the slot's: the configured one, or
+    /// `ultracore_<database>`.
+    async fn names(&self, sql: &Client) -> Result<(String, String)> {
         let db: String = sql
             .query_one("SELECT current_database()", &[])
             .await
             .map_err(pg_err("reading the database name"))?
             .get(0);
+        if let Some(slot) = &self.options.slot {
+            check_identifier("the replication slot", slot)?;
+            return Ok((db, slot.clone()));
+        }
         let clean: String = db
             .to_ascii_lowercase()
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .take(50)
             .collect();
-        Ok(format!("ultracore_{clean}"))
+        Ok((db, format!("ultracore_{clean}")))
     }
 
     async fn stream(&self, token: CancellationToken, until: Option<u64>) -> Result<()> {
@@ -347,12 +349,7 @@ impl<L: EventLog> PgRelay<L> {
                  set it in postgresql.conf (or ALTER SYSTEM SET wal_level = logical) and restart PostgreSQL"
             )));
         }
-        let slot = self.slot_name(&sql).await?;
-        let db: String = sql
-            .query_one("SELECT current_database()", &[])
-            .await
-            .map_err(pg_err("reading the database name"))?
-            .get(0);
+        let (db, slot) = self.names(&sql).await?;
         self.ensure_catalog(&sql).await?;
         let mut state = load_state(&sql).await?;
         let slot_exists = sql

@@ -193,6 +193,17 @@ impl PgDb {
     }
 
     /// Runs one prepared statement and returns its rows.
+    /// The answer of a `SELECT EXISTS (…)` about `id`.
+    async fn exists(&self, sql: &str, id: &str) -> Result<bool> {
+        self.query(sql, &[&id])
+            .await?
+            .first()
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(self.err())
+            .map(|e| e.unwrap_or(false))
+    }
+
     async fn query(
         &self,
         sql: &str,
@@ -247,14 +258,7 @@ impl PgDb {
             Ok(rows) => self.one_user(rows),
             Err(e) if unique_violation(&e).is_some() => {
                 let constraint = unique_violation(&e);
-                let id_taken: bool = self
-                    .query(USER_EXISTS, &[&id])
-                    .await?
-                    .first()
-                    .map(|r| r.try_get(0))
-                    .transpose()
-                    .map_err(self.err())?
-                    .unwrap_or(false);
+                let id_taken = self.exists(USER_EXISTS, &id).await?;
                 if id_taken || constraint == Some("users_pkey") {
                     Err(id_taken_error(&id))
                 } else if constraint == Some("users_email_key") {
@@ -427,14 +431,7 @@ impl PgDb {
         if let Some(row) = rows.first() {
             return self.conversation_from_row(row).map(Some);
         }
-        let exists: bool = self
-            .query(CONVERSATION_EXISTS, &[&id])
-            .await?
-            .first()
-            .map(|r| r.try_get(0))
-            .transpose()
-            .map_err(self.err())?
-            .unwrap_or(false);
+        let exists = self.exists(CONVERSATION_EXISTS, id).await?;
         if exists {
             Err(Error::Conflict(format!(
                 "conversation '{id}' holds {} messages, the most one conversation keeps: start a new conversation",
