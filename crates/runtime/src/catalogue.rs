@@ -162,6 +162,13 @@ pub const TOPICS: &[TopicDef] = &[
         consumers: "workflow engine (recovery), console, audit",
     },
     TopicDef {
+        name: "mesh.lineage",
+        partitions: 1,
+        events: &["lineage_edge_observed"],
+        producers: "service runtime",
+        consumers: "data mesh catalogue",
+    },
+    TopicDef {
         name: "ops.alerts",
         partitions: 1,
         events: &["ops_alert"],
@@ -238,5 +245,12 @@ mod tests {
         assert_eq!(spec("trading_decisions.dlq").map(|s| s.partitions), Some(1));
         assert_eq!(spec("esg-portfolio-events").map(|s| s.partitions), Some(6));
         assert!(spec("es.Portfolio").is_none());
+    }
+
+    #[test]
+    fn lineage_has_its_row() {
+        let row = topic(crate::lineage::TOPIC).expect("mesh.lineage is in the catalogue");
+        assert_eq!(row.partitions, 1);
+        assert_eq!(row.events, [crate::lineage::EDGE_OBSERVED]);
     }
 }

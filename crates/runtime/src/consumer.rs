@@ -37,13 +37,18 @@ type Subscribed = Arc<Mutex<Vec<String>>>;
 /// Runs `handler` as `spec.group` until the context is cancelled. Returns
 /// `Ok` after a clean stop (everything handled is committed); an error when
 /// the log fails or an `Infra` failure outlasts the retry policy.
+///
+/// What the group consumes and the dead letters it writes are recorded in
+/// `ctx.lineage` under `ctx.name`: the loop runs on
+/// [`ServiceContext::traced`]`(log)` (a log already traced is counted once).
 pub async fn run_consumer<L: EventLog, H: Handler>(
     log: &L,
     spec: &ConsumerSpec,
     handler: &mut H,
     ctx: &ServiceContext,
 ) -> Result<(), ServiceError> {
-    Loop::new(log, spec, handler, ctx).run().await
+    let log = ctx.traced(log.clone());
+    Loop::new(&log, spec, handler, ctx).run().await
 }
 
 /// Runs `pipeline` as `spec.group` until the context is cancelled, with up
@@ -55,7 +60,8 @@ pub async fn run_consumer<L: EventLog, H: Handler>(
 /// again the way [`run_consumer`] handles a failed batch (retries, then
 /// record by record, the record at fault dead-lettered), through
 /// single-batch submits. On shutdown, polling stops and the batches in
-/// flight finish and are committed.
+/// flight finish and are committed. Lineage is recorded as by
+/// [`run_consumer`].
 pub async fn run_pipelined<L: EventLog, P: Pipeline>(
     log: &L,
     spec: &ConsumerSpec,
@@ -63,6 +69,7 @@ pub async fn run_pipelined<L: EventLog, P: Pipeline>(
     depth: usize,
     ctx: &ServiceContext,
 ) -> Result<(), ServiceError> {
+    let log = &ctx.traced(log.clone());
     let mut one = OneAtATime {
         pipeline,
         log: log.clone(),

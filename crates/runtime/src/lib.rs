@@ -27,7 +27,10 @@
 //! retry with backoff, then the dead-letter topic with the reason — never a
 //! crash loop; a panicking handler is caught and treated the same way),
 //! bounded deduplication, one cancellation token for shutdown, health and
-//! readiness, restarts, and metrics under one set of names.
+//! readiness, restarts, metrics under one set of names, and lineage: every
+//! (service, topic, produces/consumes) recorded as it happens, for the data
+//! catalogue (task services and handlers write through
+//! [`ServiceContext::traced`] so their appends are recorded too).
 //!
 //! # Layout
 //!
@@ -37,6 +40,8 @@
 //! - `consumer`: the consumer-group loop, [`run_consumer`].
 //! - `dedup`: [`Dedup`], bounded.
 //! - `health`: [`Health`] for `/healthz` and `/readyz`.
+//! - `lineage`: [`Lineage`], the edges between services and topics, recorded
+//!   by the [`Traced`] log and published on `mesh.lineage` ([`lineage::publisher`]).
 //! - `metrics`: the runtime's metric families ([`RuntimeMetrics`]).
 //! - `supervisor`: [`Supervisor`], [`Registration`], [`RestartPolicy`].
 
@@ -46,6 +51,7 @@ mod consumer;
 mod dedup;
 mod handler;
 mod health;
+pub mod lineage;
 pub mod metrics;
 mod supervisor;
 
@@ -56,6 +62,7 @@ pub use consumer::{
 pub use dedup::Dedup;
 pub use handler::{ErrorKind, Handler, HandlerError};
 pub use health::{Check, Health, HealthReport, ReadyReport, ServiceState, ServiceStatus};
+pub use lineage::{Edge, Lineage, Role, Traced, TracedConsumer};
 pub use metrics::RuntimeMetrics;
 pub use supervisor::{
     Failure, Registration, RestartPolicy, ServiceContext, ServiceError, Supervisor,

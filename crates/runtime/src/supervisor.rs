@@ -17,6 +17,7 @@ use crate::config::ConsumerSpec;
 use crate::consumer::run_consumer;
 use crate::handler::Handler;
 use crate::health::{Health, ServiceState};
+use crate::lineage::{Lineage, Traced};
 use crate::metrics::RuntimeMetrics;
 use crate::Dedup;
 
@@ -51,11 +52,14 @@ pub struct ServiceContext {
     pub health: Health,
     pub registry: Registry,
     pub metrics: Arc<RuntimeMetrics>,
+    /// Where the topics the service produces and consumes are recorded
+    /// (shared by every service of a supervisor); see [`ServiceContext::traced`].
+    pub lineage: Lineage,
 }
 
 impl ServiceContext {
     /// The context of a service run on its own, without a supervisor (tests,
-    /// a single embedded service): metrics and health of its own.
+    /// a single embedded service): metrics, health and lineage of its own.
     pub fn standalone(name: &str) -> ServiceContext {
         let registry = Registry::new();
         let ctx = ServiceContext {
@@ -64,6 +68,7 @@ impl ServiceContext {
             health: Health::new(),
             metrics: RuntimeMetrics::register(&registry),
             registry,
+            lineage: Lineage::new(),
         };
         ctx.health.register(name, true);
         ctx
@@ -73,6 +78,17 @@ impl ServiceContext {
     /// `ultracore_service_dedup_entries{service}`.
     pub fn dedup<K: std::hash::Hash + Eq + Clone, V>(&self, capacity: usize) -> Dedup<K, V> {
         Dedup::new(capacity).with_gauge(self.metrics.dedup_entries.with(&[&self.name]))
+    }
+
+    /// `log`, recording in [`ServiceContext::lineage`] under the service's
+    /// name every append (the topics it produces) and every consumer it
+    /// creates (the topics it consumes, with the group). The runtime's
+    /// consumer loop traces its own log; a service wraps every other log
+    /// handle it writes or reads through: a consumer's handler in its
+    /// `make` closure, a task service when it starts. Wrapping an already
+    /// traced log again counts nothing twice.
+    pub fn traced<L: EventLog>(&self, log: L) -> Traced<L> {
+        Traced::new(log, self.lineage.clone(), &self.name)
     }
 
     /// Marks a service that is not a consumer as ready (consumers are
@@ -104,6 +120,11 @@ impl Registration {
     /// A consumer service: `make` builds its handler (again after a
     /// restart, so in-memory state starts fresh), the runtime runs the
     /// group loop.
+    ///
+    /// The runtime records in the lineage what the group consumes and the
+    /// dead letters it writes. The handler's own appends are recorded when
+    /// it writes through a log `make` wraps with [`ServiceContext::traced`]:
+    /// `move |ctx| Ok(Forward { out: ctx.traced(log.clone()) })`.
     pub fn consumer<L, H, F>(name: impl Into<String>, log: L, spec: ConsumerSpec, make: F) -> Self
     where
         L: EventLog,
@@ -127,7 +148,10 @@ impl Registration {
     }
 
     /// Any other long-running task (a projection, a server): it must
-    /// return `Ok` soon after `ctx.token` is cancelled.
+    /// return `Ok` soon after `ctx.token` is cancelled. What it appends and
+    /// consumes is recorded in the lineage when it goes through
+    /// `ctx.traced(log)` (and, for a consumer loop it runs itself, through
+    /// [`crate::run_consumer`], which traces its log).
     pub fn task<F, Fut>(name: impl Into<String>, start: F) -> Self
     where
         F: Fn(ServiceContext) -> Fut + Send + Sync + 'static,
@@ -232,6 +256,7 @@ pub struct Supervisor {
     health: Health,
     registry: Registry,
     metrics: Arc<RuntimeMetrics>,
+    lineage: Lineage,
     options: SupervisorOptions,
     services: HashMap<String, Registration>,
     restarts: HashMap<String, Vec<Instant>>,
@@ -249,6 +274,7 @@ impl Supervisor {
             health: Health::new(),
             registry,
             metrics,
+            lineage: Lineage::new(),
             options,
             services: HashMap::new(),
             restarts: HashMap::new(),
@@ -272,6 +298,12 @@ impl Supervisor {
 
     pub fn metrics(&self) -> Arc<RuntimeMetrics> {
         self.metrics.clone()
+    }
+
+    /// The lineage every service of the supervisor records in (put it on
+    /// the log with [`crate::lineage::publisher`]).
+    pub fn lineage(&self) -> Lineage {
+        self.lineage.clone()
     }
 
     /// Starts a service. Names are unique: a second registration under a
@@ -298,6 +330,7 @@ impl Supervisor {
             health: self.health.clone(),
             registry: self.registry.clone(),
             metrics: self.metrics.clone(),
+            lineage: self.lineage.clone(),
         };
         let fut = (reg.start)(ctx);
         self.health.set_state(name, ServiceState::Running);
