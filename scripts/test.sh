@@ -64,11 +64,14 @@ export ULTRACORE_TEST_PG ULTRACORE_TEST_PG_REPLICA
 log "preparing the Python test client"
 ULTRACORE_TEST_PYTHON="$(scripts/python-env.sh)"
 export ULTRACORE_TEST_PYTHON
-# The checker of Debezium's envelope the change-capture tests use, checked itself.
-if ! out="$("$ULTRACORE_TEST_PYTHON" tools/test_validate_change_events.py 2>&1)"; then
-  echo "$out" >&2
-  exit 1
-fi
+# The checkers the tests use (Debezium's envelope, OpenLineage's RunEvent),
+# checked themselves.
+for check in tools/test_validate_change_events.py tools/test_validate_openlineage.py; do
+  if ! out="$("$ULTRACORE_TEST_PYTHON" "$check" 2>&1)"; then
+    echo "$out" >&2
+    exit 1
+  fi
+done
 
 # The tests must not pick up a user's broker or data dir by accident.
 unset KAFKA_BOOTSTRAP_SERVERS EVENT_STORE_TYPE ULTRACORE_LOG ULTRACORE_DATA_DIR KAFKA_TOPIC_PREFIX

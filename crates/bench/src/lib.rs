@@ -23,6 +23,7 @@ mod forensics;
 mod forensics_service;
 mod governance;
 mod log;
+mod mesh;
 mod optimize;
 mod python;
 
@@ -132,6 +133,13 @@ pub enum BenchCommand {
     ///
     /// Example: ultracore bench cdc --database-url postgres://ultracore:PASSWORD@127.0.0.1:5432/ultracore --json
     Cdc(cdc::CdcBench),
+    /// The data mesh catalogue on 10,000 seeded products: search (a word
+    /// and two facet filters) and autocomplete latency, the query cache's
+    /// hit rate and latency under a Zipf(1.1) workload, and refresh event →
+    /// new version visible.
+    ///
+    /// Example: ultracore bench mesh --json
+    Mesh(mesh::MeshBench),
     /// The forensics API load generator (started by `bench forensics --api`).
     #[command(hide = true)]
     ForensicsLoad(forensics_service::LoadArgs),
@@ -152,6 +160,7 @@ pub async fn run(config: &LogConfig, bench: Bench) -> Result<()> {
         BenchCommand::Auth(b) => auth::run(b).await,
         BenchCommand::Audit(b) => audit::run(b, seed).await,
         BenchCommand::Cdc(b) => cdc::run(b, seed).await,
+        BenchCommand::Mesh(b) => mesh::run(b, seed).await,
         BenchCommand::ForensicsLoad(a) => forensics_service::load(a).await,
     }
 }

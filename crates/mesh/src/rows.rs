@@ -1,0 +1,233 @@
+//! A product's rows kept from its change feed: each record of one of its
+//! topics becomes a row (the columns of the product's schema, taken from
+//! the event), keyed by the schema's first column, newest write wins.
+//!
+//! Two record shapes are read: UltraCore's envelope (columns from the
+//! payload, then from the envelope: `event_id`, `event_type`, `timestamp`,
+//! `aggregate_id`) and Debezium's change event (columns from `after`; a
+//! delete removes the row).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde_json::{Map, Value};
+use ultracore_log::Record;
+
+use crate::product::ProductDef;
+
+/// Rows a product keeps at most (the oldest written leave first).
+pub const MAX_ROWS: usize = 200_000;
+
+/// What one record did to a product's rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Upsert(String, Map<String, Value>),
+    Delete(String),
+    /// Not readable, or nothing of the schema in it.
+    Skip,
+}
+
+/// Reads a record as a change of `def`'s rows.
+pub fn change_of(def: &ProductDef, record: &Record) -> Change {
+    let Some(key_col) = def.schema.first().map(|c| c.name.as_str()) else {
+        return Change::Skip;
+    };
+    let Ok(json) = serde_json::from_slice::<Value>(&record.value) else {
+        return Change::Skip;
+    };
+    let Value::Object(obj) = json else {
+        return Change::Skip;
+    };
+    // Debezium: {before, after, op, source, …}.
+    if obj.contains_key("op") && obj.contains_key("source") {
+        let image = match obj.get("op").and_then(Value::as_str) {
+            Some("d") => {
+                let key = obj
+                    .get("before")
+                    .and_then(|b| b.get(key_col).or_else(|| b.get("id")))
+                    .map(scalar_key);
+                return key.map(Change::Delete).unwrap_or(Change::Skip);
+            }
+            _ => obj.get("after"),
+        };
+        let Some(Value::Object(after)) = image else {
+            return Change::Skip;
+        };
+        return row(def, key_col, |c| {
+            after
+                .get(c)
+                .or_else(|| (c == key_col).then(|| after.get("id")).flatten())
+                .cloned()
+        });
+    }
+    let payload = obj.get("payload").and_then(Value::as_object);
+    row(def, key_col, |c| {
+        payload
+            .and_then(|p| p.get(c))
+            .or_else(|| obj.get(c))
+            .or_else(|| (c == key_col).then(|| obj.get("aggregate_id")).flatten())
+            .cloned()
+    })
+}
+
+fn row(def: &ProductDef, key_col: &str, get: impl Fn(&str) -> Option<Value>) -> Change {
+    let mut out = Map::new();
+    for c in &def.schema {
+        if let Some(v) = get(&c.name) {
+            out.insert(c.name.clone(), v);
+        }
+    }
+    match out.get(key_col).filter(|v| !v.is_null()).map(scalar_key) {
+        Some(key) => Change::Upsert(key, out),
+        None => Change::Skip,
+    }
+}
+
+fn scalar_key(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Whether a row has every required column, and whether every value it
+/// has matches the column's type.
+pub fn grade(def: &ProductDef, row: &Map<String, Value>) -> (bool, bool) {
+    let complete = def
+        .schema
+        .iter()
+        .filter(|c| c.required)
+        .all(|c| row.get(&c.name).is_some_and(|v| !v.is_null()));
+    let conforming = def
+        .schema
+        .iter()
+        .all(|c| row.get(&c.name).is_none_or(|v| c.kind.admits(v)));
+    (complete, conforming)
+}
+
+/// A product's rows, bounded.
+#[derive(Debug, Default, Clone)]
+pub struct Rows {
+    map: BTreeMap<String, Map<String, Value>>,
+    /// Keys in the order first written, for eviction.
+    order: VecDeque<String>,
+}
+
+impl Rows {
+    pub fn apply(&mut self, change: Change) {
+        match change {
+            Change::Upsert(k, row) => {
+                if self.map.insert(k.clone(), row).is_none() {
+                    self.order.push_back(k);
+                    while self.map.len() > MAX_ROWS {
+                        match self.order.pop_front() {
+                            Some(old) => {
+                                self.map.remove(&old);
+                            }
+                            None => break,
+                        }
+                    }
+                }
+            }
+            Change::Delete(k) => {
+                self.map.remove(&k);
+                // Its place in `order` is dropped lazily when it comes up.
+            }
+            Change::Skip => {}
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Map<String, Value>> {
+        self.map.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::product::{Column, ColumnType, Contract, OutputPort, PortKind};
+    use serde_json::json;
+
+    fn def() -> ProductDef {
+        let col = |n: &str, kind, required| Column {
+            name: n.into(),
+            kind,
+            required,
+            description: String::new(),
+        };
+        ProductDef {
+            id: "p".into(),
+            name: "P".into(),
+            domain: "d".into(),
+            owner: "o".into(),
+            description: "d".into(),
+            tags: vec![],
+            schema: vec![
+                col("customer_id", ColumnType::String, true),
+                col("status", ColumnType::String, true),
+                col("timestamp", ColumnType::Timestamp, false),
+            ],
+            output_ports: vec![OutputPort {
+                kind: PortKind::Topic,
+                address: "db.changes.users".into(),
+            }],
+            contract: Contract {
+                freshness_secs: 5,
+                completeness: 1.0,
+                schema_conformance: 1.0,
+            },
+            version: "1.0.0".into(),
+        }
+    }
+
+    fn record(v: Value) -> Record {
+        Record {
+            topic: "t".into(),
+            partition: 0,
+            offset: 0,
+            timestamp: 0,
+            key: None,
+            value: serde_json::to_vec(&v).unwrap(),
+            headers: vec![],
+        }
+    }
+
+    #[test]
+    fn envelopes_and_debezium_changes_become_rows() {
+        let d = def();
+        let env = record(
+            json!({"event_id": "e", "aggregate_id": "c-1", "timestamp": "2026-01-01T00:00:00Z",
+            "payload": {"status": "active"}}),
+        );
+        let Change::Upsert(k, row) = change_of(&d, &env) else {
+            panic!("an upsert")
+        };
+        assert_eq!(k, "c-1");
+        assert_eq!(row["status"], "active");
+        assert_eq!(grade(&d, &row), (true, true));
+        let created = record(json!({"op": "c", "source": {}, "before": null,
+            "after": {"id": "c-2", "status": 7}}));
+        let Change::Upsert(k, row) = change_of(&d, &created) else {
+            panic!("an upsert")
+        };
+        assert_eq!(k, "c-2");
+        assert_eq!(grade(&d, &row), (true, false), "status is not a string");
+        let deleted =
+            record(json!({"op": "d", "source": {}, "before": {"id": "c-2"}, "after": null}));
+        assert_eq!(change_of(&d, &deleted), Change::Delete("c-2".into()));
+        assert_eq!(change_of(&d, &record(json!([1, 2]))), Change::Skip);
+        let mut rows = Rows::default();
+        rows.apply(change_of(&d, &created));
+        rows.apply(change_of(&d, &env));
+        assert_eq!(rows.len(), 2);
+        rows.apply(change_of(&d, &deleted));
+        assert_eq!(rows.len(), 1);
+    }
+}
