@@ -26,8 +26,11 @@ pub fn spec() -> ConsumerSpec {
 /// The service as the supervisor runs it.
 pub fn registration<L: EventLog>(log: L, screen: Screen) -> Registration {
     let handler_log = log.clone();
-    Registration::consumer(SERVICE_GROUP, log, spec(), move |_ctx| {
-        Ok(GovernanceService::new(handler_log.clone(), screen.clone()))
+    Registration::consumer(SERVICE_GROUP, log, spec(), move |ctx| {
+        Ok(GovernanceService::new(
+            ctx.traced(handler_log.clone()),
+            screen.clone(),
+        ))
     })
 }
 

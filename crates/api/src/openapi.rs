@@ -26,7 +26,7 @@ fn sse(description: &str) -> Value {
 
 /// Paths in the document that other crates route (`ultracore serve`
 /// merges their routers when the models are at hand).
-pub const MOUNTED_ELSEWHERE: [&str; 17] = [
+pub const MOUNTED_ELSEWHERE: [&str; 24] = [
     "/api/v1/decisions",
     "/api/v1/users",
     "/api/v1/users/{id}",
@@ -44,6 +44,13 @@ pub const MOUNTED_ELSEWHERE: [&str; 17] = [
     "/api/v1/audit/consistency",
     "/api/v1/audit/verify",
     "/mcp",
+    "/api/v1/mesh/products",
+    "/api/v1/mesh/products/{id}",
+    "/api/v1/mesh/products/{id}/query",
+    "/api/v1/mesh/products/{id}/lineage",
+    "/api/v1/mesh/products/{id}/related",
+    "/api/v1/mesh/search",
+    "/api/v1/mesh/autocomplete",
 ];
 
 /// The document, with each operation's access rule from
@@ -239,6 +246,98 @@ fn operational_paths() -> Value {
                 "responses": {"201": ok_json("The conversation with the message", conversation), "400": error_response("Not a message"),
                               "409": error_response("The conversation is full"), "422": error_response("A field has an invalid value")}}
         }
+    })
+}
+
+/// The data mesh catalogue (routed by `ultracore-mesh`).
+fn mesh_paths() -> Value {
+    let product_id = json!({"name": "id", "in": "path", "required": true, "description": "Data product id (financial_prices, optimizations, …)",
+        "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"}});
+    let tier = json!({"enum": ["gold", "silver", "bronze"]});
+    let column = json!({"type": "object", "required": ["name", "type"], "properties": {
+        "name": {"type": "string"}, "type": {"enum": ["string", "integer", "float", "boolean", "date", "timestamp", "json"]},
+        "required": {"type": "boolean"}, "description": {"type": "string"}}});
+    let definition = json!({"type": "object", "required": ["id", "name", "domain", "owner", "description", "output_ports", "contract", "version"], "additionalProperties": false, "properties": {
+        "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"}, "name": {"type": "string"}, "domain": {"type": "string"}, "owner": {"type": "string"},
+        "description": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 20}, "schema": {"type": "array", "items": column},
+        "output_ports": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["kind", "address"], "properties": {
+            "kind": {"enum": ["topic", "parquet", "query"]}, "address": {"type": "string"}}}},
+        "contract": {"type": "object", "required": ["freshness_secs"], "properties": {
+            "freshness_secs": {"type": "integer", "minimum": 1}, "completeness": {"type": "number", "minimum": 0, "maximum": 1},
+            "schema_conformance": {"type": "number", "minimum": 0, "maximum": 1}}},
+        "version": {"type": "string", "pattern": "^[0-9]+\\.[0-9]+\\.[0-9]+$"}}});
+    let mut view = definition.clone();
+    view["additionalProperties"] = json!(true);
+    for (k, v) in [
+        ("data_version", json!({"type": "integer"})),
+        ("refreshes", json!({"type": "integer"})),
+        ("last_refresh_ms", json!({"type": ["integer", "null"]})),
+        ("tier", json!({"enum": ["gold", "silver", "bronze", null]})),
+        ("rows", json!({"type": "integer"})),
+        ("usage", json!({"type": "integer"})),
+    ] {
+        view["properties"][k] = v;
+    }
+    let filter = json!({"type": "object", "required": ["column", "op", "value"], "additionalProperties": false, "properties": {
+        "column": {"type": "string"}, "op": {"enum": ["eq", "ne", "lt", "le", "gt", "ge", "in"]}, "value": {}}});
+    let query = json!({"type": "object", "additionalProperties": false, "properties": {
+        "filters": {"type": "array", "items": filter}, "columns": {"type": "array", "items": {"type": "string"}},
+        "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100}}});
+    let answer = json!({"type": "object", "required": ["product_id", "version", "columns", "rows", "truncated", "cached"], "properties": {
+        "product_id": {"type": "string"}, "version": {"type": "integer", "description": "The product version the rows belong to"},
+        "columns": {"type": "array", "items": {"type": "string"}}, "rows": {"type": "array", "items": {"type": "array"}},
+        "truncated": {"type": "boolean"}, "scanned": {}, "cached": {"type": "boolean"}}});
+    let facets = json!({"type": "object", "properties": {"domain": {"type": "object"}, "tier": {"type": "object"}, "tags": {"type": "object"}}});
+    let q = |name: &str, description: &str, schema: Value| json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema});
+    let limit = |max: u32, default: u32| {
+        q(
+            "limit",
+            "How many",
+            json!({"type": "integer", "minimum": 1, "maximum": max, "default": default}),
+        )
+    };
+    json!({
+        "/api/v1/mesh/products": {
+            "get": {"summary": "Data products (registry), with their version, tier and usage",
+                "parameters": [q("domain", "Only this domain", json!({"type": "string"})), q("tier", "Only this quality tier", tier.clone())],
+                "responses": {"200": ok_json("The products", json!({"type": "object", "properties": {"products": {"type": "array", "items": view.clone()}}})),
+                              "400": error_response("A bad tier")}},
+            "post": {"summary": "Register or update data products (idempotent; as `ultracore mesh apply`): JSON {products: [...]} or the YAML file with Content-Type: application/yaml",
+                "requestBody": {"required": true, "content": {
+                    "application/json": {"schema": {"type": "object", "required": ["products"], "additionalProperties": false, "properties": {"products": {"type": "array", "items": definition}}}},
+                    "application/yaml": {"schema": {"type": "string"}}}},
+                "responses": {"200": ok_json("What was registered, updated and left unchanged", json!({"type": "object", "properties": {
+                    "registered": {"type": "array", "items": {"type": "string"}}, "updated": {"type": "array", "items": {"type": "string"}}, "unchanged": {"type": "array", "items": {"type": "string"}}}})),
+                              "400": error_response("Not products"), "422": error_response("A product is invalid: the detail names the product and field")}}
+        },
+        "/api/v1/mesh/products/{id}": {"get": {"summary": "One data product with its quality now (freshness, completeness, conformance against its contract)",
+            "parameters": [product_id.clone()],
+            "responses": {"200": ok_json("The product", view), "400": error_response("A bad id"), "404": error_response("No such product")}}},
+        "/api/v1/mesh/products/{id}/query": {"post": {"summary": "Query a product's data (filters pushed down; answers cached per product version)",
+            "parameters": [product_id.clone()],
+            "requestBody": {"required": false, "content": {"application/json": {"schema": query}}},
+            "responses": {"200": ok_json("The rows", answer), "400": error_response("Not a query"), "404": error_response("No such product"),
+                          "422": error_response("A column or filter value the product does not have"), "503": error_response("The product's source cannot be read")}}},
+        "/api/v1/mesh/products/{id}/lineage": {"get": {"summary": "Lineage as recorded by the running system: producers and what they read (upstream topics), consumer groups (downstream), the events of the last refresh",
+            "parameters": [product_id.clone()],
+            "responses": {"200": ok_json("The lineage", json!({"type": "object", "required": ["product_id", "topics", "producers", "upstream_topics", "downstream_groups"]})),
+                          "404": error_response("No such product")}}},
+        "/api/v1/mesh/products/{id}/related": {"get": {"summary": "Related products: read by the same consumer groups, same domain and tags, most used",
+            "parameters": [product_id, limit(50, 5)],
+            "responses": {"200": ok_json("Related products, best first", json!({"type": "object", "properties": {"related": {"type": "array"}}})),
+                          "404": error_response("No such product")}}},
+        "/api/v1/mesh/search": {"get": {"summary": "Full-text product search (name boosted, description, tags; fuzzy), with facets by domain, tier and tag",
+            "parameters": [q("q", "Words (the last may be a prefix; typos forgiven in long words)", json!({"type": "string", "maxLength": 200})),
+                           q("domain", "Only this domain", json!({"type": "string"})), q("tier", "Only this tier", tier),
+                           q("tag", "Only products with all these tags (comma-separated)", json!({"type": "string"})), limit(100, 10)],
+            "responses": {"200": ok_json("Hits ranked by relevance and usage, and facet counts over every match", json!({"type": "object", "required": ["hits", "total", "facets"], "properties": {
+                "hits": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "domain": {"type": "string"}, "score": {"type": "number"}}}},
+                "total": {"type": "integer"}, "facets": facets}})),
+                          "400": error_response("A bad parameter")}}},
+        "/api/v1/mesh/autocomplete": {"get": {"summary": "Product names completing what is typed (most used first)",
+            "parameters": [{"name": "q", "in": "query", "required": true, "schema": {"type": "string", "maxLength": 100}}, limit(50, 8)],
+            "responses": {"200": ok_json("Suggestions", json!({"type": "object", "properties": {"suggestions": {"type": "array"}}})),
+                          "400": error_response("A bad parameter")}}}
     })
 }
 
@@ -449,7 +548,12 @@ fn document() -> Value {
                 "notional": {"type": "number"}, "status": {"type": "string"}, "staged_at": {"type": "string"}}}
         }}
     });
-    for more in [audit_paths(), agent_paths(), operational_paths()] {
+    for more in [
+        audit_paths(),
+        agent_paths(),
+        operational_paths(),
+        mesh_paths(),
+    ] {
         if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), more) {
             paths.extend(more);
         }

@@ -56,7 +56,7 @@ pub enum Error {
         "unknown role '{given}': valid roles are viewer, trader, portfolio-manager, auditor, admin, customer, integration"
     )]
     UnknownRole { given: String },
-    #[error("unknown permission '{given}': valid permissions are read-portfolios, request-optimization, trade, read-forensics, read-events, read-audit, read-metrics, read-compliance, admin, assist, ingest-external")]
+    #[error("unknown permission '{given}': valid permissions are read-portfolios, request-optimization, trade, read-forensics, read-events, read-audit, read-metrics, read-compliance, admin, assist, ingest-external, read-data-products")]
     UnknownPermission { given: String },
     #[error("no API key with id '{id}'; `ultracore keys list` shows the ids")]
     KeyNotFound { id: String },

@@ -33,15 +33,15 @@
 //! The one table is `MATRIX` in `role.rs`; this copy is checked against it
 //! by a test.
 //!
-//! | role | read-portfolios | request-optimization | trade | read-forensics | read-events | read-audit | read-metrics | read-compliance | admin | assist | ingest-external |
-//! |---|---|---|---|---|---|---|---|---|---|---|---|
-//! | `viewer` | ✓ | | | | | | | | | | |
-//! | `trader` | ✓ | | ✓ | | | | | | | | |
-//! | `portfolio-manager` | ✓ | ✓ | | | | | | | | | |
-//! | `auditor` | ✓ | | | ✓ | ✓ | ✓ | ✓ | ✓ | | | |
-//! | `admin` | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
-//! | `customer` | ✓ | | | | | | | | | ✓ | |
-//! | `integration` | | | | | | | | | | | ✓ |
+//! | role | read-portfolios | request-optimization | trade | read-forensics | read-events | read-audit | read-metrics | read-compliance | admin | assist | ingest-external | read-data-products |
+//! |---|---|---|---|---|---|---|---|---|---|---|---|---|
+//! | `viewer` | ✓ | | | | | | | | | | | |
+//! | `trader` | ✓ | | ✓ | | | | | | | | | |
+//! | `portfolio-manager` | ✓ | ✓ | | | | | | | | | | ✓ |
+//! | `auditor` | ✓ | | | ✓ | ✓ | ✓ | ✓ | ✓ | | | | ✓ |
+//! | `admin` | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ | ✓ |
+//! | `customer` | ✓ | | | | | | | | | ✓ | | |
+//! | `integration` | | | | | | | | | | | ✓ | |
 //!
 //! - read-portfolios: results, state, history, orders, notifications, risk.
 //! - request-optimization: ask for an optimization, which stages orders.
@@ -51,6 +51,7 @@
 //! - admin: keys and configuration.
 //! - assist: the customer assistant and its agents' tools, about a customer.
 //! - ingest-external: publish events of outside systems (CRM, price feeds).
+//! - read-data-products: the data mesh: search, lineage, quality, queries of data products.
 //!
 //! Roles say what; the [`Scope`] of a principal says which portfolios, and
 //! [`Principal::customer`] which customer a customer's key speaks for (a

@@ -66,6 +66,9 @@ pub enum Permission {
     Assist,
     /// Publish events from outside systems (CRM interactions, market prices).
     IngestExternal,
+    /// The data mesh: discover data products (search, lineage, quality)
+    /// and query them.
+    ReadDataProducts,
 }
 
 use Permission::*;
@@ -77,7 +80,7 @@ const MATRIX: [(Role, &[Permission]); 7] = [
     (Role::Trader, &[ReadPortfolios, Trade]),
     (
         Role::PortfolioManager,
-        &[ReadPortfolios, RequestOptimization],
+        &[ReadPortfolios, RequestOptimization, ReadDataProducts],
     ),
     (
         Role::Auditor,
@@ -88,6 +91,7 @@ const MATRIX: [(Role, &[Permission]); 7] = [
             ReadAudit,
             ReadMetrics,
             ReadCompliance,
+            ReadDataProducts,
         ],
     ),
     (Role::Admin, &Permission::ALL),
@@ -136,7 +140,7 @@ impl Role {
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 12] = [
         ReadPortfolios,
         RequestOptimization,
         Trade,
@@ -148,6 +152,7 @@ impl Permission {
         Admin,
         Assist,
         IngestExternal,
+        ReadDataProducts,
     ];
 
     /// The permission's name in kebab-case (`read-portfolios`).
@@ -164,6 +169,7 @@ impl Permission {
             Admin => "admin",
             Assist => "assist",
             IngestExternal => "ingest-external",
+            ReadDataProducts => "read-data-products",
         }
     }
 }
@@ -226,18 +232,21 @@ mod tests {
         let grants = |r: Role| Permission::ALL.map(|p| r.allows(p));
         // Columns: read-portfolios, request-optimization, trade,
         // read-forensics, read-events, read-audit, read-metrics,
-        // read-compliance, admin, assist, ingest-external.
+        // read-compliance, admin, assist, ingest-external, read-data-products.
         let (t, f) = (true, false);
-        assert_eq!(grants(Role::Viewer), [t, f, f, f, f, f, f, f, f, f, f]);
-        assert_eq!(grants(Role::Trader), [t, f, t, f, f, f, f, f, f, f, f]);
+        assert_eq!(grants(Role::Viewer), [t, f, f, f, f, f, f, f, f, f, f, f]);
+        assert_eq!(grants(Role::Trader), [t, f, t, f, f, f, f, f, f, f, f, f]);
         assert_eq!(
             grants(Role::PortfolioManager),
-            [t, t, f, f, f, f, f, f, f, f, f]
+            [t, t, f, f, f, f, f, f, f, f, f, t]
         );
-        assert_eq!(grants(Role::Auditor), [t, f, f, t, t, t, t, t, f, f, f]);
-        assert_eq!(grants(Role::Admin), [t; 11]);
-        assert_eq!(grants(Role::Customer), [t, f, f, f, f, f, f, f, f, t, f]);
-        assert_eq!(grants(Role::Integration), [f, f, f, f, f, f, f, f, f, f, t]);
+        assert_eq!(grants(Role::Auditor), [t, f, f, t, t, t, t, t, f, f, f, t]);
+        assert_eq!(grants(Role::Admin), [t; 12]);
+        assert_eq!(grants(Role::Customer), [t, f, f, f, f, f, f, f, f, t, f, f]);
+        assert_eq!(
+            grants(Role::Integration),
+            [f, f, f, f, f, f, f, f, f, f, t, f]
+        );
     }
 
     #[test]

@@ -185,6 +185,8 @@ fn column(name: &str, kind: ColumnType, required: bool) -> Column {
         kind,
         required,
         description: String::new(),
+        source: vec![],
+        mask: false,
     }
 }
 

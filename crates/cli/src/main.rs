@@ -27,6 +27,7 @@ use ultracore_log_any::LogConfig;
 mod cmd;
 mod conversations;
 mod emit;
+mod mesh_sources;
 use ultracore_term as output;
 
 /// UltraCore: an event-driven wealth and trading core. Every fact is an
@@ -288,7 +289,7 @@ fn run(cli: Cli) -> Result<()> {
             Command::Correlation(a) => cmd::analytics::correlation(&cli.log, a).await,
             Command::Optimize(a) => cmd::analytics::optimize(&cli.log, a).await,
             Command::Etf(c) => cmd::analytics::etf(&cli.log, c).await,
-            Command::Mesh(c) => cmd::mesh::run(c),
+            Command::Mesh(c) => cmd::mesh::run(&cli.log, c).await,
             Command::Esg(c) => cmd::esg::run(&cli.log, c).await,
             Command::Serve(a) => cmd::serve::serve(&cli.log, a).await,
             Command::Service(c) => cmd::esg::service(&cli.log, c).await,

@@ -29,6 +29,7 @@ fn grants(role: &str, permission: &str) -> bool {
         "ingest-external" => matches!(role, "integration" | "admin"),
         "request-optimization" => matches!(role, "portfolio-manager" | "admin"),
         "trade" => matches!(role, "trader" | "admin"),
+        "read-data-products" => matches!(role, "portfolio-manager" | "auditor" | "admin"),
         "read-forensics" | "read-events" | "read-audit" | "read-metrics" | "read-compliance" => {
             matches!(role, "auditor" | "admin")
         }

@@ -104,8 +104,9 @@ pub fn spec() -> ConsumerSpec {
 pub fn registration<L: EventLog>(log: L, mesh: DataMesh) -> Registration {
     let handler_log = log.clone();
     Registration::consumer(SERVICE_NAME, log, spec(), move |ctx| {
+        // Its answers are recorded in the lineage as this service's.
         Ok(OptimizationService::with_dedup(
-            handler_log.clone(),
+            ctx.traced(handler_log.clone()),
             mesh.clone(),
             ctx.dedup(REMEMBERED),
         ))

@@ -149,7 +149,7 @@ pub async fn flow_services<L: EventLog>(
                     "execution",
                     log.clone(),
                     group::spec(EXECUTION_GROUP, &[TOPIC]),
-                    move |_| Ok(Flowing(Stager::new(l.clone(), execution))),
+                    move |ctx| Ok(Flowing(Stager::new(ctx.traced(l.clone()), execution))),
                 ));
                 registrations.push(projection(
                     "execution.projection",
@@ -165,9 +165,9 @@ pub async fn flow_services<L: EventLog>(
                     "notification",
                     log.clone(),
                     group::spec(NOTIFICATION_GROUP, &crate::NOTIFICATION_TOPICS),
-                    move |_| {
+                    move |ctx| {
                         Ok(Flowing(
-                            Notifier::new(l.clone(), d.clone(), tx.clone())
+                            Notifier::new(ctx.traced(l.clone()), d.clone(), tx.clone())
                                 .with_alerts(alerts.clone()),
                         ))
                     },

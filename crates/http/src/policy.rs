@@ -233,6 +233,56 @@ pub const ROUTES: &[RoutePolicy] = &[
         Permission(Assist),
         Portfolios::Handler,
     ),
+    // The data mesh: discovery and queries of data products; defining
+    // products is an admin's.
+    route(
+        "GET",
+        "/api/v1/mesh/products",
+        Permission(ReadDataProducts),
+        Portfolios::None,
+    ),
+    route(
+        "POST",
+        "/api/v1/mesh/products",
+        Permission(Admin),
+        Portfolios::None,
+    ),
+    route(
+        "GET",
+        "/api/v1/mesh/products/{id}",
+        Permission(ReadDataProducts),
+        Portfolios::None,
+    ),
+    route(
+        "POST",
+        "/api/v1/mesh/products/{id}/query",
+        Permission(ReadDataProducts),
+        Portfolios::None,
+    ),
+    route(
+        "GET",
+        "/api/v1/mesh/products/{id}/lineage",
+        Permission(ReadDataProducts),
+        Portfolios::None,
+    ),
+    route(
+        "GET",
+        "/api/v1/mesh/products/{id}/related",
+        Permission(ReadDataProducts),
+        Portfolios::None,
+    ),
+    route(
+        "GET",
+        "/api/v1/mesh/search",
+        Permission(ReadDataProducts),
+        Portfolios::None,
+    ),
+    route(
+        "GET",
+        "/api/v1/mesh/autocomplete",
+        Permission(ReadDataProducts),
+        Portfolios::None,
+    ),
     // Outside systems: the CRM's webhook and price feeds.
     route(
         "POST",

@@ -17,7 +17,10 @@ use ultracore_es::{Aggregate, EventStore, Loaded};
 use ultracore_log::{now_millis, EventLog, Record};
 use ultracore_metrics::{CounterVec, HistogramVec, Registry, LATENCY_BUCKETS};
 
+use ultracore_runtime::lineage::Lineage;
+
 use crate::cache::{CacheOptions, QueryCache};
+use crate::lineage::ProductLineage;
 use crate::product::{Cause, DataProduct, ProductCommand, ProductDef, QualityReading};
 use crate::quality::{self, Tier};
 use crate::query::{InvalidQuery, ProductQuery, QueryAnswer};
@@ -110,6 +113,8 @@ pub struct Catalogue<L: EventLog> {
     /// Saves take turns: the in-memory aggregate must follow the store.
     writes: tokio::sync::Mutex<()>,
     metrics: Metrics,
+    /// What the running system produces and consumes.
+    lineage: Lineage,
 }
 
 impl<L: EventLog> std::fmt::Debug for Catalogue<L> {
@@ -129,6 +134,22 @@ impl<L: EventLog> Catalogue<L> {
         cache: CacheOptions,
         registry: &Registry,
     ) -> Result<Catalogue<L>, CatalogueError> {
+        Catalogue::open_with(store, cache, registry, true).await
+    }
+
+    /// Loads the products without writing anything (beside a running
+    /// server): a store without products shows the shipped ones, held in
+    /// memory only.
+    pub async fn open_read_only(store: EventStore<L>) -> Result<Catalogue<L>, CatalogueError> {
+        Catalogue::open_with(store, CacheOptions::default(), &Registry::new(), false).await
+    }
+
+    async fn open_with(
+        store: EventStore<L>,
+        cache: CacheOptions,
+        registry: &Registry,
+        write: bool,
+    ) -> Result<Catalogue<L>, CatalogueError> {
         let catalogue = Catalogue {
             store,
             search: SearchIndex::new()?,
@@ -137,6 +158,7 @@ impl<L: EventLog> Catalogue<L> {
             graph: Mutex::default(),
             sources: RwLock::default(),
             writes: tokio::sync::Mutex::new(()),
+            lineage: Lineage::new(),
             metrics: Metrics {
                 queries: registry.family(
                     QUERIES_TOTAL,
@@ -157,7 +179,9 @@ impl<L: EventLog> Catalogue<L> {
                 ),
             },
         };
-        catalogue.store.ensure_topic(ultracore_es_type()).await?;
+        if write {
+            catalogue.store.ensure_topic(ultracore_es_type()).await?;
+        }
         let ids = catalogue
             .store
             .aggregate_ids(ultracore_es_type(), usize::MAX)
@@ -170,8 +194,24 @@ impl<L: EventLog> Catalogue<L> {
             }
         }
         catalogue.search.upsert(&docs)?;
-        if ids.is_empty() {
+        if ids.is_empty() && write {
             catalogue.apply(crate::spec::shipped()).await?;
+        } else if ids.is_empty() {
+            let docs: Vec<SearchDoc> = crate::spec::shipped()
+                .into_iter()
+                .map(|def| {
+                    let mut state = DataProduct::default();
+                    state.apply(&crate::product::ProductEvent::Registered { def });
+                    catalogue.install(Loaded {
+                        id: state.def.as_ref().map(|d| d.id.clone()).unwrap_or_default(),
+                        state,
+                        version: 1,
+                        from_snapshot: None,
+                        events_replayed: 1,
+                    })
+                })
+                .collect();
+            catalogue.search.upsert(&docs)?;
         }
         Ok(catalogue)
     }
@@ -207,6 +247,37 @@ impl<L: EventLog> Catalogue<L> {
 
     fn lock_graph(&self) -> std::sync::MutexGuard<'_, Graph> {
         self.graph.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads lineage from `lineage` (the supervisor's, and what
+    /// `mesh.lineage` brings from other processes) instead of its own.
+    pub fn with_lineage(mut self, lineage: Lineage) -> Self {
+        self.lineage = lineage;
+        self
+    }
+
+    pub fn lineage(&self) -> &Lineage {
+        &self.lineage
+    }
+
+    /// A product's lineage as the running system recorded it.
+    pub fn product_lineage(&self, id: &str) -> Option<ProductLineage> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(id)
+            .map(|e| crate::lineage::of(e.def(), &e.loaded.state, &self.lineage))
+    }
+
+    /// Brings the usage graph's consumers up to date with the lineage.
+    pub fn sync_consumers(&self) {
+        let pairs = {
+            let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+            crate::lineage::groups_reading(entries.values().map(Entry::def), &self.lineage)
+        };
+        let mut graph = self.lock_graph();
+        for (group, product) in pairs {
+            graph.consume(&group, &product);
+        }
     }
 
     pub fn store(&self) -> &EventStore<L> {
@@ -304,17 +375,41 @@ impl<L: EventLog> Catalogue<L> {
         let def = self
             .definition(id)
             .ok_or_else(|| CatalogueError::NotFound(id.to_owned()))?;
+        // Products answered from another store keep no rows; the others
+        // are graded on their rows as the changes leave them.
+        let sourced = self
+            .sources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(id);
         let mut changes = Vec::with_capacity(records.len());
         let (mut checked, mut complete, mut conforming) = (0u64, 0u64, 0u64);
-        for r in records {
-            let change = rows::change_of(&def, r);
-            if let Change::Upsert(_, row) = &change {
-                let (c, k) = rows::grade(&def, row);
-                checked += 1;
-                complete += u64::from(c);
-                conforming += u64::from(k);
+        if !sourced {
+            let mut merged: HashMap<String, serde_json::Map<String, Value>> = HashMap::new();
+            for r in records {
+                let change = rows::change_of(&def, r);
+                if let Change::Upsert(key, row) = &change {
+                    let now = match merged.get_mut(key) {
+                        Some(m) => m,
+                        None => {
+                            let before = self
+                                .entries
+                                .read()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get(id)
+                                .and_then(|e| e.rows.get(key).cloned())
+                                .unwrap_or_default();
+                            merged.entry(key.clone()).or_insert(before)
+                        }
+                    };
+                    now.extend(row.clone());
+                    let (c, k) = rows::grade(&def, now);
+                    checked += 1;
+                    complete += u64::from(c);
+                    conforming += u64::from(k);
+                }
+                changes.push(change);
             }
-            changes.push(change);
         }
         let causes = records
             .iter()
@@ -384,6 +479,15 @@ impl<L: EventLog> Catalogue<L> {
         Ok(changed)
     }
 
+    /// Quality at `now_ms`, without storing anything (the `mesh-quality`
+    /// service stores changes of tier).
+    pub fn quality_now(&self, id: &str, now_ms: i64) -> Option<QualityReading> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(id)
+            .map(|e| quality::evaluate(&e.def().contract, &e.loaded.state, now_ms))
+    }
+
     pub fn definition(&self, id: &str) -> Option<ProductDef> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         entries.get(id).map(|e| e.def().clone())
@@ -421,6 +525,14 @@ impl<L: EventLog> Catalogue<L> {
     /// Applies a change to a product's rows without an event (rows
     /// rebuilt from the log at start).
     pub fn apply_row(&self, id: &str, change: Change) {
+        if self
+            .sources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(id)
+        {
+            return;
+        }
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if let Some(e) = entries.get_mut(id) {
             e.rows.apply(change);

@@ -20,10 +20,14 @@
 //! - `cache`: [`QueryCache`]: TTL, bounded, versioned keys.
 //! - `quality`: [`Tier`] and [`quality::evaluate`].
 //! - `recommend`: [`Graph`]: related products.
+//! - `http`: the `/api/v1/mesh/…` routes.
+//! - `lineage`: a product's lineage from the runtime's records.
 //! - `openlineage`: OpenLineage 2-0-2 `RunEvent`s.
 
 pub mod cache;
 pub mod catalogue;
+pub mod http;
+pub mod lineage;
 pub mod openlineage;
 pub mod product;
 pub mod quality;

@@ -49,6 +49,39 @@ pub struct Column {
     pub required: bool,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// Where the value is in a change-feed record: JSON pointers into the
+    /// record, the first that resolves wins (`/payload/after/sharpe`,
+    /// `/after/email`). None: the payload's field of the column's name, then
+    /// the envelope's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "one_or_many")]
+    pub source: Vec<String>,
+    /// Personal data: masked in every answer (first character kept, and an
+    /// e-mail's domain).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mask: bool,
+}
+
+/// `source: /a` or `source: [/a, /b]`.
+mod one_or_many {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+
+    pub fn serialize<S: Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        Ok(match OneOrMany::deserialize(d)? {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +220,15 @@ impl ProductDef {
                 return Err(bad(
                     "schema",
                     format!("column '{}': names are 1–64 characters and unique", c.name),
+                ));
+            }
+            if let Some(p) = c.source.iter().find(|p| !p.starts_with('/')) {
+                return Err(bad(
+                    "schema",
+                    format!(
+                        "column '{}': source '{p}' is not a JSON pointer (like /payload/field)",
+                        c.name
+                    ),
                 ));
             }
         }
@@ -534,6 +576,8 @@ mod tests {
                 kind: ColumnType::Float,
                 required: true,
                 description: String::new(),
+                source: vec![],
+                mask: false,
             }],
             output_ports: vec![OutputPort {
                 kind: PortKind::Topic,

@@ -259,6 +259,8 @@ mod tests {
             kind,
             required: true,
             description: String::new(),
+            source: vec![],
+            mask: false,
         };
         ProductDef {
             id: "prices".into(),

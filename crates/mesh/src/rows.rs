@@ -28,57 +28,83 @@ pub enum Change {
 
 /// Reads a record as a change of `def`'s rows.
 pub fn change_of(def: &ProductDef, record: &Record) -> Change {
-    let Some(key_col) = def.schema.first().map(|c| c.name.as_str()) else {
+    let Some(key_col) = def.schema.first() else {
         return Change::Skip;
     };
     let Ok(json) = serde_json::from_slice::<Value>(&record.value) else {
         return Change::Skip;
     };
-    let Value::Object(obj) = json else {
+    if !json.is_object() {
         return Change::Skip;
-    };
-    // Debezium: {before, after, op, source, …}.
-    if obj.contains_key("op") && obj.contains_key("source") {
-        let image = match obj.get("op").and_then(Value::as_str) {
-            Some("d") => {
-                let key = obj
-                    .get("before")
-                    .and_then(|b| b.get(key_col).or_else(|| b.get("id")))
-                    .map(scalar_key);
-                return key.map(Change::Delete).unwrap_or(Change::Skip);
-            }
-            _ => obj.get("after"),
-        };
-        let Some(Value::Object(after)) = image else {
-            return Change::Skip;
-        };
-        return row(def, key_col, |c| {
-            after
-                .get(c)
-                .or_else(|| (c == key_col).then(|| after.get("id")).flatten())
-                .cloned()
-        });
     }
-    let payload = obj.get("payload").and_then(Value::as_object);
-    row(def, key_col, |c| {
-        payload
-            .and_then(|p| p.get(c))
-            .or_else(|| obj.get(c))
-            .or_else(|| (c == key_col).then(|| obj.get("aggregate_id")).flatten())
-            .cloned()
-    })
-}
-
-fn row(def: &ProductDef, key_col: &str, get: impl Fn(&str) -> Option<Value>) -> Change {
-    let mut out = Map::new();
+    // Debezium: {before, after, op, source, …}.
+    let debezium = json.get("op").is_some() && json.get("source").is_some();
+    if debezium && json.get("op").and_then(Value::as_str) == Some("d") {
+        // The key from the before image: the column's sources with /after
+        // read as /before, or its name.
+        let before = json.get("before");
+        let key = key_col
+            .source
+            .iter()
+            .find_map(|p| json.pointer(&p.replacen("/after/", "/before/", 1)))
+            .or_else(|| before.and_then(|b| b.get(&key_col.name).or_else(|| b.get("id"))))
+            .filter(|v| !v.is_null())
+            .map(scalar_key);
+        return key.map(Change::Delete).unwrap_or(Change::Skip);
+    }
+    let mut row = Map::new();
     for c in &def.schema {
-        if let Some(v) = get(&c.name) {
-            out.insert(c.name.clone(), v);
+        let value = if c.source.is_empty() {
+            let image = if debezium {
+                json.get("after")
+            } else {
+                json.get("payload")
+            };
+            image
+                .and_then(|i| i.get(&c.name))
+                .or_else(|| (!debezium).then(|| json.get(&c.name)).flatten())
+                .or_else(|| {
+                    (c.name == key_col.name)
+                        .then(|| {
+                            if debezium {
+                                json.pointer("/after/id")
+                            } else {
+                                json.get("aggregate_id")
+                            }
+                        })
+                        .flatten()
+                })
+        } else {
+            c.source.iter().find_map(|p| json.pointer(p))
+        };
+        if let Some(v) = value {
+            row.insert(c.name.clone(), if c.mask { mask(v) } else { v.clone() });
         }
     }
-    match out.get(key_col).filter(|v| !v.is_null()).map(scalar_key) {
-        Some(key) => Change::Upsert(key, out),
+    match row
+        .get(&key_col.name)
+        .filter(|v| !v.is_null())
+        .map(scalar_key)
+    {
+        Some(key) => Change::Upsert(key, row),
         None => Change::Skip,
+    }
+}
+
+/// Personal data as answers show it: the first character, and an e-mail's
+/// domain (`a***@example.com`).
+pub fn mask(v: &Value) -> Value {
+    let Value::String(s) = v else {
+        return if v.is_null() {
+            Value::Null
+        } else {
+            Value::String("***".into())
+        };
+    };
+    let first: String = s.chars().take(1).collect();
+    match s.rsplit_once('@') {
+        Some((_, domain)) => Value::String(format!("{first}***@{domain}")),
+        None => Value::String(format!("{first}***")),
     }
 }
 
@@ -116,7 +142,13 @@ impl Rows {
     pub fn apply(&mut self, change: Change) {
         match change {
             Change::Upsert(k, row) => {
-                if self.map.insert(k.clone(), row).is_none() {
+                // A change names the columns it knows; the others keep
+                // what earlier changes set (a completion adds its figures
+                // to the request's row).
+                if let Some(existing) = self.map.get_mut(&k) {
+                    existing.extend(row);
+                } else {
+                    self.map.insert(k.clone(), row);
                     self.order.push_back(k);
                     while self.map.len() > MAX_ROWS {
                         match self.order.pop_front() {
@@ -140,6 +172,10 @@ impl Rows {
         self.map.len()
     }
 
+    pub fn get(&self, key: &str) -> Option<&Map<String, Value>> {
+        self.map.get(key)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
@@ -161,6 +197,8 @@ mod tests {
             kind,
             required,
             description: String::new(),
+            source: vec![],
+            mask: false,
         };
         ProductDef {
             id: "p".into(),

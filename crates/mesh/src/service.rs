@@ -6,6 +6,10 @@
 //!   listing the records that caused it). At start it first reads the
 //!   topics from the beginning to rebuild the products' rows, which live in
 //!   memory.
+//! - `mesh-openlineage`: an OpenLineage run event on `mesh.openlineage`
+//!   for every stored refresh.
+//! - `mesh-lineage`: every process's lineage edges (`mesh.lineage`)
+//!   folded into the catalogue's.
 //! - `mesh-quality`: grades every product against its contract every
 //!   `interval`; a change of tier is an event and a search facet.
 
@@ -19,7 +23,11 @@ use ultracore_runtime::{
     Subscription,
 };
 
+use ultracore_es::Aggregate;
+use ultracore_log::EventFamily;
+
 use crate::catalogue::{Catalogue, CatalogueError};
+use crate::product::DataProduct;
 
 pub const REFRESH_GROUP: &str = "mesh-refresh";
 
@@ -123,6 +131,7 @@ pub fn quality_service<L: EventLog>(
                 tokio::select! {
                     _ = ctx.token.cancelled() => return Ok(()),
                     _ = tick.tick() => {
+                        catalogue.sync_consumers();
                         for (id, r) in catalogue.evaluate(now_millis()).await.map_err(ServiceError::other)? {
                             tracing::info!(product = %id, tier = %r.tier, reasons = ?r.reasons, "data product quality changed");
                         }
@@ -130,5 +139,144 @@ pub fn quality_service<L: EventLog>(
                 }
             }
         }
+    })
+}
+
+/// The topic OpenLineage run events go to.
+pub const OPENLINEAGE_TOPIC: &str = "mesh.openlineage";
+pub const OPENLINEAGE_GROUP: &str = "mesh-openlineage";
+
+/// Turns each stored `data_product_refreshed` event into an OpenLineage
+/// `COMPLETE` run event on `mesh.openlineage` (key: the product id). A
+/// projection of the catalogue's own events: a refresh replayed after a
+/// crash gives the same run id, so lineage tools see one run.
+struct OpenLineageRuns<L: EventLog> {
+    catalogue: Arc<Catalogue<L>>,
+    out: ultracore_runtime::lineage::Traced<L>,
+    emitter: crate::openlineage::Lineage,
+}
+
+impl<L: EventLog> Handler for OpenLineageRuns<L> {
+    async fn handle(&mut self, batch: &[Record]) -> Result<(), HandlerError> {
+        let mut out = Vec::new();
+        for r in batch {
+            let env = ultracore_log::RawEnvelope::from_bytes(&r.value)
+                .map_err(|e| HandlerError::reject(format!("not an event envelope: {e}")))?;
+            if env.event_type != "data_product_refreshed" {
+                continue;
+            }
+            let Some(def) = self.catalogue.definition(&env.aggregate_id) else {
+                continue;
+            };
+            let event = <crate::product::ProductEvent as EventFamily>::decode(
+                &env.event_type,
+                env.schema_version,
+                env.payload.clone(),
+            )
+            .map_err(|e| HandlerError::reject(e.to_string()))?;
+            let crate::product::ProductEvent::Refreshed { at_ms, causes, .. } = event else {
+                continue;
+            };
+            let causes: Vec<crate::openlineage::CauseEvent> = causes
+                .into_iter()
+                .map(|c| crate::openlineage::CauseEvent {
+                    topic: c.topic,
+                    partition: c.partition,
+                    offset: c.offset,
+                    event_id: c.event_id.and_then(|id| id.parse().ok()),
+                })
+                .collect();
+            let inputs: Vec<&str> = def.topics().collect();
+            let output = crate::openlineage::ProductOutput {
+                name: def.id.clone(),
+                fields: def
+                    .schema
+                    .iter()
+                    .map(|c| crate::openlineage::SchemaField {
+                        name: c.name.clone(),
+                        data_type: Some(format!("{:?}", c.kind).to_uppercase()),
+                        description: (!c.description.is_empty()).then(|| c.description.clone()),
+                    })
+                    .collect(),
+            };
+            let when = chrono::DateTime::from_timestamp_millis(at_ms).unwrap_or_default();
+            let run = self.emitter.refresh_run(
+                &def.id,
+                &env.version.to_string(),
+                &causes,
+                &inputs,
+                &output,
+                when,
+            );
+            let value = serde_json::to_vec(&run)
+                .map_err(|e| HandlerError::reject(format!("run event: {e}")))?;
+            out.push(ultracore_log::NewRecord::new(def.id.clone(), value));
+        }
+        if !out.is_empty() {
+            self.out.append(OPENLINEAGE_TOPIC, out).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The `mesh-openlineage` service; `topic_namespace` names the log's
+/// topics as OpenLineage datasets (see [`crate::openlineage::topic_namespace`]).
+pub fn openlineage_service<L: EventLog>(
+    catalogue: Arc<Catalogue<L>>,
+    log: L,
+    topic_namespace: String,
+) -> Registration {
+    Registration::task("mesh-openlineage", move |ctx: ServiceContext| {
+        let (catalogue, log, topic_namespace) =
+            (catalogue.clone(), log.clone(), topic_namespace.clone());
+        async move {
+            let topic = ultracore_es::topic_for(DataProduct::TYPE);
+            ultracore_runtime::catalogue::ensure(&log, &[OPENLINEAGE_TOPIC])
+                .await
+                .map_err(ServiceError::other)?;
+            let spec = ConsumerSpec::new(OPENLINEAGE_GROUP, Subscription::topics([topic]));
+            let mut handler = OpenLineageRuns {
+                catalogue,
+                out: ctx.traced(log.clone()),
+                emitter: crate::openlineage::Lineage::new(
+                    crate::openlineage::PRODUCT_NAMESPACE,
+                    topic_namespace,
+                ),
+            };
+            run_consumer(&log, &spec, &mut handler, &ctx).await
+        }
+    })
+    .waits_until_ready()
+}
+
+/// Folds `mesh.lineage` (every process's recorded edges) into the
+/// catalogue's lineage. Each process reads the whole topic (a group of its
+/// own), since each serves lineage for all.
+struct FoldLineage {
+    lineage: ultracore_runtime::lineage::Lineage,
+}
+
+impl Handler for FoldLineage {
+    async fn handle(&mut self, batch: &[Record]) -> Result<(), HandlerError> {
+        for r in batch {
+            self.lineage
+                .fold(r)
+                .map_err(|e| HandlerError::reject(format!("not a lineage edge: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// The `mesh-lineage` service.
+pub fn lineage_service<L: EventLog>(catalogue: Arc<Catalogue<L>>, log: L) -> Registration {
+    let group = format!("mesh-lineage-{}", uuid::Uuid::now_v7().simple());
+    let spec = ConsumerSpec::new(
+        group,
+        Subscription::topics([ultracore_runtime::lineage::TOPIC]),
+    );
+    Registration::consumer("mesh-lineage", log, spec, move |_ctx| {
+        Ok(FoldLineage {
+            lineage: catalogue.lineage().clone(),
+        })
     })
 }

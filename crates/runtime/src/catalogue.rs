@@ -169,6 +169,14 @@ pub const TOPICS: &[TopicDef] = &[
         consumers: "data mesh catalogue",
     },
     TopicDef {
+        name: "mesh.openlineage",
+        partitions: 3,
+        events: &["START", "RUNNING", "COMPLETE", "ABORT", "FAIL"],
+        producers:
+            "mesh-openlineage (OpenLineage 2-0-2 RunEvents: product refreshes, streaming jobs)",
+        consumers: "lineage tools (OpenLineage's Kafka transport), audit",
+    },
+    TopicDef {
         name: "ops.alerts",
         partitions: 1,
         events: &["ops_alert"],
@@ -206,8 +214,16 @@ pub fn spec(name: &str) -> Option<TopicSpec> {
 
 /// Creates the catalogue's topics in `names` unless they exist. A name
 /// outside the catalogue is an error: a service must not invent topics.
+/// Aggregate topics (`es.<Type>`) are left to the event store, which
+/// creates them with its own partitioning before anything reads them.
 pub async fn ensure<L: EventLog>(log: &L, names: &[&str]) -> Result<(), CatalogueError> {
     for name in names {
+        if name
+            .strip_prefix(AGGREGATE_PREFIX)
+            .is_some_and(|t| !t.is_empty())
+        {
+            continue;
+        }
         let spec = spec(name).ok_or_else(|| CatalogueError::Unknown((*name).to_owned()))?;
         log.ensure_topic(&spec).await?;
     }

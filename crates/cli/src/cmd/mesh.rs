@@ -1,4 +1,7 @@
-//! `ultracore mesh build | show`: the data mesh's data products.
+//! `ultracore mesh build | show | apply | products | search | lineage`:
+//! the data mesh's data products and their catalogue.
+
+mod catalogue;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -12,6 +15,26 @@ use crate::output::table;
 
 #[derive(Debug, Subcommand)]
 pub enum MeshCommand {
+    /// Register or update data products from a YAML file (idempotent:
+    /// applying the same file again changes nothing).
+    ///
+    /// Example: ultracore mesh apply crates/mesh/products/shipped.yaml
+    Apply(catalogue::ApplyArgs),
+    /// The registered data products with their tier and version.
+    ///
+    /// Example: ultracore mesh products --domain markets
+    Products(catalogue::ProductsArgs),
+    /// Search the catalogue: names (boosted), descriptions and tags, typos
+    /// forgiven, facets by domain, tier and tag.
+    ///
+    /// Example: ultracore mesh search portfollio --domain wealth --json
+    Search(catalogue::SearchArgs),
+    /// A product's lineage as the running system recorded it: who writes
+    /// its topics and what they read, which groups read it, what caused
+    /// its last refresh.
+    ///
+    /// Example: ultracore mesh lineage optimizations
+    Lineage(catalogue::LineageArgs),
     /// Build financial_data_product.parquet and esg_data_product.parquet
     /// (the ESG data is synthetic: generated, labelled so in the file).
     ///
@@ -41,8 +64,12 @@ pub enum MeshCommand {
     },
 }
 
-pub fn run(command: MeshCommand) -> Result<()> {
+pub async fn run(args: &crate::LogArgs, command: MeshCommand) -> Result<()> {
     match command {
+        MeshCommand::Apply(a) => catalogue::apply(args, a).await,
+        MeshCommand::Products(a) => catalogue::products(args, a).await,
+        MeshCommand::Search(a) => catalogue::search(args, a).await,
+        MeshCommand::Lineage(a) => catalogue::lineage(args, a).await,
         MeshCommand::Build { prices, out } => {
             let mut series = Vec::new();
             for p in &prices {

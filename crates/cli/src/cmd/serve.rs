@@ -230,6 +230,64 @@ pub fn open_mesh(dir: &Path) -> Result<DataMesh> {
     Ok(mesh)
 }
 
+/// The data mesh catalogue on the flow's event store: the shipped
+/// products on first use, the Parquet products answered from their files.
+pub async fn open_catalogue(
+    store: &ultracore_es::EventStore<AnyLog>,
+    registry: &Registry,
+    lineage: ultracore_runtime::lineage::Lineage,
+    mesh_dir: &Path,
+) -> Result<Arc<ultracore_mesh::Catalogue<AnyLog>>> {
+    let c = ultracore_mesh::Catalogue::open(
+        store.clone(),
+        ultracore_mesh::CacheOptions::default(),
+        registry,
+    )
+    .await
+    .context("opening the data mesh catalogue")?
+    .with_lineage(lineage);
+    ultracore_runtime::catalogue::ensure(
+        store.log(),
+        &[
+            ultracore_runtime::lineage::TOPIC,
+            ultracore_mesh::service::OPENLINEAGE_TOPIC,
+        ],
+    )
+    .await
+    .context("creating the data mesh's topics")?;
+    let mesh = ultracore_marketdata::mesh::DataMesh::open(mesh_dir)
+        .with_context(|| format!("opening the data products in {}", mesh_dir.display()))?;
+    c.set_source(
+        "financial_prices",
+        Arc::new(crate::mesh_sources::Prices(mesh.clone())),
+    );
+    c.set_source("esg_scores", Arc::new(crate::mesh_sources::Esg(mesh)));
+    Ok(Arc::new(c))
+}
+
+/// The catalogue's services and the lineage publisher.
+pub fn catalogue_services(
+    config: &ultracore_log_any::LogConfig,
+    c: Arc<ultracore_mesh::Catalogue<AnyLog>>,
+    log: AnyLog,
+) -> Vec<Registration> {
+    use ultracore_mesh::service;
+    let namespace = match config.backend() {
+        Ok(ultracore_log_any::Backend::Kafka { bootstrap_servers }) => {
+            ultracore_mesh::openlineage::topic_namespace(&format!("kafka://{bootstrap_servers}"))
+        }
+        _ => None,
+    }
+    .unwrap_or_else(|| ultracore_mesh::openlineage::EMBEDDED_LOG_NAMESPACE.to_owned());
+    vec![
+        ultracore_runtime::lineage::publisher(log.clone()),
+        service::lineage_service(c.clone(), log.clone()),
+        service::refresh_service(c.clone(), log.clone()),
+        service::openlineage_service(c.clone(), log, namespace),
+        service::quality_service(c, std::time::Duration::from_secs(5)),
+    ]
+}
+
 /// The read-model database: SQLite in the data directory, or `DATABASE_URL`.
 pub fn open_database(config: &LogConfig) -> Result<Database> {
     let dir = config.data_dir();
@@ -316,6 +374,7 @@ pub async fn run_services(
     let mut screen = None;
     let mut analytics = None;
     let mut operational = None;
+    let mut catalogue = None;
     if services.len() == Service::ALL.len() {
         // The users and conversations tables, every change captured onto
         // db.changes.* by the relay.
@@ -364,6 +423,19 @@ pub async fn run_services(
         names.push(r.name().to_owned());
         supervisor.add(r);
         analytics = Some(Arc::new(store.reader()?));
+        let agent_figures = Arc::new(store.reader()?);
+        // The data mesh catalogue: products refreshed by their topics,
+        // graded, searchable, with lineage from what the services record.
+        let c = open_catalogue(&flow.store, &registry, supervisor.lineage(), &mesh_dir).await?;
+        c.set_source(
+            "agent_performance",
+            Arc::new(crate::mesh_sources::AgentPerformance(agent_figures)),
+        );
+        for r in catalogue_services(&config, c.clone(), log.clone()) {
+            names.push(r.name().to_owned());
+            supervisor.add(r);
+        }
+        catalogue = Some(c);
     }
     let audit = match audit {
         None => None,
@@ -438,6 +510,9 @@ pub async fn run_services(
         }
         if let Some(db) = &operational {
             app = app.merge(ultracore_cdc::http::router(db.clone()));
+        }
+        if let Some(c) = &catalogue {
+            app = app.merge(ultracore_mesh::http::router(c.clone()));
         }
         // The customer assistant (card, loan and wealth agents) and the
         // CRM's webhook, when every service runs here.
