@@ -66,14 +66,16 @@ source.sequence equals source.lsn and the transaction id's txID equals
 source.txId; conversations.messages parses as a JSON array.
 """
 
-import argparse
 import json
 import sys
 from collections import Counter
 from pathlib import Path
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from any directory
+sys.dont_write_bytecode = True  # no tools/__pycache__
+import jsonlines_check as jlc  # noqa: E402
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "crates" / "cdc" / "schema"
 TOPIC_PREFIX = "db.changes."
@@ -81,14 +83,7 @@ OPS = ("c", "u", "d", "r")
 
 
 def load_schema(name):
-    with open(SCHEMA_DIR / name, encoding="utf-8") as f:
-        schema = json.load(f)
-    Draft202012Validator.check_schema(schema)
-    return schema
-
-
-def _pointer(parts):
-    return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+    return jlc.load_schema(SCHEMA_DIR / name)
 
 
 def _resolve(schema, node):
@@ -119,64 +114,34 @@ def _rule_title(schema, schema_path):
     return title
 
 
-def _json_type(value):
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
 def _message(err):
     """jsonschema's message, without a repr of a whole row or block."""
-    got = _json_type(err.instance)
-    shown = {"object": "an object", "array": "an array", "null": "null"}.get(got)
     if err.validator == "not" and err.validator_value == {}:
         return f"field not allowed here (value {err.instance!r})"
-    if shown and err.validator == "type":
-        return f"{shown} is not allowed here (expected type {err.validator_value!r})"
-    if shown and err.validator in ("const", "enum"):
-        return f"{shown} is not allowed here (expected {err.validator_value!r})"
-    return err.message
+    return jlc.message(err)
 
 
 def _schema_failures(validator, instance, prefix):
-    out = []
-    for err in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
-        msg = _message(err)
-        if err.context:
-            inner = best_match(err.context)
-            msg = f"{msg} ({_pointer([prefix] + list(inner.absolute_path))}: {_message(inner)})"
-        title = _rule_title(validator.schema, err.absolute_schema_path)
-        if title:
-            msg = f"{msg} [rule: {title}]"
-        out.append((_pointer([prefix] + list(err.absolute_path)), msg))
-    return out
+    return jlc.schema_failures(validator, instance, [prefix], message=_message, rule_title=_rule_title)
 
 
 def _canonical(key):
     return json.dumps(key, sort_keys=True, separators=(",", ":"))
 
 
-class Result:
+class Result(jlc.Result):
     def __init__(self):
-        self.records = 0
+        super().__init__()
         self.ops = Counter()
         self.tombstones = 0
-        self.failures = []  # (line, pointer, message)
 
     @property
-    def ok(self):
-        return not self.failures
+    def records(self):
+        return self.count
 
     def summary(self):
         ops = " ".join(f"{op}={self.ops.get(op, 0)}" for op in OPS)
-        status = "OK" if self.ok else f"{len(self.failures)} failure(s)"
-        return f"{self.records} records: {ops} tombstones={self.tombstones} -- {status}"
+        return f"{self.records} records: {ops} tombstones={self.tombstones} -- {self.status()}"
 
 
 def _cross_checks(topic, key, value):
@@ -237,19 +202,7 @@ def validate_lines(lines, event_schema=None, key_schema=None):
     res = Result()
     last = {}  # (topic, canonical key) -> op of the previous record, or "tombstone"
 
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        res.records += 1
-
-        def fail(pointer, message, _n=lineno):
-            res.failures.append((_n, pointer, message))
-
-        try:
-            rec = json.loads(line)
-        except ValueError as e:
-            fail("", f"not JSON: {e}")
-            continue
+    for rec, fail in jlc.json_lines(lines, res):
         if not isinstance(rec, dict) or not {"topic", "key", "value"} <= rec.keys():
             fail("", 'a record is an object with "topic", "key" and "value"')
             continue
@@ -284,23 +237,7 @@ def validate_lines(lines, event_schema=None, key_schema=None):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Validate Debezium-style change events (JSON lines).")
-    ap.add_argument("file", nargs="?", default="-", help="JSON-lines file (default: stdin)")
-    ap.add_argument("--max-failures", type=int, default=10, help="failures to print (default 10)")
-    args = ap.parse_args(argv)
-
-    if args.file == "-":
-        res = validate_lines(sys.stdin)
-    else:
-        with open(args.file, encoding="utf-8") as f:
-            res = validate_lines(f)
-
-    for lineno, pointer, msg in res.failures[: args.max_failures]:
-        print(f"line {lineno}: {pointer or '/'}: {msg}")
-    if len(res.failures) > args.max_failures:
-        print(f"... and {len(res.failures) - args.max_failures} more")
-    print(res.summary())
-    return 0 if res.ok else 1
+    return jlc.main(validate_lines, "Validate Debezium-style change events (JSON lines).", argv)
 
 
 if __name__ == "__main__":

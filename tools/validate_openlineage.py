@@ -37,8 +37,6 @@ number, JSON Pointer of the failing element, message) and exits with
 status 1.
 """
 
-import argparse
-import json
 import re
 import sys
 from collections import Counter
@@ -47,9 +45,12 @@ from pathlib import Path
 from urllib.parse import urldefrag
 
 from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from any directory
+sys.dont_write_bytecode = True  # no tools/__pycache__
+import jsonlines_check as jlc  # noqa: E402
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "crates" / "mesh" / "schema" / "openlineage"
 CORE_ID = "https://openlineage.io/spec/2-0-2/OpenLineage.json"
@@ -97,9 +98,7 @@ def load_registry(schema_dir=SCHEMA_DIR):
     """Every stored schema, keyed by its $id."""
     registry = Registry()
     for path in sorted(Path(schema_dir).rglob("*.json")):
-        with open(path, encoding="utf-8") as f:
-            schema = json.load(f)
-        Draft202012Validator.check_schema(schema)
+        schema = jlc.load_schema(path)
         registry = registry.with_resource(schema["$id"], Resource.from_contents(schema))
     return registry
 
@@ -125,70 +124,39 @@ def _facet_info(registry, doc_id, fragment):
     return keys, base
 
 
-# --- messages (as tools/validate_change_events.py) ---------------------------
-
-def _pointer(parts):
-    return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in parts)
-
-
-def _json_type(value):
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
+# --- messages (jsonlines_check's, and these) ---------------------------------
 
 def _message(err):
     """jsonschema's message, without a repr of a whole event or facet."""
-    got = _json_type(err.instance)
-    shown = {"object": "an object", "array": "an array", "null": "null"}.get(got)
-    if shown and err.validator == "type":
-        return f"{shown} is not allowed here (expected type {err.validator_value!r})"
-    if shown and err.validator in ("const", "enum"):
-        return f"{shown} is not allowed here (expected {err.validator_value!r})"
+    shown = jlc.shown(err.instance)
     if err.validator in ("anyOf", "oneOf") and shown:
         return f"{shown} matching none of the schemas allowed here"
     if err.validator == "format":
         return f"{err.instance!r} is not a valid {err.validator_value!r}"
-    return err.message
+    return jlc.message(err)
 
 
 def _schema_failures(validator, instance, prefix):
-    out = []
-    for err in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
-        msg = _message(err)
-        where = list(prefix) + list(err.absolute_path)
-        if err.context:
-            inner = best_match(err.context)
-            msg = f"{msg} ({_pointer(list(prefix) + list(inner.absolute_path))}: {_message(inner)})"
-        out.append((_pointer(where), msg))
-    return out
+    return jlc.schema_failures(validator, instance, prefix, message=_message)
 
 
 # --- events ------------------------------------------------------------------
 
-class Result:
+class Result(jlc.Result):
     def __init__(self):
-        self.events = 0
+        super().__init__()
         self.types = Counter()
         self.facets_checked = 0
         self.facets_unchecked = 0
-        self.failures = []  # (line, pointer, message)
 
     @property
-    def ok(self):
-        return not self.failures
+    def events(self):
+        return self.count
 
     def summary(self):
         types = " ".join(f"{t}={self.types.get(t, 0)}" for t in EVENT_TYPES)
-        status = "OK" if self.ok else f"{len(self.failures)} failure(s)"
         return (f"{self.events} events: {types} facets checked={self.facets_checked}"
-                f" unchecked={self.facets_unchecked} -- {status}")
+                f" unchecked={self.facets_unchecked} -- {self.status()}")
 
 
 def _facet_maps(event):
@@ -226,7 +194,7 @@ def _check_facets(registry, event, res, fail):
                 # top-level keys, which only works under a declared key.
                 declared = sorted(registry.contents(doc_id).get("properties", {}))
                 if key not in declared:
-                    fail(_pointer(at), f"facet key {key!r} is not one {doc_id} declares ({declared})")
+                    fail(jlc.pointer(at), f"facet key {key!r} is not one {doc_id} declares ({declared})")
                     continue
                 for pointer, msg in _schema_failures(_validator(registry, doc_id), {key: facet}, where):
                     fail(pointer, msg)
@@ -234,12 +202,12 @@ def _check_facets(registry, event, res, fail):
             try:
                 keys, base = _facet_info(registry, doc_id, fragment)
             except Unresolvable as e:
-                fail(_pointer(at + ["_schemaURL"]), f"{url!r} names no definition: {e}")
+                fail(jlc.pointer(at + ["_schemaURL"]), f"{url!r} names no definition: {e}")
                 continue
             if keys and key not in keys:
-                fail(_pointer(at), f"facet key {key!r}: {doc_id} attaches this facet as {' or '.join(map(repr, keys))}")
+                fail(jlc.pointer(at), f"facet key {key!r}: {doc_id} attaches this facet as {' or '.join(map(repr, keys))}")
             if base and base != expected_base:
-                fail(_pointer(at), f"a {base} (from {url}) attached where a {expected_base} belongs")
+                fail(jlc.pointer(at), f"a {base} (from {url}) attached where a {expected_base} belongs")
             for pointer, msg in _schema_failures(_validator(registry, url), facet, at):
                 fail(pointer, msg)
 
@@ -256,7 +224,7 @@ def _cross_checks(event):
     for i, cause in enumerate(causes if isinstance(causes, list) else []):
         topic = cause.get("topic") if isinstance(cause, dict) else None
         if isinstance(topic, str) and topic not in names:
-            out.append((_pointer(["run", "facets", "ultracore_causes", "causes", i, "topic"]),
+            out.append((jlc.pointer(["run", "facets", "ultracore_causes", "causes", i, "topic"]),
                         f"cause topic {topic!r} is not one of the run's inputs"))
     return out
 
@@ -266,19 +234,7 @@ def validate_lines(lines, registry=None):
     registry = registry or load_registry()
     event_v = _validator(registry, RUN_EVENT_URL)
     res = Result()
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        res.events += 1
-
-        def fail(pointer, message, _n=lineno):
-            res.failures.append((_n, pointer, message))
-
-        try:
-            event = json.loads(line)
-        except ValueError as e:
-            fail("", f"not JSON: {e}")
-            continue
+    for event, fail in jlc.json_lines(lines, res):
         if not isinstance(event, dict):
             fail("", "a RunEvent is a JSON object")
             continue
@@ -295,23 +251,7 @@ def validate_lines(lines, registry=None):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Validate OpenLineage 2-0-2 RunEvents (JSON lines).")
-    ap.add_argument("file", nargs="?", default="-", help="JSON-lines file (default: stdin)")
-    ap.add_argument("--max-failures", type=int, default=10, help="failures to print (default 10)")
-    args = ap.parse_args(argv)
-
-    if args.file == "-":
-        res = validate_lines(sys.stdin)
-    else:
-        with open(args.file, encoding="utf-8") as f:
-            res = validate_lines(f)
-
-    for lineno, pointer, msg in res.failures[: args.max_failures]:
-        print(f"line {lineno}: {pointer or '/'}: {msg}")
-    if len(res.failures) > args.max_failures:
-        print(f"... and {len(res.failures) - args.max_failures} more")
-    print(res.summary())
-    return 0 if res.ok else 1
+    return jlc.main(validate_lines, "Validate OpenLineage 2-0-2 RunEvents (JSON lines).", argv)
 
 
 if __name__ == "__main__":

@@ -220,6 +220,22 @@ fn serve_catalogues_searches_queries_and_traces_the_demo_flow() -> TestResult {
     // validates against the published schema.
     let python = std::env::var("ULTRACORE_TEST_PYTHON")
         .map_err(|_| "ULTRACORE_TEST_PYTHON is not set: run scripts/test.sh, which prepares the Python test client")?;
+    // The services as streaming jobs too (the jobs service looks every 5 s).
+    wait_for(
+        "the optimization service as a streaming job",
+        Duration::from_secs(30),
+        || {
+            read_topic(s.data_dir(), "mesh.openlineage").is_ok_and(|events| {
+                events.iter().any(|e| {
+                    serde_json::from_slice::<Value>(e).is_ok_and(|v| {
+                        v["job"]["name"] == "optimization"
+                            && v["eventType"] == "START"
+                            && v["job"]["facets"]["jobType"]["processingType"] == "STREAMING"
+                    })
+                })
+            })
+        },
+    )?;
     let events = read_topic(s.data_dir(), "mesh.openlineage")?;
     let file = s.data_dir().join("openlineage.jsonl");
     let mut lines = String::new();

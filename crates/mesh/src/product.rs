@@ -331,6 +331,19 @@ pub struct DataProduct {
     pub tier: Option<Tier>,
 }
 
+/// A refresh: when, what caused it, and how the rows it left graded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refresh {
+    pub at_ms: i64,
+    /// Events that caused it (at most [`MAX_CAUSES`]).
+    pub causes: Vec<Cause>,
+    /// How many events caused it in all.
+    pub events: u64,
+    pub rows_checked: u64,
+    pub rows_complete: u64,
+    pub rows_conforming: u64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProductEvent {
     Registered {
@@ -339,16 +352,7 @@ pub enum ProductEvent {
     Updated {
         def: ProductDef,
     },
-    Refreshed {
-        at_ms: i64,
-        /// Events that caused it (at most [`MAX_CAUSES`]).
-        causes: Vec<Cause>,
-        /// How many events caused it in all.
-        events: u64,
-        rows_checked: u64,
-        rows_complete: u64,
-        rows_conforming: u64,
-    },
+    Refreshed(Refresh),
     QualityChanged {
         from: Option<Tier>,
         reading: QualityReading,
@@ -384,16 +388,6 @@ struct DefPayload {
 }
 
 #[derive(Serialize, Deserialize)]
-struct RefreshPayload {
-    at_ms: i64,
-    causes: Vec<Cause>,
-    events: u64,
-    rows_checked: u64,
-    rows_complete: u64,
-    rows_conforming: u64,
-}
-
-#[derive(Serialize, Deserialize)]
 struct QualityPayload {
     from: Option<Tier>,
     reading: QualityReading,
@@ -418,21 +412,7 @@ impl EventFamily for ProductEvent {
             ProductEvent::Registered { def } | ProductEvent::Updated { def } => {
                 serde_json::to_value(DefPayload { def: def.clone() })
             }
-            ProductEvent::Refreshed {
-                at_ms,
-                causes,
-                events,
-                rows_checked,
-                rows_complete,
-                rows_conforming,
-            } => serde_json::to_value(RefreshPayload {
-                at_ms: *at_ms,
-                causes: causes.clone(),
-                events: *events,
-                rows_checked: *rows_checked,
-                rows_complete: *rows_complete,
-                rows_conforming: *rows_conforming,
-            }),
+            ProductEvent::Refreshed(r) => serde_json::to_value(r),
             ProductEvent::QualityChanged { from, reading } => {
                 serde_json::to_value(QualityPayload {
                     from: *from,
@@ -461,15 +441,7 @@ impl EventFamily for ProductEvent {
                 Ok(ProductEvent::Updated { def: p.def })
             }
             "data_product_refreshed" => {
-                let p: RefreshPayload = payload_as(event_type, payload)?;
-                Ok(ProductEvent::Refreshed {
-                    at_ms: p.at_ms,
-                    causes: p.causes,
-                    events: p.events,
-                    rows_checked: p.rows_checked,
-                    rows_complete: p.rows_complete,
-                    rows_conforming: p.rows_conforming,
-                })
+                Ok(ProductEvent::Refreshed(payload_as(event_type, payload)?))
             }
             "data_product_quality_changed" => {
                 let p: QualityPayload = payload_as(event_type, payload)?;
@@ -508,14 +480,14 @@ impl Aggregate for DataProduct {
                 rows,
             } => {
                 causes.truncate(MAX_CAUSES);
-                Ok(vec![ProductEvent::Refreshed {
+                Ok(vec![ProductEvent::Refreshed(Refresh {
                     at_ms,
                     causes,
                     events,
                     rows_checked: rows.0,
                     rows_complete: rows.1,
                     rows_conforming: rows.2,
-                }])
+                })])
             }
             ProductCommand::Quality(reading) => {
                 if self.tier == Some(reading.tier) {
@@ -536,22 +508,15 @@ impl Aggregate for DataProduct {
                 self.def = Some(def.clone());
                 self.version += 1;
             }
-            ProductEvent::Refreshed {
-                at_ms,
-                causes,
-                rows_checked,
-                rows_complete,
-                rows_conforming,
-                ..
-            } => {
+            ProductEvent::Refreshed(r) => {
                 self.version += 1;
                 self.refreshes += 1;
-                self.last_refresh_ms = Some(*at_ms);
-                self.last_causes.clone_from(causes);
-                if *rows_checked > 0 {
-                    self.rows_checked = *rows_checked;
-                    self.rows_complete = *rows_complete;
-                    self.rows_conforming = *rows_conforming;
+                self.last_refresh_ms = Some(r.at_ms);
+                self.last_causes.clone_from(&r.causes);
+                if r.rows_checked > 0 {
+                    self.rows_checked = r.rows_checked;
+                    self.rows_complete = r.rows_complete;
+                    self.rows_conforming = r.rows_conforming;
                 }
             }
             ProductEvent::QualityChanged { reading, .. } => self.tier = Some(reading.tier),
@@ -621,7 +586,7 @@ mod tests {
     fn events_round_trip_through_their_payloads() {
         let events = [
             ProductEvent::Registered { def: sample("a") },
-            ProductEvent::Refreshed {
+            ProductEvent::Refreshed(Refresh {
                 at_ms: 5,
                 causes: vec![Cause {
                     topic: "t".into(),
@@ -633,7 +598,7 @@ mod tests {
                 rows_checked: 10,
                 rows_complete: 9,
                 rows_conforming: 10,
-            },
+            }),
             ProductEvent::QualityChanged {
                 from: Some(Tier::Gold),
                 reading: QualityReading {

@@ -360,19 +360,9 @@ impl SearchIndex {
         tags.add_facet("/");
         let table = self.table.clone();
         let top = TopDocs::with_limit(q.limit.max(1)).tweak_score(move |seg: &SegmentReader| {
-            let ords = seg
-                .fast_fields()
-                .u64("ord")
-                .expect("ord is a fast field")
-                .first_or_default_col(0);
-            let table = table.clone();
+            let usage_of = segment_usage(&table, seg);
             move |doc: DocId, score: Score| {
-                let t = table.read().unwrap_or_else(|e| e.into_inner());
-                let usage = t
-                    .entries
-                    .get(ords.get_val(doc) as usize)
-                    .map(|e| e.usage.load(Ordering::Relaxed))
-                    .unwrap_or(0);
+                let (_, usage) = usage_of(doc);
                 let base = if scored { score } else { 1.0 };
                 base * (1.0 + (1.0 + usage as f32).ln() / 10.0)
             }
@@ -442,20 +432,9 @@ impl SearchIndex {
         let searcher = self.reader.searcher();
         let table = self.table.clone();
         let top = TopDocs::with_limit(limit.max(1)).tweak_score(move |seg: &SegmentReader| {
-            let ords = seg
-                .fast_fields()
-                .u64("ord")
-                .expect("ord is a fast field")
-                .first_or_default_col(0);
-            let table = table.clone();
+            let usage_of = segment_usage(&table, seg);
             move |doc: DocId, _score: Score| {
-                let ord = ords.get_val(doc);
-                let t = table.read().unwrap_or_else(|e| e.into_inner());
-                let usage = t
-                    .entries
-                    .get(ord as usize)
-                    .map(|e| e.usage.load(Ordering::Relaxed))
-                    .unwrap_or(0);
+                let (ord, usage) = usage_of(doc);
                 // Most used first; among equals the older product.
                 (usage, u64::MAX - ord)
             }
@@ -471,6 +450,29 @@ impl SearchIndex {
                 domain: e.domain.clone(),
             })
             .collect())
+    }
+}
+
+/// For one segment: a document's ordinal and its product's uses.
+fn segment_usage(
+    table: &Arc<RwLock<Table>>,
+    seg: &SegmentReader,
+) -> impl Fn(DocId) -> (u64, u64) + 'static {
+    let ords = seg
+        .fast_fields()
+        .u64("ord")
+        .expect("ord is a fast field")
+        .first_or_default_col(0);
+    let table = table.clone();
+    move |doc| {
+        let ord = ords.get_val(doc);
+        let t = table.read().unwrap_or_else(|e| e.into_inner());
+        let usage = t
+            .entries
+            .get(ord as usize)
+            .map(|e| e.usage.load(Ordering::Relaxed))
+            .unwrap_or(0);
+        (ord, usage)
     }
 }
 

@@ -8,6 +8,8 @@
 //!   memory.
 //! - `mesh-openlineage`: an OpenLineage run event on `mesh.openlineage`
 //!   for every stored refresh.
+//! - `mesh-openlineage-jobs`: OpenLineage `START`/`RUNNING`/`ABORT` events
+//!   of every service as a streaming job, from the lineage.
 //! - `mesh-lineage`: every process's lineage edges (`mesh.lineage`)
 //!   folded into the catalogue's.
 //! - `mesh-quality`: grades every product against its contract every
@@ -174,7 +176,12 @@ impl<L: EventLog> Handler for OpenLineageRuns<L> {
                 env.payload.clone(),
             )
             .map_err(|e| HandlerError::reject(e.to_string()))?;
-            let crate::product::ProductEvent::Refreshed { at_ms, causes, .. } = event else {
+            let crate::product::ProductEvent::Refreshed(crate::product::Refresh {
+                at_ms,
+                causes,
+                ..
+            }) = event
+            else {
                 continue;
             };
             let causes: Vec<crate::openlineage::CauseEvent> = causes
@@ -278,5 +285,132 @@ pub fn lineage_service<L: EventLog>(catalogue: Arc<Catalogue<L>>, log: L) -> Reg
         Ok(FoldLineage {
             lineage: catalogue.lineage().clone(),
         })
+    })
+}
+
+/// The job namespace of the services' streaming jobs.
+pub const SERVICES_NAMESPACE: &str = "ultracore://services";
+
+/// The streaming jobs the lineage shows: per service that consumes, its
+/// group, the topics it reads and writes (dead letters and the lineage
+/// topics left out).
+pub fn streaming_jobs(
+    lineage: &ultracore_runtime::lineage::Lineage,
+) -> BTreeMap<String, (crate::openlineage::StreamingJob, i64)> {
+    use ultracore_runtime::lineage::Role;
+    let plumbing = |t: &str| {
+        t.ends_with(ultracore_log::DLQ_SUFFIX)
+            || t == ultracore_runtime::lineage::TOPIC
+            || t == OPENLINEAGE_TOPIC
+    };
+    let mut jobs: BTreeMap<String, (crate::openlineage::StreamingJob, i64)> = BTreeMap::new();
+    for e in lineage.edges() {
+        let (job, first) = jobs.entry(e.service.clone()).or_insert_with(|| {
+            (
+                crate::openlineage::StreamingJob {
+                    service: e.service.clone(),
+                    group: String::new(),
+                    inputs: Vec::new(),
+                    outputs: Vec::new(),
+                },
+                e.first_seen_ms,
+            )
+        });
+        *first = (*first).min(e.first_seen_ms);
+        if plumbing(&e.topic) {
+            continue;
+        }
+        match e.role {
+            Role::Consumes => {
+                if job.group.is_empty() {
+                    job.group = e.group.clone().unwrap_or_default();
+                }
+                if !job.inputs.contains(&e.topic) {
+                    job.inputs.push(e.topic.clone());
+                }
+            }
+            Role::Produces => {
+                if !job.outputs.contains(&e.topic) {
+                    job.outputs.push(e.topic.clone());
+                }
+            }
+        }
+    }
+    jobs.retain(|_, (j, _)| !j.group.is_empty());
+    for (j, _) in jobs.values_mut() {
+        j.inputs.sort();
+        j.outputs.sort();
+    }
+    jobs
+}
+
+/// The `mesh-openlineage-jobs` service: every `interval`, a `START` for
+/// each streaming job the lineage shows for the first time, a `RUNNING`
+/// for one whose inputs or outputs changed; an `ABORT` for each on
+/// shutdown (a streaming job ends only when it is stopped).
+pub fn openlineage_jobs_service<L: EventLog>(
+    catalogue: Arc<Catalogue<L>>,
+    log: L,
+    topic_namespace: String,
+    interval: Duration,
+) -> Registration {
+    use crate::openlineage::{Lineage as Emitter, StreamState};
+    Registration::task("mesh-openlineage-jobs", move |ctx: ServiceContext| {
+        let (catalogue, log, topic_namespace) =
+            (catalogue.clone(), log.clone(), topic_namespace.clone());
+        async move {
+            ultracore_runtime::catalogue::ensure(&log, &[OPENLINEAGE_TOPIC])
+                .await
+                .map_err(ServiceError::other)?;
+            let out = ctx.traced(log);
+            let emitter = Emitter::new(SERVICES_NAMESPACE, topic_namespace);
+            let mut told: BTreeMap<String, crate::openlineage::StreamingJob> = BTreeMap::new();
+            let mut started: BTreeMap<String, chrono::DateTime<chrono::Utc>> = BTreeMap::new();
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ctx.ready();
+            loop {
+                let stopping = tokio::select! {
+                    _ = ctx.token.cancelled() => true,
+                    _ = tick.tick() => false,
+                };
+                let now = chrono::Utc::now();
+                let mut records = Vec::new();
+                let mut emit = |job: &crate::openlineage::StreamingJob,
+                                state,
+                                at|
+                 -> Result<(), ServiceError> {
+                    let event = emitter.streaming_job(job, state, at, now);
+                    let value = serde_json::to_vec(&event).map_err(ServiceError::other)?;
+                    records.push(ultracore_log::NewRecord::new(job.service.clone(), value));
+                    Ok(())
+                };
+                if stopping {
+                    for (service, job) in &told {
+                        emit(job, StreamState::Stopped, started[service])?;
+                    }
+                } else {
+                    for (service, (job, first_ms)) in streaming_jobs(catalogue.lineage()) {
+                        let at = *started.entry(service.clone()).or_insert_with(|| {
+                            chrono::DateTime::from_timestamp_millis(first_ms).unwrap_or(now)
+                        });
+                        match told.get(&service) {
+                            None => emit(&job, StreamState::Started, at)?,
+                            Some(before) if *before != job => emit(&job, StreamState::Running, at)?,
+                            Some(_) => continue,
+                        }
+                        told.insert(service, job);
+                    }
+                }
+                if !records.is_empty() {
+                    out.append(OPENLINEAGE_TOPIC, records)
+                        .await
+                        .map_err(ServiceError::other)?;
+                }
+                if stopping {
+                    return Ok(());
+                }
+            }
+        }
     })
 }

@@ -9,38 +9,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ultracore_log::{read_to_end, EventLog, NewRecord, RawEnvelope, ReadToEnd, Record, Seek};
-use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
+use ultracore_log_embedded::EmbeddedLog;
 use ultracore_runtime::lineage::{self, read_lineage};
 use ultracore_runtime::{
-    run_consumer, CancellationToken, ConsumerConfig, ConsumerSpec, Edge, Handler, HandlerError,
-    Lineage, Registration, RetryPolicy, Role, Subscription, Supervisor, SupervisorOptions,
+    run_consumer, CancellationToken, ConsumerSpec, Edge, Handler, HandlerError, Lineage,
+    Registration, Role, Subscription, Supervisor, SupervisorOptions,
 };
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+mod common;
+
+use common::{fast, open, TestResult};
 
 /// Topics of the catalogue, so the runtime creates them its way.
 const INPUT: &str = "query-events";
 const OUTPUT: &str = "portfolio-events";
-
-fn open() -> Result<(tempfile::TempDir, EmbeddedLog), Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    let log = EmbeddedLog::open(dir.path(), EmbeddedOptions::default())?;
-    Ok((dir, log))
-}
-
-fn fast() -> ConsumerConfig {
-    ConsumerConfig {
-        poll_timeout_ms: 20,
-        lag_interval_ms: 50,
-        retry: RetryPolicy {
-            attempts: 2,
-            initial_backoff_ms: 1,
-            max_backoff_ms: 5,
-            infra_give_up_ms: 200,
-        },
-        ..ConsumerConfig::default()
-    }
-}
 
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) -> TestResult {
     let start = Instant::now();

@@ -8,35 +8,15 @@ use std::time::{Duration, Instant};
 use ultracore_log::{
     Consumer, ConsumerOptions, EventLog, EventLogExt, NewRecord, Record, TopicSpec,
 };
-use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
+use ultracore_log_embedded::EmbeddedLog;
 use ultracore_runtime::{
     run_pipelined, ConsumerConfig, ConsumerSpec, Handler, HandlerError, Pipeline, Registration,
-    RetryPolicy, ServiceContext, ServiceState, Settled, Subscription, Supervisor,
-    SupervisorOptions,
+    ServiceContext, ServiceState, Settled, Subscription, Supervisor, SupervisorOptions,
 };
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+mod common;
 
-fn open() -> Result<(tempfile::TempDir, EmbeddedLog), Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    let log = EmbeddedLog::open(dir.path(), EmbeddedOptions::default())?;
-    Ok((dir, log))
-}
-
-fn fast() -> ConsumerConfig {
-    ConsumerConfig {
-        poll_timeout_ms: 20,
-        lag_interval_ms: 50,
-        topic_refresh_ms: 50,
-        retry: RetryPolicy {
-            attempts: 3,
-            initial_backoff_ms: 1,
-            max_backoff_ms: 5,
-            infra_give_up_ms: 200,
-        },
-        ..ConsumerConfig::default()
-    }
-}
+use common::{fast, open, TestResult};
 
 /// Values the handler saw, shared with the test.
 #[derive(Clone, Default)]

@@ -283,7 +283,13 @@ pub fn catalogue_services(
         ultracore_runtime::lineage::publisher(log.clone()),
         service::lineage_service(c.clone(), log.clone()),
         service::refresh_service(c.clone(), log.clone()),
-        service::openlineage_service(c.clone(), log, namespace),
+        service::openlineage_service(c.clone(), log.clone(), namespace.clone()),
+        service::openlineage_jobs_service(
+            c.clone(),
+            log,
+            namespace,
+            std::time::Duration::from_secs(5),
+        ),
         service::quality_service(c, std::time::Duration::from_secs(5)),
     ]
 }
