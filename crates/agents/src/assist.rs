@@ -204,6 +204,9 @@ impl<L: EventLog> Assistant<L> {
     /// `runtime` should screen answers (see [`AgentRuntime::start_screened`]);
     /// alerts of masked values go to `log`.
     pub fn new(runtime: AgentRuntime, screen: Screen, log: L) -> Self {
+        // The planner's model trains in the background, not on the first
+        // question's async worker.
+        crate::intent::warm_up();
         Assistant {
             runtime,
             screen,

@@ -1,8 +1,16 @@
 //! The planner's intent detection: which agents a customer's question is
 //! for (card, loan, wealth; general when none), several at once when the
-//! question asks several things. Rules, not a model: every decision is a
-//! list of the cue words that made it, so an answer can say why it went
-//! to the agents it went to.
+//! question asks several things. Rules first, then a model: every
+//! decision is a list of the cues that made it, so an answer can say why
+//! it went to the agents it went to.
+//!
+//! The rules decide what they find. A small learned model
+//! (`model.rs`: logistic regressions over the query's words, word pairs,
+//! letter n-grams and the cue tables' matches, trained on the labelled
+//! tuning sets) adds a domain the rules missed when it is sure of it; its
+//! cue says so ("model: p=0.91"). It never removes what a cue found, and
+//! never overrules a login or complaint question. The thresholds were
+//! chosen by cross-validation on the tuning sets (see `Policy`).
 //!
 //! The query is lower-cased and split into words and clauses; multi-word
 //! cues match consecutive words, a cue matches a word that starts with it
@@ -23,6 +31,8 @@
 //!
 //! - `vocabulary.rs`: the cue tables and the word lists.
 //! - `matching.rs`: words, cue matching, typos.
+//! - `model.rs`: the learned model, its features, its training and its
+//!   cross-validation.
 
 use serde::Serialize;
 
@@ -68,6 +78,7 @@ pub struct Detected {
 use Intent::*;
 
 mod matching;
+mod model;
 mod vocabulary;
 
 use matching::{matches_at, words, Match, Word};
@@ -123,9 +134,22 @@ fn cues_of(ws: &[Word]) -> Vec<Cue> {
     let mut matched: Vec<(Match, Cue)> = Vec::new();
     let mut exact = vec![false; ws.len()];
     for i in 0..ws.len() {
+        // A phrase can match here only if its first part starts with the
+        // word's first letter or with a letter after one of its hyphens
+        // (typos keep the first letter), or is a number: checking that
+        // first spares most of the tables (detection runs on every
+        // question, and again for the model's features).
+        let text = ws[i].text.as_bytes();
+        let heads: Vec<u8> = std::iter::once(text[0])
+            .chain(text.windows(2).filter(|w| w[0] == b'-').map(|w| w[1]))
+            .collect();
         for (kind, phrases) in TABLES {
             let typo = matches!(kind, Kind::Strong(_) | Kind::Wins);
             for phrase in *phrases {
+                let head = phrase[0].as_bytes()[0];
+                if head != b'#' && !heads.contains(&head) {
+                    continue;
+                }
                 if let Some(how) = matches_at(ws, i, phrase, typo) {
                     if how == Match::Exact {
                         exact[i..i + phrase.len()].fill(true);
@@ -200,8 +224,99 @@ fn is_own_card(ws: &[Word], c: &Cue) -> bool {
             .any(|w| w.text == "my")
 }
 
-/// The intents of `query`.
+/// What the rules decided, and whether a login or a complaint decided it.
+struct Ruled {
+    detected: Detected,
+    /// Whether a general cue that wins its clause (a login, a complaint)
+    /// took one.
+    won: bool,
+}
+
+/// Trains the intent model now, on a thread of its own, rather than on the
+/// first question: for a service to call when it starts.
+pub fn warm_up() {
+    model::warm_up();
+}
+
+/// The intents of `query`: the rules, with what the model is sure they
+/// missed (see `Policy`).
 pub fn detect(query: &str) -> Detected {
+    let p = model::shipped().probabilities(query);
+    amend(query, rules(query), p, &POLICY)
+}
+
+/// How the model's probabilities amend the rules: it adds a domain the
+/// rules missed when it is sure of it; what the rules found stands.
+/// Chosen by cross-validation on the tuning sets
+/// (`model::tests::cross_validation`), where neither dropping a domain the
+/// rules found (by a strong cue, or by weak words alone) nor letting the
+/// model decide alone did better.
+#[derive(Debug, Clone, Copy)]
+struct Policy {
+    /// A domain the rules did not find, when they found another, is added
+    /// at this probability.
+    add: f64,
+    /// A domain is added at this probability when the rules found none.
+    alone: f64,
+}
+
+const POLICY: Policy = Policy {
+    add: 0.8,
+    alone: 0.5,
+};
+
+/// The domains asked, by the rules amended by the model: `p` is the
+/// model's probability per domain (`model::DOMAINS`). A question the rules
+/// gave to a login or a complaint alone stays there.
+fn combine(r: &Ruled, p: [f64; 3], policy: &Policy) -> Vec<Intent> {
+    let ruled = &r.detected.intents;
+    if r.won && ruled == &[General] {
+        return vec![General];
+    }
+    let floor = if ruled == &[General] {
+        policy.alone
+    } else {
+        policy.add
+    };
+    let out: Vec<Intent> = model::DOMAINS
+        .iter()
+        .zip(p)
+        .filter(|(d, p)| ruled.contains(d) || *p >= floor)
+        .map(|(d, _)| *d)
+        .collect();
+    if out.is_empty() {
+        vec![General]
+    } else {
+        out
+    }
+}
+
+/// The rules' detection with the model's additions, each explained: its
+/// cue is `model: p=0.87`, its part the whole question.
+fn amend(query: &str, r: Ruled, p: [f64; 3], policy: &Policy) -> Detected {
+    let intents = combine(&r, p, policy);
+    let Detected {
+        mut cues,
+        mut parts,
+        ..
+    } = r.detected;
+    for (d, p) in model::DOMAINS.iter().zip(p) {
+        if intents.contains(d) && !parts.iter().any(|(i, _)| i == d) {
+            cues.push((*d, format!("model: p={p:.2}")));
+            parts.push((*d, query.trim().to_owned()));
+        }
+    }
+    parts.retain(|(i, _)| intents.contains(i));
+    parts.sort_by_key(|(i, _)| *i);
+    Detected {
+        intents,
+        cues,
+        parts,
+    }
+}
+
+/// The intents of `query` by the cue tables alone.
+fn rules(query: &str) -> Ruled {
     let ws = words(query);
     let clause = clauses(&ws);
     let clauses = clause.last().map_or(1, |c| c + 1);
@@ -311,10 +426,14 @@ pub fn detect(query: &str) -> Detected {
             (*i, text)
         })
         .collect();
-    Detected {
-        intents,
-        cues,
-        parts,
+    let won = won.iter().any(|w| *w);
+    Ruled {
+        detected: Detected {
+            intents,
+            cues,
+            parts,
+        },
+        won,
     }
 }
 
@@ -550,6 +669,44 @@ mod tests {
         assert_eq!(
             of("Do credit card limits reduce how much I can borrow?"),
             [Loan]
+        );
+    }
+
+    #[test]
+    fn the_model_adds_what_the_rules_missed_and_says_so() {
+        let q = "what's left on the ute";
+        assert_eq!(rules(q).detected.intents, [General]);
+        let d = amend(q, rules(q), [0.02, 0.91, 0.1], &POLICY);
+        assert_eq!(d.intents, [Loan]);
+        assert_eq!(d.cues, [(Loan, "model: p=0.91".to_owned())]);
+        assert_eq!(d.parts, [(Loan, q.to_owned())]);
+        // Below its threshold, the rules' answer stands.
+        let d = amend(q, rules(q), [0.02, 0.45, 0.1], &POLICY);
+        assert_eq!(d.intents, [General]);
+    }
+
+    #[test]
+    fn beside_a_domain_the_rules_found_the_model_must_be_surer() {
+        let q = "what's my card balance";
+        let with = |loan| amend(q, rules(q), [0.99, loan, 0.0], &POLICY).intents;
+        assert_eq!(with(0.75), [Card]);
+        assert_eq!(with(0.85), [Card, Loan]);
+    }
+
+    #[test]
+    fn the_model_takes_nothing_away() {
+        let q = "how do I change my PIN";
+        let d = amend(q, rules(q), [0.01, 0.0, 0.0], &POLICY);
+        assert_eq!(d.intents, [Card]);
+        assert!(!d.cues.iter().any(|(_, c)| c.starts_with("model")));
+    }
+
+    #[test]
+    fn a_login_problem_stays_general_whatever_the_model_says() {
+        let q = "I can't log in to see my card";
+        assert_eq!(
+            amend(q, rules(q), [0.99, 0.0, 0.0], &POLICY).intents,
+            [General]
         );
     }
 

@@ -9,7 +9,9 @@
 //!   masks the values in place; [`GovernanceKey`], the deployment's
 //!   fingerprint key in the data directory.
 //! - `intent.rs`: [`detect`], the planner's intent detection (card, loan,
-//!   wealth, general; several at once), with the cues behind each.
+//!   wealth, general; several at once), with the cues behind each: cue
+//!   rules, and a small model trained on the labelled sets that adds what
+//!   they miss ([`warm_up`] trains it before the first question).
 //! - [`account`]: the event-sourced card account (`es.CardAccount`):
 //!   balance, available credit, recent transactions.
 //! - [`cards`]: the card agent's product tools — the shipped catalogue
@@ -61,7 +63,7 @@ pub use governance::{
     registration as governance_registration, spec as governance_spec, GovernanceService,
     SERVICE_GROUP,
 };
-pub use intent::{detect, Detected, Intent};
+pub use intent::{detect, warm_up, Detected, Intent};
 pub use screen::{GovernanceKey, Mode, Screen, Screened};
 
 /// What can go wrong outside a handler.

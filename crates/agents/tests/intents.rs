@@ -1,13 +1,15 @@
 //! Intent detection on labelled queries: exact match per intent and
-//! overall, with precision and recall. Three sets, each written apart from
-//! the rules by a different author:
+//! overall, with precision and recall. Four sets, each written apart from
+//! the detector by a different author:
 //!
-//! - `data/intents.jsonl` (422 queries) and `data/intents_fresh.jsonl`
-//!   (320 queries, by a second author) are the tuning sets: the rules are
-//!   tuned on both, and their misses are printed.
-//! - `data/intents_third.jsonl`, by a third author, is the held-out set:
-//!   the rules have never been tuned on it, and it is the one that says
-//!   whether they generalise. Its misses are counted, never printed.
+//! - `data/intents.jsonl` (422 queries), `data/intents_fresh.jsonl` (320)
+//!   and `data/intents_third.jsonl` (320) are the tuning sets: the rules
+//!   are tuned on them, the model is trained on them and its thresholds
+//!   were chosen by cross-validation on them. Their misses are printed.
+//! - `data/intents_fourth.jsonl` (383), written before the model and
+//!   before the rules were tuned on the third set, is the held-out set:
+//!   nothing has been tuned on it, and it is the one that says whether the
+//!   detector generalises. Its misses are counted, never printed.
 
 use std::collections::BTreeMap;
 
@@ -80,19 +82,18 @@ fn parse(text: &str, file: &str) -> Vec<(usize, Labelled)> {
 }
 
 /// Prints the table of a set (and its misses, when `show_misses`) and
-/// returns its exact match and the intents below `floor`. The held-out
-/// set's misses stay unprinted: reading them is tuning on them.
+/// returns its exact match and each intent's accuracy. The held-out set's
+/// misses stay unprinted: reading them is tuning on them.
 fn report(
     name: &str,
     rows: &[(usize, Labelled)],
-    floor: f64,
     show_misses: bool,
-) -> (f64, Vec<String>) {
+) -> (f64, BTreeMap<Intent, f64>) {
     let (per, exact, misses) = evaluate(rows);
     let exact = exact as f64 / rows.len().max(1) as f64;
     println!("{name}: {} queries, exact {exact:.3}", rows.len());
     println!("  intent   labelled  accuracy  precision  recall");
-    let mut below = Vec::new();
+    let mut accuracies = BTreeMap::new();
     for (intent, c) in &per {
         let accuracy = c.exact as f64 / c.labelled.max(1) as f64;
         let recall = c.true_positives as f64 / c.labelled.max(1) as f64;
@@ -103,9 +104,7 @@ fn report(
             intent.name(),
             c.labelled
         );
-        if accuracy < floor {
-            below.push(format!("{name}: {} accuracy {accuracy:.3}", intent.name()));
-        }
+        accuracies.insert(*intent, accuracy);
     }
     if show_misses {
         for m in &misses {
@@ -114,46 +113,66 @@ fn report(
     } else {
         println!("  {} misses (not shown)", misses.len());
     }
-    (exact, below)
+    (exact, accuracies)
 }
 
-/// The floor on every intent's accuracy on the held-out set. The goal is
-/// 0.95; measured: card 0.973, loan 0.915, wealth 0.899, general 0.960,
-/// exact 0.931 (README, "Intent quality"). The floor keeps a change from
-/// making it worse unnoticed.
-const HELD_OUT_FLOOR: f64 = 0.89;
+const TUNING_SETS: [(&str, &str); 3] = [
+    ("intents.jsonl", include_str!("../data/intents.jsonl")),
+    (
+        "intents_fresh.jsonl",
+        include_str!("../data/intents_fresh.jsonl"),
+    ),
+    (
+        "intents_third.jsonl",
+        include_str!("../data/intents_third.jsonl"),
+    ),
+];
+
+const HELD_OUT: &str = include_str!("../data/intents_fourth.jsonl");
+
+/// Each intent's accuracy on the held-out set, and its exact match, as
+/// measured (rounded down) when the model was added: card 0.948 (127 of
+/// 134), loan 0.956 (131 of 137), wealth 0.960 (119 of 124), general 0.953
+/// (61 of 64), exact 0.950 (364 of 383). The goal is 0.95 on every intent;
+/// card is one query short of it. The rules alone scored card 0.940, loan
+/// 0.942, wealth 0.960, general 0.953, exact 0.945. The floors keep a
+/// change from making it worse unnoticed; raising them by tuning on this
+/// set's misses would make it a tuning set.
+const HELD_OUT_FLOORS: [(Intent, f64); 4] = [
+    (Intent::Card, 0.947),
+    (Intent::Loan, 0.956),
+    (Intent::Wealth, 0.959),
+    (Intent::General, 0.953),
+];
+const HELD_OUT_EXACT: f64 = 0.950;
 
 #[test]
 fn intents_on_the_tuning_sets() {
-    for (name, text) in [
-        ("intents.jsonl", include_str!("../data/intents.jsonl")),
-        (
-            "intents_fresh.jsonl",
-            include_str!("../data/intents_fresh.jsonl"),
-        ),
-    ] {
+    for (name, text) in TUNING_SETS {
         let rows = parse(text, name);
         assert!(
             rows.len() >= 300,
             "{name}: only {} labelled queries",
             rows.len()
         );
-        let (exact, _) = report(&format!("tuning ({name})"), &rows, 0.0, true);
+        let (exact, _) = report(&format!("tuning ({name})"), &rows, true);
         assert!(exact >= 0.97, "exact {exact:.3} on {name}");
     }
 }
 
 #[test]
 fn intents_on_the_held_out_set() {
-    let text = include_str!("../data/intents_third.jsonl");
-    let rows = parse(text, "intents_third.jsonl");
-    assert_eq!(rows.len(), 320);
-    let (exact, below) = report(
-        "held out (intents_third.jsonl)",
-        &rows,
-        HELD_OUT_FLOOR,
-        false,
-    );
+    let rows = parse(HELD_OUT, "intents_fourth.jsonl");
+    assert_eq!(rows.len(), 383);
+    let (exact, accuracies) = report("held out (intents_fourth.jsonl)", &rows, false);
+    let below: Vec<String> = HELD_OUT_FLOORS
+        .iter()
+        .filter(|(i, floor)| accuracies[i] < *floor)
+        .map(|(i, floor)| format!("{}: {:.3} < {floor}", i.name(), accuracies[i]))
+        .collect();
     assert!(below.is_empty(), "{below:?}");
-    assert!(exact >= 0.92, "exact {exact:.3} on the held-out set");
+    assert!(
+        exact >= HELD_OUT_EXACT,
+        "exact {exact:.3} < {HELD_OUT_EXACT} on the held-out set"
+    );
 }

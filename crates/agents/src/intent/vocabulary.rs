@@ -282,6 +282,21 @@ const LOAN: &[&[&str]] = &[
     &["paid", "off", "the", "house"],
     &["payout", "amount"],
     &["reverse", "mortgage"],
+    // A loan's drawdowns, a rental bought with one, a car paid off.
+    &["construction", "drawdown"],
+    &["loan", "drawdown"],
+    &["rental", "propert"],
+    &["investment", "unit"],
+    &["investment", "apartment"],
+    &["investment", "house"],
+    &["investment", "home"],
+    &["pay", "off", "my", "car"],
+    &["paying", "off", "my", "car"],
+    &["pay", "out", "my", "car"],
+    &["paying", "out", "my", "car"],
+    &["car", "note"],
+    &["margin", "call"],
+    &["margin", "lend"],
 ];
 
 const LOAN_WEAK: &[&[&str]] = &[
@@ -316,6 +331,10 @@ const LOAN_WEAK: &[&[&str]] = &[
     &["repossess"],
     &["self", "employed"],
     &["self-employed"],
+    // A mortgage broker, mostly; a share broker names the shares.
+    &["broker"],
+    // A loan term: "paying each fortnight on 600k over 30 years".
+    &["over", "#", "years"],
 ];
 
 const WEALTH: &[&[&str]] = &[
@@ -436,6 +455,15 @@ const WEALTH: &[&[&str]] = &[
     &["options", "trading"],
     &["share", "trading"],
     &["financial", "plan"],
+    // A fund that lends on mortgages, a loss against gains, gearing, and
+    // wealth's abbreviations (a term deposit, US retirement accounts).
+    &["mortgage", "fund"],
+    &["capital", "loss"],
+    &["negative", "gear"],
+    &["negatively", "gear"],
+    &["td"],
+    &["ira"],
+    &["401k"],
 ];
 
 const WEALTH_WEAK: &[&[&str]] = &[
@@ -468,6 +496,8 @@ const WEALTH_WEAK: &[&[&str]] = &[
     &["management", "fee"],
     &["adviser"],
     &["advisor"],
+    &["inherit"],
+    &["rollover"],
 ];
 
 const GENERAL_WINS: &[&[&str]] = &[
@@ -558,6 +588,8 @@ const GENERAL: &[&[&str]] = &[
     &["deposits", "protected"],
     &["deposit", "protected"],
     &["financial", "claims", "scheme"],
+    &["pay", "anyone"],
+    &["saver", "account"],
 ];
 
 const NEUTRAL: &[&[&str]] = &[
@@ -610,6 +642,11 @@ const NEUTRAL: &[&[&str]] = &[
     &["superior"],
     &["superhero"],
     &["basis", "point"],
+    // "Offset a loss" is tax, not an offset account.
+    &["offset", "a"],
+    // "Units in the tech fund" are a fund's, not flats ("a unit in
+    // Brisbane"): the fund's own words decide.
+    &["units", "in"],
 ];
 
 /// Words that belong to the nearest cue, or to their default alone

@@ -215,6 +215,14 @@ pub async fn search(args: &LogArgs, a: SearchArgs) -> Result<()> {
     Ok(())
 }
 
+/// When an edge was seen. (Record counts are as each process first
+/// published the edge; the server's own API shows them live.)
+fn seen(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
 pub async fn lineage(args: &LogArgs, a: LineageArgs) -> Result<()> {
     let catalogue = open(args, false).await?;
     let recorded = ultracore_runtime::lineage::read_lineage(
@@ -246,14 +254,14 @@ pub async fn lineage(args: &LogArgs, a: LineageArgs) -> Result<()> {
             vec![
                 p.service.clone(),
                 p.topic.clone(),
-                p.records.to_string(),
+                seen(p.first_seen_ms),
                 p.reads.join(", "),
             ]
         })
         .collect();
     println!(
         "\nproduced by\n{}",
-        table(&["service", "writes", ">records", "reads"], &rows)
+        table(&["service", "writes", "since", "reads"], &rows)
     );
     println!(
         "upstream topics: {}",
@@ -271,13 +279,13 @@ pub async fn lineage(args: &LogArgs, a: LineageArgs) -> Result<()> {
                 d.group.clone(),
                 d.service.clone(),
                 d.topic.clone(),
-                d.records.to_string(),
+                seen(d.last_seen_ms),
             ]
         })
         .collect();
     println!(
         "\nread by\n{}",
-        table(&["group", "service", "topic", ">records"], &rows)
+        table(&["group", "service", "topic", "seen"], &rows)
     );
     match &view.last_refresh {
         Some(r) => println!(
