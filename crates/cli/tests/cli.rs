@@ -59,6 +59,12 @@ fn demo_runs_the_optimization_flow_end_to_end() {
         "trade_orders_staged",
         "orders_staged",
         "SYNTHETIC",
+        // The optimizations data product, refreshed by the request's events,
+        // with the lineage the services recorded.
+        "Data product 'optimizations' is at version",
+        "last_event        portfolio_optimization_completed",
+        "written by optimization; read by",
+        "reporting-service",
     ] {
         assert!(text.contains(needle), "no '{needle}' in:\n{text}");
     }

@@ -70,7 +70,8 @@ pub use reporting::{
     REPORTING_GROUP, REPORTING_PROJECTION,
 };
 pub use runner::{
-    await_answer, flow_services, submit, submit_as, Flow, FlowOptions, FlowServices, Service,
+    await_answer, flow_services, submit, submit_as, Beside, Flow, FlowOptions, FlowServices,
+    Service,
 };
 
 use ultracore_log::EventLog;

@@ -203,6 +203,15 @@ fn projection<L: EventLog, P: Projection + Clone + Sync>(
     })
 }
 
+/// What services started beside the flow ([`Flow::start_with`]) share
+/// with it.
+#[derive(Debug, Clone)]
+pub struct Beside<L: EventLog> {
+    pub store: EventStore<L>,
+    pub lineage: ultracore_runtime::lineage::Lineage,
+    pub registry: Registry,
+}
+
 /// The flow's services running in this process under a supervisor of their own.
 #[derive(Debug)]
 pub struct Flow<L: EventLog> {
@@ -219,10 +228,40 @@ pub struct Flow<L: EventLog> {
 impl<L: EventLog> Flow<L> {
     /// Starts the services; they run until [`Flow::stop`].
     pub async fn start(log: L, db: Database, options: FlowOptions) -> Result<Flow<L>> {
+        Flow::start_with(log, db, options, |_| async { Ok(Vec::new()) }).await
+    }
+
+    /// [`Flow::start`] with more services under the same supervisor:
+    /// `more` gets the flow's event store, the supervisor's lineage and
+    /// metrics registry (so services beside the flow, the data mesh
+    /// catalogue among them, see what the flow's services record).
+    pub async fn start_with<F, Fut>(
+        log: L,
+        db: Database,
+        options: FlowOptions,
+        more: F,
+    ) -> Result<Flow<L>>
+    where
+        F: FnOnce(Beside<L>) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<Vec<Registration>, String>>,
+    {
         let services = flow_services(log.clone(), db.clone(), options).await?;
         let registry = Registry::new();
         let mut supervisor = Supervisor::new(registry.clone(), SupervisorOptions::default());
         for r in services.registrations {
+            supervisor.add(r);
+        }
+        let extra = more(Beside {
+            store: services.store.clone(),
+            lineage: supervisor.lineage(),
+            registry: registry.clone(),
+        })
+        .await
+        .map_err(|reason| Error::Service {
+            service: "a service beside the flow".into(),
+            reason,
+        })?;
+        for r in extra {
             supervisor.add(r);
         }
         let token = supervisor.token();

@@ -17,7 +17,7 @@ use ultracore_log_any::{Access, AnyLog};
 
 use ultracore_audit::AuditService;
 
-use crate::cmd::serve::{open_database, open_mesh};
+use crate::cmd::serve::{catalogue_services, open_catalogue, open_database, open_mesh};
 use crate::output::{clip, table};
 use crate::LogArgs;
 
@@ -35,12 +35,36 @@ pub async fn run(args: &LogArgs, demo: DemoArgs) -> Result<()> {
     let config = args.config();
     let log = AnyLog::open(&config, Access::Write).await?;
     let db = open_database(&config)?;
-    let mesh = open_mesh(&config.data_dir().join("mesh"))?;
-    let flow = Flow::start(log.clone(), db, FlowOptions::all(mesh)).await?;
+    let mesh_dir = config.data_dir().join("mesh");
+    let mesh = open_mesh(&mesh_dir)?;
+    // The data mesh catalogue beside the flow: the optimizations product
+    // refreshed by the request's events, its lineage recorded as it runs.
+    let catalogue = std::sync::Arc::new(std::sync::OnceLock::new());
+    let (slot, catalogue_log, catalogue_config) = (catalogue.clone(), log.clone(), config.clone());
+    let flow = Flow::start_with(
+        log.clone(),
+        db,
+        FlowOptions::all(mesh),
+        |beside| async move {
+            let c = open_catalogue(&beside.store, &beside.registry, beside.lineage, &mesh_dir)
+                .await
+                .map_err(|e| format!("{e:#}"))?;
+            let _ = slot.set(c.clone());
+            Ok(catalogue_services(&catalogue_config, c, catalogue_log))
+        },
+    )
+    .await?;
     // Sample card accounts for `ultracore assist --customer c-1`.
     ultracore_agents::demo::seed_demo_accounts(flow.store()).await?;
     let audit = start_audit(&config, &log);
-    let outcome = run_flow(&log, &flow, &demo, audit.as_ref().map(|a| &a.0)).await;
+    let outcome = run_flow(
+        &log,
+        &flow,
+        &demo,
+        audit.as_ref().map(|a| &a.0),
+        catalogue.get(),
+    )
+    .await;
     if let Some((_, token, run)) = audit {
         token.cancel();
         run.await??;
@@ -78,6 +102,75 @@ fn start_audit(config: &ultracore_log_any::LogConfig, log: &AnyLog) -> Option<Ru
     let token = sup.token();
     let run = tokio::spawn(sup.run(token.clone().cancelled_owned()));
     Some((service, token, run))
+}
+
+/// The optimizations data product once the request's events refreshed it:
+/// its version, the request's row, and the lineage the services recorded.
+async fn print_data_product(c: &ultracore_mesh::Catalogue<AnyLog>, rid: &str) {
+    let query = ultracore_mesh::ProductQuery {
+        filters: vec![ultracore_mesh::Filter {
+            column: "request_id".into(),
+            op: ultracore_mesh::Op::Eq,
+            value: serde_json::json!(rid),
+        }],
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let answer = loop {
+        let answer = c.query("optimizations", query.clone()).ok().map(|(a, _)| a);
+        let sharpe_known = answer.as_ref().is_some_and(|a| {
+            let at = a.columns.iter().position(|c| c == "sharpe");
+            a.rows.first().zip(at).is_some_and(|(r, i)| !r[i].is_null())
+        });
+        if sharpe_known || Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let Some(answer) = answer else {
+        return;
+    };
+    let Some(lineage) = c.product_lineage("optimizations") else {
+        return;
+    };
+    println!(
+        "\nData product 'optimizations' is at version {} ({} refreshes); the request's row:",
+        answer.version,
+        c.product("optimizations").map(|p| p.refreshes).unwrap_or(0)
+    );
+    if let Some(row) = answer.rows.first() {
+        let rows: Vec<Vec<String>> = answer
+            .columns
+            .iter()
+            .zip(row)
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| {
+                let shown = match v {
+                    serde_json::Value::String(t) => t.clone(),
+                    serde_json::Value::Number(n) if n.is_f64() => {
+                        format!("{:.4}", n.as_f64().unwrap_or(f64::NAN))
+                    }
+                    other => other.to_string(),
+                };
+                vec![k.clone(), clip(&shown, 60)]
+            })
+            .collect();
+        print!("{}", table(&["column", "value"], &rows));
+    }
+    let producers: Vec<&str> = lineage
+        .producers
+        .iter()
+        .map(|p| p.service.as_str())
+        .collect();
+    println!(
+        "Lineage, as the services recorded it: written by {}; read by {}",
+        if producers.is_empty() {
+            "-".into()
+        } else {
+            producers.join(", ")
+        },
+        lineage.downstream_groups.join(", ")
+    );
 }
 
 /// Where the request's events are in the audit trail, once a signed
@@ -161,6 +254,7 @@ async fn run_flow(
     flow: &Flow<AnyLog>,
     demo: &DemoArgs,
     audit: Option<&AuditService>,
+    catalogue: Option<&std::sync::Arc<ultracore_mesh::Catalogue<AnyLog>>>,
 ) -> Result<()> {
     let request = sample_request(&demo.portfolio);
     let rid = request.request_id;
@@ -278,10 +372,14 @@ async fn run_flow(
     if let Some(audit) = audit {
         print_audit(audit, &events).await?;
     }
+    if let Some(c) = catalogue {
+        print_data_product(c, &rid.to_string()).await;
+    }
     println!(
         "\nTry: ultracore serve   then   curl -H \"Authorization: Bearer $ULTRACORE_API_KEY\" http://127.0.0.1:8080/api/v1/portfolios/{}",
         demo.portfolio
     );
+    println!("     ultracore mesh search portfolio   ·   ultracore mesh lineage optimizations");
     Ok(())
 }
 
