@@ -77,7 +77,21 @@ fn collect(
     (out, false)
 }
 
+/// The modification time of a product file in the mesh directory.
+fn modified_ms(mesh: &DataMesh, file: &str) -> Option<i64> {
+    let modified = std::fs::metadata(mesh.dir().join(file))
+        .ok()?
+        .modified()
+        .ok()?;
+    let since = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(since.as_millis()).ok()
+}
+
 impl Source for Prices {
+    fn refreshed_at_ms(&self) -> Option<i64> {
+        modified_ms(&self.0, ultracore_marketdata::mesh::FINANCIAL_PRODUCT)
+    }
+
     fn query(
         &self,
         _def: &ProductDef,
@@ -115,6 +129,10 @@ impl Source for Prices {
 }
 
 impl Source for Esg {
+    fn refreshed_at_ms(&self) -> Option<i64> {
+        modified_ms(&self.0, ultracore_marketdata::mesh::ESG_PRODUCT)
+    }
+
     fn query(
         &self,
         _def: &ProductDef,

@@ -42,6 +42,12 @@ pub trait Source: Send + Sync + 'static {
         def: &ProductDef,
         query: &ProductQuery,
     ) -> Result<(Vec<Vec<Value>>, bool, Value), String>;
+
+    /// When the store last changed (a file's modification time), for
+    /// freshness: data written there is a refresh the log does not see.
+    fn refreshed_at_ms(&self) -> Option<i64> {
+        None
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -452,7 +458,11 @@ impl<L: EventLog> Catalogue<L> {
                 .map(|(id, e)| {
                     (
                         id.clone(),
-                        quality::evaluate(&e.def().contract, &e.loaded.state, now_ms),
+                        quality::evaluate(
+                            &e.def().contract,
+                            &self.graded(id, &e.loaded.state),
+                            now_ms,
+                        ),
                     )
                 })
                 .filter(|(id, r)| entries.get(id).and_then(|e| e.loaded.state.tier) != Some(r.tier))
@@ -479,13 +489,27 @@ impl<L: EventLog> Catalogue<L> {
         Ok(changed)
     }
 
+    /// The product as quality sees it: its last refresh is the later of
+    /// its events' and its source's.
+    fn graded(&self, id: &str, state: &DataProduct) -> DataProduct {
+        let source = self
+            .sources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .and_then(|s| s.refreshed_at_ms());
+        let mut state = state.clone();
+        state.last_refresh_ms = state.last_refresh_ms.max(source);
+        state
+    }
+
     /// Quality at `now_ms`, without storing anything (the `mesh-quality`
     /// service stores changes of tier).
     pub fn quality_now(&self, id: &str, now_ms: i64) -> Option<QualityReading> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(id)
-            .map(|e| quality::evaluate(&e.def().contract, &e.loaded.state, now_ms))
+        entries.get(id).map(|e| {
+            quality::evaluate(&e.def().contract, &self.graded(id, &e.loaded.state), now_ms)
+        })
     }
 
     pub fn definition(&self, id: &str) -> Option<ProductDef> {
