@@ -87,7 +87,12 @@ fn serve_catalogues_searches_queries_and_traces_the_demo_flow() -> TestResult {
 
     // The Parquet products are as fresh as their files (built at start).
     let prices = get(&s, "/api/v1/mesh/products/financial_prices")?;
-    assert!(prices["quality"]["age_secs"].as_f64().is_some_and(|a| a < 600.0), "{prices}");
+    assert!(
+        prices["quality"]["age_secs"]
+            .as_f64()
+            .is_some_and(|a| a < 600.0),
+        "{prices}"
+    );
     assert_eq!(prices["quality"]["tier"], "gold", "{prices}");
 
     // A Parquet product queried with pushdown, the second answer cached.

@@ -4,8 +4,8 @@
 //!   `mesh-refresh`); each batch refreshes the products whose topics it
 //!   touched (one `data_product_refreshed` event per product and batch,
 //!   listing the records that caused it). At start it first reads the
-//!   topics from the beginning to rebuild the products' rows, which live in
-//!   memory.
+//!   topics' latest records (as many as a product keeps rows) to rebuild
+//!   the products' rows, which live in memory.
 //! - `mesh-openlineage`: an OpenLineage run event on `mesh.openlineage`
 //!   for every stored refresh.
 //! - `mesh-openlineage-jobs`: OpenLineage `START`/`RUNNING`/`ABORT` events
@@ -97,11 +97,26 @@ async fn rebuild_rows<L: EventLog>(
             .collect();
         let mut changes: Vec<(usize, crate::rows::Change)> = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+        // A product keeps at most MAX_ROWS rows, the latest written: the
+        // last MAX_ROWS records of each partition hold them, so a long
+        // topic is not read from its start.
+        let from = match log.describe_topic(topic).await {
+            Ok(info) => info
+                .partitions
+                .iter()
+                .map(|p| {
+                    p.high_watermark
+                        .saturating_sub(crate::rows::MAX_ROWS as u64)
+                })
+                .min()
+                .map_or(Seek::Beginning, Seek::Offset),
+            Err(_) => Seek::Beginning,
+        };
         read_to_end(
             log,
             "mesh-rows",
             topic,
-            Seek::Beginning,
+            from,
             deadline,
             Duration::from_millis(200),
             |r| {

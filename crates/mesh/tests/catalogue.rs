@@ -214,3 +214,34 @@ async fn a_stopped_producer_drops_the_tier_within_an_interval_and_a_second() -> 
     running.await??;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_are_rebuilt_from_the_topics_at_start() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    {
+        let (log, _catalogue) = open(dir.path()).await?;
+        ultracore_runtime::catalogue::ensure(&log, &["esg-portfolio-events"]).await?;
+        let records = (0..3)
+            .map(|i| optimization(&format!("r-{i}"), "completed"))
+            .collect();
+        log.append("esg-portfolio-events", records).await?;
+    }
+    // A new process: no refresh has happened, the rows come from the topic.
+    let (log, catalogue) = open(dir.path()).await?;
+    assert_eq!(catalogue.product("optimizations").map(|p| p.rows), Some(0));
+    let mut sup = Supervisor::new(Registry::new(), SupervisorOptions::default());
+    sup.add(refresh_service(catalogue.clone(), log.clone()));
+    let token = sup.token();
+    let running = tokio::spawn(sup.run(token.clone().cancelled_owned()));
+    wait_for("the rows", Duration::from_secs(10), || {
+        catalogue
+            .product("optimizations")
+            .is_some_and(|p| p.rows == 3)
+    })
+    .await?;
+    let (answer, _) = catalogue.query("optimizations", ProductQuery::default())?;
+    assert_eq!(answer.rows.len(), 3);
+    token.cancel();
+    running.await??;
+    Ok(())
+}
