@@ -176,6 +176,7 @@ fn product(i: usize, rng: &mut Rng) -> ProductDef {
             schema_conformance: 1.0,
         },
         version: "1.0.0".into(),
+        requires: vec![],
     }
 }
 

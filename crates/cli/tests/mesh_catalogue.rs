@@ -128,6 +128,60 @@ fn serve_catalogues_searches_queries_and_traces_the_demo_flow() -> TestResult {
         .ok_or("no answer")?;
     assert_eq!(status, 400, "{body}");
 
+    // A product's own permission: compliance alerts need read-compliance.
+    let manager = s.key("portfolio-manager", None)?;
+    let status = common::status(
+        s.port,
+        "POST",
+        "/api/v1/mesh/products/compliance_alerts/query",
+        "{}",
+        Some(&manager),
+    );
+    assert_eq!(status, Some(403));
+    let status = common::status(
+        s.port,
+        "POST",
+        "/api/v1/mesh/products/optimizations/query",
+        "{}",
+        Some(&manager),
+    );
+    assert_eq!(status, Some(200));
+    let scoped = s.key("portfolio-manager", Some("pf-one"))?;
+    let status = common::status(
+        s.port,
+        "POST",
+        "/api/v1/mesh/products/optimizations/query",
+        "{}",
+        Some(&scoped),
+    );
+    assert_eq!(
+        status,
+        Some(403),
+        "product data spans portfolios: keys for all only"
+    );
+
+    // Customer 360 from the users table by change capture, personal data masked.
+    let user = json!({"id": "c-mesh", "name": "Ada Lovelace", "email": "ada@example.com", "country": "GB"}).to_string();
+    let (status, body) = s.http("POST", "/api/v1/users", &user).ok_or("no answer")?;
+    assert_eq!(status, 201, "{body}");
+    let mut customer = Value::Null;
+    wait_for("the customer's row", Duration::from_secs(30), || {
+        let (_, body) = s
+            .http("POST", "/api/v1/mesh/products/customer_360/query", "{}")
+            .unwrap_or_default();
+        customer = serde_json::from_str(&body).unwrap_or_default();
+        customer["rows"].as_array().is_some_and(|r| !r.is_empty())
+    })?;
+    let text = customer.to_string();
+    assert!(
+        text.contains("a***@example.com") && text.contains("A***"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("ada@example.com") && !text.contains("Lovelace"),
+        "{text}"
+    );
+
     // The demo flow: an optimization request, answered.
     let (status, body) = s
         .http(

@@ -234,7 +234,7 @@ async fn a_broker_outage_loses_no_decision_and_does_not_slow_decisions() -> comm
         .all(|copies| copies.windows(2).all(|w| w[0] == w[1])));
     let copies = envelopes.len() - got.len();
     let risks =
-        common::read_envelopes(&log, RISK_DECISIONS_TOPIC, total, Duration::from_secs(60)).await;
+        common::read_all_envelopes(&log, RISK_DECISIONS_TOPIC, Duration::from_secs(60)).await;
     let caused: BTreeSet<String> = risks
         .iter()
         .filter_map(|e| e.causation_id.map(|c| c.to_string()))

@@ -253,11 +253,13 @@ pub const ROUTES: &[RoutePolicy] = &[
         Permission(ReadDataProducts),
         Portfolios::None,
     ),
+    // Product data spans portfolios (optimizations, decisions): keys
+    // for every portfolio only.
     route(
         "POST",
         "/api/v1/mesh/products/{id}/query",
         Permission(ReadDataProducts),
-        Portfolios::None,
+        Portfolios::Every,
     ),
     route(
         "GET",

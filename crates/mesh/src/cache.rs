@@ -127,7 +127,8 @@ impl QueryCache {
 
     /// Keeps an answer, evicting the least recently used beyond the bounds.
     pub fn put(&self, query: &str, answer: Arc<QueryAnswer>) {
-        let bytes = answer.approx_bytes();
+        // The key is held twice (the map and the LRU order).
+        let bytes = answer.approx_bytes() + 2 * (query.len() + answer.product_id.len());
         if bytes > self.options.max_bytes || self.options.max_entries == 0 {
             return;
         }
@@ -160,6 +161,14 @@ impl QueryCache {
                 inner.bytes -= slot.bytes;
             }
         }
+    }
+
+    /// Drops every answer.
+    pub fn clear(&self) {
+        let mut g = self.lock();
+        g.map.clear();
+        g.lru.clear();
+        g.bytes = 0;
     }
 
     /// Frees the answers of `product` older than `version`.
@@ -237,13 +246,13 @@ mod tests {
         assert!(c.get("p", 1, "a").is_some());
         assert!(c.get("p", 1, "c").is_some());
         let small = QueryCache::new(CacheOptions {
-            max_bytes: answer("p", 1, 10).approx_bytes() + 10,
+            max_bytes: answer("p", 1, 10).approx_bytes() + 20,
             ..CacheOptions::default()
         });
         small.put("a", answer("p", 1, 10));
         small.put("b", answer("p", 1, 10));
         assert_eq!(small.stats().entries, 1);
-        assert!(small.stats().bytes <= answer("p", 1, 10).approx_bytes() + 10);
+        assert!(small.stats().bytes <= answer("p", 1, 10).approx_bytes() + 20);
     }
 
     #[test]

@@ -121,6 +121,7 @@ pub struct Catalogue<L: EventLog> {
     metrics: Metrics,
     /// What the running system produces and consumes.
     lineage: Lineage,
+    rebuilding: std::sync::atomic::AtomicBool,
 }
 
 impl<L: EventLog> std::fmt::Debug for Catalogue<L> {
@@ -165,6 +166,7 @@ impl<L: EventLog> Catalogue<L> {
             sources: RwLock::default(),
             writes: tokio::sync::Mutex::new(()),
             lineage: Lineage::new(),
+            rebuilding: std::sync::atomic::AtomicBool::new(false),
             metrics: Metrics {
                 queries: registry.family(
                     QUERIES_TOTAL,
@@ -293,12 +295,27 @@ impl<L: EventLog> Catalogue<L> {
     /// Registers or updates products; a definition equal to the stored
     /// one stores nothing.
     pub async fn apply(&self, defs: Vec<ProductDef>) -> Result<ApplyReport, CatalogueError> {
+        // Every definition is checked before any is stored.
+        for def in &defs {
+            def.validate(ultracore_runtime::catalogue::is_known)
+                .map_err(|e| CatalogueError::Rejected(e.to_string()))?;
+        }
         let _turn = self.writes.lock().await;
         let mut report = ApplyReport::default();
         let mut docs = Vec::new();
+        let stored = self.apply_each(defs, &mut report, &mut docs).await;
+        // What was stored is searchable even when a later one failed.
+        self.search.upsert(&docs)?;
+        stored.map(|()| report)
+    }
+
+    async fn apply_each(
+        &self,
+        defs: Vec<ProductDef>,
+        report: &mut ApplyReport,
+        docs: &mut Vec<SearchDoc>,
+    ) -> Result<(), CatalogueError> {
         for def in defs {
-            def.validate(ultracore_runtime::catalogue::is_known)
-                .map_err(|e| CatalogueError::Rejected(e.to_string()))?;
             let id = def.id.clone();
             let loaded = self.store.load::<DataProduct>(&id).await?;
             let was_registered = loaded.state.def.is_some();
@@ -321,8 +338,7 @@ impl<L: EventLog> Catalogue<L> {
                 report.registered.push(id);
             }
         }
-        self.search.upsert(&docs)?;
-        Ok(report)
+        Ok(())
     }
 
     /// Runs `command` on a product held in memory: saved against its
@@ -451,6 +467,9 @@ impl<L: EventLog> Catalogue<L> {
         &self,
         now_ms: i64,
     ) -> Result<Vec<(String, QualityReading)>, CatalogueError> {
+        // Graded under the write turn: no refresh lands between the
+        // reading and its event.
+        let _turn = self.writes.lock().await;
         let readings: Vec<(String, QualityReading)> = {
             let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
             entries
@@ -471,7 +490,6 @@ impl<L: EventLog> Catalogue<L> {
         if readings.is_empty() {
             return Ok(readings);
         }
-        let _turn = self.writes.lock().await;
         let mut docs = Vec::new();
         let mut changed = Vec::new();
         for (id, reading) in readings {
@@ -614,44 +632,61 @@ impl<L: EventLog> Catalogue<L> {
         id: &str,
         query: ProductQuery,
     ) -> Result<(Arc<QueryAnswer>, bool), CatalogueError> {
-        let (def, version) = {
-            let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-            let e = entries
-                .get(id)
-                .ok_or_else(|| CatalogueError::NotFound(id.to_owned()))?;
-            (e.def().clone(), e.loaded.state.version)
-        };
-        let query = query.canonical(&def)?;
-        let key = query.key();
-        if let Some(hit) = self.cache.get(id, version, &key) {
-            return Ok((hit, true));
-        }
         let source = self
             .sources
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
             .cloned();
-        let (rows, truncated, scanned) = match source {
-            Some(s) => s
-                .query(&def, &query)
-                .map_err(|reason| CatalogueError::Source {
-                    product: id.to_owned(),
-                    reason,
-                })?,
-            None => {
-                let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-                let e = entries
-                    .get(id)
-                    .ok_or_else(|| CatalogueError::NotFound(id.to_owned()))?;
+        // A source's own change (a rewritten file) is part of the key.
+        let stamp = source
+            .as_ref()
+            .and_then(|s| s.refreshed_at_ms())
+            .unwrap_or(0);
+        let (def, version, query, key, rows) = {
+            // The version and the rows are read under one guard: an answer
+            // is always of the version it says.
+            let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+            let e = entries
+                .get(id)
+                .ok_or_else(|| CatalogueError::NotFound(id.to_owned()))?;
+            let def = e.def().clone();
+            let version = e.loaded.state.version;
+            let query = query.canonical(&def)?;
+            let key = format!("{stamp}|{}", query.key());
+            if let Some(hit) = self.cache.get(id, version, &key) {
+                return Ok((hit, true));
+            }
+            let rows = source.is_none().then(|| {
                 let (rows, truncated, scanned) = query.run(e.rows.iter());
                 (
                     rows,
                     truncated,
                     serde_json::json!({ "rows_scanned": scanned }),
                 )
-            }
+            });
+            (def, version, query, key, rows)
         };
+        let (mut rows, truncated, scanned) = match (rows, source) {
+            (Some(rows), _) => rows,
+            (None, Some(s)) => s
+                .query(&def, &query)
+                .map_err(|reason| CatalogueError::Source {
+                    product: id.to_owned(),
+                    reason,
+                })?,
+            (None, None) => unreachable!("rows are read when there is no source"),
+        };
+        // Personal data is masked in every answer, whatever the rows hold.
+        for (i, column) in query.columns.iter().enumerate() {
+            if def.schema.iter().any(|c| c.name == *column && c.mask) {
+                for row in &mut rows {
+                    if let Some(v) = row.get_mut(i) {
+                        *v = rows::mask(v);
+                    }
+                }
+            }
+        }
         let answer = Arc::new(QueryAnswer {
             product_id: id.to_owned(),
             version,
@@ -660,8 +695,24 @@ impl<L: EventLog> Catalogue<L> {
             truncated,
             scanned,
         });
-        self.cache.put(&key, answer.clone());
+        // Not kept while the rows are being rebuilt (they change with no
+        // new version), nor when the version moved while a source ran.
+        if !self.rebuilding.load(std::sync::atomic::Ordering::Acquire)
+            && self.version(id) == Some(version)
+        {
+            self.cache.put(&key, answer.clone());
+        }
         Ok((answer, false))
+    }
+
+    /// Rows are being rebuilt from the topics: answers are not cached
+    /// meanwhile, and the cache is emptied when it ends.
+    pub fn set_rebuilding(&self, on: bool) {
+        self.rebuilding
+            .store(on, std::sync::atomic::Ordering::Release);
+        if !on {
+            self.cache.clear();
+        }
     }
 
     pub fn cache(&self) -> &QueryCache {

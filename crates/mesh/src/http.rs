@@ -6,7 +6,7 @@
 //! | `GET /api/v1/mesh/products?domain=&tier=` | read-data-products | 200 `{products}` |
 //! | `POST /api/v1/mesh/products` | admin | 200 what was registered, updated, unchanged (JSON `{products: [...]}`, or the YAML of `mesh apply`) |
 //! | `GET /api/v1/mesh/products/{id}` | read-data-products | 200 the product with its quality now; 404 |
-//! | `POST /api/v1/mesh/products/{id}/query` | read-data-products | 200 `{product_id, version, columns, rows, truncated, scanned, cached}`; 404; 422 a bad filter or column |
+//! | `POST /api/v1/mesh/products/{id}/query` | read-data-products, a key for every portfolio, and the product's `requires` | 200 `{product_id, version, columns, rows, truncated, scanned, cached}`; 404; 422 a bad filter or column |
 //! | `GET /api/v1/mesh/products/{id}/lineage` | read-data-products | 200 producers, upstream topics, downstream groups, last refresh's causes; 404 |
 //! | `GET /api/v1/mesh/products/{id}/related?limit=` | read-data-products | 200 `{related}`; 404 |
 //! | `GET /api/v1/mesh/search?q=&domain=&tier=&tag=&limit=` | read-data-products | 200 `{hits, total, facets}` |
@@ -19,10 +19,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use ultracore_http::Problem;
+use ultracore_http::{Permission, Principal, Problem};
 use ultracore_log::{now_millis, EventLog};
 
 use crate::catalogue::{Catalogue, CatalogueError};
@@ -66,6 +66,9 @@ fn problem(e: CatalogueError) -> Problem {
             m,
         ),
         e @ CatalogueError::Source { .. } => Problem::unavailable("the product's source", e),
+        e @ CatalogueError::Store(ultracore_es::Error::Conflict { .. }) => Problem::conflict(
+            format!("{e}: another writer changed the product at the same time; send it again"),
+        ),
         e => Problem::unavailable("the data mesh catalogue", e),
     }
 }
@@ -189,9 +192,25 @@ async fn product<L: EventLog>(
 async fn query<L: EventLog>(
     State(c): State<Arc<Catalogue<L>>>,
     Path(id): Path<String>,
+    who: Option<Extension<Principal>>,
     bytes: Bytes,
 ) -> Answer {
     path_id(&id)?;
+    // Behind the guard every request has a principal; without one, refuse.
+    let Some(Extension(who)) = who else {
+        return Err(Problem::unauthorized("authentication required", "Bearer"));
+    };
+    let def = c
+        .definition(&id)
+        .ok_or_else(|| problem(CatalogueError::NotFound(id.clone())))?;
+    for needed in &def.requires {
+        let allowed = needed.parse::<Permission>().is_ok_and(|p| who.allows(p));
+        if !allowed {
+            return Err(Problem::forbidden(format!(
+                "querying '{id}' needs the {needed} permission besides read-data-products"
+            )));
+        }
+    }
     let q: ProductQuery = if bytes.iter().all(u8::is_ascii_whitespace) {
         ProductQuery::default()
     } else {

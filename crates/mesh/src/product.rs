@@ -35,6 +35,10 @@ pub struct ProductDef {
     pub contract: Contract,
     /// The definition's own version (semantic: `MAJOR.MINOR.PATCH`).
     pub version: String,
+    /// Permissions a caller needs, besides `read-data-products`, to query
+    /// the product's data (`read-compliance` for compliance alerts, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -268,6 +272,16 @@ impl ProductDef {
             if !(0.0..=1.0).contains(&v) {
                 return Err(bad(field, format!("{v} is not between 0 and 1")));
             }
+        }
+        if let Some(p) = self
+            .requires
+            .iter()
+            .find(|p| p.parse::<ultracore_http::Permission>().is_err())
+        {
+            return Err(bad(
+                "requires",
+                format!("'{p}' is not a permission (read-compliance, read-forensics, admin, …)"),
+            ));
         }
         let semver = self.version.split('.').collect::<Vec<_>>();
         if semver.len() != 3 || semver.iter().any(|p| p.parse::<u32>().is_err()) {
@@ -554,6 +568,7 @@ mod tests {
                 schema_conformance: 1.0,
             },
             version: "1.0.0".into(),
+            requires: vec![],
         }
     }
 

@@ -12,6 +12,10 @@ use crate::product::ProductDef;
 /// Rows a query returns at most.
 pub const MAX_LIMIT: usize = 10_000;
 pub const DEFAULT_LIMIT: usize = 100;
+/// Filters a query takes at most, and values of all its `in` lists: a
+/// query scans rows under a read lock, so its cost is bounded here.
+pub const MAX_FILTERS: usize = 32;
+pub const MAX_IN_VALUES: usize = 1000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,6 +138,23 @@ impl ProductQuery {
             .filter(|s| self.columns.is_empty() || self.columns.contains(&s.name))
             .map(|s| s.name.clone())
             .collect();
+        if self.filters.len() > MAX_FILTERS {
+            return Err(bad(
+                "filters",
+                format!("{} filters: at most {MAX_FILTERS}", self.filters.len()),
+            ));
+        }
+        let in_values: usize = self
+            .filters
+            .iter()
+            .filter_map(|f| f.value.as_array().map(Vec::len))
+            .sum();
+        if in_values > MAX_IN_VALUES {
+            return Err(bad(
+                "filters",
+                format!("{in_values} values in 'in' lists: at most {MAX_IN_VALUES} in all"),
+            ));
+        }
         for f in &self.filters {
             let Some(col) = def.schema.iter().find(|s| s.name == f.column) else {
                 return Err(bad(
@@ -284,6 +305,7 @@ mod tests {
                 schema_conformance: 1.0,
             },
             version: "1.0.0".into(),
+            requires: vec![],
         }
     }
 

@@ -7,7 +7,7 @@
 //! `aggregate_id`) and Debezium's change event (columns from `after`; a
 //! delete removes the row).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 use ultracore_log::Record;
@@ -133,9 +133,10 @@ pub fn grade(def: &ProductDef, row: &Map<String, Value>) -> (bool, bool) {
 /// A product's rows, bounded.
 #[derive(Debug, Default, Clone)]
 pub struct Rows {
-    map: BTreeMap<String, Map<String, Value>>,
-    /// Keys in the order first written, for eviction.
-    order: VecDeque<String>,
+    map: BTreeMap<String, (u64, Map<String, Value>)>,
+    /// First-write sequence → key: the oldest row leaves first.
+    order: BTreeMap<u64, String>,
+    next: u64,
 }
 
 impl Rows {
@@ -145,24 +146,24 @@ impl Rows {
                 // A change names the columns it knows; the others keep
                 // what earlier changes set (a completion adds its figures
                 // to the request's row).
-                if let Some(existing) = self.map.get_mut(&k) {
+                if let Some((_, existing)) = self.map.get_mut(&k) {
                     existing.extend(row);
-                } else {
-                    self.map.insert(k.clone(), row);
-                    self.order.push_back(k);
-                    while self.map.len() > MAX_ROWS {
-                        match self.order.pop_front() {
-                            Some(old) => {
-                                self.map.remove(&old);
-                            }
-                            None => break,
-                        }
-                    }
+                    return;
+                }
+                self.next += 1;
+                self.order.insert(self.next, k.clone());
+                self.map.insert(k, (self.next, row));
+                while self.map.len() > MAX_ROWS {
+                    let Some((_, oldest)) = self.order.pop_first() else {
+                        break;
+                    };
+                    self.map.remove(&oldest);
                 }
             }
             Change::Delete(k) => {
-                self.map.remove(&k);
-                // Its place in `order` is dropped lazily when it comes up.
+                if let Some((seq, _)) = self.map.remove(&k) {
+                    self.order.remove(&seq);
+                }
             }
             Change::Skip => {}
         }
@@ -173,7 +174,7 @@ impl Rows {
     }
 
     pub fn get(&self, key: &str) -> Option<&Map<String, Value>> {
-        self.map.get(key)
+        self.map.get(key).map(|(_, row)| row)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -181,7 +182,7 @@ impl Rows {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Map<String, Value>> {
-        self.map.values()
+        self.map.values().map(|(_, row)| row)
     }
 }
 
@@ -222,6 +223,7 @@ mod tests {
                 schema_conformance: 1.0,
             },
             version: "1.0.0".into(),
+            requires: vec![],
         }
     }
 

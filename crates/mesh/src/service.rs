@@ -55,6 +55,10 @@ impl<L: EventLog> Handler for Refresh<L> {
                     CatalogueError::NotFound(_) | CatalogueError::Rejected(_) => {
                         HandlerError::reject(e.to_string())
                     }
+                    // Another writer saved first: worth another go.
+                    CatalogueError::Store(ultracore_es::Error::Conflict { .. }) => {
+                        HandlerError::retry(e.to_string())
+                    }
                     other => HandlerError::infra(other.to_string()),
                 })?;
         }
@@ -68,7 +72,10 @@ pub fn refresh_service<L: EventLog>(catalogue: Arc<Catalogue<L>>, log: L) -> Reg
         let (catalogue, log) = (catalogue.clone(), log.clone());
         async move {
             let topics = catalogue.topic_products();
-            rebuild_rows(&catalogue, &log, &topics).await?;
+            catalogue.set_rebuilding(true);
+            let rebuilt = rebuild_rows(&catalogue, &log, &topics).await;
+            catalogue.set_rebuilding(false);
+            rebuilt?;
             let spec = ConsumerSpec::new(REFRESH_GROUP, Subscription::topics(topics.keys()));
             let names: Vec<&str> = topics.keys().map(String::as_str).collect();
             ultracore_runtime::catalogue::ensure(&log, &names)
@@ -126,7 +133,12 @@ async fn rebuild_rows<L: EventLog>(
             },
         )
         .await
-        .map_err(ServiceError::other)?;
+        .map_err(ServiceError::other)
+        .map(|read| {
+            if !read.complete {
+                tracing::warn!(topic = %topic, records = read.records, "the rows were rebuilt from part of the topic (the read ran out of time)");
+            }
+        })?;
         for (i, change) in changes {
             catalogue.apply_row(&defs[i].id, change);
         }
@@ -149,8 +161,15 @@ pub fn quality_service<L: EventLog>(
                     _ = ctx.token.cancelled() => return Ok(()),
                     _ = tick.tick() => {
                         catalogue.sync_consumers();
-                        for (id, r) in catalogue.evaluate(now_millis()).await.map_err(ServiceError::other)? {
-                            tracing::info!(product = %id, tier = %r.tier, reasons = ?r.reasons, "data product quality changed");
+                        // A failed round is reported and tried again at the
+                        // next tick: grading must not take the server down.
+                        match catalogue.evaluate(now_millis()).await {
+                            Ok(changed) => {
+                                for (id, r) in changed {
+                                    tracing::info!(product = %id, tier = %r.tier, reasons = ?r.reasons, "data product quality changed");
+                                }
+                            }
+                            Err(e) => tracing::warn!(error = %e, "grading the data products failed; trying again"),
                         }
                     }
                 }

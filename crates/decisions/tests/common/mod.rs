@@ -103,6 +103,33 @@ pub async fn read_envelopes<L: EventLog>(
     out
 }
 
+/// Every envelope of `topic` up to its end when the read begins (copies
+/// included): a count of records to wait for can stop short when one topic
+/// holds more redelivered copies than another.
+pub async fn read_all_envelopes<L: EventLog>(
+    log: &L,
+    topic: &str,
+    limit: Duration,
+) -> Vec<RawEnvelope> {
+    let mut out = Vec::new();
+    let read = ultracore_log::read_to_end(
+        log,
+        "verify-all",
+        topic,
+        ultracore_log::Seek::Beginning,
+        tokio::time::Instant::now() + limit,
+        Duration::from_millis(200),
+        |r| out.push(RawEnvelope::from_bytes(&r.value).expect("an envelope")),
+    )
+    .await
+    .expect("reading the topic");
+    assert!(
+        read.complete,
+        "{topic} was not read to its end within {limit:?}"
+    );
+    out
+}
+
 /// A models directory whose bull specialist is the shipped one cut to its
 /// first `trees` trees (what it was before boosting went on), the others
 /// copied as shipped.
