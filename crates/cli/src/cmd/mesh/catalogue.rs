@@ -86,7 +86,17 @@ async fn open(args: &LogArgs, write: bool) -> Result<Catalogue<AnyLog>> {
         )
         .await
     };
-    catalogue.context("opening the data mesh catalogue")
+    let catalogue = catalogue.context("opening the data mesh catalogue")?;
+    // The Parquet products, answered (and dated) by their files, as the
+    // server does.
+    if let Ok(mesh) = ultracore_marketdata::mesh::DataMesh::open(config.data_dir().join("mesh")) {
+        catalogue.set_source(
+            "financial_prices",
+            Arc::new(crate::mesh_sources::Prices(mesh.clone())),
+        );
+        catalogue.set_source("esg_scores", Arc::new(crate::mesh_sources::Esg(mesh)));
+    }
+    Ok(catalogue)
 }
 
 pub async fn apply(args: &LogArgs, a: ApplyArgs) -> Result<()> {
@@ -136,7 +146,12 @@ pub async fn products(args: &LogArgs, a: ProductsArgs) -> Result<()> {
                 p.def.id.clone(),
                 p.def.name.clone(),
                 p.def.domain.clone(),
-                p.tier.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+                // Graded now (the stored tier is the last the quality
+                // service saw, which may have been before the last refresh).
+                catalogue
+                    .quality_now(&p.def.id, ultracore_log::now_millis())
+                    .map(|q| q.tier.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 p.data_version.to_string(),
                 p.refreshes.to_string(),
                 p.def.owner.clone(),
