@@ -24,12 +24,11 @@ use ultracore_agents::runtime::{
     Agent, AgentOutput, AgentRuntime, Exchange, ExecutionSink, Priority, RuntimeConfig, Task,
 };
 use ultracore_agents::{GovernanceKey, Screen};
-use ultracore_es::{Database, EventStore, StoreOptions};
 use ultracore_events::agents::{AgentEvent, AgentExecution, ExecutionStatus};
 use ultracore_log::{
     Consumer, ConsumerOptions, Envelope, EnvelopeBuilder, EventLog, EventLogExt, Seek,
 };
-use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
+use ultracore_log_embedded::EmbeddedLog;
 use ultracore_term::table;
 
 use crate::Rng;
@@ -105,15 +104,7 @@ impl ExecutionSink for Discard {
 }
 
 pub async fn run(b: AgentsBench, seed: u64) -> Result<()> {
-    let scratch = tempfile::Builder::new()
-        .prefix("ultracore-bench-agents-")
-        .tempdir()?;
-    let log = EmbeddedLog::open(scratch.path().join("log"), EmbeddedOptions::default())?;
-    let store = EventStore::new(
-        log.clone(),
-        Database::open(scratch.path(), None)?,
-        StoreOptions::default(),
-    )?;
+    let (scratch, log, store) = crate::scratch_store("ultracore-bench-agents-")?;
     ultracore_agents::demo::seed_demo_accounts(&store).await?;
     ultracore_runtime::catalogue::ensure(&log, &["agent.executions", "compliance.alerts"]).await?;
     let screen = Screen::new(GovernanceKey::load_or_create(scratch.path())?);

@@ -164,3 +164,26 @@ pub async fn run(config: &LogConfig, bench: Bench) -> Result<()> {
         BenchCommand::ForensicsLoad(a) => forensics_service::load(a).await,
     }
 }
+
+/// A fresh embedded log and event store in a temporary directory (removed
+/// when the returned guard drops): what benchmarks of services on the
+/// embedded default start from.
+pub(crate) fn scratch_store(
+    prefix: &str,
+) -> Result<(
+    tempfile::TempDir,
+    ultracore_log_embedded::EmbeddedLog,
+    ultracore_es::EventStore<ultracore_log_embedded::EmbeddedLog>,
+)> {
+    let scratch = tempfile::Builder::new().prefix(prefix).tempdir()?;
+    let log = ultracore_log_embedded::EmbeddedLog::open(
+        scratch.path().join("log"),
+        ultracore_log_embedded::EmbeddedOptions::default(),
+    )?;
+    let store = ultracore_es::EventStore::new(
+        log.clone(),
+        ultracore_es::Database::open(scratch.path(), None)?,
+        ultracore_es::StoreOptions::default(),
+    )?;
+    Ok((scratch, log, store))
+}

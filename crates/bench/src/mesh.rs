@@ -21,9 +21,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use hdrhistogram::Histogram;
 use serde_json::json;
-use ultracore_es::{Database, EventStore, StoreOptions};
 use ultracore_log::{EventLog, NewRecord, Record};
-use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
 use ultracore_mesh::{
     CacheOptions, Catalogue, Column, ColumnType, Contract, Filter, Op, OutputPort, PortKind,
     ProductDef, ProductQuery, SearchQuery, Tier,
@@ -250,15 +248,7 @@ pub async fn run(b: MeshBench, seed: u64) -> Result<()> {
             eprintln!("{s}");
         }
     };
-    let scratch = tempfile::Builder::new()
-        .prefix("ultracore-bench-mesh-")
-        .tempdir()?;
-    let log = EmbeddedLog::open(scratch.path().join("log"), EmbeddedOptions::default())?;
-    let store = EventStore::new(
-        log.clone(),
-        Database::open(scratch.path(), None)?,
-        StoreOptions::default(),
-    )?;
+    let (_scratch, log, store) = crate::scratch_store("ultracore-bench-mesh-")?;
     let catalogue =
         Arc::new(Catalogue::open(store, CacheOptions::default(), &Registry::new()).await?);
     let mut rng = Rng::new(seed);

@@ -101,6 +101,17 @@ fn tier_param(t: Option<&str>) -> Result<Option<Tier>, Problem> {
     .transpose()
 }
 
+fn text_param(q: &str, max: usize) -> Result<(), Problem> {
+    if q.len() > max {
+        return Err(Problem::bad_request(
+            "invalid_query",
+            format!("q is longer than {max} characters"),
+        )
+        .with_field("q"));
+    }
+    Ok(())
+}
+
 fn limit_param(limit: Option<usize>, default: usize, max: usize) -> Result<usize, Problem> {
     let limit = limit.unwrap_or(default);
     if (1..=max).contains(&limit) {
@@ -277,12 +288,7 @@ async fn search<L: EventLog>(
     State(c): State<Arc<Catalogue<L>>>,
     Query(p): Query<SearchParams>,
 ) -> Answer {
-    if p.q.len() > 200 {
-        return Err(
-            Problem::bad_request("invalid_query", "q is longer than 200 characters")
-                .with_field("q"),
-        );
-    }
+    text_param(&p.q, 200)?;
     let q = SearchQuery {
         text: p.q,
         domain: p.domain,
@@ -314,12 +320,7 @@ async fn autocomplete<L: EventLog>(
     State(c): State<Arc<Catalogue<L>>>,
     Query(p): Query<CompleteParams>,
 ) -> Answer {
-    if p.q.len() > 100 {
-        return Err(
-            Problem::bad_request("invalid_query", "q is longer than 100 characters")
-                .with_field("q"),
-        );
-    }
+    text_param(&p.q, 100)?;
     let limit = limit_param(p.limit, 8, 50)?;
     let suggestions = c.autocomplete(&p.q, limit).map_err(problem)?;
     Ok(Json(json!({ "suggestions": suggestions })).into_response())

@@ -102,7 +102,6 @@ async fn rebuild_rows<L: EventLog>(
             .iter()
             .filter_map(|p| catalogue.definition(p))
             .collect();
-        let mut changes: Vec<(usize, crate::rows::Change)> = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
         // A product keeps at most MAX_ROWS rows, the latest written: the
         // last MAX_ROWS records of each partition hold them, so a long
@@ -127,8 +126,8 @@ async fn rebuild_rows<L: EventLog>(
             deadline,
             Duration::from_millis(200),
             |r| {
-                for (i, d) in defs.iter().enumerate() {
-                    changes.push((i, crate::rows::change_of(d, r)));
+                for d in &defs {
+                    catalogue.apply_row(&d.id, crate::rows::change_of(d, r));
                 }
             },
         )
@@ -139,9 +138,6 @@ async fn rebuild_rows<L: EventLog>(
                 tracing::warn!(topic = %topic, records = read.records, "the rows were rebuilt from part of the topic (the read ran out of time)");
             }
         })?;
-        for (i, change) in changes {
-            catalogue.apply_row(&defs[i].id, change);
-        }
     }
     Ok(())
 }
