@@ -22,6 +22,7 @@ mod flow;
 mod forensics;
 mod forensics_service;
 mod governance;
+mod lag;
 mod log;
 mod mesh;
 mod optimize;
@@ -140,6 +141,13 @@ pub enum BenchCommand {
     ///
     /// Example: ultracore bench mesh --json
     Mesh(mesh::MeshBench),
+    /// The lag monitor's evaluation round over 500 groups × 20 partitions
+    /// (10,000 partitions) with full windows of 10 samples: Burrow's rules
+    /// on every partition, group verdicts, gauges and status changes,
+    /// p50/p95/max per round over --ticks rounds (goal: under 10 ms).
+    ///
+    /// Example: ultracore bench lag --json
+    Lag(lag::LagBench),
     /// The forensics API load generator (started by `bench forensics --api`).
     #[command(hide = true)]
     ForensicsLoad(forensics_service::LoadArgs),
@@ -161,6 +169,7 @@ pub async fn run(config: &LogConfig, bench: Bench) -> Result<()> {
         BenchCommand::Audit(b) => audit::run(b, seed).await,
         BenchCommand::Cdc(b) => cdc::run(b, seed).await,
         BenchCommand::Mesh(b) => mesh::run(b, seed).await,
+        BenchCommand::Lag(b) => lag::run(b, seed).await,
         BenchCommand::ForensicsLoad(a) => forensics_service::load(a).await,
     }
 }

@@ -160,6 +160,10 @@ impl EventLog for AnyLog {
     async fn group_lag(&self, group: &str) -> Result<Vec<GroupLag>> {
         dispatch!(self, l => l.group_lag(group).await)
     }
+
+    async fn timestamp_at(&self, topic: &str, partition: u32, offset: u64) -> Result<Option<i64>> {
+        dispatch!(self, l => l.timestamp_at(topic, partition, offset).await)
+    }
 }
 
 impl Consumer for AnyConsumer {

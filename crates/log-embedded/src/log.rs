@@ -576,4 +576,23 @@ impl EventLog for EmbeddedLog {
         }
         Ok(out)
     }
+
+    async fn timestamp_at(&self, topic: &str, partition: u32, offset: u64) -> Result<Option<i64>> {
+        let state = self.topic(topic)?;
+        let part =
+            state
+                .partitions
+                .get(partition as usize)
+                .ok_or_else(|| Error::UnknownPartition {
+                    topic: topic.to_owned(),
+                    partition,
+                    partitions: state.partitions.len() as u32,
+                })?;
+        if self.is_read_only() {
+            part.refresh()?;
+        }
+        // A positional read of a few KiB, mostly from the page cache: the
+        // same as a consumer's poll does inline, too short for a blocking thread.
+        part.timestamp_at(offset)
+    }
 }

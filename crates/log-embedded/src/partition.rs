@@ -545,6 +545,76 @@ impl Partition {
         }
     }
 
+    /// The timestamp of the record at `offset`; `None` before the log start
+    /// or at and past the high watermark.
+    ///
+    /// Cheap: the sparse index (an entry every 4 KiB) gives a position at
+    /// most a few KiB before the record; the frames in between are skipped
+    /// by their length fields alone, and only the record asked for is read
+    /// whole and checked against its CRC, so a corrupt record is an error
+    /// naming its position, never a wrong timestamp.
+    pub fn timestamp_at(&self, offset: u64) -> Result<Option<i64>> {
+        const CHUNK: usize = 2 * crate::segment::INDEX_INTERVAL as usize;
+        let hw = self.high_watermark();
+        if offset < self.log_start() || offset >= hw {
+            return Ok(None);
+        }
+        let segments = self.segments();
+        let i = segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        let Some(seg) = segments.get(i) else {
+            return Ok(None);
+        };
+        let corrupt = |position: u64, e: FrameError| Error::Corrupt {
+            segment: seg.path.clone(),
+            position,
+            reason: e.describe(),
+        };
+        let mut pos = seg
+            .index
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .floor(offset)
+            .map_or(0, |e| e.position);
+        loop {
+            let buf = seg.read_at(pos, CHUNK)?;
+            let mut rel = 0usize;
+            while rel + codec::FRAME_HEADER + 16 <= buf.len() {
+                let head = &buf[rel..];
+                let body_len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+                if !(codec::MIN_BODY..=codec::MAX_BODY).contains(&body_len) {
+                    return Err(corrupt(
+                        pos + rel as u64,
+                        FrameError::BadLength(body_len as u32),
+                    ));
+                }
+                let at = u64::from_le_bytes(head[8..16].try_into().unwrap_or_default());
+                let len = codec::FRAME_HEADER + body_len;
+                if at >= offset {
+                    // The record asked for (or, were it missing, the first
+                    // after it): read whole and verified before it is believed.
+                    let whole;
+                    let frame_bytes = if head.len() >= len {
+                        &head[..len]
+                    } else {
+                        whole = seg.read_at(pos + rel as u64, len)?;
+                        &whole[..]
+                    };
+                    let f = codec::decode(frame_bytes).map_err(|e| corrupt(pos + rel as u64, e))?;
+                    return Ok((f.offset < hw).then_some(f.timestamp));
+                }
+                rel += len;
+            }
+            if rel == 0 {
+                // Not even one frame header left in the segment: below the
+                // high watermark that means the file was cut.
+                return Err(corrupt(pos, FrameError::Incomplete));
+            }
+            pos += rel as u64;
+        }
+    }
+
     /// The first offset whose record has a timestamp at or after `ts`, or the
     /// high watermark if there is none.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<u64> {

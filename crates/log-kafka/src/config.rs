@@ -273,6 +273,23 @@ impl KafkaConfig {
         c
     }
 
+    /// A consumer outside any consumer group's life, for reading single
+    /// records at an offset it is assigned. librdkafka's `assign` wants a
+    /// `group.id`, but an assigned consumer never joins that group, and
+    /// with nothing committed the brokers never store it. It reports the
+    /// end of a partition at once and keeps little queued.
+    pub(crate) fn lookup(&self) -> ClientConfig {
+        let mut c = self.base();
+        c.set("group.id", self.full(LOOKUP_GROUP))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            .set("queued.min.messages", "1")
+            .set("fetch.wait.max.ms", "100");
+        self.apply_extra(&mut c, false);
+        c
+    }
+
     /// The largest record the producer accepts (`message.max.bytes`).
     pub(crate) fn max_record_bytes(&self) -> usize {
         self.extra
@@ -305,6 +322,9 @@ impl KafkaConfig {
 }
 
 /// librdkafka rejects timeouts below this many milliseconds for some properties.
+/// The `group.id` of the timestamp look-up consumer (assigned, never joined).
+pub const LOOKUP_GROUP: &str = "ultracore-lookup";
+
 const MIN_TIMEOUT: Duration = Duration::from_millis(1000);
 
 const PRODUCER_ONLY: &[&str] = &[

@@ -14,7 +14,7 @@
 //!   at [`KafkaLog::connect`], naming the address; there is no fallback.
 //!
 //! Blocking librdkafka calls (metadata, watermarks, commits, offset
-//! look-ups, group listing) run on `spawn_blocking`, never on the async workers.
+//! and timestamp look-ups, group listing) run on `spawn_blocking`, never on the async workers.
 //!
 //! Tested against Tansu 0.6 (`scripts/kafka-up.sh`); where it differs from
 //! Apache Kafka the workaround is documented at the call site (timestamp
@@ -28,6 +28,7 @@
 //! - `admin`: topic creation and description, consumer lag.
 //! - `groups`: listing consumer groups.
 //! - `consumer`: [`KafkaConsumer`], a consumer group member.
+//! - `timestamps`: the timestamp of one record, through a consumer outside any group.
 //! - `error`: librdkafka errors mapped onto [`ultracore_log::Error`].
 //! - `bench`: a bare rdkafka producer to compare our append path against.
 
@@ -41,8 +42,9 @@ mod error;
 mod groups;
 mod log;
 mod producer;
+mod timestamps;
 
 pub use bench::bare_producer_rate;
-pub use config::{Compression, KafkaConfig};
+pub use config::{Compression, KafkaConfig, LOOKUP_GROUP};
 pub use consumer::KafkaConsumer;
 pub use log::KafkaLog;

@@ -32,6 +32,8 @@ pub(crate) struct Inner {
     pub(crate) partitions: Mutex<HashMap<String, u32>>,
     /// Spreads unkeyed records over partitions.
     pub(crate) round_robin: AtomicU32,
+    /// The consumer that reads single records' timestamps.
+    pub(crate) lookup: crate::timestamps::Lookup,
 }
 
 impl Inner {
@@ -47,6 +49,7 @@ impl Inner {
             admin,
             partitions: Mutex::new(HashMap::new()),
             round_robin: AtomicU32::new(0),
+            lookup: Default::default(),
         }
     }
 
@@ -217,5 +220,9 @@ impl EventLog for KafkaLog {
 
     async fn group_lag(&self, group: &str) -> Result<Vec<GroupLag>> {
         crate::admin::group_lag(self, group).await
+    }
+
+    async fn timestamp_at(&self, topic: &str, partition: u32, offset: u64) -> Result<Option<i64>> {
+        crate::timestamps::timestamp_at(self, topic, partition, offset).await
     }
 }

@@ -93,6 +93,20 @@ pub trait EventLog: Clone + Send + Sync + 'static {
 
     /// Lag of a group on every partition of the topics it committed on.
     fn group_lag(&self, group: &str) -> impl Future<Output = Result<Vec<GroupLag>>> + Send;
+
+    /// The timestamp of the record at `offset` of a partition: how old the
+    /// oldest record a group has yet to handle is (exact time lag). `None`
+    /// when no record is stored there (before the log start, at or past the
+    /// high watermark) or the backend cannot tell.
+    fn timestamp_at(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+    ) -> impl Future<Output = Result<Option<i64>>> + Send {
+        let _ = (topic, partition, offset);
+        async { Ok(None) }
+    }
 }
 
 /// A member of a consumer group.

@@ -536,6 +536,58 @@ pub async fn seek<H: Harness>(h: &H) {
     assert_quiet(&mut c, Duration::from_millis(600)).await;
 }
 
+/// `timestamp_at` gives the timestamp each record was appended with, on
+/// every partition and past the first few kilobytes (beyond a sparse
+/// index entry), and `None` at and past the high watermark.
+pub async fn timestamp_at<H: Harness>(h: &H) {
+    let log = h.open().await;
+    let topic = topic(&log, "conf-ts", 2).await;
+    let t0 = crate::now_millis() - 7_200_000;
+    // 300 records of ~100 bytes on partition 0: several index intervals.
+    let recs = (0..300)
+        .map(|i| {
+            let mut r = NewRecord::new("k", format!("{:0>100}", i).into_bytes())
+                .with_timestamp(t0 + i as i64 * 1000);
+            r.partition = Some(0);
+            r
+        })
+        .collect();
+    log.append(&topic, recs).await.unwrap();
+    let mut one = NewRecord::new("j", value(1)).with_timestamp(t0 - 5);
+    one.partition = Some(1);
+    log.append(&topic, vec![one]).await.unwrap();
+
+    for offset in [0u64, 1, 57, 150, 298, 299] {
+        assert_eq!(
+            log.timestamp_at(&topic, 0, offset).await.unwrap(),
+            Some(t0 + offset as i64 * 1000),
+            "timestamp of offset {offset}"
+        );
+    }
+    assert_eq!(log.timestamp_at(&topic, 1, 0).await.unwrap(), Some(t0 - 5));
+    assert_eq!(
+        log.timestamp_at(&topic, 0, 300).await.unwrap(),
+        None,
+        "at the high watermark"
+    );
+    assert_eq!(
+        log.timestamp_at(&topic, 0, 10_000).await.unwrap(),
+        None,
+        "past it"
+    );
+    assert_eq!(log.timestamp_at(&topic, 1, 1).await.unwrap(), None);
+    assert_eq!(
+        log.timestamp_at(&topic, 0, 1 << 40).await.unwrap(),
+        None,
+        "an offset past 2^31"
+    );
+    // Asked again, after another partition: the same answer.
+    assert_eq!(
+        log.timestamp_at(&topic, 0, 42).await.unwrap(),
+        Some(t0 + 42_000)
+    );
+}
+
 /// Many producers at once: every acknowledged record is stored once, with a
 /// distinct offset, and each producer's order holds.
 pub async fn concurrent_producers<H: Harness>(h: &H) {
@@ -693,7 +745,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $harness;
             topic_admin, retention_round_trip, per_key_order, redelivery_without_commit, commits_survive_restart,
             independent_groups, group_members_share_partitions, seek, concurrent_producers,
-            dead_letters_from_foreign_writer, poll_is_cancel_safe);
+            dead_letters_from_foreign_writer, poll_is_cancel_safe, timestamp_at);
     };
     (@each $harness:expr; $($name:ident),*) => {
         $(
