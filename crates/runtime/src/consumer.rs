@@ -26,6 +26,9 @@ use crate::handler::{ErrorKind, Handler, HandlerError};
 use crate::metrics::RuntimeMetrics;
 use crate::{catalogue, ServiceContext, ServiceError};
 
+/// How often a paused consumer looks whether it was resumed.
+const PAUSED_CHECK: Duration = Duration::from_millis(50);
+
 /// Oldest timestamp per (topic, partition) of records polled and not yet
 /// committed: what the lag sampler reads for `lag_seconds`.
 type InFlight = Arc<Mutex<HashMap<(String, u32), i64>>>;
@@ -239,6 +242,12 @@ impl<'a, L: EventLog, H: Handler> Loop<'a, L, H> {
         let poll_timeout = Duration::from_millis(config.poll_timeout_ms.max(1));
         let token = self.ctx.token.clone();
         loop {
+            if self.ctx.health.is_paused(&self.ctx.name) {
+                tokio::select! {
+                    _ = token.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(PAUSED_CHECK) => continue,
+                }
+            }
             let records = tokio::select! {
                 // Cancel-safe: a poll interrupted here loses nothing.
                 _ = token.cancelled() => return Ok(()),
@@ -287,7 +296,8 @@ impl<'a, L: EventLog, H: Handler> Loop<'a, L, H> {
             if stopping && flights.is_empty() {
                 return Ok(());
             }
-            let room = !stopping && flights.len() < depth;
+            let paused = self.ctx.health.is_paused(&self.ctx.name);
+            let room = !stopping && !paused && flights.len() < depth;
             tokio::select! {
                 biased;
                 _ = token.cancelled(), if !stopping => stopping = true,
@@ -354,6 +364,7 @@ impl<'a, L: EventLog, H: Handler> Loop<'a, L, H> {
                         flights.push_back(async move { (records, started, done.await) }.boxed());
                     }
                 }
+                _ = tokio::time::sleep(PAUSED_CHECK), if paused && !stopping => {}
             }
             if flights.is_empty() {
                 // Everything polled so far is committed here.

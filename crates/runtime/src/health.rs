@@ -41,6 +41,9 @@ pub struct ServiceStatus {
     /// Whether readiness waits for it.
     #[serde(skip)]
     pub consumer: bool,
+    /// An operator paused its consumer loop: it reads nothing until
+    /// resumed (its lag grows), and keeps its state and group.
+    pub paused: bool,
 }
 
 /// A check run at every health report: `Some(reason)` when failing.
@@ -105,6 +108,7 @@ impl Health {
                 state: ServiceState::Starting,
                 ready: false,
                 consumer,
+                paused: false,
             },
         );
     }
@@ -133,6 +137,50 @@ impl Health {
         if let Some(s) = self.lock().services.get_mut(name) {
             s.ready = false;
         }
+    }
+
+    /// Pauses a consumer service: its loop stops reading (after the batch
+    /// at hand) until [`Health::resume`]. An error names what is wrong: no
+    /// such service, or not a consumer.
+    ///
+    /// On Kafka, a member that does not poll for `max.poll.interval.ms`
+    /// (5 minutes by default) leaves its group; it joins again on resume.
+    pub fn pause(&self, name: &str) -> Result<(), String> {
+        self.set_paused(name, true)
+    }
+
+    /// Resumes a paused consumer service.
+    pub fn resume(&self, name: &str) -> Result<(), String> {
+        self.set_paused(name, false)
+    }
+
+    fn set_paused(&self, name: &str, paused: bool) -> Result<(), String> {
+        let mut inner = self.lock();
+        let known: Vec<String> = inner
+            .services
+            .values()
+            .filter(|s| s.consumer)
+            .map(|s| s.name.clone())
+            .collect();
+        match inner.services.get_mut(name) {
+            Some(s) if s.consumer => {
+                s.paused = paused;
+                Ok(())
+            }
+            Some(_) => Err(format!(
+                "service '{name}' is not a consumer: only consumers ({}) can be paused",
+                known.join(", ")
+            )),
+            None => Err(format!(
+                "no service '{name}' runs in this process: consumers are {}",
+                known.join(", ")
+            )),
+        }
+    }
+
+    /// Whether an operator paused the service.
+    pub fn is_paused(&self, name: &str) -> bool {
+        self.lock().services.get(name).is_some_and(|s| s.paused)
     }
 
     pub fn service(&self, name: &str) -> Option<ServiceStatus> {

@@ -30,7 +30,10 @@
 //! readiness, restarts, metrics under one set of names, and lineage: every
 //! (service, topic, produces/consumes) recorded as it happens, for the data
 //! catalogue (task services and handlers write through
-//! [`ServiceContext::traced`] so their appends are recorded too).
+//! [`ServiceContext::traced`] so their appends are recorded too), and
+//! distributed tracing through the same wrapper: a W3C `traceparent` on
+//! every record appended, a span per record sent and processed, kept in
+//! memory and exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 //!
 //! # Layout
 //!
@@ -44,6 +47,8 @@
 //!   by the [`Traced`] log and published on `mesh.lineage` ([`lineage::publisher`]).
 //! - `metrics`: the runtime's metric families ([`RuntimeMetrics`]).
 //! - `supervisor`: [`Supervisor`], [`Registration`], [`RestartPolicy`].
+//! - `trace`: [`trace::TraceContext`] (`traceparent`), [`trace::Span`],
+//!   [`Tracer`] (the span store and the OTLP exporter), [`trace::scope`].
 
 pub mod catalogue;
 mod config;
@@ -54,6 +59,7 @@ mod health;
 pub mod lineage;
 pub mod metrics;
 mod supervisor;
+pub mod trace;
 
 pub use config::{ConsumerConfig, ConsumerSpec, RetryPolicy, Subscription};
 pub use consumer::{
@@ -69,4 +75,5 @@ pub use supervisor::{
     SupervisorOptions,
 };
 pub use tokio_util::sync::CancellationToken;
+pub use trace::{TraceContext, Tracer};
 pub use ultracore_metrics::Registry;

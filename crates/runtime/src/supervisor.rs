@@ -19,6 +19,7 @@ use crate::handler::Handler;
 use crate::health::{Health, ServiceState};
 use crate::lineage::{Lineage, Traced};
 use crate::metrics::RuntimeMetrics;
+use crate::trace::Tracer;
 use crate::Dedup;
 
 /// Why a service stopped.
@@ -55,11 +56,15 @@ pub struct ServiceContext {
     /// Where the topics the service produces and consumes are recorded
     /// (shared by every service of a supervisor); see [`ServiceContext::traced`].
     pub lineage: Lineage,
+    /// Where the spans of what the service sends and processes go (shared
+    /// by every service of a supervisor); see [`ServiceContext::traced`].
+    pub tracer: Tracer,
 }
 
 impl ServiceContext {
     /// The context of a service run on its own, without a supervisor (tests,
-    /// a single embedded service): metrics, health and lineage of its own.
+    /// a single embedded service): metrics, health, lineage and tracer (in
+    /// memory, not exported) of its own.
     pub fn standalone(name: &str) -> ServiceContext {
         let registry = Registry::new();
         let ctx = ServiceContext {
@@ -67,6 +72,7 @@ impl ServiceContext {
             token: CancellationToken::new(),
             health: Health::new(),
             metrics: RuntimeMetrics::register(&registry),
+            tracer: Tracer::new(Default::default(), &registry),
             registry,
             lineage: Lineage::new(),
         };
@@ -82,13 +88,15 @@ impl ServiceContext {
 
     /// `log`, recording in [`ServiceContext::lineage`] under the service's
     /// name every append (the topics it produces) and every consumer it
-    /// creates (the topics it consumes, with the group). The runtime's
-    /// consumer loop traces its own log; a service wraps every other log
-    /// handle it writes or reads through: a consumer's handler in its
-    /// `make` closure, a task service when it starts. Wrapping an already
-    /// traced log again counts nothing twice.
+    /// creates (the topics it consumes, with the group), and carrying
+    /// traces: a `traceparent` on every record it appends, a span per
+    /// record sent and processed in [`ServiceContext::tracer`] (see
+    /// [`crate::trace`]). The runtime's consumer loop traces its own log; a
+    /// service wraps every other log handle it writes or reads through: a
+    /// consumer's handler in its `make` closure, a task service when it
+    /// starts. Wrapping an already traced log again counts nothing twice.
     pub fn traced<L: EventLog>(&self, log: L) -> Traced<L> {
-        Traced::new(log, self.lineage.clone(), &self.name)
+        Traced::new(log, self.lineage.clone(), &self.name).with_tracer(self.tracer.clone())
     }
 
     /// Marks a service that is not a consumer as ready (consumers are
@@ -257,6 +265,10 @@ pub struct Supervisor {
     registry: Registry,
     metrics: Arc<RuntimeMetrics>,
     lineage: Lineage,
+    tracer: Tracer,
+    /// Tracing configured from the environment that cannot be honoured:
+    /// [`Supervisor::run`] fails with it at once.
+    tracer_error: Option<String>,
     options: SupervisorOptions,
     services: HashMap<String, Registration>,
     restarts: HashMap<String, Vec<Instant>>,
@@ -266,8 +278,31 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// A supervisor whose metrics go to `registry` (the process's one).
+    /// A supervisor whose metrics go to `registry` (the process's one), with
+    /// a tracer configured by the OpenTelemetry variables
+    /// ([`Tracer::from_env`]: spans kept in memory, and exported when
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set). Variables it cannot honour (an
+    /// `https://` endpoint) make [`Supervisor::run`] fail at once, naming
+    /// the variable; check them earlier with [`Tracer::from_env`] and
+    /// [`Supervisor::with_tracer`].
     pub fn new(registry: Registry, options: SupervisorOptions) -> Self {
+        let (tracer, tracer_error) = match Tracer::from_env(&registry) {
+            Ok(t) => (t, None),
+            Err(e) => {
+                tracing::error!(error = %e, "tracing is misconfigured; the services will not run");
+                (
+                    Tracer::new(Default::default(), &registry),
+                    Some(e.to_string()),
+                )
+            }
+        };
+        let mut supervisor = Supervisor::with_tracer(registry, options, tracer);
+        supervisor.tracer_error = tracer_error;
+        supervisor
+    }
+
+    /// A supervisor whose services record their spans in `tracer`.
+    pub fn with_tracer(registry: Registry, options: SupervisorOptions, tracer: Tracer) -> Self {
         let metrics = RuntimeMetrics::register(&registry);
         Supervisor {
             token: CancellationToken::new(),
@@ -275,6 +310,8 @@ impl Supervisor {
             registry,
             metrics,
             lineage: Lineage::new(),
+            tracer,
+            tracer_error: None,
             options,
             services: HashMap::new(),
             restarts: HashMap::new(),
@@ -306,6 +343,12 @@ impl Supervisor {
         self.lineage.clone()
     }
 
+    /// The tracer every service of the supervisor records its spans in
+    /// (query it with [`Tracer::spans_for_correlation`]).
+    pub fn tracer(&self) -> Tracer {
+        self.tracer.clone()
+    }
+
     /// Starts a service. Names are unique: a second registration under a
     /// name already taken is refused (false).
     pub fn add(&mut self, registration: Registration) -> bool {
@@ -324,6 +367,10 @@ impl Supervisor {
         let Some(reg) = self.services.get(name) else {
             return;
         };
+        if self.tracer_error.is_some() {
+            // `run` fails at once with the error: nothing may run before.
+            return;
+        }
         let ctx = ServiceContext {
             name: name.to_owned(),
             token: self.token.child_token(),
@@ -331,6 +378,7 @@ impl Supervisor {
             registry: self.registry.clone(),
             metrics: self.metrics.clone(),
             lineage: self.lineage.clone(),
+            tracer: self.tracer.clone(),
         };
         let fut = (reg.start)(ctx);
         self.health.set_state(name, ServiceState::Running);
@@ -358,11 +406,18 @@ impl Supervisor {
     /// Runs until `shutdown` resolves (then stops every service and waits
     /// for them to finish their work) or a service fails beyond the
     /// restart policy (then the same, after `failure_linger`, and returns
-    /// the failure).
+    /// the failure). Fails at once, as service `tracing`, when the tracing
+    /// environment could not be honoured (see [`Supervisor::new`]). Before
+    /// returning it flushes the spans to the collector (up to 5 s).
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), Failure> {
         tokio::pin!(shutdown);
+        // Misconfigured tracing: no service was started (see `start`).
+        let startup = self.tracer_error.take().map(|error| Failure {
+            service: "tracing".into(),
+            error,
+        });
         let mut failure = None;
-        loop {
+        while startup.is_none() {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = self.token.cancelled() => break,
@@ -438,7 +493,10 @@ impl Supervisor {
                 ),
             });
         }
-        failure.map_or(Ok(()), Err)
+        // The spans of the last batches reach the collector before the
+        // process exits.
+        self.tracer.flush(Duration::from_secs(5)).await;
+        startup.or(failure).map_or(Ok(()), Err)
     }
 
     fn finished(&self, name: &str, outcome: Result<(), ServiceError>) {

@@ -1,5 +1,7 @@
 //! [`Traced`]: an [`EventLog`] that records what a service does with it
-//! in a [`Lineage`].
+//! in a [`Lineage`], and carries traces through the log (a `traceparent`
+//! header and a `send` span per record appended, a `process` span per
+//! record polled: see [`crate::trace`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use ultracore_log::{
 };
 
 use super::Lineage;
+use crate::trace::{self, Processing, Tracer};
 
 tokio::task_local! {
     /// Set while a traced call is in the log beneath. A traced log inside
@@ -36,22 +39,43 @@ fn nested() -> bool {
 /// the batch (see [`EventLog::append`]): the edge is recorded by the next
 /// append that succeeds. A `Traced` wrapped in another records nothing:
 /// the outermost records every call once, under its own service name.
+///
+/// Tracing: every record appended leaves with a `traceparent` header naming
+/// its `send` span, and every record polled gets a `process` span, both
+/// recorded in its [`Tracer`] (the rules are in [`crate::trace`]). The
+/// `traceparent` is added even when this wrapper is nested, by the
+/// outermost one; a failed append records its send spans with an error
+/// status.
 #[derive(Debug, Clone)]
 pub struct Traced<L> {
     inner: L,
     lineage: Lineage,
     service: Arc<str>,
+    tracer: Tracer,
 }
 
 impl<L: EventLog> Traced<L> {
-    /// `log`, recording into `lineage` as `service`. In a service, use
-    /// [`crate::ServiceContext::traced`].
+    /// `log`, recording into `lineage` as `service`, its spans into the
+    /// process's [`Tracer::global`]. In a service, use
+    /// [`crate::ServiceContext::traced`] (the supervisor's tracer).
     pub fn new(log: L, lineage: Lineage, service: &str) -> Self {
         Traced {
             inner: log,
             lineage,
             service: Arc::from(service),
+            tracer: Tracer::global(),
         }
+    }
+
+    /// The same log recording its spans into `tracer`.
+    pub fn with_tracer(mut self, tracer: Tracer) -> Self {
+        self.tracer = tracer;
+        self
+    }
+
+    /// The tracer it records spans into.
+    pub fn tracer(&self) -> &Tracer {
+        &self.tracer
     }
 
     /// The service it records as.
@@ -92,11 +116,16 @@ impl<L: EventLog> EventLog for Traced<L> {
         self.inner.describe_topic(topic)
     }
 
-    async fn append(&self, topic: &str, records: Vec<NewRecord>) -> Result<Vec<Appended>> {
+    async fn append(&self, topic: &str, mut records: Vec<NewRecord>) -> Result<Vec<Appended>> {
         if nested() {
             return self.inner.append(topic, records).await;
         }
-        let appended = TRACING.scope((), self.inner.append(topic, records)).await?;
+        // The headers are set before the records leave, so the send spans
+        // start here: their duration is the append's, durability included.
+        let sends = trace::start_sends(&self.tracer, &self.service, topic, &mut records);
+        let outcome = TRACING.scope((), self.inner.append(topic, records)).await;
+        trace::finish_sends(&self.tracer, sends, outcome.as_deref());
+        let appended = outcome?;
         // Counted per call, once durable: one short lock per append,
         // whatever the batch size.
         if !appended.is_empty() {
@@ -127,16 +156,31 @@ impl<L: EventLog> EventLog for Traced<L> {
     fn group_lag(&self, group: &str) -> impl Future<Output = Result<Vec<GroupLag>>> + Send {
         self.inner.group_lag(group)
     }
+
+    fn timestamp_at(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+    ) -> impl Future<Output = Result<Option<i64>>> + Send {
+        self.inner.timestamp_at(topic, partition, offset)
+    }
 }
 
 /// A member of a consumer group created by a [`Traced`] log: counts the
-/// records of each poll per topic under its service and group.
+/// records of each poll per topic under its service and group, and gives
+/// each record a `process` span, open until the first commit past it (see
+/// [`crate::trace`] for the other ways one ends: a member that never
+/// commits ends them at its next poll; a seek or dropping the member ends
+/// them all).
 #[derive(Debug)]
 pub struct TracedConsumer<C> {
     inner: C,
     lineage: Lineage,
     service: Arc<str>,
     group: Arc<str>,
+    tracer: Tracer,
+    processing: Processing,
 }
 
 impl<C: Consumer> TracedConsumer<C> {
@@ -146,6 +190,8 @@ impl<C: Consumer> TracedConsumer<C> {
             lineage: log.lineage.clone(),
             service: log.service.clone(),
             group,
+            tracer: log.tracer.clone(),
+            processing: Processing::default(),
         }
     }
 
@@ -161,30 +207,47 @@ impl<C: Consumer> TracedConsumer<C> {
 }
 
 impl<C: Consumer> Consumer for TracedConsumer<C> {
-    /// As cancel-safe as the consumer beneath: records are counted in the
-    /// same step that returns them, so a dropped poll counts nothing.
+    /// As cancel-safe as the consumer beneath: records are counted, and
+    /// their `process` spans started, in the same step that returns them,
+    /// so a dropped poll counts nothing.
     async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Record>> {
         if nested() {
             return self.inner.poll(max, timeout).await;
         }
+        self.processing.polling(&self.tracer);
         let records = TRACING.scope((), self.inner.poll(max, timeout)).await?;
         if !records.is_empty() {
             self.lineage
                 .record_polled(&self.service, &self.group, &records);
+            self.processing
+                .polled(&self.tracer, &self.service, &self.group, &records);
         }
         Ok(records)
     }
 
-    fn commit(&mut self, positions: &[Position]) -> impl Future<Output = Result<()>> + Send {
-        self.inner.commit(positions)
+    /// Ends, once the commit is durable, the `process` spans of the records
+    /// before `positions`.
+    async fn commit(&mut self, positions: &[Position]) -> Result<()> {
+        self.inner.commit(positions).await?;
+        self.processing.committed(&self.tracer, positions);
+        Ok(())
     }
 
-    fn seek(&mut self, target: Seek) -> impl Future<Output = Result<()>> + Send {
-        self.inner.seek(target)
+    /// Ends every open `process` span: their records are read again.
+    async fn seek(&mut self, target: Seek) -> Result<()> {
+        self.processing.end_all(&self.tracer);
+        self.inner.seek(target).await
     }
 
     fn assignment(&self) -> Vec<TopicPartition> {
         self.inner.assignment()
+    }
+}
+
+impl<C> Drop for TracedConsumer<C> {
+    /// A member leaving ends what it was processing.
+    fn drop(&mut self) {
+        self.processing.end_all(&self.tracer);
     }
 }
 
