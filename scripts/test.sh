@@ -7,7 +7,9 @@
 #     client of the MCP server's tests;
 #   - a throwaway PostgreSQL cluster (Debian's packages) on 127.0.0.1:55432
 #     with wal_level=logical, for the read models and change capture on
-#     PostgreSQL (scripts/pg-up.sh).
+#     PostgreSQL (scripts/pg-up.sh);
+#   - Debian's Chromium and playwright-core (npm) for the web console's
+#     tests in a real browser, and promtool for the shipped alert rules.
 # Idempotent: a second run reuses the cached binary, the venv and a running broker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +31,17 @@ if [ ${#need[@]} -gt 0 ]; then
   log "installing the packages that provide ${need[*]}"
   apt-get update -qq && apt-get install -y -qq build-essential pkg-config util-linux sqlite3 >/dev/null
 fi
+# promtool (Debian's prometheus package) checks deploy/prometheus/*.yml in
+# crates/lag/tests/deploy.rs, which ULTRACORE_REQUIRE_PROMTOOL makes fail
+# rather than skip without it; chromium renders the console in its tests.
+extra=()
+command -v promtool >/dev/null 2>&1 || extra+=(prometheus)
+command -v chromium >/dev/null 2>&1 || extra+=(chromium)
+if [ ${#extra[@]} -gt 0 ]; then
+  log "installing ${extra[*]}"
+  apt-get update -qq && apt-get install -y -qq "${extra[@]}" >/dev/null
+fi
+export ULTRACORE_REQUIRE_PROMTOOL=1
 
 # On a fresh machine the broker builds while the workspace builds: each
 # build leaves a core idle for long stretches (linking, a crate everything
@@ -80,3 +93,12 @@ unset KAFKA_BOOTSTRAP_SERVERS EVENT_STORE_TYPE ULTRACORE_LOG ULTRACORE_DATA_DIR 
 export KAFKA_CONNECT_TIMEOUT_MS=30000
 
 cargo test --workspace --locked "$@"
+
+# The web console in a real browser: Debian's Chromium, headless, driven by
+# playwright-core (from npm, pinned by tests/console/package-lock.json)
+# against the `ultracore` the tests just built. Screenshots of every page go
+# to tests/console/screenshots/.
+log "testing the console in headless Chromium"
+(cd tests/console && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+ULTRACORE_BIN="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/ultracore" \
+  node --test --test-concurrency=1 tests/console/console.test.mjs

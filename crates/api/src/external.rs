@@ -59,7 +59,7 @@ pub(crate) async fn publish_market_data<L: EventLog>(
     let Some(Extension(who)) = principal else {
         return Problem::unauthorized("authentication required", "Bearer").into_response();
     };
-    match ultracore_flow::publish_prices_as(&state.log, body.updates, who.id()).await {
+    match ultracore_flow::publish_prices_as(&state.traced, body.updates, who.id()).await {
         Ok(published) => (
             StatusCode::ACCEPTED,
             Json(json!({

@@ -56,7 +56,27 @@ use tokio::sync::broadcast;
 use ultracore_es::EventStore;
 use ultracore_flow::{Notification, Notifications, Orders, Reports};
 use ultracore_log::EventLog;
-use ultracore_runtime::{Health, Registry};
+use ultracore_runtime::{Health, Lineage, Registry, TraceContext, Traced, Tracer};
+
+/// The name the API's publishes are recorded under.
+pub const API_SERVICE: &str = "http-api";
+
+/// Runs each request that carries a valid `traceparent` (W3C Trace
+/// Context) inside the caller's trace, so the events it publishes continue
+/// it; without one, each event the request publishes starts a trace.
+pub async fn trace_requests(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let ctx = req
+        .headers()
+        .get(TraceContext::HEADER)
+        .and_then(|v| TraceContext::from_header(v.as_bytes()));
+    match ctx {
+        Some(ctx) => ultracore_runtime::trace::scope(ctx, next.run(req)).await,
+        None => next.run(req).await,
+    }
+}
 use uuid::Uuid;
 
 pub use error::ApiError;
@@ -68,6 +88,10 @@ pub use openapi::{openapi, MOUNTED_ELSEWHERE};
 #[derive(Debug)]
 pub struct AppState<L: EventLog> {
     pub log: L,
+    /// The log as the API publishes to it: recorded in the lineage as the
+    /// `http-api` service and traced (each request's events carry a
+    /// `traceparent`, a child of the caller's when it sent one).
+    pub traced: Traced<L>,
     pub store: EventStore<L>,
     pub reports: Reports,
     pub orders: Orders,
@@ -99,6 +123,7 @@ impl<L: EventLog> AppState<L> {
     ) -> Self {
         let db = store.database().clone();
         AppState {
+            traced: Traced::new(log.clone(), Lineage::new(), API_SERVICE),
             log,
             store,
             reports: Reports::new(db.clone()),
@@ -121,6 +146,13 @@ impl<L: EventLog> AppState<L> {
         live: broadcast::Sender<ultracore_events::compliance::ComplianceAlert>,
     ) -> Self {
         self.live_alerts = live;
+        self
+    }
+
+    /// The API's publishes are recorded in `lineage` and traced by `tracer`
+    /// (the supervisor's, so the console shows them with the services').
+    pub fn with_tracing(mut self, lineage: Lineage, tracer: Tracer) -> Self {
+        self.traced = Traced::new(self.log.clone(), lineage, API_SERVICE).with_tracer(tracer);
         self
     }
 

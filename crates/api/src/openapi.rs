@@ -26,7 +26,7 @@ fn sse(description: &str) -> Value {
 
 /// Paths in the document that other crates route (`ultracore serve`
 /// merges their routers when the models are at hand).
-pub const MOUNTED_ELSEWHERE: [&str; 24] = [
+pub const MOUNTED_ELSEWHERE: [&str; 47] = [
     "/api/v1/decisions",
     "/api/v1/users",
     "/api/v1/users/{id}",
@@ -51,6 +51,29 @@ pub const MOUNTED_ELSEWHERE: [&str; 24] = [
     "/api/v1/mesh/products/{id}/related",
     "/api/v1/mesh/search",
     "/api/v1/mesh/autocomplete",
+    "/console/session",
+    "/login",
+    "/favicon.ico",
+    "/console/assets/{file}",
+    "/console/stream",
+    "/",
+    "/topics",
+    "/topics/{name}",
+    "/groups",
+    "/topology",
+    "/architecture",
+    "/traces",
+    "/access",
+    "/api/v1/topology",
+    "/api/v1/architecture",
+    "/api/v1/architecture/diagram.svg",
+    "/api/v1/architecture/diagram.drawio",
+    "/api/v1/topics",
+    "/api/v1/topics/{name}/messages",
+    "/api/v1/groups",
+    "/api/v1/services/{name}/pause",
+    "/api/v1/services/{name}/resume",
+    "/api/v1/traces/{correlation_id}",
 ];
 
 /// The document, with each operation's access rule from
@@ -250,6 +273,100 @@ fn operational_paths() -> Value {
 }
 
 /// The data mesh catalogue (routed by `ultracore-mesh`).
+/// The web console (`ultracore-console`): sign-in, pages (HTML), its
+/// live stream and the operations API it stands on.
+fn console_paths() -> Value {
+    let page = |summary: &str| {
+        json!({"get": {"summary": summary,
+            "parameters": [{"name": "fragment", "in": "query", "required": false, "description": "Only the page's main content (the page's script fetches it when the live stream says it changed)", "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}},
+                          "303": {"description": "A browser without a session is sent to /login"}}}})
+    };
+    let diagram = json!([
+        {"name": "layers", "in": "query", "required": false, "description": "Comma-separated layers (entry, security, orchestration, agents, support, messaging, data, external, governance, monitoring); all by default", "schema": {"type": "string"}},
+        {"name": "direction", "in": "query", "required": false, "schema": {"enum": ["td", "lr"], "default": "td"}}]);
+    let node = json!({"type": "object", "required": ["id", "kind", "name", "layer"], "properties": {
+        "id": {"type": "string", "description": "<kind>:<name>"}, "kind": {"enum": ["service", "topic", "group"]}, "name": {"type": "string"},
+        "layer": {"type": "string"}, "partitions": {"type": "integer"}, "records": {"type": "integer"}, "lag": {"type": "integer"},
+        "status": {"type": "string", "description": "The lag monitor's status of a group"}, "state": {"type": "string", "description": "A service's state"}}});
+    let edge = json!({"type": "object", "required": ["from", "to", "kind", "rate", "records"], "properties": {
+        "from": {"type": "string"}, "to": {"type": "string"}, "kind": {"enum": ["produces", "consumed_by", "member_of"]},
+        "rate": {"type": "number", "description": "Records per second over window_seconds"}, "records": {"type": "integer"}}});
+    json!({
+        "/console/session": {
+            "post": {"summary": "Sign in to the console with an API key or the identity provider's token: a session cookie (HttpOnly, SameSite=Strict) and the CSRF token unsafe requests made with it must carry in X-CSRF-Token",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "properties": {
+                    "api_key": {"type": "string"}, "token": {"type": "string"}}}}}},
+                "responses": {"200": ok_json("Signed in (Set-Cookie: uc_session)", json!({"type": "object", "properties": {
+                    "principal": {"type": "string"}, "role": {"type": "string"}, "permissions": {"type": "array", "items": {"type": "string"}},
+                    "csrf_token": {"type": "string"}, "expires_at": {"type": "integer"}}})),
+                    "400": error_response("Not one of api_key and token"), "401": error_response("The key or token is invalid, revoked or expired")}},
+            "get": {"summary": "Who is signed in: role, permissions, and (with the cookie) the session's CSRF token and end",
+                "responses": {"200": ok_json("The principal", json!({"type": "object"}))}},
+            "delete": {"summary": "Sign out: the session ends and the cookie is removed",
+                "responses": {"204": {"description": "Signed out"}}}
+        },
+        "/login": {"get": {"summary": "The sign-in page", "responses": {"200": {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+        "/favicon.ico": {"get": {"summary": "The console's icon", "responses": {"200": {"description": "SVG", "content": {"image/svg+xml": {"schema": {"type": "string"}}}}}}},
+        "/console/assets/{file}": {"get": {"summary": "The console's script and style sheet",
+            "parameters": [path_param("file", "console.js or console.css", None)],
+            "responses": {"200": {"description": "The asset"}, "404": error_response("No such asset")}}},
+        "/console/stream": {"get": {"summary": "The console's live updates (SSE): a tick a second with the topology's node badges and edge rates for principals that may read metrics",
+            "responses": {"200": {"description": "An event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}}}}},
+        "/": page("Overview: services and their health, events per second per topic, errors, alerts (what the role may see)"),
+        "/topics": page("Topics: partitions, records, retention, rates, producers and consumer groups"),
+        "/topics/{name}": {"get": {"summary": "A topic's partitions and watermarks and the message browser",
+            "parameters": [path_param("name", "Topic name", None)],
+            "responses": {"200": {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}}, "404": {"description": "No such topic"}}}},
+        "/groups": page("Consumer groups: lag per partition, trend, the lag monitor's status"),
+        "/topology": page("The live topology: services → topics → consumer groups → services, rates on edges, lag badges"),
+        "/architecture": {"get": {"summary": "The architecture visualizer: layers, component explorer, the diagram and its exports",
+            "parameters": diagram.clone(),
+            "responses": {"200": {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}}, "400": error_response("Unknown layer or direction")}}},
+        "/traces": page("Request flow: the path a request (by correlation id) took through services and topics, with the time at each hop"),
+        "/access": page("API keys and console sessions (admin)"),
+        "/api/v1/topology": {"get": {"summary": "The live topology as JSON: nodes with kind and layer, edges with rate",
+            "responses": {"200": ok_json("The graph", json!({"type": "object", "required": ["nodes", "edges", "window_seconds"], "properties": {
+                "generated_at_ms": {"type": "integer"}, "window_seconds": {"type": "number"}, "nodes": {"type": "array", "items": node}, "edges": {"type": "array", "items": edge}}}))}}},
+        "/api/v1/architecture": {"get": {"summary": "The platform's components in layers, from what runs here, with descriptions, protocols, functions and connections",
+            "responses": {"200": ok_json("Components and connections", json!({"type": "object", "required": ["layers", "components", "connections"]}))}}},
+        "/api/v1/architecture/diagram.svg": {"get": {"summary": "The architecture diagram as SVG", "parameters": diagram.clone(),
+            "responses": {"200": {"description": "SVG", "content": {"image/svg+xml": {"schema": {"type": "string"}}}}, "400": error_response("Unknown layer or direction")}}},
+        "/api/v1/architecture/diagram.drawio": {"get": {"summary": "The architecture diagram as a draw.io (diagrams.net) file", "parameters": diagram,
+            "responses": {"200": {"description": "draw.io XML", "content": {"application/vnd.jgraph.mxfile": {"schema": {"type": "string"}}}}, "400": error_response("Unknown layer or direction")}}},
+        "/api/v1/topics": {"get": {"summary": "Every topic: partitions with watermarks, records, retention, rate, producers, consumer groups",
+            "responses": {"200": ok_json("Topics", json!({"type": "object", "required": ["topics", "total"]}))}},
+            "post": {"summary": "Create a topic on the log (admin)",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
+                    "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,249}$"}, "partitions": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 3},
+                    "retention_days": {"type": "integer", "minimum": 1, "description": "Forever when absent"}}}}}},
+                "responses": {"201": ok_json("Created", json!({"type": "object", "required": ["name", "partitions"]})),
+                    "400": error_response("The body is not a topic"), "409": error_response("The topic exists"),
+                    "422": error_response("A bad name, partitions or retention"), "503": error_response("The log is unavailable")}}},
+        "/api/v1/topics/{name}/messages": {"get": {"summary": "Records of a topic, envelopes decoded: from an offset or a time, one partition, one key, a JSON-path filter ($.payload.portfolio_id=pf-1, ~= for contains)",
+            "parameters": [path_param("name", "Topic name", None),
+                {"name": "partition", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}},
+                {"name": "offset", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}},
+                {"name": "from_time", "in": "query", "required": false, "description": "RFC 3339 or milliseconds since the epoch", "schema": {"type": "string"}},
+                {"name": "key", "in": "query", "required": false, "schema": {"type": "string"}},
+                {"name": "filter", "in": "query", "required": false, "schema": {"type": "string"}},
+                {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}],
+            "responses": {"200": ok_json("Records", json!({"type": "object", "required": ["topic", "records", "returned", "scanned"]})),
+                "400": error_response("A bad partition, time, filter or limit"), "404": error_response("No such topic"), "503": error_response("The log is unavailable")}}},
+        "/api/v1/services/{name}/pause": {"post": {"summary": "Pause a consumer service of this process: it stops reading after the batch at hand (its lag grows) until resumed (admin)",
+            "parameters": [path_param("name", "Service name (as /healthz lists it)", None)],
+            "responses": {"200": ok_json("Paused", json!({"type": "object", "required": ["service", "paused"]})), "404": error_response("No such consumer service here")}}},
+        "/api/v1/services/{name}/resume": {"post": {"summary": "Resume a paused consumer service (admin)",
+            "parameters": [path_param("name", "Service name (as /healthz lists it)", None)],
+            "responses": {"200": ok_json("Resumed", json!({"type": "object", "required": ["service", "paused"]})), "404": error_response("No such consumer service here")}}},
+        "/api/v1/groups": {"get": {"summary": "Consumer groups with lag per partition, the trend and the lag monitor's status",
+            "responses": {"200": ok_json("Groups", json!({"type": "object", "required": ["groups", "total"]}))}}},
+        "/api/v1/traces/{correlation_id}": {"get": {"summary": "The spans of a request (publish and process per hop, W3C trace context) by its correlation id, in time order",
+            "parameters": [path_param("correlation_id", "The request's correlation id", None)],
+            "responses": {"200": ok_json("Hops", json!({"type": "object", "required": ["correlation_id", "trace_ids", "hops"]})), "404": error_response("No span recorded for it")}}}
+    })
+}
+
 fn mesh_paths() -> Value {
     let product_id = json!({"name": "id", "in": "path", "required": true, "description": "Data product id (financial_prices, optimizations, …)",
         "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"}});
@@ -553,6 +670,7 @@ fn document() -> Value {
         agent_paths(),
         operational_paths(),
         mesh_paths(),
+        console_paths(),
     ] {
         if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), more) {
             paths.extend(more);

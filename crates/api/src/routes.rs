@@ -121,7 +121,7 @@ pub(crate) async fn request_optimization<L: EventLog>(
         false
     };
     if !replay {
-        ultracore_flow::submit_as(&state.log, request, principal.id())
+        ultracore_flow::submit_as(&state.traced, request, principal.id())
             .await
             .map_err(|e| ApiError::unavailable("publishing the request failed", e))?;
         state.submitted.insert(request_id, pid.clone(), fingerprint);

@@ -370,6 +370,16 @@ impl JwtVerifier {
             .map_err(AuthError::from)
     }
 
+    /// [`JwtVerifier::verify`], and the token's `exp` (seconds since the
+    /// epoch): a sign-in session made from the token ends with it.
+    pub fn verify_until(&self, token: &str) -> Result<(Principal, i64), AuthError> {
+        let claims = self.verify_claims(token).map_err(AuthError::from)?;
+        let principal = self.principal(&claims).map_err(AuthError::from)?;
+        // `exp` is required and validated above.
+        let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+        Ok((principal, exp))
+    }
+
     fn verify_claims(&self, token: &str) -> Result<Map<String, Value>, TokenRejection> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenRejection::Malformed);

@@ -292,6 +292,17 @@ impl KeyStore {
         Ok(entry.principal.clone())
     }
 
+    /// Whether the key with this id exists and is not revoked (the file is
+    /// re-read when due, as [`KeyStore::verify`] does): a session signed in
+    /// with a key ends when the key is revoked.
+    pub fn is_active(&self, id: &str) -> bool {
+        let Some(id) = KeyId::from_text(id) else {
+            return false;
+        };
+        self.reload_if_due(Instant::now());
+        self.current().entries.get(&id).is_some_and(|e| !e.revoked)
+    }
+
     /// Re-reads the file now if it changed since it was last read; returns
     /// whether it did. On an error the keys in memory stay in force.
     pub fn reload(&self) -> Result<bool> {

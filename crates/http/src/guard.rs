@@ -8,9 +8,12 @@
 //! 3. a body of a POST, PUT or PATCH must be `application/json` (415
 //!    otherwise: a cross-site `text/plain` form post never reaches a route);
 //! 4. the route's row of the access table ([`crate::policy`]): open routes
-//!    go straight through; others need `Authorization: Bearer` (401), the
-//!    row's permission (403), and a key whose portfolios cover the one in
-//!    the path (404 otherwise, so other portfolios' ids stay hidden);
+//!    go straight through; others need `Authorization: Bearer` or the
+//!    console's session cookie (401; a browser asking for a page is sent to
+//!    `/login` instead), the session's CSRF token on unsafe requests made
+//!    with the cookie (403), the row's permission (403), and a key whose
+//!    portfolios cover the one in the path (404 otherwise, so other
+//!    portfolios' ids stay hidden);
 //! 5. the principal's rate limit (429 with `Retry-After`);
 //! 6. streams (SSE) take one of a bounded number of slots (503 when full).
 //!
@@ -28,6 +31,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use ultracore_auth::{Authenticator, Principal, RateLimiter, Scope};
 
 use crate::policy::{path_param, policy, Access, Portfolios};
+use crate::session::{SessionLimits, Sessions};
 use crate::Problem;
 
 /// How the edge treats requests; `serve` fills it from its flags.
@@ -45,6 +49,9 @@ pub struct EdgeConfig {
     pub request_timeout: Duration,
     /// Server-sent event streams open at once, over all keys.
     pub max_streams: usize,
+    /// Session cookies are marked `Secure` (the console is reached over
+    /// HTTPS, through a proxy that terminates TLS).
+    pub secure_cookies: bool,
 }
 
 impl Default for EdgeConfig {
@@ -55,6 +62,7 @@ impl Default for EdgeConfig {
             public_metrics: false,
             request_timeout: Duration::from_secs(30),
             max_streams: 256,
+            secure_cookies: false,
         }
     }
 }
@@ -78,6 +86,7 @@ struct Inner {
     auth: Authenticator,
     limiter: RateLimiter,
     streams: Arc<Semaphore>,
+    sessions: Sessions,
 }
 
 impl Guard {
@@ -89,6 +98,7 @@ impl Guard {
                 auth,
                 limiter,
                 streams,
+                sessions: Sessions::new(SessionLimits::default()),
             }),
         }
     }
@@ -101,6 +111,15 @@ impl Guard {
 
     pub fn config(&self) -> &EdgeConfig {
         &self.inner.config
+    }
+
+    /// The console's sign-in sessions.
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
+    }
+
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.inner.auth
     }
 
     /// Principals whose rate-limit bucket is tracked now (bounded).
@@ -158,8 +177,14 @@ pub async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Resp
         row => {
             // Unknown paths authenticate too: without a key, nothing about
             // the server's routes is revealed.
-            let principal = match authenticate(&g, req.headers()) {
+            let principal = match authenticate(&g, req.method(), req.headers()) {
                 Ok(p) => p,
+                Err(p)
+                    if wants_page(req.method(), req.headers())
+                        && p.status == StatusCode::UNAUTHORIZED =>
+                {
+                    return to_sign_in(req.uri());
+                }
                 Err(p) => return with_cors_opt(p.into_response(), cors.as_deref()),
             };
             if let Err(retry) = g.inner.limiter.check(principal.id()) {
@@ -227,15 +252,69 @@ fn is_stream(method: &Method, template: Option<&str>) -> bool {
                 "/api/v1/notifications/stream"
                     | "/api/v1/alerts/stream"
                     | "/api/v1/events/stream"
+                    | "/console/stream"
                     | "/mcp"
             )
         )
 }
 
-fn authenticate(g: &Guard, headers: &HeaderMap) -> Result<Principal, Problem> {
+/// A browser navigating to a page (not a script asking for data).
+fn wants_page(method: &Method, headers: &HeaderMap) -> bool {
+    method == Method::GET
+        && headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"))
+}
+
+/// 303 to the sign-in page, which comes back to `uri` after.
+fn to_sign_in(uri: &axum::http::Uri) -> Response {
+    let next: String = uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/login?next={next}")) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+fn authenticate(g: &Guard, method: &Method, headers: &HeaderMap) -> Result<Principal, Problem> {
     let header = headers
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("\u{0}"));
+    if header.is_none() {
+        if let Some(id) = crate::session::cookie_value(headers) {
+            let keys = g.inner.auth.keys();
+            let Some(session) = g.inner.sessions.lookup(id, |k| keys.is_active(k)) else {
+                return Err(Problem::unauthorized(
+                    "the console session ended (signed out, idle for 30 minutes, 8 hours old, or its key was revoked): sign in again",
+                    "Bearer",
+                ));
+            };
+            let unsafe_method = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+            if unsafe_method {
+                let given = headers
+                    .get(crate::session::CSRF_HEADER)
+                    .and_then(|v| v.to_str().ok());
+                if !crate::session::csrf_matches(&session, given) {
+                    return Err(Problem::forbidden(
+                        "a request made with the console's session must carry its CSRF token in X-CSRF-Token (from GET /console/session)",
+                    ));
+                }
+            }
+            return Ok(session.principal);
+        }
+    }
     g.inner.auth.authenticate(header).map_err(|e| {
         tracing::info!(reason = e.reason(), key = ?e.key_id().map(|k| k.as_str().to_owned()), "authentication failed");
         Problem::unauthorized(e.to_string(), e.www_authenticate())

@@ -7,6 +7,8 @@
 //!   JSON-only bodies, authentication, authorization, portfolio scope,
 //!   per-key rate limits, the stream cap, the request timeout) and hands the
 //!   [`Principal`] to the handlers.
+//! - [`session`]: the web console's sign-in sessions (an `HttpOnly`,
+//!   `SameSite=Strict` cookie and a CSRF token), [`session_router`].
 //! - [`serve`]: the server loop with a header-read timeout, a connection
 //!   cap and a bounded drain.
 //!
@@ -28,11 +30,15 @@ mod guard;
 pub mod policy;
 mod problem;
 mod server;
+pub mod session;
+mod signin;
 
 pub use guard::{guard, loopback_hosts, EdgeConfig, Guard};
 pub use policy::{Access, Portfolios, RoutePolicy, ROUTES};
 pub use problem::{Problem, PROBLEM_JSON};
 pub use server::{serve, ServerLimits};
+pub use session::{SessionLimits, Sessions};
+pub use signin::{session_router, SESSION_PATH};
 pub use ultracore_auth::{
     is_valid_customer_id, is_valid_portfolio_id, AuthMethod, Permission, Principal, Role, Scope,
 };

@@ -138,6 +138,10 @@ pub struct EdgeArgs {
     /// Seconds a request may take to be answered.
     #[arg(long, env = "ULTRACORE_REQUEST_TIMEOUT", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// Mark the console's session cookie `Secure`: the server is reached
+    /// over HTTPS (a proxy in front terminates TLS).
+    #[arg(long, env = "ULTRACORE_SECURE_COOKIES")]
+    pub secure_cookies: bool,
 }
 
 impl EdgeArgs {
@@ -161,6 +165,7 @@ impl EdgeArgs {
             public_metrics: self.public_metrics,
             request_timeout: std::time::Duration::from_secs(self.request_timeout_secs.max(1)),
             max_streams: self.max_streams.max(1),
+            secure_cookies: self.secure_cookies,
         }
     }
 
@@ -353,12 +358,18 @@ pub async fn run_services(
     };
     let mcp_mesh = mesh.clone();
     let registry = Registry::new();
-    let mut supervisor = Supervisor::new(
+    // Spans of every service; exported over OTLP when
+    // OTEL_EXPORTER_OTLP_ENDPOINT is set (a setting that cannot be honoured
+    // stops the start here, naming it).
+    let tracer = ultracore_runtime::Tracer::from_env(&registry)
+        .context("configuring trace export (OTEL_* variables)")?;
+    let mut supervisor = Supervisor::with_tracer(
         registry.clone(),
         SupervisorOptions {
             restart,
             ..SupervisorOptions::default()
         },
+        tracer,
     );
     let token = supervisor.token();
     let health = supervisor.health();
@@ -443,6 +454,20 @@ pub async fn run_services(
         }
         catalogue = Some(c);
     }
+    // The lag monitor: Burrow's rules over every group, status changes on
+    // ops.alerts.
+    let lag_monitor = if services.len() == Service::ALL.len() {
+        ultracore_runtime::catalogue::ensure(&log, &[ultracore_lag::alert::TOPIC])
+            .await
+            .context("creating ops.alerts")?;
+        let m = ultracore_lag::LagMonitor::new(ultracore_lag::LagConfig::default(), &registry);
+        let r = ultracore_lag::service(log.clone(), m.clone());
+        names.push(r.name().to_owned());
+        supervisor.add(r);
+        Some(m)
+    } else {
+        None
+    };
     let audit = match audit {
         None => None,
         Some(a) => {
@@ -504,7 +529,8 @@ pub async fn run_services(
                 names.clone(),
             )
             .with_runtime(health.clone(), registry.clone())
-            .with_alerts(flow.live_alerts.clone()),
+            .with_alerts(flow.live_alerts.clone())
+            .with_tracing(supervisor.lineage(), supervisor.tracer()),
         );
         let mut app = router(app_state.clone());
         if let Some((trail, dir)) = &audit {
@@ -658,7 +684,30 @@ pub async fn run_services(
                 );
             }
         }
+        // The web console: pages, live topology, architecture, sign-in.
+        let console = ultracore_console::Console::new(
+            log.clone(),
+            supervisor.lineage(),
+            health.clone(),
+            supervisor.tracer(),
+            guard.clone(),
+            console_setting(
+                &config,
+                &log,
+                &guard,
+                audit.is_some(),
+                mcp_mesh.is_some(),
+                screen.is_some(),
+            ),
+        );
+        if let Some(m) = &lag_monitor {
+            console.with_lag_monitor(m.clone());
+        }
+        console.spawn_sampler(std::time::Duration::from_secs(1), token.clone());
+        console.register_metrics(&registry);
+        app = app.merge(ultracore_console::router(console));
         app = guard.protect(app);
+        app = app.layer(axum::middleware::from_fn(ultracore_api::trace_requests));
         let http_metrics = HttpMetrics::register(&registry);
         app = app.layer(axum::middleware::from_fn_with_state(
             http_metrics,
@@ -710,6 +759,7 @@ pub async fn run_services(
         server = Some(tokio::spawn(async move {
             ultracore_http::serve(listener, app, limits, shutdown).await
         }));
+        eprintln!("console on http://{addr}/ (sign in with an API key)");
         eprintln!(
             "API on http://{addr}/api/v1 (OpenAPI: /api/v1/openapi.json, health: /healthz, readiness: /readyz, metrics: /metrics)"
         );
@@ -741,6 +791,91 @@ pub async fn run_services(
             eprintln!("stopped");
             Ok(())
         }
+    }
+}
+
+/// What the architecture visualizer shows of this process beyond its
+/// services and topics: the log and database kinds, the stores in the
+/// data dir, the routes, what outside systems are configured.
+fn console_setting(
+    config: &LogConfig,
+    log: &AnyLog,
+    guard: &Guard,
+    audit: bool,
+    mcp: bool,
+    agents: bool,
+) -> ultracore_console::Setting {
+    use ultracore_console::Store;
+    let dir = config.data_dir();
+    let store =
+        |id: &str, name: &str, file: &str, technical: &str, plain: &str, by: &[&str]| Store {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            technical: format!("{technical} ({})", dir.join(file).display()),
+            plain: plain.to_owned(),
+            written_by: by.iter().map(|s| (*s).to_owned()).collect(),
+        };
+    let mut stores = vec![
+        store(
+            "store:mesh",
+            "Data products",
+            "mesh",
+            "Parquet files of the data products (prices, ESG scores), read with arrow/parquet",
+            "The market and ESG data the optimizer uses.",
+            &["market-data"],
+        ),
+        store(
+            "store:operational",
+            "Users and conversations",
+            "operational.sqlite",
+            "Operational tables with change capture triggers (outbox)",
+            "Customer records and conversations.",
+            &["cdc-relay"],
+        ),
+        store(
+            "store:analytics",
+            "Agent analytics",
+            ultracore_agents::analytics::AnalyticsStore::FILE_NAME,
+            "SQLite: per-agent execution figures",
+            "How the assistants performed.",
+            &["agent-analytics"],
+        ),
+        store(
+            "store:forensics",
+            "Forensics store",
+            "forensics.sqlite",
+            "SQLite: SHAP values and reports per trading decision",
+            "Why each trading decision was made.",
+            &["forensics"],
+        ),
+    ];
+    if audit {
+        stores.push(store(
+            "store:audit",
+            "Audit trail",
+            "audit",
+            "Merkle tree tiles and signed checkpoints",
+            "The tamper-evident record.",
+            &["audit"],
+        ));
+    }
+    let database = match std::env::var("DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres") => "postgresql",
+        _ => "sqlite",
+    };
+    ultracore_console::Setting {
+        log_kind: log.kind().to_owned(),
+        database: database.to_owned(),
+        stores,
+        routes: ultracore_http::ROUTES
+            .iter()
+            .map(|r| (r.method.to_owned(), r.path.to_owned()))
+            .collect(),
+        identity_provider: guard.authenticator().jwt().is_some(),
+        otlp: std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
+            || std::env::var_os("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some(),
+        mcp,
+        agents,
     }
 }
 
