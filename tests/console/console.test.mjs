@@ -112,17 +112,17 @@ async function until(what, fn, ms = 5000) {
 }
 
 /// A signed-in page that records console errors.
-async function signedIn(key) {
+async function signedIn(key, start = "/topology") {
   const context = await browser.newContext();
   const page = await context.newPage();
   const errors = [];
   page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
   page.on("pageerror", (e) => errors.push(String(e)));
-  await page.goto(base + "/topology");
+  await page.goto(base + start);
   assert.match(page.url(), /\/login\?next=/, "a browser without a session is sent to sign in");
   await page.fill("input[name=api_key]", key);
   await page.click("button[type=submit]");
-  await page.waitForURL(base + "/topology");
+  await page.waitForURL(base + start);
   return { context, page, errors };
 }
 
@@ -150,7 +150,7 @@ test("every page renders without console errors, and is photographed", async () 
   assert.ok(session, "a session cookie");
   assert.equal(session.httpOnly, true);
   assert.equal(session.sameSite, "Strict");
-  for (const [path, name] of [["/", "overview"], ["/topics", "topics"], ["/topics/esg-portfolio-events", "topic"], ["/groups", "groups"], ["/topology", "topology"], ["/architecture", "architecture"], ["/traces", "traces"], ["/access", "access"]]) {
+  for (const [path, name] of [["/", "overview"], ["/portfolios", "portfolios"], ["/topics", "topics"], ["/topics/esg-portfolio-events", "topic"], ["/groups", "groups"], ["/topology", "topology"], ["/architecture", "architecture"], ["/traces", "traces"], ["/access", "access"]]) {
     const res = await page.goto(base + path);
     assert.equal(res.status(), 200, path);
     await page.waitForSelector("#live-status");
@@ -263,12 +263,32 @@ test("the request-flow view shows every hop of a request", async () => {
   await context.close();
 });
 
+test("a portfolio's page charts its latest result", async () => {
+  const r = await api("/api/v1/portfolios/pf-charts/optimizations", { method: "POST", body: request() });
+  assert.equal(r.status, 202, r.text);
+  await until("the result", async () => (await api(`/api/v1/optimizations/${r.json.request_id}`)).json?.status === "completed", 60_000);
+  const { context, page, errors } = await signedIn(viewerKey, "/portfolios");
+  await page.waitForSelector('#portfolios a[href="/portfolios/pf-charts"]');
+  await page.goto(base + "/portfolios/pf-charts");
+  const charts = await page.$$eval("svg.chart", (els) => els.map((e) => e.getAttribute("aria-label")));
+  assert.ok(charts.includes("Weights before and after"), JSON.stringify(charts));
+  assert.ok(charts.some((c) => c.startsWith("Efficient frontier")), JSON.stringify(charts));
+  assert.ok(charts.some((c) => c.startsWith("ESG score")) && charts.some((c) => c.startsWith("Carbon")));
+  assert.ok((await page.$$("svg.frontier polyline")).length === 1, "the frontier is drawn");
+  const marks = await page.$$eval("svg.frontier .mark", (els) => els.map((e) => e.dataset.label));
+  assert.ok(marks.includes("before") && marks.includes("after"), JSON.stringify(marks));
+  assert.ok((await page.$$("#orders tbody tr")).length > 0, "staged orders are listed");
+  await page.screenshot({ path: join(shots, "portfolio.png"), fullPage: true });
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test("a viewer does not see the operations or admin pages", async () => {
   const { context, page, errors } = await signedIn(viewerKey);
   // Sent to /topology after sign-in, which a viewer may not read.
   await page.goto(base + "/");
   const menu = await page.$$eval("header nav a", (els) => els.map((a) => a.getAttribute("href")));
-  assert.deepEqual(menu, ["/"]);
+  assert.deepEqual(menu, ["/", "/portfolios"]);
   for (const path of ["/access", "/topology", "/topics"]) {
     const res = await page.goto(base + path);
     assert.equal(res.status(), 403, path);

@@ -26,7 +26,7 @@ fn sse(description: &str) -> Value {
 
 /// Paths in the document that other crates route (`ultracore serve`
 /// merges their routers when the models are at hand).
-pub const MOUNTED_ELSEWHERE: [&str; 47] = [
+pub const MOUNTED_ELSEWHERE: [&str; 49] = [
     "/api/v1/decisions",
     "/api/v1/users",
     "/api/v1/users/{id}",
@@ -57,6 +57,8 @@ pub const MOUNTED_ELSEWHERE: [&str; 47] = [
     "/console/assets/{file}",
     "/console/stream",
     "/",
+    "/portfolios",
+    "/portfolios/{id}",
     "/topics",
     "/topics/{name}",
     "/groups",
@@ -314,6 +316,10 @@ fn console_paths() -> Value {
         "/console/stream": {"get": {"summary": "The console's live updates (SSE): a tick a second with the topology's node badges and edge rates for principals that may read metrics",
             "responses": {"200": {"description": "An event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}}}}},
         "/": page("Overview: services and their health, events per second per topic, errors, alerts (what the role may see)"),
+        "/portfolios": page("Portfolios with optimizations (those of the key), each with its latest request"),
+        "/portfolios/{id}": {"get": {"summary": "A portfolio: its optimizations, the latest result's charts (weights, ESG score and carbon before and after, the efficient frontier) and staged orders",
+            "parameters": [path_param("id", "Portfolio id", None)],
+            "responses": {"200": {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}}, "404": error_response("No optimization of this portfolio (or outside the key's portfolios)")}}},
         "/topics": page("Topics: partitions, records, retention, rates, producers and consumer groups"),
         "/topics/{name}": {"get": {"summary": "A topic's partitions and watermarks and the message browser",
             "parameters": [path_param("name", "Topic name", None)],

@@ -11,6 +11,7 @@
 //! |---|---|
 //! | `/login` | sign-in with an API key or an identity provider's token |
 //! | `/` | overview: services and their health, events/s per topic, errors, alerts |
+//! | `/portfolios`, `/portfolios/{id}` | optimizations, results with charts (weights, ESG and carbon before and after, the efficient frontier), staged orders |
 //! | `/topics`, `/topics/{name}` | topics with partitions, watermarks, retention, rates, producers and consumers; the message browser |
 //! | `/groups` | consumer groups: lag in records and seconds per partition, trend, status |
 //! | `/topology` | the live graph service → topic → group → service |
@@ -36,8 +37,10 @@
 mod api;
 pub mod architecture;
 mod browse;
+pub mod charts;
 pub mod diagram;
 mod pages;
+mod portfolios;
 mod stream;
 pub mod topology;
 mod traces;
@@ -49,6 +52,7 @@ use std::time::Duration;
 use axum::routing::get;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
+use ultracore_flow::{Orders, Reports};
 use ultracore_http::Guard;
 use ultracore_log::{now_millis, EventLog, GroupLag, TopicInfo};
 use ultracore_metrics::{Exposition, FnCollector, Kind, Registry};
@@ -82,6 +86,9 @@ pub struct Console<L: EventLog> {
     /// The lag monitor of this process, when it runs: its statuses and
     /// time lags are shown with the groups.
     pub(crate) lag: Mutex<Option<ultracore_lag::LagMonitor>>,
+    /// The portfolio read models (reporting, orders), when the portfolio
+    /// services run here.
+    pub(crate) portfolios: Mutex<Option<(Reports, Orders)>>,
 }
 
 /// The log as last read by the sampler.
@@ -113,6 +120,7 @@ impl<L: EventLog> Console<L> {
             trends: Mutex::default(),
             statuses: Mutex::default(),
             lag: Mutex::default(),
+            portfolios: Mutex::default(),
         })
     }
 
@@ -120,6 +128,21 @@ impl<L: EventLog> Console<L> {
     /// with the groups and as badges of the topology.
     pub fn with_lag_monitor(&self, monitor: ultracore_lag::LagMonitor) {
         *self.lag.lock().unwrap_or_else(PoisonError::into_inner) = Some(monitor);
+    }
+
+    /// Serves the portfolio pages from these read models.
+    pub fn with_portfolios(&self, reports: Reports, orders: Orders) {
+        *self
+            .portfolios
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((reports, orders));
+    }
+
+    pub(crate) fn portfolio_models(&self) -> Option<(Reports, Orders)> {
+        self.portfolios
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn lag_monitor(&self) -> Option<ultracore_lag::LagMonitor> {
@@ -295,6 +318,8 @@ pub fn router<L: EventLog>(console: Arc<Console<L>>) -> Router {
         .route("/console/assets/{file}", get(pages::asset))
         .route("/console/stream", get(stream::stream::<L>))
         .route("/", get(pages::overview::<L>))
+        .route("/portfolios", get(portfolios::list::<L>))
+        .route("/portfolios/{id}", get(portfolios::portfolio::<L>))
         .route("/topics", get(pages::topics::<L>))
         .route("/topics/{name}", get(pages::topic::<L>))
         .route("/groups", get(pages::groups::<L>))

@@ -32,6 +32,11 @@ const ICON: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 3
 /// Pages of the menu: path, label, the permission that shows it.
 const MENU: &[(&str, &str, Option<Permission>)] = &[
     ("/", "Overview", None),
+    (
+        "/portfolios",
+        "Portfolios",
+        Some(Permission::ReadPortfolios),
+    ),
     ("/topics", "Topics", Some(Permission::ReadMetrics)),
     ("/groups", "Consumer groups", Some(Permission::ReadMetrics)),
     ("/topology", "Topology", Some(Permission::ReadMetrics)),
@@ -101,7 +106,13 @@ pub(crate) struct Fragment {
 }
 
 /// The page, or only its main content for `?fragment=…`.
-fn respond(f: &Fragment, who: &Principal, active: &str, title: &str, main: String) -> Response {
+pub(crate) fn respond(
+    f: &Fragment,
+    who: &Principal,
+    active: &str,
+    title: &str,
+    main: String,
+) -> Response {
     if f.fragment.is_some() {
         return html(main);
     }

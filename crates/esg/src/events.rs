@@ -188,6 +188,19 @@ pub struct OptimizationResult {
     /// The Epsilon Agent's decision (objective `epsilon` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentDecision>,
+    /// The long-only efficient frontier of the universe over the same data
+    /// (without the request's ESG and weight constraints), lowest risk
+    /// first, for charts: where `before` and `after` sit against it. Empty
+    /// when it could not be traced (results of older versions too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frontier: Vec<FrontierPoint>,
+}
+
+/// One point of an efficient frontier (annualised).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FrontierPoint {
+    pub volatility: f64,
+    pub expected_return: f64,
 }
 
 /// What the Epsilon Agent decided and why.

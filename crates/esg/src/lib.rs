@@ -29,8 +29,9 @@ pub mod screening;
 mod service;
 
 pub use events::{
-    completion_event_id, AgentDecision, EsgPortfolioEvent, Holding, OptimizationFailed,
-    OptimizationRequest, OptimizationResult, PortfolioInput, Side, Trade, AGGREGATE_TYPE, TOPIC,
+    completion_event_id, AgentDecision, EsgPortfolioEvent, FrontierPoint, Holding,
+    OptimizationFailed, OptimizationRequest, OptimizationResult, PortfolioInput, Side, Trade,
+    AGGREGATE_TYPE, TOPIC,
 };
 pub use optimize::{optimize, Failure};
 pub use request::validate;

@@ -11,7 +11,7 @@ use ultracore_marketdata::mesh::{DataMesh, PriceFilter};
 use ultracore_marketdata::{DataProvider, Lookback};
 use ultracore_portfolio::{
     estimate_covariance, mean_historical_return, returns_from_prices, Constraint, CovarianceMethod,
-    EsgData, EsgObjective, EsgOptimizer, Matrix,
+    EfficientFrontier, EsgData, EsgObjective, EsgOptimizer, Matrix,
 };
 
 use crate::events::{AgentDecision, OptimizationRequest, OptimizationResult, Side, Trade};
@@ -310,7 +310,32 @@ pub fn optimize(
         solver_status: rebalance.status.clone(),
         solve_ms: started.elapsed().as_secs_f64() * 1e3,
         agent,
+        frontier: frontier_of(&mu, &cov),
     })
+}
+
+/// Points of the frontier a result is charted against.
+pub const FRONTIER_POINTS: usize = 20;
+
+/// The long-only frontier of `mu` and `cov` (empty when the solver cannot
+/// trace it: a chart is not worth failing a request for).
+fn frontier_of(mu: &[f64], cov: &Matrix) -> Vec<crate::events::FrontierPoint> {
+    let traced = EfficientFrontier::new(mu.to_vec(), cov.clone())
+        .and_then(|ef| ef.frontier(FRONTIER_POINTS));
+    match traced {
+        Ok(f) => f
+            .points
+            .iter()
+            .map(|p| crate::events::FrontierPoint {
+                volatility: p.volatility,
+                expected_return: p.expected_return,
+            })
+            .collect(),
+        Err(e) => {
+            tracing::debug!(error = %e, "the frontier could not be traced");
+            Vec::new()
+        }
+    }
 }
 
 /// An optimizer error as a failure naming the request field of the

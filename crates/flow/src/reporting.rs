@@ -511,6 +511,20 @@ impl Reports {
             .document(REPORTING_PROJECTION, "portfolios", portfolio_id)?)
     }
 
+    /// The latest `limit` optimizations of every portfolio, newest request
+    /// first.
+    pub fn recent(&self, limit: usize) -> Result<Vec<OptimizationView>> {
+        let mut out: Vec<OptimizationView> = self
+            .db
+            .documents(REPORTING_PROJECTION, "optimizations")?
+            .into_iter()
+            .filter_map(|(_, doc)| serde_json::from_value::<OptimizationView>(doc).ok())
+            .collect();
+        out.sort_by_key(|v| std::cmp::Reverse(v.requested_at));
+        out.truncate(limit);
+        Ok(out)
+    }
+
     /// A portfolio's optimizations, newest request first.
     pub fn optimizations_of(&self, portfolio_id: &str) -> Result<Vec<OptimizationView>> {
         let mut out: Vec<OptimizationView> = self

@@ -60,6 +60,7 @@ fn result_with_trades(n: usize) -> Result<OptimizationResult, Box<dyn std::error
         solver_status: "Solved".into(),
         solve_ms: 1.0,
         agent: None,
+        frontier: Vec::new(),
     })
 }
 

@@ -325,6 +325,18 @@ pub const ROUTES: &[RoutePolicy] = &[
     route("GET", "/console/assets/{file}", Open, Portfolios::None),
     route("GET", "/console/stream", Authenticated, Portfolios::Handler),
     route("GET", "/", Authenticated, Portfolios::Handler),
+    route(
+        "GET",
+        "/portfolios",
+        Permission(ReadPortfolios),
+        Portfolios::Handler,
+    ),
+    route(
+        "GET",
+        "/portfolios/{id}",
+        Permission(ReadPortfolios),
+        Portfolios::Path("id"),
+    ),
     route("GET", "/topics", Permission(ReadMetrics), Portfolios::None),
     route(
         "GET",

@@ -703,6 +703,7 @@ pub async fn run_services(
         if let Some(m) = &lag_monitor {
             console.with_lag_monitor(m.clone());
         }
+        console.with_portfolios(app_state.reports.clone(), app_state.orders.clone());
         console.spawn_sampler(std::time::Duration::from_secs(1), token.clone());
         console.register_metrics(&registry);
         app = app.merge(ultracore_console::router(console));
