@@ -150,11 +150,15 @@ test("every page renders without console errors, and is photographed", async () 
   assert.ok(session, "a session cookie");
   assert.equal(session.httpOnly, true);
   assert.equal(session.sameSite, "Strict");
-  for (const [path, name] of [["/", "overview"], ["/portfolios", "portfolios"], ["/topics", "topics"], ["/topics/esg-portfolio-events", "topic"], ["/groups", "groups"], ["/topology", "topology"], ["/architecture", "architecture"], ["/traces", "traces"], ["/access", "access"]]) {
+  for (const [path, name] of [["/", "overview"], ["/portfolios", "portfolios"], ["/topics", "topics"], ["/topics/esg-portfolio-events", "topic"], ["/groups", "groups"], ["/topology", "topology"], ["/architecture", "architecture"], ["/traces", "traces"], ["/audit", "audit"], ["/alerts", "alerts"], ["/agents", "agents"], ["/mesh", "mesh"], ["/access", "access"]]) {
     const res = await page.goto(base + path);
     assert.equal(res.status(), 200, path);
     await page.waitForSelector("#live-status");
     await until(`${path} goes live`, async () => (await page.textContent("#live-status")).startsWith("live"));
+    if (await page.$("#view")) {
+      await until(`${path} shows its data`, async () => !(await page.$("#view .loading")));
+      assert.equal(await page.$("#view .bad"), null, `${path}: ${await page.textContent("#view")}`);
+    }
     await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
   }
   assert.deepEqual(errors, [], "no console errors");

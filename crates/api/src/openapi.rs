@@ -26,7 +26,7 @@ fn sse(description: &str) -> Value {
 
 /// Paths in the document that other crates route (`ultracore serve`
 /// merges their routers when the models are at hand).
-pub const MOUNTED_ELSEWHERE: [&str; 49] = [
+pub const MOUNTED_ELSEWHERE: [&str; 54] = [
     "/api/v1/decisions",
     "/api/v1/users",
     "/api/v1/users/{id}",
@@ -66,6 +66,11 @@ pub const MOUNTED_ELSEWHERE: [&str; 49] = [
     "/architecture",
     "/traces",
     "/access",
+    "/decisions",
+    "/audit",
+    "/alerts",
+    "/agents",
+    "/mesh",
     "/api/v1/topology",
     "/api/v1/architecture",
     "/api/v1/architecture/diagram.svg",
@@ -331,6 +336,11 @@ fn console_paths() -> Value {
             "responses": {"200": {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}}, "400": error_response("Unknown layer or direction")}}},
         "/traces": page("Request flow: the path a request (by correlation id) took through services and topics, with the time at each hop"),
         "/access": page("API keys and console sessions (admin)"),
+        "/decisions": page("Trading decisions and their forensics: SHAP waterfall, words, regime probabilities; per-symbol and regime statistics"),
+        "/audit": page("The audit trail: signed checkpoint, verification, inclusion proofs"),
+        "/alerts": page("Compliance alerts, live"),
+        "/agents": page("Agents' analytics: success rate and duration percentiles per agent"),
+        "/mesh": page("The data mesh catalogue: search, quality, freshness, lineage"),
         "/api/v1/topology": {"get": {"summary": "The live topology as JSON: nodes with kind and layer, edges with rate",
             "responses": {"200": ok_json("The graph", json!({"type": "object", "required": ["nodes", "edges", "window_seconds"], "properties": {
                 "generated_at_ms": {"type": "integer"}, "window_seconds": {"type": "number"}, "nodes": {"type": "array", "items": node}, "edges": {"type": "array", "items": edge}}}))}}},

@@ -18,6 +18,7 @@
 //! | `/architecture` | the architecture visualizer: layers, component explorer, diagram, exports |
 //! | `/traces` | a request's path through services and topics (by correlation id) |
 //! | `/access` | keys and sessions (admin) |
+//! | `/decisions`, `/audit`, `/alerts`, `/agents`, `/mesh` | forensics (SHAP waterfall, regimes), the audit trail (checkpoint, verify, proofs), compliance alerts (live), agents' analytics, the data mesh catalogue (search, lineage): read by the page's script from their APIs |
 //! | `GET /api/v1/topology` | the graph as JSON |
 //! | `GET /api/v1/architecture[/diagram.svg|.drawio]` | components and connections; the diagram |
 //! | `GET /api/v1/topics[/{name}/messages]` | topics; their records, decoded |
@@ -327,6 +328,11 @@ pub fn router<L: EventLog>(console: Arc<Console<L>>) -> Router {
         .route("/architecture", get(pages::architecture::<L>))
         .route("/traces", get(pages::traces::<L>))
         .route("/access", get(pages::access::<L>))
+        .route("/decisions", get(pages::decisions))
+        .route("/audit", get(pages::audit))
+        .route("/alerts", get(pages::alerts))
+        .route("/agents", get(pages::agents))
+        .route("/mesh", get(pages::mesh))
         .route("/api/v1/topology", get(api::topology::<L>))
         .route("/api/v1/architecture", get(api::architecture::<L>))
         .route(

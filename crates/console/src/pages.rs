@@ -46,6 +46,11 @@ const MENU: &[(&str, &str, Option<Permission>)] = &[
         Some(Permission::ReadMetrics),
     ),
     ("/traces", "Request flow", Some(Permission::ReadEvents)),
+    ("/decisions", "Decisions", Some(Permission::ReadForensics)),
+    ("/audit", "Audit", Some(Permission::ReadAudit)),
+    ("/alerts", "Alerts", Some(Permission::ReadCompliance)),
+    ("/agents", "Agents", Some(Permission::ReadMetrics)),
+    ("/mesh", "Data mesh", Some(Permission::ReadDataProducts)),
     ("/access", "Access", Some(Permission::Admin)),
 ];
 
@@ -713,6 +718,69 @@ pub(crate) async fn traces<L: EventLog>(
 ) -> Response {
     let s = r#"<h1>Request flow</h1><p class="lede">The path a real request took through services and topics, with the time spent at each hop. Give its correlation id (the request id of an optimization, for one).</p><form id="trace-form"><label>Correlation id <input name="correlation_id" required size="40"></label><button type="submit">Show</button></form><div id="trace"></div>"#;
     respond(&f, &who, "/traces", "Request flow", s.to_owned())
+}
+
+/// A page whose content the page's script reads from the platform's own
+/// JSON API (each under its own access rule) and renders.
+fn data_page(
+    who: &Principal,
+    f: &Fragment,
+    path: &str,
+    title: &str,
+    view: &str,
+    lede: &str,
+) -> Response {
+    respond(
+        f,
+        who,
+        path,
+        title,
+        format!(
+            r#"<h1>{t}</h1><p class="lede">{l}</p><section id="view" data-view="{view}"><p class="loading">loading…</p></section>"#,
+            t = esc(title),
+            l = esc(lede)
+        ),
+    )
+}
+
+pub(crate) async fn decisions(
+    Extension(who): Extension<Principal>,
+    Query(f): Query<Fragment>,
+) -> Response {
+    data_page(&who, &f, "/decisions", "Decisions and forensics", "decisions",
+        "Trading decisions newest first, each with its SHAP explanation (a waterfall from the model's expected value to its margin), the words, and the regime probabilities; per-symbol statistics and the regime distribution over the last days.")
+}
+
+pub(crate) async fn audit(
+    Extension(who): Extension<Principal>,
+    Query(f): Query<Fragment>,
+) -> Response {
+    data_page(&who, &f, "/audit", "Audit trail", "audit",
+        "The signed checkpoint of the Merkle tree over every record, a verification of the whole log against it, and the inclusion proof of one record.")
+}
+
+pub(crate) async fn alerts(
+    Extension(who): Extension<Principal>,
+    Query(f): Query<Fragment>,
+) -> Response {
+    data_page(&who, &f, "/alerts", "Compliance alerts", "alerts",
+        "Personal data found in agent answers and conversations: what and where, never the value (a keyed hash). New alerts appear live.")
+}
+
+pub(crate) async fn agents(
+    Extension(who): Extension<Principal>,
+    Query(f): Query<Fragment>,
+) -> Response {
+    data_page(&who, &f, "/agents", "Agents", "agents",
+        "Every agent execution counted by the analytics service: success rate and duration percentiles per agent.")
+}
+
+pub(crate) async fn mesh(
+    Extension(who): Extension<Principal>,
+    Query(f): Query<Fragment>,
+) -> Response {
+    data_page(&who, &f, "/mesh", "Data mesh", "mesh",
+        "The data products: search (with typos forgiven), quality tier, freshness, and the lineage of each from what the services recorded.")
 }
 
 pub(crate) async fn access<L: EventLog>(

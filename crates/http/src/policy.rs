@@ -359,6 +359,26 @@ pub const ROUTES: &[RoutePolicy] = &[
     ),
     route("GET", "/traces", Permission(ReadEvents), Portfolios::Every),
     route("GET", "/access", Permission(Admin), Portfolios::None),
+    route(
+        "GET",
+        "/decisions",
+        Permission(ReadForensics),
+        Portfolios::Every,
+    ),
+    route("GET", "/audit", Permission(ReadAudit), Portfolios::Every),
+    route(
+        "GET",
+        "/alerts",
+        Permission(ReadCompliance),
+        Portfolios::Every,
+    ),
+    route("GET", "/agents", Permission(ReadMetrics), Portfolios::None),
+    route(
+        "GET",
+        "/mesh",
+        Permission(ReadDataProducts),
+        Portfolios::None,
+    ),
     // The operations API the console stands on.
     route(
         "GET",
