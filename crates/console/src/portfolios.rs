@@ -32,15 +32,13 @@ fn when(v: &OptimizationView) -> String {
         .map_or("—".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
 }
 
-fn blocking<T: Send + 'static>(
+async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> ultracore_flow::Result<T> + Send + 'static,
-) -> impl std::future::Future<Output = Result<T, Problem>> {
-    async move {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| Problem::unavailable("the read models", e))?
-            .map_err(|e| Problem::unavailable("the read models", e))
-    }
+) -> Result<T, Problem> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Problem::unavailable("the read models", e))?
+        .map_err(|e| Problem::unavailable("the read models", e))
 }
 
 pub(crate) async fn list<L: EventLog>(
