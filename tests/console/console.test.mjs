@@ -26,6 +26,7 @@ let base;
 let adminKey;
 let viewerKey;
 let browser;
+let stopping = false;
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -55,6 +56,10 @@ async function startServer() {
   });
   let output = "";
   server.stderr.on("data", (d) => { output += d.toString(); });
+  // A server that stops during the tests says why.
+  server.on("exit", (code, signal) => {
+    if (!stopping) console.error(`ultracore serve exited (${code ?? signal}) during the tests:\n${output.slice(-4000)}`);
+  });
   const deadline = Date.now() + 180_000;
   while (!output.includes("API on http://")) {
     if (server.exitCode !== null) throw new Error("serve exited:\n" + output);
@@ -136,6 +141,7 @@ before(async () => {
 });
 
 after(async () => {
+  stopping = true;
   await browser?.close();
   server?.kill("SIGTERM");
   await sleep(300);

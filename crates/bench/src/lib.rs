@@ -15,6 +15,7 @@ mod agents;
 mod audit;
 mod auth;
 mod cdc;
+mod console;
 mod decisions;
 mod epsilon;
 mod es;
@@ -148,6 +149,17 @@ pub enum BenchCommand {
     ///
     /// Example: ultracore bench lag --json
     Lag(lag::LagBench),
+    /// The web console in a real browser (Debian's Chromium through
+    /// playwright-core, `tests/console/bench.mjs`) against `ultracore
+    /// serve` started with --topics topics of 3 partitions: first paint,
+    /// first contentful paint and DOMContentLoaded of every page
+    /// (p50/max over --runs navigations; goal: under 1 s with 1,000
+    /// topics), the script each page loads (goal: at most 300 KB), and the
+    /// time from an event to the topology's live lag badge (goal: under
+    /// 2 s). Needs node, `cd tests/console && npm ci` and chromium.
+    ///
+    /// Example: ultracore bench console --topics 1000 --json
+    Console(console::ConsoleBench),
     /// The forensics API load generator (started by `bench forensics --api`).
     #[command(hide = true)]
     ForensicsLoad(forensics_service::LoadArgs),
@@ -170,6 +182,7 @@ pub async fn run(config: &LogConfig, bench: Bench) -> Result<()> {
         BenchCommand::Cdc(b) => cdc::run(b, seed).await,
         BenchCommand::Mesh(b) => mesh::run(b, seed).await,
         BenchCommand::Lag(b) => lag::run(b, seed).await,
+        BenchCommand::Console(b) => console::run(b).await,
         BenchCommand::ForensicsLoad(a) => forensics_service::load(a).await,
     }
 }

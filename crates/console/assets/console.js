@@ -73,23 +73,40 @@ function byId(id) {
   return $$(`[data-id="${CSS.escape(id)}"]`);
 }
 
+// Elements of the drawn topology by node id and by edge, built once per
+// drawing: a tick then touches only what changed.
+let index = null;
+function topologyIndex() {
+  if (index) return index;
+  index = { nodes: new Map(), edges: new Map() };
+  for (const el of $$("#topology [data-id], #idle-topics [data-id]")) {
+    const list = index.nodes.get(el.dataset.id) || [];
+    list.push(el);
+    index.nodes.set(el.dataset.id, list);
+  }
+  for (const g of $$("#topology g.edge")) index.edges.set(g.dataset.from + ">" + g.dataset.to, g.querySelector(".rate"));
+  return index;
+}
+
 function updateTopology(tick) {
   const holder = $("#topology");
   if (!holder) return;
   if (holder.dataset.structure !== tick.structure) {
+    index = null;
     refetch();
     return;
   }
+  const { nodes, edges } = topologyIndex();
   for (const [id, badge, cls] of tick.nodes) {
-    for (const el of byId(id)) {
+    for (const el of nodes.get(id) || []) {
       const b = el.querySelector(".badge");
       if (b && b.textContent !== badge) b.textContent = badge;
       el.setAttribute("class", "node " + cls);
     }
   }
   for (const [from, to, label] of tick.edges) {
-    const g = $(`g.edge[data-from="${CSS.escape(from)}"][data-to="${CSS.escape(to)}"] .rate`);
-    if (g && g.textContent !== label) g.textContent = label;
+    const rate = edges.get(from + ">" + to);
+    if (rate && rate.textContent !== label) rate.textContent = label;
   }
 }
 
@@ -111,6 +128,7 @@ async function refetch() {
     const open = $$("details[open]", main).map((d) => d.closest("[data-id]")?.dataset.id);
     const filter = $("#filter-rows")?.value || "";
     main.innerHTML = html;
+    index = null;
     for (const id of open) if (id) byId(id).forEach((el) => el.querySelector("details")?.setAttribute("open", ""));
     if ($("#filter-rows")) {
       $("#filter-rows").value = filter;

@@ -90,6 +90,9 @@ pub struct Console<L: EventLog> {
     /// The portfolio read models (reporting, orders), when the portfolio
     /// services run here.
     pub(crate) portfolios: Mutex<Option<(Reports, Orders)>>,
+    /// Bumped after each reading of the log: the live streams send their
+    /// tick right after it.
+    pub(crate) readings: tokio::sync::watch::Sender<u64>,
 }
 
 /// The log as last read by the sampler.
@@ -122,6 +125,7 @@ impl<L: EventLog> Console<L> {
             statuses: Mutex::default(),
             lag: Mutex::default(),
             portfolios: Mutex::default(),
+            readings: tokio::sync::watch::channel(0).0,
         })
     }
 
@@ -247,6 +251,7 @@ impl<L: EventLog> Console<L> {
                     topics,
                     lags,
                 };
+                self.readings.send_modify(|n| *n += 1);
             }
             Err(e) => tracing::warn!(error = %e, "the console could not read the log"),
         }
