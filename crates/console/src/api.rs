@@ -348,6 +348,10 @@ pub(crate) struct GroupPartition {
     pub committed: Option<u64>,
     pub high_watermark: u64,
     pub lag: u64,
+    /// Age of the oldest record of the partition not handled (lag monitor).
+    pub time_lag_seconds: Option<f64>,
+    /// The lag monitor's status of the partition.
+    pub status: Option<String>,
 }
 
 pub(crate) fn group_rows<L: EventLog>(c: &Console<L>) -> Vec<GroupRow> {
@@ -362,18 +366,22 @@ pub(crate) fn group_rows<L: EventLog>(c: &Console<L>) -> Vec<GroupRow> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
-    let time_lags: BTreeMap<String, f64> = c
-        .lag_monitor()
-        .map(|m| {
-            m.snapshot()
-                .into_iter()
-                .filter_map(|g| {
-                    let t = g.max_time_lag_seconds.filter(|t| t.is_finite())?;
-                    Some((g.group, t))
-                })
-                .collect()
+    let monitored = c.lag_monitor().map(|m| m.snapshot()).unwrap_or_default();
+    let time_lags: BTreeMap<String, f64> = monitored
+        .iter()
+        .filter_map(|g| {
+            let t = g.max_time_lag_seconds.filter(|t| t.is_finite())?;
+            Some((g.group.clone(), t))
         })
-        .unwrap_or_default();
+        .collect();
+    let partitions: BTreeMap<(&str, &str, u32), &ultracore_lag::PartitionStatus> = monitored
+        .iter()
+        .flat_map(|g| {
+            g.partitions
+                .iter()
+                .map(move |p| ((g.group.as_str(), p.topic.as_str(), p.partition), p))
+        })
+        .collect();
     let mut groups: BTreeMap<String, GroupRow> = BTreeMap::new();
     for l in &snapshot.lags {
         let row = groups.entry(l.group.clone()).or_insert_with(|| GroupRow {
@@ -394,6 +402,14 @@ pub(crate) fn group_rows<L: EventLog>(c: &Console<L>) -> Vec<GroupRow> {
             committed: l.committed,
             high_watermark: l.high_watermark,
             lag: l.lag(),
+            time_lag_seconds: partitions
+                .get(&(l.group.as_str(), l.topic.as_str(), l.partition))
+                .and_then(|p| p.time_lag_seconds)
+                .filter(|t| t.is_finite()),
+            status: partitions
+                .get(&(l.group.as_str(), l.topic.as_str(), l.partition))
+                .map(|p| p.status.as_str().to_owned())
+                .filter(|s| s != "NOTFOUND"),
         });
     }
     groups.into_values().collect()

@@ -574,12 +574,17 @@ pub(crate) async fn groups<L: EventLog>(
         for p in &g.partitions {
             let _ = write!(
                 parts,
-                "<li>{} / {}: committed {}, end {}, lag <b>{}</b></li>",
+                "<li>{} / {}: committed {}, end {}, lag <b>{}</b>{}{}</li>",
                 esc(&p.topic),
                 p.partition,
                 p.committed.map_or("none".into(), num),
                 num(p.high_watermark),
-                num(p.lag)
+                num(p.lag),
+                p.time_lag_seconds
+                    .map_or(String::new(), |t| format!(", {t:.1} s behind")),
+                p.status
+                    .as_deref()
+                    .map_or(String::new(), |s| format!(" · {}", esc(s))),
             );
         }
         let _ = write!(
