@@ -293,6 +293,33 @@ test("a portfolio's page charts its latest result", async () => {
   await context.close();
 });
 
+test("a decision's page shows its SHAP waterfall and regime probabilities", async () => {
+  const body = {
+    symbol: "AAPL",
+    features: { return_20d: 8, sma_50_200_ratio: 1.05, vix_level: 12, volatility_20d: 11, macd: 1.5, sentiment_score: 0.9 },
+    price: 100,
+    portfolio: { position_units: 100, value: 10000000, correlation_with_holdings: 0.2 },
+  };
+  const d = await api("/api/v1/decisions", { method: "POST", body });
+  assert.equal(d.status, 200, d.text);
+  const page = await until("the explanation is stored", async () => {
+    const q = await api("/api/v1/forensics?symbol=AAPL&limit=5");
+    return q.status === 200 && q.json.total > 0 && q.json;
+  }, 30_000);
+  assert.equal(page.records[0].symbol, "AAPL");
+  const { context, page: tab, errors } = await signedIn(adminKey, "/decisions");
+  await tab.waitForSelector("svg.waterfall .step");
+  const steps = await tab.$$eval("svg.waterfall .step", (els) => els.length);
+  assert.ok(steps >= 3, `${steps} waterfall steps`);
+  await tab.waitForSelector("svg.regimes");
+  await tab.fill("#decision-filter input[name=symbol]", "AAPL");
+  await tab.click("#decision-filter button[type=submit]");
+  await until("the symbol's statistics", async () => (await tab.textContent("#view")).includes("average confidence"));
+  await tab.screenshot({ path: join(shots, "decisions.png"), fullPage: true });
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test("a viewer does not see the operations or admin pages", async () => {
   const { context, page, errors } = await signedIn(viewerKey);
   // Sent to /topology after sign-in, which a viewer may not read.

@@ -26,7 +26,7 @@ fn sse(description: &str) -> Value {
 
 /// Paths in the document that other crates route (`ultracore serve`
 /// merges their routers when the models are at hand).
-pub const MOUNTED_ELSEWHERE: [&str; 54] = [
+pub const MOUNTED_ELSEWHERE: [&str; 57] = [
     "/api/v1/decisions",
     "/api/v1/users",
     "/api/v1/users/{id}",
@@ -39,6 +39,9 @@ pub const MOUNTED_ELSEWHERE: [&str; 54] = [
     "/api/v1/analytics/agents/{agent_id}",
     "/api/v1/analytics/users",
     "/api/v1/forensics/{decision_id}",
+    "/api/v1/forensics",
+    "/api/v1/forensics/symbols/{symbol}/stats",
+    "/api/v1/forensics/regimes",
     "/api/v1/audit/checkpoint",
     "/api/v1/audit/proof",
     "/api/v1/audit/consistency",
@@ -619,6 +622,36 @@ fn document() -> Value {
                 "responses": {"200": ok_json("The decision (the trading_decision payload)", json!({"type": "object"})),
                               "400": error_response("The body is not JSON"), "422": error_response("A field has an invalid value"),
                               "503": error_response("The decision's events cannot be queued")}
+            }},
+            "/api/v1/forensics": {"get": {
+                "summary": "Stored decisions with their explanations' summary, newest first, filtered and paged (the trading desk's query API)",
+                "parameters": [
+                    {"name": "symbol", "in": "query", "required": false, "schema": {"type": "string"}},
+                    {"name": "action", "in": "query", "required": false, "schema": {"enum": ["BUY", "SELL", "HOLD"]}},
+                    {"name": "start_time", "in": "query", "required": false, "description": "RFC 3339 or epoch ms, inclusive", "schema": {"type": "string"}},
+                    {"name": "end_time", "in": "query", "required": false, "description": "RFC 3339 or epoch ms, exclusive", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}},
+                    {"name": "offset", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "default": 0}}],
+                "responses": {"200": ok_json("A page", json!({"type": "object", "required": ["total", "limit", "offset", "records"], "properties": {
+                    "total": {"type": "integer"}, "limit": {"type": "integer"}, "offset": {"type": "integer"},
+                    "records": {"type": "array", "items": {"type": "object", "properties": {
+                        "decision_id": {"type": "string"}, "symbol": {"type": "string"}, "action": {"type": "string"}, "confidence": {"type": ["number", "null"]},
+                        "decided_at": {"type": "string"}, "latency_ms": {"type": ["number", "null"]}, "dominant_regime": {"type": ["string", "null"]},
+                        "top_contributions": {"type": "array"}, "explanation_url": {"type": "string"}}}}}})),
+                    "400": error_response("A parameter is invalid: `field` names it"), "503": error_response("The store cannot be read")}
+            }},
+            "/api/v1/forensics/symbols/{symbol}/stats": {"get": {
+                "summary": "One symbol's decisions over the last N days: counts per action, average confidence, decision latency, how far explanations ran behind",
+                "parameters": [path_param("symbol", "The symbol", None),
+                    {"name": "days", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 365, "default": 7}}],
+                "responses": {"200": ok_json("Statistics", json!({"type": "object", "required": ["symbol", "decisions", "actions"]})),
+                    "400": error_response("days is invalid"), "503": error_response("The store cannot be read")}
+            }},
+            "/api/v1/forensics/regimes": {"get": {
+                "summary": "The dominant regime's distribution over the last N days, with the average confidence per regime",
+                "parameters": [{"name": "days", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 365, "default": 7}}],
+                "responses": {"200": ok_json("Regimes", json!({"type": "object", "required": ["decisions", "regimes"]})),
+                    "400": error_response("days is invalid"), "503": error_response("The store cannot be read")}
             }},
             "/api/v1/forensics/{decision_id}": {"get": {
                 "summary": "The SHAP explanation of a decision (each specialist and the regime-weighted ensemble, in numbers and words)",

@@ -484,21 +484,23 @@ const views = {
           a.href = "#" + r.decision_id;
           a.textContent = r.decision_id;
           a.addEventListener("click", (ev) => { ev.preventDefault(); show(r.decision_id); });
-          return [a, r.symbol, r.action, fmt(r.confidence), r.decided_at, fmt(r.latency_ms, 1), r.dominant_regime ?? r.regime ?? ""];
+          const top = (r.top_contributions || []).map((c) => `${c.feature} ${c.shap >= 0 ? "+" : ""}${c.shap.toFixed(2)}`).join(", ");
+          return [a, r.symbol, r.action, fmt(r.confidence), r.decided_at, r.dominant_regime ?? "", top];
         });
-        list.replaceChildren(text("p", `${page.total} decisions match; the newest ${page.records.length}:`), table(["decision", "symbol", "action", "confidence", "decided", "latency ms", "regime"], rows, "decisions"));
+        list.replaceChildren(text("p", `${page.total} decisions match; the newest ${page.records.length}:`), table(["decision", "symbol", "action", "confidence", "decided", "regime", "strongest reasons"], rows, "decisions"));
         if (page.records.length) show(page.records[0].decision_id);
         const days = form.days.value || "7";
         const regimes = await getJson("/api/v1/forensics/regimes?days=" + days);
         const shares = {};
-        for (const r of regimes.regimes || []) shares[r.regime] = r.share;
+        for (const r of regimes.regimes || []) shares[r.regime ?? "none"] = r.share;
         const parts = [probabilityBars(shares, `Dominant regime, last ${days} days`)];
         if (form.symbol.value) {
           const st = await getJson(`/api/v1/forensics/symbols/${encodeURIComponent(form.symbol.value)}/stats?days=${days}`);
           const sec = document.createElement("div");
           sec.append(text("h3", `${st.symbol}, last ${days} days`));
-          sec.append(table(["action", "decisions"], Object.entries(st.actions || st.counts || {}).map(([k, v]) => [k, v])));
-          sec.append(text("p", `average confidence ${fmt(st.average_confidence ?? st.avg_confidence)}, decision latency ${fmt(st.average_latency_ms ?? st.avg_latency_ms, 1)} ms`));
+          sec.append(table(["action", "decisions"], Object.entries(st.actions || {}).map(([k, v]) => [k, v])));
+          const latency = st.latency_ms && st.latency_ms.avg !== null ? `, decision latency ${fmt(st.latency_ms.avg, 1)} ms` : "";
+          sec.append(text("p", `${st.decisions} decisions, average confidence ${fmt(st.avg_confidence)}${latency}; explained ${fmt(st.explain_lag_ms?.avg, 0)} ms after the decision on average`));
           parts.push(sec);
         }
         stats.replaceChildren(...parts);

@@ -370,6 +370,87 @@ pub fn decode_decision(bytes: &[u8], features: &[String]) -> Result<TradingDecis
     })
 }
 
+/// What the store keeps in columns of a decision, for filtering and
+/// statistics without decoding the whole decision.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DecisionHead {
+    pub confidence: f64,
+    /// See [`dominant_regime`]; `None` when the decision gives no regime.
+    pub dominant_regime: Option<String>,
+}
+
+/// The most probable regime of `probs`: the highest probability, a tie
+/// going to the name that sorts first (the order the narrative ranks
+/// regimes in, so the listing and the words agree). NaN never wins.
+pub(crate) fn dominant_regime<'a>(
+    probs: impl IntoIterator<Item = (&'a str, f64)>,
+) -> Option<&'a str> {
+    let mut best: Option<(&str, f64)> = None;
+    for (name, p) in probs {
+        if p.is_nan() {
+            continue;
+        }
+        best = match best {
+            Some((b, bp)) if bp > p || (bp == p && b <= name) => Some((b, bp)),
+            _ => Some((name, p)),
+        };
+    }
+    best.map(|(name, _)| name)
+}
+
+/// The confidence and dominant regime of a binary decision (format 1),
+/// reading only the fields before them: no allocation but the regime's
+/// name, cheap enough for the writer's hot path.
+pub(crate) fn decision_head(bytes: &[u8]) -> Result<DecisionHead, String> {
+    let mut r = Reader { bytes, at: 0 };
+    let format = r.u8("the format")?;
+    if format != DECISION_FORMAT {
+        return Err(format!("unknown decision format {format}"));
+    }
+    let n = r.len("decision_id")?;
+    r.take(n, "decision_id")?;
+    r.take(12, "timestamp")?;
+    let n = r.len("symbol")?;
+    r.take(n, "symbol")?;
+    r.u8("action")?;
+    r.f64("quantity")?;
+    let confidence = r.f64("confidence")?;
+    let n = r.len("regime_probs")?;
+    let mut probs = Vec::with_capacity(n.min(8));
+    for _ in 0..n {
+        let len = r.len("regime_probs")?;
+        let name = std::str::from_utf8(r.take(len, "regime_probs")?)
+            .map_err(|_| "regime_probs is not UTF-8".to_owned())?;
+        probs.push((name, r.f64("regime_probs")?));
+    }
+    // A name given twice counts with its last value, as decoding into the
+    // decision's map does.
+    let last = |i: usize, name: &str| !probs[i + 1..].iter().any(|(n, _)| *n == name);
+    let probs: Vec<(&str, f64)> = (0..probs.len())
+        .filter(|&i| last(i, probs[i].0))
+        .map(|i| probs[i])
+        .collect();
+    Ok(DecisionHead {
+        confidence,
+        dominant_regime: dominant_regime(probs).map(str::to_owned),
+    })
+}
+
+/// [`decision_head`] of a decision stored as JSON text (schema 1 rows).
+pub(crate) fn decision_head_json(json: &str) -> Result<DecisionHead, String> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        confidence: f64,
+        regime_probs: std::collections::BTreeMap<String, f64>,
+    }
+    let head: Head = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    Ok(DecisionHead {
+        confidence: head.confidence,
+        dominant_regime: dominant_regime(head.regime_probs.iter().map(|(k, v)| (k.as_str(), *v)))
+            .map(str::to_owned),
+    })
+}
+
 /// Appends the SHAP values of one decision (format 2): per specialist its
 /// margin, expected value and SHAP values.
 pub fn encode_shap<'a>(
@@ -457,6 +538,63 @@ mod tests {
         }
         all.action = Action::Buy;
         vec![base, empty, all]
+    }
+
+    #[test]
+    fn the_head_reads_what_the_whole_decision_reads() {
+        let names = names();
+        let index = FeatureIndex::new(&names);
+        let mut scratch = Vec::new();
+        for d in decisions() {
+            let mut out = Vec::new();
+            encode_decision(&DecisionView::of(&d), &index, &mut scratch, &mut out);
+            let head = decision_head(&out).unwrap();
+            assert_eq!(head.confidence.to_bits(), d.confidence.to_bits());
+            let expected = dominant_regime(d.regime_probs.iter().map(|(k, v)| (k.as_str(), *v)));
+            assert_eq!(head.dominant_regime.as_deref(), expected);
+            let json = serde_json::to_string(&d).unwrap();
+            assert_eq!(decision_head_json(&json).unwrap(), head);
+            assert!(decision_head(&out[..out.len().min(30)]).is_err());
+        }
+        assert_eq!(decisions()[0].regime_probs.len(), 3);
+        assert_eq!(
+            decision_head(&{
+                let mut out = Vec::new();
+                encode_decision(
+                    &DecisionView::of(&decisions()[0]),
+                    &index,
+                    &mut scratch,
+                    &mut out,
+                );
+                out
+            })
+            .unwrap()
+            .dominant_regime
+            .as_deref(),
+            Some("bull")
+        );
+    }
+
+    #[test]
+    fn the_dominant_regime_is_the_most_probable_ties_to_the_first_name() {
+        assert_eq!(dominant_regime([]), None);
+        assert_eq!(
+            dominant_regime([("bull", 0.2), ("bear", 0.5), ("sideways", 0.3)]),
+            Some("bear")
+        );
+        assert_eq!(
+            dominant_regime([("sideways", 0.4), ("bull", 0.4), ("bear", 0.2)]),
+            Some("bull")
+        );
+        assert_eq!(
+            dominant_regime([("bull", 0.4), ("bear", 0.4)]),
+            Some("bear")
+        );
+        assert_eq!(
+            dominant_regime([("bull", f64::NAN), ("bear", 0.0)]),
+            Some("bear")
+        );
+        assert_eq!(dominant_regime([("bull", f64::NAN)]), None);
     }
 
     #[test]

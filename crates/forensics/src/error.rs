@@ -36,6 +36,14 @@ pub enum Error {
         found: i64,
         known: i64,
     },
+    /// A reader was asked for what the store's schema does not hold yet:
+    /// only the writer migrates, when the service opens the store.
+    #[error("forensics store {path} has schema version {found}, this needs {needed}: start the forensics service (`ultracore service forensics`) once on it, which migrates it in place")]
+    SchemaTooOld {
+        path: String,
+        found: i64,
+        needed: i64,
+    },
     /// A stored row that cannot be read back (a damaged or foreign file).
     #[error("forensics store {path}: the row of decision {decision_id} is unreadable: {reason}")]
     Corrupt {

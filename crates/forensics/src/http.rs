@@ -1,11 +1,13 @@
-//! The HTTP surface: `GET /api/v1/forensics/{decision_id}` and `GET /metrics`.
+//! The HTTP surface: one explanation, the listing, the statistics (see
+//! [`router`]) and `GET /metrics`.
 //!
 //! [`router`] returns a plain `axum::Router` with its state applied, so a
 //! server can merge it with other routers.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -13,7 +15,10 @@ use axum::{Json, Router};
 use ultracore_http::Problem;
 
 use crate::metrics::EmitterStatsSource;
-use crate::{parse_decision_id, Error, ForensicsMetrics, StoreReader};
+use crate::{
+    days_param, parse_decision_id, since_days, Error, ForensicsMetrics, ForensicsQuery,
+    InvalidParameter, Page, RegimeStats, StoreReader, SymbolStats,
+};
 
 /// What the routes need: readers of the store, the service's metrics and,
 /// optionally, the decision emitter's statistics.
@@ -50,26 +55,44 @@ impl ApiState {
     }
 }
 
-/// The forensics routes:
+/// The forensics routes. Every one answers JSON, or an
+/// `application/problem+json` error: 400 naming the bad parameter (`field`)
+/// and what to send, 503 when the store cannot be read.
 ///
 /// - `GET /api/v1/forensics/{decision_id}`: 200 with the stored explanation
 ///   (see [`crate::report`]); 400 when the id is not a UUID, saying what a
-///   valid id looks like; 404 when no explanation is stored for it; 503 when
-///   the store cannot be read.
+///   valid id looks like; 404 when no explanation is stored for it.
+/// - `GET /api/v1/forensics?symbol=&action=&start_time=&end_time=&limit=&offset=`:
+///   the stored decisions, newest first, as a [`Page`] (`total` counts every
+///   match); parameters as [`ForensicsQuery::from_params`] reads them.
+/// - `GET /api/v1/forensics/symbols/{symbol}/stats?days=N`: [`SymbolStats`]
+///   over the last `days` days (1 to 365, default 7).
+/// - `GET /api/v1/forensics/regimes?days=N`: [`RegimeStats`] over the last
+///   `days` days.
 /// - `GET /metrics`: Prometheus text format 0.0.4.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/api/v1/forensics/{decision_id}", get(explanation))
+    api_routes()
         .route("/metrics", get(metrics))
         .with_state(state)
 }
 
-/// The explanation route alone, for a server whose one `/metrics` renders
-/// a registry (register [`ApiState::collector`] in it).
+/// The routes of [`router`] but `/metrics`, for a server whose one
+/// `/metrics` renders a registry (register [`ApiState::collector`] in it).
 pub fn api_router(state: ApiState) -> Router {
+    api_routes().with_state(state)
+}
+
+fn api_routes() -> Router<ApiState> {
+    // The static segments (`symbols`, `regimes`) take precedence over the
+    // `{decision_id}` capture, which is a UUID anyway.
     Router::new()
+        .route("/api/v1/forensics", get(list))
+        .route("/api/v1/forensics/regimes", get(regimes))
+        .route(
+            "/api/v1/forensics/symbols/{symbol}/stats",
+            get(symbol_stats),
+        )
         .route("/api/v1/forensics/{decision_id}", get(explanation))
-        .with_state(state)
 }
 
 impl ApiState {
@@ -107,17 +130,76 @@ async fn explanation(
         ));
     };
     let store = state.store.clone();
-    // SQLite reads block; keep them off the async workers.
-    let found = tokio::task::spawn_blocking(move || store.get(id))
-        .await
-        .map_err(|e| Error::Pipeline(format!("the store reader task failed: {e}")))??;
-    match found {
+    match blocking(move || store.get(id)).await? {
         Some(stored) => Ok(Json(stored.to_json()).into_response()),
         None => Err(Problem::not_found(format!(
             "no explanation is stored for decision {id}: the id is unknown, not explained yet (see {}), or older than the retention",
             crate::metrics::CONSUMER_LAG_SECONDS
         ))),
     }
+}
+
+impl From<InvalidParameter> for Problem {
+    fn from(e: InvalidParameter) -> Self {
+        Problem::bad_request("invalid_query", e.detail).with_field(e.parameter)
+    }
+}
+
+/// The query's decoded pairs; a query string that does not decode is a 400.
+fn pairs(
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Vec<(String, String)>, ApiError> {
+    query.map(|Query(pairs)| pairs).map_err(|e| {
+        Problem::bad_request(
+            "invalid_query",
+            format!("the query string does not decode ({e}): send name=value pairs joined by &, percent-encoded"),
+        )
+    })
+}
+
+fn refs(pairs: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
+    pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
+/// Runs a blocking store read off the async workers (SQLite reads block).
+async fn blocking<T: Send + 'static>(
+    read: impl FnOnce() -> crate::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    Ok(tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| Error::Pipeline(format!("the store reader task failed: {e}")))??)
+}
+
+async fn list(
+    State(state): State<ApiState>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<Page>, ApiError> {
+    let q = ForensicsQuery::from_params(refs(&pairs(query)?))?;
+    let store = state.store.clone();
+    Ok(Json(blocking(move || store.query(&q)).await?))
+}
+
+async fn symbol_stats(
+    State(state): State<ApiState>,
+    Path(symbol): Path<String>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<SymbolStats>, ApiError> {
+    let days = days_param(refs(&pairs(query)?))?;
+    let since = since_days(days, chrono::Utc::now().timestamp_millis());
+    let store = state.store.clone();
+    Ok(Json(
+        blocking(move || store.symbol_stats(&symbol, since)).await?,
+    ))
+}
+
+async fn regimes(
+    State(state): State<ApiState>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<RegimeStats>, ApiError> {
+    let days = days_param(refs(&pairs(query)?))?;
+    let since = since_days(days, chrono::Utc::now().timestamp_millis());
+    let store = state.store.clone();
+    Ok(Json(blocking(move || store.regime_stats(since)).await?))
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {

@@ -28,12 +28,18 @@
 //! - `narrative`: the plain-words explanation (written on read).
 //! - `store`: [`ForensicsStore`] (the writer: batched inserts, idempotent per
 //!   decision id, retention purge, migrations) and [`StoreReader`] (readers
-//!   for the API).
+//!   for the API); `store/migrations` holds the versioned migrations.
+//! - `query`: the listing ([`StoreReader::query`] with a [`ForensicsQuery`],
+//!   answering a [`Page`]) and the statistics ([`StoreReader::symbol_stats`],
+//!   [`StoreReader::regime_stats`]) over the store, and the parsing of their
+//!   HTTP parameters (`query/params`: [`ForensicsQuery::from_params`],
+//!   [`days_param`]); the module says why they stay fast on a million rows.
 //! - `report`: a stored explanation as JSON.
 //! - `service`: [`ForensicsService`], the consumer group and its pipeline
 //!   (poll → worker threads → writer thread → dead letters → commit).
 //! - `metrics`: [`ForensicsMetrics`] and the Prometheus exposition.
-//! - `http`: [`router`] and [`ApiState`].
+//! - `http`: [`router`] and [`ApiState`]: one explanation, the listing,
+//!   the statistics, `/metrics`.
 //! - `error`: [`Error`], [`Result`].
 //!
 //! # Guarantees
@@ -54,6 +60,7 @@ mod explain;
 mod http;
 pub mod metrics;
 mod narrative;
+mod query;
 pub mod report;
 mod service;
 mod store;
@@ -68,6 +75,11 @@ pub use explain::{Explanation, Inputs, Part, Specialists, Workspace, SPECIALISTS
 pub use http::{api_router, router, ApiError, ApiState};
 pub use metrics::{EmitterStatsSource, ForensicsMetrics};
 pub use narrative::{narrative, top_features};
+pub use query::{
+    days_param, since_days, ActionCounts, Contribution, DecisionSummary, ForensicsQuery,
+    InvalidParameter, Page, RegimeShare, RegimeStats, Spread, SymbolStats, DEFAULT_DAYS,
+    DEFAULT_LIMIT, MAX_DAYS, MAX_LIMIT, TOP_CONTRIBUTIONS,
+};
 pub use service::{ForensicsService, ServiceStats, TOPIC_PARTITIONS};
 pub use store::{
     decode_values, encode_values, ForensicsStore, Inserted, ModelSet, NewExplanation, StoreReader,

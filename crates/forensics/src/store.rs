@@ -10,7 +10,7 @@
 //! sourcing read models use `NORMAL`, because they keep their checkpoints in
 //! the same database; this store relies on the log's committed offsets.)
 //!
-//! # Schema (version 2)
+//! # Schema (version 5)
 //!
 //! - `explanations`: `decision_id` (16-byte UUID, unique), the decision's
 //!   time, symbol, action and `model_version`, the model set that explained
@@ -22,6 +22,12 @@
 //!   Rows written under schema 1 keep the decision as JSON text, every
 //!   number ([`encode_values`], format 1) and the words written then; they
 //!   read as before.
+//!   Since schema 3 also `confidence` and `dominant_regime` (the most
+//!   probable regime, [`crate::codec`]'s rule), read out of the decision
+//!   on insert so the listing and the statistics filter and aggregate
+//!   without decoding decisions; migration 4 fills them in rows stored
+//!   before, in place. Indexes: by time; since schema 5 by symbol, by
+//!   action and by regime (see [`crate::query`]).
 //! - `model_sets`: per model set, its specialists (name, objective) and
 //!   feature names, so old rows stay readable after the models change.
 //! - `schema_migrations`: applied migrations, as in the event-sourcing store.
@@ -39,74 +45,15 @@ use uuid::Uuid;
 
 use ultracore_events::trading::TradingDecision;
 
-use crate::codec::{decode_decision, decode_shap, FeatureIndex, SHAP_FORMAT};
+use crate::codec::{decision_head, decode_decision, decode_shap, FeatureIndex, SHAP_FORMAT};
 use crate::decode::{DecisionView, Rejection};
 use crate::explain::{fill_row, fill_weights};
 use crate::{Error, Explanation, Result, Specialists};
 
-/// Versioned migrations, applied in order, each in its own transaction and
-/// recorded in `schema_migrations`. Never edit a released one: add the next.
-const MIGRATIONS: &[(i64, &str)] = &[
-    (
-        1,
-        r#"
-    CREATE TABLE model_sets (
-        version       TEXT PRIMARY KEY,
-        specialists   TEXT NOT NULL,
-        features      TEXT NOT NULL,
-        registered_at INTEGER NOT NULL
-    );
-    CREATE TABLE explanations (
-        id               INTEGER PRIMARY KEY,
-        decision_id      BLOB NOT NULL UNIQUE,
-        event_id         BLOB NOT NULL,
-        decided_at       INTEGER NOT NULL,
-        symbol           TEXT NOT NULL,
-        action           TEXT NOT NULL,
-        model_version    TEXT NOT NULL,
-        explained_with   TEXT NOT NULL,
-        explained_at     INTEGER NOT NULL,
-        source_topic     TEXT NOT NULL,
-        source_partition INTEGER NOT NULL,
-        source_offset    INTEGER NOT NULL,
-        decision         TEXT NOT NULL,
-        shap             BLOB NOT NULL,
-        narrative        TEXT NOT NULL
-    );
-    CREATE INDEX explanations_by_time ON explanations (decided_at);
-    "#,
-    ),
-    (
-        2,
-        // The compact row: `decision` holds the binary decision (JSON text in
-        // rows written before), `narrative` is NULL when the words are written
-        // on read from the stored numbers. SQLite cannot relax NOT NULL in
-        // place, so the table is rebuilt.
-        r#"
-    CREATE TABLE explanations_v2 (
-        id               INTEGER PRIMARY KEY,
-        decision_id      BLOB NOT NULL UNIQUE,
-        event_id         BLOB NOT NULL,
-        decided_at       INTEGER NOT NULL,
-        symbol           TEXT NOT NULL,
-        action           TEXT NOT NULL,
-        model_version    TEXT NOT NULL,
-        explained_with   TEXT NOT NULL,
-        explained_at     INTEGER NOT NULL,
-        source_topic     TEXT NOT NULL,
-        source_partition INTEGER NOT NULL,
-        source_offset    INTEGER NOT NULL,
-        decision         BLOB NOT NULL,
-        shap             BLOB NOT NULL,
-        narrative        TEXT
-    );
-    INSERT INTO explanations_v2 SELECT * FROM explanations;
-    DROP TABLE explanations;
-    ALTER TABLE explanations_v2 RENAME TO explanations;
-    CREATE INDEX explanations_by_time ON explanations (decided_at);
-    "#,
-    ),
-];
+mod migrations;
+
+pub(crate) use migrations::SCHEMA_VERSION;
+use migrations::{Step, MIGRATIONS};
 
 /// Rows deleted per purge transaction, so a purge never holds the write
 /// lock for long.
@@ -394,7 +341,14 @@ impl ForensicsStore {
                 known,
             });
         }
-        for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        for (version, step) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+            let sql = match step {
+                Step::Sql(sql) => *sql,
+                Step::Rust(run) => {
+                    run(&mut self.conn, &self.path)?;
+                    ""
+                }
+            };
             let path = self.path.display().to_string();
             let e = |operation| {
                 let path = path.clone();
@@ -455,12 +409,16 @@ impl ForensicsStore {
             let mut stmt = tx
                 .prepare_cached(
                     "INSERT INTO explanations (decision_id, event_id, decided_at, symbol, action, model_version, \
-                     explained_with, explained_at, source_topic, source_partition, source_offset, decision, shap, narrative) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+                     explained_with, explained_at, source_topic, source_partition, source_offset, decision, shap, narrative, \
+                     confidence, dominant_regime) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
                      ON CONFLICT (decision_id) DO NOTHING",
                 )
                 .map_err(e("preparing the insert"))?;
             for row in rows {
+                // A decision that does not read gets NULLs (it would not
+                // read through the API either); the writer never made one.
+                let head = decision_head(&row.decision).ok();
                 let changed = stmt
                     .execute(params![
                         row.decision_id.as_bytes().as_slice(),
@@ -477,6 +435,8 @@ impl ForensicsStore {
                         row.decision,
                         row.shap,
                         None::<String>,
+                        head.as_ref().map(|h| h.confidence),
+                        head.as_ref().and_then(|h| h.dominant_regime.as_deref()),
                     ])
                     .map_err(e("inserting an explanation"))?;
                 if changed == 1 {
@@ -523,7 +483,7 @@ impl ForensicsStore {
     }
 }
 
-fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+pub(crate) fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row(
         "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
         [],
@@ -538,7 +498,7 @@ fn count(conn: &Connection) -> rusqlite::Result<u64> {
     .map(|n| n as u64)
 }
 
-type ModelCache = Mutex<Vec<Arc<ModelSet>>>;
+pub(crate) type ModelCache = Mutex<Vec<Arc<ModelSet>>>;
 
 fn model_set(
     conn: &Connection,
@@ -653,51 +613,19 @@ fn get(
     else {
         return Ok(None);
     };
+    let (model_set, decision, explanation) = decode_row(
+        conn,
+        path,
+        cache,
+        decision_id,
+        &explained_with,
+        decision,
+        &shap,
+    )?;
     let corrupt = |reason: String| Error::Corrupt {
         path: path.display().to_string(),
         decision_id: decision_id.to_string(),
         reason,
-    };
-    let model_set = model_set(conn, path, &explained_with, cache)?;
-    let decision = match decision {
-        rusqlite::types::Value::Blob(bytes) => {
-            decode_decision(&bytes, &model_set.features).map_err(&corrupt)?
-        }
-        rusqlite::types::Value::Text(json) => serde_json::from_str(&json)
-            .map_err(|e| corrupt(format!("its decision JSON does not read: {e}")))?,
-        other => {
-            return Err(corrupt(format!(
-                "its decision is a {:?}, not a blob or JSON text",
-                other.data_type()
-            )))
-        }
-    };
-    let explanation = match shap.first() {
-        Some(&SHAP_FORMAT) => {
-            let (n, values) = decode_shap(&shap).map_err(corrupt)?;
-            if n != model_set.features.len()
-                || values.len() != model_set.specialists.len() * (n + 2)
-            {
-                return Err(corrupt(format!(
-                    "its SHAP values do not fit model set {explained_with}"
-                )));
-            }
-            let (row, weights) = model_set
-                .inputs(&decision)
-                .map_err(|e| corrupt(format!("its decision does not fit its model set: {e}")))?;
-            Explanation::with_ensemble(values, row, weights)
-        }
-        _ => {
-            let e = decode_values(&shap).map_err(corrupt)?;
-            if e.row().len() != model_set.features.len()
-                || e.num_parts() != model_set.specialists.len() + 1
-            {
-                return Err(corrupt(format!(
-                    "its SHAP values do not fit model set {explained_with}"
-                )));
-            }
-            e
-        }
     };
     let narrative =
         narrative.unwrap_or_else(|| crate::narrative(&model_set, &decision, &explanation));
@@ -718,6 +646,66 @@ fn get(
         narrative,
         model_set,
     }))
+}
+
+/// The decision and the explanation of a stored row, from its `decision`
+/// and `shap` columns and the model set that explained it.
+pub(crate) fn decode_row(
+    conn: &Connection,
+    path: &Path,
+    cache: &ModelCache,
+    decision_id: Uuid,
+    explained_with: &str,
+    decision: rusqlite::types::Value,
+    shap: &[u8],
+) -> Result<(Arc<ModelSet>, TradingDecision, Explanation)> {
+    let corrupt = |reason: String| Error::Corrupt {
+        path: path.display().to_string(),
+        decision_id: decision_id.to_string(),
+        reason,
+    };
+    let model_set = model_set(conn, path, explained_with, cache)?;
+    let decision = match decision {
+        rusqlite::types::Value::Blob(bytes) => {
+            decode_decision(&bytes, &model_set.features).map_err(&corrupt)?
+        }
+        rusqlite::types::Value::Text(json) => serde_json::from_str(&json)
+            .map_err(|e| corrupt(format!("its decision JSON does not read: {e}")))?,
+        other => {
+            return Err(corrupt(format!(
+                "its decision is a {:?}, not a blob or JSON text",
+                other.data_type()
+            )))
+        }
+    };
+    let explanation = match shap.first() {
+        Some(&SHAP_FORMAT) => {
+            let (n, values) = decode_shap(shap).map_err(corrupt)?;
+            if n != model_set.features.len()
+                || values.len() != model_set.specialists.len() * (n + 2)
+            {
+                return Err(corrupt(format!(
+                    "its SHAP values do not fit model set {explained_with}"
+                )));
+            }
+            let (row, weights) = model_set
+                .inputs(&decision)
+                .map_err(|e| corrupt(format!("its decision does not fit its model set: {e}")))?;
+            Explanation::with_ensemble(values, row, weights)
+        }
+        _ => {
+            let e = decode_values(shap).map_err(corrupt)?;
+            if e.row().len() != model_set.features.len()
+                || e.num_parts() != model_set.specialists.len() + 1
+            {
+                return Err(corrupt(format!(
+                    "its SHAP values do not fit model set {explained_with}"
+                )));
+            }
+            e
+        }
+    };
+    Ok((model_set, decision, explanation))
 }
 
 /// Readers of the store for the API and the CLI: a small pool of
@@ -776,6 +764,18 @@ impl StoreReader {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             "opening the database for reading",
         )
+    }
+
+    /// Runs `f` on a pooled connection, with the store's path and model
+    /// cache (for the query module).
+    pub(crate) fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Connection, &Path, &ModelCache) -> Result<T>,
+    ) -> Result<T> {
+        let conn = self.take()?;
+        let out = f(&conn, &self.inner.path, &self.inner.models);
+        self.put_back(conn);
+        out
     }
 
     fn take(&self) -> Result<Connection> {

@@ -236,7 +236,7 @@ fn a_store_refuses_a_newer_schema() -> TestResult {
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("f.sqlite");
     let store = ForensicsStore::open(&db, DECISIONS_TOPIC)?;
-    assert_eq!(store.schema_version()?, 2);
+    assert_eq!(store.schema_version()?, 5);
     drop(store);
     let conn = rusqlite::Connection::open(&db)?;
     conn.execute(
@@ -384,8 +384,21 @@ fn a_schema_1_store_is_migrated_and_its_rows_still_read() -> TestResult {
         )?;
     }
     let store = ForensicsStore::open(&db, DECISIONS_TOPIC)?;
-    assert_eq!(store.schema_version()?, 2);
+    assert_eq!(store.schema_version()?, 5);
     assert_eq!(store.count()?, 1);
+    // Migration 4 read the JSON text for the listing's columns.
+    let (confidence, regime): (f64, Option<String>) = rusqlite::Connection::open(&db)?.query_row(
+        "SELECT confidence, dominant_regime FROM explanations",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    assert_eq!(confidence, d.confidence);
+    let most = d
+        .regime_probs
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)))
+        .map(|(k, _)| k.clone());
+    assert_eq!(regime, most);
     let stored = store.get(decision_id(1))?.expect("the old row");
     assert_eq!(stored.decision, d);
     assert_eq!(stored.narrative, "words written then");

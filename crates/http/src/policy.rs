@@ -135,6 +135,24 @@ pub const ROUTES: &[RoutePolicy] = &[
     ),
     route(
         "GET",
+        "/api/v1/forensics",
+        Permission(ReadForensics),
+        Portfolios::Every,
+    ),
+    route(
+        "GET",
+        "/api/v1/forensics/symbols/{symbol}/stats",
+        Permission(ReadForensics),
+        Portfolios::Every,
+    ),
+    route(
+        "GET",
+        "/api/v1/forensics/regimes",
+        Permission(ReadForensics),
+        Portfolios::Every,
+    ),
+    route(
+        "GET",
         "/api/v1/audit/checkpoint",
         Permission(ReadAudit),
         Portfolios::Every,

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use ultracore_events::trading::{TradingDecision, TradingDecisionEvent, AGGREGATE_TYPE};
 use ultracore_forensics::{
-    ForensicsConfig, ForensicsMetrics, ForensicsService, ServiceStats, Specialists, StoreReader,
+    encode_decision, parse_decision_id, DecisionView, FeatureIndex, ForensicsConfig,
+    ForensicsMetrics, ForensicsService, ForensicsStore, ModelSet, NewExplanation, ServiceStats,
+    Specialists, StoreReader,
 };
 use ultracore_log::{Envelope, EventLog, NewRecord};
 use uuid::Uuid;
@@ -119,4 +121,46 @@ pub fn start<L: EventLog>(log: L, config: ForensicsConfig) -> TestResult<Running
         stop,
         task,
     })
+}
+
+/// Explains `decisions` with the shipped specialists and stores them
+/// straight into `store`, as the service's writer does, each with its
+/// `explained_at` (milliseconds since the epoch): no log, no service, and
+/// every stored number known to the test.
+pub fn store_explained(
+    store: &mut ForensicsStore,
+    decisions: &[(TradingDecision, i64)],
+) -> TestResult {
+    let s = specialists();
+    store.register_models(&ModelSet::of(&s))?;
+    let index = FeatureIndex::new(s.feature_names());
+    let (mut rows, mut row) = (Vec::new(), Vec::new());
+    for (d, _) in decisions {
+        s.row(d, &mut row)?;
+        rows.extend_from_slice(&row);
+    }
+    let mut blobs = Vec::new();
+    s.explain_rows(&rows, &mut s.workspace(), &mut blobs);
+    assert_eq!(blobs.len(), decisions.len());
+    let mut present = Vec::new();
+    let mut new = Vec::with_capacity(decisions.len());
+    for (i, ((d, explained_at), shap)) in decisions.iter().zip(blobs).enumerate() {
+        let mut decision = Vec::new();
+        encode_decision(&DecisionView::of(d), &index, &mut present, &mut decision);
+        new.push(NewExplanation {
+            decision_id: parse_decision_id(&d.decision_id).ok_or("a decision id")?,
+            event_id: Uuid::now_v7(),
+            decided_at: d.timestamp.timestamp_millis(),
+            symbol: d.symbol.clone(),
+            action: d.action.as_str(),
+            model_version: d.model_version.clone(),
+            explained_at: *explained_at,
+            source_partition: 0,
+            source_offset: i as u64,
+            decision,
+            shap,
+        });
+    }
+    store.insert(s.version(), &new)?;
+    Ok(())
 }
