@@ -87,14 +87,21 @@ fn download(body: String, content_type: &'static str, file: &'static str) -> Res
     r
 }
 
+/// The architecture diagram of the query's layers and direction.
+fn laid_out<L: EventLog>(
+    c: &Console<L>,
+    q: &DiagramQuery,
+) -> Result<crate::diagram::Layout, Problem> {
+    let (layers, direction) = q.parse()?;
+    Ok(layout(&c.architecture().diagram(&layers), direction))
+}
+
 pub(crate) async fn diagram_svg<L: EventLog>(
     State(c): Shared<L>,
     Query(q): Query<DiagramQuery>,
 ) -> Result<Response, Problem> {
-    let (layers, direction) = q.parse()?;
-    let l = layout(&c.architecture().diagram(&layers), direction);
     Ok(download(
-        l.to_svg_document("UltraCore architecture"),
+        laid_out(&c, &q)?.to_svg_document("UltraCore architecture"),
         "image/svg+xml",
         "inline; filename=\"ultracore-architecture.svg\"",
     ))
@@ -104,10 +111,8 @@ pub(crate) async fn diagram_drawio<L: EventLog>(
     State(c): Shared<L>,
     Query(q): Query<DiagramQuery>,
 ) -> Result<Response, Problem> {
-    let (layers, direction) = q.parse()?;
-    let l = layout(&c.architecture().diagram(&layers), direction);
     Ok(download(
-        l.to_drawio("UltraCore architecture"),
+        laid_out(&c, &q)?.to_drawio("UltraCore architecture"),
         "application/vnd.jgraph.mxfile",
         "attachment; filename=\"ultracore-architecture.drawio\"",
     ))
