@@ -148,6 +148,7 @@ impl Templates {
                     },
                 ],
                 model_version: "specialists@bench".into(),
+                latency_us: Some(20), // as the decision service publishes it (p50 ~20 µs)
             };
             let env = Envelope::new(
                 AGGREGATE_TYPE,

@@ -209,6 +209,8 @@ impl DecisionEngine {
                 features: request.features.clone(),
                 risk_checks: checks,
                 model_version: self.model_version.clone(),
+                // Pure: the caller that measures sets it (the service does).
+                latency_us: None,
             },
             approved,
             failed_checks,

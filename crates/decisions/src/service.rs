@@ -13,6 +13,11 @@
 //!   rebuilds each symbol's last regime from the log (see the `history`
 //!   module), so a restart neither loses nor invents a change.
 //!
+//! The decision carries `latency_us`: from [`DecisionService::decide_as`]
+//! taking the request to the engine's answer, before any event is queued
+//! (one clock read on the hot path; the log's own latency is not in it).
+//! The published event and the caller's answer carry the same value.
+//!
 //! Every envelope is keyed by the symbol and carries the request's
 //! `correlation_id` (or the decision id). [`DecisionService::reload`]
 //! swaps the specialists and publishes a `model_update` on `model_updates`
@@ -241,7 +246,7 @@ impl DecisionService {
         principal: Option<&str>,
     ) -> Result<Decision> {
         let started = Instant::now();
-        let result = self.decide_and_emit(request, principal);
+        let result = self.decide_and_emit(request, principal, started);
         match &result {
             Ok(decision) => self.metrics.decided(decision, started.elapsed()),
             Err(crate::Error::NotRecorded(_)) => self.metrics.not_recorded(),
@@ -250,15 +255,22 @@ impl DecisionService {
         result
     }
 
+    /// Decides and queues the events; `started` is when the request was
+    /// taken, the start of the decision's `latency_us`.
     fn decide_and_emit(
         &self,
         request: &DecisionRequest,
         principal: Option<&str>,
+        started: Instant,
     ) -> Result<Decision> {
         let engine = self.engine();
         let decision_id = Uuid::now_v7();
         let now = Utc::now().trunc_subsecs(3);
-        let decision = engine.decide(request, decision_id, now)?;
+        let mut decision = engine.decide(request, decision_id, now)?;
+        // One clock read: the decision is made, its events not queued yet,
+        // so the latency on record is the service's, not the log's.
+        decision.decision.latency_us =
+            Some(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
         let Some(emitter) = &self.emitter else {
             self.note_regime(&decision);
             return Ok(decision);
@@ -486,6 +498,7 @@ mod tests {
             features: [("rsi_14".to_owned(), 61.5)].into(),
             risk_checks: vec![],
             model_version: "bull@1".into(),
+            latency_us: Some(17),
         };
         let id = Uuid::now_v7();
         let cause = Uuid::now_v7();

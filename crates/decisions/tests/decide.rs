@@ -31,6 +31,8 @@ fn a_bullish_row_buys_sized_by_confidence_and_a_bearish_row_sells_what_is_held(
     assert_eq!(d.decision.features, common::bullish());
     assert!(d.decision.model_version.starts_with("bull@"));
     assert_eq!(d.decision.model_version.split('+').count(), 3);
+    // The engine is pure: only the service, which times the request, sets it.
+    assert_eq!(d.decision.latency_us, None);
 
     let d = engine.decide_now(&common::request("AAPL", common::bearish()))?;
     assert_eq!(d.regime, Regime::Bear);

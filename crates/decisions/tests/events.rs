@@ -5,7 +5,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ultracore_decisions::{
     DecisionConfig, DecisionEngine, DecisionService, EvaluationSet, ServiceOptions, Specialists,
@@ -40,7 +40,9 @@ async fn scenario<L: EventLog>(target: L, prefix: &str) -> common::TestResult {
     let service = Arc::new(service);
 
     let symbol = format!("{prefix}AAPL");
+    let asked = Instant::now();
     let first = service.decide(&common::request(&symbol, common::bullish()))?;
+    let answered = asked.elapsed();
     let mut bear = common::request(&symbol, common::bearish());
     bear.correlation_id = Some("flow-7".into());
     let second = service.decide(&bear)?;
@@ -104,7 +106,16 @@ async fn scenario<L: EventLog>(target: L, prefix: &str) -> common::TestResult {
         let typed = envelope.clone().typed::<TradingDecisionEvent>()?;
         let TradingDecisionEvent::TradingDecision(published) = typed.payload;
         assert_eq!(*published, made.decision);
+        // Every published decision says how long it took to make.
+        assert!(published.latency_us.is_some(), "{published:?}");
     }
+    // Measured inside the call: positive (three tree ensembles are not
+    // free) and at most what the caller saw.
+    let latency = first.decision.latency_us.ok_or("no latency")?;
+    assert!(
+        latency > 0 && u128::from(latency) <= answered.as_micros(),
+        "{latency} us decided, {answered:?} answered"
+    );
     let correlation = |d: &ultracore_decisions::Decision| {
         by_id(&d.decision.decision_id).and_then(|e| e.correlation_id.clone())
     };

@@ -61,6 +61,9 @@ async fn decides_over_http_and_names_bad_fields() -> common::TestResult {
     assert_eq!(published.len(), 1);
     assert_eq!(published[0].event_id.to_string(), id);
     assert_eq!(published[0].payload["quantity"], decision["quantity"]);
+    // With the time it took to decide, the same in the answer and the event.
+    assert!(decision["latency_us"].is_u64(), "{decision}");
+    assert_eq!(published[0].payload["latency_us"], decision["latency_us"]);
 
     // Not JSON: 400.
     let answer = client

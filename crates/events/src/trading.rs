@@ -143,6 +143,14 @@ pub struct TradingDecision {
     pub risk_checks: Vec<RiskCheck>,
     /// Identifies the specialists' model files (name and content digest).
     pub model_version: String,
+    /// Microseconds the decision service took to decide: from taking the
+    /// request to the decision being made, before its events are queued
+    /// (so the log's latency is not in it). Absent in events written before
+    /// the field existed, and from callers that do not measure (the engine
+    /// alone is pure and leaves it out); absent, it is not written, so
+    /// their JSON is unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<u64>,
 }
 
 /// How a model was refreshed.
@@ -249,14 +257,28 @@ mod tests {
                 detail: None,
             }],
             model_version: "specialists@1a2b3c".into(),
+            latency_us: Some(23),
         };
-        let event = TradingDecisionEvent::TradingDecision(Box::new(decision));
+        let event = TradingDecisionEvent::TradingDecision(Box::new(decision.clone()));
         let payload = event.to_payload();
         assert_eq!(payload["action"], "BUY");
         assert_eq!(payload["features"]["rsi_14"], 61.5);
         assert!(payload["features"].get("macd").is_none());
-        let back = TradingDecisionEvent::decode("trading_decision", 1, payload).unwrap();
+        assert_eq!(payload["latency_us"], 23);
+        let back = TradingDecisionEvent::decode("trading_decision", 1, payload.clone()).unwrap();
         assert_eq!(back, event);
+
+        // Without a latency the JSON is what it was before the field, and
+        // such JSON (older events) reads as no latency.
+        let mut older = payload;
+        older.as_object_mut().unwrap().remove("latency_us");
+        let unmeasured = TradingDecisionEvent::TradingDecision(Box::new(TradingDecision {
+            latency_us: None,
+            ..decision
+        }));
+        assert_eq!(unmeasured.to_payload(), older);
+        let back = TradingDecisionEvent::decode("trading_decision", 1, older).unwrap();
+        assert_eq!(back, unmeasured);
         assert!(
             TradingDecisionEvent::decode("trading_decision", 2, serde_json::json!({})).is_err()
         );

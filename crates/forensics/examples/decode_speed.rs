@@ -48,6 +48,7 @@ fn main() {
                     })
                     .collect(),
                 model_version: "specialists@0123456789abcdef".into(),
+                latency_us: Some(20),
             };
             let env = Envelope::new(
                 AGGREGATE_TYPE,

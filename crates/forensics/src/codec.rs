@@ -3,12 +3,13 @@
 //! third of the bytes (at 100,000 decisions/s the store's write rate is
 //! what the disk allows, not what SQLite does).
 //!
-//! # Decision (format 1)
+//! # Decision (formats 1 and 2)
 //!
 //! ```text
-//! u8 format (1)
+//! u8 format (1: no latency, 2: with latency)
 //! str decision_id · i64 seconds · u32 nanoseconds · str symbol · u8 action (0 BUY, 1 SELL, 2 HOLD)
 //! f64 quantity · f64 confidence
+//! [varint latency_us]                                    (format 2 only)
 //! pairs regime_probs · pairs strategy_weights
 //! features: varint n (the model set's features) · n bits (present, feature i in bit i % 8 of byte i / 8)
 //!           · f64 per present feature, in model order · pairs of the other features
@@ -20,6 +21,14 @@
 //! `str f64` per entry, `f64` little-endian IEEE 754 (bit-exact), varints
 //! LEB128. Decoding gives the decision back equal to the one published
 //! (the same [`TradingDecision`], so the same JSON).
+//!
+//! The format byte says whether the decision's `latency_us` is there: a
+//! decision without one is written in format 1, byte for byte as before
+//! the field existed, so every blob stored before reads as it did (a test
+//! pins such a blob), and one with a latency costs a varint (one to three
+//! bytes below two seconds).
+//! The latency sits right after the confidence so that [`decision_head`]
+//! reads it without walking the rest.
 //!
 //! # SHAP values (format 2)
 //!
@@ -35,8 +44,11 @@ use ultracore_events::trading::{Action, RiskCheck, TradingDecision};
 
 use crate::decode::{DecisionView, Pairs};
 
-/// Format tag of a binary decision.
+/// Format tag of a binary decision without a latency (every decision
+/// stored before decisions carried one).
 pub const DECISION_FORMAT: u8 = 1;
+/// Format tag of a binary decision with its `latency_us`.
+pub const TIMED_DECISION_FORMAT: u8 = 2;
 /// Format tag of the specialists-only SHAP values.
 pub const SHAP_FORMAT: u8 = 2;
 
@@ -173,7 +185,10 @@ pub(crate) fn encode_placed(
     others: usize,
     out: &mut Vec<u8>,
 ) {
-    out.push(DECISION_FORMAT);
+    out.push(match d.latency_us {
+        None => DECISION_FORMAT,
+        Some(_) => TIMED_DECISION_FORMAT,
+    });
     text(out, &d.decision_id);
     out.extend_from_slice(&d.timestamp.timestamp().to_le_bytes());
     out.extend_from_slice(&d.timestamp.timestamp_subsec_nanos().to_le_bytes());
@@ -181,6 +196,9 @@ pub(crate) fn encode_placed(
     out.push(action_code(d.action));
     f64le(out, d.quantity);
     f64le(out, d.confidence);
+    if let Some(latency) = d.latency_us {
+        varint(out, latency);
+    }
     pairs(out, &d.regime_probs);
     pairs(out, &d.strategy_weights);
 
@@ -271,6 +289,20 @@ impl<'a> Reader<'a> {
         String::from_utf8(self.take(n, what)?.to_vec()).map_err(|_| format!("{what} is not UTF-8"))
     }
 
+    /// The format byte of a decision: whether it carries a latency.
+    fn format(&mut self) -> Result<bool, String> {
+        match self.u8("the format")? {
+            DECISION_FORMAT => Ok(false),
+            TIMED_DECISION_FORMAT => Ok(true),
+            other => Err(format!("unknown decision format {other}")),
+        }
+    }
+
+    /// The latency after the confidence, in a decision that carries one.
+    fn latency(&mut self, timed: bool) -> Result<Option<u64>, String> {
+        timed.then(|| self.varint("latency_us")).transpose()
+    }
+
     fn pairs(&mut self, what: &str) -> Result<std::collections::BTreeMap<String, f64>, String> {
         let n = self.len(what)?;
         let mut out = std::collections::BTreeMap::new();
@@ -287,10 +319,7 @@ impl<'a> Reader<'a> {
 /// feature names (in row order) are `features`.
 pub fn decode_decision(bytes: &[u8], features: &[String]) -> Result<TradingDecision, String> {
     let mut r = Reader { bytes, at: 0 };
-    let format = r.u8("the format")?;
-    if format != DECISION_FORMAT {
-        return Err(format!("unknown decision format {format}"));
-    }
+    let timed = r.format()?;
     let decision_id = r.text("decision_id")?;
     let secs = i64::from_le_bytes(r.take(8, "timestamp")?.try_into().expect("8 bytes"));
     let nanos = u32::from_le_bytes(r.take(4, "timestamp")?.try_into().expect("4 bytes"));
@@ -305,6 +334,7 @@ pub fn decode_decision(bytes: &[u8], features: &[String]) -> Result<TradingDecis
     };
     let quantity = r.f64("quantity")?;
     let confidence = r.f64("confidence")?;
+    let latency_us = r.latency(timed)?;
     let regime_probs = r.pairs("regime_probs")?;
     let strategy_weights = r.pairs("strategy_weights")?;
 
@@ -367,6 +397,7 @@ pub fn decode_decision(bytes: &[u8], features: &[String]) -> Result<TradingDecis
         features: feature_map,
         risk_checks,
         model_version,
+        latency_us,
     })
 }
 
@@ -377,6 +408,8 @@ pub(crate) struct DecisionHead {
     pub confidence: f64,
     /// See [`dominant_regime`]; `None` when the decision gives no regime.
     pub dominant_regime: Option<String>,
+    /// `None` when the decision does not carry it (format 1).
+    pub latency_us: Option<u64>,
 }
 
 /// The most probable regime of `probs`: the highest probability, a tie
@@ -398,15 +431,12 @@ pub(crate) fn dominant_regime<'a>(
     best.map(|(name, _)| name)
 }
 
-/// The confidence and dominant regime of a binary decision (format 1),
-/// reading only the fields before them: no allocation but the regime's
+/// The confidence, latency and dominant regime of a binary decision,
+/// reading only the fields up to them: no allocation but the regime's
 /// name, cheap enough for the writer's hot path.
 pub(crate) fn decision_head(bytes: &[u8]) -> Result<DecisionHead, String> {
     let mut r = Reader { bytes, at: 0 };
-    let format = r.u8("the format")?;
-    if format != DECISION_FORMAT {
-        return Err(format!("unknown decision format {format}"));
-    }
+    let timed = r.format()?;
     let n = r.len("decision_id")?;
     r.take(n, "decision_id")?;
     r.take(12, "timestamp")?;
@@ -415,6 +445,7 @@ pub(crate) fn decision_head(bytes: &[u8]) -> Result<DecisionHead, String> {
     r.u8("action")?;
     r.f64("quantity")?;
     let confidence = r.f64("confidence")?;
+    let latency_us = r.latency(timed)?;
     let n = r.len("regime_probs")?;
     let mut probs = Vec::with_capacity(n.min(8));
     for _ in 0..n {
@@ -433,6 +464,7 @@ pub(crate) fn decision_head(bytes: &[u8]) -> Result<DecisionHead, String> {
     Ok(DecisionHead {
         confidence,
         dominant_regime: dominant_regime(probs).map(str::to_owned),
+        latency_us,
     })
 }
 
@@ -442,12 +474,15 @@ pub(crate) fn decision_head_json(json: &str) -> Result<DecisionHead, String> {
     struct Head {
         confidence: f64,
         regime_probs: std::collections::BTreeMap<String, f64>,
+        #[serde(default)]
+        latency_us: Option<u64>,
     }
     let head: Head = serde_json::from_str(json).map_err(|e| e.to_string())?;
     Ok(DecisionHead {
         confidence: head.confidence,
         dominant_regime: dominant_regime(head.regime_probs.iter().map(|(k, v)| (k.as_str(), *v)))
             .map(str::to_owned),
+        latency_us: head.latency_us,
     })
 }
 
@@ -537,7 +572,105 @@ mod tests {
             all.features.insert(n, i as f64 * 1.5 - 2.0);
         }
         all.action = Action::Buy;
-        vec![base, empty, all]
+        // Timed: the smallest, a typical and the largest latency.
+        let mut timed: Vec<TradingDecision> = [0, 23, u64::MAX]
+            .into_iter()
+            .zip([&base, &empty, &all])
+            .map(|(latency, d)| TradingDecision {
+                latency_us: Some(latency),
+                ..d.clone()
+            })
+            .collect();
+        let mut out = vec![base, empty, all];
+        out.append(&mut timed);
+        out
+    }
+
+    /// A decision as the encoder wrote it before decisions carried a
+    /// latency (format 1, taken from that encoder), with [`names`] as
+    /// the model set's features.
+    const FORMAT_1: &str = "012430313930663761322d303030302d373030302d383030302d303030303030\
+        30303030303168d657690000000015cd5b07044141504c010000000000002940b81e85eb51b8e63f\
+        020462656172333333333333d33f0462756c6c333333333333e33f020462656172000000000000e0\
+        3f0462756c6c000000000000e03f05110000000000a04e40000000000000008001056f7468657200\
+        00000000000040020e706f736974696f6e5f6c696d69740100000000000059400000000000408f40\
+        01026f6b0b636f7272656c6174696f6e00cdccccccccccec3f9a9999999999e93f000e7370656369\
+        616c69737473403031";
+
+    fn unhex(hex: &str) -> Vec<u8> {
+        let digits: Vec<u8> = hex.bytes().filter(u8::is_ascii_hexdigit).collect();
+        digits
+            .chunks(2)
+            .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_blob_stored_before_latencies_reads_as_before() {
+        let names = names();
+        let old = unhex(FORMAT_1);
+        let d = decode_decision(&old, &names).unwrap();
+        let want: TradingDecision = serde_json::from_value(serde_json::json!({
+            "decision_id": "0190f7a2-0000-7000-8000-000000000001",
+            "timestamp": "2026-01-02T14:30:00.123456789Z",
+            "symbol": "AAPL",
+            "action": "SELL",
+            "quantity": 12.5,
+            "confidence": 0.71,
+            "regime_probs": {"bull": 0.6, "bear": 0.3},
+            "strategy_weights": {"bull": 0.5, "bear": 0.5},
+            "features": {"rsi_14": 61.25, "beta": -0.0, "other": 2.0},
+            "risk_checks": [
+                {"name": "position_limit", "passed": true, "value": 100.0, "limit": 1000.0, "detail": "ok"},
+                {"name": "correlation", "passed": false, "value": 0.9, "limit": 0.8}
+            ],
+            "model_version": "specialists@01"
+        }))
+        .unwrap();
+        assert_eq!(d, want);
+        assert_eq!(d.latency_us, None);
+        let head = decision_head(&old).unwrap();
+        assert_eq!(
+            (
+                head.confidence,
+                head.dominant_regime.as_deref(),
+                head.latency_us
+            ),
+            (0.71, Some("bull"), None)
+        );
+        // A decision without a latency is still written byte for byte so.
+        let mut out = Vec::new();
+        encode_decision(
+            &DecisionView::of(&d),
+            &FeatureIndex::new(&names),
+            &mut Vec::new(),
+            &mut out,
+        );
+        assert_eq!(out, old);
+        // With one, format 2: the varint after the confidence, and nothing
+        // else moves.
+        let timed = TradingDecision {
+            latency_us: Some(300),
+            ..d
+        };
+        let mut out = Vec::new();
+        encode_decision(
+            &DecisionView::of(&timed),
+            &FeatureIndex::new(&names),
+            &mut Vec::new(),
+            &mut out,
+        );
+        // Format, the id (length and 36 bytes), the time, the symbol
+        // (length and 4 bytes), the action, quantity and confidence.
+        let at = 1 + 1 + 36 + 12 + 1 + 4 + 1 + 8 + 8;
+        assert_eq!(out[0], TIMED_DECISION_FORMAT);
+        assert_eq!(
+            (&out[1..at], &out[at..at + 2]),
+            (&old[1..at], &[0xac, 0x02][..])
+        );
+        assert_eq!(&out[at + 2..], &old[at..]);
+        assert_eq!(decode_decision(&out, &names).unwrap(), timed);
+        assert_eq!(decision_head(&out).unwrap().latency_us, Some(300));
     }
 
     #[test]
@@ -550,6 +683,7 @@ mod tests {
             encode_decision(&DecisionView::of(&d), &index, &mut scratch, &mut out);
             let head = decision_head(&out).unwrap();
             assert_eq!(head.confidence.to_bits(), d.confidence.to_bits());
+            assert_eq!(head.latency_us, d.latency_us);
             let expected = dominant_regime(d.regime_probs.iter().map(|(k, v)| (k.as_str(), *v)));
             assert_eq!(head.dominant_regime.as_deref(), expected);
             let json = serde_json::to_string(&d).unwrap();
@@ -656,6 +790,22 @@ mod tests {
         assert!(decode_decision(&wrong, &names)
             .unwrap_err()
             .contains("format 9"));
+        // A decision cut inside its latency (u64::MAX: ten bytes).
+        let timed = &decisions()[5];
+        assert_eq!(timed.latency_us, Some(u64::MAX));
+        let mut out = Vec::new();
+        encode_decision(&DecisionView::of(timed), &index, &mut Vec::new(), &mut out);
+        let at = 1 + 1 + 36 + 12 + 1 + 4 + 1 + 8 + 8;
+        assert_eq!(
+            out[at..at + 10],
+            [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]
+        );
+        for cut in [at, at + 5, at + 9] {
+            assert!(decode_decision(&out[..cut], &names)
+                .unwrap_err()
+                .contains("latency_us"));
+            assert!(decision_head(&out[..cut]).is_err());
+        }
     }
 
     #[test]

@@ -167,6 +167,9 @@ pub struct DecisionView<'a> {
     pub risk_checks: Vec<RiskCheckView<'a>>,
     #[serde(borrow)]
     pub model_version: Text<'a>,
+    /// Absent in decisions published before the field existed.
+    #[serde(default)]
+    pub latency_us: Option<u64>,
 }
 
 impl<'a> DecisionView<'a> {
@@ -195,6 +198,7 @@ impl<'a> DecisionView<'a> {
                 })
                 .collect(),
             model_version: text(&d.model_version),
+            latency_us: d.latency_us,
         }
     }
 
@@ -223,6 +227,7 @@ impl<'a> DecisionView<'a> {
                 })
                 .collect(),
             model_version: text(d.model_version),
+            latency_us: d.latency_us,
         }
     }
 
@@ -250,6 +255,7 @@ impl<'a> DecisionView<'a> {
                 })
                 .collect(),
             model_version: self.model_version.to_string(),
+            latency_us: self.latency_us,
         }
     }
 }
@@ -397,7 +403,8 @@ mod tests {
                 {"name": "position_limit", "passed": true, "value": 100.0, "limit": 1000.0, "detail": "100 units"},
                 {"name": "correlation", "passed": false, "value": 0.9, "limit": 0.8}
             ],
-            "model_version": "specialists@0123456789abcdef"
+            "model_version": "specialists@0123456789abcdef",
+            "latency_us": 23
         }))
         .unwrap()
     }
@@ -414,11 +421,25 @@ mod tests {
         assert!(matches!(view.decision_id.0, Cow::Borrowed(_)));
         assert!(matches!(view.symbol.0, Cow::Owned(_)));
         assert_eq!(&*view.symbol, "A\"B");
+        // Decisions published before the latency existed read without one.
+        let older = json.replace(",\"latency_us\":23", "");
+        assert_ne!(older, json);
+        let view: DecisionView<'_> = serde_json::from_str(&older).unwrap();
+        assert_eq!(view.latency_us, None);
+        assert_eq!(
+            view.to_decision(),
+            TradingDecision {
+                latency_us: None,
+                ..d.clone()
+            }
+        );
         // What the event type refuses, the view refuses.
         for bad in [
             json.replace("\"BUY\"", "\"BUYS\""),
             json.replace("61.25", "null"),
             json.replace("\"quantity\":100.0,", ""),
+            json.replace("\"latency_us\":23", "\"latency_us\":-1"),
+            json.replace("\"latency_us\":23", "\"latency_us\":2.5"),
         ] {
             assert!(serde_json::from_str::<TradingDecision>(&bad).is_err());
             assert!(
@@ -525,6 +546,15 @@ mod tests {
             ("T14:30:00.123456789Z", "t14:30:00z"),
             ("T14:30:00.123456789Z", "T25:30:00Z"),
             ("\"regime_probs\":{", "\"regime_probs\":{}, \"x\":{"),
+            ("\"latency_us\":23", "\"latency_us\":null"),
+            ("\"latency_us\":23", "\"latency_us\":0"),
+            ("\"latency_us\":23", "\"latency_us\":-1"),
+            ("\"latency_us\":23", "\"latency_us\":2.5"),
+            ("\"latency_us\":23", "\"latency_us\":1e3"),
+            ("\"latency_us\":23", "\"latency_us\":\"23\""),
+            ("\"latency_us\":23", "\"latency_us\":18446744073709551615"),
+            ("\"latency_us\":23", "\"latency_us\":18446744073709551616"),
+            (",\"latency_us\":23", ""),
             ("[{", "[ {"),
             ("[{", "[,{"),
             ("}]", "},]"),

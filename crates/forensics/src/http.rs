@@ -64,9 +64,14 @@ impl ApiState {
 ///   valid id looks like; 404 when no explanation is stored for it.
 /// - `GET /api/v1/forensics?symbol=&action=&start_time=&end_time=&limit=&offset=`:
 ///   the stored decisions, newest first, as a [`Page`] (`total` counts every
-///   match); parameters as [`ForensicsQuery::from_params`] reads them.
+///   match); parameters as [`ForensicsQuery::from_params`] reads them. Each
+///   record's `latency_ms` is how long the decision service took to decide
+///   (the decision's `latency_us` / 1000), `null` for decisions published
+///   without one.
 /// - `GET /api/v1/forensics/symbols/{symbol}/stats?days=N`: [`SymbolStats`]
-///   over the last `days` days (1 to 365, default 7).
+///   over the last `days` days (1 to 365, default 7); `latency_ms` is
+///   `{"avg", "p95"}` (milliseconds, nearest-rank p95) over the window's
+///   decisions that carry a latency, both `null` when none does.
 /// - `GET /api/v1/forensics/regimes?days=N`: [`RegimeStats`] over the last
 ///   `days` days.
 /// - `GET /metrics`: Prometheus text format 0.0.4.

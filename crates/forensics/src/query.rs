@@ -9,12 +9,13 @@
 //! # Why these stay fast on a million rows
 //!
 //! Filters and aggregates read columns, never the stored decisions: the
-//! symbol, action and time, and since schema 3 the confidence and the
-//! dominant regime (filled on insert). Each listing names its index
-//! (`INDEXED BY`), chosen by the filters given, so the plan does not depend
-//! on the planner's guesses: by symbol `(symbol, decided_at, action,
-//! confidence, explained_at)`, by action `(action, decided_at)`, else by
-//! time `(decided_at)`. The index walks the rows newest first (ties in one
+//! symbol, action and time, since schema 3 the confidence and the
+//! dominant regime, and since schema 6 the decision's latency (filled on
+//! insert). Each listing names its index (`INDEXED BY`), chosen by the
+//! filters given, so the plan does not depend on the planner's guesses: by
+//! symbol `(symbol, decided_at, action, confidence, explained_at,
+//! latency_us)`, by action `(action, decided_at)`, else by time
+//! `(decided_at)`. The index walks the rows newest first (ties in one
 //! millisecond newest stored first: the rowid ends each entry, or, by
 //! symbol, a sort within the millisecond), counts the matches without
 //! reading a row, and skips `offset` rows without reading them (the page is
@@ -22,7 +23,8 @@
 //! their top SHAP contributions. The symbol statistics are covered by the
 //! symbol index; the regime statistics by `(dominant_regime, decided_at,
 //! confidence)`, one range per regime (found by seeking from one regime to
-//! the next), so neither reads a row nor sorts the window. (A unit test
+//! the next), so neither reads a row nor sorts the window's rows (the
+//! percentiles sort the values they read from the index). (A unit test
 //! pins the plans. On a million rows over 30 days: a year's regimes in
 //! about 80 ms, a symbol's statistics in 3 ms, a page at offset 900,000 in
 //! about 12 ms before its decoding, a count of one action in 10 ms.)
@@ -129,8 +131,9 @@ pub struct DecisionSummary {
     pub confidence: f64,
     #[serde(serialize_with = "rfc3339")]
     pub decided_at: DateTime<Utc>,
-    /// How long deciding took: always `None` for now, because the
-    /// `trading_decision` event (schema 1) does not carry it.
+    /// How long the decision service took to decide (the decision's
+    /// `latency_us` in milliseconds); `None` for decisions published
+    /// without it (by services before the field existed).
     pub latency_ms: Option<f64>,
     /// The most probable regime; `None` when the decision gives no regime
     /// probabilities.
@@ -165,8 +168,9 @@ pub struct SymbolStats {
     pub actions: ActionCounts,
     /// `None` when there are no decisions.
     pub avg_confidence: Option<f64>,
-    /// Decision latency: `None` for now, the `trading_decision` event
-    /// (schema 1) does not carry it.
+    /// How long the decision service took to decide, over the window's
+    /// decisions that say (see [`DecisionSummary::latency_ms`]); `None`
+    /// when none does.
     pub latency_ms: Spread,
     /// From the decision's time to its explanation being stored: how far
     /// the forensics service ran behind the desk.
@@ -407,7 +411,7 @@ fn page(
             // The decision's own time, not the column's whole
             // milliseconds: the same instant the explanation shows.
             decided_at: decision.timestamp,
-            latency_ms: None,
+            latency_ms: decision.latency_us.map(millis),
             dominant_regime,
             top_contributions,
         });
@@ -420,6 +424,11 @@ fn page(
     })
 }
 
+/// Microseconds as milliseconds.
+fn millis(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
 /// The position (0-based) of the nearest-rank 95th percentile among `n`
 /// sorted values, `n > 0`.
 fn p95_offset(n: u64) -> u64 {
@@ -428,13 +437,20 @@ fn p95_offset(n: u64) -> u64 {
 
 /// A symbol's window per action.
 const SYMBOL_GROUPS: &str = "SELECT action, count(*), count(confidence), total(confidence), \
-     min(decided_at), max(decided_at), total(explained_at - decided_at) \
+     min(decided_at), max(decided_at), total(explained_at - decided_at), \
+     count(latency_us), total(latency_us) \
      FROM explanations INDEXED BY explanations_by_symbol \
      WHERE symbol = ?1 AND decided_at >= ?2 GROUP BY action";
 /// The explanation lag at a rank of a symbol's window.
 const SYMBOL_P95: &str = "SELECT explained_at - decided_at AS lag \
      FROM explanations INDEXED BY explanations_by_symbol \
      WHERE symbol = ?1 AND decided_at >= ?2 ORDER BY lag LIMIT 1 OFFSET ?3";
+/// The decision latency at a rank of a symbol's window, among the
+/// decisions that carry one.
+const SYMBOL_LATENCY_P95: &str = "SELECT latency_us \
+     FROM explanations INDEXED BY explanations_by_symbol \
+     WHERE symbol = ?1 AND decided_at >= ?2 AND latency_us IS NOT NULL \
+     ORDER BY latency_us LIMIT 1 OFFSET ?3";
 
 fn symbol_stats(
     conn: &Connection,
@@ -456,7 +472,17 @@ fn symbol_stats_in(
     symbol: &str,
     since_ms: i64,
 ) -> Result<SymbolStats> {
-    type Group = (String, i64, i64, f64, Option<i64>, Option<i64>, f64);
+    type Group = (
+        String,
+        i64,
+        i64,
+        f64,
+        Option<i64>,
+        Option<i64>,
+        f64,
+        i64,
+        f64,
+    );
     let groups: Vec<Group> = conn
         .prepare_cached(SYMBOL_GROUPS)
         .and_then(|mut s| {
@@ -469,6 +495,8 @@ fn symbol_stats_in(
                     r.get(4)?,
                     r.get(5)?,
                     r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
                 ))
             })?
             .collect()
@@ -477,7 +505,10 @@ fn symbol_stats_in(
     let mut actions = ActionCounts::default();
     let (mut n, mut rated, mut confidence, mut lag) = (0u64, 0u64, 0.0f64, 0.0f64);
     let (mut first, mut last) = (None::<i64>, None::<i64>);
-    for (action, count, with_confidence, sum, min, max, lag_sum) in groups {
+    let (mut timed, mut latency) = (0u64, 0.0f64);
+    for (action, count, with_confidence, sum, min, max, lag_sum, with_latency, latency_sum) in
+        groups
+    {
         let count = count as u64;
         match action.as_str() {
             "BUY" => actions.buy += count,
@@ -491,21 +522,25 @@ fn symbol_stats_in(
         rated += with_confidence as u64;
         confidence += sum;
         lag += lag_sum;
+        timed += with_latency as u64;
+        latency += latency_sum;
         first = first.into_iter().chain(min).min();
         last = last.into_iter().chain(max).max();
     }
-    let p95 = if n == 0 {
-        None
-    } else {
-        conn.prepare_cached(SYMBOL_P95)
+    // The value at the nearest-rank p95 of `of` values, by `sql`.
+    let p95 = |sql: &str, of: u64| -> Result<Option<i64>> {
+        if of == 0 {
+            return Ok(None);
+        }
+        conn.prepare_cached(sql)
             .and_then(|mut s| {
                 s.query_row(
-                    rusqlite::params![symbol, since_ms, p95_offset(n) as i64],
+                    rusqlite::params![symbol, since_ms, p95_offset(of) as i64],
                     |r| r.get::<_, i64>(0),
                 )
             })
-            .map(|v| Some(v as f64))
-            .map_err(store_err(path, "reading a symbol's statistics"))?
+            .map(Some)
+            .map_err(store_err(path, "reading a symbol's statistics"))
     };
     Ok(SymbolStats {
         symbol: symbol.to_owned(),
@@ -513,10 +548,13 @@ fn symbol_stats_in(
         decisions: n,
         actions,
         avg_confidence: (rated > 0).then(|| confidence / rated as f64),
-        latency_ms: Spread::default(),
+        latency_ms: Spread {
+            avg: (timed > 0).then(|| latency / timed as f64 / 1000.0),
+            p95: p95(SYMBOL_LATENCY_P95, timed)?.map(|us| millis(us as u64)),
+        },
         explain_lag_ms: Spread {
             avg: (n > 0).then(|| lag / n as f64),
-            p95,
+            p95: p95(SYMBOL_P95, n)?.map(|ms| ms as f64),
         },
         first_decision_at: first.map(|t| time(path, t)).transpose()?,
         last_decision_at: last.map(|t| time(path, t)).transpose()?,
@@ -609,7 +647,8 @@ impl StoreReader {
 
     /// The decisions on `symbol` made at or after `since_ms` (milliseconds
     /// since the epoch; see [`since_days`]): counts per action, average
-    /// confidence, explanation lag, first and last decision time. An
+    /// confidence, decision latency (mean and p95 over the decisions that
+    /// carry one), explanation lag, first and last decision time. An
     /// unknown symbol has zero decisions. Blocking.
     pub fn symbol_stats(&self, symbol: &str, since_ms: i64) -> Result<SymbolStats> {
         self.with_conn(|conn, path, _| symbol_stats(conn, path, symbol, since_ms))
@@ -695,9 +734,9 @@ mod tests {
             }
         }
         assert_eq!(checked, 16);
-        for sql in [SYMBOL_GROUPS, SYMBOL_P95] {
+        for sql in [SYMBOL_GROUPS, SYMBOL_P95, SYMBOL_LATENCY_P95] {
             let mut values = vec![Value::Text("AAPL".into()), Value::Integer(0)];
-            if sql == SYMBOL_P95 {
+            if sql != SYMBOL_GROUPS {
                 values.push(Value::Integer(3));
             }
             let p = plan(sql, values)?;

@@ -10,7 +10,7 @@
 //! sourcing read models use `NORMAL`, because they keep their checkpoints in
 //! the same database; this store relies on the log's committed offsets.)
 //!
-//! # Schema (version 5)
+//! # Schema (version 6)
 //!
 //! - `explanations`: `decision_id` (16-byte UUID, unique), the decision's
 //!   time, symbol, action and `model_version`, the model set that explained
@@ -26,8 +26,13 @@
 //!   probable regime, [`crate::codec`]'s rule), read out of the decision
 //!   on insert so the listing and the statistics filter and aggregate
 //!   without decoding decisions; migration 4 fills them in rows stored
-//!   before, in place. Indexes: by time; since schema 5 by symbol, by
-//!   action and by regime (see [`crate::query`]).
+//!   before, in place. Since schema 6 also `latency_us`, the decision's
+//!   own latency as published, read out of the decision on insert like
+//!   them; NULL for decisions published without one, which every row
+//!   stored before is (their stored decisions do not hold it, so there is
+//!   nothing to fill them from). Indexes: by time; since schema 5 by
+//!   symbol, by action and by regime (see [`crate::query`]); the symbol
+//!   index covers `latency_us` since schema 6.
 //! - `model_sets`: per model set, its specialists (name, objective) and
 //!   feature names, so old rows stay readable after the models change.
 //! - `schema_migrations`: applied migrations, as in the event-sourcing store.
@@ -410,8 +415,8 @@ impl ForensicsStore {
                 .prepare_cached(
                     "INSERT INTO explanations (decision_id, event_id, decided_at, symbol, action, model_version, \
                      explained_with, explained_at, source_topic, source_partition, source_offset, decision, shap, narrative, \
-                     confidence, dominant_regime) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
+                     confidence, dominant_regime, latency_us) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
                      ON CONFLICT (decision_id) DO NOTHING",
                 )
                 .map_err(e("preparing the insert"))?;
@@ -437,6 +442,7 @@ impl ForensicsStore {
                         None::<String>,
                         head.as_ref().map(|h| h.confidence),
                         head.as_ref().and_then(|h| h.dominant_regime.as_deref()),
+                        head.as_ref().and_then(|h| h.latency_us).map(to_i64),
                     ])
                     .map_err(e("inserting an explanation"))?;
                 if changed == 1 {

@@ -1,6 +1,6 @@
 //! The listing and the statistics: filters, paging, order, numbers checked
 //! against hand-computed ones, the routes over real HTTP with their 400s,
-//! and a store of the previous schema (2) migrated in place.
+//! and stores of older schemas (2 and 5) migrated in place.
 
 mod common;
 
@@ -60,7 +60,9 @@ fn open(dir: &tempfile::TempDir) -> TestResult<(ForensicsStore, StoreReader)> {
 }
 
 /// 30 decisions a second apart over three symbols and three actions;
-/// decisions 10 and 11 in the same millisecond.
+/// decisions 10 and 11 in the same millisecond. Decision `i` took
+/// 1,000 + 10 i µs to make, but those with `i % 4 == 1`, published without
+/// a latency.
 fn listing_set() -> Vec<TradingDecision> {
     let symbols = ["AAPL", "MSFT", "TSLA"];
     let actions = [Action::Buy, Action::Sell, Action::Hold];
@@ -68,14 +70,16 @@ fn listing_set() -> Vec<TradingDecision> {
     (0..30u64)
         .map(|i| {
             let ms = T0 + if i == 11 { 10_000 } else { i as i64 * 1000 };
-            made(
+            let mut d = made(
                 i,
                 symbols[i as usize % 3],
                 actions[(i as usize / 3) % 3],
                 0.5 + i as f64 / 100.0,
                 Some(regimes[(i as usize / 2) % 3]),
                 ms,
-            )
+            );
+            d.latency_us = (i % 4 != 1).then_some(1_000 + 10 * i);
+            d
         })
         .collect()
 }
@@ -158,6 +162,8 @@ fn the_listing_filters_pages_and_lists_newest_first() -> TestResult {
         sizes.push(want.len());
     }
     assert_eq!(sizes, [30, 10, 9, 3, 10, 2, 0, 0]);
+    let timed = all_latencies(&reader)?;
+    assert_eq!((timed.len(), timed.iter().flatten().count()), (30, 22));
     // The tie: decision 11 (stored after 10, same millisecond) lists first.
     let all = reader.query(&ForensicsQuery::default())?;
     let pos = |i: usize| {
@@ -203,11 +209,13 @@ fn the_listing_filters_pages_and_lists_newest_first() -> TestResult {
         assert_eq!(r.action.as_str(), full.action);
         assert_eq!(r.confidence, full.decision.confidence);
         assert_eq!(r.decided_at, full.decision.timestamp);
-        assert_eq!(r.latency_ms, None);
         let d = set
             .iter()
             .find(|d| id(d) == r.decision_id)
             .ok_or("listed")?;
+        // The latency as published, in milliseconds; none when it had none.
+        assert_eq!(full.decision.latency_us, d.latency_us);
+        assert_eq!(r.latency_ms, d.latency_us.map(|us| us as f64 / 1000.0));
         let regime = d
             .regime_probs
             .iter()
@@ -241,13 +249,24 @@ fn the_listing_filters_pages_and_lists_newest_first() -> TestResult {
     Ok(())
 }
 
+/// The listed latencies of every stored decision, newest first.
+fn all_latencies(reader: &StoreReader) -> TestResult<Vec<Option<f64>>> {
+    let page = reader.query(&ForensicsQuery {
+        limit: 1000,
+        ..Default::default()
+    })?;
+    Ok(page.records.iter().map(|r| r.latency_ms).collect())
+}
+
 #[test]
 fn symbol_statistics_are_the_hand_computed_numbers() -> TestResult {
     let dir = tempfile::tempdir()?;
     let (mut store, reader) = open(&dir)?;
     let now = Utc::now().timestamp_millis();
     // 20 decisions on NVDA in the last 20 minutes: 8 BUY, 7 SELL, 5 HOLD,
-    // confidence 0.50 + i/100, explained 10..200 ms after (out of order).
+    // confidence 0.50 + i/100, explained 10..200 ms after (out of order),
+    // decided in (i + 1) × 100 µs but for i = 3, 7, 11, 15, 19 (published
+    // without a latency), stored out of latency order.
     let mut rows = Vec::new();
     for i in 0..20u64 {
         let action = match i {
@@ -257,28 +276,26 @@ fn symbol_statistics_are_the_hand_computed_numbers() -> TestResult {
         };
         let decided = now - (i as i64 + 1) * MINUTE;
         let lag = ((i * 7) % 20 + 1) as i64 * 10;
-        rows.push((
-            made(
-                i,
-                "NVDA",
-                action,
-                0.5 + i as f64 / 100.0,
-                Some("bull"),
-                decided,
-            ),
-            decided + lag,
-        ));
+        let mut d = made(
+            i,
+            "NVDA",
+            action,
+            0.5 + i as f64 / 100.0,
+            Some("bull"),
+            decided,
+        );
+        d.latency_us = (i % 4 != 3).then_some((i + 1) * 100);
+        rows.push((d, decided + lag));
     }
+    rows.reverse();
     // Outside 7 days but inside 30; and another symbol.
     let old = now - 10 * DAY;
-    rows.push((
-        made(20, "NVDA", Action::Sell, 0.9, Some("bear"), old),
-        old + 1_000,
-    ));
-    rows.push((
-        made(21, "AMD", Action::Buy, 0.1, Some("bull"), now - MINUTE),
-        now,
-    ));
+    let mut slow = made(20, "NVDA", Action::Sell, 0.9, Some("bear"), old);
+    slow.latency_us = Some(50_000);
+    rows.push((slow, old + 1_000));
+    let mut other = made(21, "AMD", Action::Buy, 0.1, Some("bull"), now - MINUTE);
+    other.latency_us = Some(999_999);
+    rows.push((other, now));
     store_explained(&mut store, &rows)?;
 
     let week = reader.symbol_stats("NVDA", since_days(7, now))?;
@@ -295,7 +312,11 @@ fn symbol_statistics_are_the_hand_computed_numbers() -> TestResult {
     // Lags 10, 20, …, 200: mean 105; nearest-rank p95 of 20 is the 19th, 190.
     assert_eq!(week.explain_lag_ms.avg, Some(105.0));
     assert_eq!(week.explain_lag_ms.p95, Some(190.0));
-    assert_eq!((week.latency_ms.avg, week.latency_ms.p95), (None, None));
+    // 15 latencies: (1 + … + 20 − (4 + 8 + 12 + 16 + 20)) × 100 µs =
+    // 15,000 µs, a mean of 1,000 µs; nearest-rank p95 of 15 is the 15th,
+    // the largest: 1,900 µs. The five without a latency count in neither.
+    assert_eq!(week.latency_ms.avg, Some(1.0));
+    assert_eq!(week.latency_ms.p95, Some(1.9));
     assert_eq!(week.first_decision_at, Some(at(now - 20 * MINUTE)));
     assert_eq!(week.last_decision_at, Some(at(now - MINUTE)));
 
@@ -308,6 +329,10 @@ fn symbol_statistics_are_the_hand_computed_numbers() -> TestResult {
     let lag = month.explain_lag_ms.avg.ok_or("a mean")?;
     assert!((lag - 3_100.0 / 21.0).abs() < 1e-9, "{lag}");
     assert_eq!(month.explain_lag_ms.p95, Some(200.0));
+    // With 50,000 µs added: (15,000 + 50,000) / 16 = 4,062.5 µs; p95 of
+    // 16 is the 16th, 50,000 µs.
+    assert_eq!(month.latency_ms.avg, Some(4.0625));
+    assert_eq!(month.latency_ms.p95, Some(50.0));
     assert_eq!(month.first_decision_at, Some(at(old)));
 
     let none = reader.symbol_stats("nvda", since_days(7, now))?;
@@ -320,6 +345,21 @@ fn symbol_statistics_are_the_hand_computed_numbers() -> TestResult {
         ),
         (None, None, None)
     );
+    assert_eq!((none.latency_ms.avg, none.latency_ms.p95), (None, None));
+
+    // A window where no decision carries a latency: null, not zero.
+    let mut untimed = Vec::new();
+    for i in 0..3u64 {
+        let decided = now - (i as i64 + 1) * MINUTE;
+        untimed.push((
+            made(30 + i, "AMZN", Action::Hold, 0.5, Some("bull"), decided),
+            decided + 10,
+        ));
+    }
+    store_explained(&mut store, &untimed)?;
+    let stats = reader.symbol_stats("AMZN", since_days(7, now))?;
+    assert_eq!(stats.decisions, 3);
+    assert_eq!((stats.latency_ms.avg, stats.latency_ms.p95), (None, None));
     Ok(())
 }
 
@@ -457,8 +497,10 @@ async fn the_routes_answer_json_and_name_bad_parameters() -> TestResult {
     );
     let first = &records[0];
     assert_eq!(first["symbol"], "AAPL");
-    assert_eq!(first["latency_ms"], Value::Null);
-    // i = 27 is the newest AAPL decision, 27 s after the base.
+    // i = 27 is the newest AAPL decision, 27 s after the base, decided in
+    // 1,270 µs; then i = 24, in 1,240 µs.
+    assert_eq!(first["latency_ms"], 1.27);
+    assert_eq!(records[1]["latency_ms"], 1.24);
     assert_eq!(
         first["decided_at"],
         at(base_ms + 27_000)
@@ -508,14 +550,21 @@ async fn the_routes_answer_json_and_name_bad_parameters() -> TestResult {
         body["explain_lag_ms"],
         serde_json::json!({"avg": 40.0, "p95": 40.0})
     );
+    // AAPL is i = 0, 3, …, 27; i = 9 and 21 have no latency. The other
+    // eight: 1,000 + 10 × (0 + 3 + 6 + 12 + 15 + 18 + 24 + 27) = 9,050 µs,
+    // a mean of 1,131.25 µs; p95 of 8 is the 8th, 1,270 µs.
     assert_eq!(
         body["latency_ms"],
-        serde_json::json!({"avg": null, "p95": null})
+        serde_json::json!({"avg": 1.13125, "p95": 1.27})
     );
     let (status, _, body) = get("/api/v1/forensics/symbols/AAPL/stats".into()).await?;
     assert_eq!((status, &body["decisions"]), (200, &10.into()));
     let (status, _, body) = get("/api/v1/forensics/symbols/AAPL/stats?days=1".into()).await?;
     assert_eq!((status, &body["decisions"]), (200, &0.into()));
+    assert_eq!(
+        body["latency_ms"],
+        serde_json::json!({"avg": null, "p95": null})
+    );
     let (status, _, body) = get("/api/v1/forensics/regimes?days=7".into()).await?;
     assert_eq!(status, 200);
     assert_eq!(keys(&body), ["decisions", "regimes", "since"]);
@@ -713,13 +762,13 @@ fn a_schema_2_store_is_migrated_in_place() -> TestResult {
     let old = StoreReader::open(&path)?;
     assert!(old.get(id(&json_row))?.is_some());
     match old.query(&ForensicsQuery::default()) {
-        Err(Error::SchemaTooOld { found, needed, .. }) => assert_eq!((found, needed), (2, 5)),
+        Err(Error::SchemaTooOld { found, needed, .. }) => assert_eq!((found, needed), (2, 6)),
         other => panic!("expected SchemaTooOld, got {other:?}"),
     }
     drop(old);
 
     let store = ForensicsStore::open(&path, "trading_decisions")?;
-    assert_eq!(store.schema_version()?, 5);
+    assert_eq!(store.schema_version()?, 6);
     assert_eq!(store.count()?, 13);
     drop(store);
     let mut want: Vec<(Option<f64>, Option<String>)> = rows
@@ -782,7 +831,7 @@ fn a_schema_2_store_is_migrated_in_place() -> TestResult {
     // Opening again changes nothing.
     assert_eq!(
         ForensicsStore::open(&path, "trading_decisions")?.schema_version()?,
-        5
+        6
     );
     Ok(())
 }
@@ -819,10 +868,141 @@ fn a_backfill_cut_short_resumes_on_the_next_open() -> TestResult {
     drop(conn);
     assert_eq!(
         ForensicsStore::open(&path, "trading_decisions")?.schema_version()?,
-        5
+        6
     );
     let mut want = vec![(Some(0.25), Some("sideways".to_owned())); 6];
     want.push((Some(0.75), Some("bull".to_owned())));
     assert_eq!(columns_filled(&path)?, want);
+    Ok(())
+}
+
+/// What migrations 3 to 5 added to the schema-2 tables: the version-5
+/// store the previous release left.
+const SCHEMA_5_ADDED: &str = r#"
+INSERT INTO schema_migrations VALUES (3, '2025-11-01T00:00:00+00:00'), (4, '2025-11-01T00:00:01+00:00'), (5, '2025-11-01T00:00:02+00:00');
+ALTER TABLE explanations ADD COLUMN confidence REAL;
+ALTER TABLE explanations ADD COLUMN dominant_regime TEXT;
+CREATE INDEX explanations_by_symbol ON explanations (symbol, decided_at, action, confidence, explained_at);
+CREATE INDEX explanations_by_action ON explanations (action, decided_at);
+CREATE INDEX explanations_by_regime ON explanations (dominant_regime, decided_at, confidence);
+"#;
+
+/// `(decision blob, latency_us)` of every row, in row order.
+fn decisions_and_latencies(path: &std::path::Path) -> TestResult<Vec<(Vec<u8>, Option<i64>)>> {
+    let conn = rusqlite::Connection::open(path)?;
+    let mut s = conn.prepare("SELECT decision, latency_us FROM explanations ORDER BY id")?;
+    let rows = s
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+#[test]
+fn a_schema_5_store_gains_latencies_and_keeps_its_rows() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join(ForensicsStore::FILE_NAME);
+    let now = Utc::now().timestamp_millis();
+    // Six decisions as the previous release stored them: published without
+    // a latency, so their blobs are format 1 (byte for byte what that
+    // writer wrote: a codec test pins it).
+    let old: Vec<(TradingDecision, i64)> = (0..6u64)
+        .map(|i| {
+            let ms = now - (i as i64 + 10) * MINUTE;
+            (made(i, "IWM", Action::Buy, 0.5, Some("bull"), ms), ms + 20)
+        })
+        .collect();
+    {
+        let scratch = tempfile::tempdir()?;
+        let current = scratch.path().join("current.sqlite");
+        store_explained(
+            &mut ForensicsStore::open(&current, "trading_decisions")?,
+            &old,
+        )?;
+        let conn = rusqlite::Connection::open(&path)?;
+        conn.execute_batch(&format!("{SCHEMA_2}{SCHEMA_5_ADDED}"))?;
+        conn.execute(
+            "ATTACH DATABASE ?1 AS current",
+            [current.to_str().ok_or("a path")?],
+        )?;
+        let columns = format!("{V2_COLUMNS}, confidence, dominant_regime");
+        conn.execute_batch(&format!(
+            "INSERT INTO model_sets SELECT * FROM current.model_sets;
+             INSERT INTO explanations ({columns}) SELECT {columns} FROM current.explanations;
+             DETACH DATABASE current;"
+        ))?;
+    }
+    let conn = rusqlite::Connection::open(&path)?;
+    let before: Vec<Vec<u8>> = conn
+        .prepare("SELECT decision FROM explanations ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    drop(conn);
+    assert!(before.iter().all(|b| b.first() == Some(&1)), "format 1");
+    match StoreReader::open(&path)?.symbol_stats("IWM", since_days(1, now)) {
+        Err(Error::SchemaTooOld { found, needed, .. }) => assert_eq!((found, needed), (5, 6)),
+        other => panic!("expected SchemaTooOld, got {other:?}"),
+    }
+
+    // Migrated: the column is there and NULL in every old row, whose
+    // decisions are untouched; the symbol index covers the column.
+    let mut store = ForensicsStore::open(&path, "trading_decisions")?;
+    assert_eq!(store.schema_version()?, 6);
+    let after = decisions_and_latencies(&path)?;
+    assert_eq!(
+        after,
+        before.into_iter().map(|b| (b, None)).collect::<Vec<_>>()
+    );
+    let conn = rusqlite::Connection::open(&path)?;
+    let index: String = conn.query_row(
+        "SELECT sql FROM sqlite_master WHERE name = 'explanations_by_symbol'",
+        [],
+        |r| r.get(0),
+    )?;
+    assert!(index.ends_with("explained_at, latency_us)"), "{index}");
+    drop(conn);
+
+    // New decisions with latencies beside them: 400, 800, 1,200 and
+    // 1,600 µs; the statistics count those four only (mean 1,000 µs,
+    // nearest-rank p95 of 4 the 4th, 1,600 µs).
+    let new: Vec<(TradingDecision, i64)> = (0..4u64)
+        .map(|i| {
+            let ms = now - (i as i64 + 1) * MINUTE;
+            let mut d = made(10 + i, "IWM", Action::Sell, 0.5, Some("bear"), ms);
+            d.latency_us = Some((i + 1) * 400);
+            (d, ms + 20)
+        })
+        .collect();
+    store_explained(&mut store, &new)?;
+    drop(store);
+    let latencies: Vec<Option<i64>> = decisions_and_latencies(&path)?
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect();
+    assert_eq!(
+        latencies,
+        [
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            Some(400),
+            Some(800),
+            Some(1200),
+            Some(1600)
+        ]
+    );
+    let reader = StoreReader::open(&path)?;
+    let stats = reader.symbol_stats("IWM", since_days(1, now))?;
+    assert_eq!(stats.decisions, 10);
+    assert_eq!(
+        (stats.latency_ms.avg, stats.latency_ms.p95),
+        (Some(1.0), Some(1.6))
+    );
+    // Newest first: the four new ones (1, 2, 3, 4 minutes ago), then the old.
+    let mut want = vec![Some(0.4), Some(0.8), Some(1.2), Some(1.6)];
+    want.extend([None; 6]);
+    assert_eq!(all_latencies(&reader)?, want);
     Ok(())
 }

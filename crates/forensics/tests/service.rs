@@ -236,7 +236,7 @@ fn a_store_refuses_a_newer_schema() -> TestResult {
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("f.sqlite");
     let store = ForensicsStore::open(&db, DECISIONS_TOPIC)?;
-    assert_eq!(store.schema_version()?, 5);
+    assert_eq!(store.schema_version()?, 6);
     drop(store);
     let conn = rusqlite::Connection::open(&db)?;
     conn.execute(
@@ -286,9 +286,11 @@ fn assert_same_numbers(
 async fn a_stored_explanation_reads_back_as_explained() -> TestResult {
     // The reference decisions (missing features, values on split conditions,
     // an unknown feature, weights apart from the probabilities, a specialist
-    // without weight) through the service: the batched pipeline stores
-    // compact rows; reading one gives back the decision as published, the
-    // explanation one decision at a time gives, bit for bit, and its words.
+    // without weight; every other one with its latency) through the
+    // service: the batched pipeline stores compact rows; reading one gives
+    // back the decision as published, the explanation one decision at a
+    // time gives, bit for bit, and its words; the latency column holds the
+    // decision's.
     let logdir = tempfile::tempdir()?;
     let data = tempfile::tempdir()?;
     let log = EmbeddedLog::open(logdir.path(), EmbeddedOptions::default())?;
@@ -297,11 +299,14 @@ async fn a_stored_explanation_reads_back_as_explained() -> TestResult {
     let now = Utc::now();
     let decisions: Vec<_> = reference_decisions()
         .into_iter()
-        .map(|mut d| {
+        .zip(0u64..)
+        .map(|(mut d, i)| {
             d.timestamp = now;
+            d.latency_us = (i % 2 == 0).then_some(17 + 1000 * i);
             d
         })
         .collect();
+    assert!(decisions.len() >= 2);
     log.append(DECISIONS_TOPIC, decisions.iter().map(record).collect())
         .await?;
     let db = data.path().join(ForensicsStore::FILE_NAME);
@@ -324,6 +329,12 @@ async fn a_stored_explanation_reads_back_as_explained() -> TestResult {
         assert_eq!(stored.narrative, narrative(&set, d, &want));
         let json = stored.to_json();
         assert_eq!(json["decision"], serde_json::to_value(d)?);
+        let latency: Option<i64> = rusqlite::Connection::open(&db)?.query_row(
+            "SELECT latency_us FROM explanations WHERE decision_id = ?1",
+            [id.as_bytes().as_slice()],
+            |r| r.get(0),
+        )?;
+        assert_eq!(latency, d.latency_us.map(|us| us as i64), "{id}");
     }
     Ok(())
 }
@@ -384,7 +395,7 @@ fn a_schema_1_store_is_migrated_and_its_rows_still_read() -> TestResult {
         )?;
     }
     let store = ForensicsStore::open(&db, DECISIONS_TOPIC)?;
-    assert_eq!(store.schema_version()?, 5);
+    assert_eq!(store.schema_version()?, 6);
     assert_eq!(store.count()?, 1);
     // Migration 4 read the JSON text for the listing's columns.
     let (confidence, regime): (f64, Option<String>) = rusqlite::Connection::open(&db)?.query_row(

@@ -123,6 +123,23 @@ pub(super) const MIGRATIONS: &[(i64, Step)] = &[
     "#,
         ),
     ),
+    (
+        6,
+        // The decision's latency, for the symbol statistics. Rows stored
+        // before stay NULL: their decisions were published without one, and
+        // their stored forms (format 1, or JSON) hold none to fill it from.
+        // The symbol index is rebuilt with the column last, so the symbol
+        // statistics stay covered: the rebuild reads the whole table once,
+        // at the open that migrates; after it the writer pays one more
+        // integer per index entry.
+        Step::Sql(
+            r#"
+    ALTER TABLE explanations ADD COLUMN latency_us INTEGER;
+    DROP INDEX explanations_by_symbol;
+    CREATE INDEX explanations_by_symbol ON explanations (symbol, decided_at, action, confidence, explained_at, latency_us);
+    "#,
+        ),
+    ),
 ];
 
 /// The schema version this build migrates to (the last migration's).
