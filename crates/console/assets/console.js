@@ -485,9 +485,9 @@ const views = {
           a.textContent = r.decision_id;
           a.addEventListener("click", (ev) => { ev.preventDefault(); show(r.decision_id); });
           const top = (r.top_contributions || []).map((c) => `${c.feature} ${c.shap >= 0 ? "+" : ""}${c.shap.toFixed(2)}`).join(", ");
-          return [a, r.symbol, r.action, fmt(r.confidence), r.decided_at, r.dominant_regime ?? "", top];
+          return [a, r.symbol, r.action, fmt(r.confidence), r.decided_at, r.latency_ms === null || r.latency_ms === undefined ? "—" : fmt(r.latency_ms, 3), r.dominant_regime ?? "", top];
         });
-        list.replaceChildren(text("p", `${page.total} decisions match; the newest ${page.records.length}:`), table(["decision", "symbol", "action", "confidence", "decided", "regime", "strongest reasons"], rows, "decisions"));
+        list.replaceChildren(text("p", `${page.total} decisions match; the newest ${page.records.length}:`), table(["decision", "symbol", "action", "confidence", "decided", "latency ms", "regime", "strongest reasons"], rows, "decisions"));
         if (page.records.length) show(page.records[0].decision_id);
         const days = form.days.value || "7";
         const regimes = await getJson("/api/v1/forensics/regimes?days=" + days);
@@ -499,7 +499,7 @@ const views = {
           const sec = document.createElement("div");
           sec.append(text("h3", `${st.symbol}, last ${days} days`));
           sec.append(table(["action", "decisions"], Object.entries(st.actions || {}).map(([k, v]) => [k, v])));
-          const latency = st.latency_ms && st.latency_ms.avg !== null ? `, decision latency ${fmt(st.latency_ms.avg, 1)} ms` : "";
+          const latency = st.latency_ms && st.latency_ms.avg !== null ? `, decision latency ${fmt(st.latency_ms.avg, 3)} ms on average (p95 ${fmt(st.latency_ms.p95, 3)} ms)` : "";
           sec.append(text("p", `${st.decisions} decisions, average confidence ${fmt(st.avg_confidence)}${latency}; explained ${fmt(st.explain_lag_ms?.avg, 0)} ms after the decision on average`));
           parts.push(sec);
         }

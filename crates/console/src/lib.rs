@@ -62,6 +62,9 @@ use ultracore_runtime::{Health, Lineage, ServiceState, Tracer};
 pub use architecture::{Architecture, Setting, Store};
 pub use topology::{Rates, Topology};
 
+/// Operational alerts the overview keeps.
+pub const OPS_ALERTS: usize = 50;
+
 /// Lag samples kept per group for its trend.
 const TREND: usize = 60;
 
@@ -93,6 +96,9 @@ pub struct Console<L: EventLog> {
     /// Bumped after each reading of the log: the live streams send their
     /// tick right after it.
     pub(crate) readings: tokio::sync::watch::Sender<u64>,
+    /// The latest operational alerts (lag status changes) read from
+    /// `ops.alerts`, newest last.
+    pub(crate) ops_alerts: Mutex<VecDeque<ultracore_lag::LagAlert>>,
 }
 
 /// The log as last read by the sampler.
@@ -126,6 +132,7 @@ impl<L: EventLog> Console<L> {
             lag: Mutex::default(),
             portfolios: Mutex::default(),
             readings: tokio::sync::watch::channel(0).0,
+            ops_alerts: Mutex::default(),
         })
     }
 
@@ -270,6 +277,68 @@ impl<L: EventLog> Console<L> {
                 }
             }
         });
+    }
+
+    /// Follows `ops.alerts` from its beginning (a group of its own that
+    /// never commits) and keeps the latest [`OPS_ALERTS`] lag alerts for the
+    /// overview, until `token` is cancelled.
+    pub fn spawn_ops_alerts(self: &Arc<Self>, token: CancellationToken) {
+        use ultracore_log::{Consumer, ConsumerOptions};
+        let console = self.clone();
+        tokio::spawn(async move {
+            let options = ConsumerOptions::new(
+                format!("console-ops-alerts-{}", std::process::id()),
+                [ultracore_lag::alert::TOPIC],
+            );
+            let mut consumer = loop {
+                match console.log.consumer(options.clone()).await {
+                    Ok(c) => break c,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "the console waits for ops.alerts");
+                        tokio::select! {
+                            _ = token.cancelled() => return,
+                            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        }
+                    }
+                }
+            };
+            loop {
+                let records = tokio::select! {
+                    _ = token.cancelled() => return,
+                    r = consumer.poll(256, Duration::from_millis(500)) => r,
+                };
+                match records {
+                    Ok(records) => {
+                        let mut alerts = console
+                            .ops_alerts
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner);
+                        for r in &records {
+                            if let Ok(Some(a)) = ultracore_lag::LagAlert::from_record(r) {
+                                alerts.push_back(a);
+                                while alerts.len() > OPS_ALERTS {
+                                    alerts.pop_front();
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading ops.alerts failed; retrying in 1 s");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+    }
+
+    pub(crate) fn recent_ops_alerts(&self) -> Vec<ultracore_lag::LagAlert> {
+        self.ops_alerts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .rev()
+            .cloned()
+            .collect()
     }
 
     /// `ultracore_topology_edge_records_total{service,topic,role,group}`:

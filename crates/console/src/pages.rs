@@ -445,6 +445,37 @@ fn overview_main<L: EventLog>(c: &Console<L>, who: &Principal) -> String {
         s.push_str("<li>none</li>");
     }
     s.push_str("</ul></section>");
+    let ops = c.recent_ops_alerts();
+    s.push_str(r#"<section><h2>Lag status changes</h2><p class="lede">From the lag monitor, on <code>ops.alerts</code>, newest first.</p><table id="ops-alerts"><thead><tr><th>when</th><th>group</th><th>status</th><th>lag</th><th>behind</th><th>worst partition</th></tr></thead><tbody>"#);
+    for a in ops.iter().take(20) {
+        let worst = a.partitions.first().map_or(String::new(), |p| {
+            format!(
+                "{} / {}: {} ({})",
+                p.topic,
+                p.partition,
+                p.status.as_str(),
+                num(p.lag)
+            )
+        });
+        let _ = write!(
+            s,
+            r#"<tr class="{cls}"><td>{when}</td><td>{g}</td><td>{from} → {to}</td><td class="num">{lag}</td><td class="num">{behind}</td><td>{worst}</td></tr>"#,
+            cls = lag_class(Some(a.total_lag), Some(a.status.as_str())),
+            when = a.evaluated_at.format("%Y-%m-%d %H:%M:%S"),
+            g = esc(&a.group),
+            from = a.previous_status.as_str(),
+            to = a.status.as_str(),
+            lag = num(a.total_lag),
+            behind = a
+                .max_time_lag_seconds
+                .map_or("—".into(), |t| format!("{t:.1} s")),
+            worst = esc(&worst),
+        );
+    }
+    if ops.is_empty() {
+        s.push_str(r#"<tr><td colspan="6">no change since the monitor started</td></tr>"#);
+    }
+    s.push_str("</tbody></table></section>");
     s
 }
 

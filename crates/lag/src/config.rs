@@ -24,6 +24,8 @@ pub const PRIVATE_GROUP_PREFIXES: &[&str] = &[
     "verify-all",
     "demo-events-",
     "check-",
+    // The console's message browser and its tail of ops.alerts.
+    "console-",
     // The Kafka backend's timestamp look-ups (assigned, never joined).
     "ultracore-lookup",
 ];

@@ -181,7 +181,7 @@ pub const TOPICS: &[TopicDef] = &[
         partitions: 1,
         events: &["ops_alert"],
         producers: "lag monitor",
-        consumers: "notification, console",
+        consumers: "console (the overview's lag status changes), operators' alerting",
     },
 ];
 

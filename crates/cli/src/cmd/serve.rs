@@ -705,6 +705,9 @@ pub async fn run_services(
         }
         console.with_portfolios(app_state.reports.clone(), app_state.orders.clone());
         console.spawn_sampler(std::time::Duration::from_secs(1), token.clone());
+        if lag_monitor.is_some() {
+            console.spawn_ops_alerts(token.clone());
+        }
         console.register_metrics(&registry);
         app = app.merge(ultracore_console::router(console));
         app = guard.protect(app);
