@@ -10,7 +10,7 @@
 //! sourcing read models use `NORMAL`, because they keep their checkpoints in
 //! the same database; this store relies on the log's committed offsets.)
 //!
-//! # Schema (version 6)
+//! # Schema (version 7)
 //!
 //! - `explanations`: `decision_id` (16-byte UUID, unique), the decision's
 //!   time, symbol, action and `model_version`, the model set that explained
@@ -30,9 +30,10 @@
 //!   own latency as published, read out of the decision on insert like
 //!   them; NULL for decisions published without one, which every row
 //!   stored before is (their stored decisions do not hold it, so there is
-//!   nothing to fill them from). Indexes: by time; since schema 5 by
-//!   symbol, by action and by regime (see [`crate::query`]); the symbol
-//!   index covers `latency_us` since schema 6.
+//!   nothing to fill them from). Indexes: by time; since schema 7 by
+//!   symbol and time, and no other (schema 5 and 6 also had a covering
+//!   symbol index, one by action and one by regime, which cost the writer
+//!   a third of its speed; see [`crate::query`]).
 //! - `model_sets`: per model set, its specialists (name, objective) and
 //!   feature names, so old rows stay readable after the models change.
 //! - `schema_migrations`: applied migrations, as in the event-sourcing store.

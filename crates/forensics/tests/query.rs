@@ -1,6 +1,6 @@
 //! The listing and the statistics: filters, paging, order, numbers checked
 //! against hand-computed ones, the routes over real HTTP with their 400s,
-//! and stores of older schemas (2 and 5) migrated in place.
+//! and stores of older schemas (2, 5 and 6) migrated in place.
 
 mod common;
 
@@ -762,13 +762,13 @@ fn a_schema_2_store_is_migrated_in_place() -> TestResult {
     let old = StoreReader::open(&path)?;
     assert!(old.get(id(&json_row))?.is_some());
     match old.query(&ForensicsQuery::default()) {
-        Err(Error::SchemaTooOld { found, needed, .. }) => assert_eq!((found, needed), (2, 6)),
+        Err(Error::SchemaTooOld { found, needed, .. }) => assert_eq!((found, needed), (2, 7)),
         other => panic!("expected SchemaTooOld, got {other:?}"),
     }
     drop(old);
 
     let store = ForensicsStore::open(&path, "trading_decisions")?;
-    assert_eq!(store.schema_version()?, 6);
+    assert_eq!(store.schema_version()?, 7);
     assert_eq!(store.count()?, 13);
     drop(store);
     let mut want: Vec<(Option<f64>, Option<String>)> = rows
@@ -783,15 +783,7 @@ fn a_schema_2_store_is_migrated_in_place() -> TestResult {
         .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'explanations' AND sql IS NOT NULL ORDER BY name")?
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    assert_eq!(
-        indexes,
-        [
-            "explanations_by_action",
-            "explanations_by_regime",
-            "explanations_by_symbol",
-            "explanations_by_time"
-        ]
-    );
+    assert_eq!(indexes, ["explanations_by_symbol", "explanations_by_time"]);
 
     // Everything reads through the new queries, the schema-1 row included.
     let reader = StoreReader::open(&path)?;
@@ -831,7 +823,7 @@ fn a_schema_2_store_is_migrated_in_place() -> TestResult {
     // Opening again changes nothing.
     assert_eq!(
         ForensicsStore::open(&path, "trading_decisions")?.schema_version()?,
-        6
+        7
     );
     Ok(())
 }
@@ -868,7 +860,7 @@ fn a_backfill_cut_short_resumes_on_the_next_open() -> TestResult {
     drop(conn);
     assert_eq!(
         ForensicsStore::open(&path, "trading_decisions")?.schema_version()?,
-        6
+        7
     );
     let mut want = vec![(Some(0.25), Some("sideways".to_owned())); 6];
     want.push((Some(0.75), Some("bull".to_owned())));
@@ -939,14 +931,14 @@ fn a_schema_5_store_gains_latencies_and_keeps_its_rows() -> TestResult {
     drop(conn);
     assert!(before.iter().all(|b| b.first() == Some(&1)), "format 1");
     match StoreReader::open(&path)?.symbol_stats("IWM", since_days(1, now)) {
-        Err(Error::SchemaTooOld { found, needed, .. }) => assert_eq!((found, needed), (5, 6)),
+        Err(Error::SchemaTooOld { found, needed, .. }) => assert_eq!((found, needed), (5, 7)),
         other => panic!("expected SchemaTooOld, got {other:?}"),
     }
 
     // Migrated: the column is there and NULL in every old row, whose
-    // decisions are untouched; the symbol index covers the column.
+    // decisions are untouched; migration 7 leaves the plain symbol index.
     let mut store = ForensicsStore::open(&path, "trading_decisions")?;
-    assert_eq!(store.schema_version()?, 6);
+    assert_eq!(store.schema_version()?, 7);
     let after = decisions_and_latencies(&path)?;
     assert_eq!(
         after,
@@ -958,7 +950,7 @@ fn a_schema_5_store_gains_latencies_and_keeps_its_rows() -> TestResult {
         [],
         |r| r.get(0),
     )?;
-    assert!(index.ends_with("explained_at, latency_us)"), "{index}");
+    assert!(index.ends_with("(symbol, decided_at)"), "{index}");
     drop(conn);
 
     // New decisions with latencies beside them: 400, 800, 1,200 and
@@ -1004,5 +996,115 @@ fn a_schema_5_store_gains_latencies_and_keeps_its_rows() -> TestResult {
     let mut want = vec![Some(0.4), Some(0.8), Some(1.2), Some(1.6)];
     want.extend([None; 6]);
     assert_eq!(all_latencies(&reader)?, want);
+    Ok(())
+}
+
+/// What migration 6 added to the version-5 store: the version-6 store the
+/// previous release left, with its three indexes beside the time's.
+const SCHEMA_6_ADDED: &str = r#"
+INSERT INTO schema_migrations VALUES (6, '2025-12-01T00:00:00+00:00');
+ALTER TABLE explanations ADD COLUMN latency_us INTEGER;
+DROP INDEX explanations_by_symbol;
+CREATE INDEX explanations_by_symbol ON explanations (symbol, decided_at, action, confidence, explained_at, latency_us);
+"#;
+
+#[test]
+fn a_schema_6_store_keeps_two_indexes_and_the_same_answers() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join(ForensicsStore::FILE_NAME);
+    let now = Utc::now().timestamp_millis();
+    let regimes = [Some("bull"), Some("bear"), None];
+    let rows: Vec<(TradingDecision, i64)> = (0..9u64)
+        .map(|i| {
+            let ms = now - (i as i64 + 1) * MINUTE;
+            let action = [Action::Buy, Action::Sell, Action::Hold][i as usize % 3];
+            let mut d = made(
+                i,
+                "EEM",
+                action,
+                0.1 * (i + 1) as f64,
+                regimes[i as usize % 3],
+                ms,
+            );
+            d.latency_us = Some(100 * (i + 1));
+            (d, ms + 30)
+        })
+        .collect();
+    {
+        let scratch = tempfile::tempdir()?;
+        let current = scratch.path().join("current.sqlite");
+        store_explained(
+            &mut ForensicsStore::open(&current, "trading_decisions")?,
+            &rows,
+        )?;
+        let conn = rusqlite::Connection::open(&path)?;
+        conn.execute_batch(&format!("{SCHEMA_2}{SCHEMA_5_ADDED}{SCHEMA_6_ADDED}"))?;
+        conn.execute(
+            "ATTACH DATABASE ?1 AS current",
+            [current.to_str().ok_or("a path")?],
+        )?;
+        let columns = format!("{V2_COLUMNS}, confidence, dominant_regime, latency_us");
+        conn.execute_batch(&format!(
+            "INSERT INTO model_sets SELECT * FROM current.model_sets;
+             INSERT INTO explanations ({columns}) SELECT {columns} FROM current.explanations;
+             DETACH DATABASE current;"
+        ))?;
+    }
+    let before = decisions_and_latencies(&path)?;
+    match StoreReader::open(&path)?.regime_stats(since_days(1, now)) {
+        Err(Error::SchemaTooOld { found, needed, .. }) => assert_eq!((found, needed), (6, 7)),
+        other => panic!("expected SchemaTooOld, got {other:?}"),
+    }
+
+    let store = ForensicsStore::open(&path, "trading_decisions")?;
+    assert_eq!(store.schema_version()?, 7);
+    drop(store);
+    assert_eq!(decisions_and_latencies(&path)?, before);
+    let conn = rusqlite::Connection::open(&path)?;
+    let indexes: Vec<(String, String)> = conn
+        .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'explanations' AND sql IS NOT NULL ORDER BY name")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let names: Vec<&str> = indexes.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["explanations_by_symbol", "explanations_by_time"]);
+    assert!(
+        indexes[0].1.ends_with("(symbol, decided_at)"),
+        "{}",
+        indexes[0].1
+    );
+    drop(conn);
+
+    // The answers, through the indexes left.
+    let reader = StoreReader::open(&path)?;
+    let sells = reader.query(&ForensicsQuery {
+        action: Some(Action::Sell),
+        ..ForensicsQuery::default()
+    })?;
+    let want: Vec<Uuid> = [1, 4, 7].iter().map(|&i| id(&rows[i].0)).collect();
+    let got: Vec<Uuid> = sells.records.iter().map(|r| r.decision_id).collect();
+    assert_eq!((sells.total, got), (3, want));
+    let stats = reader.symbol_stats("EEM", since_days(1, now))?;
+    assert_eq!(stats.decisions, 9);
+    assert_eq!(
+        (stats.actions.buy, stats.actions.sell, stats.actions.hold),
+        (3, 3, 3)
+    );
+    let avg = stats.avg_confidence.ok_or("an average")?;
+    assert!((avg - 0.5).abs() < 1e-12, "{avg}");
+    // 100 … 900 µs: mean 500, nearest-rank p95 of 9 the 9th.
+    let mean = stats.latency_ms.avg.ok_or("a mean")?;
+    assert!((mean - 0.5).abs() < 1e-12, "{mean}");
+    assert_eq!(stats.latency_ms.p95, Some(0.9));
+    assert_eq!(stats.explain_lag_ms.p95, Some(30.0));
+    let by_regime = reader.regime_stats(since_days(1, now))?;
+    let counts: Vec<(Option<&str>, u64)> = by_regime
+        .regimes
+        .iter()
+        .map(|r| (r.regime.as_deref(), r.count))
+        .collect();
+    assert_eq!(counts, [(Some("bear"), 3), (Some("bull"), 3), (None, 3)]);
+    // bull: decisions 0, 3, 6 (0.1, 0.4, 0.7).
+    let bull = by_regime.regimes[1].avg_confidence.ok_or("an average")?;
+    assert!((bull - 0.4).abs() < 1e-12, "{bull}");
     Ok(())
 }

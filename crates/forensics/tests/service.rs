@@ -236,7 +236,7 @@ fn a_store_refuses_a_newer_schema() -> TestResult {
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("f.sqlite");
     let store = ForensicsStore::open(&db, DECISIONS_TOPIC)?;
-    assert_eq!(store.schema_version()?, 6);
+    assert_eq!(store.schema_version()?, 7);
     drop(store);
     let conn = rusqlite::Connection::open(&db)?;
     conn.execute(
@@ -395,7 +395,7 @@ fn a_schema_1_store_is_migrated_and_its_rows_still_read() -> TestResult {
         )?;
     }
     let store = ForensicsStore::open(&db, DECISIONS_TOPIC)?;
-    assert_eq!(store.schema_version()?, 6);
+    assert_eq!(store.schema_version()?, 7);
     assert_eq!(store.count()?, 1);
     // Migration 4 read the JSON text for the listing's columns.
     let (confidence, regime): (f64, Option<String>) = rusqlite::Connection::open(&db)?.query_row(

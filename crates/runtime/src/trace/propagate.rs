@@ -31,8 +31,12 @@
 //! has never committed (a reader that does not commit, or none yet) ends
 //! them when it polls again; a seek or dropping the member ends them too,
 //! and a member never keeps more than 16,384 open (the oldest end first).
-//! Every record of a batch gets its own `process` span, each the child of
-//! its record's send span, all lasting the batch's handling.
+//! Every record of a batch that continues a trace gets its own `process`
+//! span, each the child of its record's send span, all lasting the batch's
+//! handling. A record with no trace to continue (no valid `traceparent`,
+//! no known cause) gets none: at high rates (trading decisions) a root span
+//! per record would cost the consumer more than the record's handling is
+//! worth tracing; what its handling publishes starts a trace.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -72,7 +76,26 @@ impl Ids {
         if !starts_as_object {
             return Ids::default();
         }
+        // UltraCore writes the payload last: the ids are read from what
+        // comes before it, without scanning a large payload. Anything else
+        // (another field order, a payload key elsewhere) is read whole.
+        if let Some(ids) = Ids::before_payload(value) {
+            return ids;
+        }
         serde_json::from_slice(value).unwrap_or_default()
+    }
+
+    /// The ids of the fields before a top-level `"payload":` key, when that
+    /// prefix, closed, is a JSON object holding an `event_id`.
+    fn before_payload(value: &[u8]) -> Option<Ids> {
+        const KEY: &[u8] = b"\"payload\":";
+        let at = value.windows(KEY.len()).position(|w| w == KEY)?;
+        let head = value[..at].trim_ascii_end().strip_suffix(b",")?;
+        let mut closed = Vec::with_capacity(head.len() + 1);
+        closed.extend_from_slice(head);
+        closed.push(b'}');
+        let ids: Ids = serde_json::from_slice(&closed).ok()?;
+        ids.event_id.is_some().then_some(ids)
     }
 }
 
@@ -209,7 +232,14 @@ impl Processing {
                 // caused it, through any service that processed that event.
                 let parent = traceparent_of(record)
                     .or_else(|| ids.causation_id.and_then(|c| tracer.any_process_context(c)));
-                let ctx = parent.map_or_else(TraceContext::new_root, |p| p.child());
+                // A record that arrives with no trace to continue (a foreign
+                // producer's, a decision emitted at 100,000/s) starts none
+                // here: what its handling publishes starts the trace.
+                let Some(parent) = parent else {
+                    continue;
+                };
+                let ctx = parent.child();
+                let parent = Some(parent);
                 if let Some(id) = ids.event_id {
                     remembered.push((id, ctx));
                 }
@@ -292,6 +322,32 @@ fn end(tracer: &Tracer, mut spans: Vec<Span>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_read_before_the_payload_or_from_the_whole_value() {
+        let id = "0190f7a2-3c4d-7e5f-8a9b-0c1d2e3f4a5b";
+        let cause = "0190f7a2-3c4d-7e5f-8a9b-0c1d2e3f4a5c";
+        let ours = format!(
+            r#"{{"event_id":"{id}","event_type":"t","correlation_id":"c-1","causation_id":"{cause}","payload":{{"event_id":"other","x":[1,2]}}}}"#
+        );
+        let ids = Ids::of(ours.as_bytes());
+        assert_eq!(ids.event_id.map(|u| u.to_string()).as_deref(), Some(id));
+        assert_eq!(
+            ids.causation_id.map(|u| u.to_string()).as_deref(),
+            Some(cause)
+        );
+        assert_eq!(ids.correlation_id.as_deref(), Some("c-1"));
+        assert_eq!(ids.event_type.as_deref(), Some("t"));
+        // Payload first (another producer's order): read whole.
+        let foreign =
+            format!(r#"{{"payload":{{"a":1}},"event_id":"{id}","correlation_id":"c-2"}}"#);
+        let ids = Ids::of(foreign.as_bytes());
+        assert_eq!(ids.event_id.map(|u| u.to_string()).as_deref(), Some(id));
+        assert_eq!(ids.correlation_id.as_deref(), Some("c-2"));
+        // Not an envelope.
+        assert!(Ids::of(b"[1,2]").event_id.is_none());
+        assert!(Ids::of(br#"{"payload": 1}"#).event_id.is_none());
+    }
     use crate::trace::scope;
 
     fn envelope(event_id: Uuid, causation: Option<Uuid>) -> Vec<u8> {
