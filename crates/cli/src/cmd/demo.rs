@@ -380,6 +380,7 @@ async fn run_flow(
         demo.portfolio
     );
     println!("     ultracore mesh search portfolio   ·   ultracore mesh lineage optimizations");
+    println!("     the console: ultracore serve, then open http://127.0.0.1:8080/ and sign in with the admin key it prints (topology, request flow, portfolios)");
     Ok(())
 }
 
