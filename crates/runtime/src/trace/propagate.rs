@@ -99,6 +99,24 @@ impl Ids {
     }
 }
 
+/// Whether a record's value may name a cause: it has a `"causation_id":`
+/// key whose value is not `null` (read without parsing the value). A
+/// value without the key, or with `null`, names none.
+fn names_a_cause(value: &[u8]) -> bool {
+    const KEY: &[u8] = b"\"causation_id\"";
+    let Some(at) = value.windows(KEY.len()).position(|w| w == KEY) else {
+        return false;
+    };
+    let Some(rest) = value[at + KEY.len()..]
+        .trim_ascii_start()
+        .strip_prefix(b":")
+    else {
+        // The text, not the key (inside a string): read the value whole.
+        return true;
+    };
+    !rest.trim_ascii_start().starts_with(b"null")
+}
+
 fn is_traceparent(key: &str) -> bool {
     key.eq_ignore_ascii_case(TraceContext::HEADER)
 }
@@ -226,12 +244,17 @@ impl Processing {
         for run in records.chunk_by(|a, b| a.topic == b.topic) {
             let topic: Arc<str> = Arc::from(run[0].topic.as_str());
             for record in run {
+                let header = traceparent_of(record);
+                // No trace to continue and no cause named: nothing to read.
+                if header.is_none() && !names_a_cause(&record.value) {
+                    continue;
+                }
                 let ids = Ids::of(&record.value);
                 // A record appended outside a traced log (the event store's
                 // aggregate events) joins the trace of the event that
                 // caused it, through any service that processed that event.
-                let parent = traceparent_of(record)
-                    .or_else(|| ids.causation_id.and_then(|c| tracer.any_process_context(c)));
+                let parent =
+                    header.or_else(|| ids.causation_id.and_then(|c| tracer.any_process_context(c)));
                 // A record that arrives with no trace to continue (a foreign
                 // producer's, a decision emitted at 100,000/s) starts none
                 // here: what its handling publishes starts the trace.
@@ -322,6 +345,26 @@ fn end(tracer: &Tracer, mut spans: Vec<Span>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cause_is_named_only_by_a_non_null_causation_id() {
+        assert!(names_a_cause(br#"{"event_id":"x","causation_id":"0190f7a2-3c4d-7e5f-8a9b-0c1d2e3f4a5b","payload":{}}"#));
+        assert!(names_a_cause(br#"{"causation_id": "c"}"#));
+        assert!(!names_a_cause(
+            br#"{"event_id":"x","causation_id":null,"payload":{}}"#
+        ));
+        assert!(!names_a_cause(br#"{"causation_id" :  null}"#));
+        assert!(names_a_cause(br#"{"causation_id" : "c"}"#));
+        // The words in a string, not a key: read whole to be sure.
+        assert!(
+            names_a_cause(br#"{"note":"x\"causation_id", "y": 1}"#),
+            "a key-like text in a string is read whole"
+        );
+        assert!(!names_a_cause(br#"{"note":"the \"causation_id\" word"}"#));
+        assert!(!names_a_cause(br#"{"causation_id": null}"#));
+        assert!(!names_a_cause(br#"{"event_id":"x","payload":{}}"#));
+        assert!(!names_a_cause(b"not json"));
+    }
 
     #[test]
     fn ids_are_read_before_the_payload_or_from_the_whole_value() {
