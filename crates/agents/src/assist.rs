@@ -12,7 +12,20 @@
 //! in the runtime: in blocking mode,
 //! personal data is masked before an answer is recorded or returned, and
 //! each masked value raises a `compliance_alert` (action `masked`).
+//!
+//! With a language model ([`Assistant::with_model`]), each answer that
+//! passed is given to the model to reword for the customer, with the
+//! (masked) question and the names of the tools behind it. The rewording
+//! is used only if it passes everything the answer passed — the critic
+//! against the same tools, and the screen (any personal data in it
+//! discards it) — and keeps every figure of the answer; otherwise, and
+//! whenever the model fails or is slow, the agent's own words go out.
+//! [`AgentAnswer::phrasing`] says which, and why a rewording was not
+//! used. The model sees no personal data (the question and the answers
+//! are masked before it) and changes nothing the runtime recorded or
+//! cached: it rewords in the assistant, after the runtime.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -22,6 +35,7 @@ use ultracore_log::EventLog;
 use uuid::Uuid;
 
 use crate::intent::{detect, Intent};
+use crate::language::{ChatMessage, LanguageModel};
 use crate::runtime::{AgentRuntime, Priority, Task};
 use crate::screen::{Mode, Screen};
 
@@ -71,6 +85,39 @@ pub struct AgentAnswer {
     pub passed: bool,
     /// Values masked in it (blocking mode), by entity.
     pub masked: Vec<String>,
+    /// Whose words `text` is: the agent's, or a model's rewording of them.
+    pub phrasing: Phrasing,
+}
+
+/// Who worded an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PhrasedBy {
+    Agent,
+    Model,
+}
+
+/// Who worded an answer, and why a model's rewording was not used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Phrasing {
+    pub by: PhrasedBy,
+    /// The model asked to reword the answer: none when no model is
+    /// configured or the answer did not pass the critic.
+    pub model: Option<String>,
+    /// Why the model's rewording was not used ("timed out after 5000 ms",
+    /// "the model stated 12.5, which no tool gave").
+    pub note: Option<String>,
+}
+
+impl Phrasing {
+    /// The agent's own words, no model asked.
+    pub fn agent() -> Phrasing {
+        Phrasing {
+            by: PhrasedBy::Agent,
+            model: None,
+            note: None,
+        }
+    }
 }
 
 /// The reply to one question.
@@ -115,9 +162,28 @@ pub struct Assistant<L: EventLog> {
     runtime: AgentRuntime,
     screen: Screen,
     log: L,
+    model: Option<Model>,
     /// The version of the data the agents read (part of the cache key).
     pub data_version: String,
 }
+
+/// The optional model, shown in `Debug` by name.
+#[derive(Clone)]
+struct Model(Arc<dyn LanguageModel>);
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Model").field(&self.0.name()).finish()
+    }
+}
+
+/// What the model is told: it rewords, and every check the answer passed
+/// is run again on what it writes.
+const REPHRASE: &str = "You reword a bank assistant's answer for the customer who asked \
+    the question. Only restate the facts in the answer you are given. Keep every figure \
+    (amounts, rates, percentages, counts, dates) exactly as written, with its units. Add no \
+    figures, no advice beyond the given text, and no promises or guarantees. Ask for and add \
+    no personal details. Reply with the reworded answer only, in plain sentences.";
 
 const GENERAL: &str = "I can help with your cards (balance, transactions, choosing a card), loans (what you could borrow, repayments, deposits) and investments (risk figures and correlations of shares or your portfolio, an ESG rebalancing). For anything else — your login, your details, opening hours — our team can help on 13 22 65.";
 
@@ -211,8 +277,19 @@ impl<L: EventLog> Assistant<L> {
             runtime,
             screen,
             log,
+            model: None,
             data_version: "1".into(),
         }
+    }
+
+    /// The assistant with `model` rewording the answers that passed the
+    /// critic; a rewording is used only if it passes the critic and the
+    /// screen again (see the module's documentation). Each call is bounded
+    /// by [`LanguageModel::timeout`], and no failure of the model fails a
+    /// question.
+    pub fn with_model(mut self, model: Arc<dyn LanguageModel>) -> Self {
+        self.model = Some(Model(model));
+        self
     }
 
     /// Answers `query` of `customer_id`, who may see the portfolios
@@ -325,6 +402,8 @@ impl<L: EventLog> Assistant<L> {
             waiting.push((*intent, rx));
         }
         let mut answers = Vec::new();
+        // What each answer was checked against, for its rewording.
+        let mut sources = Vec::new();
         for (intent, rx) in waiting {
             let outcome = rx.await.map_err(|_| {
                 AssistError::Unavailable(format!("the {} agent stopped", intent.name()))
@@ -356,7 +435,17 @@ impl<L: EventLog> Assistant<L> {
                 critic,
                 passed,
                 masked: outcome.masked.iter().map(|s| s.finding.entity.name().to_owned()).collect(),
+                phrasing: Phrasing::agent(),
             });
+            sources.push(Checked {
+                output: outcome.output,
+                tools: outcome.tools,
+                status: outcome.status,
+            });
+        }
+        if let Some(Model(model)) = &self.model {
+            self.reword_all(model.as_ref(), query, &mut answers, &sources)
+                .await;
         }
         let text = if answers.is_empty() {
             GENERAL.to_owned()
@@ -377,6 +466,131 @@ impl<L: EventLog> Assistant<L> {
             text,
             duration_ms: started.elapsed().as_secs_f64() * 1e3,
         })
+    }
+
+    /// Each answer that passed, in `model`'s words if they pass too;
+    /// [`AgentAnswer::phrasing`] says which. `sources[i]` is what
+    /// `answers[i]` was checked against.
+    async fn reword_all(
+        &self,
+        model: &dyn LanguageModel,
+        query: &str,
+        answers: &mut [AgentAnswer],
+        sources: &[Checked],
+    ) {
+        // The answers are reworded at once: a question of two agents waits
+        // for one model call, not two in a row.
+        let reworded =
+            futures::future::join_all(answers.iter().zip(sources).map(|(a, checked)| async move {
+                if !a.passed {
+                    return None;
+                }
+                Some(self.reword(model, query, a, checked).await)
+            }))
+            .await;
+        for (a, r) in answers.iter_mut().zip(reworded) {
+            let Some(r) = r else { continue };
+            let name = Some(model.name().to_owned());
+            a.phrasing = match r {
+                Ok(text) => {
+                    a.text = text;
+                    Phrasing {
+                        by: PhrasedBy::Model,
+                        model: name,
+                        note: None,
+                    }
+                }
+                Err(note) => {
+                    tracing::debug!(agent = %a.agent_id, model = model.name(), %note,
+                        "the model's rewording was not used");
+                    Phrasing {
+                        by: PhrasedBy::Agent,
+                        model: name,
+                        note: Some(note),
+                    }
+                }
+            };
+        }
+    }
+
+    /// `model`'s rewording of `answer`, if it passes the screen and every
+    /// check `answer` passed; otherwise why not.
+    async fn reword(
+        &self,
+        model: &dyn LanguageModel,
+        query: &str,
+        answer: &AgentAnswer,
+        checked: &Checked,
+    ) -> Result<String, String> {
+        let tools = if answer.tools.is_empty() {
+            "none".to_owned()
+        } else {
+            answer.tools.join(", ")
+        };
+        let messages = [
+            ChatMessage::system(REPHRASE),
+            ChatMessage::user(format!(
+                "The customer asked:\n{}\n\nThe {} agent answered, from the tools {tools}:\n{}",
+                query, answer.agent_id, answer.text
+            )),
+        ];
+        // Bounded here as well as in the client: a model of another kind
+        // may not bound itself.
+        let limit = model.timeout();
+        let text = match tokio::time::timeout(limit, model.complete(&messages)).await {
+            Err(_) => return Err(format!("timed out after {} ms", limit.as_millis())),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Ok(text)) => text.trim().to_owned(),
+        };
+        // Personal data in it discards it: the model saw none, so it made
+        // it up or was told to by the question.
+        let found = self
+            .screen
+            .screen(&mut Value::String(text.clone()), Mode::Block);
+        if !found.is_empty() {
+            let mut entities: Vec<&str> = found.iter().map(|s| s.finding.entity.name()).collect();
+            entities.sort_unstable();
+            entities.dedup();
+            return Err(format!(
+                "the model's text had personal data ({}), so it was discarded",
+                entities.join(", ")
+            ));
+        }
+        let checks = critique(
+            &text,
+            query,
+            &checked.output,
+            &checked.tools,
+            checked.status,
+        );
+        if let Some(c) = checks.iter().find(|c| !c.passed) {
+            return Err(match c.check {
+                "figures_from_tools" => {
+                    let stated = unsourced(&text, query, &checked.output, &checked.tools);
+                    format!("the model stated {}, which no tool gave", figures(&stated))
+                }
+                "policy" => format!("the model's text makes a promise ({})", c.detail),
+                "answered" => "the model's text is empty".to_owned(),
+                _ => format!(
+                    "the model's text failed the {} check: {}",
+                    c.check, c.detail
+                ),
+            });
+        }
+        // Told to keep every figure as written: a rewording that drops one
+        // says less than the answer did.
+        let kept = numbers_in(&text);
+        let dropped: Vec<f64> = numbers_in(&answer.text)
+            .into_iter()
+            .filter(|x| !kept.contains(x))
+            .collect();
+        if !dropped.is_empty() {
+            return Err(format!(
+                "the model left out {}, which the answer gave",
+                figures(&dropped)
+            ));
+        }
+        Ok(text)
     }
 
     async fn alert(
@@ -404,6 +618,22 @@ impl<L: EventLog> Assistant<L> {
         if let Err(e) = crate::screen::publish_alert(&self.log, alert).await {
             tracing::error!(error = %e, "a compliance alert could not be published");
         }
+    }
+}
+
+/// What the critic checked an answer against (with the question).
+struct Checked {
+    output: Value,
+    tools: Vec<ToolCall>,
+    status: ExecutionStatus,
+}
+
+/// `[12.5, 99]` → `12.5 and 99`.
+fn figures(xs: &[f64]) -> String {
+    let all: Vec<String> = xs.iter().map(f64::to_string).collect();
+    match all.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => all.join(""),
     }
 }
 
@@ -435,6 +665,32 @@ fn json_numbers(v: &Value, out: &mut Vec<f64>) {
     }
 }
 
+/// The figures of `text` that come from no tool and not the question.
+///
+/// A figure is sourced when a tool's input or output, the answer's data or
+/// the question has it (as is, as a percentage, rounded); small counts
+/// (years, months) pass.
+fn unsourced(text: &str, query: &str, output: &Value, tools: &[ToolCall]) -> Vec<f64> {
+    let mut known = numbers_in(query);
+    for t in tools {
+        json_numbers(&t.input, &mut known);
+        json_numbers(&t.output, &mut known);
+    }
+    json_numbers(&output["data"], &mut known);
+    numbers_in(text)
+        .into_iter()
+        .filter(|x| *x > 60.0 || x.fract() != 0.0)
+        .filter(|x| {
+            !known.iter().any(|k| {
+                [k.abs(), k.abs() * 100.0].iter().any(|c| {
+                    let tol = (c.abs() * 0.005).max(0.01);
+                    (c - x).abs() <= tol || (c.round() - x).abs() < 1e-9
+                })
+            })
+        })
+        .collect()
+}
+
 /// The critic's checks of one answer.
 pub fn critique(
     text: &str,
@@ -463,26 +719,7 @@ pub fn critique(
             format!("failed: {}", failed.join(", "))
         },
     });
-    // Every figure stated: from a tool (as is, as a percentage, rounded)
-    // or from the question; small counts (years, months) pass.
-    let mut known = numbers_in(query);
-    for t in tools {
-        json_numbers(&t.input, &mut known);
-        json_numbers(&t.output, &mut known);
-    }
-    json_numbers(&output["data"], &mut known);
-    let unsourced: Vec<f64> = numbers_in(text)
-        .into_iter()
-        .filter(|x| *x > 60.0 || x.fract() != 0.0)
-        .filter(|x| {
-            !known.iter().any(|k| {
-                [k.abs(), k.abs() * 100.0].iter().any(|c| {
-                    let tol = (c.abs() * 0.005).max(0.01);
-                    (c - x).abs() <= tol || (c.round() - x).abs() < 1e-9
-                })
-            })
-        })
-        .collect();
+    let unsourced = unsourced(text, query, output, tools);
     checks.push(Check {
         check: "figures_from_tools",
         passed: unsourced.is_empty(),
@@ -517,6 +754,13 @@ mod tests {
             [1234.5, 5000.0]
         );
         assert_eq!(numbers_in("at 6.09 % over 30 years"), [6.09, 30.0]);
+    }
+
+    #[test]
+    fn figures_are_listed_as_written() {
+        assert_eq!(figures(&[12.5]), "12.5");
+        assert_eq!(figures(&[12.5, 99.0]), "12.5 and 99");
+        assert_eq!(figures(&[1.0, 2.5, 3.0]), "1, 2.5 and 3");
     }
 
     #[test]

@@ -28,7 +28,12 @@
 //!   rebalancing requests through the asynchronous optimization flow.
 //! - [`demo`]: sample card accounts for the demo customers.
 //! - [`assist`]: the pipeline — planner, agents in parallel, critic,
-//!   governance, one reply.
+//!   governance, one reply; optionally a language model's rephrasing of
+//!   each answer, checked again by the critic and the screen.
+//! - `language.rs`: [`LanguageModel`], the optional model, and
+//!   [`OpenAiCompatible`], its client of an OpenAI-compatible
+//!   chat-completions endpoint (vLLM, Ollama, llama.cpp, OpenAI) over
+//!   plain http, configured by `ULTRACORE_MODEL_*`.
 //! - [`http`]: `POST /api/v1/assist`, and who may ask about whom.
 //! - [`replay`]: an execution run again from its event and compared.
 //! - [`crm`]: customer interactions from the CRM, screened and published
@@ -51,6 +56,7 @@ pub mod demo;
 mod governance;
 pub mod http;
 mod intent;
+mod language;
 pub mod loan;
 mod money;
 pub mod replay;
@@ -64,6 +70,10 @@ pub use governance::{
     SERVICE_GROUP,
 };
 pub use intent::{detect, warm_up, Detected, Intent};
+pub use language::{
+    ChatMessage, Completion, LanguageModel, ModelError, OpenAiCompatible, Role, DEFAULT_MAX_TOKENS,
+    DEFAULT_TIMEOUT,
+};
 pub use screen::{GovernanceKey, Mode, Screen, Screened};
 
 /// What can go wrong outside a handler.

@@ -3,6 +3,13 @@
 //! tools (the wealth agent on the data products in `<data-dir>/mesh`), the
 //! critic and governance (personal data masked before anything is
 //! recorded; each value raises a compliance alert).
+//!
+//! With `ULTRACORE_MODEL_URL` and `ULTRACORE_MODEL` set (and optionally
+//! `ULTRACORE_MODEL_API_KEY`, `ULTRACORE_MODEL_TIMEOUT_MS`), a language
+//! model at that OpenAI-compatible http endpoint rewords the answers that
+//! passed; see [`with_configured_model`].
+
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -129,10 +136,32 @@ pub async fn agents(args: &LogArgs, command: AgentsCommand) -> Result<()> {
     Ok(())
 }
 
+/// `assistant` with the language model the environment configures
+/// (`ULTRACORE_MODEL_URL`, …; none when it is unset): `assist`, `serve` and
+/// `mcp` build their assistant through this.
+pub fn with_configured_model<L: ultracore_log::EventLog>(
+    assistant: Assistant<L>,
+) -> Result<Assistant<L>> {
+    let Some(model) =
+        ultracore_agents::OpenAiCompatible::from_env().context("configuring the language model")?
+    else {
+        return Ok(assistant);
+    };
+    // The model and where it is; never the key.
+    tracing::info!(model = model.model(), host = %model.host(),
+        "a language model rewords the agents' answers");
+    Ok(assistant.with_model(Arc::new(model)))
+}
+
 pub async fn run(args: &LogArgs, a: AssistArgs) -> Result<()> {
     let p = open(args).await?;
-    let assistant =
-        Assistant::with_agents(p.log, p.store, p.mesh, p.screen, RuntimeConfig::default());
+    let assistant = with_configured_model(Assistant::with_agents(
+        p.log,
+        p.store,
+        p.mesh,
+        p.screen,
+        RuntimeConfig::default(),
+    ))?;
     let reply = assistant
         .assist(a.customer.as_deref(), &a.query, &a.portfolios)
         .await

@@ -65,13 +65,15 @@ pub async fn run(log_args: &LogArgs, args: McpArgs) -> Result<()> {
     let screen = ultracore_agents::Screen::new(ultracore_agents::GovernanceKey::load_or_create(
         &config.data_dir(),
     )?);
-    let assistant = Arc::new(ultracore_agents::assist::Assistant::with_agents(
-        log.clone(),
-        store.clone(),
-        mesh.clone(),
-        screen.clone(),
-        ultracore_agents::runtime::RuntimeConfig::default(),
-    ));
+    let assistant = Arc::new(crate::cmd::assist::with_configured_model(
+        ultracore_agents::assist::Assistant::with_agents(
+            log.clone(),
+            store.clone(),
+            mesh.clone(),
+            screen.clone(),
+            ultracore_agents::runtime::RuntimeConfig::default(),
+        ),
+    )?);
     let crm = Arc::new(ultracore_agents::crm::Crm::open(log.clone(), screen).await?);
     let server =
         McpServer::new(log, mesh, Arc::new(results)).with_agents(ultracore_mcp::AgentTools {

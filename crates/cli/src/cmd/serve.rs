@@ -555,7 +555,7 @@ pub async fn run_services(
                     .context("creating agent.executions")?;
                 // The queue is journaled: questions in flight at a stop are
                 // answered after the next start, each once.
-                let assistant = Arc::new(
+                let assistant = Arc::new(crate::cmd::assist::with_configured_model(
                     ultracore_agents::assist::Assistant::open(
                         log.clone(),
                         flow.store.clone(),
@@ -568,7 +568,7 @@ pub async fn run_services(
                     )
                     .await
                     .context("starting the agents")?,
-                );
+                )?);
                 let crm = Arc::new(
                     ultracore_agents::crm::Crm::open(log.clone(), screen.clone())
                         .await
