@@ -83,7 +83,8 @@ mod vocabulary;
 
 use matching::{matches_at, words, Match, Word};
 use vocabulary::{
-    Kind, BORROWING_CUES, EFFECT_WORDS, FLOATING, QUESTION_OPENERS, SPLITTERS, TABLES,
+    Kind, BORROWING_CUES, DETERMINERS, EFFECT_WORDS, FLOATING, NEGATIONS, QUESTION_OPENERS,
+    SPLITTERS, TABLES,
 };
 
 /// A cue found in the query.
@@ -224,6 +225,24 @@ fn is_own_card(ws: &[Word], c: &Cue) -> bool {
             .any(|w| w.text == "my")
 }
 
+/// Whether the cue at `at` follows a negation in its clause ("not about",
+/// "don't want", "without"): within the negation's reach, plus one
+/// determiner ("I don't want a loan").
+fn negated(ws: &[Word], clause: &[usize], at: usize) -> bool {
+    let mut end = at;
+    if end > 0 && DETERMINERS.contains(&ws[end - 1].text.as_str()) {
+        end -= 1;
+    }
+    NEGATIONS.iter().any(|(n, reach)| {
+        (0..=*reach).any(|gap| {
+            let Some(from) = end.checked_sub(gap + n.len()) else {
+                return false;
+            };
+            clause[from] == clause[at] && matches_at(ws, from, n, false) == Some(Match::Exact)
+        })
+    })
+}
+
 /// What the rules decided, and whether a login or a complaint decided it.
 struct Ruled {
     detected: Detected,
@@ -320,7 +339,14 @@ fn rules(query: &str) -> Ruled {
     let ws = words(query);
     let clause = clauses(&ws);
     let clauses = clause.last().map_or(1, |c| c + 1);
-    let all = cues_of(&ws);
+    let mut all = cues_of(&ws);
+    // A domain named to say it is not asked ("not about my card", "I don't
+    // want a loan") asks nothing; its words stay taken.
+    for c in all.iter_mut() {
+        if matches!(c.kind, Kind::Strong(_) | Kind::Weak(_)) && negated(&ws, &clause, c.at) {
+            c.kind = Kind::Neutral;
+        }
+    }
     let covered = {
         let mut covered = vec![false; ws.len()];
         for c in &all {

@@ -1,15 +1,27 @@
 //! Intent detection on labelled queries: exact match per intent and
-//! overall, with precision and recall. Four sets, each written apart from
-//! the detector by a different author:
+//! overall, with precision and recall. Seven sets, each written apart from
+//! the detector by a different author who saw neither it nor the other
+//! sets:
 //!
-//! - `data/intents.jsonl` (422 queries), `data/intents_fresh.jsonl` (320)
-//!   and `data/intents_third.jsonl` (320) are the tuning sets: the rules
-//!   are tuned on them, the model is trained on them and its thresholds
-//!   were chosen by cross-validation on them. Their misses are printed.
-//! - `data/intents_fourth.jsonl` (383), written before the model and
-//!   before the rules were tuned on the third set, is the held-out set:
-//!   nothing has been tuned on it, and it is the one that says whether the
-//!   detector generalises. Its misses are counted, never printed.
+//! - `data/intents.jsonl` (422 queries), `intents_fresh.jsonl` (320),
+//!   `intents_third.jsonl` (320), `intents_fourth.jsonl` (383),
+//!   `intents_fifth.jsonl` (468) and `intents_sixth.jsonl` (534) are the
+//!   tuning sets: the rules are tuned on them, the model is trained on
+//!   them. Their misses are printed, with the cues behind each.
+//! - `data/intents_seventh.jsonl` (531) is the held-out set: nothing has
+//!   been tuned on it, and it says whether the detector generalises. Its
+//!   misses are counted, never printed.
+//!
+//! Each set was held out in its turn, then became a tuning set when the
+//! next one had been written. What each scored while held out, after
+//! tuning on every set before it (card, loan, wealth, general; exact):
+//!
+//! | held out | card | loan | wealth | general | exact |
+//! |---|---|---|---|---|---|
+//! | fourth (383) | 0.948 | 0.956 | 0.960 | 0.953 | 0.950 |
+//! | fifth (468) | 0.987 | 0.967 | 0.942 | 0.946 | 0.966 |
+//! | sixth (534) | 0.955 | 0.966 | 0.952 | 0.900 | 0.949 |
+//! | seventh (531) | 1.000 | 0.977 | 0.982 | 0.935 | 0.977 |
 
 use std::collections::BTreeMap;
 
@@ -42,13 +54,14 @@ fn evaluate(rows: &[(usize, Labelled)]) -> (BTreeMap<Intent, Counts>, usize, Vec
             .iter()
             .map(|s| Intent::parse(s).unwrap_or_else(|| panic!("line {line}: unknown intent {s}")))
             .collect();
-        let got = detect(&row.query).intents;
+        let detected = detect(&row.query);
+        let got = detected.intents;
         let right = got == gold;
         exact += usize::from(right);
         if !right {
             misses.push(format!(
-                "{line}: {:?} → {got:?}, labelled {gold:?}",
-                row.query
+                "{line}: {:?} → {got:?}, labelled {gold:?}; cues {:?}",
+                row.query, detected.cues
             ));
         }
         for i in &gold {
@@ -116,7 +129,7 @@ fn report(
     (exact, accuracies)
 }
 
-const TUNING_SETS: [(&str, &str); 3] = [
+const TUNING_SETS: [(&str, &str); 6] = [
     ("intents.jsonl", include_str!("../data/intents.jsonl")),
     (
         "intents_fresh.jsonl",
@@ -126,25 +139,37 @@ const TUNING_SETS: [(&str, &str); 3] = [
         "intents_third.jsonl",
         include_str!("../data/intents_third.jsonl"),
     ),
+    (
+        "intents_fourth.jsonl",
+        include_str!("../data/intents_fourth.jsonl"),
+    ),
+    (
+        "intents_fifth.jsonl",
+        include_str!("../data/intents_fifth.jsonl"),
+    ),
+    (
+        "intents_sixth.jsonl",
+        include_str!("../data/intents_sixth.jsonl"),
+    ),
 ];
 
-const HELD_OUT: &str = include_str!("../data/intents_fourth.jsonl");
+const HELD_OUT: &str = include_str!("../data/intents_seventh.jsonl");
 
 /// Each intent's accuracy on the held-out set, and its exact match, as
-/// measured (rounded down) when the model was added: card 0.948 (127 of
-/// 134), loan 0.956 (131 of 137), wealth 0.960 (119 of 124), general 0.953
-/// (61 of 64), exact 0.950 (364 of 383). The goal is 0.95 on every intent;
-/// card is one query short of it. The rules alone scored card 0.940, loan
-/// 0.942, wealth 0.960, general 0.953, exact 0.945. The floors keep a
+/// measured (rounded down) when it was first evaluated: card 1.000 (170
+/// of 170), loan 0.977 (167 of 171), wealth 0.982 (162 of 165), general
+/// 0.935 (86 of 92), exact 0.977 (519 of 531). The goal is 0.95 on every
+/// intent: general, the questions that name a domain in passing while
+/// asking something else, is two queries short of it. The floors keep a
 /// change from making it worse unnoticed; raising them by tuning on this
 /// set's misses would make it a tuning set.
 const HELD_OUT_FLOORS: [(Intent, f64); 4] = [
-    (Intent::Card, 0.947),
-    (Intent::Loan, 0.956),
-    (Intent::Wealth, 0.959),
-    (Intent::General, 0.953),
+    (Intent::Card, 1.0),
+    (Intent::Loan, 0.976),
+    (Intent::Wealth, 0.981),
+    (Intent::General, 0.934),
 ];
-const HELD_OUT_EXACT: f64 = 0.950;
+const HELD_OUT_EXACT: f64 = 0.977;
 
 #[test]
 fn intents_on_the_tuning_sets() {
@@ -162,9 +187,9 @@ fn intents_on_the_tuning_sets() {
 
 #[test]
 fn intents_on_the_held_out_set() {
-    let rows = parse(HELD_OUT, "intents_fourth.jsonl");
-    assert_eq!(rows.len(), 383);
-    let (exact, accuracies) = report("held out (intents_fourth.jsonl)", &rows, false);
+    let rows = parse(HELD_OUT, "intents_seventh.jsonl");
+    assert_eq!(rows.len(), 531);
+    let (exact, accuracies) = report("held out (intents_seventh.jsonl)", &rows, false);
     let below: Vec<String> = HELD_OUT_FLOORS
         .iter()
         .filter(|(i, floor)| accuracies[i] < *floor)

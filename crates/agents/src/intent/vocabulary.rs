@@ -44,6 +44,11 @@ pub(super) const TABLES: &[(Kind, &[&[&str]])] = &[
 ];
 
 const CARD: &[&[&str]] = &[
+    // "My cc", as a credit card is often written.
+    &["my", "cc"],
+    &["the", "cc"],
+    &["card", "repayment"],
+    &["card", "bill"],
     &["card"],
     &["cards"],
     &["creditcard"],
@@ -125,7 +130,6 @@ const CARD_WEAK: &[&[&str]] = &[
     &["refund"],
     &["instalment"],
     &["installment"],
-    &["buy", "now", "pay", "later"],
     &["afterpay"],
     &["qantas"],
     &["velocity"],
@@ -152,6 +156,9 @@ const LOAN: &[&[&str]] = &[
     &["purchase", "price"],
     &["investment", "propert"],
     &["propert", "portfolio"],
+    &["portfolio", "of", "rental"],
+    &["portfolio", "of", "propert"],
+    &["portfolio", "of", "investment", "propert"],
     &["investment", "loan"],
     &["investor", "loan"],
     &["investor", "rate"],
@@ -170,6 +177,11 @@ const LOAN: &[&[&str]] = &[
     &["loan-to-value"],
     &["down", "payment"],
     &["deposit", "of"],
+    // A guarantee in place of the cash deposit on a purchase.
+    &["deposit", "bond"],
+    &["off", "the", "plan"],
+    // Credit to pay for a purchase in instalments.
+    &["buy", "now", "pay", "later"],
     &["home", "deposit"],
     &["house", "deposit"],
     &["deposit", "for", "a", "house"],
@@ -378,7 +390,6 @@ const WEALTH: &[&[&str]] = &[
     &["fund", "manager"],
     &["fund", "management"],
     &["funds", "management"],
-    &["retire"],
     &["pension"],
     &["annuit"],
     &["preservation", "age"],
@@ -391,12 +402,9 @@ const WEALTH: &[&[&str]] = &[
     &["peak-to-trough"],
     &["sell-off"],
     &["selloff"],
-    &["bond"],
     &["term", "deposit"],
-    &["crypto"],
     &["bitcoin"],
     &["ethereum"],
-    &["carbon"],
     &["fossil"],
     &["tech", "stocks"],
     &["growth", "option"],
@@ -406,7 +414,6 @@ const WEALTH: &[&[&str]] = &[
     &["investment", "option"],
     &["financial", "adviser"],
     &["financial", "advisor"],
-    &["financial", "planner"],
     &["financial", "advice"],
     &["risk", "profile"],
     &["risk", "tolerance"],
@@ -467,6 +474,11 @@ const WEALTH: &[&[&str]] = &[
 ];
 
 const WEALTH_WEAK: &[&[&str]] = &[
+    &["bond"],
+    &["financial", "planner"],
+    &["carbon"],
+    &["crypto"],
+    &["retire"],
     &["market"],
     &["performance"],
     &["perform"],
@@ -501,6 +513,11 @@ const WEALTH_WEAK: &[&[&str]] = &[
 ];
 
 const GENERAL_WINS: &[&[&str]] = &[
+    // A broken app is the app's problem, whatever screen it broke on.
+    &["app", "crash"],
+    &["app", "keeps", "crash"],
+    &["app", "freez"],
+    &["app", "keeps", "freez"],
     &["password"],
     &["passcode"],
     &["log", "in"],
@@ -590,9 +607,35 @@ const GENERAL: &[&[&str]] = &[
     &["financial", "claims", "scheme"],
     &["pay", "anyone"],
     &["saver", "account"],
+    &["proof", "of", "balance"],
+    &["my", "savings"],
+    &["scam"],
+    // Money paid into an account, not a deposit for a home.
+    &["deposit", "cash"],
+    &["deposit", "money"],
+    &["deposit", "coins"],
+    &["cash", "deposit"],
+    &["fund", "my", "account"],
+    &["fund", "an", "account"],
+    &["fund", "the", "account"],
 ];
 
 const NEUTRAL: &[&[&str]] = &[
+    // Cards that are not bank cards.
+    &["sim", "card"],
+    &["medicare", "card"],
+    // Invested as in caring about.
+    &["so", "invested"],
+    &["really", "invested"],
+    &["emotionally", "invested"],
+    // A pension to live on, not a bond to buy.
+    &["on", "a", "fixed", "income"],
+    // Tax losses set against gains, not a mortgage offset.
+    &["offset", "the", "gain"],
+    &["offset", "my", "gain"],
+    &["offset", "capital", "gain"],
+    // A customer who receives a pension, not a pension fund.
+    &["pensioner"],
     &["#", "visa"],
     &["student", "visa"],
     &["work", "visa"],
@@ -682,6 +725,36 @@ pub(super) const SPLITTERS: &[&[&str]] = &[
     &["while", "you're", "at", "it"],
     &["while", "youre", "at", "it"],
 ];
+
+/// Words before a domain's cue that say it is not what is asked ("not
+/// about my card — what's the rate on home loans", "I don't want a loan,
+/// just my super"). Matched as written, ending at most `reach` words (and
+/// one determiner) before the cue, in its clause.
+/// Not "rather than" or "instead of": a comparison asks both sides
+/// ("pay off the mortgage rather than top up my super?").
+pub(super) const NEGATIONS: &[(&[&str], usize)] = &[
+    // A phrase that says what is not asked reaches over a few words
+    // ("not asking about home loans", "no I don't want a credit card").
+    (&["not", "about"], 3),
+    (&["not", "asking", "about"], 3),
+    (&["not", "interested", "in"], 3),
+    (&["not", "after"], 3),
+    (&["not", "looking", "to"], 3),
+    (&["not", "looking", "for"], 3),
+    (&["don't", "want"], 3),
+    (&["dont", "want"], 3),
+    (&["don", "t", "want"], 3),
+    (&["do", "not", "want"], 3),
+    (&["don't", "need"], 3),
+    (&["dont", "need"], 3),
+    (&["don", "t", "need"], 3),
+    (&["do", "not", "need"], 3),
+    (&["without"], 3),
+    // A bare "not" only right before what it denies ("NOT term
+    // deposits"): "can I not pay my card this month" asks about the card.
+    (&["not"], 0),
+];
+pub(super) const DETERMINERS: &[&str] = &["a", "an", "the", "my", "any", "your", "another"];
 
 /// Whether a clause asks how a thing weighs on a loan application ("do
 /// credit card limits reduce how much I can borrow?"): it opens with one of
