@@ -89,7 +89,7 @@ impl Ids {
     /// prefix, closed, is a JSON object holding an `event_id`.
     fn before_payload(value: &[u8]) -> Option<Ids> {
         const KEY: &[u8] = b"\"payload\":";
-        let at = value.windows(KEY.len()).position(|w| w == KEY)?;
+        let at = memchr::memmem::find(value, KEY)?;
         let head = value[..at].trim_ascii_end().strip_suffix(b",")?;
         let mut closed = Vec::with_capacity(head.len() + 1);
         closed.extend_from_slice(head);
@@ -104,7 +104,7 @@ impl Ids {
 /// value without the key, or with `null`, names none.
 fn names_a_cause(value: &[u8]) -> bool {
     const KEY: &[u8] = b"\"causation_id\"";
-    let Some(at) = value.windows(KEY.len()).position(|w| w == KEY) else {
+    let Some(at) = memchr::memmem::find(value, KEY) else {
         return false;
     };
     let Some(rest) = value[at + KEY.len()..]
