@@ -41,7 +41,8 @@ use ultracore_cdc::postgres::{client_url, PgDb, PgRelay, PgRelayOptions};
 use ultracore_cdc::{ChangeEvent, Op, Operational, RelayOptions, SqliteDb, SqliteRelay};
 use ultracore_es::Database;
 use ultracore_log::{Consumer, ConsumerOptions, EventLog};
-use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
+use ultracore_log_any::embedded_options_from_env;
+use ultracore_log_embedded::EmbeddedLog;
 use ultracore_runtime::CancellationToken;
 use ultracore_term::table;
 use uuid::Uuid;
@@ -156,7 +157,7 @@ pub async fn run(b: CdcBench, seed: u64) -> Result<()> {
         "projections: writing {} events over {} accounts",
         b.projection_events, b.aggregates
     ));
-    let es_log = EmbeddedLog::open(scratch.path().join("es-log"), EmbeddedOptions::default())?;
+    let es_log = EmbeddedLog::open(scratch.path().join("es-log"), embedded_options_from_env()?)?;
     write_account_events(&es_log, b.projection_events, b.aggregates).await?;
     say("projections: catching up into SQLite");
     let sqlite_db = scratch.path().join("es-sqlite");
@@ -415,7 +416,7 @@ struct Rig {
 impl Rig {
     /// `operational.sqlite` in `dir` with [`SqliteRelay`].
     async fn sqlite(dir: &Path) -> Result<Rig> {
-        let log = EmbeddedLog::open(dir.join("log"), EmbeddedOptions::default())?;
+        let log = EmbeddedLog::open(dir.join("log"), embedded_options_from_env()?)?;
         let path = dir.join(ultracore_cdc::sqlite::FILE_NAME);
         let db = Arc::new(SqliteDb::open(&path)?);
         let relay = SqliteRelay::open(log.clone(), &path, RelayOptions::default())?;
@@ -437,7 +438,7 @@ impl Rig {
 
     /// The PostgreSQL database at `url` with [`PgRelay`] (the log in `dir`).
     async fn postgres(dir: &Path, url: &str) -> Result<Rig> {
-        let log = EmbeddedLog::open(dir.join("log"), EmbeddedOptions::default())?;
+        let log = EmbeddedLog::open(dir.join("log"), embedded_options_from_env()?)?;
         let db = PgDb::connect(url).await?;
         let relay = Arc::new(PgRelay::new(log.clone(), url, PgRelayOptions::default()));
         let progress = relay.clone();

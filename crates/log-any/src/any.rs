@@ -42,6 +42,37 @@ macro_rules! dispatch_consumer {
     };
 }
 
+/// The embedded log's options as the environment sets them:
+/// `ULTRACORE_SYNC_MODE` (`auto` | `per-file`) and `ULTRACORE_LOG_CACHE_MB`
+/// (0 leaves caching to the kernel); defaults otherwise.
+pub fn embedded_options_from_env() -> Result<EmbeddedOptions> {
+    let sync = match std::env::var("ULTRACORE_SYNC_MODE") {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map_err(|e: String| Error::InvalidArgument(format!("ULTRACORE_SYNC_MODE: {e}")))?,
+        _ => SyncMode::default(),
+    };
+    let defaults = EmbeddedOptions::default();
+    let page_cache_window = match std::env::var("ULTRACORE_LOG_CACHE_MB") {
+        Ok(v) if !v.trim().is_empty() => match v.trim().parse::<u64>() {
+            Ok(0) => None,
+            Ok(mb) => Some(mb.saturating_mul(1024 * 1024)),
+            Err(_) => {
+                return Err(Error::InvalidArgument(format!(
+                    "ULTRACORE_LOG_CACHE_MB: '{v}' is not a whole number of MiB (0 leaves caching to the kernel)"
+                )))
+            }
+        },
+        _ => defaults.page_cache_window,
+    };
+    Ok(EmbeddedOptions {
+        sync,
+        page_cache_window,
+        ..defaults
+    })
+}
+
 impl AnyLog {
     /// Opens the configured backend. A configured Kafka that cannot be
     /// reached is an error naming its address; there is no fallback.
@@ -52,30 +83,9 @@ impl AnyLog {
         tracing::debug!(%backend, ?access, "opening event log");
         match backend {
             Backend::Embedded { dir } => {
-                let sync = match std::env::var("ULTRACORE_SYNC_MODE") {
-                    Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|e: String| {
-                        Error::InvalidArgument(format!("ULTRACORE_SYNC_MODE: {e}"))
-                    })?,
-                    _ => SyncMode::default(),
-                };
-                let defaults = EmbeddedOptions::default();
-                let page_cache_window = match std::env::var("ULTRACORE_LOG_CACHE_MB") {
-                    Ok(v) if !v.trim().is_empty() => match v.trim().parse::<u64>() {
-                        Ok(0) => None,
-                        Ok(mb) => Some(mb.saturating_mul(1024 * 1024)),
-                        Err(_) => {
-                            return Err(Error::InvalidArgument(format!(
-                                "ULTRACORE_LOG_CACHE_MB: '{v}' is not a whole number of MiB (0 leaves caching to the kernel)"
-                            )))
-                        }
-                    },
-                    _ => defaults.page_cache_window,
-                };
                 let options = EmbeddedOptions {
                     default_retention: config.default_retention(),
-                    sync,
-                    page_cache_window,
-                    ..defaults
+                    ..embedded_options_from_env()?
                 };
                 let log = match access {
                     Access::Write => EmbeddedLog::open(&dir, options)?,

@@ -12,5 +12,5 @@
 mod any;
 mod config;
 
-pub use any::{AnyConsumer, AnyLog};
+pub use any::{embedded_options_from_env, AnyConsumer, AnyLog};
 pub use config::{Access, Backend, ConfigError, LogConfig};
