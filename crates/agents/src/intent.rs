@@ -7,10 +7,12 @@
 //! The rules decide what they find. A small learned model
 //! (`model.rs`: logistic regressions over the query's words, word pairs,
 //! letter n-grams and the cue tables' matches, trained on the labelled
-//! tuning sets) adds a domain the rules missed when it is sure of it; its
-//! cue says so ("model: p=0.91"). It never removes what a cue found, and
-//! never overrules a login or complaint question. The thresholds were
-//! chosen by cross-validation on the tuning sets (see `Policy`).
+//! tuning sets) adds a domain the rules missed when it is sure of it, and
+//! makes a question general when it is sure the question asks none of the
+//! domains it names ("the app logs me out while I check my portfolio");
+//! its cue says so ("model: p=0.91"). It never overrules a login or
+//! complaint question. The thresholds were chosen by cross-validation on
+//! the tuning sets (see `Policy`).
 //!
 //! The query is lower-cased and split into words and clauses; multi-word
 //! cues match consecutive words, a cue matches a word that starts with it
@@ -265,11 +267,12 @@ pub fn detect(query: &str) -> Detected {
 }
 
 /// How the model's probabilities amend the rules: it adds a domain the
-/// rules missed when it is sure of it; what the rules found stands.
+/// rules missed when it is sure of it, and turns a question general when
+/// it is sure no domain is asked; otherwise what the rules found stands.
 /// Chosen by cross-validation on the tuning sets
-/// (`model::tests::cross_validation`), where neither dropping a domain the
-/// rules found (by a strong cue, or by weak words alone) nor letting the
-/// model decide alone did better.
+/// (`model::tests::cross_validation`), where neither dropping one domain
+/// the rules found (by a strong cue, or by weak words alone) nor letting
+/// the model decide alone did better.
 #[derive(Debug, Clone, Copy)]
 struct Policy {
     /// A domain the rules did not find, when they found another, is added
@@ -277,19 +280,29 @@ struct Policy {
     add: f64,
     /// A domain is added at this probability when the rules found none.
     alone: f64,
+    /// Domains the rules found are overruled, the question general, at
+    /// this probability of general.
+    general: f64,
 }
 
 const POLICY: Policy = Policy {
     add: 0.8,
     alone: 0.5,
+    general: 0.6,
 };
 
 /// The domains asked, by the rules amended by the model: `p` is the
-/// model's probability per domain (`model::DOMAINS`). A question the rules
-/// gave to a login or a complaint alone stays there.
-fn combine(r: &Ruled, p: [f64; 3], policy: &Policy) -> Vec<Intent> {
+/// model's probability per output (`model::OUTPUTS`). A question the rules
+/// gave to a login or a complaint alone stays there; one the model is
+/// sure asks none of the domains it names in passing ("I've got a
+/// mortgage with you, but my question is about my e-mail address") is
+/// general.
+fn combine(r: &Ruled, p: model::Probabilities, policy: &Policy) -> Vec<Intent> {
     let ruled = &r.detected.intents;
     if r.won && ruled == &[General] {
+        return vec![General];
+    }
+    if ruled != &[General] && p[3] >= policy.general {
         return vec![General];
     }
     let floor = if ruled == &[General] {
@@ -310,9 +323,10 @@ fn combine(r: &Ruled, p: [f64; 3], policy: &Policy) -> Vec<Intent> {
     }
 }
 
-/// The rules' detection with the model's additions, each explained: its
+/// The rules' detection with the model's amendments, each explained: its
 /// cue is `model: p=0.87`, its part the whole question.
-fn amend(query: &str, r: Ruled, p: [f64; 3], policy: &Policy) -> Detected {
+fn amend(query: &str, r: Ruled, p: model::Probabilities, policy: &Policy) -> Detected {
+    let overruled = r.detected.intents != [General];
     let intents = combine(&r, p, policy);
     let Detected {
         mut cues,
@@ -324,6 +338,9 @@ fn amend(query: &str, r: Ruled, p: [f64; 3], policy: &Policy) -> Detected {
             cues.push((*d, format!("model: p={p:.2}")));
             parts.push((*d, query.trim().to_owned()));
         }
+    }
+    if overruled && intents == [General] {
+        cues.push((General, format!("model: p={:.2}", p[3])));
     }
     parts.retain(|(i, _)| intents.contains(i));
     parts.sort_by_key(|(i, _)| *i);
@@ -702,36 +719,42 @@ mod tests {
     fn the_model_adds_what_the_rules_missed_and_says_so() {
         let q = "what's left on the ute";
         assert_eq!(rules(q).detected.intents, [General]);
-        let d = amend(q, rules(q), [0.02, 0.91, 0.1], &POLICY);
+        let d = amend(q, rules(q), [0.02, 0.91, 0.1, 0.0], &POLICY);
         assert_eq!(d.intents, [Loan]);
         assert_eq!(d.cues, [(Loan, "model: p=0.91".to_owned())]);
         assert_eq!(d.parts, [(Loan, q.to_owned())]);
         // Below its threshold, the rules' answer stands.
-        let d = amend(q, rules(q), [0.02, 0.45, 0.1], &POLICY);
+        let d = amend(q, rules(q), [0.02, 0.45, 0.1, 0.0], &POLICY);
         assert_eq!(d.intents, [General]);
     }
 
     #[test]
     fn beside_a_domain_the_rules_found_the_model_must_be_surer() {
         let q = "what's my card balance";
-        let with = |loan| amend(q, rules(q), [0.99, loan, 0.0], &POLICY).intents;
+        let with = |loan| amend(q, rules(q), [0.99, loan, 0.0, 0.0], &POLICY).intents;
         assert_eq!(with(0.75), [Card]);
         assert_eq!(with(0.85), [Card, Loan]);
     }
 
     #[test]
-    fn the_model_takes_nothing_away() {
+    fn the_model_takes_a_domain_away_only_when_sure_the_question_is_general() {
         let q = "how do I change my PIN";
-        let d = amend(q, rules(q), [0.01, 0.0, 0.0], &POLICY);
+        let d = amend(q, rules(q), [0.01, 0.0, 0.0, 0.5], &POLICY);
         assert_eq!(d.intents, [Card]);
         assert!(!d.cues.iter().any(|(_, c)| c.starts_with("model")));
+        let q = "the app shows my credit card twice, is that a glitch";
+        assert_eq!(rules(q).detected.intents, [Card]);
+        let d = amend(q, rules(q), [0.1, 0.0, 0.0, 0.93], &POLICY);
+        assert_eq!(d.intents, [General]);
+        assert!(d.cues.contains(&(General, "model: p=0.93".to_owned())));
+        assert!(d.parts.is_empty());
     }
 
     #[test]
     fn a_login_problem_stays_general_whatever_the_model_says() {
         let q = "I can't log in to see my card";
         assert_eq!(
-            amend(q, rules(q), [0.99, 0.0, 0.0], &POLICY).intents,
+            amend(q, rules(q), [0.99, 0.0, 0.0, 0.0], &POLICY).intents,
             [General]
         );
     }
