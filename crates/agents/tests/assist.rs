@@ -3,62 +3,27 @@
 //! recorded on agent.executions, and personal data masked before it is
 //! recorded or returned, with an alert that does not carry it.
 
-use chrono::Utc;
-use ultracore_agents::account::{CardAccount, CardAccountCommand, Opened, Transaction};
-use ultracore_agents::assist::Assistant;
-use ultracore_agents::runtime::RuntimeConfig;
-use ultracore_agents::specialists::CardAgent;
-use ultracore_agents::{GovernanceKey, Intent, Screen};
-use ultracore_es::{Aggregate, Database, EventStore, StoreOptions};
+mod common;
+
+use ultracore_agents::Intent;
 use ultracore_log::testing::all_records;
-use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_part_question_is_answered_by_two_agents_with_their_tools() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let log = EmbeddedLog::open(dir.path().join("log"), EmbeddedOptions::default())?;
-    let store = EventStore::new(
-        log.clone(),
-        Database::open(dir.path(), None)?,
-        StoreOptions::default(),
-    )?;
-    store.ensure_topic(CardAccount::TYPE).await?;
-    let account = CardAgent::<EmbeddedLog>::account_id("c-1");
-    store
-        .execute::<CardAccount>(
-            &account,
-            CardAccountCommand::Open(Opened {
-                customer_id: "c-1".into(),
-                product_id: "rewards".into(),
-                limit: 6_000.0,
-                opened_at: Utc::now(),
-            }),
-        )
-        .await?;
-    for (id, merchant, amount) in [
-        ("t1", "Grocer", 120.40),
-        ("t2", "Call 0412 345 678 for refunds", 80.0),
-    ] {
-        store
-            .execute::<CardAccount>(
-                &account,
-                CardAccountCommand::Post(Transaction {
-                    transaction_id: id.into(),
-                    merchant: merchant.into(),
-                    category: "shopping".into(),
-                    amount,
-                    posted_at: Utc::now(),
-                }),
-            )
-            .await?;
-    }
-    ultracore_runtime::catalogue::ensure(&log, &["agent.executions"]).await?;
-    let screen = Screen::new(GovernanceKey::load_or_create(dir.path())?);
-    let (mesh, _) = ultracore_flow::setup::open_mesh(&dir.path().join("mesh"))?;
-    let assistant =
-        Assistant::with_agents(log.clone(), store, mesh, screen, RuntimeConfig::default());
+    let (log, store) = common::store(dir.path())?;
+    common::card_account(
+        &store,
+        "c-1",
+        &[
+            ("t1", "Grocer", 120.40),
+            ("t2", "Call 0412 345 678 for refunds", 80.0),
+        ],
+    )
+    .await?;
+    let assistant = common::assistant(dir.path(), &log, store).await?;
     let reply = assistant
         .assist(
             Some("c-1"),

@@ -5,6 +5,8 @@
 //! when it passes the critic and the screen and keeps every figure; any
 //! failure of the model leaves the agent's words, with a note of why.
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,15 +19,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Utc;
 use serde_json::{json, Value};
-use ultracore_agents::account::{CardAccount, CardAccountCommand, Opened, Transaction};
 use ultracore_agents::assist::{AgentAnswer, Assistant, PhrasedBy};
-use ultracore_agents::runtime::RuntimeConfig;
-use ultracore_agents::specialists::CardAgent;
-use ultracore_agents::{
-    ChatMessage, GovernanceKey, LanguageModel, ModelError, OpenAiCompatible, Role, Screen,
-};
-use ultracore_es::{Aggregate, Database, EventStore, StoreOptions};
-use ultracore_log_embedded::{EmbeddedLog, EmbeddedOptions};
+use ultracore_agents::{ChatMessage, LanguageModel, ModelError, OpenAiCompatible, Role};
+use ultracore_log_embedded::EmbeddedLog;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -266,43 +262,14 @@ struct Fixture {
 /// $200.40 of $6,000.00, and its answer to [`QUESTION`].
 async fn fixture() -> Result<Fixture, Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let log = EmbeddedLog::open(dir.path().join("log"), EmbeddedOptions::default())?;
-    let store = EventStore::new(
-        log.clone(),
-        Database::open(dir.path(), None)?,
-        StoreOptions::default(),
-    )?;
-    store.ensure_topic(CardAccount::TYPE).await?;
-    let account = CardAgent::<EmbeddedLog>::account_id("c-1");
-    store
-        .execute::<CardAccount>(
-            &account,
-            CardAccountCommand::Open(Opened {
-                customer_id: "c-1".into(),
-                product_id: "rewards".into(),
-                limit: 6_000.0,
-                opened_at: Utc::now(),
-            }),
-        )
-        .await?;
-    for (id, merchant, amount) in [("t1", "Grocer", 120.40), ("t2", "Bookshop", 80.0)] {
-        store
-            .execute::<CardAccount>(
-                &account,
-                CardAccountCommand::Post(Transaction {
-                    transaction_id: id.into(),
-                    merchant: merchant.into(),
-                    category: "shopping".into(),
-                    amount,
-                    posted_at: Utc::now(),
-                }),
-            )
-            .await?;
-    }
-    ultracore_runtime::catalogue::ensure(&log, &["agent.executions"]).await?;
-    let screen = Screen::new(GovernanceKey::load_or_create(dir.path())?);
-    let (mesh, _) = ultracore_flow::setup::open_mesh(&dir.path().join("mesh"))?;
-    let assistant = Assistant::with_agents(log, store, mesh, screen, RuntimeConfig::default());
+    let (log, store) = common::store(dir.path())?;
+    common::card_account(
+        &store,
+        "c-1",
+        &[("t1", "Grocer", 120.40), ("t2", "Bookshop", 80.0)],
+    )
+    .await?;
+    let assistant = common::assistant(dir.path(), &log, store).await?;
     let plain = assistant.assist(Some("c-1"), QUESTION, &[]).await?;
     let card = card_answer(&plain.answers)?;
     assert!(card.passed, "{:?}", card.critic);
