@@ -17,6 +17,16 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// The (x, y) of what is `along` the ranks and `across` them: the one
+    /// place the directions differ (a swap of the axes). The swap is its
+    /// own inverse, so it also turns (x, y) back into (along, across).
+    fn xy<T>(self, along: T, across: T) -> (T, T) {
+        match self {
+            Direction::TopDown => (across, along),
+            Direction::LeftRight => (along, across),
+        }
+    }
+
     /// `td` / `lr` (also `tb`, `top-down`, `left-right`).
     pub fn parse(s: &str) -> Option<Direction> {
         match s.to_ascii_lowercase().as_str() {
@@ -85,7 +95,10 @@ const GAP: f64 = 24.0;
 const RANK_GAP_TD: f64 = 80.0;
 const RANK_GAP_LR: f64 = 120.0;
 const MARGIN: f64 = 24.0;
+/// Room for a band's name left of a row (top-down).
 const BAND_LABEL: f64 = 110.0;
+/// Room for a band's name above a column (left-right).
+const BAND_LABEL_LR: f64 = 28.0;
 
 fn node_width(n: &DNode) -> f64 {
     let chars = n.label.chars().count().max(n.badge.chars().count()) as f64;
@@ -217,75 +230,57 @@ pub fn layout(d: &Diagram, direction: Direction) -> Layout {
             }
         }
     }
+    // One layout for both directions, in rank-axis terms: `along` runs
+    // with the ranks (down the rows, or across the columns), `across`
+    // runs within a rank; `Direction::xy` turns them into x and y.
     let banded = !d.bands.is_empty();
-    let offset = if banded { BAND_LABEL } else { 0.0 };
+    let (rank_gap, band_label) = match direction {
+        Direction::TopDown => (RANK_GAP_TD, BAND_LABEL),
+        Direction::LeftRight => (RANK_GAP_LR, BAND_LABEL_LR),
+    };
     let mut placed: Vec<Placed> = Vec::with_capacity(d.nodes.len());
     let mut bands = Vec::new();
-    let mut width: f64 = 0.0;
-    let mut height: f64 = 0.0;
-    match direction {
-        Direction::TopDown => {
-            let mut y = MARGIN;
-            for (r, row) in rows.iter().enumerate() {
-                let mut x = MARGIN + offset;
-                for &i in row {
-                    let w = node_width(&d.nodes[i]);
-                    placed.push(Placed {
-                        node: d.nodes[i].clone(),
-                        rank: r,
-                        x,
-                        y,
-                        w,
-                        h: NODE_H,
-                    });
-                    x += w + GAP;
-                }
-                width = width.max(x);
-                if banded {
-                    bands.push((
-                        band_name(d, r),
-                        y - RANK_GAP_TD / 4.0,
-                        NODE_H + RANK_GAP_TD / 2.0,
-                    ));
-                }
-                y += NODE_H + RANK_GAP_TD;
-            }
-            height = y - RANK_GAP_TD + MARGIN;
-            width += MARGIN;
+    let mut along = MARGIN;
+    let mut across_end: f64 = 0.0;
+    for (r, row) in rows.iter().enumerate() {
+        // A row is one node high and its nodes keep their widths; a
+        // column is as wide as its widest node, so its boxes line up.
+        let depth = match direction {
+            Direction::TopDown => NODE_H,
+            Direction::LeftRight => row
+                .iter()
+                .map(|&i| node_width(&d.nodes[i]))
+                .fold(90.0, f64::max),
+        };
+        let mut across = MARGIN + if banded { band_label } else { 0.0 };
+        for &i in row {
+            let breadth = match direction {
+                Direction::TopDown => node_width(&d.nodes[i]),
+                Direction::LeftRight => NODE_H,
+            };
+            let (x, y) = direction.xy(along, across);
+            let (w, h) = direction.xy(depth, breadth);
+            placed.push(Placed {
+                node: d.nodes[i].clone(),
+                rank: r,
+                x,
+                y,
+                w,
+                h,
+            });
+            across += breadth + GAP;
         }
-        Direction::LeftRight => {
-            let mut x = MARGIN;
-            for (r, row) in rows.iter().enumerate() {
-                let w = row
-                    .iter()
-                    .map(|&i| node_width(&d.nodes[i]))
-                    .fold(90.0, f64::max);
-                let mut y = MARGIN + if banded { 28.0 } else { 0.0 };
-                for &i in row {
-                    placed.push(Placed {
-                        node: d.nodes[i].clone(),
-                        rank: r,
-                        x,
-                        y,
-                        w,
-                        h: NODE_H,
-                    });
-                    y += NODE_H + GAP;
-                }
-                height = height.max(y);
-                if banded {
-                    bands.push((
-                        band_name(d, r),
-                        x - RANK_GAP_LR / 4.0,
-                        w + RANK_GAP_LR / 2.0,
-                    ));
-                }
-                x += w + RANK_GAP_LR;
-            }
-            width = x - RANK_GAP_LR + MARGIN;
-            height += MARGIN;
+        across_end = across_end.max(across);
+        if banded {
+            bands.push((
+                band_name(d, r),
+                along - rank_gap / 4.0,
+                depth + rank_gap / 2.0,
+            ));
         }
+        along += depth + rank_gap;
     }
+    let (width, height) = direction.xy(along - rank_gap + MARGIN, across_end + MARGIN);
     Layout {
         direction,
         nodes: placed,
@@ -324,6 +319,15 @@ pub fn esc(s: &str) -> String {
 impl Layout {
     fn find(&self, id: &str) -> Option<&Placed> {
         self.nodes.iter().find(|p| p.node.id == id)
+    }
+
+    /// A band's (x, y, width, height): from `at` along the ranks, `size`
+    /// deep, across the whole drawing.
+    fn band_rect(&self, at: f64, size: f64) -> (f64, f64, f64, f64) {
+        let (_, across) = self.direction.xy(self.width, self.height);
+        let (x, y) = self.direction.xy(at, 0.0);
+        let (w, h) = self.direction.xy(size, across);
+        (x, y, w, h)
     }
 
     /// Where an edge leaves `a` and enters `b`: the facing sides of the
@@ -386,10 +390,7 @@ impl Layout {
             s.push_str(DIAGRAM_STYLE);
         }
         for (name, at, size) in &self.bands {
-            let (x, y, w, h) = match self.direction {
-                Direction::TopDown => (0.0, *at, self.width, *size),
-                Direction::LeftRight => (*at, 0.0, *size, self.height),
-            };
+            let (x, y, w, h) = self.band_rect(*at, *size);
             let _ = write!(
                 s,
                 r#"<g class="band"><rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}"/><text x="{tx:.1}" y="{ty:.1}">{n}</text></g>"#,
@@ -472,10 +473,7 @@ impl Layout {
             h = self.height
         );
         for (i, (name, at, size)) in self.bands.iter().enumerate() {
-            let (x, y, w, h) = match self.direction {
-                Direction::TopDown => (0.0, *at, self.width, *size),
-                Direction::LeftRight => (*at, 0.0, *size, self.height),
-            };
+            let (x, y, w, h) = self.band_rect(*at, *size);
             let _ = write!(
                 s,
                 r#"<mxCell id="band-{i}" value="{n}" style="rounded=0;whiteSpace=wrap;html=1;fillColor=#f3f4f6;strokeColor=none;align=left;verticalAlign=top;fontStyle=1;fontColor=#6b7280;" vertex="1" parent="1"><mxGeometry x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" as="geometry"/></mxCell>"#,
@@ -593,6 +591,146 @@ mod tests {
         assert!(drawio.starts_with("<mxfile"));
         assert_eq!(drawio.matches(r#"vertex="1""#).count(), 3 + 2);
         assert_eq!(drawio.matches(r#"edge="1""#).count(), 1);
+    }
+
+    fn labelled(id: &str, label: &str, badge: &str, class: &str, rank: Option<usize>) -> DNode {
+        DNode {
+            id: id.into(),
+            label: label.into(),
+            badge: badge.into(),
+            class: class.into(),
+            rank,
+        }
+    }
+
+    fn rated(a: &str, b: &str, label: &str, class: &str) -> DEdge {
+        DEdge {
+            from: a.into(),
+            to: b.into(),
+            label: label.into(),
+            class: class.into(),
+        }
+    }
+
+    /// The fixed inputs of the golden drawings: ranks from the edges (a
+    /// cycle, a back edge, an unconnected node, long and escaped text);
+    /// fixed ranks with bands (an empty rank, a rank without a band's
+    /// name, an edge within a rank, one back, one to an unknown node); and
+    /// nothing at all.
+    fn golden_inputs() -> Vec<(&'static str, Diagram)> {
+        let computed = Diagram {
+            nodes: vec![
+                labelled("service:api", "api", "running", "service", None),
+                labelled(
+                    "topic:esg-portfolio-events",
+                    "esg-portfolio-events",
+                    "1,234,567 records",
+                    "topic",
+                    None,
+                ),
+                labelled(
+                    "group:worker",
+                    "worker",
+                    "lag 12 · WARN",
+                    "group warn",
+                    None,
+                ),
+                labelled(
+                    "service:worker",
+                    "worker <&>",
+                    "restarting",
+                    "service warn",
+                    None,
+                ),
+                labelled("topic:results", "results", "", "topic", None),
+                labelled("service:idle", "idle", "elsewhere", "service", None),
+            ],
+            edges: vec![
+                rated(
+                    "service:api",
+                    "topic:esg-portfolio-events",
+                    "12.5/s",
+                    "produces",
+                ),
+                rated(
+                    "topic:esg-portfolio-events",
+                    "group:worker",
+                    "11.0/s",
+                    "consumed_by",
+                ),
+                rated("group:worker", "service:worker", "", "member_of"),
+                rated("service:worker", "topic:results", "150/s", "produces"),
+                rated(
+                    "service:worker",
+                    "topic:esg-portfolio-events",
+                    "0.1/s",
+                    "produces",
+                ),
+                rated("topic:results", "service:api", "", "produces"),
+            ],
+            bands: vec![],
+        };
+        let banded = Diagram {
+            nodes: vec![
+                labelled("gw", "gateway", "entry", "entry", Some(0)),
+                labelled("api", "api", "", "entry", Some(0)),
+                labelled(
+                    "opt",
+                    "a rather long component name that gets clamped",
+                    "orchestration",
+                    "orchestration",
+                    Some(2),
+                ),
+                labelled("db", "db", "postgres", "data", Some(3)),
+                labelled("cache", "cache", "", "data", Some(3)),
+            ],
+            edges: vec![
+                rated("gw", "api", "", "calls"),
+                rated("api", "opt", "3/s", "calls"),
+                rated("opt", "db", "", "writes"),
+                rated("db", "gw", "", "feeds"),
+                rated("cache", "db", "", "reads"),
+                rated("opt", "nowhere", "", "calls"),
+            ],
+            bands: vec!["entry".into(), "messaging".into(), "orchestration".into()],
+        };
+        vec![
+            ("computed", computed),
+            ("banded", banded),
+            ("empty", Diagram::default()),
+        ]
+    }
+
+    /// Pins every drawing of [`golden_inputs`], both directions, SVG and
+    /// draw.io, to the files in `src/diagram/golden/`, byte for byte (the
+    /// SVG without its style, which is the style sheet's business). After an intended change of
+    /// the drawings, run with `ULTRACORE_BLESS=1` to rewrite the files, and
+    /// review them.
+    #[test]
+    fn drawings_match_the_golden_files() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/diagram/golden");
+        let bless = std::env::var_os("ULTRACORE_BLESS").is_some();
+        let mut differ = Vec::new();
+        for (name, d) in golden_inputs() {
+            for (direction, dir_name) in [(Direction::TopDown, "td"), (Direction::LeftRight, "lr")]
+            {
+                let l = layout(&d, direction);
+                for (ext, text) in [
+                    ("svg", l.to_svg("golden <&>")),
+                    ("drawio", l.to_drawio("golden")),
+                ] {
+                    let path = dir.join(format!("{name}-{dir_name}.{ext}"));
+                    if bless {
+                        std::fs::create_dir_all(&dir)?;
+                        std::fs::write(&path, &text)?;
+                    } else if std::fs::read_to_string(&path)? != text {
+                        differ.push(path.display().to_string());
+                    }
+                }
+            }
+        }
+        assert!(differ.is_empty(), "drawings differ from {differ:?}");
+        Ok(())
     }
 
     #[test]

@@ -96,6 +96,10 @@ pub struct Console<L: EventLog> {
     /// Bumped after each reading of the log: the live streams send their
     /// tick right after it.
     pub(crate) readings: tokio::sync::watch::Sender<u64>,
+    /// The graph of the latest reading, built once by the first live
+    /// stream that ticks on it and shared with the others (see
+    /// [`Console::reading_topology`]).
+    pub(crate) reading_topology: Mutex<(u64, Arc<tokio::sync::OnceCell<Arc<Topology>>>)>,
     /// The latest operational alerts (lag status changes) read from
     /// `ops.alerts`, newest last.
     pub(crate) ops_alerts: Mutex<VecDeque<ultracore_lag::LagAlert>>,
@@ -132,6 +136,7 @@ impl<L: EventLog> Console<L> {
             lag: Mutex::default(),
             portfolios: Mutex::default(),
             readings: tokio::sync::watch::channel(0).0,
+            reading_topology: Mutex::default(),
             ops_alerts: Mutex::default(),
         })
     }
@@ -218,6 +223,31 @@ impl<L: EventLog> Console<L> {
         )
     }
 
+    /// [`Console::topology`] as of the latest reading of the log, built
+    /// once however many live streams tick on that reading: each open
+    /// stream building its own would cost N builds a second.
+    ///
+    /// The first caller of a reading builds it; the others wait for that
+    /// build without holding a thread (an async once-cell; the lock around
+    /// it is held only to swap cells). A stream that wakes late, after
+    /// the next reading, gets the newer graph: what it would have built.
+    pub(crate) async fn reading_topology(&self) -> Arc<Topology> {
+        let reading = *self.readings.borrow();
+        let cell = {
+            let mut shared = self
+                .reading_topology
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if shared.0 != reading {
+                *shared = (reading, Arc::default());
+            }
+            shared.1.clone()
+        };
+        cell.get_or_init(|| async { Arc::new(self.topology()) })
+            .await
+            .clone()
+    }
+
     pub fn architecture(&self) -> Architecture {
         architecture::build(&self.topology(), &self.setting)
     }
@@ -225,12 +255,14 @@ impl<L: EventLog> Console<L> {
     /// Reads the log and samples the edges once.
     pub async fn sample(&self) {
         if let Some(m) = self.lag_monitor() {
+            // Statuses only: the full snapshot copies every partition's
+            // window, milliseconds at thousands of partitions, every second.
             let statuses = m
-                .snapshot()
+                .statuses()
                 .into_iter()
                 // Not judged yet (its window is filling): no badge.
-                .filter(|g| g.status != ultracore_lag::Status::NotFound)
-                .map(|g| (g.group, g.status.as_str().to_owned()))
+                .filter(|(_, status)| *status != ultracore_lag::Status::NotFound)
+                .map(|(group, status)| (group, status.as_str().to_owned()))
                 .collect();
             self.set_statuses(statuses);
         }

@@ -11,7 +11,8 @@
 //! (the offset went back). A group is its worst partition. Every change of
 //! a group's status is an `ops_alert` event on `ops.alerts` ([`alert`]);
 //! the current state is in the metrics ([`metrics`]) and in
-//! [`LagMonitor::snapshot`] for the console.
+//! [`LagMonitor::snapshot`] (with [`LagMonitor::statuses`], its cheap
+//! summary) for the console.
 //!
 //! # Samples, and the commit time the rules see
 //!

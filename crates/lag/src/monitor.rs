@@ -195,6 +195,20 @@ impl LagMonitor {
             .collect()
     }
 
+    /// Every monitored group's latest status, by name: the `group` and
+    /// `status` of each entry of [`LagMonitor::snapshot`], in the same
+    /// order, without copying partitions and windows. The console reads
+    /// this every second for its badges; a snapshot with trends takes
+    /// milliseconds over thousands of partitions, all under the lock the
+    /// rounds need.
+    pub fn statuses(&self) -> Vec<(String, Status)> {
+        self.state()
+            .groups
+            .iter()
+            .map(|(name, g)| (name.clone(), g.status))
+            .collect()
+    }
+
     /// One group's latest verdict, `None` if it is not monitored.
     pub fn group(&self, name: &str) -> Option<GroupStatus> {
         self.state()
@@ -588,6 +602,96 @@ impl GroupState {
                     })
                 })
                 .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(group: &str, topic: &str, committed: u64, high_watermark: u64) -> PartitionObservation {
+        PartitionObservation {
+            lag: GroupLag {
+                group: group.to_owned(),
+                topic: topic.to_owned(),
+                partition: 0,
+                committed: Some(committed),
+                log_start_offset: 0,
+                high_watermark,
+            },
+            oldest_unhandled_ms: None,
+        }
+    }
+
+    fn group(name: &str, partitions: Option<Vec<PartitionObservation>>) -> GroupObservation {
+        GroupObservation {
+            group: name.to_owned(),
+            partitions,
+        }
+    }
+
+    fn from_snapshot(monitor: &LagMonitor) -> Vec<(String, Status)> {
+        monitor
+            .snapshot()
+            .into_iter()
+            .map(|g| (g.group, g.status))
+            .collect()
+    }
+
+    /// Rounds in which groups fill their windows, reach each status, go
+    /// unread (kept), appear late and disappear: after every round the
+    /// cheap accessor says what the snapshot says.
+    #[test]
+    fn statuses_agree_with_the_snapshot() {
+        let monitor = LagMonitor::new(LagConfig::default().with_window(3), &Registry::new());
+        assert_eq!(monitor.statuses(), Vec::new());
+        let mut reached = HashSet::new();
+        for round in 0..8u64 {
+            let now_ms = 1_000 * round as i64;
+            let rewound = if round < 5 { 10 * round } else { 2 };
+            let mut round_seen = vec![
+                group(
+                    "caught-up",
+                    Some(vec![seen("caught-up", "a", 10 * round, 10 * round)]),
+                ),
+                group("slow", Some(vec![seen("slow", "a", round, 3 * round + 1)])),
+                group(
+                    "stalled",
+                    Some(vec![
+                        seen("stalled", "a", 10 * round, 10 * round),
+                        seen("stalled", "b", 5, 50 + round),
+                    ]),
+                ),
+                group("stopped", Some(vec![seen("stopped", "a", 5, 50)])),
+                group("rewound", Some(vec![seen("rewound", "a", rewound, 100)])),
+                // Read once, then unreadable: what is known stays.
+                group(
+                    "unread",
+                    (round == 0).then(|| vec![seen("unread", "a", 1, 2)]),
+                ),
+            ];
+            if round >= 6 {
+                round_seen.push(group("late", Some(vec![seen("late", "a", 0, 9)])));
+            }
+            if round < 4 {
+                round_seen.push(group("gone", Some(vec![seen("gone", "a", 0, 9)])));
+            }
+            monitor.apply(now_ms, round_seen);
+            let statuses = monitor.statuses();
+            assert_eq!(statuses, from_snapshot(&monitor), "round {round}");
+            reached.extend(statuses.into_iter().map(|(_, s)| s));
+        }
+        let names: Vec<String> = monitor.statuses().into_iter().map(|(g, _)| g).collect();
+        assert!(names.contains(&"late".to_owned()) && !names.contains(&"gone".to_owned()));
+        for s in [
+            Status::Ok,
+            Status::Warn,
+            Status::Stall,
+            Status::Stop,
+            Status::Rewind,
+        ] {
+            assert!(reached.contains(&s), "{s} never reached: {reached:?}");
         }
     }
 }
