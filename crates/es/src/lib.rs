@@ -53,4 +53,4 @@ pub use projection::{Projection, ProjectionRunner, ProjectionStatus, Views};
 pub use storage::{
     Batch, IndexedEvent, PostgresStorage, Snapshot, SqliteStorage, Storage, Watermark,
 };
-pub use store::{topic_for, EventStore, Saved, StoreOptions};
+pub use store::{topic_for, AppendHook, EventStore, Saved, StoreOptions};

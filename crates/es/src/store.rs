@@ -40,7 +40,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use ultracore_log::{
-    Envelope, EnvelopeBuilder, EventLog, EventLogExt, RawEnvelope, Record, Retention, TopicSpec,
+    Envelope, EnvelopeBuilder, EventLog, EventLogExt, NewRecord, RawEnvelope, Record, Retention,
+    TopicSpec,
 };
 
 use crate::follower::{lock, Follower, Sink, Until, COMMIT_HEADER};
@@ -52,6 +53,21 @@ pub fn topic_for(aggregate_type: &str) -> String {
     format!("es.{aggregate_type}")
 }
 
+/// Called around every append of a store's events: what a deployment adds
+/// to the records on their way (a trace's `traceparent` header and its
+/// send spans, as the service runtime's traced log adds them).
+pub trait AppendHook: std::fmt::Debug + Send + Sync + 'static {
+    /// Before `records` are appended to `topic`; may add headers. What it
+    /// returns is handed to [`AppendHook::after`].
+    fn before(&self, topic: &str, records: &mut [NewRecord]) -> Box<dyn std::any::Any + Send>;
+    /// After the append, with its outcome.
+    fn after(
+        &self,
+        state: Box<dyn std::any::Any + Send>,
+        outcome: std::result::Result<&[ultracore_log::Appended], &ultracore_log::Error>,
+    );
+}
+
 /// Settings of an [`EventStore`].
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -59,6 +75,8 @@ pub struct StoreOptions {
     pub partitions: u32,
     /// Snapshot interval per aggregate type, overriding `Aggregate::SNAPSHOT_EVERY` (0: never).
     pub snapshot_every: BTreeMap<String, u64>,
+    /// Called around every append of events (none by default).
+    pub append_hook: Option<Arc<dyn AppendHook>>,
 }
 
 impl Default for StoreOptions {
@@ -66,6 +84,7 @@ impl Default for StoreOptions {
         StoreOptions {
             partitions: 4,
             snapshot_every: BTreeMap::new(),
+            append_hook: None,
         }
     }
 }
@@ -78,6 +97,12 @@ impl StoreOptions {
 
     pub fn partitions(mut self, partitions: u32) -> Self {
         self.partitions = partitions;
+        self
+    }
+
+    /// `hook` around every append of events.
+    pub fn append_hook(mut self, hook: Arc<dyn AppendHook>) -> Self {
+        self.append_hook = Some(hook);
         self
     }
 }
@@ -558,7 +583,13 @@ impl<L: EventLog> EventStore<L> {
             records.push(e.to_record().with_header(COMMIT_HEADER, commit.to_string()));
         }
         let topic = topic_for(aggregate_type);
-        let appended = self.inner.log.append(&topic, records).await?;
+        let hook = self.inner.options.append_hook.as_ref();
+        let state = hook.map(|h| h.before(&topic, &mut records));
+        let appended = self.inner.log.append(&topic, records).await;
+        if let (Some(h), Some(state)) = (hook, state) {
+            h.after(state, appended.as_deref());
+        }
+        let appended = appended?;
         let mut past = BTreeMap::new();
         for a in &appended {
             let o = past.entry((topic.clone(), a.partition)).or_insert(a.offset);

@@ -11,7 +11,7 @@ use ultracore_log::{Appended, Consumer, ConsumerOptions, Envelope, EventLog, Eve
 use ultracore_marketdata::mesh::DataMesh;
 use ultracore_runtime::{
     CancellationToken, Failure, Health, Registration, Registry, ServiceError, Supervisor,
-    SupervisorOptions,
+    SupervisorOptions, Tracer,
 };
 use uuid::Uuid;
 
@@ -60,6 +60,11 @@ pub struct FlowOptions {
     /// The data products; required for [`Service::Optimization`].
     pub mesh: Option<DataMesh>,
     pub execution: ExecutionOptions,
+    /// Where the spans of the event store's appends go: the supervisor's
+    /// tracer, so the aggregate's records join the traces of the services
+    /// around them ([`Flow::start`] sets its own; none: the process's
+    /// global tracer).
+    pub tracer: Option<Tracer>,
 }
 
 impl FlowOptions {
@@ -69,6 +74,7 @@ impl FlowOptions {
             services: Service::ALL.to_vec(),
             mesh: Some(mesh),
             execution: ExecutionOptions::default(),
+            tracer: None,
         }
     }
 
@@ -78,6 +84,41 @@ impl FlowOptions {
             services: services.to_vec(),
             mesh,
             execution: ExecutionOptions::default(),
+            tracer: None,
+        }
+    }
+}
+
+/// The event store's appends, traced as [`ultracore_runtime::Traced`]
+/// traces its own: a `traceparent` per record and a `send` span of
+/// `service`.
+#[derive(Debug)]
+struct TracedAppends {
+    tracer: Tracer,
+    service: &'static str,
+}
+
+impl ultracore_es::AppendHook for TracedAppends {
+    fn before(
+        &self,
+        topic: &str,
+        records: &mut [ultracore_log::NewRecord],
+    ) -> Box<dyn std::any::Any + Send> {
+        Box::new(ultracore_runtime::trace::start_appends(
+            &self.tracer,
+            self.service,
+            topic,
+            records,
+        ))
+    }
+
+    fn after(
+        &self,
+        state: Box<dyn std::any::Any + Send>,
+        outcome: std::result::Result<&[Appended], &ultracore_log::Error>,
+    ) {
+        if let Ok(spans) = state.downcast::<ultracore_runtime::trace::SendSpans>() {
+            spans.finish(&self.tracer, outcome);
         }
     }
 }
@@ -105,7 +146,18 @@ pub async fn flow_services<L: EventLog>(
     // Read models from before the time-ordered views get them once.
     crate::backfill_order_times(&db)?;
     crate::backfill_notification_times(&db)?;
-    let store = EventStore::new(log.clone(), db.clone(), StoreOptions::default())?;
+    // The reporting services record facts on the Portfolio aggregate: its
+    // records carry the trace of the event each one records, as if appended
+    // through the runtime's traced log.
+    let traced = TracedAppends {
+        tracer: options.tracer.clone().unwrap_or_else(Tracer::global),
+        service: "reporting",
+    };
+    let store = EventStore::new(
+        log.clone(),
+        db.clone(),
+        StoreOptions::default().append_hook(std::sync::Arc::new(traced)),
+    )?;
     store
         .ensure_topic(<crate::Portfolio as ultracore_es::Aggregate>::TYPE)
         .await?;
@@ -245,9 +297,13 @@ impl<L: EventLog> Flow<L> {
         F: FnOnce(Beside<L>) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<Vec<Registration>, String>>,
     {
-        let services = flow_services(log.clone(), db.clone(), options).await?;
         let registry = Registry::new();
         let mut supervisor = Supervisor::new(registry.clone(), SupervisorOptions::default());
+        let options = FlowOptions {
+            tracer: options.tracer.or_else(|| Some(supervisor.tracer())),
+            ..options
+        };
+        let services = flow_services(log.clone(), db.clone(), options).await?;
         for r in services.registrations {
             supervisor.add(r);
         }

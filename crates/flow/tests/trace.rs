@@ -1,9 +1,10 @@
 //! One trace per request across the whole flow: a request sent through a
 //! traced log (as the API sends it) is optimized, its orders staged,
-//! recorded on the Portfolio aggregate and notified; every record the flow
+//! recorded on the Portfolio aggregate (the event store's appends traced
+//! like the runtime's traced log's) and notified; every record the flow
 //! wrote for it, on every topic, carries a `traceparent` of the request's
-//! trace — except the topics listed in [`UNTRACED`], written outside the
-//! runtime's traced log, which the test names so the gap stays visible.
+//! trace. A topic written without one would have to be listed in
+//! [`UNTRACED`] with the reason, so a gap stays visible.
 
 mod common;
 
@@ -25,13 +26,7 @@ use common::TestResult;
 /// Topics the flow writes for a request without a `traceparent`, and why.
 /// Each needs a change in `crates/flow/src`, not in the runtime; when one
 /// is fixed, this test fails and asks for its line to be removed.
-const UNTRACED: &[(&str, &str)] = &[(
-    "es.Portfolio",
-    "the reporting service records facts through an EventStore built on the raw log \
-     (crates/flow/src/runner.rs:108, `EventStore::new(log.clone(), ..)`), not on \
-     `ctx.traced(log)`, so its appends (crates/flow/src/reporting.rs:206) carry \
-     causation_id but bypass the traced log",
-)];
+const UNTRACED: &[(&str, &str)] = &[];
 
 fn request(portfolio: &str) -> OptimizationRequest {
     serde_json::from_value(json!({
@@ -180,7 +175,7 @@ async fn every_record_of_a_request_is_in_one_trace() -> TestResult {
         .collect();
     assert_eq!(
         traced,
-        BTreeSet::from([TOPIC, ultracore_events::portfolio::TOPIC]),
+        BTreeSet::from([TOPIC, ultracore_events::portfolio::TOPIC, "es.Portfolio"]),
         "the topics that carry the request's trace"
     );
     Ok(())

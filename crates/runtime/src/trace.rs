@@ -50,6 +50,46 @@ pub(crate) use propagate::{finish_sends, start_sends, Processing};
 pub use span::{attr, now_unix_nanos, AttrValue, Span, SpanKind, SpanStatus, MESSAGING_SYSTEM};
 pub use tracer::{Tracer, TracerOptions, TRACE_SPANS_DROPPED_TOTAL, TRACE_SPANS_EXPORTED_TOTAL};
 
+/// The send spans of records appended outside a [`crate::Traced`] log,
+/// open until [`SendSpans::finish`].
+#[derive(Debug)]
+#[must_use = "finish the spans once the append returns"]
+pub struct SendSpans(Vec<Span>);
+
+/// What [`crate::Traced`] does before an append, for a writer that appends
+/// to the log beneath it (an event store): gives each record a
+/// `traceparent` naming a new `send` span of `service`, a child of the
+/// context of the event that caused it (its envelope's `causation_id`, as
+/// `service` processed it), of the task's current context, or of the
+/// cause as any service of the process processed it (the writer may be
+/// shared), and starts those spans.
+pub fn start_appends(
+    tracer: &Tracer,
+    service: &str,
+    topic: &str,
+    records: &mut [ultracore_log::NewRecord],
+) -> SendSpans {
+    SendSpans(start_sends(
+        tracer,
+        &std::sync::Arc::from(service),
+        topic,
+        records,
+        true,
+    ))
+}
+
+impl SendSpans {
+    /// Ends the spans with the append's outcome (each one's partition and
+    /// offset, or the error) and records them.
+    pub fn finish(
+        self,
+        tracer: &Tracer,
+        outcome: Result<&[ultracore_log::Appended], &ultracore_log::Error>,
+    ) {
+        finish_sends(tracer, self.0, outcome);
+    }
+}
+
 /// Why tracing could not be configured.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TraceError {

@@ -382,7 +382,15 @@ pub async fn run_services(
                 .map(|reason| format!("the log stopped accepting writes: {reason}"))
         }),
     );
-    let flow = flow_services(log.clone(), db, FlowOptions::only(services, mesh)).await?;
+    let flow = flow_services(
+        log.clone(),
+        db,
+        FlowOptions {
+            tracer: Some(supervisor.tracer()),
+            ..FlowOptions::only(services, mesh)
+        },
+    )
+    .await?;
     let mut names: Vec<String> = Vec::new();
     for r in flow.registrations {
         names.push(r.name().to_owned());

@@ -122,7 +122,7 @@ impl<L: EventLog> EventLog for Traced<L> {
         }
         // The headers are set before the records leave, so the send spans
         // start here: their duration is the append's, durability included.
-        let sends = trace::start_sends(&self.tracer, &self.service, topic, &mut records);
+        let sends = trace::start_sends(&self.tracer, &self.service, topic, &mut records, false);
         let outcome = TRACING.scope((), self.inner.append(topic, records)).await;
         trace::finish_sends(&self.tracer, sends, outcome.as_deref());
         let appended = outcome?;

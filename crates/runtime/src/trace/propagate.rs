@@ -132,11 +132,14 @@ pub fn traceparent_of(record: &Record) -> Option<TraceContext> {
 
 /// Gives each record a `traceparent` naming a new send span and returns
 /// those spans, started now (see the module documentation for the parent).
+/// With `any_service`, a cause processed by another service of the process
+/// is a parent too, after the task's context.
 pub(crate) fn start_sends(
     tracer: &Tracer,
     service: &Arc<str>,
     topic: &str,
     records: &mut [NewRecord],
+    any_service: bool,
 ) -> Vec<Span> {
     let now = now_unix_nanos();
     let topic: Arc<str> = Arc::from(topic);
@@ -155,7 +158,14 @@ pub(crate) fn start_sends(
                     ids.causation_id
                         .and_then(|c| tracer.process_context(service, c))
                 })
-                .or(task);
+                .or(task)
+                // Its cause processed by any service of the process, for a
+                // writer shared by several (an event store).
+                .or_else(|| {
+                    ids.causation_id
+                        .filter(|_| any_service)
+                        .and_then(|c| tracer.any_process_context(c))
+                });
             let ctx = parent.map_or_else(TraceContext::new_root, |p| p.child());
             record.headers.retain(|h| !is_traceparent(&h.key));
             record
@@ -439,7 +449,7 @@ mod tests {
             NewRecord::new("k", "not an envelope").with_header("traceparent", "garbage"),
         ];
         let spans = scope(request, async {
-            start_sends(&tracer, &service, "out", &mut records)
+            start_sends(&tracer, &service, "out", &mut records, false)
         })
         .await;
         let parents: Vec<Option<TraceContext>> =
@@ -460,14 +470,19 @@ mod tests {
         }
         // Outside a scope, with no cause remembered: a new trace.
         let mut lone = vec![NewRecord::new("k", envelope(Uuid::now_v7(), None))];
-        let spans = start_sends(&tracer, &service, "out", &mut lone);
+        let spans = start_sends(&tracer, &service, "out", &mut lone, false);
         assert_eq!(spans[0].parent_span_id, None);
         assert_eq!(spans[0].correlation_id.as_deref(), Some("req-1"));
         assert_eq!(spans[0].event_type.as_deref(), Some("thing_done"));
         // Another service's processing is not this one's cause.
         let mut other = vec![NewRecord::new("k", envelope(Uuid::now_v7(), Some(cause)))];
-        let spans = start_sends(&tracer, &Arc::from("other"), "out", &mut other);
+        let spans = start_sends(&tracer, &Arc::from("other"), "out", &mut other, false);
         assert_eq!(spans[0].parent_span_id, None);
+        // Unless the writer is shared by the process's services.
+        let mut shared = vec![NewRecord::new("k", envelope(Uuid::now_v7(), Some(cause)))];
+        let spans = start_sends(&tracer, &Arc::from("other"), "out", &mut shared, true);
+        assert_eq!(spans[0].parent_span_id, Some(processing.span_id));
+        assert_eq!(spans[0].trace_id, processing.trace_id);
     }
 
     fn polled(topic: &str, partition: u32, offset: u64) -> Record {
