@@ -7,7 +7,9 @@
 #     client of the MCP server's tests;
 #   - a throwaway PostgreSQL cluster (Debian's packages) on 127.0.0.1:55432
 #     with wal_level=logical, for the read models and change capture on
-#     PostgreSQL (scripts/pg-up.sh);
+#     PostgreSQL (scripts/pg-up.sh); one with wal_level=replica on 55433; and
+#     one on 55434 that accepts only TLS, with a throwaway CA (PG_SSL=1), for
+#     the TLS tests of every sslmode;
 #   - Debian's Chromium and playwright-core (npm) for the web console's
 #     tests in a real browser, and promtool for the shipped alert rules.
 # Idempotent: a second run reuses the cached binary, the venv and a running broker.
@@ -72,7 +74,11 @@ log "starting the test PostgreSQL cluster on 127.0.0.1 (wal_level=logical)"
 ULTRACORE_TEST_PG="$(scripts/pg-up.sh --url)"
 # A second one with wal_level=replica: change capture must refuse it, naming the setting.
 ULTRACORE_TEST_PG_REPLICA="$(PG_PORT=55433 PG_WAL_LEVEL=replica scripts/pg-up.sh --url)"
-export ULTRACORE_TEST_PG ULTRACORE_TEST_PG_REPLICA
+# A third that accepts only TLS (hostssl), its certificate for localhost and
+# 127.0.0.1 signed by a throwaway CA: the TLS tests connect with each sslmode.
+ULTRACORE_TEST_PG_TLS="$(PG_PORT=55434 PG_SSL=1 scripts/pg-up.sh --url)"
+ULTRACORE_TEST_PG_TLS_CA="$(PG_PORT=55434 PG_SSL=1 scripts/pg-up.sh --ca)"
+export ULTRACORE_TEST_PG ULTRACORE_TEST_PG_REPLICA ULTRACORE_TEST_PG_TLS ULTRACORE_TEST_PG_TLS_CA
 
 log "preparing the Python test client"
 ULTRACORE_TEST_PYTHON="$(scripts/python-env.sh)"

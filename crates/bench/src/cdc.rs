@@ -682,9 +682,14 @@ struct Admin {
 impl Admin {
     async fn connect(url: &str) -> Result<Admin> {
         let location = location(url);
+        // TLS as the URL's sslmode and sslrootcert say, like every component.
+        let target =
+            ultracore_pgrepl::url::parse(url).map_err(|e| anyhow::anyhow!("--database-url {e}"))?;
         let url = client_url(url);
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        let (client, connection) = target
+            .connect()
             .await
+            .map_err(|e| anyhow::anyhow!(target.connect_error(&e, 1)))
             .with_context(|| format!("connecting to PostgreSQL at {location}"))?;
         // Driven on its own task; if it ends, the next call says why.
         tokio::spawn(connection);

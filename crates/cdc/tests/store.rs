@@ -982,7 +982,7 @@ async fn postgres_connection_errors_say_where_and_never_the_password() -> TestRe
         "mysql://u:s3cret@h/db",
         "postgres://u:s3cret@h/db?bogus=1",
         "postgres://u:s3cret@h:notaport/db",
-        "postgres://u:s3cret@h/db?sslmode=require",
+        "postgres://u:s3cret@h/db?sslmode=verify_full",
     ] {
         let m = message(PgDb::connect(bad).await);
         assert!(m.contains("DATABASE_URL"), "{bad}: {m}");

@@ -1,8 +1,13 @@
+//! [`Config`]: where and as whom the replication client connects, and
+//! with which TLS settings, parsed from a libpq-style URL.
+
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::tls::TlsSettings;
 
 /// How long connecting and logging in may take unless the URL says otherwise.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -16,8 +21,12 @@ pub const DEFAULT_APPLICATION_NAME: &str = "ultracore-pgrepl";
 /// prints the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Host name or IP address (TCP only; no Unix sockets).
+    /// Host name or IP address (TCP only; no Unix sockets). With TLS, the
+    /// name `sslmode=verify-full` checks the server's certificate against.
     pub host: String,
+    /// libpq's `hostaddr`: the address to connect to instead of resolving
+    /// `host` (which then only names the server, for TLS).
+    pub hostaddr: Option<IpAddr>,
     /// TCP port, 5432 unless the URL has one.
     pub port: u16,
     /// The role to log in as; it needs the REPLICATION attribute.
@@ -33,6 +42,9 @@ pub struct Config {
     /// Limit on TCP connect plus authentication; `None` waits as long as
     /// the operating system does.
     pub connect_timeout: Option<Duration>,
+    /// `sslmode` and `sslrootcert`: whether to use TLS and what to check
+    /// (see [`crate::tls`]). `prefer` unless the URL says otherwise.
+    pub tls: TlsSettings,
 }
 
 impl Config {
@@ -41,10 +53,13 @@ impl Config {
     /// percent-decoded; IPv6 hosts go in brackets (`[::1]`).
     ///
     /// Query parameters: `application_name`, `connect_timeout` (seconds,
-    /// 0 = none), `user`, `password`, `dbname`, `host`, `port`, and, because
-    /// this client has no TLS, `sslmode` only as `disable`, `allow` or
-    /// `prefer` and `channel_binding` only as `disable` or `prefer`. Any other
-    /// parameter is an error, so a typo cannot go unnoticed.
+    /// 0 = none), `user`, `password`, `dbname`, `host`, `hostaddr`, `port`,
+    /// `sslmode` (`disable`, `allow`, `prefer`, `require`, `verify-ca`,
+    /// `verify-full`; libpq's meanings, see [`crate::tls`]), `sslrootcert`
+    /// (a PEM file of CA certificates, or `system`), and `channel_binding`
+    /// only as `disable` or `prefer` (SCRAM here never binds to the TLS
+    /// channel). Any other parameter is an error, so a typo cannot go
+    /// unnoticed.
     pub fn from_url(url: &str) -> Result<Config> {
         let rest = url
             .strip_prefix("postgres://")
@@ -81,6 +96,9 @@ impl Config {
             .transpose()?;
         let mut application_name = None;
         let mut connect_timeout = Some(DEFAULT_CONNECT_TIMEOUT);
+        let mut hostaddr = None;
+        let mut sslmode = None;
+        let mut sslrootcert = None;
 
         for pair in query
             .unwrap_or_default()
@@ -105,21 +123,21 @@ impl Config {
                     })?;
                     connect_timeout = (secs > 0).then(|| Duration::from_secs(secs));
                 }
-                "sslmode" => match value.as_str() {
-                    "disable" | "allow" | "prefer" => {}
-                    _ => {
-                        return Err(config(format!(
-                            "sslmode={value} needs TLS, which this replication client does not \
-                             support; use sslmode=disable on a trusted network"
-                        )))
-                    }
-                },
+                "hostaddr" => {
+                    hostaddr = Some(value.parse::<IpAddr>().map_err(|_| {
+                        config(format!("hostaddr must be an IP address, not '{value}'"))
+                    })?)
+                }
+                "sslmode" => sslmode = Some(value),
+                "sslrootcert" => sslrootcert = Some(value),
                 "channel_binding" => match value.as_str() {
                     "disable" | "prefer" => {}
                     _ => {
                         return Err(config(format!(
-                            "channel_binding={value} needs TLS, which this replication client \
-                             does not support"
+                            "channel_binding={value} is not supported by this replication \
+                             client (its SCRAM login does not bind to the TLS channel): use \
+                             channel_binding=prefer, and sslmode=verify-full to authenticate \
+                             the server"
                         )))
                     }
                 },
@@ -136,8 +154,11 @@ impl Config {
             return Err(config("multiple hosts are not supported"));
         }
         let user = user.ok_or_else(|| config("the URL has no user name"))?;
+        let tls = TlsSettings::from_params(sslmode.as_deref(), sslrootcert.as_deref())
+            .map_err(|e| config(e.to_string()))?;
         Ok(Config {
             host,
+            hostaddr,
             port,
             dbname: dbname.unwrap_or_else(|| user.clone()),
             user,
@@ -145,6 +166,7 @@ impl Config {
             application_name: application_name
                 .unwrap_or_else(|| DEFAULT_APPLICATION_NAME.to_owned()),
             connect_timeout,
+            tls,
         })
     }
 
@@ -170,12 +192,14 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("host", &self.host)
+            .field("hostaddr", &self.hostaddr)
             .field("port", &self.port)
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("dbname", &self.dbname)
             .field("application_name", &self.application_name)
             .field("connect_timeout", &self.connect_timeout)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -213,7 +237,9 @@ fn split_host_port(hostport: &str) -> Result<(String, u16)> {
     }
 }
 
-fn percent_decode(text: &str, what: &str) -> Result<String> {
+/// Decodes `%XX` escapes; the result must be UTF-8. `what` names the part
+/// of the URL in the error.
+pub(crate) fn percent_decode(text: &str, what: &str) -> Result<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -289,8 +315,10 @@ mod tests {
             "postgres://u@h:x/db",
             "postgres://u@h1,h2/db",
             "postgres://u@[::1/db",
-            "postgres://u@h/db?sslmode=require",
-            "postgres://u@h/db?sslmode=verify-full",
+            "postgres://u@h/db?sslmode=verify_full",
+            "postgres://u@h/db?sslmode=require&sslrootcert=system",
+            "postgres://u@h/db?hostaddr=db.example",
+            "postgres://u@h/db?sslcert=client.crt",
             "postgres://u@h/db?channel_binding=require",
             "postgres://u@h/db?connect_timeout=soon",
             "postgres://u@h/db?applicaton_name=typo",
@@ -311,7 +339,39 @@ mod tests {
         let debug = format!("{cfg:?}");
         assert!(!debug.contains("hunter2secret"), "{debug}");
         assert!(debug.contains("<redacted>"), "{debug}");
-        let err = Config::from_url("postgres://u:hunter2secret@h/db?sslmode=require").unwrap_err();
+        let err =
+            Config::from_url("postgres://u:hunter2secret@h/db?sslmode=verify-fully").unwrap_err();
         assert!(!err.to_string().contains("hunter2secret"));
+        assert!(err.to_string().contains("verify-full"), "{err}");
+    }
+
+    #[test]
+    fn tls_parameters_follow_libpq() {
+        use crate::tls::{RootCerts, SslMode};
+
+        let cfg = Config::from_url("postgres://u@h/db").unwrap();
+        assert_eq!(cfg.tls, TlsSettings::default());
+        assert_eq!(cfg.tls.mode, SslMode::Prefer);
+
+        let cfg = Config::from_url(
+            "postgres://u@db.example/db?sslmode=verify-full&sslrootcert=%2Fetc%2Fca%20dir%2Fca.crt\
+             &hostaddr=127.0.0.1",
+        )
+        .unwrap();
+        assert_eq!(cfg.tls.mode, SslMode::VerifyFull);
+        assert_eq!(
+            cfg.tls.root_cert,
+            Some(RootCerts::File("/etc/ca dir/ca.crt".into()))
+        );
+        assert_eq!(cfg.host, "db.example");
+        assert_eq!(cfg.hostaddr, Some([127, 0, 0, 1].into()));
+
+        let cfg = Config::from_url("postgres://u@h/db?sslrootcert=system").unwrap();
+        assert_eq!(cfg.tls.mode, SslMode::VerifyFull);
+        assert_eq!(cfg.tls.root_cert, Some(RootCerts::System));
+        for mode in ["disable", "allow", "prefer", "require", "verify-ca"] {
+            let cfg = Config::from_url(&format!("postgres://u@h/db?sslmode={mode}")).unwrap();
+            assert_eq!(cfg.tls.mode.as_str(), mode);
+        }
     }
 }

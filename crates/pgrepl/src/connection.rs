@@ -1,10 +1,22 @@
+//! [`ReplicationConnection`]: opening the connection (TCP, TLS as
+//! `sslmode` says, login), then replication commands and simple queries.
+//!
+//! TLS is negotiated as libpq does it: an `SSLRequest` on the fresh TCP
+//! connection, the server's one-byte answer, the TLS handshake over the same
+//! socket, and then the startup packet inside TLS. From there the protocol
+//! runs over the TLS stream exactly as over TCP ([`Wire`] sees only a byte
+//! stream), cancel-safety included.
+
+use std::sync::Arc;
+
 use tokio::net::TcpStream;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::lsn::Lsn;
-use crate::startup::{startup, AuthMethod};
+use crate::startup::{request_tls, startup, AuthMethod};
 use crate::stream::ReplicationStream;
+use crate::tls::{SslMode, TlsSettings};
 use crate::wire::{self, tag, Transport, Wire};
 use postgres_protocol::message::frontend;
 
@@ -20,6 +32,9 @@ pub struct ReplicationConnection {
     auth: AuthMethod,
     parameters: Vec<(String, String)>,
     backend_pid: Option<i32>,
+    /// The session runs over TLS that [`ReplicationConnection::connect`]
+    /// negotiated.
+    tls: bool,
     /// Set while a command is in flight; still set at the next call means
     /// the previous one was cancelled or failed half-way.
     busy: bool,
@@ -57,31 +72,41 @@ pub struct CreatedSlot {
 }
 
 impl ReplicationConnection {
-    /// Opens a TCP connection and logs in, within
+    /// Opens a TCP connection (to `cfg.hostaddr`, else `cfg.host`),
+    /// negotiates TLS as `cfg.tls` says and logs in, all within
     /// [`Config::connect_timeout`].
     ///
-    /// Authentication: trust, cleartext password, md5 and SCRAM-SHA-256
-    /// (without channel binding). There is no TLS: use it on a trusted
-    /// network, or wrap a TLS stream yourself and call
-    /// [`ReplicationConnection::handshake`].
+    /// TLS follows libpq's `sslmode` (see [`crate::tls`]): `disable` never;
+    /// `allow` without first, and with TLS again if the server refuses that
+    /// login; `prefer` with TLS if the server offers it; `require`,
+    /// `verify-ca` and `verify-full` with TLS or not at all, checking the
+    /// server's certificate as the mode says against `sslrootcert` (else
+    /// the system's CAs). A handshake that fails is an error in every mode.
     ///
-    /// Errors: [`Error::Connect`] when the TCP connection fails,
-    /// [`Error::Auth`] when the server refuses the login (wrong password,
-    /// no `pg_hba.conf` line for replication, role without REPLICATION),
-    /// [`Error::AuthMethod`] when the client cannot do what the server asks,
-    /// [`Error::Timeout`].
+    /// Authentication: trust, cleartext password, md5 and SCRAM-SHA-256
+    /// (without channel binding).
+    ///
+    /// Errors: [`Error::Connect`] when the TCP connection fails;
+    /// [`Error::Tls`] when the server does not offer TLS a mode requires or
+    /// the handshake fails (an untrusted certificate, one that does not
+    /// name the host), saying what to change; [`Error::Config`] when
+    /// `sslrootcert` cannot be read; [`Error::Auth`] when the server
+    /// refuses the login (wrong password, no `pg_hba.conf` line for
+    /// replication, role without REPLICATION); [`Error::AuthMethod`] when
+    /// the client cannot do what the server asks; [`Error::Timeout`].
     pub async fn connect(cfg: &Config) -> Result<Self> {
         let address = cfg.address();
         let login = async {
-            let tcp = TcpStream::connect((cfg.host.as_str(), cfg.port))
-                .await
-                .map_err(|source| Error::Connect {
-                    address: address.clone(),
-                    source,
-                })?;
-            // Standby status updates are small and time-sensitive.
-            tcp.set_nodelay(true)?;
-            Self::handshake(tcp, cfg).await
+            match cfg.tls.mode {
+                SslMode::Disable => Self::connect_once(cfg, false).await,
+                // libpq's allow: TLS only for a server that refuses the
+                // login without it (a hostssl-only pg_hba.conf).
+                SslMode::Allow => match Self::connect_once(cfg, false).await {
+                    Err(Error::Auth { .. }) => Self::connect_once(cfg, true).await,
+                    other => other,
+                },
+                _ => Self::connect_once(cfg, true).await,
+            }
         };
         match cfg.connect_timeout {
             Some(after) => tokio::time::timeout(after, login)
@@ -91,16 +116,79 @@ impl ReplicationConnection {
         }
     }
 
-    /// Logs in over an already open byte stream (a TLS or Unix-domain
-    /// stream, say); `cfg.host`, `port` and `connect_timeout` are not used.
+    /// One connection attempt, asking for TLS first when `try_tls`.
+    async fn connect_once(cfg: &Config, try_tls: bool) -> Result<Self> {
+        let address = cfg.address();
+        // A bad sslrootcert fails before anything goes to the network.
+        let tls_config = try_tls
+            .then(|| cfg.tls.client_config())
+            .transpose()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let connected = match cfg.hostaddr {
+            Some(ip) => TcpStream::connect((ip, cfg.port)).await,
+            None => TcpStream::connect((cfg.host.as_str(), cfg.port)).await,
+        };
+        let mut tcp = connected.map_err(|source| Error::Connect {
+            address: address.clone(),
+            source,
+        })?;
+        // Standby status updates are small and time-sensitive.
+        tcp.set_nodelay(true)?;
+        let Some(tls_config) = tls_config else {
+            return Self::login(Box::new(tcp), cfg, false).await;
+        };
+        if !request_tls(&mut tcp).await? {
+            if cfg.tls.mode.requires_tls() {
+                return Err(Error::Tls {
+                    address,
+                    reason: cfg.tls.refused(),
+                });
+            }
+            tracing::debug!(
+                %address,
+                sslmode = %cfg.tls.mode,
+                "the server offers no TLS; connecting without"
+            );
+            return Self::login(Box::new(tcp), cfg, false).await;
+        }
+        let name = TlsSettings::server_name(&cfg.host).map_err(|e| Error::Config(e.to_string()))?;
+        let stream = tokio_rustls::TlsConnector::from(Arc::new(tls_config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| Error::Tls {
+                address: address.clone(),
+                reason: cfg
+                    .tls
+                    .explain(&e, &cfg.host)
+                    .unwrap_or_else(|| format!("the TLS handshake failed: {e}")),
+            })?;
+        let session = stream.get_ref().1;
+        tracing::debug!(
+            %address,
+            sslmode = %cfg.tls.mode,
+            version = ?session.protocol_version(),
+            cipher = ?session.negotiated_cipher_suite().map(|s| s.suite()),
+            "TLS established"
+        );
+        Self::login(Box::new(stream), cfg, true).await
+    }
+
+    /// Logs in over an already open byte stream (a TLS stream of your own
+    /// making, a Unix-domain socket); `cfg.host`, `hostaddr`, `port`,
+    /// `connect_timeout` and `tls` are not used.
     pub async fn handshake(stream: impl Transport, cfg: &Config) -> Result<Self> {
-        let mut wire = Wire::new(Box::new(stream));
+        Self::login(Box::new(stream), cfg, false).await
+    }
+
+    async fn login(stream: Box<dyn Transport>, cfg: &Config, tls: bool) -> Result<Self> {
+        let mut wire = Wire::new(stream);
         let session = startup(&mut wire, cfg).await?;
         tracing::debug!(
             user = %cfg.user,
             dbname = %cfg.dbname,
             auth = ?session.auth,
             pid = ?session.backend_pid,
+            tls,
             "replication connection established"
         );
         Ok(ReplicationConnection {
@@ -108,8 +196,16 @@ impl ReplicationConnection {
             auth: session.auth,
             parameters: session.parameters,
             backend_pid: session.backend_pid,
+            tls,
             busy: false,
         })
+    }
+
+    /// The session runs over TLS that [`ReplicationConnection::connect`]
+    /// negotiated (false after [`ReplicationConnection::handshake`], which
+    /// cannot know what the stream it was given is).
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     /// How the server authenticated this connection.

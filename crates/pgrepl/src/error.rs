@@ -33,7 +33,7 @@ pub mod sqlstate {
 /// Variants separate what the server refused ([`Error::Db`], [`Error::Auth`]),
 /// what the caller got wrong ([`Error::Config`], [`Error::InvalidLsn`]), bytes
 /// that do not follow the protocol ([`Error::Malformed`], [`Error::Protocol`])
-/// and transport failures ([`Error::Connect`], [`Error::Io`],
+/// and transport failures ([`Error::Connect`], [`Error::Tls`], [`Error::Io`],
 /// [`Error::Closed`], [`Error::Timeout`]), so a caller can decide whether a
 /// reconnect can help.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +53,12 @@ pub enum Error {
         address: String,
         source: std::io::Error,
     },
+    /// TLS could not be had as `sslmode` asks: the server does not offer it
+    /// though the mode requires it, or the handshake failed (a certificate
+    /// not signed by a CA in `sslrootcert`, one that does not name the
+    /// host). `reason` says which, and what to change.
+    #[error("TLS with PostgreSQL at {address} failed: {reason}")]
+    Tls { address: String, reason: String },
     /// Connecting and authenticating took longer than the configured timeout.
     #[error("connecting to PostgreSQL at {address} timed out after {after:?}")]
     Timeout { address: String, after: Duration },

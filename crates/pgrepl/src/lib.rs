@@ -8,13 +8,18 @@
 //! needs. This crate uses `postgres-protocol` (the version tokio-postgres
 //! 0.7 builds on) for SCRAM-SHA-256 and md5 authentication and frontend
 //! message encoding, and does the framing and the replication protocol
-//! itself. There is no TLS: connect over a trusted network, or pass your
-//! own TLS stream to [`ReplicationConnection::handshake`].
+//! itself.
+//!
+//! TLS follows libpq: `sslmode` (`disable`, `allow`, `prefer` by default,
+//! `require`, `verify-ca`, `verify-full`) and `sslrootcert` in the URL, an
+//! `SSLRequest` before the startup packet, rustls underneath. [`tls`] holds
+//! it all, and every other PostgreSQL client of UltraCore takes its TLS
+//! from there too: `postgres://…/app?sslmode=verify-full&sslrootcert=/etc/ultracore/pg-ca.crt`.
 //!
 //! The plain SQL connections beside replication do use tokio-postgres, and
 //! [`url`] is the one reading of `DATABASE_URL` for them: UltraCore's own
-//! parameters, the location without credentials, and connection failures
-//! explained.
+//! parameters, the TLS settings, the location without credentials, and
+//! connection failures explained.
 //!
 //! ```no_run
 //! # async fn run() -> ultracore_pgrepl::Result<()> {
@@ -45,8 +50,11 @@
 //! # Layout
 //!
 //! - `config`: [`Config`], parsed from a `postgres://` URL.
-//! - `connection`: [`ReplicationConnection`]: login, `IDENTIFY_SYSTEM`,
-//!   simple queries, slot commands, `START_REPLICATION`.
+//! - `connection`: [`ReplicationConnection`]: TCP, TLS, login,
+//!   `IDENTIFY_SYSTEM`, simple queries, slot commands, `START_REPLICATION`.
+//! - [`tls`]: `sslmode` and `sslrootcert` with libpq's meanings, the rustls
+//!   configuration and the tokio-postgres connector built from them, TLS
+//!   failures explained; shared by every PostgreSQL client of UltraCore.
 //! - `stream`: [`ReplicationStream`] and [`StreamMessage`]: receiving WAL
 //!   data and keepalives, sending standby status updates.
 //! - [`pgoutput`]: the decoder for the change messages inside WAL data.
@@ -55,7 +63,8 @@
 //! - `lsn`: [`Lsn`], a WAL position.
 //! - `error`: the crate's [`Error`], server errors ([`DbError`]) and the
 //!   [`sqlstate`] codes callers branch on.
-//! - `startup`: the startup packet and authentication exchange.
+//! - `startup`: the `SSLRequest`, the startup packet and the
+//!   authentication exchange.
 //! - `wire`: message framing and the backend messages all phases share.
 //! - `reader`: the bounds-checked byte cursor every parser uses.
 
@@ -67,6 +76,7 @@ pub mod pgoutput;
 mod reader;
 mod startup;
 mod stream;
+pub mod tls;
 pub mod url;
 mod wire;
 
@@ -76,4 +86,5 @@ pub use error::{sqlstate, DbError, Error, Result};
 pub use lsn::Lsn;
 pub use startup::AuthMethod;
 pub use stream::{ReplicationStream, StreamMessage, POSTGRES_EPOCH_UNIX_MICROS};
+pub use tls::{SslMode, TlsSettings};
 pub use wire::Transport;

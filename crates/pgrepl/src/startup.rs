@@ -1,10 +1,11 @@
-//! The startup packet and the authentication exchange.
+//! The `SSLRequest`, the startup packet and the authentication exchange.
 //!
 //! Message construction and the SCRAM-SHA-256 / md5 computations come from
 //! `postgres-protocol`; this module only drives the exchange.
 
 use postgres_protocol::authentication::{md5_hash, sasl};
 use postgres_protocol::message::frontend;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -60,6 +61,48 @@ const AUTH_SSPI: i32 = 9;
 const AUTH_SASL: i32 = 10;
 const AUTH_SASL_CONTINUE: i32 = 11;
 const AUTH_SASL_FINAL: i32 = 12;
+
+/// The `SSLRequest` message: length 8, then the code 80877103 (1234 in the
+/// high 16 bits, 5679 in the low), which no protocol version can be.
+const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+/// Asks the server for TLS on a fresh connection: true when it answers
+/// `S` (start the TLS handshake now), false for `N` (go on without TLS on
+/// the same connection).
+///
+/// Reads exactly the one answer byte from the raw socket, with no
+/// buffering: bytes a man in the middle might put after the `S` would end
+/// up in the TLS handshake and fail it, never be read as protocol
+/// messages (the CVE-2021-23222 class of bugs).
+pub(crate) async fn request_tls<S>(stream: &mut S) -> Result<bool>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    stream.write_all(&SSL_REQUEST).await?;
+    stream.flush().await?;
+    let answer = match stream.read_u8().await {
+        Ok(answer) => answer,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(Error::Closed("instead of answering the request for TLS"))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match answer {
+        b'S' => Ok(true),
+        b'N' => Ok(false),
+        // A server error before any protocol was agreed: very old servers
+        // did this; libpq gives up on TLS there too.
+        b'E' => Err(Error::Protocol(
+            "the server answered the request for TLS with an error; is it PostgreSQL 7.0 or \
+             newer?"
+                .into(),
+        )),
+        other => Err(Error::Protocol(format!(
+            "the server answered the request for TLS with byte {other:#04x}, not 'S' or 'N': \
+             is this port a PostgreSQL server?"
+        ))),
+    }
+}
 
 /// Sends the startup packet, authenticates and reads up to the first
 /// `ReadyForQuery`.
@@ -131,13 +174,14 @@ pub(crate) async fn startup(wire: &mut Wire, cfg: &Config) -> Result<Session> {
                                 cfg,
                                 format!(
                                     "the server offers only SASL mechanisms {mechanisms:?}; this \
-                                     client supports SCRAM-SHA-256 (channel binding would need TLS)"
+                                     client supports SCRAM-SHA-256 (without channel binding)"
                                 ),
                             ));
                         }
                         session.auth = AuthMethod::ScramSha256;
-                        // Without TLS there is no channel to bind to: "n" tells
-                        // the server the client does not support binding.
+                        // "n": the client does not support channel binding
+                        // (with or without TLS), which a server offering
+                        // SCRAM-SHA-256-PLUS accepts unless pg_hba says otherwise.
                         let state = sasl::ScramSha256::new(
                             password(cfg)?.as_bytes(),
                             sasl::ChannelBinding::unsupported(),
@@ -417,6 +461,58 @@ mod tests {
             assert_eq!(err.code(), Some(code));
             assert_eq!(matches!(err, Error::Auth { .. }), is_auth, "{err}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_ssl_request_is_eight_bytes_and_the_answer_one() {
+        for (answer, expected) in [
+            (b'S', Some(true)),
+            (b'N', Some(false)),
+            (b'E', None),
+            (b'H', None),
+        ] {
+            let (mut client, mut server) = tokio::io::duplex(64);
+            let ask = tokio::spawn(async move {
+                let offered = request_tls(&mut client).await;
+                (offered, client)
+            });
+            let mut request = [0; 8];
+            server.read_exact(&mut request).await.unwrap();
+            assert_eq!(i32::from_be_bytes(request[..4].try_into().unwrap()), 8);
+            assert_eq!(
+                i32::from_be_bytes(request[4..].try_into().unwrap()),
+                80877103
+            );
+            // Whatever follows the answer stays unread, for the TLS handshake.
+            server.write_all(&[answer, b'x']).await.unwrap();
+            let (offered, mut client) = ask.await.unwrap();
+            match expected {
+                Some(expected) => assert_eq!(offered.unwrap(), expected),
+                None => assert!(matches!(offered, Err(Error::Protocol(_))), "{offered:?}"),
+            }
+            assert_eq!(client.read_u8().await.unwrap(), b'x');
+        }
+
+        let (mut client, server) = tokio::io::duplex(64);
+        drop(server);
+        assert!(request_tls(&mut client).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn after_n_the_login_goes_on_in_the_clear_on_the_same_stream() {
+        let (mut client, mut server) = tokio::io::duplex(4096);
+        let login = tokio::spawn(async move {
+            assert!(!request_tls(&mut client).await?);
+            let mut wire = Wire::new(Box::new(client));
+            startup(&mut wire, &cfg(None)).await
+        });
+        let mut request = [0; 8];
+        server.read_exact(&mut request).await.unwrap();
+        server.write_all(b"N").await.unwrap();
+        let startup = read_startup(&mut server).await;
+        assert_eq!(&startup[..4], &0x0003_0000i32.to_be_bytes());
+        server.write_all(&login_done()).await.unwrap();
+        assert_eq!(login.await.unwrap().unwrap().auth, AuthMethod::Trust);
     }
 
     #[tokio::test]

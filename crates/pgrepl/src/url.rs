@@ -1,16 +1,26 @@
 //! `DATABASE_URL` for tokio-postgres clients: which query parameters are
-//! UltraCore's rather than libpq's, where to connect and how to name it in
-//! messages (never with credentials), and what a failed connection means.
+//! UltraCore's rather than libpq's, TLS (`sslmode`, `sslrootcert`, read by
+//! [`crate::tls`] and turned into the connector), where to connect and how
+//! to name it in messages (never with credentials), and what a failed
+//! connection means.
 //!
 //! Every component that reads `DATABASE_URL` (the read models, the
 //! operational tables, the change-capture relay) parses it here, so they
-//! accept the same URLs, refuse the same ones with the same words, and
-//! strip the same parameters before handing the URL to a PostgreSQL client.
+//! accept the same URLs, refuse the same ones with the same words, strip
+//! the same parameters before handing the URL to a PostgreSQL client, and
+//! connect with the same TLS: [`Target::connect`] for tokio-postgres,
+//! [`Target::connector`] for the sync `postgres` client.
 
 use std::time::Duration;
 
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::{Host, SslMode as ClientSslMode};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::Socket;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::config::percent_decode;
+use crate::tls::{SslMode, TlsError, TlsSettings};
 
 /// How long a connection attempt may take when the URL does not say
 /// (`connect_timeout`): an unreachable host fails the call instead of
@@ -24,6 +34,15 @@ pub const APPLICATION_NAME: &str = "ultracore";
 /// PostgreSQL clients refuse parameters they do not know, so it is removed
 /// before the URL reaches one.
 pub const SCHEMA_PARAMETER: &str = "schema";
+
+/// The libpq TLS parameters [`crate::tls`] reads instead of tokio-postgres
+/// (which knows neither `verify-ca`, `verify-full`, `allow` nor
+/// `sslrootcert`).
+const TLS_PARAMETERS: [&str; 2] = ["sslmode", "sslrootcert"];
+
+/// A tokio-postgres connection made by [`Target::connect`]: TCP or TLS.
+pub type Connection =
+    tokio_postgres::Connection<Socket, <MakeRustlsConnect as MakeTlsConnect<Socket>>::Stream>;
 
 /// Why a `DATABASE_URL` cannot be used. Displays as what is wrong with it,
 /// to follow its name (`DATABASE_URL {error}`); never repeats the URL, which
@@ -39,12 +58,10 @@ pub enum UrlError {
          postgres://USER:PASSWORD@HOST:PORT/DATABASE"
     )]
     Unparsable(String),
-    /// `sslmode=require`: these clients have no TLS.
-    #[error(
-        "asks for sslmode=require, but this build connects to PostgreSQL without TLS: \
-         use sslmode=disable or prefer (for example over a local TLS tunnel)"
-    )]
-    NeedsTls,
+    /// `sslmode` or `sslrootcert` cannot be used (an unknown mode, a CA
+    /// file that cannot be read).
+    #[error("has TLS settings that cannot be used: {0}")]
+    Tls(TlsError),
     /// No host, so nowhere to connect.
     #[error("names no PostgreSQL host: use postgres://USER:PASSWORD@HOST:PORT/DATABASE")]
     NoHost,
@@ -54,8 +71,14 @@ pub enum UrlError {
 #[derive(Clone)]
 pub struct Target {
     /// The connection settings (credentials included), with UltraCore's
-    /// defaults for `connect_timeout` and `application_name`.
+    /// defaults for `connect_timeout` and `application_name`, and the
+    /// `ssl_mode` tokio-postgres is to follow for [`Target::tls`].
     pub config: tokio_postgres::Config,
+    /// `sslmode` and `sslrootcert`.
+    pub tls: TlsSettings,
+    /// Does TLS as [`Target::tls`] says; for `config.connect(…)` (prefer
+    /// [`Target::connect`], which also does `sslmode=allow`'s retry).
+    pub connector: MakeRustlsConnect,
     /// The `schema` parameter, if the URL has one (not validated: what a
     /// schema may be is its reader's business).
     pub schema: Option<String>,
@@ -72,6 +95,7 @@ impl std::fmt::Debug for Target {
         // location says it all.
         f.debug_struct("Target")
             .field("location", &self.location)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -103,23 +127,55 @@ pub fn client_url(url: &str) -> String {
     split(url).0
 }
 
+/// The URL without the TLS parameters, and their percent-decoded values
+/// (`sslmode`, `sslrootcert`; the last of each wins).
+fn take_tls_parameters(url: &str) -> Result<(String, [Option<String>; 2]), UrlError> {
+    let mut values = [None, None];
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), values));
+    };
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match TLS_PARAMETERS.iter().position(|p| *p == key) {
+            Some(i) => {
+                values[i] = Some(
+                    percent_decode(value, key).map_err(|e| UrlError::Unparsable(e.to_string()))?,
+                )
+            }
+            None => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((url, values))
+}
+
 /// Parses `postgres://USER:PASSWORD@HOST:PORT/DATABASE?…` (or
 /// `postgresql://`). `schema` is UltraCore's parameter; every other one is
 /// libpq's (`connect_timeout`, default [`CONNECT_TIMEOUT`];
 /// `application_name`, default [`APPLICATION_NAME`]; `options`; `sslmode`
-/// `disable` or `prefer`: connections are not encrypted).
+/// and `sslrootcert` with libpq's meanings, see [`crate::tls`]).
+///
+/// Reads the `sslrootcert` file (or the system's CAs for `verify-ca` and
+/// `verify-full` without one), so a CA file that cannot be used fails here,
+/// before any connection.
 pub fn parse(url: &str) -> Result<Target, UrlError> {
     let url = url.trim();
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return Err(UrlError::NotPostgres);
     }
     let (client_url, schema) = split(url);
+    let (client_url, [sslmode, sslrootcert]) = take_tls_parameters(&client_url)?;
+    let tls = TlsSettings::from_params(sslmode.as_deref(), sslrootcert.as_deref())
+        .map_err(UrlError::Tls)?;
     let mut config: tokio_postgres::Config = client_url
         .parse()
         .map_err(|e: tokio_postgres::Error| UrlError::Unparsable(chain(&e)))?;
-    if config.get_ssl_mode() == SslMode::Require {
-        return Err(UrlError::NeedsTls);
-    }
+    config.ssl_mode(tls.client_ssl_mode());
     if config.get_hosts().is_empty() {
         return Err(UrlError::NoHost);
     }
@@ -137,6 +193,8 @@ pub fn parse(url: &str) -> Result<Target, UrlError> {
     }
     Ok(Target {
         schema: schema.map(str::to_owned),
+        connector: tls.connector().map_err(UrlError::Tls)?,
+        tls,
         config,
         endpoint,
         location,
@@ -186,6 +244,46 @@ pub fn chain(e: &tokio_postgres::Error) -> String {
 }
 
 impl Target {
+    /// Connects with tokio-postgres over TCP or TLS as `sslmode` says. The
+    /// connection is the caller's to drive (`tokio::spawn` it).
+    ///
+    /// `sslmode=allow` connects without TLS first and, if the server
+    /// refuses that login, once more with TLS (as libpq does).
+    pub async fn connect(
+        &self,
+    ) -> Result<(tokio_postgres::Client, Connection), tokio_postgres::Error> {
+        match self.config.connect(self.connector.clone()).await {
+            Err(e) if self.retry_with_tls(&e) => {
+                let mut config = self.config.clone();
+                config.ssl_mode(ClientSslMode::Prefer);
+                config.connect(self.connector.clone()).await
+            }
+            connected => connected,
+        }
+    }
+
+    /// True when `e` ended a login without TLS that `sslmode=allow` tries
+    /// again with TLS (`ssl_mode` prefer): the server refused the login
+    /// (SQLSTATE class 28, which a `hostssl`-only `pg_hba.conf` gives).
+    /// For clients that connect themselves (the sync `postgres` client).
+    pub fn retry_with_tls(&self, e: &tokio_postgres::Error) -> bool {
+        self.tls.mode == SslMode::Allow && e.code().is_some_and(|c| c.code().starts_with("28"))
+    }
+
+    /// The TCP host names, for messages about certificates.
+    fn hosts(&self) -> String {
+        self.config
+            .get_hosts()
+            .iter()
+            .filter_map(|h| match h {
+                Host::Tcp(h) => Some(h.as_str()),
+                #[cfg(unix)]
+                Host::Unix(_) => None,
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// What a failed connection attempt means, and what to check in
     /// `DATABASE_URL`, naming `host:port` and the role. PostgreSQL never
     /// echoes the password, and neither does this. `opens_at_most` is how
@@ -199,7 +297,22 @@ impl Target {
             .map(|u| format!(" of role '{u}'"))
             .unwrap_or_default();
         let refused = io_kind(e) == Some(std::io::ErrorKind::ConnectionRefused);
+        if let Some(reason) = self.tls.explain(e, &self.hosts()) {
+            return format!("TLS with PostgreSQL at {at} failed: {reason}");
+        }
         match e.code() {
+            // A hostssl-only pg_hba.conf refusing a login without TLS.
+            Some(c)
+                if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+                    && chain(e).contains("no encryption") =>
+            {
+                format!(
+                    "PostgreSQL at {at} accepts this login{role} only over TLS ({}); connect \
+                     with sslmode=verify-full and sslrootcert=PATH of its CA (or \
+                     sslmode=require) in DATABASE_URL",
+                    chain(e)
+                )
+            }
             Some(c)
                 if *c == SqlState::INVALID_PASSWORD
                     || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
@@ -307,8 +420,8 @@ mod tests {
             ("mysql://u:s3cret@h/db", UrlError::NotPostgres),
             ("host=h user=u password=s3cret", UrlError::NotPostgres),
             (
-                "postgres://u:s3cret@h/db?sslmode=require",
-                UrlError::NeedsTls,
+                "postgres://u:s3cret@h/db?sslmode=verify_full",
+                UrlError::Tls(TlsError::UnknownMode("verify_full".into())),
             ),
             ("postgres://u:s3cret@/db", UrlError::NoHost),
         ] {
@@ -324,5 +437,40 @@ mod tests {
             assert!(text.contains("not a PostgreSQL URL"), "{url}: {text}");
             assert!(!text.contains("s3cret"), "{url}: {text}");
         }
+        let err = parse("postgres://u:s3cret@h/db?sslmode=verify-ca&sslrootcert=%2Fno%2Fca.crt")
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("sslrootcert '/no/ca.crt'"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+
+    #[test]
+    fn tls_parameters_are_ours_and_the_rest_tokio_postgres() -> Result<(), UrlError> {
+        let t = parse("postgres://u:p@h/db")?;
+        assert_eq!(t.tls, TlsSettings::default());
+        assert_eq!(t.config.get_ssl_mode(), ClientSslMode::Prefer);
+
+        for (mode, client) in [
+            ("disable", ClientSslMode::Disable),
+            ("allow", ClientSslMode::Disable),
+            ("prefer", ClientSslMode::Prefer),
+            ("require", ClientSslMode::Require),
+        ] {
+            let t = parse(&format!(
+                "postgres://u:p@h/db?application_name=x&sslmode={mode}&schema=s"
+            ))?;
+            assert_eq!(t.tls.mode.as_str(), mode);
+            assert_eq!(t.config.get_ssl_mode(), client, "{mode}");
+            assert_eq!(t.config.get_application_name(), Some("x"));
+            assert_eq!(t.schema.as_deref(), Some("s"));
+        }
+        assert_eq!(
+            take_tls_parameters("postgres://h/db?sslrootcert=%2Fa%20b&sslmode=require&x=1")?,
+            (
+                "postgres://h/db?x=1".to_owned(),
+                [Some("require".to_owned()), Some("/a b".to_owned())]
+            )
+        );
+        Ok(())
     }
 }

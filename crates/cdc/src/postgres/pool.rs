@@ -1,4 +1,6 @@
 //! The `postgres://` URL and a small bounded pool of connections to it.
+//! Connections use TLS as the URL's `sslmode` and `sslrootcert` say
+//! ([`ultracore_pgrepl::tls`], libpq's meanings).
 //!
 //! The pool is a semaphore of [`POOL_SIZE`] permits and a stack of idle
 //! clients. A caller takes a permit first, so at most `POOL_SIZE`
@@ -15,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
 use ultracore_pgrepl::url::{self, chain, Target};
 
 use crate::{Error, Result};
@@ -115,15 +117,10 @@ impl Pool {
     }
 
     async fn connect(&self) -> Result<Pooled> {
-        let (client, connection) =
-            self.target
-                .config
-                .connect(NoTls)
-                .await
-                .map_err(|e| Error::Postgres {
-                    location: self.target.location.clone(),
-                    message: self.target.connect_error(&e, POOL_SIZE),
-                })?;
+        let (client, connection) = self.target.connect().await.map_err(|e| Error::Postgres {
+            location: self.target.location.clone(),
+            message: self.target.connect_error(&e, POOL_SIZE),
+        })?;
         // The connection's I/O runs as its own task; it ends when the
         // client is dropped or the socket closes, which `is_closed` then shows.
         let location = self.target.location.clone();

@@ -29,6 +29,9 @@
 //!   server even when the captured tables do not change.
 //! - `wal_level` other than `logical` is refused at start with the setting
 //!   named and how to change it.
+//! - **TLS.** Both connections (the replication one and the plain SQL one)
+//!   follow the URL's `sslmode` and `sslrootcert` with libpq's meanings,
+//!   through the one implementation in [`ultracore_pgrepl::tls`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -224,7 +227,8 @@ impl<L: EventLog> PgRelay<L> {
         Ok(self.progress().events - before)
     }
 
-    /// A plain SQL connection (UTC, ISO dates), driven on its own task.
+    /// A plain SQL connection (UTC, ISO dates, TLS as the URL says),
+    /// driven on its own task.
     async fn sql(&self) -> Result<Client> {
         let mut target =
             url::parse(&self.url).map_err(|e| Error::Setup(format!("DATABASE_URL {e}")))?;
@@ -237,8 +241,7 @@ impl<L: EventLog> PgRelay<L> {
         target.config.application_name("ultracore-cdc");
         // The relay opens two connections: this one and the replication one.
         let (client, connection) = target
-            .config
-            .connect(tokio_postgres::NoTls)
+            .connect()
             .await
             .map_err(|e| Error::Setup(target.connect_error(&e, 2)))?;
         tokio::spawn(async move {

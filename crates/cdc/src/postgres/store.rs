@@ -167,13 +167,17 @@ impl PgDb {
     /// `postgresql://`) and brings the tables up to date. The tables live in
     /// the database's `public` schema; the read models' `?schema=` parameter
     /// (the same `DATABASE_URL` serves both) is ignored here, and every
-    /// other parameter is tokio-postgres's (`connect_timeout`, default 10 s;
-    /// `application_name`, default `ultracore`; `sslmode` disable or prefer:
-    /// connections are not encrypted). Processes connecting at once apply
-    /// each migration once.
+    /// other parameter is libpq's as tokio-postgres reads it
+    /// (`connect_timeout`, default 10 s; `application_name`, default
+    /// `ultracore`), except `sslmode` and `sslrootcert`, which mean what
+    /// they mean to libpq (see [`ultracore_pgrepl::tls`]: `prefer` by
+    /// default, `verify-full&sslrootcert=/path/ca.crt` to authenticate the
+    /// server). Processes connecting at once apply each migration once.
     ///
     /// Errors: [`Error::Postgres`] saying which `host:port` failed and what
-    /// to check in `DATABASE_URL`; never the password.
+    /// to check in `DATABASE_URL` (for TLS: the server offers none though
+    /// `sslmode` requires it, a certificate not signed by `sslrootcert`'s
+    /// CA, a host name the certificate does not name); never the password.
     pub async fn connect(url: &str) -> Result<PgDb> {
         let pool = Pool::new(pool::parse(url)?);
         migrate(&pool).await?;

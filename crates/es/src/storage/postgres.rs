@@ -12,9 +12,9 @@
 //! these, and deployments or tests sharing one database each take their own
 //! schema. It is a lowercase identifier (letters, digits, `_`). Every other
 //! parameter is libpq's (`connect_timeout`, default 10 s here;
-//! `application_name`, default `ultracore`; `sslmode` `disable` or `prefer`:
-//! connections are not encrypted). [`Storage::location`] is the URL without
-//! user and password.
+//! `application_name`, default `ultracore`; `sslmode` and `sslrootcert`
+//! with libpq's meanings, see `ultracore_pgrepl::tls`).
+//! [`Storage::location`] is the URL without user and password.
 //!
 //! # Threads and connections
 //!

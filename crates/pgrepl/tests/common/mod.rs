@@ -1,6 +1,7 @@
-//! What every replication test needs: the test cluster's URL, an ordinary
-//! SQL connection, unique object names, reading a whole transaction off a
-//! stream, and cleaning up slots (which pin WAL until dropped).
+//! What every replication test needs: the test clusters' URLs (the plain
+//! one, and the TLS-only one with its CA), an ordinary SQL connection,
+//! unique object names, reading a whole transaction off a stream, and
+//! cleaning up slots (which pin WAL until dropped).
 #![allow(dead_code)]
 
 use std::future::Future;
@@ -36,9 +37,70 @@ pub fn config() -> Config {
     Config::from_url(&url()).expect("ULTRACORE_TEST_PG is a valid postgres:// URL")
 }
 
+/// The TLS test cluster's URL, from `ULTRACORE_TEST_PG_TLS`: a cluster
+/// that accepts only TLS (`hostssl`), with a certificate for localhost and
+/// 127.0.0.1. Unset is a failure, as for `ULTRACORE_TEST_PG`.
+pub fn tls_url() -> String {
+    std::env::var("ULTRACORE_TEST_PG_TLS").unwrap_or_else(|_| {
+        panic!(
+            "ULTRACORE_TEST_PG_TLS is not set: run scripts/test.sh, which starts the TLS test \
+             cluster and sets it, or export \
+             ULTRACORE_TEST_PG_TLS=\"$(PG_PORT=55434 PG_SSL=1 scripts/pg-up.sh --url)\" \
+             ULTRACORE_TEST_PG_TLS_CA=\"$(PG_PORT=55434 PG_SSL=1 scripts/pg-up.sh --ca)\""
+        )
+    })
+}
+
+/// The CA certificate (PEM) that signed the TLS cluster's, from
+/// `ULTRACORE_TEST_PG_TLS_CA`.
+pub fn tls_ca() -> String {
+    std::env::var("ULTRACORE_TEST_PG_TLS_CA").unwrap_or_else(|_| {
+        panic!(
+            "ULTRACORE_TEST_PG_TLS_CA is not set: run scripts/test.sh, or export \
+             ULTRACORE_TEST_PG_TLS_CA=\"$(PG_PORT=55434 PG_SSL=1 scripts/pg-up.sh --ca)\""
+        )
+    })
+}
+
+/// `url` with `params` (`key=value&…`) added to its query.
+pub fn with_params(url: &str, params: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{params}")
+}
+
+/// `sslrootcert=PATH` for the TLS cluster's CA, percent-encoded.
+pub fn rootcert_param() -> String {
+    let mut encoded = String::new();
+    for b in tls_ca().bytes() {
+        if b.is_ascii_alphanumeric() || b"/._-~".contains(&b) {
+            encoded.push(char::from(b));
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("sslrootcert={encoded}")
+}
+
 /// An ordinary (non-replication) SQL connection.
 pub async fn sql() -> TestResult<Client> {
     let (client, connection) = tokio_postgres::connect(&url(), NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            eprintln!("test SQL connection failed: {err}");
+        }
+    });
+    Ok(client)
+}
+
+/// An ordinary SQL connection to `url` the way UltraCore's components
+/// make them ([`ultracore_pgrepl::url::Target::connect`]: TLS as the URL
+/// says).
+pub async fn sql_at(url: &str) -> TestResult<Client> {
+    let target = ultracore_pgrepl::url::parse(url)?;
+    let (client, connection) = target
+        .connect()
+        .await
+        .map_err(|e| target.connect_error(&e, 1))?;
     tokio::spawn(async move {
         if let Err(err) = connection.await {
             eprintln!("test SQL connection failed: {err}");
@@ -78,9 +140,17 @@ pub async fn with_cleanup<F>(slot: &str, cleanup_sql: &str, body: F) -> TestResu
 where
     F: Future<Output = TestResult>,
 {
+    with_cleanup_at(&url(), slot, cleanup_sql, body).await
+}
+
+/// [`with_cleanup`] on the cluster of `url` (with its TLS parameters).
+pub async fn with_cleanup_at<F>(url: &str, slot: &str, cleanup_sql: &str, body: F) -> TestResult
+where
+    F: Future<Output = TestResult>,
+{
     let outcome = CatchUnwind(std::pin::pin!(body)).await;
     let cleanup = async {
-        let client = sql().await?;
+        let client = sql_at(url).await?;
         drop_slot_eventually(&client, slot).await?;
         client.batch_execute(cleanup_sql).await?;
         TestResult::Ok(())

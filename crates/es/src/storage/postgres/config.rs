@@ -133,7 +133,10 @@ mod tests {
                 "postgres://u:s3cret@h/db?schema=",
                 "not a valid schema name",
             ),
-            ("postgres://u:s3cret@h/db?sslmode=require", "without TLS"),
+            (
+                "postgres://u:s3cret@h/db?sslmode=verify_full",
+                "sslmode=verify_full",
+            ),
             ("postgres://u:s3cret@h:notaport/db", "not a PostgreSQL URL"),
             ("postgres://u:s3cret@h/db?bogus=1", "not a PostgreSQL URL"),
         ] {

@@ -25,7 +25,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use postgres::{Client, NoTls, Row, Statement};
+use postgres::{Client, Row, Statement};
 
 use super::config::{connect_error, Target};
 use crate::{Error, Result};
@@ -289,12 +289,19 @@ impl Slot<'_> {
     }
 }
 
-/// Opens a connection whose `search_path` is the storage's schema alone.
+/// Opens a connection whose `search_path` is the storage's schema alone,
+/// with TLS as the URL's `sslmode` and `sslrootcert` say.
 fn connect(target: &Target, size: usize) -> Result<Conn> {
-    let mut client = target
-        .config()
-        .connect(NoTls)
-        .map_err(|e| connect_error(target, size, &e))?;
+    let tls = target.server.connector.clone();
+    let mut client = match target.config().connect(tls.clone()) {
+        // sslmode=allow: a login refused without TLS is tried with it.
+        Err(e) if target.server.retry_with_tls(&e) => target
+            .config()
+            .ssl_mode(postgres::config::SslMode::Prefer)
+            .connect(tls),
+        connected => connected,
+    }
+    .map_err(|e| connect_error(target, size, &e))?;
     client
         .query_one(
             "SELECT set_config('search_path', quote_ident($1), false)",
