@@ -9,9 +9,7 @@
 //!
 //! [`OpenAiCompatible`] speaks the OpenAI chat-completions protocol
 //! (`POST {base}/v1/chat/completions`), as vLLM, Ollama, the llama.cpp
-//! server and OpenAI do, over plain http only: this build links no TLS
-//! library, so a remote https endpoint goes behind a local address (a
-//! TLS-terminating proxy on the same host or network).
+//! server and OpenAI do, over http or https (rustls, the system's CAs).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -151,8 +149,8 @@ impl OpenAiCompatible {
     ///
     /// # Errors
     ///
-    /// `base_url` is not an `http://` URL (`https://` is refused: this
-    /// build has no TLS), or `model` is empty.
+    /// `base_url` is not an `http://` or `https://` URL, carries
+    /// credentials, or `model` is empty.
     pub fn new(base_url: &str, model: &str) -> Result<Self, ModelError> {
         let bad = |reason: String| ModelError::Config {
             variable: URL_VAR,
@@ -161,22 +159,20 @@ impl OpenAiCompatible {
         let mut base = Url::parse(base_url.trim())
             .map_err(|e| bad(format!("{:?} is not a URL: {e}", shown(base_url))))?;
         match base.scheme() {
-            "http" => {}
-            "https" => {
-                return Err(bad(format!(
-                    "{} is https, and this build has no TLS: put the endpoint behind a local \
-                     http address (e.g. a TLS-terminating proxy on 127.0.0.1) and set \
-                     {URL_VAR} to that http:// address",
-                    shown(base_url)
-                )))
-            }
+            "http" | "https" => {}
             other => {
                 return Err(bad(format!(
-                    "{} has scheme {other:?}: give the server's http:// address, e.g. \
-                     http://127.0.0.1:8000",
+                    "{} has scheme {other:?}: give the server's http:// or https:// address, \
+                     e.g. http://127.0.0.1:8000",
                     shown(base_url)
                 )))
             }
+        }
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(bad(format!(
+                "{} carries credentials: give the address alone, and the key in {KEY_VAR}",
+                shown(base_url)
+            )));
         }
         if base.host_str().is_none_or(str::is_empty) {
             return Err(bad(format!("{} names no host", shown(base_url))));
@@ -453,14 +449,18 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_http_is_taken() {
-        let e = OpenAiCompatible::new("https://api.openai.com", "m").unwrap_err();
-        assert!(e.to_string().contains("TLS-terminating proxy"), "{e}");
+    fn http_and_https_are_taken() {
+        let c = OpenAiCompatible::new("https://api.openai.com/v1", "m").unwrap();
+        assert_eq!(
+            c.endpoint.as_str(),
+            "https://api.openai.com/v1/chat/completions"
+        );
         assert!(OpenAiCompatible::new("ftp://host", "m").is_err());
         assert!(OpenAiCompatible::new("localhost:8000", "m").is_err());
         assert!(OpenAiCompatible::new("http://host", " ").is_err());
         let e = OpenAiCompatible::new("https://me:secret@host", "m").unwrap_err();
         assert!(!e.to_string().contains("secret"), "{e}");
+        assert!(e.to_string().contains("ULTRACORE_MODEL_API_KEY"), "{e}");
     }
 
     #[test]
