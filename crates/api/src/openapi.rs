@@ -26,7 +26,7 @@ fn sse(description: &str) -> Value {
 
 /// Paths in the document that other crates route (`ultracore serve`
 /// merges their routers when the models are at hand).
-pub const MOUNTED_ELSEWHERE: [&str; 57] = [
+pub const MOUNTED_ELSEWHERE: [&str; 59] = [
     "/api/v1/decisions",
     "/api/v1/users",
     "/api/v1/users/{id}",
@@ -55,6 +55,8 @@ pub const MOUNTED_ELSEWHERE: [&str; 57] = [
     "/api/v1/mesh/search",
     "/api/v1/mesh/autocomplete",
     "/console/session",
+    "/console/oidc/login",
+    "/console/oidc/callback",
     "/login",
     "/favicon.ico",
     "/console/assets/{file}",
@@ -316,6 +318,22 @@ fn console_paths() -> Value {
             "delete": {"summary": "Sign out: the session ends and the cookie is removed",
                 "responses": {"204": {"description": "Signed out"}}}
         },
+        "/console/oidc/login": {"get": {"summary": "Start an OpenID Connect sign-in (authorization code with PKCE S256, state and nonce): the browser is sent to the identity provider, and comes back to /console/oidc/callback",
+            "parameters": [{"name": "next", "in": "query", "required": false, "description": "The page of this server to open once signed in (a local path; anything else opens the overview)", "schema": {"type": "string", "default": "/"}}],
+            "responses": {"303": {"description": "To the identity provider's authorization endpoint (Set-Cookie: uc_oidc_state, binding the sign-in to this browser)"},
+                          "404": error_response("OpenID Connect sign-in is not configured on this server")}}},
+        "/console/oidc/callback": {"get": {"summary": "The identity provider's answer: the code is exchanged for an ID token, which is checked (issuer, audience = the client id, expiry, signature, nonce) and mapped to a role like a pasted token; a session as POST /console/session opens",
+            "parameters": [
+                {"name": "code", "in": "query", "required": false, "schema": {"type": "string"}},
+                {"name": "state", "in": "query", "required": false, "schema": {"type": "string"}},
+                {"name": "error", "in": "query", "required": false, "description": "The provider's refusal (access_denied, …)", "schema": {"type": "string"}},
+                {"name": "error_description", "in": "query", "required": false, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "Signed in (Set-Cookie: uc_session): a page that opens the page asked for", "content": {"text/html": {"schema": {"type": "string"}}}},
+                          "400": error_response("Unknown, expired (10 minutes), used or another browser's state, or no code: sign in again"),
+                          "401": error_response("The provider refused the code (PKCE, expiry) or the ID token was refused (nonce, audience, signature, role)"),
+                          "403": error_response("The provider did not sign the user in (access_denied)"),
+                          "404": error_response("OpenID Connect sign-in is not configured on this server"),
+                          "502": error_response("The provider's token endpoint could not be reached or answered badly")}}},
         "/login": {"get": {"summary": "The sign-in page", "responses": {"200": {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}}}}},
         "/favicon.ico": {"get": {"summary": "The console's icon", "responses": {"200": {"description": "SVG", "content": {"image/svg+xml": {"schema": {"type": "string"}}}}}}},
         "/console/assets/{file}": {"get": {"summary": "The console's script and style sheet",

@@ -205,6 +205,9 @@ pub enum TokenRejection {
     BadPortfolios,
     /// A customer's token without one valid customer id in its customer claim.
     BadCustomer,
+    /// An ID token whose `nonce` is not the one of the sign-in it answers
+    /// (a replayed or injected token).
+    WrongNonce,
 }
 
 impl TokenRejection {
@@ -227,6 +230,7 @@ impl TokenRejection {
             TokenRejection::UnknownRole => "unknown-role",
             TokenRejection::BadPortfolios => "bad-portfolios",
             TokenRejection::BadCustomer => "bad-customer",
+            TokenRejection::WrongNonce => "wrong-nonce",
         }
     }
 }

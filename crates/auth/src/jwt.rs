@@ -380,6 +380,22 @@ impl JwtVerifier {
         Ok((principal, exp))
     }
 
+    /// An OpenID Connect ID token: [`JwtVerifier::verify_until`], and its
+    /// `nonce` claim must be `nonce`, the value the sign-in that asked for
+    /// the token kept (compared in constant time). A token without a nonce,
+    /// or made for another sign-in, is [`TokenRejection::WrongNonce`].
+    pub fn verify_id_token(&self, token: &str, nonce: &str) -> Result<(Principal, i64), AuthError> {
+        use subtle::ConstantTimeEq;
+        let claims = self.verify_claims(token).map_err(AuthError::from)?;
+        let given = claims.get("nonce").and_then(Value::as_str).unwrap_or("");
+        if nonce.is_empty() || !bool::from(given.as_bytes().ct_eq(nonce.as_bytes())) {
+            return Err(TokenRejection::WrongNonce.into());
+        }
+        let principal = self.principal(&claims).map_err(AuthError::from)?;
+        let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+        Ok((principal, exp))
+    }
+
     fn verify_claims(&self, token: &str) -> Result<Map<String, Value>, TokenRejection> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenRejection::Malformed);

@@ -513,3 +513,42 @@ fn a_customer_token_speaks_for_its_one_customer() -> TestResult {
     assert!(p.can_access_customer("c-2"));
     Ok(())
 }
+
+#[test]
+fn an_id_token_must_carry_the_nonce_of_its_sign_in() -> TestResult {
+    let signer = Signer::ed25519("k1")?;
+    let v = verifier(&[&signer])?;
+    let mut c = claims("alice", "viewer");
+    c["nonce"] = json!("n-123");
+    let token = signer.sign(&c)?;
+    let (p, exp) = v.verify_id_token(&token, "n-123")?;
+    assert_eq!(p.id(), "jwt:alice");
+    assert!(exp > 0);
+    let wrong = |r: Result<_, AuthError>| match r {
+        Err(AuthError::Token { reason }) => Some(reason),
+        _ => None,
+    };
+    assert_eq!(
+        wrong(v.verify_id_token(&token, "n-124")),
+        Some(TokenRejection::WrongNonce)
+    );
+    assert_eq!(
+        wrong(v.verify_id_token(&token, "")),
+        Some(TokenRejection::WrongNonce)
+    );
+    let without = signer.sign(&claims("alice", "viewer"))?;
+    assert_eq!(
+        wrong(v.verify_id_token(&without, "n-123")),
+        Some(TokenRejection::WrongNonce)
+    );
+    // The other checks come first: a token of another audience is refused
+    // as such, whatever its nonce.
+    let mut other = claims("alice", "viewer");
+    other["aud"] = json!("someone-else");
+    other["nonce"] = json!("n-123");
+    assert_eq!(
+        wrong(v.verify_id_token(&signer.sign(&other)?, "n-123")),
+        Some(TokenRejection::WrongAudience)
+    );
+    Ok(())
+}

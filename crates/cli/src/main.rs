@@ -28,6 +28,7 @@ mod cmd;
 mod conversations;
 mod emit;
 mod mesh_sources;
+mod oidc;
 use ultracore_term as output;
 
 /// UltraCore: an event-driven wealth and trading core. Every fact is an

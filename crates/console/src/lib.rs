@@ -9,7 +9,8 @@
 //!
 //! | path | what |
 //! |---|---|
-//! | `/login` | sign-in with an API key or an identity provider's token |
+//! | `/login` | sign-in with an API key or an identity provider's token, or (when configured) with the organisation's OpenID Connect provider |
+//! | `/console/oidc/login`, `/console/oidc/callback` | the OpenID Connect sign-in (routed by `ultracore-http`) |
 //! | `/` | overview: services and their health, events/s per topic, errors, alerts |
 //! | `/portfolios`, `/portfolios/{id}` | optimizations, results with charts (weights, ESG and carbon before and after, the efficient frontier), staged orders |
 //! | `/topics`, `/topics/{name}` | topics with partitions, watermarks, retention, rates, producers and consumers; the message browser |
@@ -420,7 +421,7 @@ pub const EDGE_RECORDS_TOTAL: &str = "ultracore_topology_edge_records_total";
 pub fn router<L: EventLog>(console: Arc<Console<L>>) -> Router {
     let guard = console.guard.clone();
     Router::new()
-        .route("/login", get(pages::login))
+        .route("/login", get(pages::login::<L>))
         .route("/favicon.ico", get(pages::favicon))
         .route("/console/assets/{file}", get(pages::asset))
         .route("/console/stream", get(stream::stream::<L>))
@@ -468,5 +469,6 @@ pub fn router<L: EventLog>(console: Arc<Console<L>>) -> Router {
             get(traces::by_correlation::<L>),
         )
         .with_state(console)
-        .merge(ultracore_http::session_router(guard))
+        .merge(ultracore_http::session_router(guard.clone()))
+        .merge(ultracore_http::oidc_router(guard))
 }

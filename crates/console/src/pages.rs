@@ -159,9 +159,36 @@ pub(crate) async fn favicon() -> Response {
     r
 }
 
-pub(crate) async fn login() -> Response {
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoginQuery {
+    next: Option<String>,
+}
+
+/// `/login`: an API key or a pasted token, and, when the server has
+/// OpenID Connect sign-in, a link that starts it (carrying `next`, which
+/// the sign-in checks again).
+pub(crate) async fn login<L: EventLog>(
+    State(c): Shared<L>,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    login_page(
+        c.guard.oidc_sign_in().is_some(),
+        q.next.as_deref().unwrap_or("/"),
+    )
+}
+
+fn login_page(oidc: bool, next: &str) -> Response {
+    let organisation = if oidc {
+        let next = ultracore_http::encode_next(next);
+        format!(
+            r#"<a class="oidc" id="sign-in-oidc" href="{}">Sign in with your organisation</a><p class="or">or</p>"#,
+            esc(&format!("{}?next={next}", ultracore_http::oidc::LOGIN_PATH))
+        )
+    } else {
+        String::new()
+    };
     html(format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Sign in · UltraCore</title><link rel="icon" href="/console/assets/icon.svg"><link rel="stylesheet" href="/console/assets/console.css"><script src="/console/assets/console.js" defer></script></head><body data-page="/login"><main class="login"><h1>UltraCore</h1><form id="sign-in"><label>API key <input type="password" name="api_key" autocomplete="off" placeholder="uck_…"></label><p class="or">or</p><label>Identity provider token <textarea name="token" rows="3" placeholder="a JWT from your identity provider"></textarea></label><button type="submit">Sign in</button><p id="sign-in-error" role="alert"></p></form><p class="hint">{hint}</p></main></body></html>"#,
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Sign in · UltraCore</title><link rel="icon" href="/console/assets/icon.svg"><link rel="stylesheet" href="/console/assets/console.css"><script src="/console/assets/console.js" defer></script></head><body data-page="/login"><main class="login"><h1>UltraCore</h1>{organisation}<form id="sign-in"><label>API key <input type="password" name="api_key" autocomplete="off" placeholder="uck_…"></label><p class="or">or</p><label>Identity provider token <textarea name="token" rows="3" placeholder="a JWT from your identity provider"></textarea></label><button type="submit">Sign in</button><p id="sign-in-error" role="alert"></p></form><p class="hint">{hint}</p></main></body></html>"#,
         hint = esc("Keys are made with `ultracore keys create --role viewer|auditor|admin …`. The session lasts 8 hours, or 30 minutes unused.")
     ))
 }
@@ -871,5 +898,23 @@ mod tests {
         assert_eq!(lag_class(Some(0), Some("STALL")), "bad");
         assert_eq!(lag_class(Some(3), None), "lagging");
         assert_eq!(lag_class(Some(0), Some("OK")), "");
+    }
+
+    #[tokio::test]
+    async fn the_login_page_offers_the_organisation_sign_in_only_when_configured() {
+        use axum::body::to_bytes;
+        let page = |r: Response| async move {
+            String::from_utf8(to_bytes(r.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap()
+        };
+        let without = page(login_page(false, "/")).await;
+        assert!(!without.contains("Sign in with your organisation"));
+        assert!(without.contains("id=\"sign-in\""));
+        let with = page(login_page(true, "/portfolios/pf-1?a=1&b=\"x")).await;
+        assert!(with.contains("Sign in with your organisation"));
+        assert!(
+            with.contains(r#"href="/console/oidc/login?next=/portfolios/pf-1%3Fa%3D1%26b%3D%22x""#),
+            "{with}"
+        );
+        assert!(with.contains("id=\"sign-in\""), "the other forms stay");
     }
 }

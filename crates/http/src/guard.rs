@@ -19,7 +19,7 @@
 //!
 //! The [`Principal`] goes into the request's extensions for the handlers.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -28,8 +28,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use ultracore_auth::{Authenticator, Principal, RateLimiter, Scope};
+use ultracore_auth::{AuthError, Authenticator, Principal, RateLimiter, Scope, TokenRejection};
 
+use crate::oidc::{JwksSource, OidcSignIn};
 use crate::policy::{path_param, policy, Access, Portfolios};
 use crate::session::{SessionLimits, Sessions};
 use crate::Problem;
@@ -87,6 +88,11 @@ struct Inner {
     limiter: RateLimiter,
     streams: Arc<Semaphore>,
     sessions: Sessions,
+    /// OpenID Connect sign-in, when configured (set once, at start).
+    oidc: OnceLock<Arc<OidcSignIn>>,
+    /// Where the JWT verifier's keys come from when they are fetched: a
+    /// token naming an unknown `kid` makes it fetch them again.
+    jwks: OnceLock<Arc<JwksSource>>,
 }
 
 impl Guard {
@@ -99,6 +105,8 @@ impl Guard {
                 limiter,
                 streams,
                 sessions: Sessions::new(SessionLimits::default()),
+                oidc: OnceLock::new(),
+                jwks: OnceLock::new(),
             }),
         }
     }
@@ -120,6 +128,24 @@ impl Guard {
 
     pub fn authenticator(&self) -> &Authenticator {
         &self.inner.auth
+    }
+
+    /// Turns on OpenID Connect sign-in ([`crate::oidc_router`]); once, at
+    /// start. Errors: it was already set.
+    pub fn set_oidc_sign_in(&self, sign_in: Arc<OidcSignIn>) -> Result<(), Arc<OidcSignIn>> {
+        self.inner.oidc.set(sign_in)
+    }
+
+    /// The OpenID Connect sign-in, when configured.
+    pub fn oidc_sign_in(&self) -> Option<&OidcSignIn> {
+        self.inner.oidc.get().map(Arc::as_ref)
+    }
+
+    /// The source of the JWT verifier's keys, fetched again (in the
+    /// background) when a bearer token names an unknown `kid`; once, at
+    /// start. Errors: it was already set.
+    pub fn set_jwks_source(&self, source: Arc<JwksSource>) -> Result<(), Arc<JwksSource>> {
+        self.inner.jwks.set(source)
     }
 
     /// Principals whose rate-limit bucket is tracked now (bounded).
@@ -267,12 +293,10 @@ fn wants_page(method: &Method, headers: &HeaderMap) -> bool {
             .is_some_and(|a| a.contains("text/html"))
 }
 
-/// 303 to the sign-in page, which comes back to `uri` after.
-fn to_sign_in(uri: &axum::http::Uri) -> Response {
-    let next: String = uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .bytes()
+/// A page of this server (`/portfolios?x=1`) as a `next` query value:
+/// every byte but letters, digits and `/-_.~` percent-encoded.
+pub fn encode_next(page: &str) -> String {
+    page.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
                 (b as char).to_string()
@@ -280,7 +304,12 @@ fn to_sign_in(uri: &axum::http::Uri) -> Response {
                 format!("%{b:02X}")
             }
         })
-        .collect();
+        .collect()
+}
+
+/// 303 to the sign-in page, which comes back to `uri` after.
+fn to_sign_in(uri: &axum::http::Uri) -> Response {
+    let next = encode_next(uri.path_and_query().map_or("/", |p| p.as_str()));
     let mut r = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/login?next={next}")) {
         r.headers_mut().insert(header::LOCATION, v);
@@ -316,6 +345,18 @@ fn authenticate(g: &Guard, method: &Method, headers: &HeaderMap) -> Result<Princ
         }
     }
     g.inner.auth.authenticate(header).map_err(|e| {
+        if let (
+            AuthError::Token {
+                reason: TokenRejection::UnknownKid,
+            },
+            Some(source),
+        ) = (e, g.inner.jwks.get())
+        {
+            // The issuer may have rotated its keys: fetch them (rate
+            // limited) for the next request; this one is answered now.
+            let source = source.clone();
+            tokio::spawn(async move { source.refresh_for_unknown_kid().await });
+        }
         tracing::info!(reason = e.reason(), key = ?e.key_id().map(|k| k.as_str().to_owned()), "authentication failed");
         Problem::unauthorized(e.to_string(), e.www_authenticate())
     })

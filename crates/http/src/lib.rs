@@ -9,6 +9,8 @@
 //!   [`Principal`] to the handlers.
 //! - [`session`]: the web console's sign-in sessions (an `HttpOnly`,
 //!   `SameSite=Strict` cookie and a CSRF token), [`session_router`].
+//! - [`oidc`]: OpenID Connect sign-in for the console (authorization code
+//!   with PKCE), [`oidc_router`], and the provider's keys, [`JwksSource`].
 //! - [`serve`]: the server loop with a header-read timeout, a connection
 //!   cap and a bounded drain.
 //!
@@ -27,13 +29,15 @@
 //! ```
 
 mod guard;
+pub mod oidc;
 pub mod policy;
 mod problem;
 mod server;
 pub mod session;
 mod signin;
 
-pub use guard::{guard, loopback_hosts, EdgeConfig, Guard};
+pub use guard::{encode_next, guard, loopback_hosts, EdgeConfig, Guard};
+pub use oidc::{oidc_router, JwksSource, OidcSignIn};
 pub use policy::{Access, Portfolios, RoutePolicy, ROUTES};
 pub use problem::{Problem, PROBLEM_JSON};
 pub use server::{serve, ServerLimits};

@@ -339,6 +339,11 @@ pub const ROUTES: &[RoutePolicy] = &[
         Portfolios::None,
     ),
     route("GET", "/login", Open, Portfolios::None),
+    // OpenID Connect sign-in: the browser is not signed in yet; the
+    // pending sign-in's state, the browser's state cookie and the
+    // provider's signed ID token are the checks.
+    route("GET", "/console/oidc/login", Open, Portfolios::None),
+    route("GET", "/console/oidc/callback", Open, Portfolios::None),
     route("GET", "/favicon.ico", Open, Portfolios::None),
     route("GET", "/console/assets/{file}", Open, Portfolios::None),
     route("GET", "/console/stream", Authenticated, Portfolios::Handler),

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use tokio::sync::broadcast;
 use ultracore_api::{router, spawn_event_tail, track_requests, AppState, HttpMetrics};
-use ultracore_auth::{Authenticator, JwtConfig, JwtVerifier, RateLimit, RateLimiter};
+use ultracore_auth::{Authenticator, JwtVerifier, RateLimit, RateLimiter};
 use ultracore_decisions::DecisionService;
 use ultracore_es::Database;
 use ultracore_flow::{flow_services, FlowOptions, Service};
@@ -111,15 +111,34 @@ pub struct EdgeArgs {
     #[arg(long, env = "ULTRACORE_PUBLIC_METRICS")]
     pub public_metrics: bool,
     /// Accept JWTs from this OIDC issuer (exactly as in their `iss`), besides
-    /// API keys. Needs --oidc-audience and --oidc-jwks.
-    #[arg(long, env = "ULTRACORE_OIDC_ISSUER", requires_all = ["oidc_audience", "oidc_jwks"])]
+    /// API keys. Its signing keys come from --oidc-jwks FILE, or else from
+    /// the issuer's discovery document
+    /// (`{issuer}/.well-known/openid-configuration`, https; plain http
+    /// only to a loopback host).
+    #[arg(long, env = "ULTRACORE_OIDC_ISSUER", value_name = "URL")]
     pub oidc_issuer: Option<String>,
-    /// The audience the tokens must name (UltraCore's client id at the issuer).
+    /// The audience the tokens must name [default: --oidc-client-id].
     #[arg(long, env = "ULTRACORE_OIDC_AUDIENCE")]
     pub oidc_audience: Option<String>,
-    /// The issuer's signing keys: a JWKS file, re-read every minute.
+    /// The issuer's signing keys: a JWKS file, for deployments without
+    /// discovery [default: fetched from the issuer's jwks_uri every 15
+    /// minutes and when a token names an unknown key].
     #[arg(long, env = "ULTRACORE_OIDC_JWKS", value_name = "FILE")]
     pub oidc_jwks: Option<PathBuf>,
+    /// Console sign-in with OpenID Connect: the console's client id at the
+    /// issuer (ID tokens must name it in `aud`). The client secret, when
+    /// the client has one, is read from ULTRACORE_OIDC_CLIENT_SECRET only.
+    /// Needs --oidc-issuer and --oidc-redirect-url. Example:
+    /// `--oidc-issuer https://idp.example.com/realms/bank --oidc-client-id
+    /// ultracore-console --oidc-redirect-url
+    /// https://console.example.com/console/oidc/callback`
+    #[arg(long, env = "ULTRACORE_OIDC_CLIENT_ID", value_name = "ID")]
+    pub oidc_client_id: Option<String>,
+    /// Where the issuer sends browsers back after sign-in, as registered
+    /// there: this server's `/console/oidc/callback` as browsers reach it
+    /// (add its host with --allowed-host).
+    #[arg(long, env = "ULTRACORE_OIDC_REDIRECT_URL", value_name = "URL")]
+    pub oidc_redirect_url: Option<String>,
     /// Requests per second each key may make, sustained.
     #[arg(long, env = "ULTRACORE_RATE_LIMIT", default_value_t = 50.0)]
     pub rate_limit: f64,
@@ -172,6 +191,39 @@ impl EdgeArgs {
     /// The guard of a server on `addr`: keys, tokens, rate limits, Host
     /// and Origin rules.
     pub fn guard(&self, args: &LogArgs, addr: SocketAddr) -> Result<Guard> {
+        let jwt = self.oidc().file_verifier()?;
+        self.guard_with(args, addr, jwt)
+    }
+
+    /// [`EdgeArgs::guard`], with the OIDC provider found by discovery when
+    /// configured so: its keys (refreshed until `shutdown`) and the
+    /// console's sign-in.
+    pub async fn serve_guard(
+        &self,
+        args: &LogArgs,
+        addr: SocketAddr,
+        shutdown: ultracore_runtime::CancellationToken,
+    ) -> Result<Guard> {
+        let Some(provider) = self.oidc().provider(shutdown).await? else {
+            return self.guard_with(args, addr, None);
+        };
+        let guard = self.guard_with(args, addr, Some(provider.verifier))?;
+        // A fresh guard: neither is set yet.
+        if let Some(s) = provider.sign_in {
+            let _ = guard.set_oidc_sign_in(s);
+        }
+        if let Some(j) = provider.jwks {
+            let _ = guard.set_jwks_source(j);
+        }
+        Ok(guard)
+    }
+
+    fn guard_with(
+        &self,
+        args: &LogArgs,
+        addr: SocketAddr,
+        jwt: Option<Arc<JwtVerifier>>,
+    ) -> Result<Guard> {
         let limiter = RateLimiter::new(RateLimit {
             per_second: self.rate_limit,
             burst: self.rate_burst,
@@ -183,7 +235,17 @@ impl EdgeArgs {
                 "any Host is accepted (--allowed-host '*'): the proxy in front must check it"
             );
         }
-        Ok(Guard::new(config, self.authenticator(args)?, limiter))
+        Ok(Guard::new(config, self.authenticator(args, jwt)?, limiter))
+    }
+
+    fn oidc(&self) -> crate::oidc::OidcOptions<'_> {
+        crate::oidc::OidcOptions {
+            issuer: self.oidc_issuer.as_deref(),
+            audience: self.oidc_audience.as_deref(),
+            jwks_file: self.oidc_jwks.as_deref(),
+            client_id: self.oidc_client_id.as_deref(),
+            redirect_url: self.oidc_redirect_url.as_deref(),
+        }
     }
 
     pub fn limits(&self) -> ServerLimits {
@@ -196,7 +258,11 @@ impl EdgeArgs {
 
     /// API keys of the data directory (an admin key made and printed once
     /// when there is none) and, when configured, the OIDC issuer's tokens.
-    fn authenticator(&self, args: &LogArgs) -> Result<Authenticator> {
+    fn authenticator(
+        &self,
+        args: &LogArgs,
+        jwt: Option<Arc<JwtVerifier>>,
+    ) -> Result<Authenticator> {
         let keys = crate::cmd::keys::key_store(args)?;
         if let Some((record, key)) = keys.ensure_bootstrap_admin()? {
             eprintln!(
@@ -207,15 +273,13 @@ impl EdgeArgs {
             );
         }
         let mut auth = Authenticator::new(Arc::new(keys));
-        if let (Some(issuer), Some(audience), Some(jwks)) =
-            (&self.oidc_issuer, &self.oidc_audience, &self.oidc_jwks)
-        {
-            let text = std::fs::read_to_string(jwks)
-                .with_context(|| format!("reading the JWKS file {}", jwks.display()))?;
-            let verifier = JwtVerifier::new(JwtConfig::new(issuer, audience), &text)
-                .with_context(|| format!("loading the JWKS file {}", jwks.display()))?;
-            auth = auth.with_jwt(Arc::new(verifier));
-            eprintln!("accepting tokens of the OIDC issuer {issuer} for the audience {audience}");
+        if let Some(verifier) = jwt {
+            let c = verifier.config();
+            eprintln!(
+                "accepting tokens of the OIDC issuer {} for the audience {}",
+                c.issuer, c.audience
+            );
+            auth = auth.with_jwt(verifier);
         }
         Ok(auth)
     }
@@ -524,7 +588,7 @@ pub async fn run_services(
     let mut decisions: Option<Arc<DecisionService>> = None;
     let mut server = None;
     if let Some((addr, edge)) = http {
-        let guard = edge.guard(args, addr)?;
+        let guard = edge.serve_guard(args, addr, token.clone()).await?;
         let edge_config = guard.config().clone();
         let (events, _) = broadcast::channel(4096);
         spawn_event_tail(log.clone(), events.clone(), token.clone().cancelled_owned()).await?;
@@ -771,7 +835,11 @@ pub async fn run_services(
         server = Some(tokio::spawn(async move {
             ultracore_http::serve(listener, app, limits, shutdown).await
         }));
-        eprintln!("console on http://{addr}/ (sign in with an API key)");
+        if guard.oidc_sign_in().is_some() {
+            eprintln!("console on http://{addr}/ (sign in with the organisation's OpenID Connect provider or an API key)");
+        } else {
+            eprintln!("console on http://{addr}/ (sign in with an API key)");
+        }
         eprintln!(
             "API on http://{addr}/api/v1 (OpenAPI: /api/v1/openapi.json, health: /healthz, readiness: /readyz, metrics: /metrics)"
         );

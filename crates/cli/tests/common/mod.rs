@@ -70,10 +70,13 @@ impl Serve {
 
     /// Like [`Serve::start`], with these environment variables set.
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Result<Serve, Error> {
+        Serve::start_on(free_port()?, extra, env)
+    }
+
+    /// Like [`Serve::start_with_env`], on `port` (from [`free_port`]), for
+    /// settings that name the server's own address.
+    pub fn start_on(port: u16, extra: &[&str], env: &[(&str, &str)]) -> Result<Serve, Error> {
         let data = tempfile::tempdir()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
         let mut child = ultracore()
             .args(["--data-dir", data.path().to_str().ok_or("path")?])
             .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
@@ -181,6 +184,13 @@ impl Serve {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+/// A port free now on 127.0.0.1.
+pub fn free_port() -> Result<u16, Error> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn request(method: &str, path: &str, body: &str, key: Option<&str>) -> String {
