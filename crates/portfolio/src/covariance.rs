@@ -165,23 +165,111 @@ fn lower_product_in(x: &[f64], t: usize, n: usize, alpha: f64, out: &mut [f64], 
     );
 }
 
+/// From this many assets the centring and the mirror run on every core
+/// (2,000 assets: 6 ms on one).
+const PARALLEL_MIRROR_FROM: usize = 512;
+
 /// Subtracts `c · m mᵀ` from the lower triangle of a row-major `n × n`
 /// matrix and copies it onto the upper triangle, in tiles that stay in
-/// cache for large `n`.
+/// cache for large `n`; on every core from [`PARALLEL_MIRROR_FROM`].
+///
+/// Each row is split at its diagonal: the lower parts are centred in place,
+/// then only read; the upper parts are only written. So the threads share
+/// the lower parts and each owns a band of upper parts, with no copy and
+/// no unsafe code.
 fn centre_and_mirror(out: &mut [f64], n: usize, m: &[f64], c: f64) {
     const TILE: usize = 32;
-    for i0 in (0..n).step_by(TILE) {
-        for j0 in (0..=i0).step_by(TILE) {
-            for i in i0..(i0 + TILE).min(n) {
-                let ci = c * m[i];
-                for j in j0..(j0 + TILE).min(i + 1) {
-                    let v = out[i * n + j] - ci * m[j];
-                    out[i * n + j] = v;
-                    out[j * n + i] = v;
+    let threads = if n >= PARALLEL_MIRROR_FROM {
+        std::thread::available_parallelism()
+            .map_or(1, |c| c.get())
+            .min(16)
+    } else {
+        1
+    };
+    let (mut lowers, mut uppers): (Vec<&mut [f64]>, Vec<&mut [f64]>) = out
+        .chunks_mut(n)
+        .enumerate()
+        .map(|(i, row)| row.split_at_mut(i + 1))
+        .unzip();
+    // Row i has i + 1 lower and n − 1 − i upper elements: bands of equal
+    // work for each pass.
+    let lower_bands = bands(n, threads, |i| i + 1);
+    let upper_bands = bands(n, threads, |i| n - 1 - i);
+    let centre = |rows: &mut [&mut [f64]], first: usize| {
+        if c == 0.0 {
+            return;
+        }
+        for (k, row) in rows.iter_mut().enumerate() {
+            let ci = c * m[first + k];
+            for (v, mj) in row.iter_mut().zip(m) {
+                *v -= ci * mj;
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        let mut rest = &mut lowers[..];
+        let mut first = 0;
+        for &end in &lower_bands {
+            let (band, tail) = rest.split_at_mut(end - first);
+            rest = tail;
+            let start = first;
+            if end == n {
+                centre(band, start);
+            } else {
+                s.spawn(move || centre(band, start));
+            }
+            first = end;
+        }
+    });
+    let lowers: Vec<&[f64]> = lowers.into_iter().map(|l| &*l).collect();
+    let lowers = &lowers[..];
+    let mirror = |rows: &mut [&mut [f64]], first: usize| {
+        let last = first + rows.len();
+        for i0 in (first..last).step_by(TILE) {
+            let i1 = (i0 + TILE).min(last);
+            for j0 in (i0..n).step_by(TILE) {
+                let j1 = (j0 + TILE).min(n);
+                for i in i0..i1 {
+                    let row = &mut rows[i - first];
+                    for j in j0.max(i + 1)..j1 {
+                        row[j - i - 1] = lowers[j][i];
+                    }
                 }
             }
         }
+    };
+    std::thread::scope(|s| {
+        let mut rest = &mut uppers[..];
+        let mut first = 0;
+        for &end in &upper_bands {
+            let (band, tail) = rest.split_at_mut(end - first);
+            rest = tail;
+            let start = first;
+            if end == n {
+                mirror(band, start);
+            } else {
+                s.spawn(move || mirror(band, start));
+            }
+            first = end;
+        }
+    });
+}
+
+/// Where `threads` bands of rows `0..n` end, each with about the same sum
+/// of `work(row)`; the last ends at `n`.
+fn bands(n: usize, threads: usize, work: impl Fn(usize) -> usize) -> Vec<usize> {
+    let total: usize = (0..n).map(&work).sum();
+    let mut ends = Vec::with_capacity(threads);
+    let mut done = 0;
+    for i in 0..n {
+        done += work(i);
+        let band = ends.len() + 1;
+        if band < threads && done * threads >= total * band {
+            ends.push(i + 1);
+        }
     }
+    ends.push(n);
+    ends
 }
 
 /// Un-annualised sample covariance (`T − 1` denominator).
@@ -346,6 +434,26 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_mirror_on_every_core_matches_two_passes() {
+        // Above PARALLEL_MIRROR_FROM: centring and mirror in bands of rows.
+        let (t, n) = (30, PARALLEL_MIRROR_FROM + 37);
+        let data: Vec<f64> = (0..t * n)
+            .map(|k| 0.0002 * (k % 11) as f64 + 0.01 * ((k * 7919 % 1013) as f64 / 1013.0 - 0.5))
+            .collect();
+        let x = Matrix::from_row_major(t, n, data).unwrap();
+        let want = naive(&x, 1.0 / (t as f64 - 1.0));
+        let got = centred_gram(&x, &column_means(&x), None, 1.0 / (t as f64 - 1.0));
+        assert_close("centred", got.as_slice(), &want);
+        let g = got.as_slice();
+        assert!((0..n).all(|i| (0..n).all(|j| g[i * n + j] == g[j * n + i])));
+        for threads in [1, 2, 3, 7] {
+            let ends = bands(n, threads, |i| n - 1 - i);
+            assert_eq!(ends.last(), Some(&n));
+            assert!(ends.windows(2).all(|w| w[0] <= w[1]) && ends.len() <= threads);
         }
     }
 }
