@@ -1,23 +1,24 @@
 //! Intent detection on labelled queries: exact match per intent and
-//! overall, with precision and recall. Nine sets, each written apart from
+//! overall, with precision and recall. Ten sets, each written apart from
 //! the detector by a different author who saw neither it nor the other
 //! sets:
 //!
 //! - `data/intents.jsonl` (422 queries), `intents_fresh.jsonl` (320),
 //!   `intents_third.jsonl` (320), `intents_fourth.jsonl` (383),
 //!   `intents_fifth.jsonl` (468), `intents_sixth.jsonl` (534),
-//!   `intents_seventh.jsonl` (531) and `intents_eighth.jsonl` (518) are
-//!   the tuning sets: the rules are tuned on them, the model is trained on
-//!   them. Their misses are printed, with the cues behind each.
-//! - `data/intents_ninth.jsonl` (526) is the held-out set: nothing has
+//!   `intents_seventh.jsonl` (531), `intents_eighth.jsonl` (518) and
+//!   `intents_ninth.jsonl` (526) are the tuning sets: the rules are tuned
+//!   on them, the model is trained on them. Their misses are printed, with
+//!   the cues behind each.
+//! - `data/intents_tenth.jsonl` (510) is the held-out set: nothing has
 //!   been tuned on it, and it says whether the detector generalises. Its
 //!   misses are counted, never printed.
 //!
 //! Each set was held out in its turn, then became a tuning set when the
 //! next one had been written. What each scored while held out, after
-//! tuning on every set before it (the eighth and ninth were asked for
-//! with half their general questions naming a domain in passing: "the app
-//! logs me out while I check my portfolio"):
+//! tuning on every set before it (the eighth, ninth and tenth were asked
+//! for with half their general questions naming a domain in passing: "the
+//! app logs me out while I check my portfolio"):
 //!
 //! | held out | card | loan | wealth | general | exact |
 //! |---|---|---|---|---|---|
@@ -28,11 +29,13 @@
 //! | eighth (518) | 0.980 | 0.960 | 0.966 | 0.605 | 0.878 |
 //! | ninth (526) | 0.987 | 0.969 | 0.967 | 0.627 | 0.895 |
 //! | ninth, with the model's general output (below) | 0.993 | 0.975 | 0.967 | 0.839 | 0.947 |
+//! | tenth (510) | 0.972 | 0.980 | 0.946 | 0.889 | 0.947 |
 //!
 //! The eighth and the ninth were measured with the same detector (tuned
 //! on the first seven); then the model learned to say a question is
 //! general whatever it names (trained with the eighth), and the ninth was
-//! measured a second time, its misses still unread.
+//! measured a second time, its misses still unread; the tenth was
+//! measured once, after tuning on the ninth.
 
 use std::collections::BTreeMap;
 
@@ -140,7 +143,7 @@ fn report(
     (exact, accuracies)
 }
 
-const TUNING_SETS: [(&str, &str); 8] = [
+const TUNING_SETS: [(&str, &str); 9] = [
     ("intents.jsonl", include_str!("../data/intents.jsonl")),
     (
         "intents_fresh.jsonl",
@@ -170,25 +173,29 @@ const TUNING_SETS: [(&str, &str); 8] = [
         "intents_eighth.jsonl",
         include_str!("../data/intents_eighth.jsonl"),
     ),
+    (
+        "intents_ninth.jsonl",
+        include_str!("../data/intents_ninth.jsonl"),
+    ),
 ];
 
-const HELD_OUT: &str = include_str!("../data/intents_ninth.jsonl");
+const HELD_OUT: &str = include_str!("../data/intents_tenth.jsonl");
 
 /// Each intent's accuracy on the held-out set, and its exact match, as
-/// last measured (rounded down): card 0.993 (150 of 151), loan 0.975
-/// (157 of 161), wealth 0.967 (147 of 152), general 0.838 (99 of 118),
-/// exact 0.946 (498 of 526). The goal is 0.95 on every intent: general,
-/// where half the questions name a domain in passing while asking
-/// something else, is below it. The floors keep a change from making it
-/// worse unnoticed; raising them by tuning on this set's misses would make
-/// it a tuning set.
+/// measured (rounded down) when it was first evaluated: card 0.972 (139
+/// of 143), loan 0.979 (146 of 149), wealth 0.945 (140 of 148), general
+/// 0.888 (112 of 126), exact 0.947 (483 of 510). The goal is 0.95 on every
+/// intent: general, where half the questions name a domain in passing
+/// while asking something else, is below it, and wealth just below. The
+/// floors keep a change from making it worse unnoticed; raising them by
+/// tuning on this set's misses would make it a tuning set.
 const HELD_OUT_FLOORS: [(Intent, f64); 4] = [
-    (Intent::Card, 0.993),
-    (Intent::Loan, 0.975),
-    (Intent::Wealth, 0.967),
-    (Intent::General, 0.838),
+    (Intent::Card, 0.972),
+    (Intent::Loan, 0.979),
+    (Intent::Wealth, 0.945),
+    (Intent::General, 0.888),
 ];
-const HELD_OUT_EXACT: f64 = 0.946;
+const HELD_OUT_EXACT: f64 = 0.947;
 
 #[test]
 fn intents_on_the_tuning_sets() {
@@ -206,9 +213,9 @@ fn intents_on_the_tuning_sets() {
 
 #[test]
 fn intents_on_the_held_out_set() {
-    let rows = parse(HELD_OUT, "intents_ninth.jsonl");
-    assert_eq!(rows.len(), 526);
-    let (exact, accuracies) = report("held out (intents_ninth.jsonl)", &rows, false);
+    let rows = parse(HELD_OUT, "intents_tenth.jsonl");
+    assert_eq!(rows.len(), 510);
+    let (exact, accuracies) = report("held out (intents_tenth.jsonl)", &rows, false);
     let below: Vec<String> = HELD_OUT_FLOORS
         .iter()
         .filter(|(i, floor)| accuracies[i] < *floor)

@@ -675,6 +675,12 @@ const GENERAL: &[&[&str]] = &[
 const NEUTRAL: &[&[&str]] = &[
     // A real word that starts with a cue ("a sharper rate").
     &["sharper"],
+    &["sharpen"],
+    // A pension lived on, not a pension fund.
+    &["support", "pension"],
+    &["age", "pension"],
+    &["on", "the", "pension"],
+    &["on", "a", "pension"],
     &["complimentary"],
     // Cards that are not bank cards.
     &["sim", "card"],
@@ -689,6 +695,7 @@ const NEUTRAL: &[&[&str]] = &[
     &["offset", "the", "gain"],
     &["offset", "my", "gain"],
     &["offset", "capital", "gain"],
+    &["offset", "gain"],
     // A customer who receives a pension, not a pension fund.
     &["pensioner"],
     &["#", "visa"],
