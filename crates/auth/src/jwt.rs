@@ -391,6 +391,21 @@ impl JwtVerifier {
         if nonce.is_empty() || !bool::from(given.as_bytes().ct_eq(nonce.as_bytes())) {
             return Err(TokenRejection::WrongNonce.into());
         }
+        // OpenID Connect Core 3.1.3.7: with several audiences an authorized
+        // party must be named, and a named one must be this client (our
+        // audience) — not a token issued to another client that lists us.
+        let audiences = match claims.get("aud") {
+            Some(Value::Array(a)) => a.len(),
+            Some(_) => 1,
+            None => 0,
+        };
+        match claims.get("azp").and_then(Value::as_str) {
+            Some(azp) if azp != self.config.audience => {
+                return Err(TokenRejection::WrongAudience.into())
+            }
+            None if audiences > 1 => return Err(TokenRejection::WrongAudience.into()),
+            _ => {}
+        }
         let principal = self.principal(&claims).map_err(AuthError::from)?;
         let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
         Ok((principal, exp))

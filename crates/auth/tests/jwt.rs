@@ -550,5 +550,22 @@ fn an_id_token_must_carry_the_nonce_of_its_sign_in() -> TestResult {
         wrong(v.verify_id_token(&signer.sign(&other)?, "n-123")),
         Some(TokenRejection::WrongAudience)
     );
+    // The authorized party (OpenID Connect Core 3.1.3.7): a token issued to
+    // another client that lists this one among its audiences is refused;
+    // several audiences need an azp naming this client.
+    let ours = c["aud"].clone();
+    let mut shared = c.clone();
+    shared["aud"] = json!([ours.clone(), "other-client"]);
+    assert_eq!(
+        wrong(v.verify_id_token(&signer.sign(&shared)?, "n-123")),
+        Some(TokenRejection::WrongAudience)
+    );
+    shared["azp"] = json!("other-client");
+    assert_eq!(
+        wrong(v.verify_id_token(&signer.sign(&shared)?, "n-123")),
+        Some(TokenRejection::WrongAudience)
+    );
+    shared["azp"] = ours;
+    assert!(v.verify_id_token(&signer.sign(&shared)?, "n-123").is_ok());
     Ok(())
 }

@@ -354,8 +354,7 @@ fn authenticate(g: &Guard, method: &Method, headers: &HeaderMap) -> Result<Princ
         {
             // The issuer may have rotated its keys: fetch them (rate
             // limited) for the next request; this one is answered now.
-            let source = source.clone();
-            tokio::spawn(async move { source.refresh_for_unknown_kid().await });
+            source.refresh_soon_for_unknown_kid();
         }
         tracing::info!(reason = e.reason(), key = ?e.key_id().map(|k| k.as_str().to_owned()), "authentication failed");
         Problem::unauthorized(e.to_string(), e.www_authenticate())

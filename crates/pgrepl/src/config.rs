@@ -211,7 +211,12 @@ fn config(message: impl Into<String>) -> Error {
 fn parse_port(text: &str) -> Result<u16> {
     match text.parse::<u16>() {
         Ok(port) if port > 0 => Ok(port),
-        _ => Err(config(format!("invalid port '{text}'"))),
+        // Not echoed: a password with an unencoded '/' or '?' splits the
+        // URL early and would land here.
+        _ => Err(config(
+            "invalid port: a number from 1 to 65535 (percent-encode '/', '?' and '@' in the \
+             user name and password)",
+        )),
     }
 }
 
@@ -370,8 +375,17 @@ mod tests {
         assert_eq!(cfg.tls.mode, SslMode::VerifyFull);
         assert_eq!(cfg.tls.root_cert, Some(RootCerts::System));
         for mode in ["disable", "allow", "prefer", "require", "verify-ca"] {
-            let cfg = Config::from_url(&format!("postgres://u@h/db?sslmode={mode}")).unwrap();
+            let cfg = Config::from_url(&format!(
+                "postgres://u@h/db?sslmode={mode}&sslrootcert=/ca.crt"
+            ))
+            .unwrap();
             assert_eq!(cfg.tls.mode.as_str(), mode);
         }
+        // verify-ca checks no name: without its own CA it is refused.
+        let e = Config::from_url("postgres://u@h/db?sslmode=verify-ca").unwrap_err();
+        assert!(e.to_string().contains("sslrootcert=PATH"), "{e}");
+        // A password with an unencoded '/' does not leak through the port.
+        let e = Config::from_url("postgres://u:hunter/2secret@h/db").unwrap_err();
+        assert!(!e.to_string().contains("hunter"), "{e}");
     }
 }

@@ -111,8 +111,8 @@ impl FromStr for SslMode {
 pub enum RootCerts {
     /// A PEM file of one or more CA certificates (`sslrootcert=PATH`).
     File(PathBuf),
-    /// The system's trust store (`sslrootcert=system`, or `verify-ca` /
-    /// `verify-full` without `sslrootcert`).
+    /// The system's trust store (`sslrootcert=system`, or `verify-full`
+    /// without `sslrootcert`; `verify-ca` needs a file).
     System,
 }
 
@@ -151,6 +151,12 @@ pub enum TlsError {
          sslrootcert=PATH of your own CA"
     )]
     SystemRootsNeedVerifyFull(SslMode),
+    /// `sslmode=verify-ca` without `sslrootcert=PATH`.
+    #[error(
+        "sslmode=verify-ca checks the certificate's CA but not its name, so it needs \
+         sslrootcert=PATH of your own CA (PEM); with the system's CAs use sslmode=verify-full"
+    )]
+    VerifyCaNeedsRootCert,
     /// The `sslrootcert` file cannot be read or is not PEM.
     #[error("cannot read sslrootcert '{}': {reason}", path.display())]
     RootCertUnreadable { path: PathBuf, reason: String },
@@ -194,6 +200,12 @@ impl TlsSettings {
         };
         if root_cert == Some(RootCerts::System) && mode != SslMode::VerifyFull {
             return Err(TlsError::SystemRootsNeedVerifyFull(mode));
+        }
+        // verify-ca checks no host name: against the system's store any
+        // public CA's certificate for any name would pass. libpq refuses it
+        // without a root file too.
+        if mode == SslMode::VerifyCa && root_cert.is_none() {
+            return Err(TlsError::VerifyCaNeedsRootCert);
         }
         Ok(TlsSettings { mode, root_cert })
     }
@@ -565,20 +577,20 @@ mod tests {
         // libpq: with a root certificate, require checks the chain.
         assert_eq!(v(Some("require"), Some("/ca.crt")), Verification::Chain);
         assert_eq!(v(Some("prefer"), Some("/ca.crt")), Verification::Chain);
-        assert_eq!(v(Some("verify-ca"), None), Verification::Chain);
+        assert_eq!(v(Some("verify-ca"), Some("/ca.crt")), Verification::Chain);
         assert_eq!(v(Some("verify-full"), None), Verification::Full);
         assert_eq!(v(None, Some("system")), Verification::Full);
         assert_eq!(
             TlsSettings::from_params(Some("require"), Some("system")),
             Err(TlsError::SystemRootsNeedVerifyFull(SslMode::Require))
         );
-        assert_eq!(
-            TlsSettings::from_params(Some("verify-ca"), Some("")),
-            Ok(TlsSettings {
-                mode: SslMode::VerifyCa,
-                root_cert: None
-            })
-        );
+        // verify-ca checks no name: it needs the operator's own CA.
+        for root in [None, Some("")] {
+            assert_eq!(
+                TlsSettings::from_params(Some("verify-ca"), root),
+                Err(TlsError::VerifyCaNeedsRootCert)
+            );
+        }
     }
 
     #[test]

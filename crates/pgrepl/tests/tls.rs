@@ -144,7 +144,12 @@ async fn require_without_a_ca_encrypts_without_checking() -> TestResult {
 async fn verify_full_without_the_ca_names_sslrootcert() -> TestResult {
     // Without sslrootcert the system's CAs are the roots; none signed the
     // test CA.
-    for mode in ["verify-full", "verify-ca"] {
+    // verify-ca without its own CA is refused before connecting: it checks
+    // no name, so the system's CAs would accept any public certificate.
+    let err = Config::from_url(&tls_url_with("sslmode=verify-ca")).unwrap_err();
+    assert!(err.to_string().contains("sslrootcert=PATH"), "{err}");
+    assert!(!err.to_string().contains(&password()), "{err}");
+    for mode in ["verify-full"] {
         let err = ReplicationConnection::connect(&tls_config(&format!("sslmode={mode}"))?)
             .await
             .unwrap_err();

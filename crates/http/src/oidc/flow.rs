@@ -91,8 +91,8 @@ impl Default for PendingLimits {
     }
 }
 
-/// What the server keeps of a sign-in between the two routes.
-#[derive(Debug)]
+/// What the server keeps of a sign-in between the two routes (its values
+/// stay out of `Debug`).
 struct Pending {
     nonce: String,
     verifier: String,
@@ -102,7 +102,6 @@ struct Pending {
 
 /// OpenID Connect sign-in for the console; give it to the guard with
 /// [`Guard::set_oidc_sign_in`].
-#[derive(Debug)]
 pub struct OidcSignIn {
     settings: OidcSettings,
     authorization: Url,
@@ -116,6 +115,21 @@ pub struct OidcSignIn {
     /// By `state`. A std mutex: it is held for a lookup or an insert,
     /// never across an await.
     pending: Mutex<HashMap<String, Pending>>,
+}
+
+impl std::fmt::Debug for OidcSignIn {
+    /// The settings and endpoints; of the pending sign-ins only their
+    /// number (their state, nonce and verifier are secrets).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pending = self.pending.lock().map_or(0, |p| p.len());
+        f.debug_struct("OidcSignIn")
+            .field("settings", &self.settings)
+            .field("authorization", &self.authorization.as_str())
+            .field("token", &self.token.as_str())
+            .field("limits", &self.limits)
+            .field("pending", &pending)
+            .finish_non_exhaustive()
+    }
 }
 
 impl OidcSignIn {
@@ -474,7 +488,27 @@ async fn login(State(g): State<Guard>, Query(q): Query<LoginQuery>) -> Result<Re
     Ok(r)
 }
 
+/// The callback's answer; whatever it is, the browser's state cookie is
+/// cleared (the sign-in it named is over).
 async fn callback(
+    State(g): State<Guard>,
+    headers: HeaderMap,
+    query: Query<HashMap<String, String>>,
+) -> Response {
+    let secure = g.config().secure_cookies;
+    match finish(State(g), headers, query).await {
+        Ok(r) => r,
+        Err(problem) => {
+            let mut r = problem.into_response();
+            if let Some(c) = state_cookie("", 0, secure) {
+                r.headers_mut().append(header::SET_COOKIE, c);
+            }
+            r
+        }
+    }
+}
+
+async fn finish(
     State(g): State<Guard>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,

@@ -260,6 +260,22 @@ impl JwksSource {
         }
     }
 
+    /// [`JwksSource::refresh_for_unknown_kid`] on a task of its own, unless
+    /// one runs or ran within the minimum interval: a flood of tokens with
+    /// made-up `kid`s starts at most one task at a time.
+    pub fn refresh_soon_for_unknown_kid(self: &Arc<Self>) {
+        let recent = self
+            .last_forced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|t| t.elapsed() < MIN_FORCED_REFRESH);
+        if recent || self.forced.try_lock().is_err() {
+            return;
+        }
+        let source = self.clone();
+        tokio::spawn(async move { source.refresh_for_unknown_kid().await });
+    }
+
     /// Refreshes every `every` until `shutdown`.
     pub async fn run(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(every);
