@@ -675,6 +675,36 @@ CREATE INDEX explanations_by_time ON explanations (decided_at);
 const V2_COLUMNS: &str = "id, decision_id, event_id, decided_at, symbol, action, model_version, \
      explained_with, explained_at, source_topic, source_partition, source_offset, decision, shap, narrative";
 
+/// `rows` in their stored forms, written by today's store and copied
+/// into a database at `path` made with `schema` (an older one), columns
+/// `columns`: a store as an older build left it. The connection is open
+/// on it.
+fn stored_at_old_schema(
+    path: &std::path::Path,
+    rows: &[(TradingDecision, i64)],
+    schema: &str,
+    columns: &str,
+) -> Result<rusqlite::Connection, Box<dyn std::error::Error + Send + Sync>> {
+    let scratch = tempfile::tempdir()?;
+    let current = scratch.path().join("current.sqlite");
+    store_explained(
+        &mut ForensicsStore::open(&current, "trading_decisions")?,
+        rows,
+    )?;
+    let conn = rusqlite::Connection::open(path)?;
+    conn.execute_batch(schema)?;
+    conn.execute(
+        "ATTACH DATABASE ?1 AS current",
+        [current.to_str().ok_or("a path")?],
+    )?;
+    conn.execute_batch(&format!(
+        "INSERT INTO model_sets SELECT * FROM current.model_sets;
+         INSERT INTO explanations ({columns}) SELECT {columns} FROM current.explanations;
+         DETACH DATABASE current;"
+    ))?;
+    Ok(conn)
+}
+
 /// A schema-2 store at `path` holding `rows` as the writer of that
 /// version stored them, plus `json_row` as schema 1 stored it (the decision
 /// as JSON text, every number in format 1, the words written then).
@@ -685,23 +715,7 @@ fn schema_2_store(
 ) -> TestResult {
     // The rows in their stored forms, from today's writer, copied column
     // by column into the old tables.
-    let scratch = tempfile::tempdir()?;
-    let current = scratch.path().join("current.sqlite");
-    store_explained(
-        &mut ForensicsStore::open(&current, "trading_decisions")?,
-        rows,
-    )?;
-    let conn = rusqlite::Connection::open(path)?;
-    conn.execute_batch(SCHEMA_2)?;
-    conn.execute(
-        "ATTACH DATABASE ?1 AS current",
-        [current.to_str().ok_or("a path")?],
-    )?;
-    conn.execute_batch(&format!(
-        "INSERT INTO model_sets SELECT * FROM current.model_sets;
-         INSERT INTO explanations ({V2_COLUMNS}) SELECT {V2_COLUMNS} FROM current.explanations;
-         DETACH DATABASE current;"
-    ))?;
+    let conn = stored_at_old_schema(path, rows, SCHEMA_2, V2_COLUMNS)?;
     let s = specialists();
     let explanation = s.explain(json_row, &mut s.workspace())?;
     let set = ModelSet::of(&s);
@@ -903,26 +917,12 @@ fn a_schema_5_store_gains_latencies_and_keeps_its_rows() -> TestResult {
             (made(i, "IWM", Action::Buy, 0.5, Some("bull"), ms), ms + 20)
         })
         .collect();
-    {
-        let scratch = tempfile::tempdir()?;
-        let current = scratch.path().join("current.sqlite");
-        store_explained(
-            &mut ForensicsStore::open(&current, "trading_decisions")?,
-            &old,
-        )?;
-        let conn = rusqlite::Connection::open(&path)?;
-        conn.execute_batch(&format!("{SCHEMA_2}{SCHEMA_5_ADDED}"))?;
-        conn.execute(
-            "ATTACH DATABASE ?1 AS current",
-            [current.to_str().ok_or("a path")?],
-        )?;
-        let columns = format!("{V2_COLUMNS}, confidence, dominant_regime");
-        conn.execute_batch(&format!(
-            "INSERT INTO model_sets SELECT * FROM current.model_sets;
-             INSERT INTO explanations ({columns}) SELECT {columns} FROM current.explanations;
-             DETACH DATABASE current;"
-        ))?;
-    }
+    stored_at_old_schema(
+        &path,
+        &old,
+        &format!("{SCHEMA_2}{SCHEMA_5_ADDED}"),
+        &format!("{V2_COLUMNS}, confidence, dominant_regime"),
+    )?;
     let conn = rusqlite::Connection::open(&path)?;
     let before: Vec<Vec<u8>> = conn
         .prepare("SELECT decision FROM explanations ORDER BY id")?
@@ -1030,26 +1030,12 @@ fn a_schema_6_store_keeps_two_indexes_and_the_same_answers() -> TestResult {
             (d, ms + 30)
         })
         .collect();
-    {
-        let scratch = tempfile::tempdir()?;
-        let current = scratch.path().join("current.sqlite");
-        store_explained(
-            &mut ForensicsStore::open(&current, "trading_decisions")?,
-            &rows,
-        )?;
-        let conn = rusqlite::Connection::open(&path)?;
-        conn.execute_batch(&format!("{SCHEMA_2}{SCHEMA_5_ADDED}{SCHEMA_6_ADDED}"))?;
-        conn.execute(
-            "ATTACH DATABASE ?1 AS current",
-            [current.to_str().ok_or("a path")?],
-        )?;
-        let columns = format!("{V2_COLUMNS}, confidence, dominant_regime, latency_us");
-        conn.execute_batch(&format!(
-            "INSERT INTO model_sets SELECT * FROM current.model_sets;
-             INSERT INTO explanations ({columns}) SELECT {columns} FROM current.explanations;
-             DETACH DATABASE current;"
-        ))?;
-    }
+    stored_at_old_schema(
+        &path,
+        &rows,
+        &format!("{SCHEMA_2}{SCHEMA_5_ADDED}{SCHEMA_6_ADDED}"),
+        &format!("{V2_COLUMNS}, confidence, dominant_regime, latency_us"),
+    )?;
     let before = decisions_and_latencies(&path)?;
     match StoreReader::open(&path)?.regime_stats(since_days(1, now)) {
         Err(Error::SchemaTooOld { found, needed, .. }) => assert_eq!((found, needed), (6, 7)),
