@@ -1,13 +1,17 @@
 //! OpenID Connect sign-in for the web console: the authorization-code
 //! flow with PKCE (S256), `state` and `nonce`.
 //!
-//! 1. `GET /console/oidc/login[?next=/page]` keeps a fresh `state`, `nonce`
-//!    and PKCE verifier server-side, keyed by `state` (bounded, 10 minutes,
-//!    one use), binds the `state` to the browser with a short-lived cookie,
-//!    and sends the browser (303) to the provider's authorization endpoint.
+//! 1. `GET /console/oidc/login[?next=/page]` makes a fresh `state`, `nonce`
+//!    and PKCE verifier, seals them (ChaCha20-Poly1305 under a key made at
+//!    start) into a short-lived cookie of the browser, and sends the
+//!    browser (303) to the provider's authorization endpoint. The server
+//!    keeps nothing of a sign-in in progress, so anonymous starts cannot
+//!    crowd out real ones.
 //! 2. The provider signs the user in and sends the browser back to
-//!    `GET /console/oidc/callback?code&state`. The server takes the `state`
-//!    (unknown, expired, used or not this browser's: 400, sign in again),
+//!    `GET /console/oidc/callback?code&state`. The server opens the cookie
+//!    and takes its sign-in if the `state` is its own (not this server's,
+//!    changed, older than 10 minutes, already used, or another sign-in's:
+//!    400, sign in again; used states are remembered for those 10 minutes),
 //!    exchanges the code at the token endpoint with the PKCE verifier,
 //!    checks the ID token with the same [`ultracore_auth::JwtVerifier`]
 //!    rules as a pasted token (issuer, audience = the client id, expiry,
@@ -23,7 +27,7 @@
 //! - `provider`: [`ProviderMetadata`] (discovery), [`JwksSource`] (the
 //!   signing keys, refreshed on a timer and on an unknown `kid`),
 //!   [`http_client`], the URL rules.
-//! - `flow`: [`OidcSignIn`], the pending sign-ins and the two routes,
+//! - `flow`: [`OidcSignIn`], the sealed sign-ins and the two routes,
 //!   [`oidc_router`].
 
 mod flow;

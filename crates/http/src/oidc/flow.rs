@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -15,7 +15,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use rand::RngCore;
 use reqwest::Url;
-use serde::Deserialize;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use ultracore_auth::{AuthError, JwtVerifier, TokenRejection};
@@ -29,10 +30,13 @@ use crate::{Guard, Problem};
 pub const LOGIN_PATH: &str = "/console/oidc/login";
 /// Where the provider sends the browser back.
 pub const CALLBACK_PATH: &str = "/console/oidc/callback";
-/// The cookie that binds a pending sign-in to the browser that started it:
-/// without it, someone could start a sign-in with their own account and
-/// have another person's browser finish it (login CSRF).
+/// The cookie that carries a pending sign-in, sealed, in the browser that
+/// started it: without it, someone could start a sign-in with their own
+/// account and have another person's browser finish it (login CSRF).
 const STATE_COOKIE: &str = "uc_oidc_state";
+/// What the seal authenticates besides the sign-in (a cookie of another
+/// purpose or format never opens as one).
+const SEAL_CONTEXT: &[u8] = b"ultracore oidc sign-in v1";
 /// The scopes asked for.
 const SCOPE: &str = "openid profile email";
 /// Token endpoint answers larger than this are refused.
@@ -73,12 +77,15 @@ pub struct OidcSettings {
     pub redirect_url: String,
 }
 
-/// How many sign-ins may be pending and for how long.
+/// How long a sign-in may take, and how many finished ones are remembered
+/// as used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PendingLimits {
-    /// A sign-in not finished within this is forgotten.
+    /// A sign-in not finished within this is refused.
     pub ttl: Duration,
-    /// Pending sign-ins at once; past it, the oldest is forgotten.
+    /// Used states remembered (each for `ttl`); past it, the oldest is
+    /// forgotten. A callback replayed after that still fails at the
+    /// provider, which takes a code once.
     pub max: usize,
 }
 
@@ -91,13 +98,71 @@ impl Default for PendingLimits {
     }
 }
 
-/// What the server keeps of a sign-in between the two routes (its values
-/// stay out of `Debug`).
+/// A sign-in between the two routes, sealed into the browser's state
+/// cookie (its values stay out of `Debug`). The server keeps nothing of
+/// it, so no number of anonymous starts can push out a real user's.
+#[derive(Serialize, Deserialize)]
 struct Pending {
+    state: String,
     nonce: String,
     verifier: String,
     next: String,
-    started: Instant,
+    /// Seconds since the Unix epoch.
+    started: u64,
+}
+
+/// Seals pending sign-ins (ChaCha20-Poly1305 under a key made at start
+/// and never stored: a restart ends the sign-ins in progress, as it ends
+/// the sessions): the browser holds them, cannot read or change them, and
+/// another server's cookie does not open here.
+struct Sealer(LessSafeKey);
+
+impl Sealer {
+    fn new() -> Sealer {
+        let mut key = [0u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        let key = UnboundKey::new(&CHACHA20_POLY1305, &key).expect("a 256-bit ChaCha20 key");
+        Sealer(LessSafeKey::new(key))
+    }
+
+    /// `base64url(nonce ‖ ciphertext ‖ tag)`.
+    fn seal(&self, pending: &Pending) -> String {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rng().fill_bytes(&mut nonce);
+        let mut data = serde_json::to_vec(pending).expect("a pending sign-in serializes");
+        self.0
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(SEAL_CONTEXT),
+                &mut data,
+            )
+            .expect("sealing a small cookie");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&data);
+        URL_SAFE_NO_PAD.encode(out)
+    }
+
+    /// The sign-in in `cookie`; `None` when it was not sealed here (made
+    /// up, changed, or from another server or an earlier run).
+    fn open(&self, cookie: &str) -> Option<Pending> {
+        let mut raw = URL_SAFE_NO_PAD.decode(cookie).ok()?;
+        if raw.len() < NONCE_LEN {
+            return None;
+        }
+        let mut data = raw.split_off(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(&raw).ok()?;
+        let plain = self
+            .0
+            .open_in_place(nonce, Aad::from(SEAL_CONTEXT), &mut data)
+            .ok()?;
+        serde_json::from_slice(plain).ok()
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// OpenID Connect sign-in for the console; give it to the guard with
@@ -112,22 +177,23 @@ pub struct OidcSignIn {
     /// Fetches the keys again when an ID token names an unknown `kid`.
     jwks: Option<Arc<JwksSource>>,
     limits: PendingLimits,
-    /// By `state`. A std mutex: it is held for a lookup or an insert,
-    /// never across an await.
-    pending: Mutex<HashMap<String, Pending>>,
+    sealer: Sealer,
+    /// States of sign-ins finished (or refused) here, with when they were
+    /// used: a state is good for one answer. A std mutex: it is held for a
+    /// lookup or an insert, never across an await.
+    used: Mutex<HashMap<String, Instant>>,
 }
 
 impl std::fmt::Debug for OidcSignIn {
-    /// The settings and endpoints; of the pending sign-ins only their
-    /// number (their state, nonce and verifier are secrets).
+    /// The settings and endpoints; of the used states only their number.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let pending = self.pending.lock().map_or(0, |p| p.len());
+        let used = self.used.lock().map_or(0, |p| p.len());
         f.debug_struct("OidcSignIn")
             .field("settings", &self.settings)
             .field("authorization", &self.authorization.as_str())
             .field("token", &self.token.as_str())
             .field("limits", &self.limits)
-            .field("pending", &pending)
+            .field("used_states", &used)
             .finish_non_exhaustive()
     }
 }
@@ -172,7 +238,8 @@ impl OidcSignIn {
             id_tokens,
             jwks,
             limits: PendingLimits::default(),
-            pending: Mutex::new(HashMap::new()),
+            sealer: Sealer::new(),
+            used: Mutex::new(HashMap::new()),
         })
     }
 
@@ -186,17 +253,17 @@ impl OidcSignIn {
         &self.settings
     }
 
-    /// Sign-ins started and not yet finished or forgotten.
-    pub fn pending(&self) -> usize {
+    /// States remembered as used.
+    pub fn used_states(&self) -> usize {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.used.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts a sign-in that returns to `next`: its `state` and the URL to
-    /// send the browser to.
+    /// Starts a sign-in that returns to `next`: the sealed sign-in for the
+    /// browser's cookie and the URL to send the browser to.
     fn start(&self, next: String) -> (String, Url) {
         let state = random_b64(32);
         let nonce = random_b64(32);
@@ -213,37 +280,48 @@ impl OidcSignIn {
             .append_pair("nonce", &nonce)
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256");
+        let sealed = self.sealer.seal(&Pending {
+            state,
+            nonce,
+            verifier,
+            next,
+            started: unix_now(),
+        });
+        (sealed, url)
+    }
+
+    /// The sign-in sealed in the browser's `cookie` for the provider's
+    /// answer `state`, marked used as it is taken: `Err` says why not
+    /// (made up or from another server, older than the limit, another
+    /// sign-in's, or already used).
+    fn take(&self, cookie: &str, state: &str) -> Result<Pending, Taken> {
+        let pending = self.sealer.open(cookie).ok_or(Taken::Unknown)?;
+        if !bool::from(pending.state.as_bytes().ct_eq(state.as_bytes())) {
+            return Err(Taken::OtherBrowser);
+        }
+        let age = unix_now().saturating_sub(pending.started);
+        if age >= self.limits.ttl.as_secs() {
+            return Err(Taken::Unknown);
+        }
         let now = Instant::now();
-        let mut map = self.lock();
-        if map.len() >= self.limits.max {
-            map.retain(|_, p| now.duration_since(p.started) < self.limits.ttl);
-            if map.len() >= self.limits.max {
-                if let Some(oldest) = map
+        let mut used = self.lock();
+        if used.contains_key(state) {
+            return Err(Taken::Unknown);
+        }
+        if used.len() >= self.limits.max {
+            used.retain(|_, at| now.duration_since(*at) < self.limits.ttl);
+            if used.len() >= self.limits.max {
+                if let Some(oldest) = used
                     .iter()
-                    .min_by_key(|(_, p)| p.started)
+                    .min_by_key(|(_, at)| **at)
                     .map(|(k, _)| k.clone())
                 {
-                    map.remove(&oldest);
+                    used.remove(&oldest);
                 }
             }
         }
-        map.insert(
-            state.clone(),
-            Pending {
-                nonce,
-                verifier,
-                next,
-                started: now,
-            },
-        );
-        (state, url)
-    }
-
-    /// The pending sign-in of `state`, forgotten as it is taken; `None`
-    /// when unknown, used or older than the limit.
-    fn take(&self, state: &str) -> Option<Pending> {
-        let p = self.lock().remove(state)?;
-        (p.started.elapsed() < self.limits.ttl).then_some(p)
+        used.insert(state.to_owned(), now);
+        Ok(pending)
     }
 
     /// The code for the provider's tokens; the ID token.
@@ -364,6 +442,15 @@ impl OidcSignIn {
     }
 }
 
+/// Why a provider's answer has no sign-in to finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Taken {
+    /// No sign-in of this server's, a used one, or one too old.
+    Unknown,
+    /// The browser's sign-in is another one than the answer's.
+    OtherBrowser,
+}
+
 #[derive(Debug, Default, Deserialize)]
 struct TokenAnswer {
     id_token: Option<String>,
@@ -475,13 +562,13 @@ struct LoginQuery {
 
 async fn login(State(g): State<Guard>, Query(q): Query<LoginQuery>) -> Result<Response, Problem> {
     let oidc = g.oidc_sign_in().ok_or_else(not_configured)?;
-    let (state, url) = oidc.start(local_path(q.next.as_deref()));
+    let (sealed, url) = oidc.start(local_path(q.next.as_deref()));
     let mut r = StatusCode::SEE_OTHER.into_response();
     let location = HeaderValue::from_str(url.as_str())
         .map_err(|e| Problem::internal("the authorization URL", e))?;
     r.headers_mut().insert(header::LOCATION, location);
     let ttl = oidc.limits.ttl.as_secs();
-    if let Some(c) = state_cookie(&state, ttl, g.config().secure_cookies) {
+    if let Some(c) = state_cookie(&sealed, ttl, g.config().secure_cookies) {
         r.headers_mut().insert(header::SET_COOKIE, c);
     }
     no_store(&mut r);
@@ -515,8 +602,12 @@ async fn finish(
 ) -> Result<Response, Problem> {
     let oidc = g.oidc_sign_in().ok_or_else(not_configured)?;
     let state = q.get("state").map(String::as_str).unwrap_or("");
+    let cookie = state_cookie_value(&headers);
     // Taken first, whatever follows: a state is good for one answer.
-    let pending = (!state.is_empty()).then(|| oidc.take(state)).flatten();
+    let pending = match cookie {
+        Some(c) if !state.is_empty() => Some(oidc.take(c, state)),
+        _ => None,
+    };
     if let Some(error) = q.get("error") {
         let error = clean(error);
         let described = q
@@ -543,20 +634,21 @@ async fn finish(
             "the answer of the identity provider has no state",
         ));
     }
-    let Some(pending) = pending else {
-        tracing::info!("OIDC sign-in: unknown, expired or used state");
-        return Err(sign_in_again(
-            "this sign-in is unknown, older than 10 minutes, or already used",
-        ));
+    let pending = match pending {
+        Some(Ok(p)) => p,
+        Some(Err(Taken::Unknown)) => {
+            tracing::info!("OIDC sign-in: unknown, expired or used state");
+            return Err(sign_in_again(
+                "this sign-in is unknown, older than 10 minutes, or already used",
+            ));
+        }
+        None | Some(Err(Taken::OtherBrowser)) => {
+            tracing::info!("OIDC sign-in: the state is not the one this browser started");
+            return Err(sign_in_again(
+                "this sign-in was not started in this browser",
+            ));
+        }
     };
-    let same_browser = state_cookie_value(&headers)
-        .is_some_and(|c| bool::from(c.as_bytes().ct_eq(state.as_bytes())));
-    if !same_browser {
-        tracing::info!("OIDC sign-in: the state is not the one this browser started");
-        return Err(sign_in_again(
-            "this sign-in was not started in this browser",
-        ));
-    }
     let code = q
         .get("code")
         .filter(|c| !c.is_empty())
@@ -639,18 +731,25 @@ mod tests {
         .with_limits(limits)
     }
 
+    fn state_of(url: &Url) -> String {
+        url.query_pairs()
+            .find(|(k, _)| k == "state")
+            .map(|(_, v)| v.into_owned())
+            .unwrap()
+    }
+
     #[test]
     fn the_authorization_url_asks_for_a_code_with_pkce() {
         let s = sign_in(PendingLimits::default());
-        let (state, url) = s.start("/portfolios".into());
+        let (sealed, url) = s.start("/portfolios".into());
         let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
         assert_eq!(q["kc"], "1", "the endpoint's own query stays");
         assert_eq!(q["response_type"], "code");
         assert_eq!(q["client_id"], "console");
         assert_eq!(q["scope"], "openid profile email");
-        assert_eq!(q["state"], state);
         assert_eq!(q["code_challenge_method"], "S256");
-        let pending = s.take(&state).unwrap();
+        let pending = s.take(&sealed, &q["state"]).unwrap();
+        assert_eq!(pending.state, q["state"]);
         assert_eq!(
             q["code_challenge"],
             URL_SAFE_NO_PAD.encode(Sha256::digest(pending.verifier.as_bytes()))
@@ -664,28 +763,83 @@ mod tests {
     }
 
     #[test]
-    fn a_state_is_used_once_expires_and_the_table_is_bounded() {
+    fn the_cookie_is_sealed_the_browser_can_neither_read_nor_change_it() {
         let s = sign_in(PendingLimits::default());
-        let (state, _) = s.start("/".into());
-        assert!(s.take(&state).is_some());
-        assert!(s.take(&state).is_none(), "one use");
-        assert!(s.take("made-up").is_none());
+        let (sealed, url) = s.start("/portfolios".into());
+        let state = state_of(&url);
+        let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        let raw = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
+        for secret in [&state, &q["nonce"], &"/portfolios".to_owned()] {
+            assert!(
+                !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} readable in the cookie"
+            );
+        }
+        // Any flipped bit, a cut, or another server's seal: not a sign-in.
+        for i in [0, NONCE_LEN, raw.len() / 2, raw.len() - 1] {
+            let mut bad = raw.clone();
+            bad[i] ^= 1;
+            let bad = URL_SAFE_NO_PAD.encode(bad);
+            assert_eq!(
+                s.take(&bad, &state).err(),
+                Some(Taken::Unknown),
+                "bit at {i}"
+            );
+        }
+        let cut = URL_SAFE_NO_PAD.encode(&raw[..raw.len() - 1]);
+        assert_eq!(s.take(&cut, &state).err(), Some(Taken::Unknown));
+        assert_eq!(s.take("not base64 !", &state).err(), Some(Taken::Unknown));
+        let other = sign_in(PendingLimits::default());
+        let (theirs, their_url) = other.start("/".into());
+        assert_eq!(
+            s.take(&theirs, &state_of(&their_url)).err(),
+            Some(Taken::Unknown)
+        );
+        // The browser's own sign-in, but the answer of another one.
+        let (_, second) = s.start("/".into());
+        assert_eq!(
+            s.take(&sealed, &state_of(&second)).err(),
+            Some(Taken::OtherBrowser)
+        );
+        assert!(s.take(&sealed, &state).is_ok(), "untouched, it opens");
+    }
+
+    #[test]
+    fn a_state_is_used_once_expires_and_the_used_ones_are_bounded() {
+        let s = sign_in(PendingLimits::default());
+        let (sealed, url) = s.start("/".into());
+        assert!(s.take(&sealed, &state_of(&url)).is_ok());
+        assert_eq!(
+            s.take(&sealed, &state_of(&url)).err(),
+            Some(Taken::Unknown),
+            "one use"
+        );
         let s = sign_in(PendingLimits {
             ttl: Duration::ZERO,
             max: 10,
         });
-        let (state, _) = s.start("/".into());
-        assert!(s.take(&state).is_none(), "expired");
+        let (sealed, url) = s.start("/".into());
+        assert_eq!(
+            s.take(&sealed, &state_of(&url)).err(),
+            Some(Taken::Unknown),
+            "expired"
+        );
+        // Starting keeps nothing on the server, however many there are.
         let s = sign_in(PendingLimits {
             ttl: Duration::from_secs(600),
             max: 3,
         });
-        let (first, _) = s.start("/".into());
-        for _ in 0..5 {
-            s.start("/".into());
+        let started: Vec<_> = (0..1_000).map(|_| s.start("/".into())).collect();
+        assert_eq!(s.used_states(), 0);
+        for (sealed, url) in &started[..5] {
+            assert!(s.take(sealed, &state_of(url)).is_ok());
         }
-        assert_eq!(s.pending(), 3);
-        assert!(s.take(&first).is_none(), "the oldest went first");
+        assert_eq!(s.used_states(), 3, "bounded");
+        let (sealed, url) = &started[999];
+        assert!(
+            s.take(sealed, &state_of(url)).is_ok(),
+            "the last one started still finishes"
+        );
     }
 
     #[test]
