@@ -606,6 +606,8 @@ mod tests {
     fn loan_questions_without_the_word_loan() {
         for q in [
             "what are the repayments each fortnight on 600k",
+            // Buy now, pay later is credit by instalments.
+            "can I use Klarna or other BNPL with you",
             "can I get a payout figure for my mortgage",
             "how do I discharge my mortgage",
             "thinking about a refi, what are my options",
@@ -649,7 +651,6 @@ mod tests {
             "what is the closing balance on my statement",
             "how many interest-free days do I get",
             "is there a surcharge for paying with Amex",
-            "can I use Klarna or other BNPL with you",
             "the virtual card number in the app isn't working",
             "is there a conversion fee when I shop on overseas websites",
         ] {

@@ -52,6 +52,8 @@ const CARD: &[&[&str]] = &[
     &["card"],
     &["cards"],
     &["creditcard"],
+    // The commonest slip of "card".
+    &["crad"],
     &["visa"],
     &["mastercard"],
     &["amex"],
@@ -141,10 +143,6 @@ const CARD_WEAK: &[&[&str]] = &[
     &["overseas", "purchase"],
     &["cashback"],
     &["cash", "back"],
-    &["bnpl"],
-    &["klarna"],
-    &["zip", "pay"],
-    &["zippay"],
     &["surcharge"],
     &["statement", "balance"],
     &["closing", "balance"],
@@ -181,6 +179,11 @@ const LOAN: &[&[&str]] = &[
     &["off", "the", "plan"],
     // Credit to pay for a purchase in instalments.
     &["buy", "now", "pay", "later"],
+    // Buy now, pay later: credit by instalments, a loan.
+    &["bnpl"],
+    &["klarna"],
+    &["zip", "pay"],
+    &["zippay"],
     &["home", "deposit"],
     &["house", "deposit"],
     &["deposit", "for", "a", "house"],
@@ -295,6 +298,10 @@ const LOAN: &[&[&str]] = &[
     &["reverse", "mortgage"],
     // A loan's drawdowns, a rental bought with one, a car paid off.
     &["construction", "drawdown"],
+    // A construction loan's stages paid out.
+    &["drawdown", "to", "the", "builder"],
+    &["drawdown", "to", "builder"],
+    &["builder", "drawdown"],
     &["loan", "drawdown"],
     &["rental", "propert"],
     &["investment", "unit"],
@@ -681,10 +688,22 @@ const NEUTRAL: &[&[&str]] = &[
     &["age", "pension"],
     &["on", "the", "pension"],
     &["on", "a", "pension"],
+    // A pension as income, not a pension fund.
+    &["with", "my", "pension"],
+    &["pension", "day"],
+    &["pension", "comes", "in"],
+    &["pension", "goes", "in"],
+    &["pension", "lands"],
+    // Somewhere at home, not a house to buy.
+    &["somewhere", "in", "the", "house"],
+    &["around", "the", "house"],
     &["complimentary"],
     // Cards that are not bank cards.
     &["sim", "card"],
     &["medicare", "card"],
+    // A better card is not an investment.
+    &["investing", "in", "the", "premium"],
+    &["investing", "in", "a", "premium"],
     // Invested as in caring about.
     &["so", "invested"],
     &["really", "invested"],
@@ -812,6 +831,9 @@ pub(super) const NEGATIONS: &[(&[&str], usize)] = &[
     (&["don", "t", "need"], 3),
     (&["do", "not", "need"], 3),
     (&["without"], 3),
+    (&["forget", "the"], 2),
+    (&["forget", "about", "the"], 2),
+    (&["never", "mind", "the"], 2),
     // A bare "not" only right before what it denies ("NOT term
     // deposits"): "can I not pay my card this month" asks about the card.
     (&["not"], 0),
