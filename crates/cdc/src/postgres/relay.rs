@@ -424,6 +424,7 @@ impl<L: EventLog> PgRelay<L> {
                 return Ok(());
             }
         }
+        start_streaming(&ctx.sql).await?;
         let publication = self.options.publication.clone();
         let mut stream = repl
             .start(&slot, Lsn::ZERO, &[publication.as_str()])
@@ -797,7 +798,7 @@ impl<L: EventLog> PgRelay<L> {
             committed_at_ms: now_millis(),
             ..ctx.state.clone()
         };
-        store_state(&ctx.sql, &state).await?;
+        store_position(&ctx.sql, &state).await?;
         ctx.present
             .retain(|s| !matches!(s, Sent::Change(c, _, _) if *c <= end));
         self.update(|p| {
@@ -945,6 +946,32 @@ async fn load_state(sql: &Client) -> Result<State> {
         position: r.get::<_, i64>(6) as u64,
         committed_at_ms: r.get(7),
     })
+}
+
+/// Before streaming: the staged snapshot, all sent, is dropped, once per
+/// start (it was deleted after every batch, a second statement on the
+/// path of each; see [`store_position`]).
+async fn start_streaming(sql: &Client) -> Result<()> {
+    sql.batch_execute("DELETE FROM ultracore_cdc_snapshot")
+        .await
+        .map_err(pg_err("dropping the sent snapshot"))
+}
+
+/// Stores a streaming relay's position: one short statement after each
+/// batch, without waiting for the server's WAL flush (the connection's
+/// `synchronous_commit=off`, see `PgRelay::sql`). Each statement is a round
+/// trip the relay waits for before it reads on, to a server whose writers
+/// share the machine's cores; with the whole state and the snapshot's
+/// DELETE after every batch, commit → durable p99 was 10 – 41 ms at 1,000
+/// changes/s, with this alone 3 – 35 ms (`ultracore bench cdc`, README).
+async fn store_position(sql: &Client, s: &State) -> Result<()> {
+    sql.execute(
+        "UPDATE ultracore_cdc_state SET position = $1, committed_at_ms = $2 WHERE id = 1",
+        &[&(s.position as i64), &s.committed_at_ms],
+    )
+    .await
+    .map_err(pg_err("storing the relay's position"))?;
+    Ok(())
 }
 
 async fn store_state(sql: &Client, s: &State) -> Result<()> {
