@@ -8,43 +8,41 @@ use rusqlite::{params, Connection};
 fn main() -> rusqlite::Result<()> {
     let dir = std::env::temp_dir().join(format!("store-cost-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let n = 40_000usize;
-    let decision = "x".repeat(1_200);
-    let words = "y".repeat(600);
-    let blob = vec![7u8; 816];
-    for (label, page, sync, with_words, with_decision) in [
-        ("4k FULL all", 4096, "FULL", true, true),
-        ("16k FULL all", 16384, "FULL", true, true),
-        ("32k FULL all", 32768, "FULL", true, true),
-        ("64k FULL all", 65536, "FULL", true, true),
-        ("16k FULL no words", 16384, "FULL", false, true),
-        ("32k FULL no words", 32768, "FULL", false, true),
-        ("16k FULL blob only", 16384, "FULL", false, false),
-    ] {
-        let path = dir.join(format!("{}.sqlite", label.replace(' ', "_")));
+    let n = 120_000usize;
+    // Today's row: the encoded decision and SHAP blobs (~1.1 KB with the
+    // columns), indexed by time and by (symbol, time), 8 symbols.
+    let decision = vec![3u8; 700];
+    let blob = vec![7u8; 330];
+    let symbols = ["AAPL", "MSFT", "JNJ", "XOM", "KO", "QUAL", "USMV", "MTUM"];
+    for page in [4096, 8192, 16384, 32768, 65536] {
+        let label = format!("{}k FULL", page / 1024);
+        let path = dir.join(format!("{page}.sqlite"));
         let mut conn = Connection::open(&path)?;
         conn.execute_batch(&format!(
-            "PRAGMA page_size={page}; PRAGMA journal_mode=WAL; PRAGMA synchronous={sync};"
+            "PRAGMA page_size={page}; PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-65536;"
         ))?;
         conn.execute_batch(
-            "CREATE TABLE t (id INTEGER PRIMARY KEY, decision_id BLOB NOT NULL UNIQUE, decided_at INTEGER NOT NULL, symbol TEXT, decision TEXT, shap BLOB, narrative TEXT);
-             CREATE INDEX t_time ON t (decided_at);",
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, decision_id BLOB NOT NULL UNIQUE, event_id BLOB NOT NULL, decided_at INTEGER NOT NULL, symbol TEXT NOT NULL, action TEXT NOT NULL, model_version TEXT NOT NULL, explained_at INTEGER NOT NULL, source_offset INTEGER NOT NULL, decision BLOB NOT NULL, shap BLOB NOT NULL, narrative TEXT, confidence REAL, dominant_regime TEXT, latency_us INTEGER);
+             CREATE INDEX t_time ON t (decided_at);
+             CREATE INDEX t_symbol ON t (symbol, decided_at);",
         )?;
         let start = Instant::now();
         let cpu0 = cpu();
-        for chunk in 0..n / 4096 + 1 {
+        let per_tx = 6_700;
+        for chunk in 0..n / per_tx + 1 {
             let tx = conn.transaction()?;
             {
-                let mut stmt = tx.prepare_cached("INSERT INTO t (decision_id, decided_at, symbol, decision, shap, narrative) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (decision_id) DO NOTHING")?;
-                for i in chunk * 4096..((chunk + 1) * 4096).min(n) {
-                    let id = uuid_like(i);
+                let mut stmt = tx.prepare_cached("INSERT INTO t (decision_id, event_id, decided_at, symbol, action, model_version, explained_at, source_offset, decision, shap, narrative, confidence, dominant_regime, latency_us) VALUES (?1, ?2, ?3, ?4, 'buy', 'v1', ?3, ?3, ?5, ?6, NULL, 0.7, 'bull', 120) ON CONFLICT (decision_id) DO NOTHING")?;
+                for i in chunk * per_tx..((chunk + 1) * per_tx).min(n) {
+                    let id = uuid_like(2 * i);
+                    let event = uuid_like(2 * i + 1);
                     stmt.execute(params![
                         &id[..],
+                        &event[..],
                         i as i64,
-                        "AAPL",
-                        if with_decision { decision.as_str() } else { "" },
+                        symbols[i % symbols.len()],
+                        &decision,
                         &blob,
-                        if with_words { words.as_str() } else { "" }
                     ])?;
                 }
             }
@@ -52,7 +50,7 @@ fn main() -> rusqlite::Result<()> {
         }
         let wall = start.elapsed().as_secs_f64() * 1e6 / n as f64;
         let cpu = (cpu() - cpu0) * 1e6 / n as f64;
-        println!("{label:20} wall {wall:6.2} us/row  cpu {cpu:6.2} us/row");
+        println!("{label:10} wall {wall:6.2} us/row  cpu {cpu:6.2} us/row");
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
