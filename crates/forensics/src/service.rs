@@ -55,13 +55,17 @@ pub const TOPIC_PARTITIONS: u32 = 6;
 /// How long one poll waits for records.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 /// Batches in flight at once: enough to keep every worker busy while the
-/// writer stores and the runtime commits the batches before, few enough
-/// that the records in flight stay warm in memory. With 4,096-record polls
-/// on 2 cores, the drain was fastest at 8 (about 110,000 decisions/s; 16:
-/// 100,000, 6: 102,000, 4: 108,000), and 8 keeps the lag p99 at 60,000
-/// decisions/s offered at 0.04 – 0.07 s (4 had left it at twice the
-/// previous loop's).
-const PIPELINE_DEPTH: usize = 8;
+/// writer stores and the runtime commits the batches before (with
+/// 4,096-record polls, up to about 100,000 decisions, some 270 MB with
+/// their rows). On 2 cores with 100,000 decisions/s offered for 20 s
+/// (`ultracore bench forensics --no-shap --pipeline --rate 100000
+/// --seconds 20`), with transactions of up to 32,768 rows: 24 stored
+/// 93,300 – 97,200/s with the lag p99 at 0.9 – 1.7 s (6 runs), 16:
+/// 93,200 – 93,300/s and 1.7 – 2.7 s; with 8,192-row transactions, 8
+/// stored 87,600 – 89,400/s and left the lag p99 at 4.2 – 5.7 s. (Before
+/// the symbol index and the decisions' latency, 8 did best: the drain
+/// about 110,000/s, and 4 had left the sustained lag at twice that.)
+const PIPELINE_DEPTH: usize = 24;
 
 /// What one run of the service did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
