@@ -256,10 +256,18 @@ test("the request-flow view shows every hop of a request", async () => {
   assert.equal(r.status, 202, r.text);
   const id = r.json.request_id;
   await until("the result", async () => (await api(`/api/v1/optimizations/${id}`)).json?.status !== "pending", 30_000);
-  const trace = await until("the spans", async () => {
+  await until("the spans", async () => {
     const t = await api(`/api/v1/traces/${id}`);
-    return t.status === 200 && t.json.hops.some((h) => h.topic === "portfolio-events") && t.json;
+    return t.status === 200 && t.json.hops.some((h) => h.topic === "portfolio-events");
   }, 10_000);
+  // The services after it (notification, audit, the event store, the data
+  // mesh) add their hops a moment later: compare once none has come for a second.
+  const trace = await until("the hops settle", async () => {
+    const before = (await api(`/api/v1/traces/${id}`)).json;
+    await sleep(1000);
+    const after = (await api(`/api/v1/traces/${id}`)).json;
+    return before.hops.length === after.hops.length && after;
+  }, 20_000);
   assert.equal(trace.trace_ids.length, 1, "one trace id across the request");
   const { context, page, errors } = await signedIn(adminKey);
   await page.goto(`${base}/traces?correlation_id=${id}`);
