@@ -206,21 +206,7 @@ fn centre_and_mirror(out: &mut [f64], n: usize, m: &[f64], c: f64) {
             }
         }
     };
-    std::thread::scope(|s| {
-        let mut rest = &mut lowers[..];
-        let mut first = 0;
-        for &end in &lower_bands {
-            let (band, tail) = rest.split_at_mut(end - first);
-            rest = tail;
-            let start = first;
-            if end == n {
-                centre(band, start);
-            } else {
-                s.spawn(move || centre(band, start));
-            }
-            first = end;
-        }
-    });
+    per_band(&mut lowers, &lower_bands, centre);
     let lowers: Vec<&[f64]> = lowers.into_iter().map(|l| &*l).collect();
     let lowers = &lowers[..];
     let mirror = |rows: &mut [&mut [f64]], first: usize| {
@@ -238,17 +224,28 @@ fn centre_and_mirror(out: &mut [f64], n: usize, m: &[f64], c: f64) {
             }
         }
     };
+    per_band(&mut uppers, &upper_bands, mirror);
+}
+
+/// Runs `f(band, first row)` on each band of `rows` (the bands end at
+/// `ends`, the last at `rows.len()`): the last band on this thread, the
+/// others on threads of their own.
+fn per_band<F>(rows: &mut [&mut [f64]], ends: &[usize], f: F)
+where
+    F: Fn(&mut [&mut [f64]], usize) + Sync,
+{
+    let n = rows.len();
+    let f = &f;
     std::thread::scope(|s| {
-        let mut rest = &mut uppers[..];
+        let mut rest = rows;
         let mut first = 0;
-        for &end in &upper_bands {
+        for &end in ends {
             let (band, tail) = rest.split_at_mut(end - first);
             rest = tail;
-            let start = first;
             if end == n {
-                mirror(band, start);
+                f(band, first);
             } else {
-                s.spawn(move || mirror(band, start));
+                s.spawn(move || f(band, first));
             }
             first = end;
         }
