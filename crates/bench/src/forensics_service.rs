@@ -441,6 +441,7 @@ fn breakdown(bench: &Bench) -> Result<Value> {
                 source_offset: r.offset,
                 decision,
                 shap,
+                head: None,
             },
         )
         .collect();

@@ -404,12 +404,37 @@ pub fn decode_decision(bytes: &[u8], features: &[String]) -> Result<TradingDecis
 /// What the store keeps in columns of a decision, for filtering and
 /// statistics without decoding the whole decision.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct DecisionHead {
+pub struct DecisionHead {
     pub confidence: f64,
     /// See [`dominant_regime`]; `None` when the decision gives no regime.
     pub dominant_regime: Option<String>,
     /// `None` when the decision does not carry it (format 1).
     pub latency_us: Option<u64>,
+}
+
+impl DecisionHead {
+    /// The head of a decision already decoded: what [`decision_head`]
+    /// reads back from its binary form ([`encode_decision`] writes the
+    /// regimes in the view's order), without the reading. The service's
+    /// workers have the view; the store's one writer then binds it.
+    pub fn of_view(d: &DecisionView<'_>) -> DecisionHead {
+        let probs: Vec<(&str, f64)> = d.regime_probs.0.iter().map(|(k, v)| (&**k, *v)).collect();
+        head(d.confidence, d.latency_us, probs)
+    }
+}
+
+/// The head from the fields read: a regime named twice counts with its
+/// last value, as decoding into the decision's map does.
+fn head(confidence: f64, latency_us: Option<u64>, probs: Vec<(&str, f64)>) -> DecisionHead {
+    let last = |i: usize, name: &str| !probs[i + 1..].iter().any(|(n, _)| *n == name);
+    let probs = (0..probs.len())
+        .filter(|&i| last(i, probs[i].0))
+        .map(|i| probs[i]);
+    DecisionHead {
+        confidence,
+        dominant_regime: dominant_regime(probs).map(str::to_owned),
+        latency_us,
+    }
 }
 
 /// The most probable regime of `probs`: the highest probability, a tie
@@ -454,18 +479,7 @@ pub(crate) fn decision_head(bytes: &[u8]) -> Result<DecisionHead, String> {
             .map_err(|_| "regime_probs is not UTF-8".to_owned())?;
         probs.push((name, r.f64("regime_probs")?));
     }
-    // A name given twice counts with its last value, as decoding into the
-    // decision's map does.
-    let last = |i: usize, name: &str| !probs[i + 1..].iter().any(|(n, _)| *n == name);
-    let probs: Vec<(&str, f64)> = (0..probs.len())
-        .filter(|&i| last(i, probs[i].0))
-        .map(|i| probs[i])
-        .collect();
-    Ok(DecisionHead {
-        confidence,
-        dominant_regime: dominant_regime(probs).map(str::to_owned),
-        latency_us,
-    })
+    Ok(head(confidence, latency_us, probs))
 }
 
 /// [`decision_head`] of a decision stored as JSON text (schema 1 rows).
@@ -674,6 +688,45 @@ mod tests {
     }
 
     #[test]
+    fn the_head_of_a_view_is_the_head_read_back_from_its_bytes() {
+        // As published: regimes in document order, one named twice (the
+        // last value counts), ties between names, none at all.
+        let names = names();
+        let index = FeatureIndex::new(&names);
+        let regimes = [
+            r#"{"bull": 0.2, "bear": 0.5, "bull": 0.6}"#,
+            r#"{"bull": 0.6, "bear": 0.5, "bull": 0.2}"#,
+            r#"{"sideways": 0.4, "bear": 0.4, "bull": 0.2}"#,
+            r#"{}"#,
+        ];
+        for (i, probs) in regimes.iter().enumerate() {
+            let json = format!(
+                r#"{{"decision_id": "0190f7a2-0000-7000-8000-000000000001",
+                "timestamp": "2026-01-02T14:30:00Z", "symbol": "AAPL", "action": "BUY",
+                "quantity": 1.0, "confidence": 0.55, "regime_probs": {probs},
+                "strategy_weights": {{}}, "features": {{"rsi_14": 61.25}}, "risk_checks": [],
+                "model_version": "v1"{}}}"#,
+                if i % 2 == 0 {
+                    r#", "latency_us": 42"#
+                } else {
+                    ""
+                }
+            );
+            let view: DecisionView = serde_json::from_str(&json).unwrap();
+            let mut out = Vec::new();
+            encode_decision(&view, &index, &mut Vec::new(), &mut out);
+            let head = DecisionHead::of_view(&view);
+            assert_eq!(head, decision_head(&out).unwrap(), "{probs}");
+            assert_eq!(
+                head.dominant_regime.as_deref(),
+                [Some("bull"), Some("bear"), Some("bear"), None][i],
+                "{probs}"
+            );
+            assert_eq!(head.latency_us, (i % 2 == 0).then_some(42));
+        }
+    }
+
+    #[test]
     fn the_head_reads_what_the_whole_decision_reads() {
         let names = names();
         let index = FeatureIndex::new(&names);
@@ -682,6 +735,7 @@ mod tests {
             let mut out = Vec::new();
             encode_decision(&DecisionView::of(&d), &index, &mut scratch, &mut out);
             let head = decision_head(&out).unwrap();
+            assert_eq!(DecisionHead::of_view(&DecisionView::of(&d)), head);
             assert_eq!(head.confidence.to_bits(), d.confidence.to_bits());
             assert_eq!(head.latency_us, d.latency_us);
             let expected = dominant_regime(d.regime_probs.iter().map(|(k, v)| (k.as_str(), *v)));

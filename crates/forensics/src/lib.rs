@@ -65,7 +65,7 @@ pub mod report;
 mod service;
 mod store;
 
-pub use codec::{decode_decision, encode_decision, FeatureIndex};
+pub use codec::{decode_decision, encode_decision, DecisionHead, FeatureIndex};
 pub use config::{ForensicsConfig, DEFAULT_RETENTION_DAYS, SERVICE_GROUP};
 pub use decode::{
     decode, parse_decision_id, DecisionView, DecodedDecision, Pairs, Rejection, Text,

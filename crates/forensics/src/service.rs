@@ -46,8 +46,8 @@ use ultracore_runtime::{
 use crate::metrics::PartitionLag;
 use crate::store::{ModelSet, NewExplanation};
 use crate::{
-    decode, Error, ForensicsConfig, ForensicsMetrics, ForensicsStore, Inputs, Result, Specialists,
-    StoreReader,
+    decode, DecisionHead, Error, ForensicsConfig, ForensicsMetrics, ForensicsStore, Inputs, Result,
+    Specialists, StoreReader,
 };
 
 /// Partitions of `trading_decisions` when the service creates it.
@@ -566,6 +566,7 @@ fn explain_chunk(
             source_offset: record.offset,
             decision,
             shap: Vec::new(),
+            head: Some(DecisionHead::of_view(d)),
         });
     }
     ws.blobs.clear();

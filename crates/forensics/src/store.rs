@@ -51,7 +51,9 @@ use uuid::Uuid;
 
 use ultracore_events::trading::TradingDecision;
 
-use crate::codec::{decision_head, decode_decision, decode_shap, FeatureIndex, SHAP_FORMAT};
+use crate::codec::{
+    decision_head, decode_decision, decode_shap, DecisionHead, FeatureIndex, SHAP_FORMAT,
+};
 use crate::decode::{DecisionView, Rejection};
 use crate::explain::{fill_row, fill_weights};
 use crate::{Error, Explanation, Result, Specialists};
@@ -86,6 +88,11 @@ pub struct NewExplanation {
     pub decision: Vec<u8>,
     /// The specialists' SHAP values (format 2).
     pub shap: Vec<u8>,
+    /// The decision's confidence, latency and dominant regime, for their
+    /// columns: [`DecisionHead::of_view`] where the decision is decoded
+    /// anyway (the service's workers), `None` to have the store read them
+    /// out of `decision` on its one writer thread.
+    pub head: Option<DecisionHead>,
 }
 
 /// What a batch insert did.
@@ -424,7 +431,14 @@ impl ForensicsStore {
             for row in rows {
                 // A decision that does not read gets NULLs (it would not
                 // read through the API either); the writer never made one.
-                let head = decision_head(&row.decision).ok();
+                let read;
+                let head = match &row.head {
+                    Some(h) => Some(h),
+                    None => {
+                        read = decision_head(&row.decision).ok();
+                        read.as_ref()
+                    }
+                };
                 let changed = stmt
                     .execute(params![
                         row.decision_id.as_bytes().as_slice(),
@@ -441,9 +455,9 @@ impl ForensicsStore {
                         row.decision,
                         row.shap,
                         None::<String>,
-                        head.as_ref().map(|h| h.confidence),
-                        head.as_ref().and_then(|h| h.dominant_regime.as_deref()),
-                        head.as_ref().and_then(|h| h.latency_us).map(to_i64),
+                        head.map(|h| h.confidence),
+                        head.and_then(|h| h.dominant_regime.as_deref()),
+                        head.and_then(|h| h.latency_us).map(to_i64),
                     ])
                     .map_err(e("inserting an explanation"))?;
                 if changed == 1 {

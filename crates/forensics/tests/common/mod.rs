@@ -159,6 +159,7 @@ pub fn store_explained(
             source_offset: i as u64,
             decision,
             shap,
+            head: None,
         });
     }
     store.insert(s.version(), &new)?;
