@@ -231,16 +231,18 @@ fn is_own_card(ws: &[Word], c: &Cue) -> bool {
 /// "don't want", "without"): within the negation's reach, plus one
 /// determiner ("I don't want a loan").
 fn negated(ws: &[Word], clause: &[usize], at: usize) -> bool {
-    let mut end = at;
-    if end > 0 && DETERMINERS.contains(&ws[end - 1].text.as_str()) {
-        end -= 1;
-    }
+    // Before the determiner, or counting it, for a negation that ends in
+    // one ("forget the shares for now").
+    let determiner = at > 0 && DETERMINERS.contains(&ws[at - 1].text.as_str());
+    let ends = [Some(at), determiner.then(|| at - 1)];
     NEGATIONS.iter().any(|(n, reach)| {
-        (0..=*reach).any(|gap| {
-            let Some(from) = end.checked_sub(gap + n.len()) else {
-                return false;
-            };
-            clause[from] == clause[at] && matches_at(ws, from, n, false) == Some(Match::Exact)
+        ends.iter().flatten().any(|&end| {
+            (0..=*reach).any(|gap| {
+                let Some(from) = end.checked_sub(gap + n.len()) else {
+                    return false;
+                };
+                clause[from] == clause[at] && matches_at(ws, from, n, false) == Some(Match::Exact)
+            })
         })
     })
 }

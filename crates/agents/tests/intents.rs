@@ -1,5 +1,5 @@
 //! Intent detection on labelled queries: exact match per intent and
-//! overall, with precision and recall. Twelve sets, each written apart
+//! overall, with precision and recall. Thirteen sets, each written apart
 //! from the detector by a different author who saw neither it nor the
 //! other sets:
 //!
@@ -7,11 +7,12 @@
 //!   `intents_third.jsonl` (320), `intents_fourth.jsonl` (383),
 //!   `intents_fifth.jsonl` (468), `intents_sixth.jsonl` (534),
 //!   `intents_seventh.jsonl` (531), `intents_eighth.jsonl` (518),
-//!   `intents_ninth.jsonl` (526), `intents_tenth.jsonl` (510) and
-//!   `intents_eleventh.jsonl` (522) are the tuning sets: the rules are
+//!   `intents_ninth.jsonl` (526), `intents_tenth.jsonl` (510),
+//!   `intents_eleventh.jsonl` (522) and `intents_twelfth.jsonl` (522) are
+//!   the tuning sets: the rules are
 //!   tuned on them, the model is trained on them. Their misses are
 //!   printed, with the cues behind each.
-//! - `data/intents_twelfth.jsonl` (522) is the held-out set: nothing has
+//! - `data/intents_thirteenth.jsonl` (528) is the held-out set: nothing has
 //!   been tuned on it, and it says whether the detector generalises. Its
 //!   misses are counted, never printed.
 //!
@@ -19,8 +20,9 @@
 //! next one had been written. What each scored while held out, after
 //! tuning on every set before it (from the eighth on, half the general
 //! questions name a domain in passing: "the app logs me out while I check
-//! my portfolio"; the eleventh and twelfth also use domain words in other
-//! senses: "invest time in", "charge my phone", "stock" for inventory):
+//! my portfolio"; the eleventh on also use domain words in other senses:
+//! "invest time in", "charge my phone", "stock" for inventory; the
+//! thirteenth was written to `docs/intent-labels.md`):
 //!
 //! | held out | card | loan | wealth | general | exact |
 //! |---|---|---|---|---|---|
@@ -34,16 +36,18 @@
 //! | tenth (510) | 0.972 | 0.980 | 0.946 | 0.889 | 0.947 |
 //! | eleventh (522) | 0.931 | 0.937 | 0.955 | 0.809 | 0.920 |
 //! | twelfth (522) | 0.945 | 0.957 | 0.962 | 0.877 | 0.939 |
+//! | thirteenth (528) | 0.872 | 0.964 | 0.932 | 0.898 | 0.919 |
 //!
 //! The eighth and the ninth were measured with the same detector (tuned
 //! on the first seven); then the model learned to say a question is
 //! general whatever it names (trained with the eighth), and the ninth was
-//! measured a second time, its misses still unread; the tenth, eleventh
-//! and twelfth were each measured once, after tuning on the set before.
+//! measured a second time, its misses still unread; the tenth to the
+//! thirteenth were each measured once, after tuning on the set before.
 //! Once trained on, a held-out set's misses fall to a handful (the
-//! eleventh: 42 held out, 6 once in the training, 3 after tuning, those
-//! 3 labelled otherwise by an earlier set's author: "how much is in my
-//! everyday account" is card in one set, general in another).
+//! twelfth: 32 held out, 6 once in the training, 1 after tuning). The
+//! labelling guide gives the everyday account's balance to the card agent
+//! (it reads it from the Account): five earlier labels of general were
+//! changed to card by it.
 
 use std::collections::BTreeMap;
 
@@ -151,7 +155,7 @@ fn report(
     (exact, accuracies)
 }
 
-const TUNING_SETS: [(&str, &str); 11] = [
+const TUNING_SETS: [(&str, &str); 12] = [
     ("intents.jsonl", include_str!("../data/intents.jsonl")),
     (
         "intents_fresh.jsonl",
@@ -193,25 +197,29 @@ const TUNING_SETS: [(&str, &str); 11] = [
         "intents_eleventh.jsonl",
         include_str!("../data/intents_eleventh.jsonl"),
     ),
+    (
+        "intents_twelfth.jsonl",
+        include_str!("../data/intents_twelfth.jsonl"),
+    ),
 ];
 
-const HELD_OUT: &str = include_str!("../data/intents_twelfth.jsonl");
+const HELD_OUT: &str = include_str!("../data/intents_thirteenth.jsonl");
 
 /// Each intent's accuracy on the held-out set, and its exact match, as
-/// measured (rounded down) when it was first evaluated: card 0.945 (155
-/// of 164), loan 0.957 (157 of 164), wealth 0.962 (152 of 158), general
-/// 0.877 (100 of 114), exact 0.938 (490 of 522). The goal is 0.95 on every
+/// measured (rounded down) when it was first evaluated: card 0.871 (143
+/// of 164), loan 0.964 (161 of 167), wealth 0.931 (150 of 161), general
+/// 0.898 (97 of 108), exact 0.918 (485 of 528). The goal is 0.95 on every
 /// intent: general, where half the questions name a domain in passing
-/// while asking something else, is below it, and card just below. The
+/// while asking something else, card and wealth are below it. The
 /// floors keep a change from making it worse unnoticed; raising them by
 /// tuning on this set's misses would make it a tuning set.
 const HELD_OUT_FLOORS: [(Intent, f64); 4] = [
-    (Intent::Card, 0.945),
-    (Intent::Loan, 0.957),
-    (Intent::Wealth, 0.962),
-    (Intent::General, 0.877),
+    (Intent::Card, 0.871),
+    (Intent::Loan, 0.964),
+    (Intent::Wealth, 0.931),
+    (Intent::General, 0.898),
 ];
-const HELD_OUT_EXACT: f64 = 0.938;
+const HELD_OUT_EXACT: f64 = 0.918;
 
 #[test]
 fn intents_on_the_tuning_sets() {
@@ -229,9 +237,9 @@ fn intents_on_the_tuning_sets() {
 
 #[test]
 fn intents_on_the_held_out_set() {
-    let rows = parse(HELD_OUT, "intents_twelfth.jsonl");
-    assert_eq!(rows.len(), 522);
-    let (exact, accuracies) = report("held out (intents_twelfth.jsonl)", &rows, false);
+    let rows = parse(HELD_OUT, "intents_thirteenth.jsonl");
+    assert_eq!(rows.len(), 528);
+    let (exact, accuracies) = report("held out (intents_thirteenth.jsonl)", &rows, false);
     let below: Vec<String> = HELD_OUT_FLOORS
         .iter()
         .filter(|(i, floor)| accuracies[i] < *floor)

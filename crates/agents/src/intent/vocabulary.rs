@@ -44,6 +44,26 @@ pub(super) const TABLES: &[(Kind, &[&[&str]])] = &[
 ];
 
 const CARD: &[&[&str]] = &[
+    // The balance of the account the card draws on: the card agent reads
+    // it from the Account ("what's the balance on my everyday account").
+    &["balance", "on", "my", "everyday"],
+    &["balance", "in", "my", "everyday"],
+    &["balance", "of", "my", "everyday"],
+    &["everyday", "account", "balance"],
+    &["much", "is", "in", "my", "everyday"],
+    &["much", "in", "my", "everyday"],
+    &["what's", "in", "my", "everyday"],
+    &["whats", "in", "my", "everyday"],
+    &["what", "is", "in", "my", "everyday"],
+    &["balance", "on", "my", "transaction"],
+    &["balance", "in", "my", "transaction"],
+    &["balance", "of", "my", "transaction"],
+    &["transaction", "account", "balance"],
+    &["much", "is", "in", "my", "transaction"],
+    &["much", "in", "my", "transaction"],
+    &["what's", "in", "my", "transaction"],
+    &["whats", "in", "my", "transaction"],
+    &["what", "is", "in", "my", "transaction"],
     // "My cc", as a credit card is often written.
     &["my", "cc"],
     &["the", "cc"],
@@ -149,6 +169,8 @@ const CARD_WEAK: &[&[&str]] = &[
 ];
 
 const LOAN: &[&[&str]] = &[
+    // Buy now pay later by its usual name ("pay in 4").
+    &["pay", "in", "#"],
     // A card or wealth word inside a loan phrase.
     &["purchase", "price"],
     &["investment", "propert"],
@@ -701,6 +723,16 @@ const NEUTRAL: &[&[&str]] = &[
     // Cards that are not bank cards.
     &["sim", "card"],
     &["medicare", "card"],
+    // Stock a shop sells, not shares.
+    &["out", "of", "stock"],
+    &["stocktak"],
+    &["stock", "level"],
+    &["stock", "for", "christmas"],
+    &["christmas", "stock"],
+    &["stock", "for", "the", "shop"],
+    &["stock", "for", "my", "shop"],
+    &["stock", "for", "the", "store"],
+    &["stock", "for", "my", "store"],
     // A better card is not an investment.
     &["investing", "in", "the", "premium"],
     &["investing", "in", "a", "premium"],
@@ -831,6 +863,11 @@ pub(super) const NEGATIONS: &[(&[&str], usize)] = &[
     (&["don", "t", "need"], 3),
     (&["do", "not", "need"], 3),
     (&["without"], 3),
+    (&["isn't", "about"], 3),
+    (&["isnt", "about"], 3),
+    (&["isn", "t", "about"], 3),
+    (&["nothing", "to", "do", "with"], 2),
+    (&["not", "to", "do", "with"], 2),
     (&["forget", "the"], 2),
     (&["forget", "about", "the"], 2),
     (&["never", "mind", "the"], 2),
