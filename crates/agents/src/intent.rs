@@ -406,12 +406,24 @@ fn rules(query: &str) -> Ruled {
         let Some((word, default)) = FLOATING.iter().find(|(f, _)| w.text == *f) else {
             continue;
         };
-        let nearest = found
-            .iter()
-            .filter(|(_, p, _)| clause[*p] == clause[i])
-            .min_by_key(|(_, p, _)| p.abs_diff(i))
-            .map(|(it, _, _)| *it);
-        found.push((nearest.unwrap_or(*default), i, (*word).to_owned()));
+        // In its clause, else back in the question (what it refers to was
+        // said before it: "check my balance and also show loan options"
+        // keeps the balance the card's).
+        let nearest = |same_clause: bool| {
+            found
+                .iter()
+                .filter(|(_, p, _)| {
+                    if same_clause {
+                        clause[*p] == clause[i]
+                    } else {
+                        *p < i
+                    }
+                })
+                .min_by_key(|(_, p, _)| p.abs_diff(i))
+                .map(|(it, _, _)| *it)
+        };
+        let to = nearest(true).or_else(|| nearest(false));
+        found.push((to.unwrap_or(*default), i, (*word).to_owned()));
     }
     found.sort_by_key(|(_, p, _)| *p);
     // Per clause: a winning general cue takes it; otherwise every domain
@@ -507,6 +519,15 @@ mod tests {
         assert_eq!(of("what's the interest rate on my home loan"), [Loan]);
         assert_eq!(of("what's the interest rate on my credit card"), [Card]);
         assert_eq!(of("what is the balance of my mortgage"), [Loan]);
+        // A clause without a cue of its own: what was said before it.
+        assert_eq!(
+            of("I took cash out with my credit card at an ATM — will interest start straight away?"),
+            [Card]
+        );
+        assert_eq!(
+            of("check my balance and also show loan options"),
+            [Card, Loan]
+        );
     }
 
     #[test]

@@ -201,6 +201,10 @@ const LOAN: &[&[&str]] = &[
     &["off", "the", "plan"],
     // Credit to pay for a purchase in instalments.
     &["buy", "now", "pay", "later"],
+    // A pay later plan's own limit, not a card's.
+    &["pay", "later", "limit"],
+    &["pay", "later"],
+    &["paylater"],
     // Buy now, pay later: credit by instalments, a loan.
     &["bnpl"],
     &["klarna"],
@@ -532,6 +536,7 @@ const WEALTH_WEAK: &[&[&str]] = &[
     &["beta"],
     &["gold"],
     &["capital", "growth"],
+    &["for", "growth"],
     &["accumulation"],
     &["retiree"],
     &["defensive"],
@@ -613,7 +618,6 @@ const GENERAL_WINS: &[&[&str]] = &[
     &["two", "factor"],
     &["two-factor"],
     &["2fa"],
-    &["verification", "code"],
     &["security", "code"],
     &["customer", "id"],
     &["complain"],
@@ -621,6 +625,10 @@ const GENERAL_WINS: &[&[&str]] = &[
 ];
 
 const GENERAL: &[&[&str]] = &[
+    // A code sent to confirm a login, or a card payment online: the card
+    // named beside it decides ("the verification code isn't coming when I
+    // pay online with my card").
+    &["verification", "code"],
     // Where things are done, not what they are about: "the virtual card
     // number in the app" is about the card.
     &["the", "app"],
@@ -723,6 +731,11 @@ const NEUTRAL: &[&[&str]] = &[
     // Cards that are not bank cards.
     &["sim", "card"],
     &["medicare", "card"],
+    // Fixed as in mended, not a fixed rate.
+    &["get", "it", "fixed"],
+    &["get", "this", "fixed"],
+    &["get", "that", "fixed"],
+    &["have", "it", "fixed"],
     // Stock a shop sells, not shares.
     &["out", "of", "stock"],
     &["stocktak"],
@@ -805,8 +818,10 @@ const NEUTRAL: &[&[&str]] = &[
     &["units", "in"],
 ];
 
-/// Words that belong to the nearest cue, or to their default alone
-/// (`General`: to no domain).
+/// Words that belong to the nearest cue in their clause, else to the
+/// nearest before them in the question ("I took cash out on my credit card — will
+/// interest start straight away?"), else to their default (`General`: to
+/// no domain).
 pub(super) const FLOATING: &[(&str, Intent)] = &[
     ("balance", Card),
     ("rate", Loan),
