@@ -1,5 +1,5 @@
 //! Intent detection on labelled queries: exact match per intent and
-//! overall, with precision and recall. Fourteen sets, each written apart
+//! overall, with precision and recall. Fifteen sets, each written apart
 //! from the detector by a different author who saw neither it nor the
 //! other sets:
 //!
@@ -8,11 +8,12 @@
 //!   `intents_fifth.jsonl` (468), `intents_sixth.jsonl` (534),
 //!   `intents_seventh.jsonl` (531), `intents_eighth.jsonl` (518),
 //!   `intents_ninth.jsonl` (526), `intents_tenth.jsonl` (510),
-//!   `intents_eleventh.jsonl` (522), `intents_twelfth.jsonl` (522) and
-//!   `intents_thirteenth.jsonl` (528) are the tuning sets: the rules are
+//!   `intents_eleventh.jsonl` (522), `intents_twelfth.jsonl` (522),
+//!   `intents_thirteenth.jsonl` (528) and `intents_fourteenth.jsonl` (522)
+//!   are the tuning sets: the rules are
 //!   tuned on them, the model is trained on them. Their misses are
 //!   printed, with the cues behind each.
-//! - `data/intents_fourteenth.jsonl` (522) is the held-out set: nothing has
+//! - `data/intents_fifteenth.jsonl` (518) is the held-out set: nothing has
 //!   been tuned on it, and it says whether the detector generalises. Its
 //!   misses are counted, never printed.
 //!
@@ -22,7 +23,7 @@
 //! questions name a domain in passing: "the app logs me out while I check
 //! my portfolio"; the eleventh on also use domain words in other senses:
 //! "invest time in", "charge my phone", "stock" for inventory; the
-//! thirteenth and fourteenth were written to `docs/intent-labels.md`):
+//! thirteenth on were written to `docs/intent-labels.md`):
 //!
 //! | held out | card | loan | wealth | general | exact |
 //! |---|---|---|---|---|---|
@@ -38,15 +39,16 @@
 //! | twelfth (522) | 0.945 | 0.957 | 0.962 | 0.877 | 0.939 |
 //! | thirteenth (528) | 0.872 | 0.964 | 0.932 | 0.898 | 0.919 |
 //! | fourteenth (522) | 0.951 | 0.951 | 0.975 | 0.926 | 0.954 |
+//! | fifteenth (518) | 0.931 | 0.931 | 0.962 | 0.851 | 0.923 |
 //!
 //! The eighth and the ninth were measured with the same detector (tuned
 //! on the first seven); then the model learned to say a question is
 //! general whatever it names (trained with the eighth), and the ninth was
 //! measured a second time, its misses still unread; the tenth to the
-//! fourteenth were each measured once, after tuning on the set before.
+//! fifteenth were each measured once, after tuning on the set before.
 //! Once trained on, a held-out set's misses fall to a handful (the
 //! twelfth: 32 held out, 6 once in the training, 1 after tuning; the
-//! thirteenth: 43, 7, 2). The
+//! thirteenth: 43, 7, 2; the fourteenth: 24, 3, 1). The
 //! labelling guide gives the everyday account's balance to the card agent
 //! (it reads it from the Account): five earlier labels of general were
 //! changed to card by it.
@@ -157,7 +159,7 @@ fn report(
     (exact, accuracies)
 }
 
-const TUNING_SETS: [(&str, &str); 13] = [
+const TUNING_SETS: [(&str, &str); 14] = [
     ("intents.jsonl", include_str!("../data/intents.jsonl")),
     (
         "intents_fresh.jsonl",
@@ -207,25 +209,30 @@ const TUNING_SETS: [(&str, &str); 13] = [
         "intents_thirteenth.jsonl",
         include_str!("../data/intents_thirteenth.jsonl"),
     ),
+    (
+        "intents_fourteenth.jsonl",
+        include_str!("../data/intents_fourteenth.jsonl"),
+    ),
 ];
 
-const HELD_OUT: &str = include_str!("../data/intents_fourteenth.jsonl");
+const HELD_OUT: &str = include_str!("../data/intents_fifteenth.jsonl");
 
 /// Each intent's accuracy on the held-out set, and its exact match, as
-/// measured (rounded down) when it was first evaluated: card 0.950 (155
-/// of 163), loan 0.950 (154 of 162), wealth 0.974 (155 of 159), general
-/// 0.926 (113 of 122), exact 0.954 (498 of 522). The goal is 0.95 on every
-/// intent: general, where half the questions name a domain in passing
-/// while asking something else, is below it. The
+/// measured (rounded down) when it was first evaluated: card 0.930 (148
+/// of 159), loan 0.931 (149 of 160), wealth 0.961 (150 of 156), general
+/// 0.850 (97 of 114), exact 0.922 (478 of 518). The goal is 0.95 on every
+/// intent: general, where half the questions name a domain in passing or
+/// in another sense while asking something else, is well below it, card
+/// and loan below it. The
 /// floors keep a change from making it worse unnoticed; raising them by
 /// tuning on this set's misses would make it a tuning set.
 const HELD_OUT_FLOORS: [(Intent, f64); 4] = [
-    (Intent::Card, 0.950),
-    (Intent::Loan, 0.950),
-    (Intent::Wealth, 0.974),
-    (Intent::General, 0.926),
+    (Intent::Card, 0.930),
+    (Intent::Loan, 0.931),
+    (Intent::Wealth, 0.961),
+    (Intent::General, 0.850),
 ];
-const HELD_OUT_EXACT: f64 = 0.954;
+const HELD_OUT_EXACT: f64 = 0.922;
 
 #[test]
 fn intents_on_the_tuning_sets() {
@@ -243,9 +250,9 @@ fn intents_on_the_tuning_sets() {
 
 #[test]
 fn intents_on_the_held_out_set() {
-    let rows = parse(HELD_OUT, "intents_fourteenth.jsonl");
-    assert_eq!(rows.len(), 522);
-    let (exact, accuracies) = report("held out (intents_fourteenth.jsonl)", &rows, false);
+    let rows = parse(HELD_OUT, "intents_fifteenth.jsonl");
+    assert_eq!(rows.len(), 518);
+    let (exact, accuracies) = report("held out (intents_fifteenth.jsonl)", &rows, false);
     let below: Vec<String> = HELD_OUT_FLOORS
         .iter()
         .filter(|(i, floor)| accuracies[i] < *floor)

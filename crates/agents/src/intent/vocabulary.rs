@@ -203,6 +203,8 @@ const LOAN: &[&[&str]] = &[
     &["buy", "now", "pay", "later"],
     // A pay later plan's own limit, not a card's.
     &["pay", "later", "limit"],
+    // An overdraft's limit, not a card's ("over limit" would take it).
+    &["overdraft", "limit"],
     &["pay", "later"],
     &["paylater"],
     // Buy now, pay later: credit by instalments, a loan.
@@ -537,6 +539,8 @@ const WEALTH_WEAK: &[&[&str]] = &[
     &["gold"],
     &["capital", "growth"],
     &["for", "growth"],
+    // A horizon for growth, not a loan's term.
+    &["growth", "over", "#", "years"],
     &["accumulation"],
     &["retiree"],
     &["defensive"],
