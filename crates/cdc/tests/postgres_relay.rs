@@ -437,6 +437,10 @@ async fn postgres_an_idle_slot_follows_the_server() -> TestResult {
         if !behind {
             break;
         }
+        if running.is_finished() {
+            running.await??;
+            panic!("the relay stopped before the slot followed the server");
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
             "the slot stayed behind {target} while the captured tables were idle"
@@ -445,5 +449,90 @@ async fn postgres_an_idle_slot_follows_the_server() -> TestResult {
     }
     token.cancel();
     running.await??;
+    Ok(())
+}
+
+/// The slot's walsender: `(active, pid)`.
+async fn slot_holder(
+    client: &tokio_postgres::Client,
+) -> Result<(bool, Option<i32>), tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT active, active_pid FROM pg_replication_slots WHERE database = current_database()",
+            &[],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// A relay that starts while another still holds the slot (a restarted
+/// instance whose predecessor's connection the server has not let go of
+/// yet) waits for it instead of failing, and takes over when it is free;
+/// a drain followed at once by `run` finds the slot free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_relay_waits_for_a_slot_in_use() -> TestResult {
+    let test = TestDb::new().await?;
+    let dir = tempfile::tempdir()?;
+    let log = EmbeddedLog::open(dir.path().join("log"), EmbeddedOptions::default())?;
+    PgDb::connect(&test.url).await?;
+    let (client, conn) = tokio_postgres::connect(&test.url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let spawn = |token: &ultracore_runtime::CancellationToken| {
+        let relay = PgRelay::new(log.clone(), &test.url, options());
+        let token = token.clone();
+        tokio::spawn(async move { relay.run(token).await })
+    };
+    PgRelay::new(log.clone(), &test.url, options())
+        .drain()
+        .await?;
+    let first_token = ultracore_runtime::CancellationToken::new();
+    let first = spawn(&first_token);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let holder = loop {
+        if let (true, Some(pid)) = slot_holder(&client).await? {
+            break pid;
+        }
+        if first.is_finished() {
+            first.await??;
+            panic!("the first relay stopped before it held the slot");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first relay never held the slot"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let second_token = ultracore_runtime::CancellationToken::new();
+    let second = spawn(&second_token);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !second.is_finished(),
+        "the second relay gave up on a slot in use"
+    );
+    assert_eq!(slot_holder(&client).await?, (true, Some(holder)));
+    first_token.cancel();
+    first.await??;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match slot_holder(&client).await? {
+            (true, Some(pid)) if pid != holder => break,
+            _ => {}
+        }
+        if second.is_finished() {
+            second.await??;
+            panic!("the second relay stopped instead of taking the slot over");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second relay never took the slot over"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    second_token.cancel();
+    second.await??;
+    assert!(
+        !slot_holder(&client).await?.0,
+        "a stopped relay let go of the slot"
+    );
     Ok(())
 }

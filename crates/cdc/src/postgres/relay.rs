@@ -42,7 +42,7 @@ use tokio_postgres::Client;
 use ultracore_log::{now_millis, EventLog, NewRecord};
 use ultracore_pgrepl::pgoutput::{self, Relation, Tuple};
 use ultracore_pgrepl::url;
-use ultracore_pgrepl::{Lsn, ReplicationConnection, StreamMessage};
+use ultracore_pgrepl::{sqlstate, Lsn, ReplicationConnection, StreamMessage};
 use ultracore_runtime::CancellationToken;
 
 use crate::envelope::{record_key, ChangeEvent, Op, Row, SnapshotMark, Source};
@@ -55,6 +55,15 @@ pub use ultracore_pgrepl::url::client_url;
 
 /// How long a committed transaction waits for others to share its append.
 const FLUSH_DELAY: Duration = Duration::from_millis(2);
+
+/// How long a start waits for a replication slot another connection still
+/// holds (PostgreSQL's default `wal_sender_timeout`, after which the server
+/// lets go of a walsender whose client is gone), and how often it asks.
+const SLOT_BUSY_WAIT: Duration = Duration::from_secs(60);
+const SLOT_BUSY_RETRY: Duration = Duration::from_millis(500);
+
+/// How long a stopping relay waits for the server to end the stream.
+const STOP_WAIT: Duration = Duration::from_secs(5);
 
 /// The header of streamed PostgreSQL records: `<commit LSN>:<LSN>` (decimal).
 pub const LSN_HEADER: &str = "ultracore.cdc.lsn";
@@ -426,10 +435,33 @@ impl<L: EventLog> PgRelay<L> {
         }
         start_streaming(&ctx.sql).await?;
         let publication = self.options.publication.clone();
-        let mut stream = repl
-            .start(&slot, Lsn::ZERO, &[publication.as_str()])
-            .await
-            .map_err(repl_err("starting replication"))?;
+        // A slot is held by one walsender at a time. One of ours that
+        // lost its client (a crash, a dropped connection) keeps it until
+        // the server notices, at worst after `wal_sender_timeout` (60 s by
+        // default): wait for it, as Debezium does (`slot.max.retries`
+        // times `slot.retry.delay.ms`), rather than fail the start.
+        let mut repl = Some(repl);
+        let deadline = tokio::time::Instant::now() + SLOT_BUSY_WAIT;
+        let mut stream = loop {
+            let conn = match repl.take() {
+                Some(conn) => conn,
+                None => self.replication().await?,
+            };
+            match conn.start(&slot, Lsn::ZERO, &[publication.as_str()]).await {
+                Ok(stream) => break stream,
+                Err(e)
+                    if e.code() == Some(sqlstate::OBJECT_IN_USE)
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tracing::info!(slot, error = %e, "the replication slot is still held by another connection; waiting for it");
+                    tokio::select! {
+                        _ = token.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(SLOT_BUSY_RETRY) => {}
+                    }
+                }
+                Err(e) => return Err(repl_err("starting replication")(e)),
+            }
+        };
         let mut relations: HashMap<u32, Relation> = HashMap::new();
         let mut open: Option<(u32, Vec<Change>)> = None;
         let mut pending: Vec<Committed> = Vec::new();
@@ -453,7 +485,7 @@ impl<L: EventLog> PgRelay<L> {
                 (true, None) => self.options.status_interval,
             };
             let message = tokio::select! {
-                _ = token.cancelled(), if pending.is_empty() && open.is_none() => return Ok(()),
+                _ = token.cancelled(), if pending.is_empty() && open.is_none() => break,
                 m = tokio::time::timeout(wait, stream.recv()) => m,
             };
             let mut keepalive: Option<(u64, bool)> = None;
@@ -569,10 +601,24 @@ impl<L: EventLog> PgRelay<L> {
             }
             if let Some(target) = until {
                 if idle && confirmed >= target {
-                    return Ok(());
+                    break;
                 }
             }
         }
+        // End the stream before closing: the server releases the slot when
+        // START_REPLICATION ends, so a relay started right after this one
+        // (a drain, then `run`) finds it free. Everything confirmed is
+        // durable already: a failure here loses nothing.
+        match tokio::time::timeout(STOP_WAIT, stream.stop()).await {
+            Ok(Ok(conn)) => {
+                if let Err(e) = conn.close().await {
+                    tracing::debug!(error = %e, "closing the replication connection");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "ending the replication stream"),
+            Err(_) => tracing::warn!("the server did not end the replication stream in time"),
+        }
+        Ok(())
     }
 
     async fn ensure_catalog(&self, sql: &Client) -> Result<()> {
