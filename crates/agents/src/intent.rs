@@ -21,7 +21,9 @@
 //! one ("weather") or another cue matches it as written. Longer cues take
 //! their words first ("investment property" is a loan, not an investment).
 //! Weak cues ("house", "charged", "market") count only in a clause without
-//! a stronger one. Words that belong to no one ("balance", "rate",
+//! a stronger one, and only when no other domain is named by a strong cue
+//! anywhere in the question: "Retired, own home - can I borrow 70k?" asks
+//! for a loan, the retirement is context. Words that belong to no one ("balance", "rate",
 //! "interest", "fee", "limit") go to the nearest cue in the same clause,
 //! or to their default when the clause has none. A general cue of access
 //! (a password, a login, a complaint) wins its clause: "reset my password
@@ -378,6 +380,14 @@ fn rules(query: &str) -> Ruled {
     // is named, weak cues when nothing stronger is there.
     let mut found: Vec<(Intent, usize, String)> = Vec::new();
     let mut won = vec![false; clauses];
+    // The domains the question names by a strong cue.
+    let strongly: Vec<Intent> = all
+        .iter()
+        .filter_map(|c| match c.kind {
+            Kind::Strong(i) => Some(i),
+            _ => None,
+        })
+        .collect();
     for (k, won) in won.iter_mut().enumerate() {
         let here: Vec<&Cue> = all.iter().filter(|c| clause[c.at] == k).collect();
         *won = here.iter().any(|c| c.kind == Kind::Wins);
@@ -388,7 +398,9 @@ fn rules(query: &str) -> Ruled {
             let counts = match c.kind {
                 Kind::Strong(_) | Kind::Wins => true,
                 Kind::Plain => !strong,
-                Kind::Weak(_) => !strong && !general,
+                // Weak words are context where another domain is named
+                // outright ("Retired, own home - can I borrow 70k?").
+                Kind::Weak(d) => !strong && !general && strongly.iter().all(|i| *i == d),
                 Kind::Neutral => false,
             };
             let context = weighed
@@ -512,6 +524,28 @@ mod tests {
         assert_eq!(of("How risky is my portfolio?"), [Wealth]);
         assert_eq!(of("how risky is AAPL and MSFT"), [Wealth]);
         assert_eq!(of("hello there"), [General]);
+    }
+
+    #[test]
+    fn weak_words_are_context_beside_another_domain_named_outright() {
+        assert_eq!(
+            of("I'm self employed. What do I need to show for a credit card?"),
+            [Card]
+        );
+        assert_eq!(
+            of("We're retired and own the house. Could we borrow 40k for a boat?"),
+            [Loan]
+        );
+        // Alone, they still count.
+        assert_eq!(of("I'm self employed, what can I get?"), [Loan]);
+    }
+
+    #[test]
+    fn what_one_does_not_have_is_context() {
+        assert_eq!(
+            of("No credit cards and no other debts: how much could I borrow on 95k?"),
+            [Loan]
+        );
     }
 
     #[test]

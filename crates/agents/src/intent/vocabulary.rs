@@ -720,6 +720,7 @@ const NEUTRAL: &[&[&str]] = &[
     // A pension lived on, not a pension fund.
     &["support", "pension"],
     &["age", "pension"],
+    &["aged", "pension"],
     &["on", "the", "pension"],
     &["on", "a", "pension"],
     // A pension as income, not a pension fund.
@@ -893,6 +894,8 @@ pub(super) const NEGATIONS: &[(&[&str], usize)] = &[
     // A bare "not" only right before what it denies ("NOT term
     // deposits"): "can I not pay my card this month" asks about the card.
     (&["not"], 0),
+    // What one does not have is context ("no debts", "no credit cards").
+    (&["no"], 1),
 ];
 pub(super) const DETERMINERS: &[&str] = &["a", "an", "the", "my", "any", "your", "another"];
 
