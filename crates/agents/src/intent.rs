@@ -21,9 +21,10 @@
 //! one ("weather") or another cue matches it as written. Longer cues take
 //! their words first ("investment property" is a loan, not an investment).
 //! Weak cues ("house", "charged", "market") count only in a clause without
-//! a stronger one, and only when no other domain is named by a strong cue
-//! anywhere in the question: "Retired, own home - can I borrow 70k?" asks
-//! for a loan, the retirement is context. Words that belong to no one ("balance", "rate",
+//! a stronger one, and, in a clause that tells rather than asks, only when
+//! no other domain is named by a strong cue anywhere in the question:
+//! "Retired, own home - can I borrow 70k?" asks for a loan, the retirement
+//! is context. Words that belong to no one ("balance", "rate",
 //! "interest", "fee", "limit") go to the nearest cue in the same clause,
 //! or to their default when the clause has none. A general cue of access
 //! (a password, a login, a complaint) wins its clause: "reset my password
@@ -87,7 +88,7 @@ mod vocabulary;
 
 use matching::{matches_at, words, Match, Word};
 use vocabulary::{
-    Kind, BORROWING_CUES, DETERMINERS, EFFECT_WORDS, FLOATING, NEGATIONS, QUESTION_OPENERS,
+    Kind, ASKING, BORROWING_CUES, DETERMINERS, EFFECT_WORDS, FLOATING, NEGATIONS, QUESTION_OPENERS,
     SPLITTERS, TABLES,
 };
 
@@ -380,6 +381,18 @@ fn rules(query: &str) -> Ruled {
     // is named, weak cues when nothing stronger is there.
     let mut found: Vec<(Intent, usize, String)> = Vec::new();
     let mut won = vec![false; clauses];
+    // Which clauses ask (open with a question word or a request, or end
+    // with a question mark) rather than tell.
+    let asks: Vec<bool> = (0..clauses)
+        .map(|k| {
+            let Some(first) = clause.iter().position(|c| *c == k) else {
+                return false;
+            };
+            let last = clause.iter().rposition(|c| *c == k).unwrap_or(first);
+            let end = ws.get(last + 1).map_or(query.len(), |w| w.start);
+            ASKING.contains(&ws[first].text.as_str()) || query[ws[last].start..end].contains('?')
+        })
+        .collect();
     // The domains the question names by a strong cue.
     let strongly: Vec<Intent> = all
         .iter()
@@ -398,9 +411,14 @@ fn rules(query: &str) -> Ruled {
             let counts = match c.kind {
                 Kind::Strong(_) | Kind::Wins => true,
                 Kind::Plain => !strong,
-                // Weak words are context where another domain is named
-                // outright ("Retired, own home - can I borrow 70k?").
-                Kind::Weak(d) => !strong && !general && strongly.iter().all(|i| *i == d),
+                // Weak words that tell are context where another domain
+                // is named outright ("Retired, own home - can I borrow
+                // 70k?"); weak words that ask are asked ("How much have
+                // I spent on takeaway? And what would $300 a month in an
+                // index fund grow to?").
+                Kind::Weak(d) => {
+                    !strong && !general && (asks[k] || strongly.iter().all(|i| *i == d))
+                }
                 Kind::Neutral => false,
             };
             let context = weighed
@@ -536,8 +554,22 @@ mod tests {
             of("We're retired and own the house. Could we borrow 40k for a boat?"),
             [Loan]
         );
-        // Alone, they still count.
+        // Alone, they still count; and a clause that asks is asked.
         assert_eq!(of("I'm self employed, what can I get?"), [Loan]);
+        assert_eq!(
+            of("List my purchases from the weekend, then tell me how my ETFs did."),
+            [Card, Wealth]
+        );
+    }
+
+    #[test]
+    fn money_moving_through_the_account_is_the_card_agents() {
+        assert_eq!(of("Has the refund hit my account yet?"), [Card]);
+        assert_eq!(of("What went out of my account on the 3rd?"), [Card]);
+        assert_eq!(
+            of("I want my loan repayments to come out of my account on payday"),
+            [Loan]
+        );
     }
 
     #[test]

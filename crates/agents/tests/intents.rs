@@ -1,5 +1,5 @@
 //! Intent detection on labelled queries: exact match per intent and
-//! overall, with precision and recall. Sixteen sets, each written apart
+//! overall, with precision and recall. Seventeen sets, each written apart
 //! from the detector by a different author who saw neither it nor the
 //! other sets:
 //!
@@ -9,11 +9,12 @@
 //!   `intents_seventh.jsonl` (531), `intents_eighth.jsonl` (518),
 //!   `intents_ninth.jsonl` (526), `intents_tenth.jsonl` (510),
 //!   `intents_eleventh.jsonl` (522), `intents_twelfth.jsonl` (522),
-//!   `intents_thirteenth.jsonl` (528), `intents_fourteenth.jsonl` (522)
-//!   and `intents_fifteenth.jsonl` (518) are the tuning sets: the rules are
+//!   `intents_thirteenth.jsonl` (528), `intents_fourteenth.jsonl` (522),
+//!   `intents_fifteenth.jsonl` (518) and `intents_sixteenth.jsonl` (514)
+//!   are the tuning sets: the rules are
 //!   tuned on them, the model is trained on them. Their misses are
 //!   printed, with the cues behind each.
-//! - `data/intents_sixteenth.jsonl` (514) is the held-out set: nothing has
+//! - `data/intents_seventeenth.jsonl` (518) is the held-out set: nothing has
 //!   been tuned on it, and it says whether the detector generalises. Its
 //!   misses are counted, never printed.
 //!
@@ -41,16 +42,18 @@
 //! | fourteenth (522) | 0.951 | 0.951 | 0.975 | 0.926 | 0.954 |
 //! | fifteenth (518) | 0.931 | 0.931 | 0.962 | 0.851 | 0.923 |
 //! | sixteenth (514) | 0.894 | 0.967 | 0.925 | 0.902 | 0.940 |
+//! | seventeenth (518) | 0.838 | 0.927 | 0.953 | 0.979 | 0.921 |
 //!
 //! The eighth and the ninth were measured with the same detector (tuned
 //! on the first seven); then the model learned to say a question is
 //! general whatever it names (trained with the eighth), and the ninth was
 //! measured a second time, its misses still unread; the tenth to the
-//! sixteenth were each measured once, after tuning on the set before.
+//! seventeenth were each measured once, after tuning on the set before.
 //! Once trained on, a held-out set's misses fall to a handful (the
 //! twelfth: 32 held out, 6 once in the training, 1 after tuning; the
 //! thirteenth: 43, 7, 2; the fourteenth: 24, 3, 1; the fifteenth: 40, 8,
-//! 1). The
+//! 1; the sixteenth: 31, 0 (the model learns it whole), 12 for the rules
+//! with the model not trained on it). The
 //! labelling guide gives the everyday account's balance to the card agent
 //! (it reads it from the Account): five earlier labels of general were
 //! changed to card by it.
@@ -161,7 +164,7 @@ fn report(
     (exact, accuracies)
 }
 
-const TUNING_SETS: [(&str, &str); 15] = [
+const TUNING_SETS: [(&str, &str); 16] = [
     ("intents.jsonl", include_str!("../data/intents.jsonl")),
     (
         "intents_fresh.jsonl",
@@ -219,26 +222,29 @@ const TUNING_SETS: [(&str, &str); 15] = [
         "intents_fifteenth.jsonl",
         include_str!("../data/intents_fifteenth.jsonl"),
     ),
+    (
+        "intents_sixteenth.jsonl",
+        include_str!("../data/intents_sixteenth.jsonl"),
+    ),
 ];
 
-const HELD_OUT: &str = include_str!("../data/intents_sixteenth.jsonl");
+const HELD_OUT: &str = include_str!("../data/intents_seventeenth.jsonl");
 
 /// Each intent's accuracy on the held-out set, and its exact match, as
-/// measured (rounded down) when it was first evaluated: card 0.893 (160
-/// of 179), loan 0.967 (177 of 183), wealth 0.924 (135 of 146), general
-/// 0.902 (83 of 92), exact 0.939 (483 of 514). The goal is 0.95 on every
-/// intent: loan reaches it; card, wealth and general, where half the
-/// questions name a domain in passing or in another sense while asking
-/// something else, do not. The
+/// measured (rounded down) when it was first evaluated: card 0.837 (155
+/// of 185), loan 0.927 (166 of 179), wealth 0.953 (143 of 150), general
+/// 0.979 (94 of 96), exact 0.920 (477 of 518). The goal is 0.95 on every
+/// intent: wealth and general reach it; card, whose author was asked for
+/// the everyday account's money phrased every way, and loan do not. The
 /// floors keep a change from making it worse unnoticed; raising them by
 /// tuning on this set's misses would make it a tuning set.
 const HELD_OUT_FLOORS: [(Intent, f64); 4] = [
-    (Intent::Card, 0.893),
-    (Intent::Loan, 0.967),
-    (Intent::Wealth, 0.924),
-    (Intent::General, 0.902),
+    (Intent::Card, 0.837),
+    (Intent::Loan, 0.927),
+    (Intent::Wealth, 0.953),
+    (Intent::General, 0.979),
 ];
-const HELD_OUT_EXACT: f64 = 0.939;
+const HELD_OUT_EXACT: f64 = 0.920;
 
 #[test]
 fn intents_on_the_tuning_sets() {
@@ -256,9 +262,9 @@ fn intents_on_the_tuning_sets() {
 
 #[test]
 fn intents_on_the_held_out_set() {
-    let rows = parse(HELD_OUT, "intents_sixteenth.jsonl");
-    assert_eq!(rows.len(), 514);
-    let (exact, accuracies) = report("held out (intents_sixteenth.jsonl)", &rows, false);
+    let rows = parse(HELD_OUT, "intents_seventeenth.jsonl");
+    assert_eq!(rows.len(), 518);
+    let (exact, accuracies) = report("held out (intents_seventeenth.jsonl)", &rows, false);
     let below: Vec<String> = HELD_OUT_FLOORS
         .iter()
         .filter(|(i, floor)| accuracies[i] < *floor)

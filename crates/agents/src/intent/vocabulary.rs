@@ -64,6 +64,21 @@ const CARD: &[&[&str]] = &[
     &["what's", "in", "my", "transaction"],
     &["whats", "in", "my", "transaction"],
     &["what", "is", "in", "my", "transaction"],
+    // Money moving in and out of the account ("what came out of my
+    // account on Tuesday", "has my pay hit my account").
+    &["came", "out", "of", "my", "account"],
+    &["gone", "out", "of", "my", "account"],
+    &["went", "out", "of", "my", "account"],
+    &["leave", "my", "account"],
+    &["left", "my", "account"],
+    &["hit", "my", "account"],
+    &["landed", "in", "my", "account"],
+    &["enough", "in", "my", "account"],
+    &["my", "account", "shows"],
+    &["my", "transactions"],
+    &["account", "balance"],
+    &["is", "in", "my", "everyday"],
+    &["my", "last", "#", "transactions"],
     // "My cc", as a credit card is often written.
     &["my", "cc"],
     &["the", "cc"],
@@ -510,6 +525,9 @@ const WEALTH: &[&[&str]] = &[
 ];
 
 const WEALTH_WEAK: &[&[&str]] = &[
+    // Retiring, in other words ("how much do I need to stop working at 62").
+    &["stop", "working"],
+    &["sector"],
     &["bond"],
     &["financial", "planner"],
     &["carbon"],
@@ -629,6 +647,8 @@ const GENERAL_WINS: &[&[&str]] = &[
 ];
 
 const GENERAL: &[&[&str]] = &[
+    // Paperwork for the tax return, not a loan's interest.
+    &["interest", "summary"],
     // A code sent to confirm a login, or a card payment online: the card
     // named beside it decides ("the verification code isn't coming when I
     // pay online with my card").
@@ -736,6 +756,21 @@ const NEUTRAL: &[&[&str]] = &[
     // Cards that are not bank cards.
     &["sim", "card"],
     &["medicare", "card"],
+    &["green", "card"],
+    &["seniors", "card"],
+    &["concession", "card"],
+    &["health", "care", "card"],
+    &["library", "card"],
+    &["business", "card"],
+    // Limits that are not a card's.
+    &["time", "limit"],
+    &["character", "limit"],
+    &["word", "limit"],
+    &["speed", "limit"],
+    // A portfolio of clients or of work, not of investments.
+    &["client", "portfolio"],
+    &["design", "portfolio"],
+    &["work", "portfolio"],
     // Fixed as in mended, not a fixed rate.
     &["get", "it", "fixed"],
     &["get", "this", "fixed"],
@@ -902,6 +937,13 @@ pub(super) const DETERMINERS: &[&str] = &["a", "an", "the", "my", "any", "your",
 /// Whether a clause asks how a thing weighs on a loan application ("do
 /// credit card limits reduce how much I can borrow?"): it opens with one of
 /// these, and one of the effect words comes before a borrowing cue.
+/// A clause that opens with one of these asks something (a question or a
+/// request), rather than telling.
+pub(super) const ASKING: &[&str] = &[
+    "how", "what", "what's", "whats", "when", "where", "which", "who", "why", "is", "are", "was",
+    "were", "did", "do", "does", "has", "have", "can", "could", "will", "would", "should", "check",
+    "list", "show", "tell", "give", "find", "pull", "send", "explain", "work",
+];
 pub(super) const QUESTION_OPENERS: &[&str] =
     &["do", "does", "did", "will", "would", "is", "are", "how"];
 pub(super) const EFFECT_WORDS: &[&str] = &[
