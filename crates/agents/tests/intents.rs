@@ -1,5 +1,5 @@
 //! Intent detection on labelled queries: exact match per intent and
-//! overall, with precision and recall. Seventeen sets, each written apart
+//! overall, with precision and recall. Eighteen sets, each written apart
 //! from the detector by a different author who saw neither it nor the
 //! other sets:
 //!
@@ -10,11 +10,11 @@
 //!   `intents_ninth.jsonl` (526), `intents_tenth.jsonl` (510),
 //!   `intents_eleventh.jsonl` (522), `intents_twelfth.jsonl` (522),
 //!   `intents_thirteenth.jsonl` (528), `intents_fourteenth.jsonl` (522),
-//!   `intents_fifteenth.jsonl` (518) and `intents_sixteenth.jsonl` (514)
-//!   are the tuning sets: the rules are
+//!   `intents_fifteenth.jsonl` (518), `intents_sixteenth.jsonl` (514) and
+//!   `intents_seventeenth.jsonl` (518) are the tuning sets: the rules are
 //!   tuned on them, the model is trained on them. Their misses are
 //!   printed, with the cues behind each.
-//! - `data/intents_seventeenth.jsonl` (518) is the held-out set: nothing has
+//! - `data/intents_eighteenth.jsonl` (513) is the held-out set: nothing has
 //!   been tuned on it, and it says whether the detector generalises. Its
 //!   misses are counted, never printed.
 //!
@@ -43,17 +43,19 @@
 //! | fifteenth (518) | 0.931 | 0.931 | 0.962 | 0.851 | 0.923 |
 //! | sixteenth (514) | 0.894 | 0.967 | 0.925 | 0.902 | 0.940 |
 //! | seventeenth (518) | 0.838 | 0.927 | 0.953 | 0.979 | 0.921 |
+//! | eighteenth (513) | 0.955 | 0.966 | 0.952 | 0.968 | 0.959 |
 //!
 //! The eighth and the ninth were measured with the same detector (tuned
 //! on the first seven); then the model learned to say a question is
 //! general whatever it names (trained with the eighth), and the ninth was
 //! measured a second time, its misses still unread; the tenth to the
-//! seventeenth were each measured once, after tuning on the set before.
+//! eighteenth were each measured once, after tuning on the set before.
 //! Once trained on, a held-out set's misses fall to a handful (the
 //! twelfth: 32 held out, 6 once in the training, 1 after tuning; the
 //! thirteenth: 43, 7, 2; the fourteenth: 24, 3, 1; the fifteenth: 40, 8,
 //! 1; the sixteenth: 31, 0 (the model learns it whole), 12 for the rules
-//! with the model not trained on it). The
+//! with the model not trained on it; the seventeenth: 41 held out, 16 for
+//! the rules and the model not trained on it). The
 //! labelling guide gives the everyday account's balance to the card agent
 //! (it reads it from the Account): five earlier labels of general were
 //! changed to card by it.
@@ -164,7 +166,7 @@ fn report(
     (exact, accuracies)
 }
 
-const TUNING_SETS: [(&str, &str); 16] = [
+const TUNING_SETS: [(&str, &str); 17] = [
     ("intents.jsonl", include_str!("../data/intents.jsonl")),
     (
         "intents_fresh.jsonl",
@@ -226,25 +228,29 @@ const TUNING_SETS: [(&str, &str); 16] = [
         "intents_sixteenth.jsonl",
         include_str!("../data/intents_sixteenth.jsonl"),
     ),
+    (
+        "intents_seventeenth.jsonl",
+        include_str!("../data/intents_seventeenth.jsonl"),
+    ),
 ];
 
-const HELD_OUT: &str = include_str!("../data/intents_seventeenth.jsonl");
+const HELD_OUT: &str = include_str!("../data/intents_eighteenth.jsonl");
 
 /// Each intent's accuracy on the held-out set, and its exact match, as
-/// measured (rounded down) when it was first evaluated: card 0.837 (155
-/// of 185), loan 0.927 (166 of 179), wealth 0.953 (143 of 150), general
-/// 0.979 (94 of 96), exact 0.920 (477 of 518). The goal is 0.95 on every
-/// intent: wealth and general reach it; card, whose author was asked for
-/// the everyday account's money phrased every way, and loan do not. The
+/// measured (rounded down) when it was first evaluated: card 0.955 (171
+/// of 179), loan 0.966 (172 of 178), wealth 0.951 (138 of 145), general
+/// 0.967 (90 of 93), exact 0.959 (492 of 513). The goal is 0.95 on every
+/// intent: the first held-out set on which all four reach it (the sets
+/// before it ranged from 0.838 to 0.979 per intent). The
 /// floors keep a change from making it worse unnoticed; raising them by
 /// tuning on this set's misses would make it a tuning set.
 const HELD_OUT_FLOORS: [(Intent, f64); 4] = [
-    (Intent::Card, 0.837),
-    (Intent::Loan, 0.927),
-    (Intent::Wealth, 0.953),
-    (Intent::General, 0.979),
+    (Intent::Card, 0.955),
+    (Intent::Loan, 0.966),
+    (Intent::Wealth, 0.951),
+    (Intent::General, 0.967),
 ];
-const HELD_OUT_EXACT: f64 = 0.920;
+const HELD_OUT_EXACT: f64 = 0.959;
 
 #[test]
 fn intents_on_the_tuning_sets() {
@@ -262,9 +268,9 @@ fn intents_on_the_tuning_sets() {
 
 #[test]
 fn intents_on_the_held_out_set() {
-    let rows = parse(HELD_OUT, "intents_seventeenth.jsonl");
-    assert_eq!(rows.len(), 518);
-    let (exact, accuracies) = report("held out (intents_seventeenth.jsonl)", &rows, false);
+    let rows = parse(HELD_OUT, "intents_eighteenth.jsonl");
+    assert_eq!(rows.len(), 513);
+    let (exact, accuracies) = report("held out (intents_eighteenth.jsonl)", &rows, false);
     let below: Vec<String> = HELD_OUT_FLOORS
         .iter()
         .filter(|(i, floor)| accuracies[i] < *floor)

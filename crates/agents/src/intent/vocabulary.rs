@@ -74,11 +74,49 @@ const CARD: &[&[&str]] = &[
     &["hit", "my", "account"],
     &["landed", "in", "my", "account"],
     &["enough", "in", "my", "account"],
-    &["my", "account", "shows"],
+    &["my", "account", "show"],
     &["my", "transactions"],
     &["account", "balance"],
     &["is", "in", "my", "everyday"],
-    &["my", "last", "#", "transactions"],
+    &["last", "#", "transactions"],
+    &["left", "in", "my", "account"],
+    &["sitting", "in", "my", "account"],
+    &["sitting", "in", "my", "everyday"],
+    &["came", "into", "my", "account"],
+    &["come", "into", "my", "account"],
+    &["went", "into", "my", "account"],
+    &["came", "into", "my", "everyday"],
+    &["come", "into", "my", "everyday"],
+    &["went", "into", "my", "everyday"],
+    &["available", "balance"],
+    &["showing", "yet"],
+    &["debits"],
+    &["my", "subscriptions"],
+    &["monthly", "subscriptions"],
+    // Pay arriving ("did my pay come through", "has my salary landed").
+    &["my", "pay", "come"],
+    &["my", "pay", "came"],
+    &["my", "pay", "went", "in"],
+    &["my", "pay", "gone", "in"],
+    &["my", "pay", "hit"],
+    &["my", "pay", "land"],
+    &["my", "pay", "arrive"],
+    &["my", "salary", "come"],
+    &["my", "salary", "came"],
+    &["my", "salary", "went", "in"],
+    &["my", "salary", "hit"],
+    &["my", "salary", "land"],
+    &["my", "salary", "arrive"],
+    &["my", "wages", "come"],
+    &["my", "wages", "hit"],
+    &["my", "wages", "land"],
+    // What was spent ("how much did we spend at Bunnings").
+    &["much", "did", "i", "spend"],
+    &["much", "did", "we", "spend"],
+    &["much", "have", "i", "spent"],
+    &["much", "have", "we", "spent"],
+    &["much", "i've", "spent"],
+    &["much", "we've", "spent"],
     // "My cc", as a credit card is often written.
     &["my", "cc"],
     &["the", "cc"],
@@ -148,6 +186,8 @@ const CARD: &[&[&str]] = &[
 ];
 
 const CARD_WEAK: &[&[&str]] = &[
+    // Beside a redraw, a loan's ("redraw isn't showing any available funds").
+    &["available", "funds"],
     &["charged"],
     &["owe"],
     &["spent"],
@@ -401,6 +441,7 @@ const LOAN_WEAK: &[&[&str]] = &[
 ];
 
 const WEALTH: &[&[&str]] = &[
+    &["beat", "inflation"],
     &["invest"],
     &["portfolio"],
     &["shares"],
@@ -755,6 +796,10 @@ const NEUTRAL: &[&[&str]] = &[
     &["complimentary"],
     // Cards that are not bank cards.
     &["sim", "card"],
+    // Marketing is not the market.
+    &["marketing"],
+    &["carbon", "offset"],
+    &["health", "fund"],
     &["medicare", "card"],
     &["green", "card"],
     &["seniors", "card"],
@@ -943,6 +988,54 @@ pub(super) const ASKING: &[&str] = &[
     "how", "what", "what's", "whats", "when", "where", "which", "who", "why", "is", "are", "was",
     "were", "did", "do", "does", "has", "have", "can", "could", "will", "would", "should", "check",
     "list", "show", "tell", "give", "find", "pull", "send", "explain", "work",
+];
+/// A clause with one of these, and none of [`TROUBLE`], tells the
+/// customer's situation ("I'm retired with a decent super balance").
+pub(super) const SITUATION: &[&str] = &[
+    "have",
+    "i've",
+    "ive",
+    "we've",
+    "weve",
+    "has",
+    "had",
+    "got",
+    "hold",
+    "holding",
+    "own",
+    "am",
+    "i'm",
+    "im",
+    "we're",
+    "are",
+    "retired",
+    "with",
+    "paid",
+    "took",
+    "refinanced",
+    "been",
+    "already",
+    "currently",
+];
+/// Words of a problem or a request: a clause with one asks, whatever its
+/// shape ("My card was stolen last night").
+pub(super) const TROUBLE: &[&str] = &[
+    "need", "want", "lost", "stolen", "declined", "report", "block", "cancel", "dispute", "please",
+    "help", "can't", "cant", "won't", "wont", "not", "isn't", "frozen", "locked", "missing",
+    "wrong", "charged", "stuck", "broken", "expired", "like", "keen", "thinking", "looking",
+    "planning", "tell", "check", "show", "let",
+];
+/// What is named before one of these is background to the question
+/// ("I invest through your app but my question is simple: what's pending
+/// on my debit card?").
+pub(super) const SET_ASIDE: &[&[&str]] = &[
+    &["my", "question", "is"],
+    &["what", "i", "want", "to", "know", "is"],
+    &["what", "i", "need", "to", "know", "is"],
+    &["not", "asking", "about", "that"],
+    &["not", "asking", "about", "those"],
+    &["not", "asking", "about", "it"],
+    &["not", "what", "i'm", "asking"],
 ];
 pub(super) const QUESTION_OPENERS: &[&str] =
     &["do", "does", "did", "will", "would", "is", "are", "how"];
