@@ -409,7 +409,7 @@ async fn postgres_an_idle_slot_follows_the_server() -> TestResult {
     ));
     relay.drain().await?;
     let token = ultracore_runtime::CancellationToken::new();
-    let running = {
+    let mut running = {
         let (relay, token) = (relay.clone(), token.clone());
         tokio::spawn(async move { relay.run(token).await })
     };
@@ -425,31 +425,52 @@ async fn postgres_an_idle_slot_follows_the_server() -> TestResult {
         .query_one("SELECT pg_current_wal_lsn()::text", &[])
         .await?
         .get(0);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let behind: bool = client
-            .query_one(
-                "SELECT confirmed_flush_lsn < $1::text::pg_lsn FROM pg_replication_slots WHERE database = current_database()",
-                &[&target],
-            )
-            .await?
-            .get(0);
-        if !behind {
-            break;
-        }
-        if running.is_finished() {
-            running.await??;
-            panic!("the relay stopped before the slot followed the server");
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the slot stayed behind {target} while the captured tables were idle"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for(
+        &mut running,
+        &format!("the slot to follow the server to {target} while the captured tables were idle"),
+        || async {
+            let behind: bool = client
+                .query_one(
+                    "SELECT confirmed_flush_lsn < $1::text::pg_lsn FROM pg_replication_slots WHERE database = current_database()",
+                    &[&target],
+                )
+                .await?
+                .get(0);
+            Ok((!behind).then_some(()))
+        },
+    )
+    .await?;
     token.cancel();
     running.await??;
     Ok(())
+}
+
+/// Asks `check` every 50 ms until it answers, for at most 30 s; fails
+/// at once, with the relay's error, if the relay stops first.
+async fn wait_for<T, F, Fut>(
+    relay: &mut tokio::task::JoinHandle<ultracore_cdc::Result<()>>,
+    what: &str,
+    mut check: F,
+) -> Result<T, Box<dyn std::error::Error>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, tokio_postgres::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(answer) = check().await? {
+            return Ok(answer);
+        }
+        if relay.is_finished() {
+            (&mut *relay).await??;
+            panic!("the relay stopped while waiting for {what}");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited 30 s for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The slot's walsender: `(active, pid)`.
@@ -486,24 +507,16 @@ async fn postgres_a_relay_waits_for_a_slot_in_use() -> TestResult {
         .drain()
         .await?;
     let first_token = ultracore_runtime::CancellationToken::new();
-    let first = spawn(&first_token);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let holder = loop {
-        if let (true, Some(pid)) = slot_holder(&client).await? {
-            break pid;
-        }
-        if first.is_finished() {
-            first.await??;
-            panic!("the first relay stopped before it held the slot");
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the first relay never held the slot"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let mut first = spawn(&first_token);
+    let holder = wait_for(&mut first, "the first relay to hold the slot", || async {
+        Ok(match slot_holder(&client).await? {
+            (true, Some(pid)) => Some(pid),
+            _ => None,
+        })
+    })
+    .await?;
     let second_token = ultracore_runtime::CancellationToken::new();
-    let second = spawn(&second_token);
+    let mut second = spawn(&second_token);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         !second.is_finished(),
@@ -512,22 +525,17 @@ async fn postgres_a_relay_waits_for_a_slot_in_use() -> TestResult {
     assert_eq!(slot_holder(&client).await?, (true, Some(holder)));
     first_token.cancel();
     first.await??;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match slot_holder(&client).await? {
-            (true, Some(pid)) if pid != holder => break,
-            _ => {}
-        }
-        if second.is_finished() {
-            second.await??;
-            panic!("the second relay stopped instead of taking the slot over");
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the second relay never took the slot over"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for(
+        &mut second,
+        "the second relay to take the slot over",
+        || async {
+            Ok(match slot_holder(&client).await? {
+                (true, Some(pid)) if pid != holder => Some(()),
+                _ => None,
+            })
+        },
+    )
+    .await?;
     second_token.cancel();
     second.await??;
     assert!(
