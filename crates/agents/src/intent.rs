@@ -11,7 +11,9 @@
 //! makes a question general when it is sure the question asks none of the
 //! domains it names ("the app logs me out while I check my portfolio");
 //! its cue says so ("model: p=0.91"). It never overrules a login or
-//! complaint question. The thresholds were chosen by cross-validation on
+//! complaint question, and never adds back a domain the question denies
+//! in so many words ("no credit cards", "not about my card") or names
+//! before "my question is". The thresholds were chosen by cross-validation on
 //! the tuning sets (see `Policy`).
 //!
 //! The query is lower-cased and split into words and clauses; multi-word
@@ -24,7 +26,11 @@
 //! a stronger one, and, in a clause that tells rather than asks, only when
 //! no other domain is named by a strong cue anywhere in the question:
 //! "Retired, own home - can I borrow 70k?" asks for a loan, the retirement
-//! is context. Words that belong to no one ("balance", "rate",
+//! is context. A strong cue too, when its clause only tells the
+//! customer's situation (having, holding, being; no problem or request in
+//! it) and a clause that asks names another domain: "I'm retired with a
+//! decent super balance. Can I still get a small home loan?" asks for the
+//! loan. Words that belong to no one ("balance", "rate",
 //! "interest", "fee", "limit") go to the nearest cue in the same clause,
 //! or to their default when the clause has none. A general cue of access
 //! (a password, a login, a complaint) wins its clause: "reset my password

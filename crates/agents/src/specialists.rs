@@ -193,42 +193,48 @@ impl<L: EventLog> Agent for CardAgent<L> {
                 );
             if wants_account {
                 w.step("plan", "read the card account");
-                let Some(customer) = task.customer_id.clone() else {
-                    return Err("the card account needs a customer id".into());
-                };
-                let id = Self::account_id(&customer);
-                let store = &self.store;
-                let account = w
-                    .call("card_account", json!({"account_id": id}), || {
-                        card_account_summary(store, &customer)
-                    })
-                    .await?;
-                if account["open"] == true {
-                    let f = |k: &str| account[k].as_f64().unwrap_or(0.0);
-                    let mut text = format!(
-                        "Your card balance is {} of a {} limit, so {} is available.",
-                        dollars(f("balance")),
-                        dollars(f("limit")),
-                        dollars(f("available"))
-                    );
-                    if let Some(recent) = account["recent"].as_array().filter(|r| !r.is_empty()) {
-                        let list: Vec<String> = recent
-                            .iter()
-                            .map(|t| {
-                                format!(
-                                    "{} {}",
-                                    t["merchant"].as_str().unwrap_or("?"),
-                                    dollars(t["amount"].as_f64().unwrap_or(0.0))
-                                )
-                            })
-                            .collect();
-                        text.push_str(&format!(" Recent transactions: {}.", list.join(", ")));
+                if let Some(customer) = task.customer_id.clone() {
+                    let id = Self::account_id(&customer);
+                    let store = &self.store;
+                    let account = w
+                        .call("card_account", json!({"account_id": id}), || {
+                            card_account_summary(store, &customer)
+                        })
+                        .await?;
+                    if account["open"] == true {
+                        let f = |k: &str| account[k].as_f64().unwrap_or(0.0);
+                        let mut text = format!(
+                            "Your card balance is {} of a {} limit, so {} is available.",
+                            dollars(f("balance")),
+                            dollars(f("limit")),
+                            dollars(f("available"))
+                        );
+                        if let Some(recent) = account["recent"].as_array().filter(|r| !r.is_empty())
+                        {
+                            let list: Vec<String> = recent
+                                .iter()
+                                .map(|t| {
+                                    format!(
+                                        "{} {}",
+                                        t["merchant"].as_str().unwrap_or("?"),
+                                        dollars(t["amount"].as_f64().unwrap_or(0.0))
+                                    )
+                                })
+                                .collect();
+                            text.push_str(&format!(" Recent transactions: {}.", list.join(", ")));
+                        }
+                        parts.push(text);
+                    } else {
+                        parts.push("I can't find a card account for you.".into());
                     }
-                    parts.push(text);
+                    data["account"] = account;
                 } else {
-                    parts.push("I can't find a card account for you.".into());
+                    w.step("read", "no customer id: no account to read");
+                    parts.push(
+                        "To show your card balance and transactions I need to know who you are: ask again with your customer id."
+                            .into(),
+                    );
                 }
-                data["account"] = account;
             }
             if wants_products {
                 w.step("plan", "value the card products for this customer");
@@ -436,11 +442,18 @@ impl Agent for LoanAgent {
                 data["repayment"] = repayment;
             }
             if parts.is_empty() {
+                let (rate, years) = (self.rate, self.years);
+                let product = w
+                    .call("loan_product", json!({"product": "standard_variable"}), || async move {
+                        Ok(json!({"product": "standard variable home loan", "rate": rate, "max_years": years}))
+                    })
+                    .await?;
                 parts.push(format!(
                     "Our standard variable home loan is {:.2} % over up to {} years. Tell me your income, or your deposit and the price, and I'll work out what you could borrow and repay.",
-                    self.rate * 100.0,
-                    self.years
+                    product["rate"].as_f64().unwrap_or(rate) * 100.0,
+                    product["max_years"].as_u64().unwrap_or(u64::from(years))
                 ));
+                data["product"] = product;
             }
             Ok(w.answer(parts.join(" "), data))
         })

@@ -78,5 +78,30 @@ async fn a_two_part_question_is_answered_by_two_agents_with_their_tools() -> Tes
     assert_eq!(general.intents, [Intent::General]);
     assert!(general.answers.is_empty() && general.text.contains("13 22 65"));
     assert!(assistant.assist(None, "  ", &[]).await.is_err());
+
+    // A loan question with no figures is answered with the product, from
+    // its tool; a card question without a customer asks who is asking.
+    let plain = assistant
+        .assist(
+            None,
+            "what's my balance, and what home loans do you have?",
+            &[],
+        )
+        .await?;
+    assert_eq!(plain.intents, [Intent::Card, Intent::Loan]);
+    for answer in &plain.answers {
+        assert!(answer.passed, "{}: {:?}", answer.agent_id, answer.critic);
+    }
+    assert!(
+        plain.answers[0].text.contains("customer id"),
+        "{}",
+        plain.answers[0].text
+    );
+    assert_eq!(plain.answers[1].tools, ["loan_product"]);
+    assert!(
+        plain.answers[1].text.contains("6.09 %"),
+        "{}",
+        plain.answers[1].text
+    );
     Ok(())
 }
