@@ -796,10 +796,6 @@ const NEUTRAL: &[&[&str]] = &[
     &["complimentary"],
     // Cards that are not bank cards.
     &["sim", "card"],
-    // Marketing is not the market.
-    &["marketing"],
-    &["carbon", "offset"],
-    &["health", "fund"],
     &["medicare", "card"],
     &["green", "card"],
     &["seniors", "card"],
@@ -812,6 +808,11 @@ const NEUTRAL: &[&[&str]] = &[
     &["character", "limit"],
     &["word", "limit"],
     &["speed", "limit"],
+    // Marketing is not the market, a health fund or carbon offsets not
+    // what the bank sells.
+    &["marketing"],
+    &["carbon", "offset"],
+    &["health", "fund"],
     // A portfolio of clients or of work, not of investments.
     &["client", "portfolio"],
     &["design", "portfolio"],
@@ -979,9 +980,6 @@ pub(super) const NEGATIONS: &[(&[&str], usize)] = &[
 ];
 pub(super) const DETERMINERS: &[&str] = &["a", "an", "the", "my", "any", "your", "another"];
 
-/// Whether a clause asks how a thing weighs on a loan application ("do
-/// credit card limits reduce how much I can borrow?"): it opens with one of
-/// these, and one of the effect words comes before a borrowing cue.
 /// A clause that opens with one of these asks something (a question or a
 /// request), rather than telling.
 pub(super) const ASKING: &[&str] = &[
@@ -1017,8 +1015,9 @@ pub(super) const SITUATION: &[&str] = &[
     "already",
     "currently",
 ];
-/// Words of a problem or a request: a clause with one asks, whatever its
-/// shape ("My card was stolen last night").
+/// Words of a problem or a request: a clause with one does more than tell
+/// the customer's situation ("My card was stolen last night"), so what it
+/// names is never background.
 pub(super) const TROUBLE: &[&str] = &[
     "need", "want", "lost", "stolen", "declined", "report", "block", "cancel", "dispute", "please",
     "help", "can't", "cant", "won't", "wont", "not", "isn't", "frozen", "locked", "missing",
@@ -1037,6 +1036,9 @@ pub(super) const SET_ASIDE: &[&[&str]] = &[
     &["not", "asking", "about", "it"],
     &["not", "what", "i'm", "asking"],
 ];
+/// Whether a clause asks how a thing weighs on a loan application ("do
+/// credit card limits reduce how much I can borrow?"): it opens with one of
+/// these, and one of the effect words comes before a borrowing cue.
 pub(super) const QUESTION_OPENERS: &[&str] =
     &["do", "does", "did", "will", "would", "is", "are", "how"];
 pub(super) const EFFECT_WORDS: &[&str] = &[
