@@ -372,6 +372,15 @@ fn rules(query: &str) -> Ruled {
     let ws = words(query);
     let clause = clauses(&ws);
     let clauses = clause.last().map_or(1, |c| c + 1);
+    // Each clause's words (consecutive; empty for a clause a splitter
+    // closed at once).
+    let mut spans = vec![0..0; clauses];
+    for (i, &k) in clause.iter().enumerate() {
+        if spans[k].is_empty() {
+            spans[k] = i..i;
+        }
+        spans[k].end = i + 1;
+    }
     let mut all = cues_of(&ws);
     // What is named before "my question is" is background.
     let aside = (0..ws.len())
@@ -416,27 +425,25 @@ fn rules(query: &str) -> Ruled {
     let mut background = vec![false; clauses];
     // Which clauses ask (open with a question word or a request, or end
     // with a question mark) rather than tell.
-    let asks: Vec<bool> = (0..clauses)
-        .map(|k| {
-            let Some(first) = clause.iter().position(|c| *c == k) else {
+    let asks: Vec<bool> = spans
+        .iter()
+        .map(|span| {
+            let Some(last) = span.clone().last() else {
                 return false;
             };
-            let last = clause.iter().rposition(|c| *c == k).unwrap_or(first);
             let end = ws.get(last + 1).map_or(query.len(), |w| w.start);
-            ASKING.contains(&ws[first].text.as_str()) || query[ws[last].start..end].contains('?')
+            ASKING.contains(&ws[span.start].text.as_str())
+                || query[ws[last].start..end].contains('?')
         })
         .collect();
     // Clauses that tell the customer's situation: having, holding, being,
     // with no problem or request in them.
-    let situation: Vec<bool> = (0..clauses)
-        .map(|k| {
-            let here = || {
-                ws.iter()
-                    .zip(&clause)
-                    .filter(|(_, c)| **c == k)
-                    .map(|(w, _)| w.text.as_str())
-            };
-            here().any(|w| SITUATION.contains(&w)) && !here().any(|w| TROUBLE.contains(&w))
+    let situation: Vec<bool> = spans
+        .iter()
+        .map(|span| {
+            let here = &ws[span.clone()];
+            here.iter().any(|w| SITUATION.contains(&w.text.as_str()))
+                && !here.iter().any(|w| TROUBLE.contains(&w.text.as_str()))
         })
         .collect();
     // The domains the question names by a strong cue.
@@ -554,12 +561,13 @@ fn rules(query: &str) -> Ruled {
     };
     // A clause's text: from its first word (with a `$` before it) to the
     // next clause's first word.
-    let starts: Vec<usize> = (0..clauses)
-        .map(|k| {
-            let first = clause
-                .iter()
-                .position(|c| *c == k)
-                .map_or(query.len(), |i| ws[i].start);
+    let starts: Vec<usize> = spans
+        .iter()
+        .map(|span| {
+            let first = ws
+                .get(span.start)
+                .filter(|_| !span.is_empty())
+                .map_or(query.len(), |w| w.start);
             if first > 0 && query.as_bytes()[first - 1] == b'$' {
                 first - 1
             } else {
