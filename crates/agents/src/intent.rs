@@ -92,6 +92,8 @@ mod matching;
 mod model;
 mod vocabulary;
 
+pub use model::TUNING_SETS;
+
 use matching::{matches_at, words, Match, Word};
 use vocabulary::{
     Kind, ASKING, BORROWING_CUES, DETERMINERS, EFFECT_WORDS, FLOATING, NEGATIONS, QUESTION_OPENERS,

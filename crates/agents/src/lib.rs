@@ -69,7 +69,7 @@ pub use governance::{
     registration as governance_registration, spec as governance_spec, GovernanceService,
     SERVICE_GROUP,
 };
-pub use intent::{detect, warm_up, Detected, Intent};
+pub use intent::{detect, warm_up, Detected, Intent, TUNING_SETS as INTENT_TUNING_SETS};
 pub use language::{
     ChatMessage, Completion, LanguageModel, ModelError, OpenAiCompatible, Role, DEFAULT_MAX_TOKENS,
     DEFAULT_TIMEOUT,

@@ -62,7 +62,7 @@
 
 use std::collections::BTreeMap;
 
-use ultracore_agents::{detect, Intent};
+use ultracore_agents::{detect, Intent, INTENT_TUNING_SETS as TUNING_SETS};
 
 #[derive(serde::Deserialize)]
 struct Labelled {
@@ -165,74 +165,6 @@ fn report(
     }
     (exact, accuracies)
 }
-
-const TUNING_SETS: [(&str, &str); 17] = [
-    ("intents.jsonl", include_str!("../data/intents.jsonl")),
-    (
-        "intents_fresh.jsonl",
-        include_str!("../data/intents_fresh.jsonl"),
-    ),
-    (
-        "intents_third.jsonl",
-        include_str!("../data/intents_third.jsonl"),
-    ),
-    (
-        "intents_fourth.jsonl",
-        include_str!("../data/intents_fourth.jsonl"),
-    ),
-    (
-        "intents_fifth.jsonl",
-        include_str!("../data/intents_fifth.jsonl"),
-    ),
-    (
-        "intents_sixth.jsonl",
-        include_str!("../data/intents_sixth.jsonl"),
-    ),
-    (
-        "intents_seventh.jsonl",
-        include_str!("../data/intents_seventh.jsonl"),
-    ),
-    (
-        "intents_eighth.jsonl",
-        include_str!("../data/intents_eighth.jsonl"),
-    ),
-    (
-        "intents_ninth.jsonl",
-        include_str!("../data/intents_ninth.jsonl"),
-    ),
-    (
-        "intents_tenth.jsonl",
-        include_str!("../data/intents_tenth.jsonl"),
-    ),
-    (
-        "intents_eleventh.jsonl",
-        include_str!("../data/intents_eleventh.jsonl"),
-    ),
-    (
-        "intents_twelfth.jsonl",
-        include_str!("../data/intents_twelfth.jsonl"),
-    ),
-    (
-        "intents_thirteenth.jsonl",
-        include_str!("../data/intents_thirteenth.jsonl"),
-    ),
-    (
-        "intents_fourteenth.jsonl",
-        include_str!("../data/intents_fourteenth.jsonl"),
-    ),
-    (
-        "intents_fifteenth.jsonl",
-        include_str!("../data/intents_fifteenth.jsonl"),
-    ),
-    (
-        "intents_sixteenth.jsonl",
-        include_str!("../data/intents_sixteenth.jsonl"),
-    ),
-    (
-        "intents_seventeenth.jsonl",
-        include_str!("../data/intents_seventeenth.jsonl"),
-    ),
-];
 
 const HELD_OUT: &str = include_str!("../data/intents_eighteenth.jsonl");
 
