@@ -201,32 +201,7 @@ impl<L: EventLog> Agent for CardAgent<L> {
                             card_account_summary(store, &customer)
                         })
                         .await?;
-                    if account["open"] == true {
-                        let f = |k: &str| account[k].as_f64().unwrap_or(0.0);
-                        let mut text = format!(
-                            "Your card balance is {} of a {} limit, so {} is available.",
-                            dollars(f("balance")),
-                            dollars(f("limit")),
-                            dollars(f("available"))
-                        );
-                        if let Some(recent) = account["recent"].as_array().filter(|r| !r.is_empty())
-                        {
-                            let list: Vec<String> = recent
-                                .iter()
-                                .map(|t| {
-                                    format!(
-                                        "{} {}",
-                                        t["merchant"].as_str().unwrap_or("?"),
-                                        dollars(t["amount"].as_f64().unwrap_or(0.0))
-                                    )
-                                })
-                                .collect();
-                            text.push_str(&format!(" Recent transactions: {}.", list.join(", ")));
-                        }
-                        parts.push(text);
-                    } else {
-                        parts.push("I can't find a card account for you.".into());
-                    }
+                    parts.push(account_text(&account));
                     data["account"] = account;
                 } else {
                     w.step("read", "no customer id: no account to read");
@@ -311,6 +286,34 @@ impl Default for LoanAgent {
             years: 30,
         }
     }
+}
+
+/// What the card agent says of the `card_account` tool's answer.
+fn account_text(account: &Value) -> String {
+    if account["open"] != true {
+        return "I can't find a card account for you.".into();
+    }
+    let f = |k: &str| account[k].as_f64().unwrap_or(0.0);
+    let mut text = format!(
+        "Your card balance is {} of a {} limit, so {} is available.",
+        dollars(f("balance")),
+        dollars(f("limit")),
+        dollars(f("available"))
+    );
+    if let Some(recent) = account["recent"].as_array().filter(|r| !r.is_empty()) {
+        let list: Vec<String> = recent
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {}",
+                    t["merchant"].as_str().unwrap_or("?"),
+                    dollars(t["amount"].as_f64().unwrap_or(0.0))
+                )
+            })
+            .collect();
+        text.push_str(&format!(" Recent transactions: {}.", list.join(", ")));
+    }
+    text
 }
 
 /// Words an income is stated with.
@@ -449,9 +452,8 @@ impl Agent for LoanAgent {
                     })
                     .await?;
                 parts.push(format!(
-                    "Our standard variable home loan is {:.2} % over up to {} years. Tell me your income, or your deposit and the price, and I'll work out what you could borrow and repay.",
-                    product["rate"].as_f64().unwrap_or(rate) * 100.0,
-                    product["max_years"].as_u64().unwrap_or(u64::from(years))
+                    "Our standard variable home loan is {:.2} % over up to {years} years. Tell me your income, or your deposit and the price, and I'll work out what you could borrow and repay.",
+                    rate * 100.0
                 ));
                 data["product"] = product;
             }
